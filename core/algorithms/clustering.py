@@ -1,0 +1,164 @@
+"""k-means over a sweep of k with the diagnostics used to choose k: inertia (elbow), silhouette, sizes.
+
+faiss k-means seeded with scikit-learn's k-means++ on a sample matches scikit-learn's inertia within
+0.5% and runs 8-19x faster (PERF_NOTES section 2); plain faiss random init is 3-9% worse, seed-dependent
+and can fake elbows. The silhouette uses cosine distance, exact up to ``silhouette_sample`` points and on
+a seeded sample above (1.3 s per k at any N).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from core.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Clustering:
+    """Result of one fit: a cluster id per row, the centroids, and the sum of squared distances."""
+
+    labels: np.ndarray
+    centroids: np.ndarray
+    inertia: float
+
+
+class Clusterer(Protocol):
+    """Partitions an (N, d) matrix into clusters."""
+
+    name: ClassVar[str]
+    k: int
+
+    def fit(self, embeddings: np.ndarray) -> Clustering: ...
+
+
+CLUSTERERS: Registry[Clusterer] = Registry("clusterer")
+
+
+@CLUSTERERS.register
+@dataclasses.dataclass(frozen=True)
+class KMeansClusterer:
+    """Lloyd k-means (faiss) from a k-means++ start computed on a seeded sample.
+
+    Parameters
+    ----------
+    k : number of clusters.
+    seed : seeds the init sample, k-means++ and faiss.
+    n_iter : Lloyd iterations.
+    init_sample : rows used for the k-means++ start.
+    """
+
+    name: ClassVar[str] = "kmeans"
+    k: int = 8
+    seed: int = 0
+    n_iter: int = 50
+    init_sample: int = 20_000
+
+    def fit(self, embeddings: np.ndarray) -> Clustering:
+        import faiss
+        from sklearn.cluster import kmeans_plusplus
+
+        data = np.ascontiguousarray(embeddings, dtype=np.float32)
+        n = len(data)
+        if not 1 <= self.k <= n:
+            raise ValueError(f"k must be between 1 and the number of rows ({n}), not {self.k}")
+        rng = np.random.default_rng(self.seed)
+        sample = data if n <= self.init_sample else data[rng.choice(n, self.init_sample, replace=False)]
+        start, _ = kmeans_plusplus(sample, self.k, random_state=self.seed)
+        kmeans = faiss.Kmeans(
+            data.shape[1],
+            self.k,
+            niter=self.n_iter,
+            seed=self.seed,
+            verbose=False,
+            min_points_per_centroid=1,
+            max_points_per_centroid=max(256, n // self.k + 1),
+        )
+        kmeans.train(data, init_centroids=np.ascontiguousarray(start, dtype=np.float32))
+        distances, labels = kmeans.index.search(data, 1)
+        return Clustering(labels[:, 0].astype(np.int32), kmeans.centroids.copy(), float(distances.sum()))
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPoint:
+    """Diagnostics of one k."""
+
+    k: int
+    inertia: float
+    silhouette: float
+    silhouette_sample: int
+    min_size: int
+    median_size: float
+    max_size: int
+    seed: int
+
+
+def default_k_grid(n_rows: int) -> list[int]:
+    """A grid of k valid for N rows: 4, 6, 8, then steps of about 25% up to about 2*sqrt(N) (at most 512)."""
+    upper = int(min(512, max(8, 2 * np.sqrt(max(n_rows, 1)))))
+    grid = []
+    k = 4
+    while k <= upper:
+        grid.append(k)
+        k = round(k * 1.25) if k >= 8 else k + 2
+    return [k for k in grid if 2 <= k < n_rows] or ([2] if n_rows > 2 else [1])
+
+
+def silhouette(embeddings: np.ndarray, labels: np.ndarray, *, sample: int, seed: int) -> tuple[float, int]:
+    """Cosine silhouette: exact up to ``sample`` rows, on a seeded sample above. Returns (score, rows used)."""
+    from sklearn.metrics import silhouette_score
+
+    n = len(embeddings)
+    if len(np.unique(labels)) < 2 or n < 3:
+        return float("nan"), 0
+    size = None if n <= sample else sample
+    score = silhouette_score(embeddings, labels, metric="cosine", sample_size=size, random_state=seed)
+    return float(score), n if size is None else size
+
+
+def sweep_k(
+    embeddings: np.ndarray,
+    grid: Sequence[int],
+    *,
+    seed: int = 0,
+    silhouette_sample: int = 10_000,
+    on_k_done: Callable[[SweepPoint], None] | None = None,
+) -> tuple[list[SweepPoint], dict[int, np.ndarray]]:
+    """Fit k-means for every k of ``grid``; returns the diagnostics and the labels per k."""
+    points: list[SweepPoint] = []
+    labels_by_k: dict[int, np.ndarray] = {}
+    for k in sorted(set(int(k) for k in grid)):
+        result = KMeansClusterer(k=k, seed=seed).fit(embeddings)
+        score, used = silhouette(embeddings, result.labels, sample=silhouette_sample, seed=seed)
+        sizes = np.bincount(result.labels, minlength=k)
+        point = SweepPoint(
+            k, result.inertia, score, used, int(sizes.min()), float(np.median(sizes)), int(sizes.max()), seed
+        )
+        points.append(point)
+        labels_by_k[k] = result.labels
+        if on_k_done:
+            on_k_done(point)
+    return points, labels_by_k
+
+
+def best_silhouette_k(points: Sequence[SweepPoint]) -> int:
+    """The k with the highest silhouette (ties: the smaller k)."""
+    scored = [p for p in points if np.isfinite(p.silhouette)]
+    if not scored:
+        return points[0].k
+    return max(scored, key=lambda p: (p.silhouette, -p.k)).k
+
+
+def knee_k(points: Sequence[SweepPoint]) -> int | None:
+    """The elbow of inertia against k (kneedle, convex and decreasing), or None when there is none."""
+    if len(points) < 3:
+        return None
+    from kneed import KneeLocator
+
+    ks = [p.k for p in points]
+    inertias = [p.inertia for p in points]
+    knee = KneeLocator(ks, inertias, curve="convex", direction="decreasing").knee
+    return int(knee) if knee is not None else None

@@ -1,0 +1,67 @@
+"""Readable cluster labels from each cluster's distinctive terms (class-based TF-IDF, as in BERTopic).
+
+c-TF-IDF treats all texts of a cluster as one document: a term's weight is its frequency in the cluster
+(normalised by the cluster's length) times log(1 + A / f), where A is the mean number of words per
+cluster and f the term's frequency across all clusters. Terms common everywhere sink; terms that mark a
+cluster rise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def term_counts(texts: Sequence[str]) -> tuple[Any, np.ndarray]:
+    """Sparse (N, V) word and bigram counts over ``texts`` and the vocabulary; fit once, reused for every k."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(
+        stop_words="english",
+        ngram_range=(1, 2),
+        min_df=2,
+        max_features=50_000,
+        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9_+#]{1,}\b",
+    )
+    try:
+        counts = vectorizer.fit_transform(texts)
+    except ValueError:  # every text is empty or made of stop words
+        return None, np.array([], dtype=object)
+    return counts, vectorizer.get_feature_names_out()
+
+
+def cluster_terms(
+    counts: Any, vocabulary: np.ndarray, labels: np.ndarray, k: int, top: int = 5
+) -> list[dict[str, Any]]:
+    """For each cluster 0..k-1: its size, its ``top`` distinctive terms, and a label made of the first three."""
+    import scipy.sparse as sp
+
+    sizes = np.bincount(labels, minlength=k)
+    if counts is None or counts.shape[1] == 0:
+        return [{"cluster_id": c, "terms": [], "label": f"cluster {c}", "size": int(sizes[c])} for c in range(k)]
+    membership = sp.csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(k, len(labels)))
+    per_cluster = np.asarray((membership @ counts).todense(), dtype=np.float64)
+    words_per_cluster = per_cluster.sum(axis=1, keepdims=True)
+    tf = per_cluster / np.maximum(words_per_cluster, 1.0)
+    idf = np.log1p(words_per_cluster.mean() / np.maximum(per_cluster.sum(axis=0), 1.0))
+    scores = tf * idf
+    result = []
+    for cluster in range(k):
+        best = np.argsort(-scores[cluster], kind="stable")[:top]
+        terms = [str(vocabulary[i]) for i in best if scores[cluster, i] > 0]
+        label = " · ".join(_drop_contained(terms)[:3]) or f"cluster {cluster}"
+        result.append({"cluster_id": cluster, "terms": terms, "label": label, "size": int(sizes[cluster])})
+    return result
+
+
+def _drop_contained(terms: list[str]) -> list[str]:
+    """Drop a unigram when a kept bigram already contains it, so labels do not repeat words."""
+    kept: list[str] = []
+    for term in terms:
+        words = set(term.split())
+        if any(words <= set(other.split()) or set(other.split()) <= words for other in kept):
+            continue
+        kept.append(term)
+    return kept

@@ -1,0 +1,293 @@
+"""Command line: ``python -m core COMMAND``; the same core functions the pages call.
+
+Every command takes ``--workspace DIR`` (default ``CURATE_WORKSPACE``, else ``./workspace``) and most take
+``--dataset NAME`` (default: the most recently prepared dataset). Errors print one clear line and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core import config
+
+
+def _add_common(parser: argparse.ArgumentParser, dataset: bool = True) -> None:
+    parser.add_argument(
+        "--workspace", default=None, help="workspace folder (default: $CURATE_WORKSPACE or ./workspace)"
+    )
+    if dataset:
+        parser.add_argument("--dataset", default=None, help="dataset name or id (default: the newest)")
+
+
+def _parse_mapping(items: list[str]) -> dict[str, str | None] | None:
+    if not items:
+        return None
+    mapping: dict[str, str | None] = {}
+    for item in items:
+        field, sep, column = item.partition("=")
+        if not sep:
+            raise ValueError(f"--map takes FIELD=COLUMN (e.g. instruction=prompt), not {item!r}")
+        mapping[field.strip()] = column.strip() or None
+    return mapping
+
+
+def _int_list(text: str | None) -> tuple[int, ...] | None:
+    return tuple(int(part) for part in text.split(",") if part.strip()) if text else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Instruction-data curation studio (CLI).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="ingest a dataset file, embed, cluster over a k sweep, map")
+    _add_common(p, dataset=False)
+    p.add_argument("path", help=".jsonl, .json, .csv or .parquet file")
+    p.add_argument("--name", help="dataset name (default: the file name without suffix)")
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="column mapping for other column names, e.g. --map instruction=prompt --map output=completion",
+    )
+    p.add_argument("--skip-bad-rows", action="store_true", help="store the good rows and report the bad ones")
+    p.add_argument("--embedder", default="sentence-transformers", help="embedder name (sentence-transformers, hashing)")
+    p.add_argument(
+        "--model", default=None, help="sentence-transformers path or hub id (default: packaged all-MiniLM-L6-v2)"
+    )
+    p.add_argument(
+        "--fields", default="instruction,input", help="fields embedded, comma-separated (default: instruction,input)"
+    )
+    p.add_argument("--k-grid", default=None, help="k values to sweep, comma-separated (default: from the dataset size)")
+    p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    p.add_argument("--replace", action="store_true", help="replace a dataset of the same name holding another file")
+
+    p = sub.add_parser("datasets", help="list the workspace's datasets")
+    _add_common(p, dataset=False)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("clusters", help="show the clusters of a dataset; --k chooses another k")
+    _add_common(p)
+    p.add_argument("--k", type=int, default=None, help="make this k the active clustering (fitted if not swept)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("veto", help="veto a cluster (--cluster) or an example (--example); --undo reverses")
+    _add_common(p)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--cluster", type=int)
+    target.add_argument("--example")
+    p.add_argument("--undo", action="store_true")
+
+    p = sub.add_parser("weight", help="set a cluster's weight (1 is neutral)")
+    _add_common(p)
+    p.add_argument("--cluster", type=int, required=True)
+    p.add_argument("--value", type=float, required=True)
+
+    p = sub.add_parser("export", help="write every non-vetoed example as JSONL, with a manifest beside it")
+    _add_common(p)
+    p.add_argument("--out", required=True, help="output .jsonl path")
+
+    p = sub.add_parser("history", help="the decisions taken on a dataset, newest first")
+    _add_common(p)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from core.storage.database import Store
+
+    return Store(config.workspace_dir(args.workspace))
+
+
+def _dataset(store: Any, args: argparse.Namespace) -> Any:
+    from core.storage import datasets as ds
+
+    return ds.get_dataset(store, args.dataset)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from core.pipeline import PrepareOptions, prepare
+    from core.progress import TqdmProgress
+
+    embedder: dict[str, Any] = {"name": args.embedder}
+    if args.model:
+        embedder["model"] = args.model
+    options = PrepareOptions(
+        name=args.name,
+        mapping=_parse_mapping(args.map),
+        skip_bad_rows=args.skip_bad_rows,
+        embedder=None if embedder == {"name": "sentence-transformers"} else embedder,
+        embed_fields=tuple(f.strip() for f in args.fields.split(",") if f.strip()),
+        k_grid=_int_list(args.k_grid),
+        seed=args.seed,
+        replace=args.replace,
+    )
+    progress = TqdmProgress()
+    try:
+        report = prepare(_store(args), args.path, options, progress)
+    finally:
+        progress.close()
+    if report.reused:
+        print(f"dataset {report.name!r} is already prepared from this file: nothing recomputed")
+    else:
+        print(
+            f"prepared {report.name!r}: {report.n_rows} rows, {report.embedded} embedded, "
+            f"{report.embeddings_cached} from cache; best silhouette k={report.best_k}, knee k={report.knee_k}"
+        )
+    if report.n_skipped:
+        print(f"skipped {report.n_skipped} bad rows:")
+        for line in report.skipped[:20]:
+            print(f"  {line}")
+        if report.n_skipped > 20:
+            print(f"  ... and {report.n_skipped - 20} more")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from core.storage import datasets as ds
+
+    rows = [
+        {
+            "id": d.dataset_id,
+            "name": d.name,
+            "rows": d.n_rows,
+            "skipped": d.n_skipped,
+            "status": d.status,
+            "k": d.active_k,
+            "source": d.source_path,
+        }
+        for d in ds.list_datasets(_store(args))
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['id']:>3}  {row['name']:<30} {row['rows']:>8} rows  k={row['k']}  {row['status']}")
+    return 0
+
+
+def cmd_clusters(args: argparse.Namespace) -> int:
+    from core.pipeline import choose_k
+    from core.progress import TqdmProgress
+    from core.storage import curation
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    if args.k is not None and args.k != dataset.active_k:
+        choose_k(store, dataset, args.k, TqdmProgress())
+        dataset = _dataset(store, args)
+    table = curation.clusters(store, dataset.dataset_id, dataset.active_k)
+    rows = [
+        {
+            "cluster": int(r.cluster_id),
+            "label": r.label,
+            "size": int(r.size),
+            "vetoed": bool(r.vetoed),
+            "weight": float(r.weight),
+            "vetoed_examples": int(r.vetoed_examples),
+            "duplicate_rows": int(r.duplicate_rows),
+        }
+        for r in table.itertuples()
+    ]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "dataset": dataset.name,
+                    "k": dataset.active_k,
+                    "best_k": dataset.best_k,
+                    "knee_k": dataset.knee_k,
+                    "clusters": rows,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        print(f"{dataset.name}: k={dataset.active_k} (best silhouette k={dataset.best_k}, knee k={dataset.knee_k})")
+        for row in rows:
+            flag = "VETOED" if row["vetoed"] else ""
+            print(f"{row['cluster']:>4} {row['size']:>7}  w={row['weight']:<4g} {flag:<7} {row['label']}")
+    return 0
+
+
+def cmd_veto(args: argparse.Namespace) -> int:
+    from core.storage import curation
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    vetoed = not args.undo
+    if args.cluster is not None:
+        changed = curation.set_cluster_veto(store, dataset.dataset_id, dataset.active_k, args.cluster, vetoed)
+        target = f"cluster {args.cluster} (k={dataset.active_k})"
+    else:
+        changed = curation.set_example_veto(store, dataset.dataset_id, args.example, vetoed)
+        target = f"example {args.example}"
+    state = "vetoed" if vetoed else "not vetoed"
+    print(f"{target} is now {state}" if changed else f"{target} was already {state}")
+    return 0
+
+
+def cmd_weight(args: argparse.Namespace) -> int:
+    from core.storage import curation
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    curation.set_cluster_weight(store, dataset.dataset_id, dataset.active_k, args.cluster, args.value)
+    print(f"cluster {args.cluster} (k={dataset.active_k}) weight = {args.value:g}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import build_export, write_export
+
+    store = _store(args)
+    bundle = build_export(store, _dataset(store, args))
+    out, manifest = write_export(bundle, Path(args.out))
+    print(f"wrote {bundle.n_rows} rows to {out} (manifest: {manifest})")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from core.storage import curation
+
+    store = _store(args)
+    frame = curation.history(store, _dataset(store, args).dataset_id)
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso"))
+    else:
+        for row in frame.itertuples():
+            print(
+                f"{row.changed_at:%Y-%m-%d %H:%M:%S}  {row.action:<15} {row.target:<22} {row.old_value} -> {row.new_value}"
+            )
+    return 0
+
+
+COMMANDS = {
+    "prepare": cmd_prepare,
+    "datasets": cmd_datasets,
+    "clusters": cmd_clusters,
+    "veto": cmd_veto,
+    "weight": cmd_weight,
+    "export": cmd_export,
+    "history": cmd_history,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from core.ingest import IngestError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (IngestError, ValueError, LookupError, RuntimeError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; work committed so far is kept and a rerun resumes from there", file=sys.stderr)
+        return 130

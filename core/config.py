@@ -1,0 +1,42 @@
+"""Every ``CURATE_*`` environment variable the project reads, in one place.
+
+Defaults are chosen so that ``make run`` works on a laptop without any variable set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_EMBEDDER = "sentence-transformers"
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"  # resolved to the packaged copy by core.models.embedders
+DEFAULT_SEED = 0
+
+
+def workspace_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The workspace folder: ``explicit`` if given, else ``CURATE_WORKSPACE``, else ``./workspace``."""
+    chosen = explicit or os.environ.get("CURATE_WORKSPACE") or "workspace"
+    return Path(chosen).expanduser().resolve()
+
+
+def device_override() -> str | None:
+    """``CURATE_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``...) or None to pick automatically."""
+    return os.environ.get("CURATE_DEVICE") or None
+
+
+def precision_override() -> str:
+    """``CURATE_PRECISION``: ``auto`` (bf16 where the hardware has it), ``bf16`` or ``fp32``."""
+    value = os.environ.get("CURATE_PRECISION", "auto").lower()
+    if value not in {"auto", "bf16", "fp32"}:
+        raise ValueError(f"CURATE_PRECISION must be auto, bf16 or fp32, not {value!r}")
+    return value
+
+
+def embed_model() -> str:
+    """Default sentence-embedding model id or path (``CURATE_EMBED_MODEL``)."""
+    return os.environ.get("CURATE_EMBED_MODEL") or DEFAULT_EMBED_MODEL
+
+
+def lock_timeout_seconds() -> float:
+    """How long a process waits for the workspace lock before reporting it busy (``CURATE_LOCK_TIMEOUT``)."""
+    return float(os.environ.get("CURATE_LOCK_TIMEOUT", "120"))

@@ -1,0 +1,112 @@
+"""Export the curated pool as JSONL (original fields kept) with a manifest that makes it reproducible.
+
+The manifest records the input file's hash, the embedder, k, the seed, every veto and weight in force,
+the counts per cluster, the time and the app version, plus the exported file's own hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import core
+from core.storage import curation
+from core.storage import datasets as ds
+from core.storage.database import Store
+
+
+@dataclass(frozen=True)
+class ExportBundle:
+    """The JSONL bytes to write and their manifest."""
+
+    jsonl: bytes
+    manifest: dict[str, Any]
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.manifest["counts"]["exported"])
+
+
+def manifest_path_for(out_path: Path) -> Path:
+    """``data.jsonl`` -> ``data.manifest.json`` beside it."""
+    return out_path.with_name(out_path.stem + ".manifest.json")
+
+
+def build_export(store: Store, dataset: ds.DatasetInfo, k: int | None = None) -> ExportBundle:
+    """Every example that is not vetoed (itself or through its cluster at ``k``, default the active k)."""
+    k = int(k or dataset.active_k or 0)
+    if not k:
+        raise ValueError(f"dataset {dataset.name!r} has no clustering yet; prepare it first")
+    kept = curation.kept_rows(store, dataset.dataset_id, k)
+    jsonl = "".join(line + "\n" for line in kept.original).encode("utf-8")
+    clusters = curation.clusters(store, dataset.dataset_id, k)
+    kept_per_cluster = kept.groupby("cluster_id").size().to_dict()
+    per_cluster = {
+        str(int(row.cluster_id)): {
+            "label": row.label,
+            "size": int(row.size),
+            "exported": int(kept_per_cluster.get(row.cluster_id, 0)),
+            "vetoed": bool(row.vetoed),
+            "weight": float(row.weight),
+        }
+        for row in clusters.itertuples()
+    }
+    decisions = curation.decisions(store, dataset.dataset_id)
+    active = decisions["clusters_by_k"].get(str(k), {"vetoed_clusters": [], "weights": {}})
+    manifest = {
+        "app": {"name": "curation-studio", "version": core.__version__},
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "selection": "every non-vetoed example",
+        "dataset": {
+            "name": dataset.name,
+            "source_path": dataset.source_path,
+            "file_sha256": dataset.file_sha256,
+            "shape": dataset.shape,
+            "mapping": dataset.mapping,
+            "rows": dataset.n_rows,
+            "rows_skipped_at_ingest": dataset.n_skipped,
+        },
+        "embedder": {**dataset.embedder, "cache_key": dataset.embedder_key, "fields": dataset.embed_fields},
+        "clustering": {
+            "algorithm": "kmeans",
+            "k": k,
+            "seed": dataset.seed,
+            "k_grid": dataset.k_grid,
+            "best_silhouette_k": dataset.best_k,
+            "knee_k": dataset.knee_k,
+        },
+        "vetoes": {"clusters": active["vetoed_clusters"], "examples": decisions["vetoed_examples"]},
+        "weights": active["weights"],
+        "counts": {"exported": len(kept), "total": dataset.n_rows, "per_cluster": per_cluster},
+        "output": {"sha256": hashlib.sha256(jsonl).hexdigest(), "rows": len(kept)},
+        "example_ids": list(kept.example_id),
+    }
+    return ExportBundle(jsonl, manifest)
+
+
+def write_export(bundle: ExportBundle, out_path: str | Path) -> tuple[Path, Path]:
+    """Write the JSONL and its manifest beside it; returns both paths."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(bundle.jsonl)
+    manifest = dict(bundle.manifest, output={**bundle.manifest["output"], "file": out_path.name})
+    manifest_path = manifest_path_for(out_path)
+    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out_path, manifest_path
+
+
+def resolve_inside(folder: Path, relative: str) -> Path:
+    """``folder / relative``, refusing absolute paths and ``..`` that would leave ``folder``."""
+    if not relative.strip():
+        raise ValueError("give a file name")
+    candidate = Path(relative)
+    if candidate.is_absolute():
+        raise ValueError(f"{relative!r} is an absolute path; give a path inside {folder}")
+    resolved = (folder / candidate).resolve()
+    if not resolved.is_relative_to(folder.resolve()):
+        raise ValueError(f"{relative!r} would leave the export folder {folder}")
+    return resolved

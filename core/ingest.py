@@ -1,0 +1,441 @@
+"""Read an instruction dataset file and normalise every row to (instruction, input, output, messages).
+
+Formats: ``.jsonl``, ``.json`` (an array), ``.csv``, ``.parquet``. Shapes: Alpaca
+(``instruction``/``input``/``output``), chat ``messages`` (role/content), ShareGPT ``conversations``
+(from/value), or any columns named by an explicit mapping. Every problem is reported with the file, the
+line (or row) and the field. This module never touches storage: it returns an :class:`IngestResult`
+that the store writes in one transaction, so a failing file stores nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+SHAPES = ("alpaca", "messages", "sharegpt", "mapped")
+MAPPABLE_FIELDS = ("instruction", "input", "output")
+_SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "model": "assistant",
+    "system": "system",
+}
+_MAX_REPORTED = 5
+
+
+class IngestError(ValueError):
+    """A file that cannot be loaded; the message names the file, the line or row, and the field."""
+
+    def __init__(self, path: Path, message: str, location: str | None = None, field_name: str | None = None):
+        self.path = Path(path)
+        self.location = location
+        self.field_name = field_name
+        self.detail = message
+        where = [self.path.name]
+        if location:
+            where.append(location)
+        if field_name:
+            where.append(f"field '{field_name}'")
+        super().__init__(f"{', '.join(where)}: {message}")
+
+
+class RowError(ValueError):
+    """A problem with one record; ``field_name`` says which field."""
+
+    def __init__(self, field_name: str | None, message: str):
+        self.field_name = field_name
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that was rejected: where it is, which field, and why."""
+
+    location: str
+    field_name: str | None
+    message: str
+
+    def describe(self) -> str:
+        field_part = f", field '{self.field_name}'" if self.field_name else ""
+        return f"{self.location}{field_part}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One normalised row. ``original`` holds the row's fields exactly as read, for export."""
+
+    row_number: int
+    location: str
+    instruction: str
+    input: str
+    output: str
+    messages: list[dict[str, str]] | None
+    original: dict[str, Any]
+    content_hash: str
+    prompt_hash: str
+    example_id: str = ""
+
+
+@dataclass
+class IngestResult:
+    """What :func:`read_dataset` found: the good rows, the rejected ones, and how the file was read."""
+
+    path: Path
+    file_sha256: str
+    shape: str
+    mapping: dict[str, str | None]
+    examples: list[Example]
+    bad_rows: list[BadRow] = field(default_factory=list)
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.bad_rows)
+
+
+@dataclass(frozen=True)
+class _Record:
+    location: str
+    row_number: int
+    value: Any
+
+
+def read_dataset(
+    path: str | Path,
+    *,
+    mapping: Mapping[str, str | None] | None = None,
+    skip_bad_rows: bool = False,
+) -> IngestResult:
+    """Read and validate a dataset file.
+
+    Parameters
+    ----------
+    path : the file; its suffix picks the reader.
+    mapping : optional ``{"instruction": col, "input": col or None, "output": col}`` for files whose
+        columns have other names. Without it the shape is detected from the fields.
+    skip_bad_rows : when False (default) the first bad row raises :class:`IngestError`; when True the
+        bad rows are reported in ``IngestResult.bad_rows`` and the good ones kept.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError(path, "file not found")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise IngestError(path, f"unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise IngestError(path, "the file is empty")
+    bad: list[BadRow] = []
+    records = list(_read_records(path, suffix, raw, bad))
+    shape, resolved = _detect_shape(path, records, mapping)
+    examples = _normalise_all(records, shape, resolved, bad)
+    if bad and not skip_bad_rows:
+        raise _first_error(path, bad)
+    if not examples:
+        reason = "no usable rows" if bad else "no rows"
+        raise IngestError(path, f"{reason} found" + (f" ({len(bad)} bad rows)" if bad else ""))
+    return IngestResult(path, hashlib.sha256(raw).hexdigest(), shape, resolved, _assign_ids(examples), bad)
+
+
+def _first_error(path: Path, bad: list[BadRow]) -> IngestError:
+    first = bad[0]
+    message = first.message
+    if len(bad) > 1:
+        message += f" (and {len(bad) - 1} more bad rows; nothing was stored. Turn on 'skip bad rows' to load the rest)"
+    else:
+        message += " (nothing was stored)"
+    return IngestError(path, message, first.location, first.field_name)
+
+
+def _read_records(path: Path, suffix: str, raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
+    if suffix == ".jsonl":
+        yield from _read_jsonl(raw, bad)
+    elif suffix == ".json":
+        yield from _read_json_array(path, raw)
+    elif suffix == ".csv":
+        yield from _read_csv(path, raw, bad)
+    else:
+        yield from _read_parquet(path)
+
+
+def _strip_bom(raw: bytes) -> bytes:
+    return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+
+
+def _decode_line(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RowError(None, f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})") from None
+
+
+def _read_jsonl(raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
+    for number, line in enumerate(_strip_bom(raw).split(b"\n"), start=1):
+        location = f"line {number}"
+        try:
+            text = _decode_line(line)
+            if not text.strip():
+                continue
+            if "\x00" in text:
+                raise RowError(None, "contains a NUL byte")
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise RowError(None, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+        except RowError as exc:
+            bad.append(BadRow(location, exc.field_name, str(exc)))
+            continue
+        yield _Record(location, number, value)
+
+
+def _decode_whole(path: Path, raw: bytes) -> str:
+    raw = _strip_bom(raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise IngestError(path, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", f"line {line}") from None
+
+
+def _read_json_array(path: Path, raw: bytes) -> Iterator[_Record]:
+    text = _decode_whole(path, raw)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IngestError(path, f"malformed JSON: {exc.msg} at column {exc.colno}", f"line {exc.lineno}") from None
+    if isinstance(value, dict) and isinstance(value.get("data"), list):
+        value = value["data"]
+    if not isinstance(value, list):
+        raise IngestError(path, f"a .json file must hold an array of rows, found {_type_name(value)}")
+    for number, item in enumerate(value, start=1):
+        yield _Record(f"row {number}", number, item)
+
+
+def _read_csv(path: Path, raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
+    text = _decode_whole(path, raw)
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise IngestError(path, "contains a NUL byte", f"line {line}")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error) as exc:
+        raise IngestError(path, f"no header row ({exc})" if str(exc) else "no header row", "line 1") from None
+    number = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise IngestError(path, f"malformed CSV: {exc}", f"line {reader.line_num}") from None
+        number = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(header):
+            bad.append(BadRow(f"line {number}", None, f"expected {len(header)} fields, found {len(cells)}"))
+            continue
+        yield _Record(f"line {number}", number, dict(zip(header, cells, strict=True)))
+
+
+def _read_parquet(path: Path) -> Iterator[_Record]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise IngestError(path, f"not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+    for number, row in enumerate(table.to_pylist(), start=1):
+        yield _Record(f"row {number}", number, row)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _detect_shape(
+    path: Path, records: list[_Record], mapping: Mapping[str, str | None] | None
+) -> tuple[str, dict[str, str | None]]:
+    columns: list[str] = []
+    for record in records[:200]:
+        if isinstance(record.value, dict):
+            columns += [key for key in record.value if key not in columns]
+    if mapping:
+        return "mapped", _check_mapping(path, mapping, columns)
+    if not columns:
+        return "alpaca", {}
+    if "messages" in columns:
+        return "messages", {}
+    if "conversations" in columns:
+        return "sharegpt", {}
+    if "instruction" in columns and "output" in columns:
+        return "alpaca", {"instruction": "instruction", "input": "input", "output": "output"}
+    raise IngestError(
+        path,
+        f"unknown shape: fields found are {', '.join(columns)}. Expected Alpaca (instruction, input, output), "
+        "chat (messages) or ShareGPT (conversations); give a column mapping, "
+        "e.g. --map instruction=prompt --map output=completion",
+    )
+
+
+def _check_mapping(path: Path, mapping: Mapping[str, str | None], columns: list[str]) -> dict[str, str | None]:
+    unknown = set(mapping) - set(MAPPABLE_FIELDS)
+    if unknown:
+        raise IngestError(path, f"column mapping has unknown target(s) {sorted(unknown)}; use {MAPPABLE_FIELDS}")
+    resolved = {name: mapping.get(name) or None for name in MAPPABLE_FIELDS}
+    for target in ("instruction", "output"):
+        if not resolved[target]:
+            raise IngestError(path, f"column mapping must name a column for '{target}'")
+    for target, column in resolved.items():
+        if column and column not in columns:
+            raise IngestError(
+                path,
+                f"column mapping names column '{column}' for {target}, which the file does not have "
+                f"(columns: {', '.join(columns) or 'none'})",
+            )
+    return resolved
+
+
+def _normalise_all(
+    records: list[_Record], shape: str, mapping: dict[str, str | None], bad: list[BadRow]
+) -> list[Example]:
+    examples = []
+    for record in records:
+        try:
+            examples.append(_normalise(record, shape, mapping))
+        except RowError as exc:
+            bad.append(BadRow(record.location, exc.field_name, str(exc)))
+    return examples
+
+
+def _normalise(record: _Record, shape: str, mapping: dict[str, str | None]) -> Example:
+    row = record.value
+    if not isinstance(row, dict):
+        raise RowError(None, f"expected an object with fields, found {_type_name(row)}")
+    messages: list[dict[str, str]] | None = None
+    if shape in ("messages", "sharegpt"):
+        messages = _chat_turns(row, shape)
+        instruction, output = _first_exchange(messages, "messages" if shape == "messages" else "conversations")
+        input_text = ""
+        content: Any = {"messages": messages}
+    else:
+        instruction = _required_text(row, mapping.get("instruction") or "instruction")
+        input_text = _optional_text(row, mapping.get("input"))
+        output = _required_text(row, mapping.get("output") or "output", allow_empty=True)
+        content = [instruction, input_text, output]
+    return Example(
+        row_number=record.row_number,
+        location=record.location,
+        instruction=instruction,
+        input=input_text,
+        output=output,
+        messages=messages,
+        original=row,
+        content_hash=_hash(content),
+        prompt_hash=_hash([instruction, input_text]),
+    )
+
+
+def _required_text(row: dict[str, Any], name: str, allow_empty: bool = False) -> str:
+    if name not in row:
+        raise RowError(name, "missing required field")
+    value = row[name]
+    if not isinstance(value, str):
+        raise RowError(name, f"expected a string, found {_type_name(value)}")
+    if not allow_empty and not value.strip():
+        raise RowError(name, "is empty")
+    return value
+
+
+def _optional_text(row: dict[str, Any], name: str | None) -> str:
+    if not name or row.get(name) is None:
+        return ""
+    value = row[name]
+    if not isinstance(value, str):
+        raise RowError(name, f"expected a string, found {_type_name(value)}")
+    return value
+
+
+def _chat_turns(row: dict[str, Any], shape: str) -> list[dict[str, str]]:
+    key, role_key, text_key = (
+        ("messages", "role", "content") if shape == "messages" else ("conversations", "from", "value")
+    )
+    turns = row.get(key)
+    if key not in row:
+        raise RowError(key, "missing required field")
+    if isinstance(turns, str):  # CSV cells hold the list as JSON text
+        try:
+            turns = json.loads(turns)
+        except json.JSONDecodeError as exc:
+            raise RowError(key, f"malformed JSON in cell: {exc.msg}") from None
+    if not isinstance(turns, list) or not turns:
+        raise RowError(key, f"expected a non-empty list of turns, found {_type_name(turns)}")
+    normalised = []
+    for index, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            raise RowError(f"{key}[{index}]", f"expected an object, found {_type_name(turn)}")
+        role, text = turn.get(role_key), turn.get(text_key)
+        if not isinstance(role, str):
+            raise RowError(f"{key}[{index}].{role_key}", f"expected a string, found {_type_name(role)}")
+        if not isinstance(text, str):
+            raise RowError(f"{key}[{index}].{text_key}", f"expected a string, found {_type_name(text)}")
+        role = role.lower() if shape == "messages" else _SHAREGPT_ROLES.get(role.lower(), "")
+        if role not in ("system", "user", "assistant"):
+            raise RowError(f"{key}[{index}].{role_key}", f"unknown role {turn.get(role_key)!r}")
+        normalised.append({"role": role, "content": text})
+    return normalised
+
+
+def _first_exchange(messages: list[dict[str, str]], key: str) -> tuple[str, str]:
+    roles = [turn["role"] for turn in messages]
+    if "user" not in roles:
+        raise RowError(key, "no user turn")
+    first_user = roles.index("user")
+    for turn in messages[first_user + 1 :]:
+        if turn["role"] == "assistant":
+            return messages[first_user]["content"], turn["content"]
+    raise RowError(key, "no assistant turn after the first user turn")
+
+
+def _hash(content: Any) -> str:
+    canonical = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _assign_ids(examples: list[Example]) -> list[Example]:
+    """Give each row a stable id: its content hash, with an occurrence suffix for exact duplicates."""
+    seen: dict[str, int] = {}
+    assigned = []
+    for example in examples:
+        count = seen.get(example.content_hash, 0) + 1
+        seen[example.content_hash] = count
+        example_id = example.content_hash[:16] + (f"-{count}" if count > 1 else "")
+        assigned.append(replace(example, example_id=example_id))
+    return assigned
+
+
+def embed_text(example_instruction: str, example_input: str, example_output: str, fields: tuple[str, ...]) -> str:
+    """The text that is embedded for one example: the chosen fields joined by blank lines, empty ones left out."""
+    values = {"instruction": example_instruction, "input": example_input, "output": example_output}
+    return "\n\n".join(values[name] for name in fields if values[name].strip())

@@ -1,0 +1,1 @@
+"""Models: device choice, embedders, and defaults from the packaged model weights."""

@@ -1,0 +1,60 @@
+"""The worker process of a background job: ``python -m core.runs.worker JOB_DIR``.
+
+Reads ``params.json``, runs the job kind's function with a :class:`FileProgress`, and writes the final
+state (done, cancelled or failed with the error) to ``status.json``. Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.progress import Cancelled, Progress
+from core.runs.jobs import FileProgress, write_status
+
+JobFunction = Callable[[Path, dict[str, Any], Progress], dict[str, Any]]
+
+
+def run_prepare(workspace: Path, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Job kind ``prepare``: params ``path`` and ``options`` (the fields of PrepareOptions)."""
+    from core.pipeline import PrepareOptions, prepare
+    from core.storage.database import Store
+
+    options = dict(params.get("options") or {})
+    for name in ("embed_fields", "k_grid"):
+        if options.get(name) is not None:
+            options[name] = tuple(options[name])
+    report = prepare(Store(workspace), params["path"], PrepareOptions(**options), progress)
+    return dataclasses.asdict(report)
+
+
+JOB_KINDS: dict[str, JobFunction] = {"prepare": run_prepare}
+
+
+def run_job(job_dir: Path) -> int:
+    """Run the job in ``job_dir`` to its end; returns a process exit code."""
+    import json
+
+    spec = json.loads((job_dir / "params.json").read_text())
+    workspace = job_dir.parent.parent
+    write_status(job_dir, state="running", pid=os.getpid())
+    try:
+        result = JOB_KINDS[spec["kind"]](workspace, spec["params"], FileProgress(job_dir))
+    except Cancelled as exc:
+        write_status(job_dir, state="cancelled", message=str(exc))
+        return 0
+    except Exception as exc:  # any failure ends the job as failed, with its message shown to the user
+        traceback.print_exc()
+        write_status(job_dir, state="failed", error=f"{exc}" or type(exc).__name__)
+        return 1
+    write_status(job_dir, state="done", result=result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(Path(sys.argv[1])))

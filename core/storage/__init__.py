@@ -1,0 +1,1 @@
+"""Storage: the workspace's DuckDB file (schema, locking) and the only code that writes SQL."""

@@ -1,0 +1,236 @@
+"""The curator's decisions (cluster vetoes, cluster weights, example vetoes) and the views that show them.
+
+Every change is written at once in its own transaction, together with a history row (what, old, new,
+time), so it survives a restart and can be audited. Cluster decisions belong to one clustering (a k);
+example vetoes belong to the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+    from core.storage.database import Store
+
+MAX_WEIGHT = 10.0
+
+
+class UnknownCluster(LookupError):
+    """The cluster id does not exist in the chosen clustering."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _record(con: duckdb.DuckDBPyConnection, dataset_id: int, action: str, target: str, old: Any, new: Any) -> None:
+    con.execute(
+        "INSERT INTO history (dataset_id, changed_at, action, target, old_value, new_value) VALUES (?, ?, ?, ?, ?, ?)",
+        [dataset_id, _now(), action, target, json.dumps(old), json.dumps(new)],
+    )
+
+
+def _cluster_state(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, cluster_id: int) -> tuple[bool, float]:
+    exists = con.execute(
+        "SELECT 1 FROM cluster_labels WHERE dataset_id = ? AND k = ? AND cluster_id = ?", [dataset_id, k, cluster_id]
+    ).fetchone()
+    if exists is None:
+        raise UnknownCluster(f"cluster {cluster_id} does not exist at k={k}")
+    row = con.execute(
+        "SELECT vetoed, weight FROM cluster_decisions WHERE dataset_id = ? AND k = ? AND cluster_id = ?",
+        [dataset_id, k, cluster_id],
+    ).fetchone()
+    return (bool(row[0]), float(row[1])) if row else (False, 1.0)
+
+
+def set_cluster_veto(store: Store, dataset_id: int, k: int, cluster_id: int, vetoed: bool) -> bool:
+    """Veto (or un-veto) a cluster; returns whether anything changed."""
+    with store.write() as con:
+        old_vetoed, weight = _cluster_state(con, dataset_id, k, cluster_id)
+        if old_vetoed == vetoed:
+            return False
+        con.execute(
+            "INSERT INTO cluster_decisions VALUES (?, ?, ?, ?, ?) ON CONFLICT (dataset_id, k, cluster_id) "
+            "DO UPDATE SET vetoed = excluded.vetoed",
+            [dataset_id, k, cluster_id, vetoed, weight],
+        )
+        _record(con, dataset_id, "cluster_veto", f"k={k}/cluster={cluster_id}", old_vetoed, vetoed)
+    return True
+
+
+def set_cluster_weight(store: Store, dataset_id: int, k: int, cluster_id: int, weight: float) -> bool:
+    """Set a cluster's weight (0 to MAX_WEIGHT; 1 is neutral); returns whether anything changed."""
+    if not 0.0 <= weight <= MAX_WEIGHT:
+        raise ValueError(f"a cluster weight must be between 0 and {MAX_WEIGHT}, not {weight}")
+    with store.write() as con:
+        vetoed, old_weight = _cluster_state(con, dataset_id, k, cluster_id)
+        if abs(old_weight - weight) < 1e-12:
+            return False
+        con.execute(
+            "INSERT INTO cluster_decisions VALUES (?, ?, ?, ?, ?) ON CONFLICT (dataset_id, k, cluster_id) "
+            "DO UPDATE SET weight = excluded.weight",
+            [dataset_id, k, cluster_id, vetoed, weight],
+        )
+        _record(con, dataset_id, "cluster_weight", f"k={k}/cluster={cluster_id}", old_weight, weight)
+    return True
+
+
+def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: bool) -> bool:
+    """Veto (or un-veto) one example by id; returns whether anything changed."""
+    with store.write() as con:
+        if (
+            con.execute(
+                "SELECT 1 FROM examples WHERE dataset_id = ? AND example_id = ?", [dataset_id, example_id]
+            ).fetchone()
+            is None
+        ):
+            raise LookupError(f"no example with id {example_id!r} in this dataset")
+        row = con.execute(
+            "SELECT vetoed FROM example_vetoes WHERE dataset_id = ? AND example_id = ?", [dataset_id, example_id]
+        ).fetchone()
+        old = bool(row[0]) if row else False
+        if old == vetoed:
+            return False
+        con.execute(
+            "INSERT INTO example_vetoes VALUES (?, ?, ?) ON CONFLICT (dataset_id, example_id) "
+            "DO UPDATE SET vetoed = excluded.vetoed",
+            [dataset_id, example_id, vetoed],
+        )
+        _record(con, dataset_id, "example_veto", example_id, old, vetoed)
+    return True
+
+
+def record_choice(store: Store, dataset_id: int, action: str, target: str, old: Any, new: Any) -> None:
+    """Keep a history row for a decision stored elsewhere (e.g. choosing k)."""
+    with store.write() as con:
+        _record(con, dataset_id, action, target, old, new)
+
+
+def history(store: Store, dataset_id: int, limit: int = 200) -> pd.DataFrame:
+    """The most recent decisions, newest first."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT changed_at, action, target, old_value, new_value FROM history WHERE dataset_id = ? "
+            "ORDER BY history_id DESC LIMIT ?",
+            [dataset_id, limit],
+        ).df()
+
+
+def clusters(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
+    """One row per cluster at ``k``: id, label, size, vetoed, weight, vetoed examples, duplicate rows."""
+    with store.read() as con:
+        return con.execute(
+            """
+            WITH dup AS (
+                SELECT content_hash FROM examples WHERE dataset_id = ? GROUP BY content_hash HAVING count(*) > 1
+            ), members AS (
+                SELECT a.cluster_id, e.example_id, e.content_hash IN (SELECT content_hash FROM dup) AS is_dup
+                FROM assignments a JOIN examples e ON e.dataset_id = a.dataset_id AND e.row_idx = a.row_idx
+                WHERE a.dataset_id = ? AND a.k = ?
+            )
+            SELECT l.cluster_id, l.label, l.size,
+                   coalesce(d.vetoed, FALSE) AS vetoed, coalesce(d.weight, 1.0) AS weight,
+                   count(v.example_id) FILTER (WHERE v.vetoed) AS vetoed_examples,
+                   count(*) FILTER (WHERE m.is_dup) AS duplicate_rows
+            FROM cluster_labels l
+            LEFT JOIN cluster_decisions d ON d.dataset_id = l.dataset_id AND d.k = l.k AND d.cluster_id = l.cluster_id
+            LEFT JOIN members m ON m.cluster_id = l.cluster_id
+            LEFT JOIN example_vetoes v ON v.dataset_id = l.dataset_id AND v.example_id = m.example_id
+            WHERE l.dataset_id = ? AND l.k = ?
+            GROUP BY ALL ORDER BY l.cluster_id
+            """,
+            [dataset_id, dataset_id, k, dataset_id, k],
+        ).df()
+
+
+def examples(
+    store: Store,
+    dataset_id: int,
+    k: int,
+    *,
+    cluster_id: int | None = None,
+    search: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> tuple[pd.DataFrame, int]:
+    """A page of examples (optionally one cluster's, optionally matching a keyword) and the total count."""
+    where = ["e.dataset_id = ?"]
+    params: list[Any] = [dataset_id]
+    if cluster_id is not None:
+        where.append("a.cluster_id = ?")
+        params.append(cluster_id)
+    if search:
+        where.append("(e.instruction ILIKE ? OR e.output ILIKE ?)")
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        params += [pattern, pattern]
+    condition = " AND ".join(where)
+    base = (
+        "FROM examples e LEFT JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ? "
+        "LEFT JOIN example_vetoes v ON v.dataset_id = e.dataset_id AND v.example_id = e.example_id "
+        f"WHERE {condition}"
+    )
+    with store.read() as con:
+        total = con.execute(f"SELECT count(*) {base}", [k, *params]).fetchone()[0]
+        page = con.execute(
+            "SELECT e.row_idx, e.example_id, a.cluster_id, e.instruction, e.input, e.output, e.location, "
+            "coalesce(v.vetoed, FALSE) AS vetoed, "
+            "(SELECT count(*) FROM examples d WHERE d.dataset_id = e.dataset_id AND d.content_hash = e.content_hash) "
+            f"AS copies {base} ORDER BY e.row_idx LIMIT ? OFFSET ?",
+            [k, *params, limit, offset],
+        ).df()
+    return page, int(total)
+
+
+def map_points(store: Store, dataset_id: int, k: int, snippet_chars: int = 120) -> pd.DataFrame:
+    """Map coordinates with cluster id, veto state and an instruction snippet, one row per example."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT m.row_idx, m.x, m.y, a.cluster_id, left(e.instruction, ?) AS snippet, "
+            "coalesce(d.vetoed, FALSE) OR coalesce(v.vetoed, FALSE) AS vetoed "
+            "FROM map_coords m JOIN examples e ON e.dataset_id = m.dataset_id AND e.row_idx = m.row_idx "
+            "JOIN assignments a ON a.dataset_id = m.dataset_id AND a.row_idx = m.row_idx AND a.k = ? "
+            "LEFT JOIN cluster_decisions d ON d.dataset_id = a.dataset_id AND d.k = a.k AND d.cluster_id = a.cluster_id "
+            "LEFT JOIN example_vetoes v ON v.dataset_id = e.dataset_id AND v.example_id = e.example_id "
+            "WHERE m.dataset_id = ? ORDER BY m.row_idx",
+            [snippet_chars, k, dataset_id],
+        ).df()
+
+
+def decisions(store: Store, dataset_id: int) -> dict[str, Any]:
+    """Every veto and non-neutral weight in force, for manifests: by k, plus example vetoes."""
+    with store.read() as con:
+        cluster_rows = con.execute(
+            "SELECT k, cluster_id, vetoed, weight FROM cluster_decisions WHERE dataset_id = ? "
+            "AND (vetoed OR weight <> 1.0) ORDER BY k, cluster_id",
+            [dataset_id],
+        ).fetchall()
+        example_rows = con.execute(
+            "SELECT example_id FROM example_vetoes WHERE dataset_id = ? AND vetoed ORDER BY example_id", [dataset_id]
+        ).fetchall()
+    by_k: dict[str, dict[str, Any]] = {}
+    for k, cluster_id, vetoed, weight in cluster_rows:
+        entry = by_k.setdefault(str(k), {"vetoed_clusters": [], "weights": {}})
+        if vetoed:
+            entry["vetoed_clusters"].append(int(cluster_id))
+        if weight != 1.0:
+            entry["weights"][str(cluster_id)] = float(weight)
+    return {"clusters_by_k": by_k, "vetoed_examples": [row[0] for row in example_rows]}
+
+
+def kept_rows(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
+    """Every example not vetoed (neither itself nor its cluster at ``k``), in row order, with its original fields."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT e.row_idx, e.example_id, a.cluster_id, e.original FROM examples e "
+            "JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ? "
+            "LEFT JOIN cluster_decisions d ON d.dataset_id = a.dataset_id AND d.k = a.k AND d.cluster_id = a.cluster_id "
+            "LEFT JOIN example_vetoes v ON v.dataset_id = e.dataset_id AND v.example_id = e.example_id "
+            "WHERE e.dataset_id = ? AND NOT coalesce(d.vetoed, FALSE) AND NOT coalesce(v.vetoed, FALSE) "
+            "ORDER BY e.row_idx",
+            [k, dataset_id],
+        ).df()

@@ -1,0 +1,161 @@
+"""The workspace database: one DuckDB file, opened only for the length of one transaction.
+
+DuckDB lets one process at a time open a database file for writing (and no other process may even read
+it meanwhile). Rather than making one process the owner and routing every other process's work through
+it, every process (the app, each CLI call, each background job) opens the file for one short transaction
+at a time, under an exclusive lock on ``<workspace>/.lock``; long computations (embedding, k-means, UMAP,
+scoring) happen outside the lock. So a curator can veto while a job runs, the CLI works while the app is
+open, and nobody ever sees DuckDB's lock error: a process that finds the workspace busy waits its turn.
+Every write bumps a data version, mirrored to a small file so caches can be keyed on it without opening
+the database.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core import config
+from core.storage.schema import SCHEMA_STATEMENTS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import duckdb
+
+DB_FILENAME = "curate.duckdb"
+
+
+class WorkspaceBusy(RuntimeError):
+    """The workspace lock could not be had in time, or a foreign program holds the database file."""
+
+
+class Store:
+    """Handle to a workspace folder. Cheap to create; opens the database only inside :meth:`read`/:meth:`write`."""
+
+    def __init__(self, workspace: str | Path):
+        self.workspace = Path(workspace).resolve()
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.workspace / DB_FILENAME
+        self.lock_path = self.workspace / ".lock"
+        self.version_path = self.workspace / "data_version"
+        self._local = threading.local()
+        self._thread_lock = threading.RLock()
+        with self.write() as con:
+            self._migrate(con)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.workspace)!r})"
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for reading; nested calls in the same thread reuse the open one."""
+        with self._connection() as con:
+            yield con
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed (and the data version bumped) on success, else rolled back."""
+        outer = getattr(self._local, "in_write", False)
+        with self._connection() as con:
+            if outer:
+                yield con
+                return
+            self._local.in_write = True
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                version = self._bump_version(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.in_write = False
+        self._mirror_version(version)
+
+    def data_version(self) -> int:
+        """The number of committed writes so far; read from a file, so it never waits for the lock."""
+        try:
+            return int(self.version_path.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        existing = getattr(self._local, "con", None)
+        if existing is not None:
+            yield existing
+            return
+        with self._thread_lock, _workspace_lock(self.lock_path, config.lock_timeout_seconds()):
+            con = _open(self.db_path)
+            self._local.con = con
+            try:
+                yield con
+            finally:
+                self._local.con = None
+                con.close()
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        for statement in SCHEMA_STATEMENTS:
+            con.execute(statement)
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('data_version', '0')", [str(SCHEMA_VERSION)])
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.db_path} was written by a newer version of the app (schema {row[0]} > {SCHEMA_VERSION})"
+            )
+
+    @staticmethod
+    def _bump_version(con: duckdb.DuckDBPyConnection) -> int:
+        con.execute("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'")
+        return int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
+
+    def _mirror_version(self, version: int) -> None:
+        tmp = self.version_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(str(version))
+        os.replace(tmp, self.version_path)
+
+
+def _open(db_path: Path) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    try:
+        return duckdb.connect(str(db_path))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WorkspaceBusy(
+                f"The workspace database {db_path} is open in another program that does not use this app's "
+                "workspace lock (for example a DuckDB shell). Close it and try again."
+            ) from None
+        raise
+
+
+@contextmanager
+def _workspace_lock(lock_path: Path, timeout: float) -> Iterator[None]:
+    """Exclusive advisory lock on the workspace; waits up to ``timeout`` seconds, then raises WorkspaceBusy."""
+    handle = open(lock_path, "a+")  # noqa: SIM115 - closed in finally, lifetime spans the yield
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WorkspaceBusy(
+                        f"The workspace {lock_path.parent} stayed busy for {timeout:.0f} s "
+                        "(another process is writing to it). Try again in a moment."
+                    ) from None
+                time.sleep(0.02)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()

@@ -1,0 +1,326 @@
+"""Datasets, their examples, the embedding cache, k sweeps and map coordinates: reads and writes.
+
+All SQL here uses ``?`` parameters; bulk rows go in through Arrow tables registered on the connection.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from core.ingest import IngestResult
+    from core.storage.database import Store
+
+
+class DatasetNotFound(LookupError):
+    """No dataset with that name or id in the workspace."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One row of the ``datasets`` table, decoded."""
+
+    dataset_id: int
+    name: str
+    source_path: str
+    file_sha256: str
+    shape: str
+    mapping: dict[str, Any]
+    n_rows: int
+    n_skipped: int
+    skipped: list[str]
+    created_at: datetime
+    embedder: dict[str, Any]
+    embedder_key: str | None
+    embed_fields: list[str]
+    seed: int
+    k_grid: list[int]
+    active_k: int | None
+    best_k: int | None
+    knee_k: int | None
+    status: str
+
+
+_DATASET_COLUMNS = (
+    "dataset_id, name, source_path, file_sha256, shape, mapping, n_rows, n_skipped, skipped, created_at, "
+    "embedder, embedder_key, embed_fields, seed, k_grid, active_k, best_k, knee_k, status"
+)
+_JSON_FIELDS = {"mapping", "skipped", "embedder", "embed_fields", "k_grid"}
+
+
+def _to_info(row: tuple[Any, ...]) -> DatasetInfo:
+    names = [name.strip() for name in _DATASET_COLUMNS.split(",")]
+    values = {
+        name: (json.loads(v) if name in _JSON_FIELDS and v is not None else v)
+        for name, v in zip(names, row, strict=True)
+    }
+    for name in _JSON_FIELDS:
+        if values[name] is None:
+            values[name] = [] if name in {"skipped", "embed_fields", "k_grid"} else {}
+    return DatasetInfo(**values)
+
+
+def list_datasets(store: Store) -> list[DatasetInfo]:
+    """Every dataset in the workspace, oldest first."""
+    with store.read() as con:
+        rows = con.execute(f"SELECT {_DATASET_COLUMNS} FROM datasets ORDER BY dataset_id").fetchall()
+    return [_to_info(row) for row in rows]
+
+
+def get_dataset(store: Store, ref: str | int | None = None) -> DatasetInfo:
+    """A dataset by name or id; ``None`` means the most recently created one."""
+    datasets = list_datasets(store)
+    if not datasets:
+        raise DatasetNotFound(f"The workspace {store.workspace} has no dataset yet; prepare one first.")
+    if ref is None:
+        return datasets[-1]
+    for info in datasets:
+        if info.name == str(ref) or str(info.dataset_id) == str(ref):
+            return info
+    names = ", ".join(info.name for info in datasets)
+    raise DatasetNotFound(f"No dataset named {ref!r} in {store.workspace} (have: {names}).")
+
+
+def insert_dataset(
+    store: Store,
+    result: IngestResult,
+    *,
+    name: str,
+    embedder: dict[str, Any],
+    embedder_key: str,
+    embed_fields: list[str],
+    seed: int,
+    text_hashes: list[str],
+) -> int:
+    """Store a freshly read file and its examples in one transaction; returns the new dataset id."""
+    import pyarrow as pa
+
+    columns = _example_columns(result, text_hashes)
+    with store.write() as con:
+        dataset_id = con.execute("SELECT nextval('dataset_ids')").fetchone()[0]
+        con.execute(
+            "INSERT INTO datasets (dataset_id, name, source_path, file_sha256, shape, mapping, n_rows, n_skipped, "
+            "skipped, created_at, embedder, embedder_key, embed_fields, seed, k_grid, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', 'ingested')",
+            [
+                dataset_id,
+                name,
+                str(result.path),
+                result.file_sha256,
+                result.shape,
+                json.dumps(result.mapping),
+                len(result.examples),
+                result.n_skipped,
+                json.dumps([bad.describe() for bad in result.bad_rows]),
+                datetime.now(UTC).replace(tzinfo=None),
+                json.dumps(embedder),
+                embedder_key,
+                json.dumps(embed_fields),
+                seed,
+            ],
+        )
+        columns["dataset_id"] = [dataset_id] * len(result.examples)
+        con.register("new_examples", pa.table(columns))
+        con.execute(
+            "INSERT INTO examples SELECT dataset_id, row_idx, example_id, location, instruction, input, output, "
+            "messages, original, content_hash, prompt_hash, text_hash FROM new_examples"
+        )
+        con.unregister("new_examples")
+    return int(dataset_id)
+
+
+def _example_columns(result: IngestResult, text_hashes: list[str]) -> dict[str, list[Any]]:
+    examples = result.examples
+    return {
+        "row_idx": list(range(len(examples))),
+        "example_id": [e.example_id for e in examples],
+        "location": [e.location for e in examples],
+        "instruction": [e.instruction for e in examples],
+        "input": [e.input for e in examples],
+        "output": [e.output for e in examples],
+        "messages": [json.dumps(e.messages, ensure_ascii=False) if e.messages else None for e in examples],
+        "original": [json.dumps(e.original, ensure_ascii=False, default=str) for e in examples],
+        "content_hash": [e.content_hash for e in examples],
+        "prompt_hash": [e.prompt_hash for e in examples],
+        "text_hash": text_hashes,
+    }
+
+
+def delete_dataset(store: Store, dataset_id: int) -> None:
+    """Remove a dataset and everything derived from it (the shared embedding cache is kept)."""
+    with store.write() as con:
+        for table in (
+            "examples",
+            "k_sweep",
+            "assignments",
+            "cluster_labels",
+            "map_coords",
+            "cluster_decisions",
+            "example_vetoes",
+            "history",
+            "datasets",
+        ):
+            con.execute(f"DELETE FROM {table} WHERE dataset_id = ?", [dataset_id])  # table names are constants
+
+
+def update_dataset(store: Store, dataset_id: int, **fields: Any) -> None:
+    """Set some columns of a dataset row (JSON fields are encoded here)."""
+    allowed = {"status", "active_k", "best_k", "knee_k", "k_grid"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"cannot update dataset fields {sorted(unknown)}")
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    values = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in fields.items()]
+    with store.write() as con:
+        con.execute(f"UPDATE datasets SET {assignments} WHERE dataset_id = ?", [*values, dataset_id])
+
+
+def text_hashes(store: Store, dataset_id: int) -> list[str]:
+    """The embedded-text hash of every example, in row order."""
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT text_hash FROM examples WHERE dataset_id = ? ORDER BY row_idx", [dataset_id]
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def cached_text_hashes(store: Store, embedder_key: str, hashes: list[str]) -> set[str]:
+    """Which of ``hashes`` already have an embedding under ``embedder_key``."""
+    import pyarrow as pa
+
+    with store.read() as con:
+        con.register("wanted", pa.table({"text_hash": list(set(hashes))}))
+        rows = con.execute(
+            "SELECT c.text_hash FROM embedding_cache c JOIN wanted w USING (text_hash) WHERE c.embedder_key = ?",
+            [embedder_key],
+        ).fetchall()
+        con.unregister("wanted")
+    return {row[0] for row in rows}
+
+
+def put_embeddings(store: Store, embedder_key: str, hashes: list[str], vectors: np.ndarray) -> None:
+    """Add vectors to the embedding cache (existing entries are kept)."""
+    import pyarrow as pa
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    values = pa.array(vectors.reshape(-1))
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(0, vectors.size + 1, vectors.shape[1], dtype=np.int32)), values)
+    table = pa.table({"embedder_key": [embedder_key] * len(hashes), "text_hash": hashes, "vector": lists})
+    with store.write() as con:
+        con.register("new_vectors", table)
+        con.execute("INSERT OR IGNORE INTO embedding_cache SELECT embedder_key, text_hash, vector FROM new_vectors")
+        con.unregister("new_vectors")
+
+
+def load_embeddings(store: Store, dataset_id: int, embedder_key: str) -> np.ndarray:
+    """The (N, d) float32 embedding matrix of a dataset, in row order."""
+    import pyarrow.compute as pc
+
+    with store.read() as con:
+        table = con.execute(
+            "SELECT c.vector FROM examples e JOIN embedding_cache c ON c.text_hash = e.text_hash "
+            "AND c.embedder_key = ? WHERE e.dataset_id = ? ORDER BY e.row_idx",
+            [embedder_key, dataset_id],
+        ).to_arrow_table()
+    column = table.column("vector").combine_chunks()
+    if len(column) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(len(column), -1)
+
+
+def save_sweep(
+    store: Store,
+    dataset_id: int,
+    points: list[dict[str, Any]],
+    labels_by_k: dict[int, np.ndarray],
+    cluster_labels: dict[int, list[dict[str, Any]]],
+) -> None:
+    """Replace the stored sweep rows, assignments and cluster labels for the given k values."""
+    import pyarrow as pa
+
+    with store.write() as con:
+        for point in points:
+            k = int(point["k"])
+            for table in ("k_sweep", "assignments", "cluster_labels"):
+                con.execute(f"DELETE FROM {table} WHERE dataset_id = ? AND k = ?", [dataset_id, k])
+            con.execute(
+                "INSERT INTO k_sweep VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    dataset_id,
+                    k,
+                    point["inertia"],
+                    point["silhouette"],
+                    point["silhouette_sample"],
+                    point["min_size"],
+                    point["median_size"],
+                    point["max_size"],
+                    point["seed"],
+                ],
+            )
+            labels = labels_by_k[k]
+            con.register(
+                "new_assign",
+                pa.table(
+                    {
+                        "dataset_id": np.full(len(labels), dataset_id, dtype=np.int32),
+                        "k": np.full(len(labels), k, np.int32),
+                        "row_idx": np.arange(len(labels), dtype=np.int32),
+                        "cluster_id": labels.astype(np.int32),
+                    }
+                ),
+            )
+            con.execute("INSERT INTO assignments SELECT * FROM new_assign")
+            con.unregister("new_assign")
+            for item in cluster_labels[k]:
+                con.execute(
+                    "INSERT INTO cluster_labels VALUES (?, ?, ?, ?, ?, ?)",
+                    [dataset_id, k, item["cluster_id"], item["label"], json.dumps(item["terms"]), item["size"]],
+                )
+
+
+def load_sweep(store: Store, dataset_id: int) -> pd.DataFrame:
+    """The k sweep diagnostics (one row per k, ascending)."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT k, inertia, silhouette, silhouette_sample, min_size, median_size, max_size, seed "
+            "FROM k_sweep WHERE dataset_id = ? ORDER BY k",
+            [dataset_id],
+        ).df()
+
+
+def save_map(store: Store, dataset_id: int, coords: np.ndarray) -> None:
+    """Replace the 2-D map coordinates of a dataset."""
+    import pyarrow as pa
+
+    with store.write() as con:
+        con.execute("DELETE FROM map_coords WHERE dataset_id = ?", [dataset_id])
+        con.register(
+            "new_coords",
+            pa.table(
+                {
+                    "dataset_id": np.full(len(coords), dataset_id, dtype=np.int32),
+                    "row_idx": np.arange(len(coords), dtype=np.int32),
+                    "x": coords[:, 0].astype(np.float32),
+                    "y": coords[:, 1].astype(np.float32),
+                }
+            ),
+        )
+        con.execute("INSERT INTO map_coords SELECT * FROM new_coords")
+        con.unregister("new_coords")
+
+
+def example_texts(store: Store, dataset_id: int) -> pd.DataFrame:
+    """instruction, input, output of every example, in row order (for labels and embedding)."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT row_idx, instruction, input, output, text_hash FROM examples WHERE dataset_id = ? ORDER BY row_idx",
+            [dataset_id],
+        ).df()

@@ -1,0 +1,115 @@
+"""DuckDB schema of a workspace. Statements are idempotent; ``SCHEMA_VERSION`` guards against older apps.
+
+Every derived table records what produced it (embedder key, k, seed), so a step whose inputs did not
+change is not recomputed.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+SCHEMA_STATEMENTS = (
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "CREATE SEQUENCE IF NOT EXISTS dataset_ids START 1",
+    """CREATE TABLE IF NOT EXISTS datasets (
+        dataset_id INTEGER PRIMARY KEY,
+        name VARCHAR UNIQUE NOT NULL,
+        source_path VARCHAR,
+        file_sha256 VARCHAR,
+        shape VARCHAR,
+        mapping VARCHAR,
+        n_rows INTEGER,
+        n_skipped INTEGER,
+        skipped VARCHAR,
+        created_at TIMESTAMP,
+        embedder VARCHAR,
+        embedder_key VARCHAR,
+        embed_fields VARCHAR,
+        seed INTEGER,
+        k_grid VARCHAR,
+        active_k INTEGER,
+        best_k INTEGER,
+        knee_k INTEGER,
+        status VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS examples (
+        dataset_id INTEGER,
+        row_idx INTEGER,
+        example_id VARCHAR,
+        location VARCHAR,
+        instruction VARCHAR,
+        input VARCHAR,
+        output VARCHAR,
+        messages VARCHAR,
+        original VARCHAR,
+        content_hash VARCHAR,
+        prompt_hash VARCHAR,
+        text_hash VARCHAR,
+        PRIMARY KEY (dataset_id, row_idx)
+    )""",
+    """CREATE TABLE IF NOT EXISTS embedding_cache (
+        embedder_key VARCHAR,
+        text_hash VARCHAR,
+        vector FLOAT[],
+        PRIMARY KEY (embedder_key, text_hash)
+    )""",
+    """CREATE TABLE IF NOT EXISTS k_sweep (
+        dataset_id INTEGER,
+        k INTEGER,
+        inertia DOUBLE,
+        silhouette DOUBLE,
+        silhouette_sample INTEGER,
+        min_size INTEGER,
+        median_size DOUBLE,
+        max_size INTEGER,
+        seed INTEGER,
+        PRIMARY KEY (dataset_id, k)
+    )""",
+    """CREATE TABLE IF NOT EXISTS assignments (
+        dataset_id INTEGER,
+        k INTEGER,
+        row_idx INTEGER,
+        cluster_id INTEGER,
+        PRIMARY KEY (dataset_id, k, row_idx)
+    )""",
+    """CREATE TABLE IF NOT EXISTS cluster_labels (
+        dataset_id INTEGER,
+        k INTEGER,
+        cluster_id INTEGER,
+        label VARCHAR,
+        terms VARCHAR,
+        size INTEGER,
+        PRIMARY KEY (dataset_id, k, cluster_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS map_coords (
+        dataset_id INTEGER,
+        row_idx INTEGER,
+        x FLOAT,
+        y FLOAT,
+        PRIMARY KEY (dataset_id, row_idx)
+    )""",
+    """CREATE TABLE IF NOT EXISTS cluster_decisions (
+        dataset_id INTEGER,
+        k INTEGER,
+        cluster_id INTEGER,
+        vetoed BOOLEAN NOT NULL DEFAULT FALSE,
+        weight DOUBLE NOT NULL DEFAULT 1.0,
+        PRIMARY KEY (dataset_id, k, cluster_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS example_vetoes (
+        dataset_id INTEGER,
+        example_id VARCHAR,
+        vetoed BOOLEAN NOT NULL,
+        PRIMARY KEY (dataset_id, example_id)
+    )""",
+    "CREATE SEQUENCE IF NOT EXISTS history_ids START 1",
+    """CREATE TABLE IF NOT EXISTS history (
+        history_id BIGINT PRIMARY KEY DEFAULT nextval('history_ids'),
+        dataset_id INTEGER,
+        changed_at TIMESTAMP,
+        action VARCHAR,
+        target VARCHAR,
+        old_value VARCHAR,
+        new_value VARCHAR
+    )""",
+)
