@@ -439,3 +439,18 @@ def embed_text(example_instruction: str, example_input: str, example_output: str
     """The text that is embedded for one example: the chosen fields joined by blank lines, empty ones left out."""
     values = {"instruction": example_instruction, "input": example_input, "output": example_output}
     return "\n\n".join(values[name] for name in fields if values[name].strip())
+
+
+def columns_of(path: str | Path, max_rows: int = 200) -> list[str]:
+    """The field names seen in the first ``max_rows`` rows (for a column-mapping form); [] if unreadable."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        records = _read_records(path, path.suffix.lower(), raw, [])
+        columns: list[str] = []
+        for _, record in zip(range(max_rows), records, strict=False):
+            if isinstance(record.value, dict):
+                columns += [key for key in record.value if key not in columns]
+        return columns
+    except (OSError, IngestError):
+        return []

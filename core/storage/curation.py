@@ -165,6 +165,7 @@ def examples(
         where.append("a.cluster_id = ?")
         params.append(cluster_id)
     if search:
+        # DuckDB's LIKE has no default escape character: name it, so '%' and '_' in the search are literal
         where.append("(e.instruction ILIKE ? OR e.output ILIKE ?)")
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         params += [pattern, pattern]
@@ -234,3 +235,22 @@ def kept_rows(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
             "ORDER BY e.row_idx",
             [k, dataset_id],
         ).df()
+
+
+def dataset_summary(store: Store, dataset_id: int) -> dict[str, int]:
+    """Counts a curator checks first: rows, exact duplicates, repeated prompts, empty responses."""
+    with store.read() as con:
+        row = con.execute(
+            """
+            WITH content AS (SELECT content_hash, count(*) AS n FROM examples WHERE dataset_id = ? GROUP BY 1),
+                 prompts AS (SELECT prompt_hash, count(*) AS n FROM examples WHERE dataset_id = ? GROUP BY 1)
+            SELECT (SELECT count(*) FROM examples WHERE dataset_id = ?),
+                   (SELECT coalesce(sum(n), 0) FROM content WHERE n > 1),
+                   (SELECT count(*) FROM content WHERE n > 1),
+                   (SELECT coalesce(sum(n), 0) FROM prompts WHERE n > 1),
+                   (SELECT count(*) FROM examples WHERE dataset_id = ? AND trim(output) = '')
+            """,
+            [dataset_id] * 4,
+        ).fetchone()
+    keys = ("rows", "duplicate_rows", "duplicate_groups", "repeated_prompt_rows", "empty_outputs")
+    return {key: int(value) for key, value in zip(keys, row, strict=True)}

@@ -45,7 +45,7 @@ class Store:
         self.version_path = self.workspace / "data_version"
         self._local = threading.local()
         self._thread_lock = threading.RLock()
-        with self.write() as con:
+        with self.write() as con:  # opening a workspace is not a data change: caches stay valid
             self._migrate(con)
 
     def __repr__(self) -> str:
@@ -58,7 +58,7 @@ class Store:
             yield con
 
     @contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def write(self, bump: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection inside one transaction: committed (and the data version bumped) on success, else rolled back."""
         outer = getattr(self._local, "in_write", False)
         with self._connection() as con:
@@ -69,14 +69,15 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
-                version = self._bump_version(con)
+                version = self._bump_version(con) if bump else None
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
             finally:
                 self._local.in_write = False
-        self._mirror_version(version)
+        if version is not None:
+            self._mirror_version(version)
 
     def data_version(self) -> int:
         """The number of committed writes so far; read from a file, so it never waits for the lock."""

@@ -224,10 +224,11 @@ def load_embeddings(store: Store, dataset_id: int, embedder_key: str) -> np.ndar
     import pyarrow.compute as pc
 
     with store.read() as con:
-        table = con.execute(
+        # con.sql(...).to_arrow_table() is the zero-copy path (PERF_NOTES section 4)
+        table = con.sql(
             "SELECT c.vector FROM examples e JOIN embedding_cache c ON c.text_hash = e.text_hash "
             "AND c.embedder_key = ? WHERE e.dataset_id = ? ORDER BY e.row_idx",
-            [embedder_key, dataset_id],
+            params=[embedder_key, dataset_id],
         ).to_arrow_table()
     column = table.column("vector").combine_chunks()
     if len(column) == 0:

@@ -1,0 +1,60 @@
+# The README's two commands: `make run` (set up, prepare the sample data once, serve the app) and
+# `make test` (set up, then every test tier, the real-browser test included).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WORKSPACE ?= workspace
+ADDRESS ?= localhost
+PORT ?= 8501
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# pip prints one warning per package for find-links folders this machine's pip.conf names but lacks
+PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: run test lint format setup setup-dev chromium sample bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt 2>&1 | $(PIP_QUIET)
+	$(BIN)/python -c "import torch, sentence_transformers, streamlit, duckdb, faiss, umap"
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/pip install -q -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
+	touch $@
+
+setup: $(VENV)/.runtime
+setup-dev: $(VENV)/.dev
+
+run: setup
+	CURATE_WORKSPACE=$(WORKSPACE) $(BIN)/python -m core prepare sample_data/sample.jsonl --name sample
+	CURATE_WORKSPACE=$(WORKSPACE) $(BIN)/streamlit run app/main.py --server.address $(ADDRESS) \
+		--server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: setup-dev chromium lint
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+sample:
+	$(PYTHON) sample_data/generate.py
+
+bench: setup
+	$(BIN)/python bench/prepare.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Streamlit glue: navigation, shared state, cached queries, figures and widgets. Pages import from here."""

@@ -1,0 +1,78 @@
+"""Plotly figures as pure functions of data frames (no Streamlit here), so they are easy to test."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+PALETTE = qualitative.Dark24 + qualitative.Light24
+VETOED_COLOR = "#c8c8c8"
+
+
+def cluster_map(points: pd.DataFrame, highlight: int | None = None) -> go.Figure:
+    """WebGL scatter of the 2-D map, one color per cluster, vetoed points grey; hover shows a snippet.
+
+    Snippets are HTML-escaped: plotly renders a subset of HTML in hover labels, and dataset text must
+    never act on the page.
+    """
+    colors = [
+        VETOED_COLOR if vetoed else PALETTE[int(cluster) % len(PALETTE)]
+        for cluster, vetoed in zip(points.cluster_id, points.vetoed, strict=True)
+    ]
+    sizes = [9 if highlight is not None and c == highlight else 5 for c in points.cluster_id]
+    snippets = [html.escape(s.replace("\n", " ")) for s in points.snippet]
+    figure = go.Figure(
+        go.Scattergl(
+            x=points.x,
+            y=points.y,
+            mode="markers",
+            marker={"color": colors, "size": sizes, "opacity": 0.8},
+            customdata=list(zip(points.row_idx, points.cluster_id, snippets, strict=True)),
+            hovertemplate="cluster %{customdata[1]}<br>%{customdata[2]}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=520,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        dragmode="lasso",
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        showlegend=False,
+    )
+    return figure
+
+
+def _mark(figure: go.Figure, k: int | None, text: str, color: str) -> None:
+    if k is not None:
+        figure.add_vline(x=k, line_dash="dash", line_color=color, annotation_text=text)
+
+
+def elbow(sweep: pd.DataFrame, chosen_k: int | None, knee_k: int | None) -> go.Figure:
+    """Inertia against k, with the chosen k and the knee marked."""
+    figure = go.Figure(go.Scatter(x=sweep.k, y=sweep.inertia, mode="lines+markers", name="inertia"))
+    _mark(figure, chosen_k, f"chosen k={chosen_k}", "#d62728")
+    _mark(figure, knee_k, f"knee k={knee_k}", "#2ca02c")
+    figure.update_layout(
+        height=340, xaxis_title="k", yaxis_title="inertia (sum of squared distances)", margin={"t": 30}
+    )
+    return figure
+
+
+def silhouette(sweep: pd.DataFrame, chosen_k: int | None, best_k: int | None) -> go.Figure:
+    """Silhouette (cosine) against k, with the chosen and the best k marked."""
+    figure = go.Figure(go.Scatter(x=sweep.k, y=sweep.silhouette, mode="lines+markers", name="silhouette"))
+    _mark(figure, chosen_k, f"chosen k={chosen_k}", "#d62728")
+    if best_k != chosen_k:
+        _mark(figure, best_k, f"best k={best_k}", "#1f77b4")
+    figure.update_layout(height=340, xaxis_title="k", yaxis_title="silhouette (cosine)", margin={"t": 30})
+    return figure
+
+
+def size_histogram(sizes: pd.Series) -> go.Figure:
+    """How many clusters have each size."""
+    figure = go.Figure(go.Histogram(x=sizes, nbinsx=min(40, max(5, len(sizes)))))
+    figure.update_layout(height=300, xaxis_title="cluster size (examples)", yaxis_title="clusters", margin={"t": 30})
+    return figure

@@ -1,0 +1,24 @@
+"""Entry point: ``streamlit run app/main.py``. Routes to the pages with ``st.navigation``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the project root
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+PAGES = [
+    st.Page(ROOT / "pages" / "datasets.py", title="Datasets", icon=":material/database:", url_path="datasets"),
+    st.Page(ROOT / "pages" / "clusters.py", title="Clusters", icon=":material/bubble_chart:", url_path="clusters"),
+    st.Page(
+        ROOT / "pages" / "diagnostics.py", title="Diagnostics", icon=":material/query_stats:", url_path="diagnostics"
+    ),
+    st.Page(ROOT / "pages" / "export.py", title="Export", icon=":material/download:", url_path="export"),
+]
+
+st.set_page_config(page_title="Curation studio", layout="wide")
+st.navigation(PAGES).run()

@@ -1,0 +1,140 @@
+"""Clusters page: the map, the cluster table, a cluster's card (veto, weight, examples), keyword search."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import streamlit as st
+
+from app import figures, queries
+from app.state import pick_dataset, store
+from app.widgets import example_card
+from core.storage import curation
+
+PAGE_SIZE = 20
+
+st.title("Clusters")
+dataset = pick_dataset()
+if dataset is None:
+    st.stop()
+k = int(dataset.active_k)
+table = queries.cached_clusters(dataset)
+labels = dict(zip(table.cluster_id, table.label, strict=True))
+st.caption(
+    f"{dataset.name}: {dataset.n_rows} examples in {k} clusters "
+    f"(best silhouette k={dataset.best_k}, knee k={dataset.knee_k}; change k on Diagnostics)."
+)
+
+
+def open_cluster(cluster_id: int | None) -> None:
+    if cluster_id is not None:
+        st.session_state["open_cluster"] = int(cluster_id)
+        st.session_state["cluster_pick"] = int(cluster_id)
+        st.session_state["page"] = 1
+
+
+def on_map_select() -> None:
+    points = st.session_state["map"].selection.get("points", [])
+    clusters = Counter(int(p["customdata"][1]) for p in points if p.get("customdata"))
+    st.session_state["map_selected"] = len(points)
+    open_cluster(clusters.most_common(1)[0][0] if clusters else None)
+
+
+def on_table_select() -> None:
+    rows = st.session_state["cluster_table"].selection.get("rows", [])
+    open_cluster(int(table.cluster_id.iloc[rows[0]]) if rows else None)
+
+
+points = queries.cached_map(dataset)
+st.plotly_chart(
+    figures.cluster_map(points, st.session_state.get("open_cluster")),
+    key="map",
+    on_select=on_map_select,
+    selection_mode=("points", "box", "lasso"),
+    config={"displaylogo": False},
+)
+if st.session_state.get("map_selected", 0) > 1:
+    st.caption(f"{st.session_state['map_selected']} points selected; opened the cluster most of them belong to.")
+
+left, right = st.columns([2, 3])
+with left:
+    st.subheader("All clusters")
+    shown = table[["cluster_id", "label", "size", "vetoed", "weight", "duplicate_rows", "vetoed_examples"]]
+    st.dataframe(
+        shown, hide_index=True, key="cluster_table", on_select=on_table_select, selection_mode="single-row", height=420
+    )
+
+
+def cluster_card(cluster_id: int) -> None:
+    row = table[table.cluster_id == cluster_id].iloc[0]
+    st.subheader(f"Cluster {cluster_id}: {row.label}")
+    st.caption(f"{int(row.size)} examples · {int(row.duplicate_rows)} exact-duplicate rows")
+    veto_key, weight_key = f"veto_cluster_{k}_{cluster_id}", f"weight_{k}_{cluster_id}"
+    st.toggle(
+        "Vetoed (leave this cluster out)",
+        value=bool(row.vetoed),
+        key=veto_key,
+        on_change=lambda: curation.set_cluster_veto(
+            store(), dataset.dataset_id, k, cluster_id, st.session_state[veto_key]
+        ),
+    )
+    st.slider(
+        "Weight (share of this cluster in selections; 1 = neutral)",
+        0.0,
+        5.0,
+        float(row.weight),
+        0.1,
+        key=weight_key,
+        on_change=lambda: curation.set_cluster_weight(
+            store(), dataset.dataset_id, k, cluster_id, float(st.session_state[weight_key])
+        ),
+    )
+    examples_list(cluster_id=cluster_id, key="cluster")
+
+
+def examples_list(*, key: str, cluster_id: int | None = None, search: str | None = None) -> None:
+    page_key = "page" if key == "cluster" else f"{key}_page"
+    _, total = curation.examples(store(), dataset.dataset_id, k, cluster_id=cluster_id, search=search, limit=0)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = st.number_input(f"Page (of {pages}; {total} examples)", 1, pages, key=page_key)
+    frame, _ = curation.examples(
+        store(),
+        dataset.dataset_id,
+        k,
+        cluster_id=cluster_id,
+        search=search,
+        limit=PAGE_SIZE,
+        offset=(int(page) - 1) * PAGE_SIZE,
+    )
+    for row in frame.itertuples():
+        example_card(
+            row,
+            lambda example_id, vetoed: curation.set_example_veto(store(), dataset.dataset_id, example_id, vetoed),
+            key_prefix=key,
+        )
+
+
+with right:
+    options = list(table.cluster_id)
+    if st.session_state.get("cluster_pick") not in options:
+        st.session_state["cluster_pick"] = None
+    picked = st.selectbox(
+        "Open a cluster",
+        options,
+        key="cluster_pick",
+        index=None,
+        placeholder="choose a cluster",
+        format_func=lambda c: f"{c}: {labels[c]}",
+        on_change=lambda: open_cluster(st.session_state["cluster_pick"]),
+    )
+    current = st.session_state.get("open_cluster")
+    if current in options:
+        cluster_card(int(current))
+    else:
+        st.info("Click or lasso points on the map, pick a row of the table, or choose a cluster here.")
+
+st.divider()
+st.subheader("Search examples")
+query = st.text_input("Keyword in instruction or output", key="search").strip()
+if query:
+    examples_list(search=query, key="search")

@@ -1,0 +1,140 @@
+"""Datasets page: load a file (upload or path), map its columns if needed, prepare it in the background."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app import queries
+from app.state import pick_dataset, store, workspace
+from core import ingest
+from core.runs import jobs
+from core.storage import datasets as ds
+
+ROOT = Path(__file__).resolve().parents[1]
+EMBEDDERS = {"sentence-transformers": "all-MiniLM-L6-v2 (packaged, semantic)", "hashing": "hashing (fast, lexical)"}
+
+st.title("Datasets")
+
+
+def dataset_table() -> None:
+    rows = [
+        {
+            "name": d.name,
+            "rows": d.n_rows,
+            "skipped rows": d.n_skipped,
+            "shape": d.shape,
+            "k": d.active_k,
+            "status": d.status,
+            "source": Path(d.source_path).name,
+        }
+        for d in ds.list_datasets(store())
+    ]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="datasets_table")
+
+
+def chosen_file() -> Path | None:
+    source = st.radio("Source", ["A file on this machine", "Upload a file"], horizontal=True, key="source")
+    if source == "Upload a file":
+        upload = st.file_uploader("Dataset file", type=["jsonl", "json", "csv", "parquet"], key="upload")
+        if upload is None:
+            return None
+        target = workspace() / "uploads" / Path(upload.name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(upload.getvalue())
+        return target
+    default = str(ROOT / "sample_data" / "sample.jsonl")
+    text = st.text_input("Path", value=default, key="path").strip()
+    return Path(text).expanduser() if text else None
+
+
+def mapping_form(path: Path) -> dict[str, str | None] | None:
+    columns = ingest.columns_of(path)
+    recognised = {"messages", "conversations"} & set(columns) or {"instruction", "output"} <= set(columns)
+    if not columns or recognised:
+        return None
+    st.warning("This file's columns are not Alpaca, chat or ShareGPT. Say which column holds what.")
+    cols = st.columns(3)
+    mapping: dict[str, str | None] = {}
+    for col, field, optional in zip(cols, ingest.MAPPABLE_FIELDS, (False, True, False), strict=True):
+        options = (["(none)"] if optional else []) + columns
+        choice = col.selectbox(field, options, key=f"map_{field}")
+        mapping[field] = None if choice == "(none)" else choice
+    return mapping
+
+
+def launch_form() -> None:
+    path = chosen_file()
+    if path is None:
+        return
+    mapping = mapping_form(path) if path.is_file() else None
+    left, mid, right = st.columns(3)
+    name = left.text_input("Dataset name", value=path.stem, key="dataset_name")
+    embedder = mid.selectbox("Embedder", list(EMBEDDERS), format_func=EMBEDDERS.get, key="embedder")
+    fields = right.multiselect(
+        "Embedded text", list(ingest.MAPPABLE_FIELDS), default=["instruction", "input"], key="embed_fields"
+    )
+    skip_bad = st.checkbox("Skip bad rows (store the good rows and report the bad ones)", key="skip_bad")
+    if st.button("Prepare", type="primary", key="prepare", disabled=not fields):
+        options = {
+            "name": name.strip() or path.stem,
+            "mapping": mapping,
+            "skip_bad_rows": skip_bad,
+            "embedder": None if embedder == "sentence-transformers" else {"name": embedder},
+            "embed_fields": fields,
+        }
+        st.session_state["prepare_job"] = jobs.launch(workspace(), "prepare", {"path": str(path), "options": options})
+
+
+@st.fragment(run_every=1.0)
+def job_panel() -> None:
+    recent = jobs.list_jobs(workspace(), kind="prepare")[:5]
+    for status in recent:
+        name = (status.params.get("options") or {}).get("name") or Path(status.params.get("path", "")).stem
+        if status.active:
+            st.progress(status.fraction, text=f"Preparing {name}: {status.stage} {status.done}/{status.total}")
+            if st.button("Cancel", key=f"cancel_{status.job_id}"):
+                jobs.request_cancel(workspace(), status.job_id)
+        elif status.job_id == st.session_state.get("prepare_job"):
+            show_outcome(name, status)
+
+
+def show_outcome(name: str, status: jobs.JobStatus) -> None:
+    if status.state == "done":
+        result = status.result
+        verb = "was already prepared; nothing recomputed" if result.get("reused") else "is ready"
+        st.success(f"{name} {verb}: {result.get('n_rows')} rows, k={result.get('best_k')}.")
+        if result.get("n_skipped"):
+            st.warning(f"{result['n_skipped']} bad rows were skipped: " + "; ".join(result.get("skipped", [])[:10]))
+    elif status.state == "failed":
+        st.error(f"Could not prepare {name}: {status.error}")
+    else:
+        st.warning(f"Preparing {name} was {status.state}. Preparing it again resumes from what was stored.")
+
+
+def summary() -> None:
+    dataset = pick_dataset(ready_only=False)
+    if dataset is None:
+        return
+    counts = queries.cached_summary(dataset)
+    st.subheader(f"Summary: {dataset.name}")
+    cols = st.columns(5)
+    cols[0].metric("Rows", counts["rows"])
+    cols[1].metric("Exact duplicates", counts["duplicate_rows"], help=f"{counts['duplicate_groups']} groups")
+    cols[2].metric("Repeated prompts", counts["repeated_prompt_rows"])
+    cols[3].metric("Empty responses", counts["empty_outputs"])
+    cols[4].metric("Rows with problems (skipped)", dataset.n_skipped)
+    if dataset.skipped:
+        with st.expander("Skipped rows"):
+            st.text("\n".join(dataset.skipped))
+
+
+dataset_table()
+with st.container(border=True):
+    st.subheader("Load a dataset")
+    launch_form()
+    job_panel()
+summary()

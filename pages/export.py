@@ -1,0 +1,68 @@
+"""Export page: per-cluster counts of what will be exported, then download or write JSONL + manifest."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from app.state import pick_dataset, store, workspace
+from core.export import build_export, resolve_inside, write_export
+
+st.title("Export")
+dataset = pick_dataset()
+if dataset is None:
+    st.stop()
+
+st.write(
+    "Exports **every example that is not vetoed** (neither itself nor through its cluster at the chosen k), "
+    "with its original fields, plus a manifest that records how it was made."
+)
+bundle = build_export(store(), dataset)
+per_cluster = bundle.manifest["counts"]["per_cluster"]
+st.metric("Examples to export", f"{bundle.n_rows} of {dataset.n_rows}")
+st.dataframe(
+    [
+        {
+            "cluster": int(c),
+            "label": v["label"],
+            "size": v["size"],
+            "exported": v["exported"],
+            "vetoed": v["vetoed"],
+            "weight": v["weight"],
+        }
+        for c, v in per_cluster.items()
+    ],
+    hide_index=True,
+    key="export_preview",
+)
+
+stem = f"{dataset.name}-curated"
+left, right = st.columns(2)
+left.download_button(
+    "Download JSONL",
+    bundle.jsonl,
+    file_name=f"{stem}.jsonl",
+    mime="application/jsonl",
+    key="download_jsonl",
+    type="primary",
+)
+right.download_button(
+    "Download manifest",
+    json.dumps(bundle.manifest, indent=2),
+    file_name=f"{stem}.manifest.json",
+    mime="application/json",
+    key="download_manifest",
+)
+
+with st.container(border=True):
+    export_dir = workspace() / "exports"
+    relative = st.text_input(f"Or write to a file inside {export_dir}", f"{stem}.jsonl", key="export_path")
+    if st.button("Write to path", key="write_export"):
+        try:
+            target = resolve_inside(export_dir, relative)
+        except ValueError as exc:
+            st.error(str(exc))
+        else:
+            out, manifest = write_export(bundle, target)
+            st.success(f"Wrote {bundle.n_rows} rows to {out} and the manifest to {manifest}.")

@@ -1,0 +1,90 @@
+"""Shared fixtures: a fake keyword embedder with exact vectors, tiny datasets, prepared workspaces.
+
+Tests never download: HF_HUB_OFFLINE is set before anything imports huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from core.models.embedders import EMBEDDERS, l2_normalise
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+KEYWORDS = ("bread", "python", "capital", "planet")
+
+
+@EMBEDDERS.register
+@dataclasses.dataclass(frozen=True)
+class KeywordEmbedder:
+    """Maps each text to the one-hot direction of the first keyword it contains (plus a tiny per-text offset).
+
+    Texts about the same keyword get (almost) the same vector, so clusters are known exactly in tests.
+    """
+
+    name: ClassVar[str] = "keyword-test"
+    keywords: tuple[str, ...] = KEYWORDS
+
+    def cache_key(self) -> str:
+        return "keyword-test:" + ",".join(self.keywords)
+
+    def embed(self, texts, progress=None):
+        dim = len(self.keywords) + 1
+        vectors = np.zeros((len(texts), dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            hits = [i for i, word in enumerate(self.keywords) if word in text.lower()]
+            vectors[row, hits[0] if hits else dim - 1] = 1.0
+            vectors[row, (hits[0] + 1 if hits else 0) % dim] += 0.01 * (len(text) % 7)
+        if progress:
+            progress(len(texts))
+        return l2_normalise(vectors)
+
+
+KEYWORD_EMBEDDER = {"name": "keyword-test"}
+
+
+def keyword_rows(per_topic: int = 6) -> list[dict[str, str]]:
+    """Alpaca rows: ``per_topic`` rows for each of the four keywords, with distinct wording."""
+    rows = []
+    for topic in KEYWORDS:
+        for i in range(per_topic):
+            rows.append({
+                "instruction": f"Question {i} about {topic}: explain {topic} number {i}",
+                "input": "",
+                "output": f"An answer about {topic} ({i}).",
+            })
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def keyword_file(tmp_path: Path) -> Path:
+    """A 24-row Alpaca JSONL file over four keyword topics."""
+    return write_jsonl(tmp_path / "tiny.jsonl", keyword_rows())
+
+
+@pytest.fixture
+def prepared_workspace(tmp_path: Path, keyword_file: Path) -> Path:
+    """A workspace holding the tiny dataset, prepared with the keyword embedder and k in {2, 4, 6}."""
+    from core.pipeline import PrepareOptions, prepare
+    from core.storage.database import Store
+
+    workspace = tmp_path / "ws"
+    prepare(Store(workspace), keyword_file,
+            PrepareOptions(name="tiny", embedder=KEYWORD_EMBEDDER, k_grid=(2, 4, 6), seed=0))
+    return workspace

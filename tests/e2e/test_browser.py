@@ -1,0 +1,139 @@
+"""Real-browser test: serve the app with `streamlit run`, drive Debian Chromium with Playwright.
+
+Open the app, open a cluster, veto it, export, and check that the exported JSONL lacks that cluster's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.pipeline import PrepareOptions, prepare
+from core.storage import curation
+from core.storage import datasets as ds
+from core.storage.database import Store
+from tests.conftest import ROOT, keyword_rows, write_jsonl
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make test installs it)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the app did not answer at {url} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A workspace with a prepared 24-row dataset (model-free embedder) and the app serving it."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    workspace = tmp / "ws"
+    data = write_jsonl(tmp / "tiny.jsonl", keyword_rows())
+    prepare(Store(workspace), data, PrepareOptions(name="tiny", embedder={"name": "hashing"}, k_grid=(4,)))
+    port = _free_port()
+    env = dict(os.environ, CURATE_WORKSPACE=str(workspace), PYTHONPATH=str(ROOT))
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app/main.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server)
+        yield url, workspace
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, Path], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, workspace = served_app
+    store = Store(workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    members, _ = curation.examples(store, dataset.dataset_id, dataset.active_k, cluster_id=0, limit=1000)
+    assert len(members) > 0
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(accept_downloads=True)
+        page.set_default_timeout(30_000)
+        page.goto(f"{url}/clusters")
+        expect(page.get_by_role("heading", name="Clusters")).to_be_visible()
+
+        page.get_by_role("combobox", name="Open a cluster").click()
+        page.get_by_role("option").filter(has_text="0:").first.click()
+        expect(page.get_by_role("heading", name="Cluster 0:")).to_be_visible()
+
+        page.get_by_text("Vetoed (leave this cluster out)").click()
+        deadline = time.monotonic() + 20
+        while not curation.clusters(store, dataset.dataset_id, dataset.active_k).vetoed.iloc[0]:
+            assert time.monotonic() < deadline, "the veto never reached the store"
+            time.sleep(0.3)
+
+        page.get_by_role("link", name="Export").click()
+        expect(page.get_by_role("heading", name="Export")).to_be_visible()
+        expect(page.get_by_text(f"{dataset.n_rows - len(members)} of {dataset.n_rows}")).to_be_visible()
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name="Download JSONL").click()
+        exported = tmp_path / "export.jsonl"
+        download_info.value.save_as(exported)
+        browser.close()
+
+    rows = [json.loads(line) for line in exported.read_text().splitlines()]
+    exported_instructions = {row["instruction"] for row in rows}
+    assert len(rows) == dataset.n_rows - len(members)
+    assert not exported_instructions & set(members.instruction)
