@@ -1,0 +1,73 @@
+"""Clusters page: open a cluster, veto it, weight it, veto one example, search; text stays plain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.storage import curation
+from core.storage import datasets as ds
+from core.storage.database import Store
+
+
+def _state(workspace: Path):
+    store = Store(workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    return store, dataset, curation.clusters(store, dataset.dataset_id, dataset.active_k)
+
+
+def test_choosing_a_cluster_opens_its_card_with_its_examples(page, prepared_workspace):
+    _, dataset, table = _state(prepared_workspace)
+    at = page("clusters").run()
+    assert not at.exception
+    assert f"{dataset.n_rows} examples in {dataset.active_k} clusters" in at.caption[0].value
+    at.selectbox(key="cluster_pick").select(1).run()
+    label = table.label.iloc[1]
+    assert any(h.value == f"Cluster 1: {label}" for h in at.subheader)
+    texts = [t.value for t in at.text]
+    assert sum(label in text for text in texts) >= 6  # the six examples of this keyword cluster
+
+
+def test_veto_toggle_and_weight_slider_are_stored_at_once(page, prepared_workspace):
+    store, dataset, _ = _state(prepared_workspace)
+    at = page("clusters").run()
+    at.selectbox(key="cluster_pick").select(2).run()
+    at.toggle(key=f"veto_cluster_{dataset.active_k}_2").set_value(True).run()
+    at.slider(key=f"weight_{dataset.active_k}_2").set_value(2.5).run()
+    table = curation.clusters(store, dataset.dataset_id, dataset.active_k)
+    assert bool(table.vetoed.iloc[2]) is True
+    assert table.weight.iloc[2] == 2.5
+    actions = list(curation.history(store, dataset.dataset_id).action)
+    assert actions[:2] == ["cluster_weight", "cluster_veto"]
+    at.toggle(key=f"veto_cluster_{dataset.active_k}_2").set_value(False).run()
+    assert not curation.clusters(store, dataset.dataset_id, dataset.active_k).vetoed.iloc[2]
+
+
+def test_single_example_veto_and_keyword_search(page, prepared_workspace):
+    store, dataset, _ = _state(prepared_workspace)
+    at = page("clusters").run()
+    at.text_input(key="search").input("number 3").run()
+    boxes = [box for box in at.checkbox if box.key.startswith("search_veto_")]
+    assert len(boxes) == 4  # "explain <keyword> number 3" for each of the four keywords
+    boxes[0].check().run()
+    example_id = boxes[0].key.removeprefix("search_veto_")
+    vetoed = curation.decisions(store, dataset.dataset_id)["vetoed_examples"]
+    assert vetoed == [example_id]
+
+
+def test_example_text_is_shown_as_plain_text(page, tmp_path, monkeypatch):
+    from core.pipeline import PrepareOptions, prepare
+    from tests.conftest import KEYWORD_EMBEDDER, write_jsonl
+
+    hostile = "<script>alert(1)</script> **bold** [link](http://x) <b>bread</b>"
+    rows = [{"instruction": f"{hostile} {i}", "input": "", "output": hostile} for i in range(6)]
+    workspace = tmp_path / "hostile"
+    prepare(
+        Store(workspace),
+        write_jsonl(tmp_path / "h.jsonl", rows),
+        PrepareOptions(name="tiny", embedder=KEYWORD_EMBEDDER, k_grid=(2,)),
+    )
+    monkeypatch.setenv("CURATE_WORKSPACE", str(workspace))
+    at = page("clusters").run()
+    at.selectbox(key="cluster_pick").select(0).run()
+    assert hostile in [t.value for t in at.text]  # st.text: shown verbatim, never as markdown or HTML
+    assert not any("<script>" in m.value for m in at.markdown)

@@ -1,0 +1,86 @@
+"""Datasets, Diagnostics and Export pages, and the entry point's navigation."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from core.runs import jobs
+from core.storage import curation
+from core.storage import datasets as ds
+from core.storage.database import Store
+from tests.conftest import keyword_rows, write_jsonl
+
+
+def test_main_routes_to_every_page(page):
+    at = page("main").run()
+    assert not at.exception
+    assert at.title[0].value == "Datasets"
+    for name, title in [("clusters", "Clusters"), ("diagnostics", "Diagnostics"), ("export", "Export")]:
+        at.switch_page(f"../pages/{name}.py").run()
+        assert not at.exception, name
+        assert at.title[0].value == title
+
+
+def test_datasets_page_shows_summary_and_prepares_a_file_in_the_background(page, prepared_workspace, tmp_path):
+    at = page("datasets").run()
+    assert not at.exception
+    assert at.subheader[-1].value == "Summary: tiny"
+    assert [m.value for m in at.metric][:4] == ["24", "0", "0", "0"]
+    rows = [*keyword_rows(per_topic=3), keyword_rows(per_topic=1)[0]]  # one exact duplicate
+    path = write_jsonl(tmp_path / "more.jsonl", rows)
+    at.text_input(key="path").input(str(path)).run()
+    at.text_input(key="dataset_name").input("more").run()
+    at.selectbox(key="embedder").select("hashing").run()
+    at.button(key="prepare").click().run()
+    job_id = at.session_state["prepare_job"]
+    deadline = time.monotonic() + 180
+    while jobs.read_status(prepared_workspace, job_id).active:
+        assert time.monotonic() < deadline, jobs.read_log(prepared_workspace, job_id)
+        time.sleep(0.5)
+    assert jobs.read_status(prepared_workspace, job_id).state == "done", jobs.read_log(prepared_workspace, job_id)
+    at.run()
+    assert any("more is ready: 13 rows" in s.value for s in at.success)
+    at.selectbox(key="dataset").select("more").run()
+    assert [m.value for m in at.metric][:2] == ["13", "2"]  # the duplicate pair is flagged, not dropped
+
+
+def test_datasets_page_asks_for_a_column_mapping_when_the_shape_is_unknown(page, tmp_path):
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "completion": "c"}) + "\n")
+    at = page("datasets").run()
+    at.text_input(key="path").input(str(path)).run()
+    assert at.selectbox(key="map_instruction").options == ["prompt", "completion"]
+    assert at.selectbox(key="map_input").options == ["(none)", "prompt", "completion"]
+
+
+def test_diagnostics_page_marks_k_and_chooses_a_new_k_without_reembedding(page, prepared_workspace):
+    at = page("diagnostics").run()
+    assert not at.exception
+    assert "Chosen k=4" in at.caption[0].value
+    at.number_input(key="k_choice").set_value(3).run()
+    at.button(key="use_k").click().run()
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    assert dataset.active_k == 3
+    assert 3 in set(ds.load_sweep(store, dataset.dataset_id).k)
+    assert "Chosen k=3" in at.caption[0].value
+
+
+def test_export_page_counts_and_writes_inside_the_export_folder(page, prepared_workspace):
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    curation.set_cluster_veto(store, dataset.dataset_id, dataset.active_k, 0, True)
+    at = page("export").run()
+    assert not at.exception
+    assert at.metric[0].value == "18 of 24"
+    at.text_input(key="export_path").input("../escape.jsonl").run()
+    at.button(key="write_export").click().run()
+    assert "would leave the export folder" in at.error[0].value
+    at.text_input(key="export_path").input("out/curated.jsonl").run()
+    at.button(key="write_export").click().run()
+    out = Path(prepared_workspace) / "exports" / "out" / "curated.jsonl"
+    assert len(out.read_text().splitlines()) == 18
+    manifest = json.loads((out.parent / "curated.manifest.json").read_text())
+    assert manifest["vetoes"]["clusters"] == [0]
