@@ -100,6 +100,9 @@ def job_panel() -> None:
                 jobs.request_cancel(workspace(), status.job_id)
         elif status.job_id == st.session_state.get("prepare_job"):
             show_outcome(name, status)
+            if st.session_state.get("prepare_job_seen") != status.job_id:
+                st.session_state["prepare_job_seen"] = status.job_id
+                st.rerun(scope="app")  # refresh the dataset table and summary outside this fragment
 
 
 def show_outcome(name: str, status: jobs.JobStatus) -> None:
