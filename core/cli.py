@@ -129,8 +129,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     progress = TqdmProgress()
     try:
         report = prepare(_store(args), args.path, options, progress)
-    finally:
-        progress.close()
+    except BaseException:
+        progress.close(discard=True)
+        raise
+    progress.close()
     if report.reused:
         print(f"dataset {report.name!r} is already prepared from this file: nothing recomputed")
     else:

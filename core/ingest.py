@@ -289,7 +289,7 @@ def _detect_shape(
         return "messages", {}
     if "conversations" in columns:
         return "sharegpt", {}
-    if "instruction" in columns and "output" in columns:
+    if "instruction" in columns:  # rows without 'output' then fail as "missing required field"
         return "alpaca", {"instruction": "instruction", "input": "input", "output": "output"}
     raise IngestError(
         path,

@@ -118,8 +118,8 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
         coords = UMAPReducer(seed=options.seed).reduce(embeddings)
     with timer("store"):
         ds.save_map(store, dataset_id, coords)
-        ds.update_dataset(store, dataset_id, status="ready")
-    progress.advance()
+    progress.advance()  # the last point where a cancel stops the prepare; after it the dataset is ready
+    ds.update_dataset(store, dataset_id, status="ready")
     report = _report(ds.get_dataset(store, dataset_id), reused=False, seconds=timer.seconds)
     report.embedded, report.embeddings_cached = embedded, cached
     return report

@@ -59,20 +59,27 @@ class TqdmProgress(Progress):
         from tqdm import tqdm
 
         self.close()
-        self._bar = tqdm(total=total, desc=stage, unit=UNITS.get(stage, "step"), dynamic_ncols=True)
+        self._bar = tqdm(total=total, desc=stage, unit=UNITS.get(stage, "step"), dynamic_ncols=True, delay=0.5)
         super().start(stage, total)
 
     def update(self) -> None:
-        if self._bar is not None:
-            self._bar.n = self.done
-            self._bar.refresh()
+        if self._bar is not None and self.done > self._bar.n:
+            self._bar.update(self.done - self._bar.n)  # update() honours tqdm's delay and refresh rate
 
     def message(self, text: str) -> None:
         from tqdm import tqdm
 
         tqdm.write(text)
 
-    def close(self) -> None:
+    def close(self, discard: bool = False) -> None:
+        """Close the current bar; ``discard`` erases it (after an error, so the error line stands alone)."""
         if self._bar is not None:
+            if discard:
+                shown = self._bar.format_dict["elapsed"] >= self._bar.delay
+                self._bar.disable = True
+                if shown:  # end the bar's line so the error starts on its own
+                    import sys
+
+                    sys.stderr.write("\n")
             self._bar.close()
             self._bar = None

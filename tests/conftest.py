@@ -59,11 +59,13 @@ def keyword_rows(per_topic: int = 6) -> list[dict[str, str]]:
     rows = []
     for topic in KEYWORDS:
         for i in range(per_topic):
-            rows.append({
-                "instruction": f"Question {i} about {topic}: explain {topic} number {i}",
-                "input": "",
-                "output": f"An answer about {topic} ({i}).",
-            })
+            rows.append(
+                {
+                    "instruction": f"Question {i} about {topic}: explain {topic} number {i}",
+                    "input": "",
+                    "output": f"An answer about {topic} ({i}).",
+                }
+            )
     return rows
 
 
@@ -85,6 +87,7 @@ def prepared_workspace(tmp_path: Path, keyword_file: Path) -> Path:
     from core.storage.database import Store
 
     workspace = tmp_path / "ws"
-    prepare(Store(workspace), keyword_file,
-            PrepareOptions(name="tiny", embedder=KEYWORD_EMBEDDER, k_grid=(2, 4, 6), seed=0))
+    prepare(
+        Store(workspace), keyword_file, PrepareOptions(name="tiny", embedder=KEYWORD_EMBEDDER, k_grid=(2, 4, 6), seed=0)
+    )
     return workspace

@@ -97,8 +97,12 @@ class SweepPoint:
 
 
 def default_k_grid(n_rows: int) -> list[int]:
-    """A grid of k valid for N rows: 4, 6, 8, then steps of about 25% up to about 2*sqrt(N) (at most 512)."""
-    upper = int(min(512, max(8, 2 * np.sqrt(max(n_rows, 1)))))
+    """A grid of k valid for N rows: 4, 6, 8, then steps of about 25% up to sqrt(N) (at least 8, at most 512).
+
+    sqrt(N) keeps clusters browsable (about sqrt(N) examples each on average); on templated data the
+    silhouette keeps rising with k, so the grid's top matters. Edit the grid to look further.
+    """
+    upper = int(min(512, max(8, np.sqrt(max(n_rows, 1)))))
     grid = []
     k = 4
     while k <= upper:

@@ -166,7 +166,7 @@ def examples(
         params.append(cluster_id)
     if search:
         # DuckDB's LIKE has no default escape character: name it, so '%' and '_' in the search are literal
-        where.append("(e.instruction ILIKE ? OR e.output ILIKE ?)")
+        where.append("(e.instruction ILIKE ? ESCAPE '\\' OR e.output ILIKE ? ESCAPE '\\')")
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         params += [pattern, pattern]
     condition = " AND ".join(where)

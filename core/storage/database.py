@@ -45,7 +45,7 @@ class Store:
         self.version_path = self.workspace / "data_version"
         self._local = threading.local()
         self._thread_lock = threading.RLock()
-        with self.write() as con:  # opening a workspace is not a data change: caches stay valid
+        with self.write(bump=False) as con:  # opening a workspace is not a data change: caches stay valid
             self._migrate(con)
 
     def __repr__(self) -> str:

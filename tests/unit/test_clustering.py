@@ -1,0 +1,142 @@
+"""k grid, k sweep diagnostics (silhouette, knee), seeded k-means and c-TF-IDF cluster labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import silhouette_score
+
+from core.algorithms import clustering
+from core.algorithms.labels import cluster_terms, term_counts
+
+GRID = [4, 6, 8, 10, 12, 14]
+
+
+@pytest.fixture(scope="module")
+def blobs() -> np.ndarray:
+    """300 unit-norm points around 10 well separated centres."""
+    points, _ = make_blobs(n_samples=300, centers=10, n_features=16, cluster_std=0.5, random_state=0)
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sweep(blobs: np.ndarray) -> tuple[list[clustering.SweepPoint], dict[int, np.ndarray]]:
+    return clustering.sweep_k(blobs, GRID, seed=0)
+
+
+@pytest.mark.parametrize("n_rows", [3, 4, 5, 9, 10, 17, 50, 100, 1_000, 10_000])
+def test_default_k_grid_is_valid_for_small_and_large_n(n_rows: int) -> None:
+    grid = clustering.default_k_grid(n_rows)
+
+    assert grid
+    assert all(2 <= k < n_rows for k in grid)
+    assert grid == sorted(set(grid))
+
+
+def test_default_k_grid_values() -> None:
+    assert clustering.default_k_grid(3) == [2]
+    assert clustering.default_k_grid(5) == [4]
+    assert clustering.default_k_grid(10) == [4, 6, 8]
+    assert clustering.default_k_grid(100) == [4, 6, 8, 10]
+    assert max(clustering.default_k_grid(2_240)) == 38
+    assert clustering.default_k_grid(1) == [1]
+    assert max(clustering.default_k_grid(10_000_000)) <= 512
+
+
+def test_sweep_finds_the_ten_blobs(sweep: tuple[list[clustering.SweepPoint], dict[int, np.ndarray]]) -> None:
+    points, labels_by_k = sweep
+
+    assert [p.k for p in points] == GRID
+    assert sorted(labels_by_k) == GRID
+    assert clustering.best_silhouette_k(points) == 10
+    assert clustering.knee_k(points) == 10
+    ten = next(p for p in points if p.k == 10)
+    assert (ten.min_size, ten.max_size, ten.median_size) == (30, 30, 30.0)
+    assert ten.silhouette > 0.95
+    inertias = [p.inertia for p in points]
+    assert inertias == sorted(inertias, reverse=True)
+
+
+def test_silhouette_is_exact_for_small_n(blobs: np.ndarray, sweep) -> None:
+    points, labels_by_k = sweep
+
+    score, used = clustering.silhouette(blobs, labels_by_k[10], sample=10_000, seed=0)
+
+    assert used == len(blobs) == 300
+    assert score == pytest.approx(silhouette_score(blobs, labels_by_k[10], metric="cosine"), abs=1e-6)
+    assert all(p.silhouette_sample == 300 for p in points)
+
+
+def test_silhouette_is_sampled_above_the_threshold(blobs: np.ndarray) -> None:
+    points, _ = clustering.sweep_k(blobs, [8, 10, 12], seed=0, silhouette_sample=120)
+
+    assert [p.silhouette_sample for p in points] == [120, 120, 120]
+    assert clustering.best_silhouette_k(points) == 10
+    again, _ = clustering.sweep_k(blobs, [8, 10, 12], seed=0, silhouette_sample=120)
+    assert [p.silhouette for p in again] == [p.silhouette for p in points]
+
+
+def test_silhouette_of_a_single_cluster_is_undefined(blobs: np.ndarray) -> None:
+    score, used = clustering.silhouette(blobs, np.zeros(len(blobs), dtype=np.int32), sample=1_000, seed=0)
+
+    assert np.isnan(score)
+    assert used == 0
+
+
+def test_same_seed_gives_the_same_labels(blobs: np.ndarray) -> None:
+    first = clustering.KMeansClusterer(k=7, seed=3).fit(blobs)
+    second = clustering.KMeansClusterer(k=7, seed=3).fit(blobs)
+
+    assert np.array_equal(first.labels, second.labels)
+    assert first.inertia == second.inertia
+    assert first.labels.shape == (300,)
+    assert set(first.labels.tolist()) == set(range(7))
+
+
+def test_k_larger_than_the_rows_is_refused(blobs: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="k must be between 1 and the number of rows"):
+        clustering.KMeansClusterer(k=5).fit(blobs[:4])
+
+
+def test_best_k_prefers_the_smaller_k_on_ties() -> None:
+    def point(k: int, score: float) -> clustering.SweepPoint:
+        return clustering.SweepPoint(k, 1.0, score, 10, 1, 1.0, 1, 0)
+
+    assert clustering.best_silhouette_k([point(4, 0.5), point(6, 0.9), point(8, 0.9)]) == 6
+    assert clustering.best_silhouette_k([point(2, float("nan")), point(3, 0.1)]) == 3
+    assert clustering.knee_k([point(4, 0.5), point(6, 0.9)]) is None
+
+
+TOY_TEXTS = [
+    "bake the bread in the oven",
+    "knead the bread dough",
+    "bread dough needs yeast",
+    "oven temperature for bread",
+    "write a python function",
+    "python list comprehension",
+    "debug the python function",
+    "sort a python list",
+    "the weather is nice",
+]
+
+
+def test_cluster_terms_are_the_distinctive_words() -> None:
+    counts, vocabulary = term_counts(TOY_TEXTS)
+
+    result = cluster_terms(counts, vocabulary, np.array([0, 0, 0, 0, 1, 1, 1, 1, 2]), 3)
+
+    assert [r["size"] for r in result] == [4, 4, 1]
+    assert result[0]["terms"] == ["bread", "bread dough", "dough", "oven"]
+    assert result[0]["label"] == "bread · dough · oven"
+    assert result[1]["terms"][0] == "python"
+    assert result[1]["label"] == "python · function · list"
+    assert (result[2]["terms"], result[2]["label"]) == ([], "cluster 2")
+
+
+def test_cluster_terms_of_stop_words_only_fall_back_to_numbers() -> None:
+    counts, vocabulary = term_counts(["the and of", "it is the"])
+
+    result = cluster_terms(counts, vocabulary, np.array([0, 1]), 2)
+
+    assert [r["label"] for r in result] == ["cluster 0", "cluster 1"]

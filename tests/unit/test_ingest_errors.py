@@ -1,0 +1,226 @@
+"""Bad input files: the error names the file, the line (or row) and the field, and the store is left as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.ingest import IngestError, read_dataset
+from core.pipeline import PrepareOptions, prepare
+from core.storage import datasets as ds
+from core.storage.database import Store
+from tests.conftest import KEYWORD_EMBEDDER, keyword_rows, write_jsonl
+from tests.unit.conftest import count_rows
+
+GOOD = json.dumps({"instruction": "Bake bread", "input": "", "output": "Knead, rise, bake."})
+
+
+def _line(row: object) -> str:
+    return json.dumps(row) + "\n"
+
+
+@pytest.fixture(scope="module")
+def busy_workspace(template_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace that already holds the prepared "tiny" dataset; failing prepares must leave it untouched."""
+    copy = tmp_path_factory.mktemp("errors") / "ws"
+    shutil.copytree(template_workspace, copy)
+    return copy
+
+
+def _snapshot(workspace: Path) -> tuple[list[tuple[str, int, str]], int, int]:
+    store = Store(workspace)
+    listing = [(d.name, d.n_rows, d.status) for d in ds.list_datasets(store)]
+    with store.read() as con:
+        n_examples = con.execute("SELECT count(*) FROM examples").fetchone()[0]
+    return listing, n_examples, store.data_version()
+
+
+# (file name, bytes, column mapping, fragments the error message must contain)
+BAD_INPUTS = {
+    "malformed_json_line": (
+        "broken.jsonl",
+        (GOOD + "\n" + GOOD + "\n" + '{"instruction": "x", "output": \n').encode(),
+        None,
+        ["broken.jsonl", "line 3", "malformed JSON"],
+    ),
+    "missing_required_field": (
+        "missing.jsonl",
+        (GOOD + "\n" + _line({"instruction": "Say hi"})).encode(),
+        None,
+        ["missing.jsonl", "line 2", "field 'output'", "missing required field"],
+    ),
+    "number_instead_of_string": (
+        "number.jsonl",
+        (GOOD + "\n" + GOOD + "\n" + _line({"instruction": "Add", "output": 42})).encode(),
+        None,
+        ["number.jsonl", "line 3", "field 'output'", "expected a string, found a number"],
+    ),
+    "list_instead_of_string": (
+        "listed.jsonl",
+        _line({"instruction": ["a", "b"], "output": "ab"}).encode(),
+        None,
+        ["listed.jsonl", "line 1", "field 'instruction'", "expected a string, found a list"],
+    ),
+    "null_instruction": (
+        "nullish.jsonl",
+        (GOOD + "\n" + _line({"instruction": None, "output": "x"})).encode(),
+        None,
+        ["nullish.jsonl", "line 2", "field 'instruction'", "expected a string, found null"],
+    ),
+    "empty_file": ("empty.jsonl", b"", None, ["empty.jsonl", "the file is empty"]),
+    "blank_lines_only": ("blank.jsonl", b"\n\n   \n\t\n", None, ["blank.jsonl", "the file is empty"]),
+    "invalid_utf8": (
+        "latin1.jsonl",
+        GOOD.encode() + b"\n" + b'{"instruction": "caf\xe9", "output": "coffee"}\n',
+        None,
+        ["latin1.jsonl", "line 2", "not valid UTF-8"],
+    ),
+    "unknown_shape": (
+        "pairs.jsonl",
+        _line({"prompt": "Say hi", "completion": "Hi"}).encode(),
+        None,
+        ["pairs.jsonl", "unknown shape", "prompt", "completion"],
+    ),
+    "json_array_cut_short": (
+        "cut.json",
+        b'[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c", "output": "d"\n',
+        None,
+        ["cut.json", "malformed JSON", "line 4"],
+    ),
+    "csv_ragged_row": (
+        "ragged.csv",
+        b"instruction,input,output\nBake bread,,Knead it\nSay hi,,Hi,extra\n",
+        None,
+        ["ragged.csv", "line 3", "expected 3 fields, found 4"],
+    ),
+    "not_parquet": (
+        "fake.parquet",
+        b"instruction,output\na,b\n",
+        None,
+        ["fake.parquet", "not a readable Parquet file"],
+    ),
+    "messages_without_assistant": (
+        "chat.jsonl",
+        _line({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}).encode(),
+        None,
+        ["chat.jsonl", "line 1", "field 'messages'", "no assistant turn"],
+    ),
+    "mapping_names_missing_column": (
+        "qa.jsonl",
+        _line({"question": "Say hi", "answer": "Hi"}).encode(),
+        {"instruction": "prompt", "output": "answer"},
+        ["qa.jsonl", "column 'prompt'", "question, answer"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_reported_and_stores_nothing(case: str, busy_workspace: Path, tmp_path: Path) -> None:
+    file_name, content, mapping, fragments = BAD_INPUTS[case]
+    path = tmp_path / file_name
+    path.write_bytes(content)
+    before = _snapshot(busy_workspace)
+
+    with pytest.raises(IngestError) as caught:
+        prepare(
+            Store(busy_workspace),
+            path,
+            PrepareOptions(name=f"bad-{case}", mapping=mapping, embedder=KEYWORD_EMBEDDER, k_grid=(2,)),
+        )
+
+    message = str(caught.value)
+    for fragment in fragments:
+        assert fragment in message
+    after = _snapshot(busy_workspace)
+    assert after == before
+    assert [name for name, _, _ in after[0]] == ["tiny"]
+
+
+def test_several_bad_rows_name_the_first_and_count_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "many.jsonl"
+    path.write_text(GOOD + "\n{oops\n" + _line({"instruction": "x"}) + "[1, 2]\n", encoding="utf-8")
+
+    with pytest.raises(IngestError) as caught:
+        read_dataset(path)
+
+    assert str(caught.value).startswith("many.jsonl, line 2: malformed JSON")
+    assert "and 2 more bad rows" in str(caught.value)
+
+
+def test_unsupported_suffix_names_the_supported_ones(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text(GOOD + "\n", encoding="utf-8")
+
+    with pytest.raises(
+        IngestError, match=r"notes\.txt: unsupported file type '\.txt'.*\.jsonl, \.json, \.csv, \.parquet"
+    ):
+        read_dataset(path)
+
+
+def test_skip_bad_rows_stores_the_good_rows_and_names_the_bad_lines(workspace: Path, tmp_path: Path) -> None:
+    rows = keyword_rows(per_topic=2)
+    lines = [json.dumps(row) for row in rows]
+    lines.insert(2, '{"instruction": "broken"')  # line 3
+    lines.insert(5, json.dumps({"instruction": "no output here"}))  # line 6
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    before_version = Store(workspace).data_version()
+
+    report = prepare(
+        Store(workspace),
+        path,
+        PrepareOptions(name="mixed", skip_bad_rows=True, embedder=KEYWORD_EMBEDDER, k_grid=(2, 4)),
+    )
+
+    assert report.n_rows == 8
+    assert report.n_skipped == 2
+    assert len(report.skipped) == 2
+    assert report.skipped[0].startswith("line 3: malformed JSON")
+    assert report.skipped[1] == "line 6, field 'output': missing required field"
+    info = ds.get_dataset(Store(workspace), "mixed")
+    assert (info.n_rows, info.n_skipped, info.status) == (8, 2, "ready")
+    assert count_rows(workspace, "examples") == 24 + 8
+    assert Store(workspace).data_version() > before_version
+
+
+def test_skip_bad_rows_with_no_good_row_still_fails(tmp_path: Path) -> None:
+    path = tmp_path / "allbad.jsonl"
+    path.write_text("{oops\n" + GOOD[:20] + "\n", encoding="utf-8")
+
+    with pytest.raises(IngestError, match=r"allbad\.jsonl: no usable rows found \(2 bad rows\)"):
+        read_dataset(path, skip_bad_rows=True)
+
+
+def test_utf8_bom_jsonl_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (GOOD + "\n" + _line({"instruction": "Hi", "output": "Hello"})).encode())
+
+    result = read_dataset(path)
+
+    assert [e.instruction for e in result.examples] == ["Bake bread", "Hi"]
+    assert list(result.examples[0].original) == ["instruction", "input", "output"]
+
+
+def test_utf8_bom_csv_header_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfinstruction,input,output\nBake bread,,Knead it\n")
+
+    result = read_dataset(path)
+
+    assert result.shape == "alpaca"
+    assert (result.examples[0].instruction, result.examples[0].output) == ("Bake bread", "Knead it")
+
+
+def test_failed_prepare_keeps_the_name_free(workspace: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "later.jsonl"
+    bad.write_text("{oops\n", encoding="utf-8")
+    with pytest.raises(IngestError):
+        prepare(Store(workspace), bad, PrepareOptions(name="later", embedder=KEYWORD_EMBEDDER, k_grid=(2,)))
+
+    good = write_jsonl(tmp_path / "later_fixed.jsonl", keyword_rows(per_topic=2))
+    report = prepare(Store(workspace), good, PrepareOptions(name="later", embedder=KEYWORD_EMBEDDER, k_grid=(2,)))
+
+    assert (report.name, report.n_rows, report.reused) == ("later", 8, False)
