@@ -56,23 +56,34 @@ st.plotly_chart(
 if st.session_state.get("map_selected", 0) > 1:
     st.caption(f"{st.session_state['map_selected']} points selected; opened the cluster most of them belong to.")
 
-left, right = st.columns([2, 3])
+left, right = st.columns([1, 1])
 with left:
     st.subheader("All clusters")
     shown = table[["cluster_id", "label", "size", "vetoed", "weight", "duplicate_rows", "vetoed_examples"]]
     st.dataframe(
-        shown, hide_index=True, key="cluster_table", on_select=on_table_select, selection_mode="single-row", height=420
+        shown,
+        column_config={
+            "cluster_id": st.column_config.NumberColumn("cluster", width="small"),
+            "label": st.column_config.TextColumn("label", width="medium"),
+            "duplicate_rows": st.column_config.NumberColumn("duplicates", width="small"),
+            "vetoed_examples": st.column_config.NumberColumn("vetoed examples", width="small"),
+        },
+        hide_index=True,
+        key="cluster_table",
+        on_select=on_table_select,
+        selection_mode="single-row",
+        height=420,
     )
 
 
 def cluster_card(cluster_id: int) -> None:
-    row = table[table.cluster_id == cluster_id].iloc[0]
-    st.subheader(f"Cluster {cluster_id}: {row.label}")
-    st.caption(f"{int(row.size)} examples · {int(row.duplicate_rows)} exact-duplicate rows")
+    row = table[table.cluster_id == cluster_id].iloc[0].to_dict()  # a dict: Series.size is not the column
+    st.subheader(f"Cluster {cluster_id}: {row['label']}")
+    st.caption(f"{int(row['size'])} examples · {int(row['duplicate_rows'])} exact-duplicate rows")
     veto_key, weight_key = f"veto_cluster_{k}_{cluster_id}", f"weight_{k}_{cluster_id}"
     st.toggle(
         "Vetoed (leave this cluster out)",
-        value=bool(row.vetoed),
+        value=bool(row["vetoed"]),
         key=veto_key,
         on_change=lambda: curation.set_cluster_veto(
             store(), dataset.dataset_id, k, cluster_id, st.session_state[veto_key]
@@ -82,7 +93,7 @@ def cluster_card(cluster_id: int) -> None:
         "Weight (share of this cluster in selections; 1 = neutral)",
         0.0,
         5.0,
-        float(row.weight),
+        float(row["weight"]),
         0.1,
         key=weight_key,
         on_change=lambda: curation.set_cluster_weight(

@@ -23,6 +23,7 @@ def test_choosing_a_cluster_opens_its_card_with_its_examples(page, prepared_work
     at.selectbox(key="cluster_pick").select(1).run()
     label = table.label.iloc[1]
     assert any(h.value == f"Cluster 1: {label}" for h in at.subheader)
+    assert any(c.value.startswith("6 examples · 0 exact-duplicate rows") for c in at.caption)
     texts = [t.value for t in at.text]
     assert sum(label in text for text in texts) >= 6  # the six examples of this keyword cluster
 
