@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app.state import store
+from core.export import ExportBundle, build_export
 from core.storage import curation
 from core.storage import datasets as ds
 
@@ -49,3 +50,12 @@ def cached_sweep(dataset: ds.DatasetInfo) -> pd.DataFrame:
 
 def cached_summary(dataset: ds.DatasetInfo) -> dict[str, int]:
     return summary(str(store().workspace), version(), dataset.dataset_id)
+
+
+@st.cache_data(max_entries=4, show_spinner="Building the export...")
+def export_bundle(workspace: str, data_version: int, dataset_id: int, k: int) -> ExportBundle:
+    return build_export(store(), ds.get_dataset(store(), dataset_id), k)
+
+
+def cached_export(dataset: ds.DatasetInfo) -> ExportBundle:
+    return export_bundle(str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k))

@@ -44,7 +44,9 @@ def chosen_file() -> Path | None:
             return None
         target = workspace() / "uploads" / Path(upload.name).name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(upload.getvalue())
+        if st.session_state.get("upload_written") != upload.file_id:  # write each upload once, not every rerun
+            target.write_bytes(upload.getvalue())
+            st.session_state["upload_written"] = upload.file_id
         return target
     default = str(ROOT / "sample_data" / "sample.jsonl")
     text = st.text_input("Path", value=default, key="path").strip()

@@ -6,8 +6,9 @@ import json
 
 import streamlit as st
 
-from app.state import pick_dataset, store, workspace
-from core.export import build_export, resolve_inside, write_export
+from app import queries
+from app.state import pick_dataset, workspace
+from core.export import resolve_inside, write_export
 
 st.title("Export")
 dataset = pick_dataset()
@@ -18,7 +19,7 @@ st.write(
     "Exports **every example that is not vetoed** (neither itself nor through its cluster at the chosen k), "
     "with its original fields, plus a manifest that records how it was made."
 )
-bundle = build_export(store(), dataset)
+bundle = queries.cached_export(dataset)
 per_cluster = bundle.manifest["counts"]["per_cluster"]
 st.metric("Examples to export", f"{bundle.n_rows} of {dataset.n_rows}")
 st.dataframe(
