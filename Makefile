@@ -10,7 +10,8 @@ ADDRESS ?= localhost
 PORT ?= 8501
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pip prints one warning per package for find-links folders this machine's pip.conf names but lacks
-PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+# (grep's own "nothing left" status is ignored; pip's failure still fails the pipeline through pipefail)
+PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: run test lint format setup setup-dev chromium sample bench clean
 
