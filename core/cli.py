@@ -91,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--out", required=True, help="output .jsonl path")
 
+    p = sub.add_parser("score", help="score examples with a registered scorer (cached, resumable)")
+    _add_common(p)
+    p.add_argument("--scorer", required=True, help="perplexity, ifd or tfidf_diversity")
+    p.add_argument("--model", default=None, help="causal LM path or hub id (default: packaged SmolLM2-135M-Instruct)")
+    p.add_argument("--max-length", type=int, default=None, help="truncate rendered examples to this many tokens")
+    p.add_argument("--limit", type=int, default=None, help="score a seeded sample of at most N unscored examples")
+    p.add_argument("--yes", action="store_true", help="do not wait after printing the time estimate")
+
+    p = sub.add_parser("scores", help="per-cluster mean and spread of every stored score")
+    _add_common(p)
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("history", help="the decisions taken on a dataset, newest first")
     _add_common(p)
     p.add_argument("--json", action="store_true")
@@ -269,6 +281,58 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from core.progress import TqdmProgress
+    from core.scoring import build_scorer, estimate_seconds, pending, score_dataset
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    params: dict[str, Any] = {"model": args.model, "max_length": args.max_length}
+    from core.algorithms.scorers import SCORERS
+
+    if not SCORERS.get(args.scorer).uses_model:
+        params = {}
+    scorer = build_scorer(args.scorer, **params)
+    todo = pending(store, dataset, scorer, args.limit)
+    if todo.empty:
+        print(f"every example of {dataset.name!r} already has {args.scorer} scores: nothing to compute")
+        return 0
+    if scorer.uses_model:
+        rate, seconds = estimate_seconds(scorer, todo)
+        print(f"estimate: {len(todo)} examples at {rate:.2f}/s on this device = {seconds / 60:.1f} min")
+    progress = TqdmProgress()
+    try:
+        report = score_dataset(store, dataset, scorer, limit=args.limit, progress=progress)
+    except BaseException:
+        progress.close(discard=True)
+        raise
+    progress.close()
+    print(
+        f"scored {report.scored} examples with {report.scorer} ({report.cached} already scored) "
+        f"in {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def cmd_scores(args: argparse.Namespace) -> int:
+    from core.scoring import cluster_summary
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    table = cluster_summary(store, dataset)
+    if args.json:
+        print(
+            json.dumps(
+                {"dataset": dataset.name, "k": dataset.active_k, "clusters": table.to_dict("records")},
+                indent=2,
+                default=float,
+            )
+        )
+    else:
+        print(table.to_string(index=False))
+    return 0
+
+
 COMMANDS = {
     "prepare": cmd_prepare,
     "datasets": cmd_datasets,
@@ -277,6 +341,8 @@ COMMANDS = {
     "weight": cmd_weight,
     "export": cmd_export,
     "history": cmd_history,
+    "score": cmd_score,
+    "scores": cmd_scores,
 }
 
 

@@ -6,7 +6,7 @@ change is not recomputed.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -101,6 +101,19 @@ SCHEMA_STATEMENTS = (
         example_id VARCHAR,
         vetoed BOOLEAN NOT NULL,
         PRIMARY KEY (dataset_id, example_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS score_runs (
+        score_key VARCHAR PRIMARY KEY,
+        scorer VARCHAR,
+        params VARCHAR,
+        created_at TIMESTAMP
+    )""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        score_key VARCHAR,
+        content_hash VARCHAR,
+        name VARCHAR,
+        value DOUBLE,
+        PRIMARY KEY (score_key, content_hash, name)
     )""",
     "CREATE SEQUENCE IF NOT EXISTS history_ids START 1",
     """CREATE TABLE IF NOT EXISTS history (

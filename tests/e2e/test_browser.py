@@ -110,7 +110,8 @@ def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, P
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(accept_downloads=True)
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(90_000)
+        expect.set_options(timeout=90_000)
         page.goto(f"{url}/clusters")
         expect(page.get_by_role("heading", name="Clusters")).to_be_visible()
 
@@ -119,7 +120,7 @@ def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, P
         expect(page.get_by_role("heading", name="Cluster 0:")).to_be_visible()
 
         page.get_by_text("Vetoed (leave this cluster out)").click()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90
         while not curation.clusters(store, dataset.dataset_id, dataset.active_k).vetoed.iloc[0]:
             assert time.monotonic() < deadline, "the veto never reached the store"
             time.sleep(0.3)

@@ -1,0 +1,150 @@
+"""Quality scorers behind one protocol and registry; each returns raw per-example values by score name.
+
+- ``perplexity``: PPL(response | instruction) from a causal LM.
+- ``ifd``: IFD = PPL(response | instruction) / PPL(response alone) over the same response tokens
+  (ALGORITHMS.md 1.3; ``form="loss_ratio"`` gives Cherry's ratio of mean losses instead). IFD >= 1 means
+  the instruction does not help predict the response.
+- ``tfidf_diversity``: IterIT's response diversity, the row sum of the L2-normalised 1-3-gram TF-IDF row
+  of each response, fitted on the responses of the scored set (ALGORITHMS.md 3.3).
+
+Scores are stored raw; normalising and weighting them into a combined quality happens at query time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import pandas as pd
+
+from core.registry import Registry
+
+ProgressFn = Callable[[int], None]
+
+
+class Scorer(Protocol):
+    """Scores a frame of examples (columns instruction, input, output) into named raw values per row."""
+
+    name: ClassVar[str]
+    uses_model: ClassVar[bool]
+    set_dependent: ClassVar[bool]
+
+    def score_key(self) -> str:
+        """Identifies the scorer, its model and parameters: equal keys mean equal scores for equal text."""
+        ...
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]: ...
+
+
+SCORERS: Registry[Scorer] = Registry("scorer")
+
+
+def _key(instance: Any) -> str:
+    return instance.name + ":" + json.dumps(dataclasses.asdict(instance), sort_keys=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LMScorer:
+    model: str = "SmolLM2-135M-Instruct"
+    max_length: int = 512
+    token_budget: int = 4096
+
+    def score_key(self) -> str:
+        from core.models.lm import model_id
+
+        return _key(dataclasses.replace(self, model=model_id(self.model), token_budget=0))
+
+    def _render(self, examples: pd.DataFrame) -> tuple[Any, list[Any]]:
+        from core.algorithms.lm_scores import render_pair
+        from core.models.lm import load_causal_lm
+
+        lm = load_causal_lm(self.model)
+        pairs = [
+            render_pair(lm.tokenizer, i, x, o, self.max_length)
+            for i, x, o in zip(examples.instruction, examples.input, examples.output, strict=True)
+        ]
+        return lm, pairs
+
+    def _nll(self, lm: Any, sequences: list[Any], progress: ProgressFn | None) -> np.ndarray:
+        from core.algorithms.lm_scores import response_nll
+
+        return response_nll(
+            lm.model, sequences, pad_id=lm.tokenizer.pad_token_id, token_budget=self.token_budget, progress=progress
+        )
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class PerplexityScorer(_LMScorer):
+    """Perplexity of the response given the instruction (one forward pass per example)."""
+
+    name: ClassVar[str] = "perplexity"
+    uses_model: ClassVar[bool] = True
+    set_dependent: ClassVar[bool] = False
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        lm, pairs = self._render(examples)
+        nll = self._nll(lm, [(p.conditional, p.conditional_start, p.n_response) for p in pairs], progress)
+        return {
+            "perplexity": np.exp(nll),
+            "response_tokens": np.array([p.n_response for p in pairs], dtype=float),
+            "truncated": np.array([p.truncated for p in pairs], dtype=float),
+        }
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class IFDScorer(_LMScorer):
+    """Instruction-following difficulty; ``form`` is ``ppl_ratio`` (IterIT, Superfiltering; default) or
+    ``loss_ratio`` (the Cherry paper's ratio of mean losses). Both agree on the IFD < 1 threshold."""
+
+    name: ClassVar[str] = "ifd"
+    uses_model: ClassVar[bool] = True
+    set_dependent: ClassVar[bool] = False
+    form: str = "ppl_ratio"
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        if self.form not in ("ppl_ratio", "loss_ratio"):
+            raise ValueError(f"IFD form must be ppl_ratio or loss_ratio, not {self.form!r}")
+        lm, pairs = self._render(examples)
+        half = (lambda n: progress(n / 2)) if progress else None
+        conditional = self._nll(lm, [(p.conditional, p.conditional_start, p.n_response) for p in pairs], half)
+        alone = self._nll(lm, [(p.unconditional, p.unconditional_start, p.n_response) for p in pairs], half)
+        ifd = np.exp(conditional - alone) if self.form == "ppl_ratio" else conditional / alone
+        return {
+            "ifd": ifd,
+            "perplexity": np.exp(conditional),
+            "perplexity_alone": np.exp(alone),
+            "instruction_does_not_help": (ifd >= 1).astype(float),
+            "truncated": np.array([p.truncated for p in pairs], dtype=float),
+        }
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class TfidfDiversityScorer:
+    """Row sum of each response's L2-normalised TF-IDF row (1..``ngram_max``-grams) over the scored set."""
+
+    name: ClassVar[str] = "tfidf_diversity"
+    uses_model: ClassVar[bool] = False
+    set_dependent: ClassVar[bool] = True
+    ngram_max: int = 3
+
+    def score_key(self) -> str:
+        return _key(self)
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        responses = list(examples.output)
+        try:
+            matrix = TfidfVectorizer(ngram_range=(1, self.ngram_max)).fit_transform(responses)
+            sums = np.asarray(matrix.sum(axis=1)).ravel()
+        except ValueError:  # no response has a word of two or more characters
+            sums = np.zeros(len(responses))
+        if progress:
+            progress(len(responses))
+        return {"tfidf_diversity": sums}

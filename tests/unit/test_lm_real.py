@@ -1,0 +1,35 @@
+"""The packaged SmolLM2-135M-Instruct loads offline from its GGUF file and scores sensibly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.algorithms.scorers import IFDScorer
+from core.models.lm import DEFAULT_LM, load_causal_lm, packaged_gguf
+
+pytestmark = pytest.mark.real_model
+
+
+def test_packaged_smollm2_loads_offline_in_float32_on_cpu():
+    assert packaged_gguf() is not None
+    lm = load_causal_lm(DEFAULT_LM, device="cpu")
+    assert lm.dtype == "float32" and lm.model_id == DEFAULT_LM
+    assert "<|im_start|>assistant" in lm.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def test_a_fitting_answer_scores_better_than_gibberish():
+    frame = pd.DataFrame(
+        {
+            "instruction": ["What is the capital of France?"] * 2,
+            "input": ["", ""],
+            "output": ["The capital of France is Paris.", "Zxq vorp blen kk qwa trull fepp."],
+        }
+    )
+    result = IFDScorer(max_length=128).score(frame)
+    assert np.all(np.isfinite(result["ifd"]))
+    assert result["perplexity"][0] < result["perplexity"][1]
+    assert result["ifd"][0] < 1.0  # the question helps predict its answer

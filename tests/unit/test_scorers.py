@@ -1,0 +1,168 @@
+"""Scorers on a tiny randomly initialised causal LM built from a config (no download, exact checks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.algorithms import lm_scores, scorers
+from core.models import lm as lm_module
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nBe brief.<|im_end|>\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _byte_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {char: index for index, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    core_tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core_tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core_tokenizer.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core_tokenizer)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"], "pad_token": "<pad>"})
+    tokenizer.eos_token = "<|im_end|>"
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _byte_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    model = LlamaForCausalLM(config).eval()
+    return lm_module.LoadedLM(model, tokenizer, "tiny", "cpu", "float32")
+
+
+@pytest.fixture
+def use_tiny(tiny_lm, monkeypatch):
+    calls = []
+
+    def fake_load(model="tiny", device=None):
+        calls.append(model)
+        return tiny_lm
+
+    monkeypatch.setattr(lm_module, "load_causal_lm", fake_load)
+    return calls
+
+
+EXAMPLES = pd.DataFrame(
+    {
+        "instruction": ["Add two and two.", "Name a colour.", "Say hi"],
+        "input": ["", "", "politely"],
+        "output": ["Four.", "Blue is a colour.", ""],
+    }
+)
+
+
+def _reference_nll(model, ids: list[int], start: int, n: int) -> float:
+    """Mean NLL of ids[start:start+n] from one unbatched forward pass with full logits."""
+    import torch
+
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([ids])).logits[0]
+    log_probs = torch.log_softmax(logits, dim=-1)
+    return float(-np.mean([log_probs[p - 1, ids[p]].item() for p in range(start, start + n)]))
+
+
+def test_mask_covers_exactly_the_response_tokens(tiny_lm):
+    pair = lm_scores.render_pair(tiny_lm.tokenizer, "Add two and two.", "", "Four.", max_length=200)
+    response = tiny_lm.tokenizer.decode(pair.conditional[pair.conditional_start :])
+    assert response == "Four.<|im_end|>\n"
+    alone = tiny_lm.tokenizer.decode(pair.unconditional[pair.unconditional_start :])
+    assert alone == response
+    assert tiny_lm.tokenizer.decode(pair.unconditional[: pair.unconditional_start]).endswith("assistant\n")
+    assert pair.n_response == len(tiny_lm.tokenizer("Four.<|im_end|>\n")["input_ids"]) and not pair.truncated
+
+
+def test_truncation_is_recorded_and_keeps_the_same_span_in_both_passes(tiny_lm):
+    pair = lm_scores.render_pair(tiny_lm.tokenizer, "q" * 30, "", "a" * 300, max_length=100)
+    assert pair.truncated
+    assert len(pair.conditional) == 100
+    assert pair.conditional[pair.conditional_start :] == pair.unconditional[pair.unconditional_start :]
+
+
+def test_ifd_equals_exp_of_the_mean_nll_difference_computed_by_hand(tiny_lm, use_tiny):
+    result = scorers.IFDScorer(model="tiny", max_length=200).score(EXAMPLES)
+    for row, (instruction, input_text, output) in enumerate(EXAMPLES.itertuples(index=False)):
+        pair = lm_scores.render_pair(tiny_lm.tokenizer, instruction, input_text, output, 200)
+        conditional = _reference_nll(tiny_lm.model, pair.conditional, pair.conditional_start, pair.n_response)
+        alone = _reference_nll(tiny_lm.model, pair.unconditional, pair.unconditional_start, pair.n_response)
+        assert result["ifd"][row] == pytest.approx(np.exp(conditional - alone), rel=1e-4)
+        assert result["perplexity"][row] == pytest.approx(np.exp(conditional), rel=1e-4)
+    assert set(np.unique(result["instruction_does_not_help"])) <= {0.0, 1.0}
+    np.testing.assert_array_equal(result["instruction_does_not_help"], (result["ifd"] >= 1).astype(float))
+
+
+def test_batched_losses_equal_one_example_per_pass(tiny_lm):
+    pairs = [lm_scores.render_pair(tiny_lm.tokenizer, i, x, o, 200) for i, x, o in EXAMPLES.itertuples(index=False)]
+    sequences = [(p.conditional, p.conditional_start, p.n_response) for p in pairs]
+    batched = lm_scores.response_nll(tiny_lm.model, sequences, pad_id=tiny_lm.tokenizer.pad_token_id)
+    single = [lm_scores.response_nll(tiny_lm.model, [s], pad_id=tiny_lm.tokenizer.pad_token_id)[0] for s in sequences]
+    np.testing.assert_allclose(batched, single, rtol=1e-4)
+
+
+def test_loss_ratio_form_and_perplexity_scorer(use_tiny):
+    ratio = scorers.IFDScorer(model="tiny", form="loss_ratio").score(EXAMPLES)
+    ppl = scorers.PerplexityScorer(model="tiny").score(EXAMPLES)
+    np.testing.assert_allclose(ppl["perplexity"], ratio["perplexity"], rtol=1e-6)
+    assert np.all(np.isfinite(ratio["ifd"]))
+    with pytest.raises(ValueError, match="ppl_ratio or loss_ratio"):
+        scorers.IFDScorer(model="tiny", form="other").score(EXAMPLES)
+
+
+def test_tfidf_diversity_is_the_row_sum_of_l2_normalised_tfidf():
+    frame = pd.DataFrame(
+        {"instruction": ["a"] * 3, "input": [""] * 3, "output": ["red apple", "red apple", "green pear tree"]}
+    )
+    sums = scorers.TfidfDiversityScorer().score(frame)["tfidf_diversity"]
+    # "red apple": 3 n-grams, each weight 1/sqrt(3) after L2 normalisation -> row sum sqrt(3)
+    assert sums[0] == pytest.approx(np.sqrt(3)) and sums[1] == pytest.approx(np.sqrt(3))
+    assert sums[2] == pytest.approx(np.sqrt(6))  # 6 distinct n-grams, all equally rare
+
+
+def test_score_keys_name_the_model_and_parameters():
+    assert scorers.IFDScorer().score_key() == scorers.IFDScorer(model="HuggingFaceTB/SmolLM2-135M-Instruct").score_key()
+    assert scorers.IFDScorer().score_key() != scorers.IFDScorer(max_length=256).score_key()
+    assert scorers.SCORERS.names() == ["ifd", "perplexity", "tfidf_diversity"]
+
+
+def test_scoring_a_dataset_is_cached_resumable_and_summarised_per_cluster(workspace, use_tiny, monkeypatch):
+    from core import scoring
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    store = Store(workspace)
+    dataset = ds.get_dataset(store)
+    scorer = scorers.IFDScorer(model="tiny", max_length=128)
+    first = scoring.score_dataset(store, dataset, scorer, limit=10, chunk=4)
+    assert (first.scored, first.cached) == (10, 0)
+    second = scoring.score_dataset(store, dataset, scorer, chunk=4)
+    assert (second.scored, second.cached) == (dataset.n_rows - 10, 10)
+
+    calls = []
+    monkeypatch.setattr(scorers.IFDScorer, "score", lambda self, frame, progress=None: calls.append(len(frame)))
+    third = scoring.score_dataset(store, dataset, scorer)
+    assert (third.scored, third.cached, calls) == (0, dataset.n_rows, [])  # a cache hit runs no forward pass
+
+    summary = scoring.cluster_summary(store, dataset)
+    assert list(summary.scored) == list(summary["size"])
+    assert {"ifd_mean", "ifd_std", "perplexity_mean"} <= set(summary.columns)
