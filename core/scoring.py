@@ -97,6 +97,8 @@ def score_dataset(
     todo = pending(store, dataset, scorer, limit)
     cached = len(_examples(store, dataset.dataset_id)) - len(pending(store, dataset, scorer, None))
     progress.start(f"score {scorer.name}", len(todo))
+    if getattr(scorer, "needs_embeddings", False):
+        todo = _with_embeddings(store, dataset, todo)
     step = len(todo) if scorer.set_dependent else chunk
     for begin in range(0, len(todo), max(step, 1)):
         part = todo.iloc[begin : begin + step]
@@ -104,6 +106,13 @@ def score_dataset(
         score_store.put_scores(store, key, list(part.content_hash), values)
         progress.advance(len(part))  # a cancel stops here, after this chunk was committed
     return ScoreReport(scorer.name, key, len(todo), cached, time.perf_counter() - started)
+
+
+def _with_embeddings(store: Store, dataset: DatasetInfo, frame: pd.DataFrame) -> pd.DataFrame:
+    from core.storage.datasets import load_embeddings
+
+    embeddings = load_embeddings(store, dataset.dataset_id, dataset.embedder_key or "")
+    return frame.assign(embedding=list(embeddings[frame.row_idx.to_numpy()]))
 
 
 def cluster_summary(store: Store, dataset: DatasetInfo) -> pd.DataFrame:

@@ -6,6 +6,7 @@
   the instruction does not help predict the response.
 - ``tfidf_diversity``: IterIT's response diversity, the row sum of the L2-normalised 1-3-gram TF-IDF row
   of each response, fitted on the responses of the scored set (ALGORITHMS.md 3.3).
+- ``heuristics``: response length, empty and cut-off responses, near duplicates by embedding cosine.
 
 Scores are stored raw; normalising and weighting them into a combined quality happens at query time.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -148,3 +150,63 @@ class TfidfDiversityScorer:
         if progress:
             progress(len(responses))
         return {"tfidf_diversity": sums}
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def looks_cut_off(text: str, min_words: int = 6) -> bool:
+    """A response of some length that stops without closing punctuation, as a cut-off answer does."""
+    stripped = text.rstrip()
+    if not stripped or "```" in stripped or len(stripped.split()) < min_words:
+        return False
+    return stripped[-1].isalnum() or stripped[-1] in ",;:(-"
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class HeuristicsScorer:
+    """Cheap signals: response length (words and punctuation), empty or cut-off responses, near duplicates.
+
+    A near duplicate is an example whose embedding has cosine >= ``near_duplicate_threshold`` with an
+    example of different content (exact duplicates are flagged from content hashes at query time).
+    """
+
+    name: ClassVar[str] = "heuristics"
+    uses_model: ClassVar[bool] = False
+    set_dependent: ClassVar[bool] = True
+    needs_embeddings: ClassVar[bool] = True
+    near_duplicate_threshold: float = 0.95
+
+    def score_key(self) -> str:
+        return _key(self)
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        outputs = list(examples.output)
+        result = {
+            "response_length": np.array([len(_TOKEN.findall(text)) for text in outputs], dtype=float),
+            "empty_response": np.array([not text.strip() for text in outputs], dtype=float),
+            "cut_off_response": np.array([looks_cut_off(text) for text in outputs], dtype=float),
+        }
+        if "embedding" in examples:
+            result["near_duplicate"] = near_duplicates(
+                np.stack(examples.embedding.to_numpy()), self.near_duplicate_threshold
+            )
+        if progress:
+            progress(len(outputs))
+        return result
+
+
+def near_duplicates(embeddings: np.ndarray, threshold: float) -> np.ndarray:
+    """1.0 for each row with another row at cosine >= ``threshold`` (rows are unit vectors), else 0.0."""
+    import faiss
+
+    data = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if len(data) < 2:
+        return np.zeros(len(data))
+    index = faiss.IndexFlatIP(data.shape[1])
+    index.add(data)
+    # the two nearest rows: the row itself and its closest other row (a range search could return
+    # thousands of neighbours per row on templated data)
+    similarities, _ = index.search(data, 2)
+    return (similarities[:, 1] >= threshold - 1e-6).astype(float)

@@ -142,7 +142,7 @@ def test_tfidf_diversity_is_the_row_sum_of_l2_normalised_tfidf():
 def test_score_keys_name_the_model_and_parameters():
     assert scorers.IFDScorer().score_key() == scorers.IFDScorer(model="HuggingFaceTB/SmolLM2-135M-Instruct").score_key()
     assert scorers.IFDScorer().score_key() != scorers.IFDScorer(max_length=256).score_key()
-    assert scorers.SCORERS.names() == ["ifd", "perplexity", "tfidf_diversity"]
+    assert scorers.SCORERS.names() == ["heuristics", "ifd", "perplexity", "tfidf_diversity"]
 
 
 def test_scoring_a_dataset_is_cached_resumable_and_summarised_per_cluster(workspace, use_tiny, monkeypatch):
@@ -166,3 +166,35 @@ def test_scoring_a_dataset_is_cached_resumable_and_summarised_per_cluster(worksp
     summary = scoring.cluster_summary(store, dataset)
     assert list(summary.scored) == list(summary["size"])
     assert {"ifd_mean", "ifd_std", "perplexity_mean"} <= set(summary.columns)
+
+
+def test_heuristics_flag_empty_cut_off_and_near_duplicate_responses():
+    unit = np.eye(3, dtype=np.float32)
+    close = unit[0] * 0.99 + unit[1] * 0.141  # cosine 0.99 with row 0
+    frame = pd.DataFrame(
+        {
+            "instruction": ["a", "b", "c", "d"],
+            "input": [""] * 4,
+            "output": ["", "The main reason the engine overheats is that the", "Paris", "It is 4."],
+            "embedding": [unit[0], close / np.linalg.norm(close), unit[1], unit[2]],
+        }
+    )
+    result = scorers.HeuristicsScorer(near_duplicate_threshold=0.95).score(frame)
+    np.testing.assert_array_equal(result["empty_response"], [1, 0, 0, 0])
+    np.testing.assert_array_equal(result["cut_off_response"], [0, 1, 0, 0])  # short answers are not cut off
+    np.testing.assert_array_equal(result["near_duplicate"], [1, 1, 0, 0])
+    np.testing.assert_array_equal(result["response_length"], [0, 9, 1, 4])
+
+
+def test_heuristics_through_scoring_use_the_dataset_embeddings(workspace):
+    from core import scoring
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    store = Store(workspace)
+    dataset = ds.get_dataset(store)
+    report = scoring.score_dataset(store, dataset, scorers.HeuristicsScorer(near_duplicate_threshold=0.99))
+    assert report.scored == dataset.n_rows
+    summary = scoring.cluster_summary(store, dataset)
+    # the keyword embedder gives every text of a topic (almost) the same vector: all are near duplicates
+    assert list(summary.near_duplicate_mean) == [1.0] * len(summary)
