@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="score a seeded sample of at most N unscored examples")
     p.add_argument("--yes", action="store_true", help="do not wait after printing the time estimate")
 
-    p = sub.add_parser("scores", help="per-cluster mean and spread of every stored score")
+    p = sub.add_parser("scores", help="per-cluster mean and spread of every stored score, and combined quality")
     _add_common(p)
+    p.add_argument("--threshold", type=float, default=0.3, help="clusters below this mean combined quality")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("history", help="the decisions taken on a dataset, newest first")
@@ -315,21 +316,41 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_scores(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from core.quality import cluster_quality, example_quality, share_below_by_k
     from core.scoring import cluster_summary
 
     store = _store(args)
     dataset = _dataset(store, args)
     table = cluster_summary(store, dataset)
+    quality = example_quality(store, dataset)
+    with store.read() as con:
+        assigned = con.execute(
+            "SELECT cluster_id FROM assignments WHERE dataset_id = ? AND k = ? ORDER BY row_idx",
+            [dataset.dataset_id, dataset.active_k],
+        ).fetchall()
+    means = cluster_quality(quality, np.array([c for (c,) in assigned]))
+    table.insert(3, "quality_mean", table.cluster_id.map(means).round(4))
+    by_k = share_below_by_k(store, dataset, quality, args.threshold)
     if args.json:
         print(
             json.dumps(
-                {"dataset": dataset.name, "k": dataset.active_k, "clusters": table.to_dict("records")},
+                {
+                    "dataset": dataset.name,
+                    "k": dataset.active_k,
+                    "threshold": args.threshold,
+                    "clusters": table.to_dict("records"),
+                    "share_below_by_k": by_k.to_dict("records"),
+                },
                 indent=2,
                 default=float,
             )
         )
     else:
-        print(table.to_string(index=False))
+        print(table.sort_values("quality_mean").to_string(index=False))
+        print(f"\nclusters with mean combined quality below {args.threshold}, by k:")
+        print(by_k.to_string(index=False))
     return 0
 
 

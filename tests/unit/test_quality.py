@@ -1,0 +1,61 @@
+"""Combined quality: normalisation to [0, 1] with 1 = good, weighted means, per-cluster shares below a threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import quality
+
+
+def test_signals_are_mapped_to_zero_one_with_one_good():
+    raw = pd.DataFrame(
+        {
+            "perplexity": [2.0, 10.0, 50.0, np.nan],
+            "ifd": [0.2, 0.8, 1.3, 0.5],
+            "empty_response": [0.0, 0.0, 1.0, 0.0],
+        }
+    )
+    normalised = quality.normalise(raw)
+    assert list(normalised.perplexity.iloc[:3]) == pytest.approx([1.0, 2 / 3, 1 / 3])  # lower perplexity is better
+    assert np.isnan(normalised.perplexity.iloc[3])
+    assert normalised.ifd.iloc[2] == 0.0  # IFD >= 1: the instruction does not help
+    assert normalised.ifd.iloc[1] > normalised.ifd.iloc[3] > normalised.ifd.iloc[0]
+    assert list(normalised.empty_response) == [1.0, 1.0, 0.0, 1.0]
+
+
+def test_combined_is_the_weighted_mean_of_the_available_signals():
+    normalised = pd.DataFrame({"a": [1.0, 0.0, np.nan], "b": [0.0, 0.0, 0.5]})
+    result = quality.combined(normalised, {"a": 3.0, "b": 1.0})
+    assert list(result) == pytest.approx([0.75, 0.0, 0.5])
+    assert quality.combined(normalised, {"a": 0.0, "b": 0.0}).isna().all()
+
+
+def test_share_of_clusters_below_the_threshold_for_every_swept_k(workspace):
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    store = Store(workspace)
+    dataset = ds.get_dataset(store)
+    row_quality = pd.Series(np.where(np.arange(dataset.n_rows) < 6, 0.1, 0.9))  # rows 0-5: one keyword topic
+    table = quality.share_below_by_k(store, dataset, row_quality, threshold=0.3)
+    assert list(table.k) == [2, 4, 6]
+    at_4 = table[table.k == 4].iloc[0]
+    assert (at_4.clusters, at_4.below, at_4.share_below) == (4, 1, 0.25)
+
+
+def test_cli_score_then_scores_reports_quality_per_cluster_and_by_k(workspace, capsys):
+    import json
+
+    from core.cli import main
+
+    assert main(["score", "--scorer", "heuristics", "--workspace", str(workspace)]) == 0
+    assert "scored 24 examples with heuristics" in capsys.readouterr().out
+    assert main(["score", "--scorer", "heuristics", "--workspace", str(workspace)]) == 0
+    assert "nothing to compute" in capsys.readouterr().out
+    assert main(["scores", "--json", "--workspace", str(workspace)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["threshold"] == 0.3
+    assert all(0.0 <= cluster["quality_mean"] <= 1.0 for cluster in report["clusters"])
+    assert [row["k"] for row in report["share_below_by_k"]] == [2, 4, 6]
