@@ -17,6 +17,7 @@ PAGES = [
     st.Page(
         ROOT / "pages" / "diagnostics.py", title="Diagnostics", icon=":material/query_stats:", url_path="diagnostics"
     ),
+    st.Page(ROOT / "pages" / "quality.py", title="Quality", icon=":material/grade:", url_path="quality"),
     st.Page(ROOT / "pages" / "export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
 

@@ -59,3 +59,14 @@ def export_bundle(workspace: str, data_version: int, dataset_id: int, k: int) ->
 
 def cached_export(dataset: ds.DatasetInfo) -> ExportBundle:
     return export_bundle(str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def signals(workspace: str, data_version: int, dataset_id: int) -> pd.DataFrame:
+    from core.quality import raw_signals
+
+    return raw_signals(store(), ds.get_dataset(store(), dataset_id))
+
+
+def cached_signals(dataset: ds.DatasetInfo) -> pd.DataFrame:
+    return signals(str(store().workspace), version(), dataset.dataset_id)

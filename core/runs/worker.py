@@ -33,7 +33,21 @@ def run_prepare(workspace: Path, params: dict[str, Any], progress: Progress) -> 
     return dataclasses.asdict(report)
 
 
-JOB_KINDS: dict[str, JobFunction] = {"prepare": run_prepare}
+def run_score(workspace: Path, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Job kind ``score``: params ``dataset``, ``scorer``, optional ``params`` and ``limit``."""
+    from core.scoring import build_scorer, score_dataset
+    from core.storage.database import Store
+    from core.storage.datasets import get_dataset
+
+    store = Store(workspace)
+    scorer = build_scorer(params["scorer"], **(params.get("params") or {}))
+    report = score_dataset(
+        store, get_dataset(store, params["dataset"]), scorer, limit=params.get("limit"), progress=progress
+    )
+    return dataclasses.asdict(report)
+
+
+JOB_KINDS: dict[str, JobFunction] = {"prepare": run_prepare, "score": run_score}
 
 
 def run_job(job_dir: Path) -> int:

@@ -254,3 +254,13 @@ def dataset_summary(store: Store, dataset_id: int) -> dict[str, int]:
         ).fetchone()
     keys = ("rows", "duplicate_rows", "duplicate_groups", "repeated_prompt_rows", "empty_outputs")
     return {key: int(value) for key, value in zip(keys, row, strict=True)}
+
+
+def dismissed_proposals(store: Store, dataset_id: int, k: int) -> set[int]:
+    """Clusters at ``k`` whose veto proposal the curator dismissed (kept as history rows)."""
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT target FROM history WHERE dataset_id = ? AND action = 'dismiss_veto_proposal' AND target LIKE ?",
+            [dataset_id, f"k={k}/cluster=%"],
+        ).fetchall()
+    return {int(target.rsplit("=", 1)[1]) for (target,) in rows}

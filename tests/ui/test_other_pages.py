@@ -17,7 +17,12 @@ def test_main_routes_to_every_page(page):
     at = page("main").run()
     assert not at.exception
     assert at.title[0].value == "Datasets"
-    for name, title in [("clusters", "Clusters"), ("diagnostics", "Diagnostics"), ("export", "Export")]:
+    for name, title in [
+        ("clusters", "Clusters"),
+        ("diagnostics", "Diagnostics"),
+        ("quality", "Quality"),
+        ("export", "Export"),
+    ]:
         at.switch_page(f"../pages/{name}.py").run()
         assert not at.exception, name
         assert at.title[0].value == title

@@ -1,0 +1,131 @@
+"""Quality page: score in the background, weigh the signals, see score distributions and the worst clusters,
+and confirm or dismiss the proposed vetoes of clusters below the threshold."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from app import queries
+from app.state import pick_dataset, store, workspace
+from core import quality
+from core.algorithms.scorers import SCORERS
+from core.runs import jobs
+from core.storage import curation
+
+st.title("Quality")
+dataset = pick_dataset()
+if dataset is None:
+    st.stop()
+k = int(dataset.active_k)
+
+
+def launch_panel() -> None:
+    cols = st.columns([2, 1, 1])
+    scorer = cols[0].selectbox("Scorer", SCORERS.names(), key="scorer")
+    limit = cols[1].number_input("At most (0 = all)", 0, dataset.n_rows, 0, key="score_limit")
+    if cols[2].button("Score", key="start_score", type="primary"):
+        params = {"dataset": dataset.name, "scorer": scorer, "limit": int(limit) or None}
+        st.session_state["score_job"] = jobs.launch(workspace(), "score", params)
+    if SCORERS.get(scorer).uses_model:
+        st.caption(
+            "LM scorers run SmolLM2-135M-Instruct (packaged); about 1-3 examples/s on a 2-core CPU. "
+            "`python -m core score --scorer NAME` prints a measured estimate first. Scores are cached."
+        )
+
+
+@st.fragment(run_every=1.0)
+def score_jobs() -> None:
+    for status in jobs.list_jobs(workspace(), kind="score")[:3]:
+        name = status.params.get("scorer")
+        if status.active:
+            st.progress(status.fraction, text=f"Scoring {name}: {status.done}/{status.total}")
+            if st.button("Cancel", key=f"cancel_{status.job_id}"):
+                jobs.request_cancel(workspace(), status.job_id)
+        elif status.job_id == st.session_state.get("score_job"):
+            if status.state == "failed":
+                st.error(f"Scoring {name} failed: {status.error}")
+            else:
+                st.caption(f"Scoring {name}: {status.state} ({status.result.get('scored', 0)} scored).")
+            if st.session_state.get("score_job_seen") != status.job_id:
+                st.session_state["score_job_seen"] = status.job_id
+                st.rerun(scope="app")
+
+
+def weights_form(available: list[str]) -> dict[str, float]:
+    weights = {}
+    cols = st.columns(4)
+    for index, name in enumerate(available):
+        default = quality.DEFAULT_WEIGHTS[name]
+        weights[name] = cols[index % 4].slider(name, 0.0, 3.0, default, 0.1, key=f"w_{name}")
+    return weights
+
+
+def proposals(cluster_means, threshold: float, table) -> None:
+    dismissed = curation.dismissed_proposals(store(), dataset.dataset_id, k)
+    low = [c for c, q in cluster_means.items() if q < threshold and c not in dismissed]
+    low = [c for c in low if not bool(table.vetoed[table.cluster_id == c].iloc[0])]
+    st.subheader(f"Proposed vetoes ({len(low)})")
+    for cluster in low:
+        label = table.label[table.cluster_id == cluster].iloc[0]
+        cols = st.columns([4, 1, 1])
+        cols[0].write(f"Cluster {cluster}: {label} · quality {cluster_means[cluster]:.2f}")
+        if cols[1].button("Veto", key=f"accept_{cluster}"):
+            curation.set_cluster_veto(store(), dataset.dataset_id, k, int(cluster), True)
+            st.rerun()
+        if cols[2].button("Dismiss", key=f"dismiss_{cluster}"):
+            curation.record_choice(
+                store(), dataset.dataset_id, "dismiss_veto_proposal", f"k={k}/cluster={cluster}", False, True
+            )
+            st.rerun()
+
+
+with st.container(border=True):
+    launch_panel()
+    score_jobs()
+
+raw = queries.cached_signals(dataset)
+available = [name for name in quality.SIGNALS if name in raw and raw[name].notna().any()]
+if not any(name != "exact_duplicate" for name in available):
+    st.info("No scores yet: run a scorer above (heuristics and tfidf_diversity take seconds).")
+    st.stop()
+st.subheader("Combined quality")
+weights = weights_form(available)
+threshold = st.slider("Threshold", 0.0, 1.0, quality.DEFAULT_THRESHOLD, 0.05, key="threshold")
+combined = quality.combined(quality.normalise(raw), weights)
+clusters = queries.cached_clusters(dataset)
+assignment = queries.cached_map(dataset).set_index("row_idx").cluster_id.reindex(range(len(combined)))
+means = quality.cluster_quality(combined, assignment.to_numpy())
+passing = int((combined >= threshold).sum())
+st.metric("Examples at or above the threshold", f"{passing} of {len(combined)}")
+st.metric("Clusters at or above the threshold", f"{int((means >= threshold).sum())} of {len(means)}")
+
+left, right = st.columns(2)
+score_names = [c for c in raw.columns if raw[c].notna().any()]
+shown = left.selectbox("Histogram of", score_names, key="hist_score")
+left.plotly_chart(px.histogram(raw, x=shown, nbins=50), key="histogram")
+x_name = right.selectbox("Scatter x", score_names, key="scatter_x")
+y_name = right.selectbox("Scatter y", score_names, index=min(1, len(score_names) - 1), key="scatter_y")
+scatter = raw.assign(row_idx=raw.index, cluster=assignment)
+event = right.plotly_chart(
+    px.scatter(scatter, x=x_name, y=y_name, custom_data=["row_idx"], render_mode="webgl"),
+    key="scatter",
+    on_select="rerun",
+    selection_mode="points",
+)
+points = event.selection.get("points", []) if event else []
+if points:
+    row = int(points[0]["customdata"][0])
+    frame, _ = curation.examples(store(), dataset.dataset_id, k, limit=1, offset=row)
+    st.caption(f"Example {frame.example_id.iloc[0]} (cluster {frame.cluster_id.iloc[0]})")
+    st.text(frame.instruction.iloc[0])
+    st.text(frame.output.iloc[0] or "(empty response)")
+
+table = clusters.assign(quality_mean=clusters.cluster_id.map(means).round(3))
+st.subheader("Clusters by quality")
+st.dataframe(
+    table.sort_values("quality_mean")[["cluster_id", "label", "size", "quality_mean", "vetoed"]],
+    hide_index=True,
+    key="quality_table",
+)
+proposals(means, threshold, clusters)
