@@ -98,6 +98,24 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         server.wait(timeout=20)
 
 
+def _choose_option(page, label: str, text: str, attempts: int = 5) -> None:
+    """Open a Streamlit selectbox and pick an option; retried because a rerun can close the list."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    combobox = page.get_by_role("combobox", name=label)
+    for attempt in range(attempts):
+        combobox.click()
+        combobox.press_sequentially(text)
+        option = page.get_by_role("option").filter(has_text=text).first
+        try:
+            option.click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+
+
 def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, Path], tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -115,8 +133,7 @@ def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, P
         page.goto(f"{url}/clusters")
         expect(page.get_by_role("heading", name="Clusters")).to_be_visible()
 
-        page.get_by_role("combobox", name="Open a cluster").click()
-        page.get_by_role("option").filter(has_text="0:").first.click()
+        _choose_option(page, "Open a cluster", "0:")
         expect(page.get_by_role("heading", name="Cluster 0:")).to_be_visible()
 
         page.get_by_text("Vetoed (leave this cluster out)").click()
