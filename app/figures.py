@@ -45,6 +45,38 @@ def cluster_map(points: pd.DataFrame, highlight: int | None = None) -> go.Figure
     return figure
 
 
+def score_map(points: pd.DataFrame, values: pd.Series, name: str) -> go.Figure:
+    """The 2-D map colored by a per-example score (grey where an example has no value)."""
+    snippets = [html.escape(s.replace("\n", " ")) for s in points.snippet]
+    figure = go.Figure(
+        go.Scattergl(
+            x=points.x,
+            y=points.y,
+            mode="markers",
+            marker={
+                "color": values,
+                "colorscale": "Viridis",
+                "size": 5,
+                "opacity": 0.8,
+                "colorbar": {"title": {"text": name}},
+                "showscale": True,
+            },
+            customdata=list(zip(points.row_idx, points.cluster_id, snippets, values.round(4), strict=True)),
+            hovertemplate=f"cluster %{{customdata[1]}} · {html.escape(name)} %{{customdata[3]}}"
+            "<br>%{customdata[2]}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=520,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        dragmode="lasso",
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        showlegend=False,
+    )
+    return figure
+
+
 def _mark(figure: go.Figure, k: int | None, text: str, color: str) -> None:
     if k is not None:
         figure.add_vline(x=k, line_dash="dash", line_color=color, annotation_text=text)

@@ -81,9 +81,14 @@ def raw_signals(store: Store, dataset: DatasetInfo) -> pd.DataFrame:
     return raw
 
 
+def example_quality_from(raw: pd.DataFrame, weights: dict[str, float] | None = None) -> pd.Series:
+    """Combined quality of every row of ``raw`` (the output of :func:`raw_signals`)."""
+    return combined(normalise(raw), weights or DEFAULT_WEIGHTS)
+
+
 def example_quality(store: Store, dataset: DatasetInfo, weights: dict[str, float] | None = None) -> pd.Series:
     """Combined quality of every example of the dataset, in row order."""
-    return combined(normalise(raw_signals(store, dataset)), weights or DEFAULT_WEIGHTS)
+    return example_quality_from(raw_signals(store, dataset), weights)
 
 
 def cluster_quality(quality: pd.Series, cluster_ids: np.ndarray) -> pd.Series:

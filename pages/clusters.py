@@ -9,6 +9,7 @@ import streamlit as st
 from app import figures, queries
 from app.state import pick_dataset, store
 from app.widgets import example_card
+from core import quality
 from core.storage import curation
 
 PAGE_SIZE = 20
@@ -46,8 +47,16 @@ def on_table_select() -> None:
 
 
 points = queries.cached_map(dataset)
+signals = queries.cached_signals(dataset)
+color_options = ["cluster", "combined quality", *[c for c in signals.columns if signals[c].notna().any()]]
+color_by = st.selectbox("Color the map by", color_options, key="color_by")
+if color_by == "cluster":
+    figure = figures.cluster_map(points, st.session_state.get("open_cluster"))
+else:
+    values = quality.example_quality_from(signals) if color_by == "combined quality" else signals[color_by]
+    figure = figures.score_map(points, values.reindex(points.row_idx).reset_index(drop=True), color_by)
 st.plotly_chart(
-    figures.cluster_map(points, st.session_state.get("open_cluster")),
+    figure,
     key="map",
     on_select=on_map_select,
     selection_mode=("points", "box", "lasso"),

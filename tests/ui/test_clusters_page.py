@@ -72,3 +72,18 @@ def test_example_text_is_shown_as_plain_text(page, tmp_path, monkeypatch):
     at.selectbox(key="cluster_pick").select(0).run()
     assert hostile in [t.value for t in at.text]  # st.text: shown verbatim, never as markdown or HTML
     assert not any("<script>" in m.value for m in at.markdown)
+
+
+def test_map_can_be_colored_by_a_score(page, prepared_workspace):
+    from core import scoring
+    from core.algorithms.scorers import HeuristicsScorer
+
+    store, dataset, _ = _state(prepared_workspace)
+    scoring.score_dataset(store, dataset, HeuristicsScorer())
+    at = page("clusters").run()
+    options = at.selectbox(key="color_by").options
+    assert options[:2] == ["cluster", "combined quality"] and "response_length" in options
+    at.selectbox(key="color_by").select("response_length").run()
+    assert not at.exception
+    at.selectbox(key="color_by").select("combined quality").run()
+    assert not at.exception
