@@ -35,15 +35,19 @@ def run_prepare(workspace: Path, params: dict[str, Any], progress: Progress) -> 
 
 def run_score(workspace: Path, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Job kind ``score``: params ``dataset``, ``scorer``, optional ``params`` and ``limit``."""
-    from core.scoring import build_scorer, score_dataset
+    from core.scoring import build_scorer, estimate_seconds, pending, score_dataset
     from core.storage.database import Store
     from core.storage.datasets import get_dataset
 
     store = Store(workspace)
+    dataset = get_dataset(store, params["dataset"])
     scorer = build_scorer(params["scorer"], **(params.get("params") or {}))
-    report = score_dataset(
-        store, get_dataset(store, params["dataset"]), scorer, limit=params.get("limit"), progress=progress
-    )
+    if scorer.uses_model:  # measured on a few examples on this device before the long run starts
+        progress.start("estimate", 1)
+        todo = pending(store, dataset, scorer, params.get("limit"))
+        rate, seconds = estimate_seconds(scorer, todo)
+        progress.message(f"estimate: {len(todo)} examples at {rate:.2f}/s = {seconds / 60:.1f} min")
+    report = score_dataset(store, dataset, scorer, limit=params.get("limit"), progress=progress)
     return dataclasses.asdict(report)
 
 
