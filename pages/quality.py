@@ -29,8 +29,8 @@ def launch_panel() -> None:
         st.session_state["score_job"] = jobs.launch(workspace(), "score", params)
     if SCORERS.get(scorer).uses_model:
         st.caption(
-            "LM scorers run SmolLM2-135M-Instruct (packaged); about 1-3 examples/s on a 2-core CPU. "
-            "`python -m core score --scorer NAME` prints a measured estimate first. Scores are cached."
+            "LM scorers run SmolLM2-135M-Instruct (packaged), about 1-3 examples/s on a 2-core CPU; the job "
+            "measures its speed on a few examples first and shows the estimate here. Scores are cached."
         )
 
 
@@ -39,7 +39,9 @@ def score_jobs() -> None:
     for status in jobs.list_jobs(workspace(), kind="score")[:3]:
         name = status.params.get("scorer")
         if status.active:
-            st.progress(status.fraction, text=f"Scoring {name}: {status.done}/{status.total}")
+            st.progress(status.fraction, text=f"Scoring {name}: {status.stage} {status.done}/{status.total}")
+            if status.message:
+                st.caption(status.message)
             if st.button("Cancel", key=f"cancel_{status.job_id}"):
                 jobs.request_cancel(workspace(), status.job_id)
         elif status.job_id == st.session_state.get("score_job"):
