@@ -19,6 +19,7 @@ from core.storage.datasets import DatasetInfo
 # signal -> (direction, default weight); direction +1: higher raw value is better, -1: lower is better,
 # "flag": a 0/1 defect flag, "ifd": IFD >= 1 is bad, below 1 a higher IFD (harder, still helped) is better.
 SIGNALS: dict[str, tuple[object, float]] = {
+    "reward": (+1, 1.0),
     "perplexity": (-1, 1.0),
     "ifd": ("ifd", 1.0),
     "tfidf_diversity": (+1, 0.5),

@@ -24,14 +24,24 @@ def launch_panel() -> None:
     cols = st.columns([2, 1, 1])
     scorer = cols[0].selectbox("Scorer", SCORERS.names(), key="scorer")
     limit = cols[1].number_input("At most (0 = all)", 0, dataset.n_rows, 0, key="score_limit")
-    if cols[2].button("Score", key="start_score", type="primary"):
-        params = {"dataset": dataset.name, "scorer": scorer, "limit": int(limit) or None}
-        st.session_state["score_job"] = jobs.launch(workspace(), "score", params)
-    if SCORERS.get(scorer).uses_model:
+    uses_model = SCORERS.get(scorer).uses_model
+    model = ""
+    if uses_model:
+        hint = "required: a sequence-classification reward model" if scorer == "reward" else "default: SmolLM2"
+        model = st.text_input(f"Model path or hub id ({hint})", key="score_model").strip()
         st.caption(
-            "LM scorers run SmolLM2-135M-Instruct (packaged), about 1-3 examples/s on a 2-core CPU; the job "
-            "measures its speed on a few examples first and shows the estimate here. Scores are cached."
+            "LM scorers run SmolLM2-135M-Instruct (packaged) unless you name another model, about 1-3 examples/s "
+            "on a 2-core CPU; the job measures its speed on a few examples first and shows the estimate here. "
+            "Scores are cached by scorer, model, parameters and example text."
         )
+    if cols[2].button("Score", key="start_score", type="primary"):
+        params = {
+            "dataset": dataset.name,
+            "scorer": scorer,
+            "limit": int(limit) or None,
+            "params": {"model": model} if model else {},
+        }
+        st.session_state["score_job"] = jobs.launch(workspace(), "score", params)
 
 
 @st.fragment(run_every=1.0)

@@ -7,6 +7,7 @@
 - ``tfidf_diversity``: IterIT's response diversity, the row sum of the L2-normalised 1-3-gram TF-IDF row
   of each response, fitted on the responses of the scored set (ALGORITHMS.md 3.3).
 - ``heuristics``: response length, empty and cut-off responses, near duplicates by embedding cosine.
+- ``reward``: any sequence-classification reward model given by path (off by default).
 
 Scores are stored raw; normalising and weighting them into a combined quality happens at query time.
 """
@@ -210,3 +211,61 @@ def near_duplicates(embeddings: np.ndarray, threshold: float) -> np.ndarray:
     # thousands of neighbours per row on templated data)
     similarities, _ = index.search(data, 2)
     return (similarities[:, 1] >= threshold - 1e-6).astype(float)
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class RewardScorer:
+    """A Hugging Face sequence-classification reward model (given by path or hub id) scores each
+    (instruction, response) pair: the single logit, or the probability of the last label when there are
+    several. None ships offline, so this scorer is off until a curator names a model."""
+
+    name: ClassVar[str] = "reward"
+    uses_model: ClassVar[bool] = True
+    set_dependent: ClassVar[bool] = False
+    model: str = ""
+    max_length: int = 512
+    batch_size: int = 8
+
+    def score_key(self) -> str:
+        return _key(self)
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        import torch
+
+        from core.algorithms.lm_scores import user_turn
+        from core.models.lm import load_reward_model
+
+        if not self.model:
+            raise ValueError("the reward scorer needs a reward model path or hub id (--model); none ships offline")
+        tokenizer, network = load_reward_model(self.model)
+        prompts = [user_turn(i, x) for i, x in zip(examples.instruction, examples.input, strict=True)]
+        responses = list(examples.output)
+        values = []
+        with torch.inference_mode():
+            for start in range(0, len(prompts), self.batch_size):
+                batch = _reward_inputs(
+                    tokenizer,
+                    prompts[start : start + self.batch_size],
+                    responses[start : start + self.batch_size],
+                    self.max_length,
+                )
+                logits = network(**{k: v.to(network.device) for k, v in batch.items()}).logits.float()
+                scores = logits[:, 0] if logits.shape[1] == 1 else torch.softmax(logits, dim=-1)[:, -1]
+                values.append(scores.cpu().numpy())
+                if progress:
+                    progress(len(scores))
+        return {"reward": np.concatenate(values) if values else np.zeros(0)}
+
+
+def _reward_inputs(tokenizer: Any, prompts: list[str], responses: list[str], max_length: int) -> Any:
+    """Chat-template rendering when the reward model's tokenizer has one, else a (prompt, response) text pair."""
+    if getattr(tokenizer, "chat_template", None):
+        texts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False
+            )
+            for p, r in zip(prompts, responses, strict=True)
+        ]
+        return tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    return tokenizer(prompts, responses, truncation=True, max_length=max_length, padding=True, return_tensors="pt")

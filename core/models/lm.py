@@ -78,3 +78,24 @@ def _load(model: str, device: str) -> LoadedLM:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedLM(network, tokenizer, model, device, str(dtype).removeprefix("torch."))
+
+
+_REWARD_LOCK = threading.Lock()
+
+
+def load_reward_model(model: str, device: str | None = None) -> tuple[Any, Any]:
+    """(tokenizer, sequence-classification model) for a reward model, loaded once per process."""
+    device = device or pick_device()
+    with _REWARD_LOCK:
+        return _load_reward(model, device)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_reward(model: str, device: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    network = AutoModelForSequenceClassification.from_pretrained(model).to(device).eval()
+    if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, network

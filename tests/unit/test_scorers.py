@@ -142,7 +142,7 @@ def test_tfidf_diversity_is_the_row_sum_of_l2_normalised_tfidf():
 def test_score_keys_name_the_model_and_parameters():
     assert scorers.IFDScorer().score_key() == scorers.IFDScorer(model="HuggingFaceTB/SmolLM2-135M-Instruct").score_key()
     assert scorers.IFDScorer().score_key() != scorers.IFDScorer(max_length=256).score_key()
-    assert scorers.SCORERS.names() == ["heuristics", "ifd", "perplexity", "tfidf_diversity"]
+    assert scorers.SCORERS.names() == ["heuristics", "ifd", "perplexity", "reward", "tfidf_diversity"]
 
 
 def test_scoring_a_dataset_is_cached_resumable_and_summarised_per_cluster(workspace, use_tiny, monkeypatch):
@@ -198,3 +198,36 @@ def test_heuristics_through_scoring_use_the_dataset_embeddings(workspace):
     summary = scoring.cluster_summary(store, dataset)
     # the keyword embedder gives every text of a topic (almost) the same vector: all are near duplicates
     assert list(summary.near_duplicate_mean) == [1.0] * len(summary)
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_model(tmp_path_factory):
+    """A tiny random BERT sequence classifier with a word-piece vocabulary, saved to a folder."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("reward")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "add", "two", "and", "four", ".", "name", "a", "blue"]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(words),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=1,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    return str(folder)
+
+
+def test_reward_scorer_scores_each_pair_with_the_model_given_by_path(tiny_reward_model):
+    frame = pd.concat([EXAMPLES, EXAMPLES.iloc[[0]]], ignore_index=True)
+    rewards = scorers.RewardScorer(model=tiny_reward_model, batch_size=2).score(frame)["reward"]
+    assert rewards.shape == (4,) and np.all(np.isfinite(rewards))
+    assert rewards[3] == pytest.approx(rewards[0], abs=1e-5)  # the same pair, in another batch
+    assert len(set(np.round(rewards[:3], 5))) == 3
+    with pytest.raises(ValueError, match="needs a reward model"):
+        scorers.RewardScorer().score(frame)
