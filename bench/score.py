@@ -127,7 +127,15 @@ def run_ours(frame: pd.DataFrame, max_length: int, lm: Any, body: int, head: int
 
     scorer = IFDScorer(max_length=max_length)
     cpu_started, started = time.process_time(), time.perf_counter()
-    scores = scorer.score(frame)
+    done = [0.0, len(frame) / 10]
+
+    def progress(units: float) -> None:
+        done[0] += units
+        if done[0] >= done[1]:
+            done[1] += len(frame) / 10
+            log(f"ours: {done[0]:.0f}/{len(frame)} ({time.perf_counter() - started:.0f} s)")
+
+    scores = scorer.score(frame, progress)
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
     # The token accounting repeats the rendering and the batching, untimed.
