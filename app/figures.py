@@ -34,15 +34,7 @@ def cluster_map(points: pd.DataFrame, highlight: int | None = None) -> go.Figure
             hovertemplate="cluster %{customdata[1]}<br>%{customdata[2]}<extra></extra>",
         )
     )
-    figure.update_layout(
-        height=520,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        dragmode="lasso",
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-        showlegend=False,
-    )
-    return figure
+    return _map_layout(figure)
 
 
 def score_map(points: pd.DataFrame, values: pd.Series, name: str) -> go.Figure:
@@ -66,6 +58,10 @@ def score_map(points: pd.DataFrame, values: pd.Series, name: str) -> go.Figure:
             "<br>%{customdata[2]}<extra></extra>",
         )
     )
+    return _map_layout(figure)
+
+
+def _map_layout(figure: go.Figure) -> go.Figure:
     figure.update_layout(
         height=520,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
