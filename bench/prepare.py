@@ -424,10 +424,11 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def write_json(results: dict[str, Any]) -> Path:
+def write_json(results: dict[str, Any], benchmark: str = "prepare") -> Path:
+    """Write ``results`` to bench/results/<benchmark>-<timestamp>.json (git-ignored)."""
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"prepare-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out_dir / f"{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     return path
 

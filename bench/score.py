@@ -48,7 +48,16 @@ for folder in (ROOT, ROOT / "bench"):
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from prepare import PhaseMonitor, gb, log, max_rss_bytes, pool_lines, seeded_subset, verdict  # noqa: E402
+from prepare import (  # noqa: E402
+    PhaseMonitor,
+    gb,
+    log,
+    max_rss_bytes,
+    pool_lines,
+    seeded_subset,
+    verdict,
+    write_json,
+)
 
 TARGET_RATIO = 2.0
 PROJECT_N = 50_000
@@ -246,14 +255,6 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def write_json(results: dict[str, Any]) -> Path:
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"score-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     frame = sample_frame(args.data_dir, args.n, args.seed)
@@ -323,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     )
     print_results(results)
-    print(f"\nresults written to {write_json(results).relative_to(ROOT)}")
+    print(f"\nresults written to {write_json(results, 'score').relative_to(ROOT)}")
     return 0
 
 
