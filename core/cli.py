@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", required=True, help="perplexity, ifd or tfidf_diversity")
     p.add_argument("--model", default=None, help="causal LM path or hub id (default: packaged SmolLM2-135M-Instruct)")
     p.add_argument("--max-length", type=int, default=None, help="truncate rendered examples to this many tokens")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default=None,
+        help="LM matrix products: auto (bf16 where the hardware has it, the default), bf16 or fp32",
+    )
     p.add_argument("--limit", type=int, default=None, help="score a seeded sample of at most N unscored examples")
     p.add_argument("--yes", action="store_true", help="do not wait after printing the time estimate")
 
@@ -288,7 +294,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     store = _store(args)
     dataset = _dataset(store, args)
-    params: dict[str, Any] = {"model": args.model, "max_length": args.max_length}
+    params: dict[str, Any] = {"model": args.model, "max_length": args.max_length, "precision": args.precision}
     from core.algorithms.scorers import SCORERS
 
     if not SCORERS.get(args.scorer).uses_model:

