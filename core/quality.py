@@ -1,13 +1,24 @@
-"""Combined quality in [0, 1], computed at query time from the stored raw scores and curator weights.
+"""Combined quality in [0, 1], computed at query time from the stored raw scores and curator settings.
 
-Each signal is first mapped to [0, 1] with 1 = good: continuous scores by their percentile rank in the
-dataset (robust to the very different scales of perplexity, IFD and lengths), flags as 1 - flag. The
-combined quality is the weighted mean of the signals an example has. Moving a weight reruns no model.
+Continuous signals (perplexity, IFD, reward, diversity, length) are mapped to [0, 1] with 1 = good by
+their percentile rank in the dataset, which is robust to their very different scales, and combined as a
+weighted mean. Defect flags (empty or cut-off response, wrong arithmetic, perplexity outlier,
+duplicates) are not averaged in: a mean would let a clean score on four other signals hide an empty
+answer. Each flag instead multiplies the quality by ``1 - penalty`` when it is raised, so a penalty of
+1 zeroes a flagged example and 0 ignores the flag. Moving a weight or a penalty reruns no model.
+
+``perplexity_outlier`` is derived here: log-perplexity more than ``OUTLIER_Z`` robust standard
+deviations (1.4826 x MAD) above the dataset median. Percentile ranks alone cannot tell a response 50
+times less likely than the typical one (gibberish, another language) from one that is merely the
+least fluent of ordinary answers.
+
 Per cluster: the mean combined quality, and the share of clusters whose mean is below a threshold, for
 every swept k (ALGORITHMS.md 2.5).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -16,21 +27,40 @@ from core.storage import scores as score_store
 from core.storage.database import Store
 from core.storage.datasets import DatasetInfo
 
-# signal -> (direction, default weight); direction +1: higher raw value is better, -1: lower is better,
-# "flag": a 0/1 defect flag, "ifd": IFD >= 1 is bad, below 1 a higher IFD (harder, still helped) is better.
-SIGNALS: dict[str, tuple[object, float]] = {
-    "reward": (+1, 1.0),
-    "perplexity": (-1, 1.0),
-    "ifd": ("ifd", 1.0),
-    "tfidf_diversity": (+1, 0.5),
-    "response_length": (+1, 0.5),
-    "empty_response": ("flag", 2.0),
-    "cut_off_response": ("flag", 2.0),
-    "exact_duplicate": ("flag", 1.0),
-    "near_duplicate": ("flag", 0.5),
+
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    """How a raw score enters the combined quality.
+
+    kind: ``higher`` or ``lower`` (which raw values are better), ``ifd`` (IFD >= 1 is worst, below 1 a
+    higher IFD, harder but still helped, is better) or ``flag`` (a 0/1 defect).
+    default: the default weight (continuous signals, any value >= 0) or penalty (flags, in [0, 1]).
+    """
+
+    kind: str
+    default: float
+
+    @property
+    def is_flag(self) -> bool:
+        return self.kind == "flag"
+
+
+SIGNALS: dict[str, Signal] = {
+    "reward": Signal("higher", 1.0),
+    "perplexity": Signal("lower", 1.0),
+    "ifd": Signal("ifd", 1.0),
+    "tfidf_diversity": Signal("higher", 0.5),
+    "response_length": Signal("higher", 0.5),
+    "empty_response": Signal("flag", 1.0),
+    "cut_off_response": Signal("flag", 0.8),
+    "arithmetic_error": Signal("flag", 0.8),
+    "perplexity_outlier": Signal("flag", 0.8),
+    "exact_duplicate": Signal("flag", 0.5),
+    "near_duplicate": Signal("flag", 0.2),
 }
-DEFAULT_WEIGHTS = {name: weight for name, (_, weight) in SIGNALS.items()}
+DEFAULT_WEIGHTS = {name: signal.default for name, signal in SIGNALS.items()}
 DEFAULT_THRESHOLD = 0.3
+OUTLIER_Z = 3.5
 
 
 def _rank(values: pd.Series) -> pd.Series:
@@ -38,18 +68,18 @@ def _rank(values: pd.Series) -> pd.Series:
 
 
 def normalise(raw: pd.DataFrame) -> pd.DataFrame:
-    """Each known signal of ``raw`` mapped to [0, 1] with 1 = good (NaN stays NaN)."""
+    """Each known signal of ``raw`` mapped to [0, 1] with 1 = good (flags: 1 - flag; NaN stays NaN)."""
     columns = {}
-    for name, (direction, _) in SIGNALS.items():
+    for name, signal in SIGNALS.items():
         if name not in raw:
             continue
         values = raw[name].astype(float)
-        if direction == "flag":
+        if signal.kind == "flag":
             columns[name] = 1.0 - values.clip(0, 1)
-        elif direction == "ifd":
+        elif signal.kind == "ifd":
             helped = values.where(values < 1)
             columns[name] = _rank(helped).where(values < 1, 0.0).where(values.notna())
-        elif direction == 1:
+        elif signal.kind == "higher":
             columns[name] = _rank(values)
         else:
             columns[name] = 1.0 - _rank(values) + 1.0 / max(values.notna().sum(), 1)
@@ -57,16 +87,43 @@ def normalise(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def combined(normalised: pd.DataFrame, weights: dict[str, float]) -> pd.Series:
-    """Weighted mean of the available signals per row; NaN where no weighted signal is available."""
+    """Weighted mean of the continuous signals a row has, times ``1 - penalty`` per raised flag.
+
+    Columns not in :data:`SIGNALS` count as continuous. A row with flags but no weighted continuous
+    signal starts from 1; a row with neither is NaN.
+    """
     used = [name for name in normalised if weights.get(name, 0) > 0]
-    if not used:
-        return pd.Series(np.nan, index=normalised.index)
-    values = normalised[used]
-    w = np.array([weights[name] for name in used])
-    present = values.notna().to_numpy()
-    total = (values.fillna(0).to_numpy() * w).sum(axis=1)
-    denominator = (present * w).sum(axis=1)
-    return pd.Series(np.where(denominator > 0, total / np.maximum(denominator, 1e-12), np.nan), index=values.index)
+    flags = [name for name in used if _is_flag(name)]
+    continuous = [name for name in used if not _is_flag(name)]
+    base = pd.Series(np.nan, index=normalised.index)
+    if continuous:
+        values = normalised[continuous]
+        w = np.array([weights[name] for name in continuous])
+        present = values.notna().to_numpy()
+        total = (values.fillna(0).to_numpy() * w).sum(axis=1)
+        denominator = (present * w).sum(axis=1)
+        base[:] = np.where(denominator > 0, total / np.maximum(denominator, 1e-12), np.nan)
+    if flags:
+        seen = normalised[flags].notna().any(axis=1)
+        base = base.where(base.notna() | ~seen, 1.0)
+        for name in flags:
+            raised = 1.0 - normalised[name].fillna(1.0)
+            base = base * (1.0 - min(weights[name], 1.0) * raised)
+    return base
+
+
+def _is_flag(name: str) -> bool:
+    return name in SIGNALS and SIGNALS[name].is_flag
+
+
+def perplexity_outliers(perplexity: pd.Series, z: float = OUTLIER_Z) -> pd.Series:
+    """1.0 where log-perplexity is more than ``z`` robust standard deviations above the median, else 0.0."""
+    logs = np.log(perplexity.astype(float).where(perplexity > 0))
+    median = logs.median()
+    spread = 1.4826 * (logs - median).abs().median()
+    if not np.isfinite(spread) or spread == 0:
+        return (logs * 0.0).where(logs.notna())
+    return ((logs - median) / spread > z).astype(float).where(logs.notna())
 
 
 def raw_signals(store: Store, dataset: DatasetInfo) -> pd.DataFrame:
@@ -79,6 +136,8 @@ def raw_signals(store: Store, dataset: DatasetInfo) -> pd.DataFrame:
             [dataset.dataset_id],
         ).fetchall()
     raw["exact_duplicate"] = [1.0 if n > 1 else 0.0 for (n,) in copies]
+    if "perplexity" in raw:
+        raw["perplexity_outlier"] = perplexity_outliers(raw["perplexity"])
     return raw
 
 

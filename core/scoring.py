@@ -86,10 +86,14 @@ def score_dataset(
     scorer: Scorer,
     *,
     limit: int | None = None,
-    chunk: int = 32,
+    chunk: int = 128,
     progress: Progress | None = None,
 ) -> ScoreReport:
-    """Score the dataset's unscored examples, committing every ``chunk`` examples."""
+    """Score the dataset's unscored examples, committing every ``chunk`` examples.
+
+    128 examples are about 45 s of LM scoring on a 2-core CPU: little to redo after a cancel, and enough
+    sequences per chunk for the length-sorted batches to pack with little padding.
+    """
     progress = progress or Progress()
     started = time.perf_counter()
     key = score_key_for(store, dataset, scorer)

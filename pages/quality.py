@@ -65,11 +65,21 @@ def score_jobs() -> None:
 
 
 def weights_form(available: list[str]) -> dict[str, float]:
+    """Weights of the continuous signals (a weighted mean) and penalties of the flags (multipliers)."""
     weights = {}
+    continuous = [name for name in available if not quality.SIGNALS[name].is_flag]
+    flags = [name for name in available if quality.SIGNALS[name].is_flag]
+    st.caption("Weights of the scores averaged into the quality (0 leaves a score out).")
     cols = st.columns(4)
-    for index, name in enumerate(available):
+    for index, name in enumerate(continuous):
         default = quality.DEFAULT_WEIGHTS[name]
         weights[name] = cols[index % 4].slider(name, 0.0, 3.0, default, 0.1, key=f"w_{name}")
+    if flags:
+        st.caption("Penalties of the defect flags: a flagged example's quality is multiplied by 1 - penalty.")
+        cols = st.columns(4)
+        for index, name in enumerate(flags):
+            default = quality.DEFAULT_WEIGHTS[name]
+            weights[name] = cols[index % 4].slider(name, 0.0, 1.0, default, 0.05, key=f"w_{name}")
     return weights
 
 

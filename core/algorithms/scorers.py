@@ -6,7 +6,8 @@
   the instruction does not help predict the response.
 - ``tfidf_diversity``: IterIT's response diversity, the row sum of the L2-normalised 1-3-gram TF-IDF row
   of each response, fitted on the responses of the scored set (ALGORITHMS.md 3.3).
-- ``heuristics``: response length, empty and cut-off responses, near duplicates by embedding cosine.
+- ``heuristics``: response length, empty and cut-off responses, wrong stated arithmetic, near duplicates
+  by embedding cosine.
 - ``reward``: any sequence-classification reward model given by path (off by default).
 
 Scores are stored raw; normalising and weighting them into a combined quality happens at query time.
@@ -23,6 +24,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
+from core.algorithms.arithmetic import arithmetic_errors
 from core.registry import Registry
 
 ProgressFn = Callable[[int], None]
@@ -189,7 +191,8 @@ def looks_cut_off(text: str, min_words: int = 6) -> bool:
 @SCORERS.register
 @dataclasses.dataclass(frozen=True)
 class HeuristicsScorer:
-    """Cheap signals: response length (words and punctuation), empty or cut-off responses, near duplicates.
+    """Cheap signals: response length (words and punctuation), empty or cut-off responses, wrong stated
+    arithmetic (:mod:`core.algorithms.arithmetic`), near duplicates.
 
     A near duplicate is an example whose embedding has cosine >= ``near_duplicate_threshold`` with an
     example of different content (exact duplicates are flagged from content hashes at query time).
@@ -200,6 +203,7 @@ class HeuristicsScorer:
     set_dependent: ClassVar[bool] = True
     needs_embeddings: ClassVar[bool] = True
     near_duplicate_threshold: float = 0.95
+    arithmetic_check: bool = True
 
     def score_key(self) -> str:
         return _key(self)
@@ -211,6 +215,8 @@ class HeuristicsScorer:
             "empty_response": np.array([not text.strip() for text in outputs], dtype=float),
             "cut_off_response": np.array([looks_cut_off(text) for text in outputs], dtype=float),
         }
+        if self.arithmetic_check:
+            result["arithmetic_error"] = np.array([arithmetic_errors(text) > 0 for text in outputs], dtype=float)
         if "embedding" in examples:
             result["near_duplicate"] = near_duplicates(
                 np.stack(examples.embedding.to_numpy()), self.near_duplicate_threshold

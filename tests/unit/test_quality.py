@@ -32,6 +32,49 @@ def test_combined_is_the_weighted_mean_of_the_available_signals():
     assert quality.combined(normalised, {"a": 0.0, "b": 0.0}).isna().all()
 
 
+def test_a_raised_flag_multiplies_the_quality_by_one_minus_its_penalty():
+    normalised = pd.DataFrame(  # normalised flags: 1 = clean, 0 = raised
+        {
+            "perplexity": [0.9, 0.9, 0.9, np.nan],
+            "empty_response": [1.0, 0.0, 1.0, 0.0],
+            "cut_off_response": [1, 1, 0, 1],
+        }
+    )
+    weights = {"perplexity": 1.0, "empty_response": 1.0, "cut_off_response": 0.5}
+    result = quality.combined(normalised, weights)
+    # clean stays 0.9; empty (penalty 1) drops to 0 whatever the other scores; cut off halves it
+    assert list(result.iloc[:3]) == pytest.approx([0.9, 0.0, 0.45])
+    assert result.iloc[3] == pytest.approx(0.0)  # flags only: starts from 1, empty zeroes it
+    assert quality.combined(normalised, {**weights, "empty_response": 0.0}).iloc[1] == pytest.approx(0.9)
+    assert quality.combined(normalised, {**weights, "cut_off_response": 7.0}).iloc[2] == pytest.approx(0.0)
+
+
+def test_perplexity_far_above_the_dataset_median_is_an_outlier():
+    rng = np.random.default_rng(0)
+    perplexity = pd.Series(np.exp(rng.normal(2.0, 0.5, 200)))
+    perplexity[:3] = [400.0, 900.0, np.nan]
+    flags = quality.perplexity_outliers(perplexity)
+    assert list(flags[:2]) == [1.0, 1.0] and np.isnan(flags[2])
+    assert flags[3:].sum() == 0  # ordinary spread is not flagged, whichever end of it
+    assert quality.perplexity_outliers(pd.Series([5.0, 5.0, 5.0])).sum() == 0
+
+
+def test_wrong_stated_arithmetic_is_counted_and_what_cannot_be_checked_is_left_alone():
+    from core.algorithms.arithmetic import arithmetic_errors
+
+    wrong = ["899 plus 639 is 1531.", "252 divided by 14 is 13.", "She sold <<48/2=25>>25 clips", "1,200 + 300 = 1,400"]
+    right = [
+        "899 plus 639 is 1538.",
+        "252 divided by 14 is 18.",
+        "She sold 48/2 = <<48/2=24>>24 clips",
+        "10 / 3 = 3.33",
+    ]
+    unclear = ["2 + 3 * 4 = 14", "3x-5=16", "8 x 1 1/2 = 12", "264/17 = 15 (Remainder)", "6:00+48=6:48", "7 // 2 = 3"]
+    assert [arithmetic_errors(text) for text in wrong] == [1, 1, 1, 1]
+    assert [arithmetic_errors(text) for text in right + unclear] == [0] * 10
+    assert arithmetic_errors("5 - 2 = 3, then 3 + 4 = 8 and 2 * 2 = 5") == 2
+
+
 def test_share_of_clusters_below_the_threshold_for_every_swept_k(workspace):
     from core.storage import datasets as ds
     from core.storage.database import Store
