@@ -53,12 +53,23 @@ def cached_summary(dataset: ds.DatasetInfo) -> dict[str, int]:
 
 
 @st.cache_data(max_entries=4, show_spinner="Building the export...")
-def export_bundle(workspace: str, data_version: int, dataset_id: int, k: int) -> ExportBundle:
-    return build_export(store(), ds.get_dataset(store(), dataset_id), k)
+def export_bundle(workspace: str, data_version: int, dataset_id: int, k: int, selection_id: int | None) -> ExportBundle:
+    return build_export(store(), ds.get_dataset(store(), dataset_id), k, selection_id=selection_id)
 
 
-def cached_export(dataset: ds.DatasetInfo) -> ExportBundle:
-    return export_bundle(str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k))
+def cached_export(dataset: ds.DatasetInfo, selection_id: int | None = None) -> ExportBundle:
+    return export_bundle(str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k), selection_id)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def selection_list(workspace: str, data_version: int, dataset_id: int) -> pd.DataFrame:
+    from core.storage import selections
+
+    return selections.listing(store(), dataset_id)
+
+
+def cached_selections(dataset: ds.DatasetInfo) -> pd.DataFrame:
+    return selection_list(str(store().workspace), version(), dataset.dataset_id)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -87,9 +87,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", type=int, required=True)
     p.add_argument("--value", type=float, required=True)
 
-    p = sub.add_parser("export", help="write every non-vetoed example as JSONL, with a manifest beside it")
+    p = sub.add_parser(
+        "export", help="write every non-vetoed example (or a saved selection) as JSONL, with a manifest beside it"
+    )
     _add_common(p)
     p.add_argument("--out", required=True, help="output .jsonl path")
+    p.add_argument("--selection", type=int, default=None, help="export this saved selection (see `selections`)")
+
+    p = sub.add_parser("select", help="run a selection strategy on the kept examples and save the selection")
+    _add_common(p)
+    p.add_argument("--strategy", required=True, help="kmq, random, longest, ifd_topk, qdit, ... (see --list)")
+    p.add_argument("--budget", type=float, required=True, help="a count, or a fraction of the dataset's rows (0.1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a strategy parameter")
+    p.add_argument("--name", default=None, help="a name for the saved selection")
+    p.add_argument("--k", type=int, default=None, help="clustering to use (default: the active k)")
+
+    p = sub.add_parser("selections", help="list saved selections, or compare two")
+    _add_common(p)
+    p.add_argument("--compare", type=int, nargs=2, metavar=("A", "B"), help="overlap and per-cluster counts")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("score", help="score examples with a registered scorer (cached, resumable)")
     _add_common(p)
@@ -267,7 +284,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.export import build_export, write_export
 
     store = _store(args)
-    bundle = build_export(store, _dataset(store, args))
+    bundle = build_export(store, _dataset(store, args), selection_id=args.selection)
     out, manifest = write_export(bundle, Path(args.out))
     print(f"wrote {bundle.n_rows} rows to {out} (manifest: {manifest})")
     return 0
@@ -360,6 +377,56 @@ def cmd_scores(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_select(args: argparse.Namespace) -> int:
+    from core.selection.run import build_strategy, run_selection, save_selection
+
+    params = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param takes NAME=VALUE, not {item!r}")
+        params[name.strip()] = value.strip()
+    store = _store(args)
+    dataset = _dataset(store, args)
+    strategy = build_strategy(args.strategy, params)
+    result = run_selection(store, dataset, strategy, args.budget, seed=args.seed, k=args.k)
+    selection_id = save_selection(store, dataset, result, args.name)
+    print(
+        f"selection {selection_id}: {len(result.example_ids)} of {result.pool_size} kept examples "
+        f"with {args.strategy} (seed {args.seed}, k={result.k}) in {result.seconds:.1f} s"
+    )
+    return 0
+
+
+def cmd_selections(args: argparse.Namespace) -> int:
+    from core.selection.run import compare
+    from core.storage import selections
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    if args.compare:
+        report = compare(store, dataset, *args.compare)
+        table = report.pop("per_cluster")
+        if args.json:
+            print(json.dumps({**report, "per_cluster": table.to_dict(orient="records")}, indent=2, default=str))
+            return 0
+        print(
+            f"#{args.compare[0]} {report['first']['size']} rows, #{args.compare[1]} {report['second']['size']} rows; "
+            f"shared {report['shared']}, only first {report['only_first']}, only second {report['only_second']}, "
+            f"Jaccard {report['jaccard']:.3f}"
+        )
+        print(table.to_string(index=False))
+        return 0
+    frame = selections.listing(store, dataset.dataset_id)
+    if args.json:
+        print(json.dumps(frame.to_dict(orient="records"), indent=2, default=str))
+    elif frame.empty:
+        print(f"no saved selections for {dataset.name!r}; run `python -m core select` first")
+    else:
+        print(frame.drop(columns=["pool_hash"]).to_string(index=False))
+    return 0
+
+
 COMMANDS = {
     "prepare": cmd_prepare,
     "datasets": cmd_datasets,
@@ -370,6 +437,8 @@ COMMANDS = {
     "history": cmd_history,
     "score": cmd_score,
     "scores": cmd_scores,
+    "select": cmd_select,
+    "selections": cmd_selections,
 }
 
 

@@ -1,7 +1,9 @@
-"""Export the curated pool as JSONL (original fields kept) with a manifest that makes it reproducible.
+"""Export the curated pool, or a saved selection, as JSONL (original fields kept) with a manifest.
 
 The manifest records the input file's hash, the embedder, k, the seed, every veto and weight in force,
-the counts per cluster, the time and the app version, plus the exported file's own hash.
+the counts per cluster, the time and the app version, plus the exported file's own hash. For a
+selection it also records the strategy, its parameters, the seed, the budget, the pool hash and the
+score keys, and the rows are written in pick order.
 """
 
 from __future__ import annotations
@@ -36,12 +38,19 @@ def manifest_path_for(out_path: Path) -> Path:
     return out_path.with_name(out_path.stem + ".manifest.json")
 
 
-def build_export(store: Store, dataset: ds.DatasetInfo, k: int | None = None) -> ExportBundle:
-    """Every example that is not vetoed (itself or through its cluster at ``k``, default the active k)."""
-    k = int(k or dataset.active_k or 0)
+def build_export(
+    store: Store, dataset: ds.DatasetInfo, k: int | None = None, selection_id: int | None = None
+) -> ExportBundle:
+    """Every example that is not vetoed (itself or through its cluster at ``k``, default the active k),
+    or the examples of a saved selection in pick order (at the selection's k)."""
+    selection = _selection(store, dataset, selection_id) if selection_id is not None else None
+    k = int(selection["k"] if selection else (k or dataset.active_k or 0))
     if not k:
         raise ValueError(f"dataset {dataset.name!r} has no clustering yet; prepare it first")
     kept = curation.kept_rows(store, dataset.dataset_id, k)
+    if selection:
+        everything = curation.all_rows(store, dataset.dataset_id, k).set_index("row_idx")
+        kept = everything.loc[selection["row_idx"]].reset_index()
     jsonl = "".join(line + "\n" for line in kept.original).encode("utf-8")
     clusters = curation.clusters(store, dataset.dataset_id, k)
     kept_per_cluster = kept.groupby("cluster_id").size().to_dict()
@@ -60,7 +69,7 @@ def build_export(store: Store, dataset: ds.DatasetInfo, k: int | None = None) ->
     manifest = {
         "app": {"name": "curation-studio", "version": core.__version__},
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "selection": "every non-vetoed example",
+        "selection": selection["manifest"] if selection else "every non-vetoed example",
         "dataset": {
             "name": dataset.name,
             "source_path": dataset.source_path,
@@ -86,6 +95,17 @@ def build_export(store: Store, dataset: ds.DatasetInfo, k: int | None = None) ->
         "example_ids": list(kept.example_id),
     }
     return ExportBundle(jsonl, manifest)
+
+
+def _selection(store: Store, dataset: ds.DatasetInfo, selection_id: int) -> dict[str, Any]:
+    from core.storage import selections
+
+    record = selections.get(store, selection_id)
+    if record["dataset_id"] != dataset.dataset_id:
+        raise ValueError(f"selection {selection_id} belongs to another dataset than {dataset.name!r}")
+    keys = ("name", "strategy", "params", "seed", "budget", "size", "pool_hash", "pool_size", "decisions", "score_keys")
+    manifest = {"id": selection_id, **{key: record[key] for key in keys}, "created_at": str(record["created_at"])}
+    return {"k": record["k"], "row_idx": list(selections.items(store, selection_id).row_idx), "manifest": manifest}
 
 
 def write_export(bundle: ExportBundle, out_path: str | Path) -> tuple[Path, Path]:

@@ -15,11 +15,26 @@ dataset = pick_dataset()
 if dataset is None:
     st.stop()
 
-st.write(
-    "Exports **every example that is not vetoed** (neither itself nor through its cluster at the chosen k), "
-    "with its original fields, plus a manifest that records how it was made."
+saved = queries.cached_selections(dataset)
+choices = [None, *saved.selection_id.tolist()]
+names = dict(zip(saved.selection_id, saved.name, strict=True))
+selection_id = st.selectbox(
+    "What to export",
+    choices,
+    format_func=lambda c: "Every non-vetoed example" if c is None else f"Selection #{c}: {names[c]}",
+    key="export_what",
 )
-bundle = queries.cached_export(dataset)
+if selection_id is None:
+    st.write(
+        "Exports **every example that is not vetoed** (neither itself nor through its cluster at the chosen k), "
+        "with its original fields, plus a manifest that records how it was made."
+    )
+else:
+    st.write(
+        f"Exports **selection #{selection_id}** in pick order, with its original fields, plus a manifest with "
+        "the strategy, parameters, seed, budget and the pool it was drawn from."
+    )
+bundle = queries.cached_export(dataset, selection_id)
 per_cluster = bundle.manifest["counts"]["per_cluster"]
 st.metric("Examples to export", f"{bundle.n_rows} of {dataset.n_rows}")
 st.dataframe(
@@ -38,7 +53,7 @@ st.dataframe(
     key="export_preview",
 )
 
-stem = f"{dataset.name}-curated"
+stem = f"{dataset.name}-curated" if selection_id is None else f"{dataset.name}-selection-{selection_id}"
 left, right = st.columns(2)
 left.download_button(
     "Download JSONL",
@@ -58,7 +73,9 @@ right.download_button(
 
 with st.container(border=True):
     export_dir = workspace() / "exports"
-    relative = st.text_input(f"Or write to a file inside {export_dir}", f"{stem}.jsonl", key="export_path")
+    relative = st.text_input(
+        f"Or write to a file inside {export_dir}", f"{stem}.jsonl", key=f"export_path_{selection_id}"
+    )
     if st.button("Write to path", key="write_export"):
         try:
             target = resolve_inside(export_dir, relative)

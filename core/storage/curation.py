@@ -237,6 +237,17 @@ def kept_rows(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
         ).df()
 
 
+def all_rows(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
+    """Every example in row order with its cluster at ``k`` and original fields, vetoed or not."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT e.row_idx, e.example_id, a.cluster_id, e.original FROM examples e "
+            "JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ? "
+            "WHERE e.dataset_id = ? ORDER BY e.row_idx",
+            [k, dataset_id],
+        ).df()
+
+
 def dataset_summary(store: Store, dataset_id: int) -> dict[str, int]:
     """Counts a curator checks first: rows, exact duplicates, repeated prompts, empty responses."""
     with store.read() as con:

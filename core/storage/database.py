@@ -111,6 +111,8 @@ class Store:
             raise RuntimeError(
                 f"{self.db_path} was written by a newer version of the app (schema {row[0]} > {SCHEMA_VERSION})"
             )
+        elif int(row[0]) < SCHEMA_VERSION:  # the statements above added the new tables; older apps must now refuse
+            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
     @staticmethod
     def _bump_version(con: duckdb.DuckDBPyConnection) -> int:

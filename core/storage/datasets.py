@@ -156,7 +156,12 @@ def _example_columns(result: IngestResult, text_hashes: list[str]) -> dict[str, 
 def delete_dataset(store: Store, dataset_id: int) -> None:
     """Remove a dataset and everything derived from it (the shared embedding cache is kept)."""
     with store.write() as con:
+        con.execute(
+            "DELETE FROM selection_items WHERE selection_id IN (SELECT selection_id FROM selections WHERE dataset_id = ?)",
+            [dataset_id],
+        )
         for table in (
+            "selections",
             "examples",
             "k_sweep",
             "assignments",

@@ -6,7 +6,7 @@ change is not recomputed.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -114,6 +114,31 @@ SCHEMA_STATEMENTS = (
         name VARCHAR,
         value DOUBLE,
         PRIMARY KEY (score_key, content_hash, name)
+    )""",
+    "CREATE SEQUENCE IF NOT EXISTS selection_ids START 1",
+    """CREATE TABLE IF NOT EXISTS selections (
+        selection_id INTEGER PRIMARY KEY,
+        dataset_id INTEGER,
+        name VARCHAR,
+        strategy VARCHAR,
+        params VARCHAR,
+        seed INTEGER,
+        budget DOUBLE,
+        size INTEGER,
+        k INTEGER,
+        pool_hash VARCHAR,
+        pool_size INTEGER,
+        decisions VARCHAR,
+        score_keys VARCHAR,
+        seconds DOUBLE,
+        created_at TIMESTAMP
+    )""",
+    """CREATE TABLE IF NOT EXISTS selection_items (
+        selection_id INTEGER,
+        position INTEGER,
+        row_idx INTEGER,
+        example_id VARCHAR,
+        PRIMARY KEY (selection_id, position)
     )""",
     "CREATE SEQUENCE IF NOT EXISTS history_ids START 1",
     """CREATE TABLE IF NOT EXISTS history (

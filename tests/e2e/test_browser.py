@@ -61,11 +61,14 @@ def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> No
 
 @pytest.fixture(scope="module")
 def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A workspace with a prepared 24-row dataset (model-free embedder) and the app serving it."""
+    """A workspace with a prepared 24-row dataset (model-free embedder), heuristic scores, and the app serving it."""
+    from core.scoring import build_scorer, score_dataset
+
     tmp = tmp_path_factory.mktemp("e2e")
     workspace = tmp / "ws"
     data = write_jsonl(tmp / "tiny.jsonl", keyword_rows())
     prepare(Store(workspace), data, PrepareOptions(name="tiny", embedder={"name": "hashing"}, k_grid=(4,)))
+    score_dataset(Store(workspace), ds.get_dataset(Store(workspace), "tiny"), build_scorer("heuristics"))
     port = _free_port()
     env = dict(os.environ, CURATE_WORKSPACE=str(workspace), PYTHONPATH=str(ROOT))
     server = subprocess.Popen(
@@ -143,7 +146,7 @@ def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, P
             time.sleep(0.3)
 
         page.get_by_role("link", name="Export").click()
-        expect(page.get_by_role("heading", name="Export")).to_be_visible()
+        expect(page.get_by_role("heading", name="Export", exact=True)).to_be_visible()
         expect(page.get_by_text(f"{dataset.n_rows - len(members)} of {dataset.n_rows}")).to_be_visible()
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Download JSONL").click()
@@ -155,3 +158,67 @@ def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, P
     exported_instructions = {row["instruction"] for row in rows}
     assert len(rows) == dataset.n_rows - len(members)
     assert not exported_instructions & set(members.instruction)
+
+
+def test_color_the_map_by_a_score(served_app: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _ = served_app
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(90_000)
+        expect.set_options(timeout=90_000)
+        page.goto(f"{url}/clusters")
+        expect(page.get_by_role("heading", name="Clusters", exact=True)).to_be_visible()
+        expect(page.locator(".cbtitle")).to_have_count(0)  # colored by cluster: a legend, no color bar
+
+        _choose_option(page, "Color the map by", "response_length")
+        expect(page.locator(".cbtitle").filter(has_text="response_length")).to_be_visible()
+        _choose_option(page, "Color the map by", "combined quality")
+        expect(page.locator(".cbtitle").filter(has_text="combined quality")).to_be_visible()
+        browser.close()
+
+
+def test_save_a_kmq_selection_then_export_it(served_app: tuple[str, Path], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from core.storage import selections
+
+    url, workspace = served_app
+    store = Store(workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(accept_downloads=True)
+        page.set_default_timeout(90_000)
+        expect.set_options(timeout=90_000)
+        page.goto(f"{url}/select")
+        expect(page.get_by_role("heading", name="Select", exact=True)).to_be_visible()
+        expect(page.get_by_role("combobox", name="Strategy")).to_have_value("kmq")
+        budget = page.get_by_label("Budget: a count, or a fraction below 1 of the dataset's rows")
+        budget.fill("6")
+        budget.press("Enter")
+        page.get_by_role("button", name="Preview").click()
+        expect(page.get_by_text("kept examples")).to_be_visible()
+        page.get_by_role("button", name="Save selection").click()
+        expect(page.get_by_text("Saved selection #")).to_be_visible()
+        saved = selections.listing(store, dataset.dataset_id)
+        selection_id = int(saved.selection_id.iloc[0])
+        assert saved.strategy.iloc[0] == "kmq" and saved["size"].iloc[0] == 6
+
+        page.get_by_role("link", name="Export").click()
+        expect(page.get_by_role("heading", name="Export", exact=True)).to_be_visible()
+        _choose_option(page, "What to export", f"Selection #{selection_id}")
+        expect(page.get_by_text(f"selection #{selection_id}", exact=True)).to_be_visible()
+        expect(page.get_by_text(f"6 of {dataset.n_rows}", exact=True)).to_be_visible()  # the bundle was rebuilt
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name="Download JSONL").click()
+        exported = tmp_path / "selection.jsonl"
+        download_info.value.save_as(exported)
+        browser.close()
+
+    rows = [json.loads(line) for line in exported.read_text().splitlines()]
+    expected = selections.items(store, selection_id).row_idx.tolist()
+    originals = curation.all_rows(store, dataset.dataset_id, dataset.active_k).set_index("row_idx").original
+    assert rows == [json.loads(originals[r]) for r in expected]

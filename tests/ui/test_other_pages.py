@@ -80,10 +80,10 @@ def test_export_page_counts_and_writes_inside_the_export_folder(page, prepared_w
     at = page("export").run()
     assert not at.exception
     assert at.metric[0].value == "18 of 24"
-    at.text_input(key="export_path").input("../escape.jsonl").run()
+    at.text_input(key="export_path_None").input("../escape.jsonl").run()
     at.button(key="write_export").click().run()
     assert "would leave the export folder" in at.error[0].value
-    at.text_input(key="export_path").input("out/curated.jsonl").run()
+    at.text_input(key="export_path_None").input("out/curated.jsonl").run()
     at.button(key="write_export").click().run()
     out = Path(prepared_workspace) / "exports" / "out" / "curated.jsonl"
     assert len(out.read_text().splitlines()) == 18

@@ -1,0 +1,117 @@
+"""The pool a selection strategy sees: the examples the curator kept, aligned arrays, loaded on demand.
+
+A vetoed example, or any example of a vetoed cluster (at the clustering ``k`` the selection uses), is
+not in the pool at all, so no strategy can select it. Cluster weights travel with the pool; strategies
+that allocate per cluster use them, and :mod:`core.selection.run` applies them to the others.
+
+Only what a strategy declares in ``needs`` is loaded: embeddings (``embeddings``), the combined quality
+and raw scores (``scores``), the response texts (``outputs``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import quality
+from core.storage import curation
+from core.storage import datasets as ds
+from core.storage.database import Store
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+class MissingScores(ValueError):
+    """A strategy needs scores the dataset does not have yet; the message says which scorer to run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """Eligible examples in row order. ``scores`` has the raw signals and ``quality`` the combined quality."""
+
+    row_idx: np.ndarray
+    example_ids: list[str]
+    cluster_ids: np.ndarray
+    cluster_weights: dict[int, float]
+    embeddings: np.ndarray | None = None
+    scores: pd.DataFrame | None = None
+    outputs: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.row_idx)
+
+    def subset(self, positions: np.ndarray) -> Pool:
+        """The pool restricted to ``positions`` (kept in the given order)."""
+        positions = np.asarray(positions, dtype=int)
+        return Pool(
+            row_idx=self.row_idx[positions],
+            example_ids=[self.example_ids[i] for i in positions],
+            cluster_ids=self.cluster_ids[positions],
+            cluster_weights=self.cluster_weights,
+            embeddings=None if self.embeddings is None else self.embeddings[positions],
+            scores=None if self.scores is None else self.scores.iloc[positions].reset_index(drop=True),
+            outputs=None if self.outputs is None else [self.outputs[i] for i in positions],
+        )
+
+    def score(self, name: str, scorer: str) -> np.ndarray:
+        """A raw score (or ``combined`` quality) as floats; an error naming the scorer to run when missing."""
+        if self.scores is None or name not in self.scores or self.scores[name].isna().all():
+            raise MissingScores(f"this strategy needs the {name!r} score; run the {scorer!r} scorer first")
+        return self.scores[name].to_numpy(dtype=float)
+
+    def quality(self, name: str = "combined") -> np.ndarray:
+        """Per-example quality in [0, 1] (``combined``) or a named raw score; NaN becomes the lowest value."""
+        values = self.score(name, "heuristics" if name == "combined" else name)
+        finite = values[np.isfinite(values)]
+        return np.where(np.isfinite(values), values, finite.min() if len(finite) else 0.0)
+
+    def response_tokens(self) -> np.ndarray:
+        """Words and punctuation marks per response: a model-independent length."""
+        if self.outputs is None:
+            raise MissingScores("this strategy needs the response texts")
+        return np.array([len(_TOKEN.findall(text)) for text in self.outputs])
+
+    def fingerprint(self) -> str:
+        """Hash of the eligible example ids and their clusters: equal pools give equal hashes."""
+        digest = hashlib.sha256()
+        for example_id, cluster in zip(self.example_ids, self.cluster_ids.tolist(), strict=True):
+            digest.update(f"{example_id}:{cluster}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+def load_pool(store: Store, dataset: ds.DatasetInfo, k: int, needs: frozenset[str]) -> Pool:
+    """The kept examples of ``dataset`` at clustering ``k`` with what ``needs`` asks for."""
+    kept = curation.kept_rows(store, dataset.dataset_id, k)
+    rows = kept.row_idx.to_numpy(dtype=int)
+    table = curation.clusters(store, dataset.dataset_id, k)
+    weights = {int(c): float(w) for c, w in zip(table.cluster_id, table.weight, strict=True)}
+    extra: dict[str, Any] = {}
+    if "embeddings" in needs:
+        extra["embeddings"] = ds.load_embeddings(store, dataset.dataset_id, dataset.embedder_key)[rows]
+    if "scores" in needs:
+        raw = quality.raw_signals(store, dataset)
+        # the duplicate flag comes from the data itself; a combined quality needs at least one scorer's output
+        scored = raw.assign(combined=quality.example_quality_from(raw)) if raw.shape[1] > 1 else raw
+        extra["scores"] = scored.iloc[rows].reset_index(drop=True)
+    if "outputs" in needs:
+        with store.read() as con:
+            outputs = con.execute(
+                "SELECT output FROM examples WHERE dataset_id = ? ORDER BY row_idx", [dataset.dataset_id]
+            ).fetchall()
+        extra["outputs"] = [outputs[i][0] for i in rows]
+    return Pool(rows, list(kept.example_id), kept.cluster_id.to_numpy(dtype=int), weights, **extra)
+
+
+def resolve_budget(budget: float, dataset_rows: int, pool_size: int) -> int:
+    """A count, or a fraction (0 < budget < 1) of the dataset's rows; never more than the pool holds."""
+    if budget <= 0:
+        raise ValueError(f"the budget must be positive, not {budget}")
+    count = round(budget * dataset_rows) if budget < 1 else int(budget)
+    if budget >= 1 and budget != int(budget):
+        raise ValueError(f"a budget of 1 or more is a count of examples; {budget} is not a whole number")
+    return min(max(count, 1), pool_size)

@@ -1,0 +1,83 @@
+"""Saved selections: the ordered example ids, and everything needed to reproduce them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from core.storage.database import Store
+
+
+def save(store: Store, dataset_id: int, record: dict[str, Any], row_idx: list[int], example_ids: list[str]) -> int:
+    """Store a selection (``record``: name, strategy, params, seed, budget, k, pool_hash, pool_size,
+    decisions, score_keys, seconds) with its items in pick order; returns its id."""
+    with store.write() as con:
+        selection_id = int(con.execute("SELECT nextval('selection_ids')").fetchone()[0])
+        con.execute(
+            "INSERT INTO selections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                selection_id,
+                dataset_id,
+                record["name"],
+                record["strategy"],
+                json.dumps(record["params"], sort_keys=True),
+                record["seed"],
+                record["budget"],
+                len(example_ids),
+                record["k"],
+                record["pool_hash"],
+                record["pool_size"],
+                json.dumps(record["decisions"], sort_keys=True),
+                json.dumps(record["score_keys"], sort_keys=True),
+                record["seconds"],
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
+        )
+        items = pd.DataFrame(
+            {
+                "selection_id": selection_id,
+                "position": range(len(example_ids)),
+                "row_idx": row_idx,
+                "example_id": example_ids,
+            }
+        )
+        con.register("new_items", items)
+        con.execute("INSERT INTO selection_items SELECT selection_id, position, row_idx, example_id FROM new_items")
+        con.unregister("new_items")
+    return selection_id
+
+
+def listing(store: Store, dataset_id: int) -> pd.DataFrame:
+    """Every saved selection of the dataset, newest first."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT selection_id, name, strategy, params, seed, budget, size, k, pool_hash, pool_size, created_at "
+            "FROM selections WHERE dataset_id = ? ORDER BY selection_id DESC",
+            [dataset_id],
+        ).df()
+
+
+def get(store: Store, selection_id: int) -> dict[str, Any]:
+    """One selection's record (JSON fields decoded); KeyError when there is none."""
+    with store.read() as con:
+        cursor = con.execute("SELECT * FROM selections WHERE selection_id = ?", [selection_id])
+        row = cursor.fetchone()
+        columns = [d[0] for d in cursor.description]
+    if row is None:
+        raise KeyError(f"no selection {selection_id}")
+    record = dict(zip(columns, row, strict=True))
+    for field in ("params", "decisions", "score_keys"):
+        record[field] = json.loads(record[field])
+    return record
+
+
+def items(store: Store, selection_id: int) -> pd.DataFrame:
+    """The selection's examples in pick order: position, row_idx, example_id."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT position, row_idx, example_id FROM selection_items WHERE selection_id = ? ORDER BY position",
+            [selection_id],
+        ).df()

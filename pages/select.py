@@ -1,0 +1,97 @@
+"""Select page: run a selection strategy on the kept examples, preview it per cluster, save, compare."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import queries
+from app.state import pick_dataset, store
+from core.selection.pool import MissingScores
+from core.selection.run import build_strategy, compare, per_cluster, run_selection, save_selection
+from core.selection.strategies import STRATEGIES, Parameter, parameters
+
+st.title("Select")
+dataset = pick_dataset()
+if dataset is None:
+    st.stop()
+k = int(dataset.active_k)
+
+
+def parameter_input(name: str, parameter: Parameter) -> object:
+    key = f"param_{name}_{parameter.name}"
+    if parameter.choices:
+        return st.selectbox(
+            parameter.name, parameter.choices, index=parameter.choices.index(parameter.default), key=key
+        )
+    if parameter.kind is bool:
+        return st.checkbox(parameter.name, value=parameter.default, key=key)
+    if parameter.kind is int:
+        return st.number_input(parameter.name, value=parameter.default, step=1, key=key)
+    if parameter.kind is float:
+        return st.number_input(parameter.name, value=float(parameter.default), step=0.05, format="%.3f", key=key)
+    return st.text_input(parameter.name, value=str(parameter.default), key=key)
+
+
+def settings() -> tuple[str, dict[str, object], float, int]:
+    name = st.selectbox("Strategy", STRATEGIES.names(), index=STRATEGIES.names().index("kmq"), key="strategy")
+    st.caption((STRATEGIES.get(name).__doc__ or "").split("\n\n")[0])
+    params = {}
+    fields = parameters(name)
+    if fields:
+        cols = st.columns(min(len(fields), 4))
+        for index, parameter in enumerate(fields):
+            with cols[index % len(cols)]:
+                params[parameter.name] = parameter_input(name, parameter)
+    left, right = st.columns(2)
+    budget = left.number_input(
+        "Budget: a count, or a fraction below 1 of the dataset's rows", min_value=0.001, value=0.1, key="budget"
+    )
+    seed = right.number_input("Seed", min_value=0, value=0, step=1, key="seed")
+    return name, params, float(budget), int(seed)
+
+
+name, params, budget, seed = settings()
+request = (dataset.dataset_id, k, name, tuple(sorted(params.items())), budget, seed)
+if st.button("Preview", key="preview", type="primary"):
+    try:
+        with st.spinner(f"Selecting with {name}..."):
+            result = run_selection(store(), dataset, build_strategy(name, params), budget, seed=seed, k=k)
+        st.session_state["selection_preview"] = (request, result)
+    except (MissingScores, ValueError) as exc:
+        st.session_state.pop("selection_preview", None)
+        st.error(str(exc))
+
+preview = st.session_state.get("selection_preview")
+if preview and preview[0] == request:
+    result = preview[1]
+    st.metric("Selected", f"{len(result.example_ids)} of {result.pool_size} kept examples")
+    table = per_cluster(store(), dataset, result.row_idx, k)
+    st.dataframe(table, hide_index=True, key="preview_table")
+    st.bar_chart(table.set_index("cluster_id")[["size", "selected"]], stack=False)
+    label = st.text_input("Name", f"{name} {len(result.example_ids)} (seed {seed})", key="selection_name")
+    if st.button("Save selection", key="save_selection"):
+        selection_id = save_selection(store(), dataset, result, label)
+        st.session_state.pop("selection_preview", None)
+        st.success(f"Saved selection #{selection_id}. Export it from the Export page.")
+elif preview:
+    st.caption("The settings changed since the preview: preview again to save.")
+
+st.subheader("Saved selections")
+saved = queries.cached_selections(dataset)
+if saved.empty:
+    st.caption("None yet.")
+    st.stop()
+st.dataframe(saved.drop(columns=["pool_hash"]), hide_index=True, key="saved_table")
+if len(saved) >= 2:
+    ids = saved.selection_id.tolist()
+    left, right = st.columns(2)
+    first = left.selectbox("Compare", ids, index=1, key="compare_a")
+    second = right.selectbox("with", ids, index=0, key="compare_b")
+    if first != second:
+        report = compare(store(), dataset, int(first), int(second))
+        cols = st.columns(4)
+        cols[0].metric("Shared", report["shared"])
+        cols[1].metric(f"Only in #{first}", report["only_first"])
+        cols[2].metric(f"Only in #{second}", report["only_second"])
+        cols[3].metric("Jaccard", f"{report['jaccard']:.2f}")
+        st.dataframe(report["per_cluster"], hide_index=True, key="compare_table")

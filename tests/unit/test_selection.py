@@ -1,0 +1,201 @@
+"""Selection strategies: the contract every registered strategy keeps, and exact outputs on toy data."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.selection import greedy
+from core.selection.allocation import allocate, equal_floor, largest_remainder
+from core.selection.run import build_strategy, compare, run_selection, save_selection
+from core.selection.strategies import STRATEGIES
+from core.storage import curation, selections
+from core.storage import datasets as ds
+from core.storage import scores as score_store
+from core.storage.database import Store
+
+
+@pytest.fixture
+def scored(workspace):
+    """The tiny workspace with heuristics and a stand-in IFD score (some >= 1), as a scorer would store them."""
+    from core.scoring import build_scorer, score_dataset
+
+    store = Store(workspace)
+    dataset = ds.get_dataset(store)
+    score_dataset(store, dataset, build_scorer("heuristics"))
+    with store.read() as con:
+        hashes = [
+            h for (h,) in con.execute("SELECT DISTINCT content_hash FROM examples ORDER BY content_hash").fetchall()
+        ]
+    ifd = np.linspace(0.2, 1.3, len(hashes))
+    score_store.register_run(store, "ifd:test", "ifd", {"name": "ifd"})
+    score_store.put_scores(store, "ifd:test", hashes, {"ifd": ifd})
+    return store, dataset
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["neutral-weights", "one-cluster-weighted"])
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_keeps_the_contract(scored, name, weighted):
+    store, dataset = scored
+    k = dataset.active_k
+    curation.set_cluster_veto(store, dataset.dataset_id, k, 0, True)
+    members, _ = curation.examples(store, dataset.dataset_id, k, cluster_id=0, limit=100)
+    vetoed_example = curation.examples(store, dataset.dataset_id, k, cluster_id=1, limit=1)[0].example_id.iloc[0]
+    curation.set_example_veto(store, dataset.dataset_id, vetoed_example, True)
+    if weighted:
+        curation.set_cluster_weight(store, dataset.dataset_id, k, 2, 3.0)
+    excluded = set(members.example_id) | {vetoed_example}
+    strategy = build_strategy(name)
+
+    first = run_selection(store, dataset, strategy, 8, seed=3)
+    assert 0 < len(first.example_ids) <= 8
+    assert len(set(first.example_ids)) == len(first.example_ids)
+    assert not excluded & set(first.example_ids)
+    assert run_selection(store, dataset, strategy, 8, seed=3).example_ids == first.example_ids
+
+    everything = run_selection(store, dataset, strategy, 10_000, seed=3)
+    assert len(everything.example_ids) <= first.pool_size == dataset.n_rows - len(excluded)
+    assert not excluded & set(everything.example_ids)
+
+
+def test_a_fraction_budget_is_a_share_of_the_dataset_rows(scored):
+    store, dataset = scored
+    result = run_selection(store, dataset, build_strategy("random"), 0.25, seed=0)
+    assert len(result.example_ids) == round(0.25 * dataset.n_rows)
+    with pytest.raises(ValueError, match="whole number"):
+        run_selection(store, dataset, build_strategy("random"), 2.5)
+
+
+def test_largest_remainder_sums_exactly_to_the_budget():
+    assert list(largest_remainder(np.array([1, 1, 1]), 10)) == [4, 3, 3]
+    assert list(largest_remainder(np.array([5, 3, 2]), 7)) == [4, 2, 1]  # exact 3.5, 2.1, 1.4
+    for total in range(0, 40):
+        assert largest_remainder(np.array([0.13, 0.5, 0.37, 2.0]), total).sum() == total
+
+
+def test_kmq_allocation_in_both_modes_redistributes_what_small_clusters_cannot_take():
+    sizes = np.array([100, 5, 50])
+    assert list(allocate(sizes, 60, mode="proportional")) == [39, 2, 19]  # 38.7, 1.9, 19.4
+    assert list(allocate(sizes, 60, mode="equal")) == [28, 5, 27]  # 20 each; 15 left by the small one
+    assert list(allocate(np.array([3, 3]), 10)) == [3, 3]  # capacity caps the total
+    assert list(allocate(np.array([10, 10]), 10, weights=np.array([3.0, 1.0]))) == [8, 2]
+    assert list(allocate(np.array([10, 10]), 6, weights=np.array([0.0, 1.0]))) == [0, 6]
+    assert list(equal_floor(sizes, 60)) == [20, 5, 20]  # the code's rule: 45, never redistributed
+
+
+def test_iterit_greedy_picks_in_the_known_order_and_decay_compounds():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    docs = ["apple banana", "apple cherry", "banana cherry", "durian"]
+    tfidf = TfidfVectorizer(ngram_range=(1, 1)).fit_transform(docs)
+    # d = 1.414 for the three pairs, 1.0 for durian. Picking 0 decays apple and banana: 1 and 2 drop to
+    # 0.707 * (1 + 0.1); durian (1.0) is next, then 1; 2 is left with banana and cherry both decayed once.
+    picks, left = greedy.tfidf_greedy(tfidf, np.full(4, 0.5), 4, decay=0.1)
+    assert list(picks) == [0, 3, 1, 2]
+    picks, left = greedy.tfidf_greedy(tfidf, np.array([0.9, 0.8, 0.1, 0.1]), 2, decay=0.1)
+    assert list(picks) == [0, 1]
+    # apple was in both picks: in no row now, but banana (picked once) and cherry (picked once) in row 2
+    assert left[2] == pytest.approx(np.sqrt(0.5) * 0.1 + np.sqrt(0.5) * 0.1)
+    three = TfidfVectorizer().fit_transform(["kiwi one", "kiwi two", "kiwi three", "kiwi"])
+    _, left = greedy.tfidf_greedy(three, np.array([0.9, 0.8, 0.7, 0.1]), 3, decay=0.5)
+    assert left[3] == pytest.approx(0.5**3)  # row 3 is "kiwi" alone (weight 1); three picks had it: lambda^3
+
+
+def test_qdit_lazy_greedy_matches_brute_force_greedy_on_a_toy_set():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(14, 3)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    quality = rng.uniform(size=14)
+    for alpha, normalise in itertools.product((0.0, 0.3, 0.9), (True, False)):
+        lazy = greedy.facility_location(vectors, quality, 6, alpha, normalise=normalise, batch=2, chunk=5)
+        brute: list[int] = []
+        for _ in range(6):
+            gains = [
+                greedy.facility_objective(vectors, quality, [*brute, c], alpha, normalise) if c not in brute else -1
+                for c in range(14)
+            ]
+            brute.append(int(np.argmax(gains)))
+        assert list(lazy) == brute, (alpha, normalise)
+
+
+def test_k_center_takes_the_farthest_point_each_time():
+    angles = np.array([0.0, 0.1, np.pi / 2, np.pi, 0.2])
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    assert list(greedy.farthest_first(vectors, 3, first=0)) == [0, 3, 2]
+
+
+def test_deita_filter_skips_near_copies_of_what_it_kept():
+    vectors = np.array([[1, 0], [0.99, 0.141], [0, 1], [0.6, 0.8]], dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    kept = greedy.redundancy_filter(vectors, np.arange(4), 3, threshold=0.9, block=2)
+    assert list(kept) == [0, 2, 3]  # 1 is a near copy of 0 (cosine 0.99)
+
+
+def test_kmq_never_samples_zero_quality_while_others_remain():
+    from core.selection.pool import Pool
+    from core.selection.strategies import KMQStrategy
+
+    scores = pd.DataFrame({"combined": [0.0, 0.0, 0.5, 0.9, 0.0, 0.7]})
+    pool = Pool(np.arange(6), [str(i) for i in range(6)], np.array([0, 0, 0, 1, 1, 1]), {}, scores=scores)
+    for seed in range(10):
+        picks = KMQStrategy().select(pool, 4, rng=np.random.default_rng(seed))
+        # quotas 2 + 2: cluster 0 has one example with quality, so it adds one zero-quality example
+        assert len(picks) == 4 and {2, 3, 5} <= set(picks)
+
+
+def test_saved_selection_reproduces_compares_and_exports_in_pick_order(scored, tmp_path):
+    from core.export import build_export
+
+    store, dataset = scored
+    first = run_selection(store, dataset, build_strategy("kmq", {"allocation": "equal"}), 6, seed=1)
+    first_id = save_selection(store, dataset, first, "kmq six")
+    second_id = save_selection(store, dataset, run_selection(store, dataset, build_strategy("random"), 6, seed=2))
+    record = selections.get(store, first_id)
+    assert record["params"]["allocation"] == "equal" and record["seed"] == 1 and record["pool_hash"] == first.pool_hash
+    assert "ifd" in record["score_keys"] and record["size"] == 6
+    again = run_selection(store, dataset, build_strategy(record["strategy"], record["params"]), 6, seed=record["seed"])
+    assert again.example_ids == list(selections.items(store, first_id).example_id)
+
+    report = compare(store, dataset, first_id, second_id)
+    assert report["shared"] + report["only_first"] == 6
+    assert report["per_cluster"][f"#{first_id}"].sum() == 6
+
+    bundle = build_export(store, dataset, selection_id=first_id)
+    rows = [json.loads(line) for line in bundle.jsonl.decode().splitlines()]
+    assert bundle.manifest["selection"]["strategy"] == "kmq" and bundle.manifest["example_ids"] == first.example_ids
+    texts = curation.all_rows(store, dataset.dataset_id, dataset.active_k).set_index("example_id").original
+    assert rows == [json.loads(texts[i]) for i in first.example_ids]
+
+
+def test_missing_scores_name_the_scorer_to_run(workspace):
+    from core.selection.pool import MissingScores
+
+    store = Store(workspace)
+    with pytest.raises(MissingScores, match="'ifd' scorer"):
+        run_selection(store, ds.get_dataset(store), build_strategy("ifd_topk"), 5)
+
+
+def test_cli_select_selections_and_export_a_selection(scored, tmp_path, capsys):
+    from core.cli import main
+
+    store, _ = scored
+    ws = str(store.workspace)
+    args = ["select", "--strategy", "kmq", "--budget", "0.25", "--seed", "0", "--workspace", ws]
+    assert main([*args, "--param", "within=uniform"]) == 0
+    assert "selection 1: 6 of 24 kept examples with kmq" in capsys.readouterr().out
+    assert main(["select", "--strategy", "kmq", "--budget", "5", "--param", "within=nope", "--workspace", ws]) == 1
+    assert "within must be one of weighted, softmax, uniform" in capsys.readouterr().err
+    assert main(["select", "--strategy", "kmq", "--budget", "5", "--param", "depth=3", "--workspace", ws]) == 1
+    assert "has no parameter(s) ['depth']" in capsys.readouterr().err
+    assert main(["selections", "--json", "--workspace", ws]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [(s["selection_id"], s["strategy"], s["size"]) for s in listing] == [(1, "kmq", 6)]
+    out = tmp_path / "sel.jsonl"
+    assert main(["export", "--selection", "1", "--out", str(out), "--workspace", ws]) == 0
+    assert len(out.read_text().splitlines()) == 6
+    manifest = json.loads(out.with_name("sel.manifest.json").read_text())
+    assert manifest["selection"]["params"]["within"] == "uniform"
