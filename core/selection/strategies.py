@@ -266,7 +266,10 @@ class QDITStrategy:
 
     coverage = sum over the pool of each example's best cosine to the selection (clipped at 0). With
     ``normalise_coverage`` (default) it is a mean, not a sum: as a sum it grows with the pool and
-    drowns the quality term for any alpha short of 1 on real pool sizes.
+    drowns the quality term for any alpha short of 1 on real pool sizes. ``neighbours`` > 0 counts an
+    example's cosine only to its that-many nearest neighbours (a faiss k-NN graph): on 50k examples
+    the dense form needs minutes, this seconds, and at a 10 % budget an example's best cover is almost
+    always among its 64 nearest. 0 gives the exact dense objective.
     """
 
     name: ClassVar[str] = "qdit"
@@ -275,11 +278,15 @@ class QDITStrategy:
     alpha: float = 0.5
     quality: str = "combined"
     normalise_coverage: bool = True
+    neighbours: int = 64
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         vectors = np.ascontiguousarray(pool.embeddings, dtype=np.float32)
         q = pool.quality(self.quality)
-        return greedy.facility_location(vectors, q, budget, self.alpha, normalise=self.normalise_coverage)
+        if self.neighbours <= 0 or self.neighbours + 1 >= len(vectors):
+            return greedy.facility_location(vectors, q, budget, self.alpha, normalise=self.normalise_coverage)
+        graph = greedy.knn_graph(vectors, self.neighbours)
+        return greedy.sparse_facility_location(graph, q, budget, self.alpha, normalise=self.normalise_coverage)
 
 
 @STRATEGIES.register

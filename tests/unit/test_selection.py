@@ -122,6 +122,27 @@ def test_qdit_lazy_greedy_matches_brute_force_greedy_on_a_toy_set():
         assert list(lazy) == brute, (alpha, normalise)
 
 
+def test_qdit_on_a_neighbour_graph_matches_brute_force_and_equals_dense_with_every_neighbour():
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(16, 4)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    quality = rng.uniform(size=16)
+    graph = greedy.knn_graph(vectors, 3)
+    assert graph.getnnz(axis=1).max() <= 4 and np.allclose(graph.diagonal(), 1.0)
+    lazy = greedy.sparse_facility_location(graph, quality, 6, 0.3)
+    brute: list[int] = []
+    for _ in range(6):
+        gains = [
+            greedy.facility_objective(vectors, quality, [*brute, c], 0.3, graph=graph) if c not in brute else -1
+            for c in range(16)
+        ]
+        brute.append(int(np.argmax(gains)))
+    assert list(lazy) == brute
+    full = greedy.knn_graph(vectors, 15)
+    dense = greedy.facility_location(vectors, quality, 6, 0.3)
+    assert list(greedy.sparse_facility_location(full, quality, 6, 0.3)) == list(dense)
+
+
 def test_k_center_takes_the_farthest_point_each_time():
     angles = np.array([0.0, 0.1, np.pi / 2, np.pi, 0.2])
     vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
