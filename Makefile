@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # (grep's own "nothing left" status is ignored; pip's failure still fails the pipeline through pipefail)
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: run test lint format setup setup-dev chromium sample bench clean
+.PHONY: run test lint format setup setup-dev chromium sample bench bench-score bench-select clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ sample:
 
 bench: setup
 	$(BIN)/python bench/prepare.py
+
+bench-score: setup
+	$(BIN)/python bench/score.py
+
+bench-select: setup
+	$(BIN)/python bench/select.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
