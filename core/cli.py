@@ -103,6 +103,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="a name for the saved selection")
     p.add_argument("--k", type=int, default=None, help="clustering to use (default: the active k)")
 
+    p = sub.add_parser("run", help="fine-tune on a selection in the background, evaluating before and after")
+    _add_common(p)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--selection", type=int, help="a saved selection (see `selections`)")
+    source.add_argument("--strategy", help="select with this strategy when the run starts (needs --budget)")
+    p.add_argument("--budget", type=float, help="a count, or a fraction of the dataset's rows")
+    p.add_argument("--seed", type=int, default=0, help="selection seed and training seed")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a strategy parameter")
+    p.add_argument("--eval", action="append", default=[], metavar="FILE", help="an evaluation JSONL (repeatable)")
+    p.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N rows of each set")
+    p.add_argument("--no-generate", action="store_true", help="loss only: no generation for exact-match accuracy")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument(
+        "--train",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a training parameter, e.g. epochs=2 learning_rate=1e-4 lora_r=16 max_length=256 method=full model=PATH",
+    )
+    p.add_argument("--name", default=None)
+    p.add_argument("--wait", action="store_true", help="follow the run's progress until it ends")
+
+    p = sub.add_parser("runs", help="list fine-tuning runs; resume or cancel one")
+    _add_common(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a cancelled or interrupted run from its checkpoint")
+    p.add_argument("--cancel", metavar="RUN_ID")
+
+    p = sub.add_parser("compare", help="evaluation of runs side by side, with their change against the base model")
+    _add_common(p)
+    p.add_argument("run_ids", nargs="+")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("selections", help="list saved selections, or compare two")
     _add_common(p)
     p.add_argument("--compare", type=int, nargs=2, metavar=("A", "B"), help="overlap and per-cluster counts")
@@ -398,6 +431,133 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{flag} takes NAME=VALUE, not {item!r}")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _train_config(items: list[str]) -> dict[str, Any]:
+    import dataclasses
+
+    from core.training.trainer import TrainConfig
+
+    types = {f.name: type(f.default) for f in dataclasses.fields(TrainConfig)}
+    config: dict[str, Any] = {}
+    for name, value in _pairs(items, "--train").items():
+        if name not in types:
+            raise ValueError(f"unknown training parameter {name!r}; known: {', '.join(sorted(types))}")
+        config[name] = value if types[name] is str else types[name](value)
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from core.training.runs import RunSpec, launch_run
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    if args.strategy and args.budget is None:
+        raise ValueError("--strategy needs --budget")
+    config = {"seed": args.seed, **_train_config(args.train)}
+    spec = RunSpec(
+        dataset=dataset.name,
+        selection_id=args.selection,
+        strategy=args.strategy,
+        strategy_params=_pairs(args.param, "--param"),
+        budget=args.budget,
+        seed=args.seed,
+        config=config,
+        eval_paths=[str(Path(path).resolve()) for path in args.eval],
+        eval_limit=args.eval_limit,
+        generate=not args.no_generate,
+        max_new_tokens=args.max_new_tokens,
+        name=args.name,
+    )
+    run_id = launch_run(store.workspace, spec)
+    print(f"run {run_id} started; follow it with `python -m core runs` or on the Runs page")
+    return _follow(store.workspace, run_id) if args.wait else 0
+
+
+def _follow(workspace: Path, run_id: str) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from core.runs import jobs
+
+    bar = tqdm(total=1, unit="step")
+    status = jobs.read_status(workspace, run_id)
+    while status.active:
+        bar.set_description(status.stage or status.state)
+        bar.total, bar.n = max(status.total, 1), status.done
+        if status.loss is not None:
+            bar.set_postfix(loss=f"{status.loss:.3f}")
+        bar.refresh()
+        time.sleep(1.0)
+        status = jobs.read_status(workspace, run_id)
+    bar.close()
+    print(f"run {run_id}: {status.state}" + (f" ({status.error})" if status.error else ""))
+    return 0 if status.state == "done" else 1
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from core.runs import jobs
+    from core.training.runs import list_runs, resume_run
+
+    workspace = _store(args).workspace
+    if args.resume:
+        resume_run(workspace, args.resume)
+        print(f"run {args.resume} resumed from its last checkpoint")
+        return 0
+    if args.cancel:
+        jobs.request_cancel(workspace, args.cancel)
+        print(f"asked run {args.cancel} to stop; it saves a checkpoint first")
+        return 0
+    runs = list_runs(workspace)
+    rows = [
+        {
+            "run_id": s.job_id,
+            "state": s.state,
+            "stage": s.stage,
+            "step": s.done,
+            "steps": s.total,
+            "loss": s.loss,
+            "name": s.params.get("name"),
+            "strategy": s.params.get("strategy"),
+            "selection": s.result.get("selection_id", s.params.get("selection_id")),
+            "created_at": s.created_at,
+            "error": s.error,
+        }
+        for s in runs
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    elif not rows:
+        print("no runs yet; start one with `python -m core run`")
+    else:
+        import pandas as pd
+
+        print(pd.DataFrame(rows).drop(columns=["error"]).to_string(index=False))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from core.training.runs import compare_runs
+
+    table = compare_runs(_store(args).workspace, args.run_ids)
+    if args.json:
+        print(json.dumps(table.to_dict(orient="records"), indent=2, default=str))
+    elif table.empty:
+        print("none of these runs has evaluation results yet")
+    else:
+        print(table.to_string(index=False))
+    return 0
+
+
 def cmd_selections(args: argparse.Namespace) -> int:
     from core.selection.run import compare
     from core.storage import selections
@@ -439,6 +599,9 @@ COMMANDS = {
     "scores": cmd_scores,
     "select": cmd_select,
     "selections": cmd_selections,
+    "run": cmd_run,
+    "runs": cmd_runs,
+    "compare": cmd_compare,
 }
 
 

@@ -39,6 +39,10 @@ class Progress:
     def message(self, text: str) -> None:
         """A free-text note for the log (default: ignored)."""
 
+    def stop_requested(self) -> bool:
+        """Whether the user asked to stop (for loops that save their state before raising)."""
+        return self._should_stop()
+
     def check(self) -> None:
         """Raise :class:`Cancelled` if the user asked to stop."""
         if self._should_stop():

@@ -124,6 +124,10 @@ def response_nll(
     """
     import torch
 
+    if hasattr(
+        model, "get_base_model"
+    ):  # a peft model: its base_model is peft's wrapper; this one holds the LoRA layers
+        model = model.get_base_model()
     result = np.full(len(sequences), np.nan, dtype=np.float64)
     device = next(model.parameters()).device
     prefix = shared_prefix(sequences) if share_prefix and _has_base(model) else []

@@ -44,6 +44,9 @@ class JobStatus:
     pid: int | None = None
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     result: dict[str, Any] = dataclasses.field(default_factory=dict)
+    loss: float | None = None  # training runs: the last step's loss, speed and time left
+    tokens_per_second: float | None = None
+    eta_seconds: float | None = None
 
     @property
     def active(self) -> bool:
@@ -79,6 +82,11 @@ def launch(workspace: Path, kind: str, params: dict[str, Any]) -> str:
     job_dir.mkdir(parents=True)
     (job_dir / "params.json").write_text(json.dumps({"kind": kind, "params": params}))
     write_status(job_dir, job_id=job_id, kind=kind, state="queued", created_at=_now(), params=params)
+    _spawn(job_dir)
+    return job_id
+
+
+def _spawn(job_dir: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
     with open(job_dir / "log.txt", "ab") as log:
         process = subprocess.Popen(
@@ -93,7 +101,17 @@ def launch(workspace: Path, kind: str, params: dict[str, Any]) -> str:
     write_status(job_dir, pid=process.pid)
     # Reap the child when it ends so a finished worker never lingers as a zombie that looks alive.
     threading.Thread(target=process.wait, daemon=True).start()
-    return job_id
+
+
+def relaunch(workspace: Path, job_id: str) -> None:
+    """Start a new worker on an interrupted or cancelled job's folder; the job resumes from what it saved."""
+    status = read_status(workspace, job_id)
+    if status.active:
+        raise ValueError(f"job {job_id} is still {status.state}")
+    job_dir = jobs_dir(workspace) / job_id
+    (job_dir / "cancel").unlink(missing_ok=True)
+    write_status(job_dir, state="queued", error="", message="resuming")
+    _spawn(job_dir)
 
 
 def _alive(pid: int | None) -> bool:

@@ -51,7 +51,14 @@ def run_score(workspace: Path, params: dict[str, Any], progress: Progress) -> di
     return dataclasses.asdict(report)
 
 
-JOB_KINDS: dict[str, JobFunction] = {"prepare": run_prepare, "score": run_score}
+def run_train(workspace: Path, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Job kind ``train``: a fine-tuning run (:mod:`core.training.runs`); resumable in the same folder."""
+    from core.training.runs import execute_run
+
+    return execute_run(workspace, params, progress, folder=getattr(progress, "job_dir", None))
+
+
+JOB_KINDS: dict[str, JobFunction] = {"prepare": run_prepare, "score": run_score, "train": run_train}
 
 
 def run_job(job_dir: Path) -> int:

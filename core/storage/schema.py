@@ -140,6 +140,16 @@ SCHEMA_STATEMENTS = (
         example_id VARCHAR,
         PRIMARY KEY (selection_id, position)
     )""",
+    """CREATE TABLE IF NOT EXISTS eval_results (
+        eval_key VARCHAR PRIMARY KEY,
+        model_id VARCHAR,
+        adapter VARCHAR,
+        set_name VARCHAR,
+        set_sha256 VARCHAR,
+        summary VARCHAR,
+        examples VARCHAR,
+        created_at TIMESTAMP
+    )""",
     "CREATE SEQUENCE IF NOT EXISTS history_ids START 1",
     """CREATE TABLE IF NOT EXISTS history (
         history_id BIGINT PRIMARY KEY DEFAULT nextval('history_ids'),

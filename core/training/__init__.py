@@ -1,0 +1,1 @@
+"""Fine-tuning runs: training loop, evaluation, iterative selection loops."""

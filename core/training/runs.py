@@ -1,0 +1,275 @@
+"""Fine-tuning runs as background jobs: select (or take a saved selection), evaluate the base, train, evaluate.
+
+A run is a job of kind ``train`` (:mod:`core.runs.jobs`): its folder holds the parameters, the status
+(step / total, loss, tokens/s, ETA), the log, ``losses.jsonl`` (one line per optimizer step), the
+trainer's checkpoint, the final adapter (``final/``) and ``evals.json``. A cancelled or interrupted run
+is resumed with :func:`resume_run`: the selection is not redrawn (its id is kept in ``selection.json``)
+and training continues from the last checkpoint.
+
+Evaluation results are cached in the store by (model, adapter, set, parameters), so the base model is
+evaluated once per set and every run shows its change against the base.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.progress import Progress
+from core.runs import jobs
+from core.training.trainer import TrainConfig, TrainStatus, step_plan, train
+
+RUN_KIND = "train"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """What to train on and how; everything a run needs, stored as its job parameters.
+
+    Either ``selection_id`` (a saved selection) or ``strategy`` with ``budget`` (selected when the run
+    starts, then saved). ``eval_paths``: JSONL evaluation sets; ``eval_limit`` evaluates their first N
+    rows; ``generate`` turns on greedy generation for exact-match accuracy where rows carry ``answer``.
+    """
+
+    dataset: str
+    selection_id: int | None = None
+    strategy: str | None = None
+    strategy_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    budget: float | None = None
+    seed: int = 0
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    eval_paths: list[str] = dataclasses.field(default_factory=list)
+    eval_limit: int | None = None
+    generate: bool = True
+    max_new_tokens: int = 128
+    name: str | None = None
+
+    def train_config(self) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = set(self.config) - known
+        if unknown:
+            raise ValueError(f"unknown training parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+        return TrainConfig(**self.config)
+
+
+def validate(workspace: Path, spec: RunSpec) -> None:
+    """Fail before launching on what would fail later: the dataset, the selection or strategy, the eval files."""
+    from core.selection.run import build_strategy
+    from core.storage import datasets as ds
+    from core.storage import selections
+    from core.storage.database import Store
+    from core.training.evaluate import load_eval_set
+
+    store = Store(workspace)
+    ds.get_dataset(store, spec.dataset)
+    spec.train_config()
+    if spec.selection_id is not None:
+        selections.get(store, spec.selection_id)
+    elif spec.strategy is None or spec.budget is None:
+        raise ValueError("a run needs a saved selection, or a strategy and a budget")
+    else:
+        build_strategy(spec.strategy, spec.strategy_params)
+    for path in spec.eval_paths:
+        load_eval_set(Path(path))
+
+
+def launch_run(workspace: Path, spec: RunSpec) -> str:
+    """Validate, then start the run in a worker process; returns its id."""
+    validate(workspace, spec)
+    return jobs.launch(workspace, RUN_KIND, dataclasses.asdict(spec))
+
+
+def resume_run(workspace: Path, run_id: str) -> None:
+    """Continue a cancelled or interrupted run from its last checkpoint."""
+    jobs.relaunch(workspace, run_id)
+
+
+def run_dir(workspace: Path, run_id: str) -> Path:
+    return jobs.jobs_dir(workspace) / run_id
+
+
+def list_runs(workspace: Path) -> list[jobs.JobStatus]:
+    """Every run, newest first."""
+    return jobs.list_jobs(workspace, RUN_KIND)
+
+
+def losses(workspace: Path, run_id: str) -> pd.DataFrame:
+    """The run's loss per optimizer step so far (columns step, loss, tokens_per_second)."""
+    path = run_dir(workspace, run_id) / "losses.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return pd.DataFrame(rows, columns=["step", "loss", "tokens_per_second"])
+
+
+def evaluations(workspace: Path, run_id: str) -> dict[str, Any]:
+    """``{set name: {"base": summary, "run": summary}}`` once the run has evaluated."""
+    path = run_dir(workspace, run_id) / "evals.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+# ---------------------------------------------------------------- the worker side
+
+
+def execute_run(workspace: Path, params: dict[str, Any], progress: Progress, folder: Path | None) -> dict[str, Any]:
+    """Job kind ``train``: the whole run, resumable in ``folder``. Returns the summary stored as the job's result."""
+    from core.models.lm import load_causal_lm
+    from core.storage.database import Store
+
+    spec = RunSpec(**params)
+    config = spec.train_config()
+    if folder is None:
+        raise ValueError("a run needs a folder for its checkpoint and results")
+    folder = Path(folder)
+    store = Store(workspace)
+    selection_id = _selection_for(store, spec, folder)
+    frame = _selected_rows(store, selection_id)
+    progress.start("load model", 1)
+    lm = load_causal_lm(config.model)
+    evals = {name: {"base": summary} for name, summary in _evaluate_all(store, lm, lm.model, None, spec, progress)}
+    total = len(step_plan(len(frame), config))
+    progress.start("train", total)
+    log_path = folder / "losses.jsonl"
+
+    def on_step(status: TrainStatus) -> None:
+        with open(log_path, "a") as log:
+            log.write(
+                json.dumps({"step": status.step, "loss": status.loss, "tokens_per_second": status.tokens_per_second})
+            )
+            log.write("\n")
+        progress.done = status.step
+        progress.update()
+        if (folder / "status.json").exists():  # a job folder: show the live figures beside the progress
+            jobs.write_status(
+                folder, loss=status.loss, tokens_per_second=status.tokens_per_second, eta_seconds=status.eta_seconds
+            )
+
+    _trim_log(log_path, _resume_step(folder))
+    result = train(lm.model, lm.tokenizer, frame, config, folder, on_step=on_step, should_stop=progress.stop_requested)
+    adapter = _adapter_hash(folder / "final")
+    for name, summary in _evaluate_all(store, lm, result.model, adapter, spec, progress):
+        evals.setdefault(name, {})["run"] = summary
+    (folder / "evals.json").write_text(json.dumps(evals, indent=2, default=str))
+    return {
+        "selection_id": selection_id,
+        "examples": len(frame),
+        "steps": result.steps,
+        "final_loss": result.losses[-1] if result.losses else None,
+        "resumed_from": result.resumed_from,
+        "adapter": str(folder / "final"),
+        "evals": evals,
+    }
+
+
+def _selection_for(store: Any, spec: RunSpec, folder: Path) -> int:
+    """The run's selection: the saved one it names, or the one it drew at its first start (kept on resume)."""
+    from core.selection.run import build_strategy, run_selection, save_selection
+    from core.storage import datasets as ds
+
+    if spec.selection_id is not None:
+        return spec.selection_id
+    marker = folder / "selection.json"
+    if marker.exists():
+        return int(json.loads(marker.read_text())["selection_id"])
+    dataset = ds.get_dataset(store, spec.dataset)
+    strategy = build_strategy(str(spec.strategy), spec.strategy_params)
+    result = run_selection(store, dataset, strategy, float(spec.budget or 0), seed=spec.seed)
+    selection_id = save_selection(store, dataset, result, spec.name and f"{spec.name} (selection)")
+    marker.write_text(json.dumps({"selection_id": selection_id}))
+    return selection_id
+
+
+def _selected_rows(store: Any, selection_id: int) -> pd.DataFrame:
+    with store.read() as con:
+        return con.execute(
+            "SELECT e.instruction, e.input, e.output FROM selection_items i JOIN selections s "
+            "ON s.selection_id = i.selection_id JOIN examples e ON e.dataset_id = s.dataset_id AND e.row_idx = i.row_idx "
+            "WHERE i.selection_id = ? ORDER BY i.position",
+            [selection_id],
+        ).df()
+
+
+def _evaluate_all(
+    store: Any, lm: Any, model: Any, adapter: str | None, spec: RunSpec, progress: Progress
+) -> list[tuple[str, dict[str, Any]]]:
+    """Evaluate ``model`` on every set, reusing a cached result for the same model, adapter, set and settings."""
+    from core.storage import evals
+    from core.training.evaluate import eval_key, evaluate, load_eval_set
+
+    results = []
+    settings = {"limit": spec.eval_limit, "generate": spec.generate, "max_new_tokens": spec.max_new_tokens}
+    settings["max_length"] = spec.train_config().max_length
+    for path in spec.eval_paths:
+        eval_set = load_eval_set(Path(path))
+        key = eval_key(lm.model_id, adapter, eval_set, settings)
+        cached = evals.get(store, key)
+        if cached is None:
+            progress.start(f"evaluate {'base' if adapter is None else 'run'} on {eval_set.name}", 1)
+            result = evaluate(
+                model,
+                lm.tokenizer,
+                eval_set,
+                max_length=settings["max_length"],
+                max_new_tokens=spec.max_new_tokens,
+                limit=spec.eval_limit,
+                generate=spec.generate,
+            )
+            evals.put(store, key, lm.model_id, adapter, result.summary(), result.examples)
+            cached = result.summary()
+        results.append((eval_set.name, {k: v for k, v in cached.items() if k != "examples"}))
+    return results
+
+
+def _adapter_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.safetensors")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _resume_step(folder: Path) -> int:
+    from core.training.trainer import checkpoint_step
+
+    return checkpoint_step(folder) or 0
+
+
+def _trim_log(path: Path, keep_steps: int) -> None:
+    """Drop logged steps after the checkpoint a resumed run restarts from (they will be logged again)."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= keep_steps]
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def compare_runs(workspace: Path, run_ids: list[str]) -> pd.DataFrame:
+    """One row per (run, evaluation set): strategy, examples, base and run loss and accuracy, and the change."""
+    rows = []
+    for run_id in run_ids:
+        status = jobs.read_status(workspace, run_id)
+        params = status.params
+        label = params.get("name") or params.get("strategy") or f"selection {params.get('selection_id')}"
+        for name, pair in evaluations(workspace, run_id).items():
+            base, run = pair.get("base", {}), pair.get("run", {})
+            rows.append(
+                {
+                    "run": run_id,
+                    "label": label,
+                    "state": status.state,
+                    "examples": status.result.get("examples"),
+                    "eval_set": name,
+                    "base_loss": base.get("loss"),
+                    "run_loss": run.get("loss"),
+                    "loss_change": _diff(run.get("loss"), base.get("loss")),
+                    "base_accuracy": base.get("accuracy"),
+                    "run_accuracy": run.get("accuracy"),
+                    "accuracy_change": _diff(run.get("accuracy"), base.get("accuracy")),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _diff(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else after - before

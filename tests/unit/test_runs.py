@@ -1,0 +1,129 @@
+"""Fine-tuning runs as background jobs, on a tiny saved model: train, evaluate, cancel, resume, survive a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from core.runs import jobs
+from core.storage import datasets as ds
+from core.storage import selections
+from core.storage.database import Store
+from core.training.runs import RunSpec, compare_runs, evaluations, launch_run, losses, resume_run
+from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny Llama and its tokenizer saved as a local model folder: the worker loads it like any path."""
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = byte_tokenizer()
+    tiny_causal_lm(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def eval_file(tmp_path) -> Path:
+    rows = [
+        {"id": "e1", "instruction": "What is 2 + 2?", "input": "", "output": "4", "answer": "4"},
+        {"id": "e2", "instruction": "Name a colour.", "input": "", "output": "Blue."},
+    ]
+    path = tmp_path / "tiny_eval.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _spec(model: Path, eval_file: Path, epochs: int = 2, **extra) -> RunSpec:
+    config = {
+        "model": str(model),
+        "target_modules": "all-linear",
+        "learning_rate": 2e-2,
+        "epochs": epochs,
+        "batch_size": 2,
+        "grad_accum": 1,
+        "max_length": 128,
+        "checkpoint_every": 2,
+    }
+    return RunSpec(
+        dataset="tiny",
+        strategy="random",
+        budget=8,
+        config=config,
+        eval_paths=[str(eval_file)],
+        max_new_tokens=4,
+        **extra,
+    )
+
+
+def _wait(workspace: Path, run_id: str, until=lambda s: not s.active, timeout: float = 180) -> jobs.JobStatus:
+    deadline = time.monotonic() + timeout
+    status = jobs.read_status(workspace, run_id)
+    while not until(status):
+        assert time.monotonic() < deadline, jobs.read_log(workspace, run_id)
+        time.sleep(0.2)
+        status = jobs.read_status(workspace, run_id)
+    return status
+
+
+def test_a_run_selects_trains_and_evaluates_against_the_base(workspace, tiny_model_dir, eval_file):
+    run_id = launch_run(workspace, _spec(tiny_model_dir, eval_file, name="random 8"))
+    status = _wait(workspace, run_id)
+    assert status.state == "done", jobs.read_log(workspace, run_id)
+    assert status.result["examples"] == 8 and status.result["steps"] == 8  # 8 examples / 2 per step x 2 epochs
+    assert list(losses(workspace, run_id).step) == list(range(1, 9))
+    evals = evaluations(workspace, run_id)["tiny_eval"]
+    assert evals["base"]["n"] == 2 and evals["run"]["n"] == 2 and evals["run"]["loss"] != evals["base"]["loss"]
+    saved = selections.get(Store(workspace), status.result["selection_id"])
+    assert saved["strategy"] == "random" and saved["size"] == 8
+    table = compare_runs(workspace, [run_id])
+    assert list(table.eval_set) == ["tiny_eval"] and table.loss_change.iloc[0] == pytest.approx(
+        evals["run"]["loss"] - evals["base"]["loss"]
+    )
+    assert (jobs.jobs_dir(workspace) / run_id / "final" / "adapter_model.safetensors").exists()
+
+
+def test_a_cancelled_run_resumes_from_its_checkpoint_with_the_same_selection(workspace, tiny_model_dir, eval_file):
+    run_id = launch_run(workspace, _spec(tiny_model_dir, eval_file, epochs=40))
+    _wait(workspace, run_id, until=lambda s: s.stage == "train" and s.done >= 3)
+    jobs.request_cancel(workspace, run_id)
+    status = _wait(workspace, run_id)
+    assert status.state == "cancelled"
+    assert (jobs.jobs_dir(workspace) / run_id / "checkpoint" / "state.pt").exists()
+    resume_run(workspace, run_id)
+    status = _wait(workspace, run_id)
+    assert status.state == "done", jobs.read_log(workspace, run_id)
+    assert status.result["resumed_from"] >= 2 and status.result["steps"] == 160
+    assert list(losses(workspace, run_id).step) == list(range(1, 161))  # no step logged twice
+    assert len(selections.listing(Store(workspace), ds.get_dataset(Store(workspace)).dataset_id)) == 1
+
+
+def test_a_killed_run_shows_interrupted_leaves_the_store_usable_and_resumes(workspace, tiny_model_dir, eval_file):
+    run_id = launch_run(workspace, _spec(tiny_model_dir, eval_file, epochs=40))
+    status = _wait(workspace, run_id, until=lambda s: s.stage == "train" and s.done >= 5)
+    os.killpg(status.pid, signal.SIGKILL)
+    status = _wait(workspace, run_id, until=lambda s: s.state == "interrupted", timeout=30)
+    assert status.error == "the worker process ended without finishing"
+    store = Store(workspace)
+    assert len(selections.listing(store, ds.get_dataset(store).dataset_id)) == 1  # the store is readable, intact
+    resume_run(workspace, run_id)
+    assert _wait(workspace, run_id).state == "done", jobs.read_log(workspace, run_id)
+
+
+def test_a_run_with_a_bad_eval_file_or_no_selection_is_refused_before_launch(workspace, tiny_model_dir, tmp_path):
+    from core.ingest import IngestError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "q", "output": 3}\n')
+    with pytest.raises(IngestError, match="line 1"):
+        launch_run(workspace, _spec(tiny_model_dir, bad))
+    with pytest.raises(ValueError, match="strategy and a budget"):
+        launch_run(workspace, RunSpec(dataset="tiny"))
+    with pytest.raises(ValueError, match="unknown training parameter"):
+        launch_run(workspace, RunSpec(dataset="tiny", strategy="random", budget=4, config={"epochz": 1}))
+    assert jobs.list_jobs(workspace, "train") == []
