@@ -1,0 +1,169 @@
+"""Runs page: launch a fine-tune on a selection, watch it live, read its evaluation, compare runs, export."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+
+from app import queries
+from app.state import pick_dataset, store, workspace
+from core.export import build_export
+from core.runs import jobs
+from core.selection.strategies import STRATEGIES
+from core.training import runs
+from core.training.trainer import TrainConfig
+
+st.title("Runs")
+dataset = pick_dataset()
+if dataset is None:
+    st.stop()
+
+EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
+# Measured on the 2-core CPU with SmolLM2-135M and LoRA (bench/train.py); refined by this workspace's last run.
+DEFAULT_TOKENS_PER_SECOND = 700.0
+
+
+def estimate_seconds(examples: int, epochs: int, max_length: int) -> float:
+    """Training time from the last finished run's speed (or the benchmark's), assuming ~60 % of max_length."""
+    rate = next((s.tokens_per_second for s in runs.list_runs(workspace()) if s.tokens_per_second), None)
+    return examples * epochs * 0.6 * max_length / (rate or DEFAULT_TOKENS_PER_SECOND)
+
+
+def launch_form() -> None:
+    saved = queries.cached_selections(dataset)
+    source = st.radio("Train on", ["a strategy", "a saved selection"], horizontal=True, key="run_source")
+    spec: dict = {"dataset": dataset.name}
+    cols = st.columns(3)
+    if source == "a saved selection":
+        if saved.empty:
+            st.info("No saved selection yet: make one on the Select page, or train on a strategy.")
+            return
+        names = dict(zip(saved.selection_id, saved.name, strict=True))
+        spec["selection_id"] = int(
+            cols[0].selectbox("Selection", list(names), format_func=lambda i: f"#{i}: {names[i]}", key="run_selection")
+        )
+        examples = int(saved[saved.selection_id == spec["selection_id"]]["size"].iloc[0])
+    else:
+        spec["strategy"] = cols[0].selectbox("Strategy", STRATEGIES.names(), key="run_strategy")
+        spec["budget"] = float(
+            cols[1].number_input("Budget (count, or fraction < 1)", 0.001, value=150.0, key="run_budget")
+        )
+        budget = spec["budget"]
+        examples = round(budget * dataset.n_rows) if budget < 1 else int(budget)
+    spec["seed"] = int(cols[2].number_input("Seed", 0, value=0, key="run_seed"))
+    defaults = TrainConfig()
+    cols = st.columns(5)
+    config = {
+        "model": st.text_input("Model (path or hub id; default: packaged SmolLM2)", defaults.model, key="run_model"),
+        "epochs": int(cols[0].number_input("Epochs", 1, value=2, key="run_epochs")),
+        "learning_rate": float(cols[1].number_input("Learning rate", 1e-6, value=2e-4, format="%.1e", key="run_lr")),
+        "lora_r": int(cols[2].number_input("LoRA rank", 1, value=defaults.lora_r, key="run_r")),
+        "max_length": int(cols[3].number_input("Max length", 32, value=256, key="run_max_length")),
+        "method": cols[4].selectbox("Method", ["lora", "full"], key="run_method"),
+        "seed": spec["seed"],
+    }
+    available = sorted(str(p) for p in EVAL_DIR.glob("*.jsonl")) if EVAL_DIR.exists() else []
+    chosen = st.multiselect("Evaluation sets", available, key="run_evals")
+    extra = st.text_input("More evaluation files (comma-separated paths)", "", key="run_eval_paths")
+    cols = st.columns(3)
+    limit = int(cols[0].number_input("Evaluate the first N rows (0 = all)", 0, value=50, key="run_eval_limit"))
+    generate = cols[1].checkbox("Exact match (greedy generation)", value=True, key="run_generate")
+    spec |= {
+        "config": config,
+        "eval_paths": chosen + [p.strip() for p in extra.split(",") if p.strip()],
+        "eval_limit": limit or None,
+        "generate": generate,
+        "name": cols[2].text_input("Run name", "", key="run_name") or None,
+    }
+    minutes = estimate_seconds(examples, config["epochs"], config["max_length"]) / 60
+    st.caption(
+        f"Estimate: about {minutes:.0f} min of training for {examples} examples, plus evaluation and model load."
+    )
+    if st.button("Launch run", key="launch_run", type="primary"):
+        try:
+            st.session_state["run_job"] = runs.launch_run(workspace(), runs.RunSpec(**spec))
+        except (ValueError, KeyError) as exc:
+            st.error(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
+
+
+@st.fragment(run_every=2.0)
+def run_list() -> None:
+    statuses = runs.list_runs(workspace())
+    if not statuses:
+        st.caption("No runs yet.")
+        return
+    rows = [
+        {
+            "run": s.job_id,
+            "name": s.params.get("name") or s.params.get("strategy") or f"selection #{s.params.get('selection_id')}",
+            "state": s.state,
+            "stage": s.stage,
+            "step": f"{s.done}/{s.total}" if s.stage == "train" else "",
+            "loss": s.loss,
+            "tokens/s": s.tokens_per_second,
+            "ETA min": None if s.eta_seconds is None or not s.active else round(s.eta_seconds / 60, 1),
+        }
+        for s in statuses
+    ]
+    st.dataframe(rows, hide_index=True, key="run_table")
+    for status in statuses:
+        if status.active and st.button(f"Cancel {status.job_id}", key=f"cancel_run_{status.job_id}"):
+            jobs.request_cancel(workspace(), status.job_id)
+        if status.state in ("cancelled", "interrupted") and st.button(
+            f"Resume {status.job_id}", key=f"resume_run_{status.job_id}"
+        ):
+            runs.resume_run(workspace(), status.job_id)
+
+
+def run_detail(run_id: str) -> None:
+    status = jobs.read_status(workspace(), run_id)
+    if status.error:
+        st.error(status.error)
+    curve = runs.losses(workspace(), run_id)
+    if not curve.empty:
+        st.plotly_chart(px.line(curve, x="step", y="loss", title="Training loss"), key=f"loss_{run_id}")
+    table = runs.compare_runs(workspace(), [run_id])
+    if not table.empty:
+        st.dataframe(table.drop(columns=["run", "label", "state"]), hide_index=True, key=f"evals_{run_id}")
+    selection_id = status.result.get("selection_id", status.params.get("selection_id"))
+    final = runs.run_dir(workspace(), run_id) / "final"
+    cols = st.columns(2)
+    if status.state == "done" and final.exists():
+        cols[0].download_button("Download adapter (zip)", _zip(final), f"{run_id}-adapter.zip", key=f"adapter_{run_id}")
+    if selection_id is not None:
+        bundle = build_export(store(), dataset, selection_id=int(selection_id))
+        cols[1].download_button(
+            "Download its selection (JSONL)", bundle.jsonl, f"{run_id}-selection.jsonl", key=f"sel_{run_id}"
+        )
+
+
+def _zip(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.iterdir()):
+            archive.write(path, path.name)
+    return buffer.getvalue()
+
+
+with st.expander("Launch a run", expanded=not runs.list_runs(workspace())):
+    launch_form()
+st.subheader("Runs")
+run_list()
+finished = [s.job_id for s in runs.list_runs(workspace())]
+if finished:
+    st.subheader("A run")
+    run_detail(st.selectbox("Run", finished, key="run_pick"))
+    st.subheader("Compare runs")
+    picked = st.multiselect("Runs to compare", finished, default=finished[:2], key="compare_runs")
+    table = runs.compare_runs(workspace(), picked)
+    if table.empty:
+        st.caption("None of these runs has evaluation results yet.")
+    else:
+        st.dataframe(table, hide_index=True, key="compare_table")
+        metric = "run_accuracy" if table.run_accuracy.notna().any() else "run_loss"
+        figure = px.bar(table, x="eval_set", y=metric, color="label", barmode="group", title=metric.replace("_", " "))
+        st.plotly_chart(figure, key="compare_plot")

@@ -1,0 +1,66 @@
+"""Runs page with a fake launcher: the form builds the run it shows; a finished run shows its curve, evaluation
+and downloads; runs can be compared."""
+
+from __future__ import annotations
+
+import json
+
+from core.runs import jobs
+from core.training import runs
+
+
+def _fake_finished_run(workspace, run_id: str, name: str, loss: float) -> None:
+    folder = jobs.jobs_dir(workspace) / run_id
+    folder.mkdir(parents=True)
+    jobs.write_status(
+        folder,
+        job_id=run_id,
+        kind="train",
+        state="done",
+        stage="train",
+        done=2,
+        total=2,
+        loss=loss,
+        params={"name": name, "dataset": "tiny"},
+        result={"examples": 4, "steps": 2},
+    )
+    (folder / "losses.jsonl").write_text(
+        '{"step": 1, "loss": 2.0, "tokens_per_second": 500}\n'
+        f'{{"step": 2, "loss": {loss}, "tokens_per_second": 520}}\n'
+    )
+    evals = {"gsm": {"base": {"loss": 2.5, "accuracy": 0.1}, "run": {"loss": loss, "accuracy": 0.2}}}
+    (folder / "evals.json").write_text(json.dumps(evals))
+    (folder / "final").mkdir()
+    (folder / "final" / "adapter_model.safetensors").write_bytes(b"weights")
+
+
+def test_runs_page_launches_what_the_form_says(page, prepared_workspace, monkeypatch, tmp_path):
+    launched = []
+    monkeypatch.setattr(runs, "launch_run", lambda workspace, spec: launched.append(spec) or "fake-run")
+    eval_file = tmp_path / "mine.jsonl"
+    eval_file.write_text('{"instruction": "q", "output": "a"}\n')
+    at = page("runs").run()
+    assert not at.exception
+    assert at.title[0].value == "Runs"
+    at.selectbox(key="run_strategy").select("kmq").run()
+    at.number_input(key="run_budget").set_value(6.0).run()
+    at.number_input(key="run_epochs").set_value(3).run()
+    at.text_input(key="run_eval_paths").input(str(eval_file)).run()
+    assert any("Estimate: about" in c.value for c in at.caption)
+    at.button(key="launch_run").click().run()
+    assert not at.exception
+    (spec,) = launched
+    assert (spec.strategy, spec.budget, spec.config["epochs"], spec.eval_paths) == ("kmq", 6.0, 3, [str(eval_file)])
+    assert at.session_state["run_job"] == "fake-run"
+
+
+def test_a_finished_run_shows_its_curve_evaluation_downloads_and_compares(page, prepared_workspace):
+    _fake_finished_run(prepared_workspace, "20990101-000000-aaaaaa", "random", 1.5)
+    _fake_finished_run(prepared_workspace, "20990101-000001-bbbbbb", "kmq", 1.2)
+    at = page("runs").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 2  # the loss curve and the comparison
+    compare = at.dataframe[-1].value
+    assert sorted(compare.label) == ["kmq", "random"]
+    assert compare.set_index("label").loss_change["kmq"] == -1.3
+    assert [b.label for b in at.get("download_button")][:1] == ["Download adapter (zip)"]
