@@ -12,7 +12,8 @@ Setup, once (kept in ``--workspace``, default ``bench/.work/select``, so later r
 
 Then each strategy runs in a fresh child process (``run_selection`` with default parameters, budget 0.1,
 seed 0, the active k), so its peak memory is its own: the child reports the wall seconds of the whole
-selection (loading the pool from DuckDB included) and of the strategy alone, and its ``ru_maxrss``.
+selection (loading the pool from DuckDB included) and of the strategy alone, and its own peak RSS
+(``VmHWM``; ``ru_maxrss`` would carry the parent's peak over ``exec``).
 Targets (issue 4): every strategy under 60 s and under 4 GB on the 2-core CPU.
 
 Run from the project root: ``.venv/bin/python bench/select.py``. Results are printed and written as JSON
@@ -121,10 +122,18 @@ def child(workspace: Path, name: str, budget: float) -> None:
     started = time.perf_counter()
     result = selection_run.run_selection(store, dataset, strategy, budget, seed=0)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     figures = {"strategy": name, "seconds": seconds, "strategy_seconds": timed.get("strategy", float("nan"))}
     figures |= {"selected": len(result.example_ids), "pool": result.pool_size, "peak_rss_bytes": peak}
     print(json.dumps(figures))
+
+
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries that over exec from the parent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_child(workspace: Path, name: str, budget: float) -> dict[str, Any]:
