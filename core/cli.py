@@ -107,7 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--selection", type=int, help="a saved selection (see `selections`)")
-    source.add_argument("--strategy", help="select with this strategy when the run starts (needs --budget)")
+    source.add_argument(
+        "--strategy",
+        help="select with this strategy when the run starts (needs --budget); iterative_kmq and iterit run "
+        "their selection-and-fine-tune loop for --rounds rounds (IterIT: epochs)",
+    )
+    p.add_argument("--rounds", type=int, default=2, help="rounds of iterative_kmq, epochs of iterit")
     p.add_argument("--budget", type=float, help="a count, or a fraction of the dataset's rows")
     p.add_argument("--seed", type=int, default=0, help="selection seed and training seed")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a strategy parameter")
@@ -441,6 +446,14 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return pairs
 
 
+def _literal(value: str) -> Any:
+    """``2`` -> 2, ``0.5`` -> 0.5, ``true`` -> True, anything else stays a string."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
 def _train_config(items: list[str]) -> dict[str, Any]:
     import dataclasses
 
@@ -463,11 +476,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.strategy and args.budget is None:
         raise ValueError("--strategy needs --budget")
     config = {"seed": args.seed, **_train_config(args.train)}
+    loop = args.strategy if args.strategy in ("iterative_kmq", "iterit") else "none"
+    params = _pairs(args.param, "--param")
     spec = RunSpec(
         dataset=dataset.name,
         selection_id=args.selection,
-        strategy=args.strategy,
-        strategy_params=_pairs(args.param, "--param"),
+        strategy=None if loop != "none" else args.strategy,
+        strategy_params=params if loop == "none" else {},
+        loop=loop,
+        rounds=args.rounds,
+        loop_params={key: _literal(value) for key, value in params.items()} if loop != "none" else {},
         budget=args.budget,
         seed=args.seed,
         config=config,

@@ -6,6 +6,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -23,6 +24,8 @@ if dataset is None:
     st.stop()
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
+# The selection-and-fine-tune loops, offered beside the one-shot strategies, with what their count means.
+LOOPS = {"iterative_kmq": "Rounds (iterative kMQ)", "iterit": "Epochs, each on its own selection (IterIT)"}
 # Measured on the 2-core CPU with SmolLM2-135M and LoRA (bench/train.py); refined by this workspace's last run.
 DEFAULT_TOKENS_PER_SECOND = 700.0
 
@@ -48,12 +51,18 @@ def launch_form() -> None:
         )
         examples = int(saved[saved.selection_id == spec["selection_id"]]["size"].iloc[0])
     else:
-        spec["strategy"] = cols[0].selectbox("Strategy", STRATEGIES.names(), key="run_strategy")
+        options = [*LOOPS, *STRATEGIES.names()]
+        choice = cols[0].selectbox("Strategy", options, index=options.index("kmq"), key="run_strategy")
         spec["budget"] = float(
             cols[1].number_input("Budget (count, or fraction < 1)", 0.001, value=150.0, key="run_budget")
         )
         budget = spec["budget"]
         examples = round(budget * dataset.n_rows) if budget < 1 else int(budget)
+        if choice in LOOPS:
+            spec["loop"] = choice
+            spec["rounds"] = int(st.number_input(LOOPS[choice], 1, value=2, key="run_rounds"))
+        else:
+            spec["strategy"] = choice
     spec["seed"] = int(cols[2].number_input("Seed", 0, value=0, key="run_seed"))
     defaults = TrainConfig()
     cols = st.columns(5)
@@ -129,6 +138,24 @@ def run_detail(run_id: str) -> None:
     table = runs.compare_runs(workspace(), [run_id])
     if not table.empty:
         st.dataframe(table.drop(columns=["run", "label", "state"]), hide_index=True, key=f"evals_{run_id}")
+    rounds = status.result.get("rounds")
+    if rounds:
+        weights = pd.DataFrame(
+            [
+                {"round": r["round"], "cluster": str(c), "weight": w, "quota": q}
+                for r in rounds
+                for c, w, q in zip(r["clusters"], r["weights_after"], r["quotas"], strict=True)
+            ]
+        )
+        st.plotly_chart(
+            px.line(
+                weights, x="round", y="weight", color="cluster", markers=True, title="Cluster weights after each round"
+            ),
+            key=f"weights_{run_id}",
+        )
+        st.caption(
+            "A cluster gains weight when its gold answers beat the model's own generations (perplexity difference)."
+        )
     selection_id = status.result.get("selection_id", status.params.get("selection_id"))
     final = runs.run_dir(workspace(), run_id) / "final"
     cols = st.columns(2)

@@ -25,6 +25,7 @@ from core.runs import jobs
 from core.training.trainer import TrainConfig, TrainStatus, step_plan, train
 
 RUN_KIND = "train"
+LOOPS = ("none", "iterative_kmq", "iterit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +33,11 @@ class RunSpec:
     """What to train on and how; everything a run needs, stored as its job parameters.
 
     Either ``selection_id`` (a saved selection) or ``strategy`` with ``budget`` (selected when the run
-    starts, then saved). ``eval_paths``: JSONL evaluation sets; ``eval_limit`` evaluates their first N
-    rows; ``generate`` turns on greedy generation for exact-match accuracy where rows carry ``answer``.
+    starts, then saved), or ``loop`` (``iterative_kmq`` or ``iterit``) with ``budget`` and ``rounds``
+    (rounds of iterative kMQ, epochs of IterIT; ``loop_params`` go to the loop, e.g. ``within``,
+    ``rule``, ``continue_training``, ``update_ratio``, ``decay``, ``static``). ``eval_paths``: JSONL
+    evaluation sets; ``eval_limit`` evaluates their first N rows; ``generate`` turns on greedy
+    generation for exact-match accuracy where rows carry ``answer``.
     """
 
     dataset: str
@@ -48,6 +52,9 @@ class RunSpec:
     generate: bool = True
     max_new_tokens: int = 128
     name: str | None = None
+    loop: str = "none"
+    rounds: int = 2
+    loop_params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def train_config(self) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -68,7 +75,12 @@ def validate(workspace: Path, spec: RunSpec) -> None:
     store = Store(workspace)
     ds.get_dataset(store, spec.dataset)
     spec.train_config()
-    if spec.selection_id is not None:
+    if spec.loop not in LOOPS:
+        raise ValueError(f"loop must be one of {', '.join(LOOPS)}, not {spec.loop!r}")
+    if spec.loop != "none":
+        if spec.budget is None or spec.rounds < 1:
+            raise ValueError(f"{spec.loop} needs a budget and at least one round")
+    elif spec.selection_id is not None:
         selections.get(store, spec.selection_id)
     elif spec.strategy is None or spec.budget is None:
         raise ValueError("a run needs a saved selection, or a strategy and a budget")
@@ -125,43 +137,133 @@ def execute_run(workspace: Path, params: dict[str, Any], progress: Progress, fol
         raise ValueError("a run needs a folder for its checkpoint and results")
     folder = Path(folder)
     store = Store(workspace)
-    selection_id = _selection_for(store, spec, folder)
-    frame = _selected_rows(store, selection_id)
     progress.start("load model", 1)
     lm = load_causal_lm(config.model)
     evals = {name: {"base": summary} for name, summary in _evaluate_all(store, lm, lm.model, None, spec, progress)}
-    total = len(step_plan(len(frame), config))
-    progress.start("train", total)
     log_path = folder / "losses.jsonl"
+    counter = {"step": 0}
 
     def on_step(status: TrainStatus) -> None:
+        counter["step"] += 1  # loops restart the trainer's step count every round; the log counts on
         with open(log_path, "a") as log:
             log.write(
-                json.dumps({"step": status.step, "loss": status.loss, "tokens_per_second": status.tokens_per_second})
+                json.dumps(
+                    {"step": counter["step"], "loss": status.loss, "tokens_per_second": status.tokens_per_second}
+                )
             )
             log.write("\n")
-        progress.done = status.step
+        progress.done = counter["step"]
         progress.update()
         if (folder / "status.json").exists():  # a job folder: show the live figures beside the progress
             jobs.write_status(
                 folder, loss=status.loss, tokens_per_second=status.tokens_per_second, eta_seconds=status.eta_seconds
             )
 
-    _trim_log(log_path, _resume_step(folder))
-    result = train(lm.model, lm.tokenizer, frame, config, folder, on_step=on_step, should_stop=progress.stop_requested)
-    adapter = _adapter_hash(folder / "final")
-    for name, summary in _evaluate_all(store, lm, result.model, adapter, spec, progress):
+    if spec.loop == "none":
+        selection_id = _selection_for(store, spec, folder)
+        frame = _selected_rows(store, selection_id)
+        progress.start("train", len(step_plan(len(frame), config)))
+        counter["step"] = _resume_step(folder)
+        _trim_log(log_path, counter["step"])
+        result = train(
+            lm.model, lm.tokenizer, frame, config, folder, on_step=on_step, should_stop=progress.stop_requested
+        )
+        model, steps, last_loss, resumed, extra = result.model, result.steps, result.losses[-1], result.resumed_from, {}
+    else:
+        log_path.unlink(missing_ok=True)  # loops resume per round and log their steps again
+        model, selection_id, frame, extra = _run_loop(store, lm, spec, config, folder, progress, on_step)
+        steps, last_loss, resumed = counter["step"], extra.get("last_loss"), 0
+    adapter = _adapter_hash(folder / "final") if (folder / "final").exists() else None
+    for name, summary in _evaluate_all(store, lm, model, adapter or folder.name, spec, progress):
         evals.setdefault(name, {})["run"] = summary
     (folder / "evals.json").write_text(json.dumps(evals, indent=2, default=str))
     return {
         "selection_id": selection_id,
         "examples": len(frame),
-        "steps": result.steps,
-        "final_loss": result.losses[-1] if result.losses else None,
-        "resumed_from": result.resumed_from,
+        "steps": steps,
+        "final_loss": last_loss,
+        "resumed_from": resumed,
         "adapter": str(folder / "final"),
         "evals": evals,
+        **extra,
     }
+
+
+def _run_loop(
+    store: Any, lm: Any, spec: RunSpec, config: TrainConfig, folder: Path, progress: Progress, on_step: Any
+) -> tuple[Any, int, pd.DataFrame, dict[str, Any]]:
+    """Iterative kMQ or IterIT on the kept pool; the final selection is saved like any other."""
+    from core.selection.pool import load_pool, resolve_budget
+    from core.selection.run import SelectionResult, save_selection
+    from core.storage import datasets as ds
+    from core.training import iterative
+    from core.training.trainer import save_model
+
+    dataset = ds.get_dataset(store, spec.dataset)
+    params = dict(spec.loop_params)
+    pool = load_pool(
+        store, dataset, int(dataset.active_k), frozenset({"scores"}) if params.get("quality") else frozenset()
+    )
+    examples = _pool_rows(store, dataset.dataset_id, pool.row_idx)
+    budget = resolve_budget(float(spec.budget or 0), dataset.n_rows, len(pool))
+    progress.start(f"{spec.loop}: {spec.rounds} rounds", 0)
+    extra: dict[str, Any] = {}
+    if spec.loop == "iterative_kmq":
+        outcome = iterative.run_iterative_kmq(
+            lm.model, lm.tokenizer, pool, examples, budget, spec.rounds, config, folder / "loop",
+            on_step=on_step, should_stop=progress.stop_requested, rng_seed=spec.seed, **params,
+        )  # fmt: skip
+        positions, model = outcome.positions, outcome.model
+        extra["rounds"] = [
+            {
+                "round": r.round,
+                "clusters": outcome.clusters.tolist(),
+                "weights_before": r.weights_before.tolist(),
+                "weights_after": r.weights_after.tolist(),
+                "quotas": r.quotas.tolist(),
+                "new": len(r.new_positions),
+                "mean_loss": r.mean_loss,
+            }
+            for r in outcome.rounds
+        ]
+        extra["last_loss"] = outcome.rounds[-1].mean_loss if outcome.rounds else None
+    else:
+        per_epoch = max(1, budget // spec.rounds)
+        outcome = iterative.run_iterit(
+            lm.model, lm.tokenizer, examples, spec.rounds, per_epoch, config, folder / "loop",
+            on_step=on_step, should_stop=progress.stop_requested, **params,
+        )  # fmt: skip
+        positions, model = outcome.epochs[-1].picks, outcome.model
+        extra["epochs"] = [
+            {"epoch": e.epoch, "picks": len(e.picks), "rescored": len(e.rescored)} for e in outcome.epochs
+        ]
+        extra["last_loss"] = outcome.epochs[-1].mean_loss if outcome.epochs else None
+    save_model(model, folder / "final", config)
+    result = SelectionResult(
+        strategy={"name": spec.loop, "rounds": spec.rounds, **params},
+        seed=spec.seed,
+        budget=float(spec.budget or 0),
+        k=int(dataset.active_k),
+        pool_hash=pool.fingerprint(),
+        pool_size=len(pool),
+        decisions={},
+        score_keys={},
+        row_idx=[int(pool.row_idx[i]) for i in positions],
+        example_ids=[pool.example_ids[i] for i in positions],
+        cluster_ids=[int(pool.cluster_ids[i]) for i in positions],
+        seconds=0.0,
+    )
+    selection_id = save_selection(store, dataset, result, spec.name and f"{spec.name} (final selection)")
+    return model, selection_id, examples.iloc[positions], extra
+
+
+def _pool_rows(store: Any, dataset_id: int, row_idx: Any) -> pd.DataFrame:
+    with store.read() as con:
+        frame = con.execute(
+            "SELECT row_idx, instruction, input, output FROM examples WHERE dataset_id = ? ORDER BY row_idx",
+            [dataset_id],
+        ).df()
+    return frame.set_index("row_idx").loc[list(row_idx)].reset_index(drop=True)
 
 
 def _selection_for(store: Any, spec: RunSpec, folder: Path) -> int:

@@ -64,3 +64,25 @@ def test_a_finished_run_shows_its_curve_evaluation_downloads_and_compares(page, 
     assert sorted(compare.label) == ["kmq", "random"]
     assert compare.set_index("label").loss_change["kmq"] == -1.3
     assert [b.label for b in at.get("download_button")][:1] == ["Download adapter (zip)"]
+
+
+def test_the_form_launches_an_iterative_loop_and_a_loop_run_charts_its_cluster_weights(
+    page, prepared_workspace, monkeypatch
+):
+    launched = []
+    monkeypatch.setattr(runs, "launch_run", lambda workspace, spec: launched.append(spec) or "fake-loop")
+    _fake_finished_run(prepared_workspace, "20990101-000002-cccccc", "iterative", 1.4)
+    folder = jobs.jobs_dir(prepared_workspace) / "20990101-000002-cccccc"
+    rounds = [
+        {"round": 1, "clusters": [0, 1], "weights_before": [0.5, 0.5], "weights_after": [0.3, 0.7], "quotas": [2, 2]},
+        {"round": 2, "clusters": [0, 1], "weights_before": [0.3, 0.7], "weights_after": [0.2, 0.8], "quotas": [1, 3]},
+    ]
+    jobs.write_status(folder, result={"examples": 8, "steps": 4, "rounds": rounds})
+    at = page("runs").run()
+    at.selectbox(key="run_strategy").select("iterative_kmq").run()
+    at.number_input(key="run_rounds").set_value(3).run()
+    at.button(key="launch_run").click().run()
+    (spec,) = launched
+    assert (spec.loop, spec.rounds, spec.strategy) == ("iterative_kmq", 3, None)
+    titles = [chart.proto.spec for chart in at.get("plotly_chart")]
+    assert any("Cluster weights after each round" in title for title in titles)

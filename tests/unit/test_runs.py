@@ -127,3 +127,27 @@ def test_a_run_with_a_bad_eval_file_or_no_selection_is_refused_before_launch(wor
     with pytest.raises(ValueError, match="unknown training parameter"):
         launch_run(workspace, RunSpec(dataset="tiny", strategy="random", budget=4, config={"epochz": 1}))
     assert jobs.list_jobs(workspace, "train") == []
+
+
+def test_an_iterative_kmq_run_records_its_rounds_and_saves_its_final_selection(workspace, tiny_model_dir, eval_file):
+    spec = _spec(tiny_model_dir, eval_file, epochs=1)
+    spec = RunSpec(
+        **{
+            **spec.__dict__,
+            "strategy": None,
+            "loop": "iterative_kmq",
+            "budget": 6,
+            "rounds": 2,
+            "loop_params": {"max_new_tokens": 4},
+        }
+    )
+    run_id = launch_run(workspace, spec)
+    status = _wait(workspace, run_id, timeout=300)
+    assert status.state == "done", jobs.read_log(workspace, run_id)
+    rounds = status.result["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2] and sum(r["new"] for r in rounds) == 6
+    for r in rounds:
+        assert abs(sum(r["weights_after"]) - 1) < 1e-9 and min(r["weights_after"]) > 0
+    saved = selections.get(Store(workspace), status.result["selection_id"])
+    assert saved["strategy"] == "iterative_kmq" and saved["size"] == 6
+    assert "run" in evaluations(workspace, run_id)["tiny_eval"]
