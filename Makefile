@@ -62,7 +62,7 @@ bench-score: setup
 	$(BIN)/python bench/score.py
 
 bench-select: setup
-	$(BIN)/python bench/select.py
+	$(BIN)/python bench/selection.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -16,34 +16,30 @@ selection (loading the pool from DuckDB included) and of the strategy alone, and
 (``VmHWM``; ``ru_maxrss`` would carry the parent's peak over ``exec``).
 Targets (issue 4): every strategy under 60 s and under 4 GB on the 2-core CPU.
 
-Run from the project root: ``.venv/bin/python bench/select.py``. Results are printed and written as JSON
+Run from the project root: ``.venv/bin/python bench/selection.py`` (issue 4 named it ``bench/select.py``; that name
+shadows the stdlib module ``select`` for every script in bench/, which broke the other benchmarks). Results are printed and written as JSON
 to ``bench/results/select-<timestamp>.json``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import resource
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
-
-# This file shares its name with the stdlib module ``select`` (which subprocess imports), and Python puts a
-# script's folder first on sys.path: move bench/ behind the stdlib before anything imports ``select``.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-ROOT = BENCH.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]
+for folder in (ROOT, ROOT / "bench"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 import numpy as np  # noqa: E402
 from prepare import gb, log, machine_info, pool_lines, verdict, write_json  # noqa: E402
