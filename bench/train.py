@@ -1,11 +1,12 @@
 """Benchmark of our LoRA training loop against a plain ``transformers.Trainer`` on the same model and data.
 
-In one process, on a seeded sample of ``--n`` rows (default 64) of the top-level ``*.jsonl`` of the data
+In one process, on a seeded sample of ``--n`` rows (default 32) of the top-level ``*.jsonl`` of the data
 dir, rendered once with our chat-template rendering (response-only labels, ``--max-length`` 256):
 
 1. **Ours:** ``core.training.trainer.train`` with LoRA (r 8 on q/k/v/o), batch ``--batch-size`` (4),
    no accumulation, one epoch, cosine schedule, on a copy of the packaged SmolLM2-135M-Instruct.
-2. **Trainer:** ``transformers.Trainer`` with the same LoRA adapter on a fresh copy of the same model, the
+2. **Trainer:** ``transformers.Trainer`` with the same LoRA adapter on a fresh copy of the same model (its
+   GGUF "quantized" marker cleared: the weights are dequantized float32 and the Trainer refuses a marked model), the
    same tokenised examples and labels, the same batch size, learning rate, schedule and seed, no
    evaluation, no saving, no logging integrations, ``use_cpu`` on a CPU box.
 
@@ -21,6 +22,7 @@ to ``bench/results/train-<timestamp>.json``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -43,7 +45,7 @@ from score import sample_frame  # noqa: E402
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
@@ -84,6 +86,12 @@ def run_trainer(lm: Any, frame: Any, config: Any) -> dict[str, float]:
 
     torch.manual_seed(config.seed)
     model = prepare_model(lm.model, config)
+    # transformers marks a model loaded from GGUF as quantized although its weights are dequantized float32
+    # tensors, and the Trainer refuses to train such a model: clear the marker on this copy.
+    causal = model.get_base_model()
+    causal.hf_quantizer = None
+    if "is_quantized" in vars(causal):
+        causal.is_quantized = False
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as folder:
         args = TrainingArguments(
             output_dir=folder,
@@ -92,7 +100,7 @@ def run_trainer(lm: Any, frame: Any, config: Any) -> dict[str, float]:
             num_train_epochs=config.epochs,
             learning_rate=config.learning_rate,
             lr_scheduler_type="cosine",
-            warmup_ratio=config.warmup_ratio,
+            warmup_steps=math.ceil(config.warmup_ratio * len(rows) / config.batch_size),
             weight_decay=config.weight_decay,
             max_grad_norm=1.0,
             logging_strategy="no",
@@ -153,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_results(r: dict[str, Any]) -> None:
     m = r["machine"]
-    print(f"\nmachine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads)")
+    print(f"\nmachine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']}")
     print(
         f"== LoRA training, {r['args']['n']} examples, max_length {r['args']['max_length']}, "
         f"batch {r['args']['batch_size']}, {r['args']['repeats']} repeats (alternating order) =="

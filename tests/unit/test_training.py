@@ -97,3 +97,21 @@ def test_full_fine_tune_trains_every_weight(tiny, tmp_path):
     assert (tmp_path / "full" / "final" / "model.safetensors").exists()
     with pytest.raises(ValueError, match="empty"):
         train(model, tokenizer, ROWS.iloc[:0], config, tmp_path / "none")
+
+
+def test_the_response_only_head_gives_the_loss_of_full_logits(tiny):
+    import torch
+
+    from core.training.trainer import _collate, _summed_loss
+
+    model, tokenizer = tiny
+    batch = _collate(render_examples(tokenizer, ROWS.iloc[:3], 256), tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        full = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            batch["labels"][:, 1:].reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+        assert float(_summed_loss(model, batch)) == pytest.approx(float(full), rel=1e-5)
