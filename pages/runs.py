@@ -27,7 +27,7 @@ EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
 # The selection-and-fine-tune loops, offered beside the one-shot strategies, with what their count means.
 LOOPS = {"iterative_kmq": "Rounds (iterative kMQ)", "iterit": "Epochs, each on its own selection (IterIT)"}
 # Measured on the 2-core CPU with SmolLM2-135M and LoRA (bench/train.py); refined by this workspace's last run.
-DEFAULT_TOKENS_PER_SECOND = 700.0
+DEFAULT_TOKENS_PER_SECOND = 120.0
 
 
 def estimate_seconds(examples: int, epochs: int, max_length: int) -> float:
