@@ -524,7 +524,7 @@ def _follow(workspace: Path, run_id: str) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from core.runs import jobs
-    from core.training.runs import list_runs, resume_run
+    from core.training.runs import list_runs, resume_run, run_label
 
     workspace = _store(args).workspace
     if args.resume:
@@ -544,8 +544,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "step": s.done,
             "steps": s.total,
             "loss": s.loss,
-            "name": s.params.get("name"),
-            "strategy": s.params.get("strategy"),
+            "name": run_label(s.params),
             "selection": s.result.get("selection_id", s.params.get("selection_id")),
             "created_at": s.created_at,
             "error": s.error,

@@ -108,7 +108,7 @@ def run_list() -> None:
     rows = [
         {
             "run": s.job_id,
-            "name": s.params.get("name") or s.params.get("strategy") or f"selection #{s.params.get('selection_id')}",
+            "name": runs.run_label(s.params),
             "state": s.state,
             "stage": s.stage,
             "step": f"{s.done}/{s.total}" if s.stage == "train" else "",
@@ -119,6 +119,11 @@ def run_list() -> None:
         for s in statuses
     ]
     st.dataframe(rows, hide_index=True, key="run_table")
+    active = {s.job_id for s in statuses if s.active}
+    if st.session_state.get("active_runs", set()) - active:  # a run just ended: refresh its curve, results, downloads
+        st.session_state["active_runs"] = active
+        st.rerun(scope="app")
+    st.session_state["active_runs"] = active
     for status in statuses:
         if status.active and st.button(f"Cancel {status.job_id}", key=f"cancel_run_{status.job_id}"):
             jobs.request_cancel(workspace(), status.job_id)

@@ -352,7 +352,7 @@ def compare_runs(workspace: Path, run_ids: list[str]) -> pd.DataFrame:
     for run_id in run_ids:
         status = jobs.read_status(workspace, run_id)
         params = status.params
-        label = params.get("name") or params.get("strategy") or f"selection {params.get('selection_id')}"
+        label = run_label(params)
         for name, pair in evaluations(workspace, run_id).items():
             base, run = pair.get("base", {}), pair.get("run", {})
             rows.append(
@@ -371,6 +371,17 @@ def compare_runs(workspace: Path, run_ids: list[str]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def run_label(params: dict[str, Any]) -> str:
+    """How a run is named in lists: its name, else its loop or strategy, else its saved selection."""
+    loop = params.get("loop", "none")
+    return (
+        params.get("name")
+        or (loop if loop != "none" else None)
+        or params.get("strategy")
+        or (f"selection #{params.get('selection_id')}")
+    )
 
 
 def _diff(after: float | None, before: float | None) -> float | None:

@@ -222,3 +222,48 @@ def test_save_a_kmq_selection_then_export_it(served_app: tuple[str, Path], tmp_p
     expected = selections.items(store, selection_id).row_idx.tolist()
     originals = curation.all_rows(store, dataset.dataset_id, dataset.active_k).set_index("row_idx").original
     assert rows == [json.loads(originals[r]) for r in expected]
+
+
+def test_launch_a_run_on_a_tiny_model_and_watch_it_finish(served_app: tuple[str, Path], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from core.runs import jobs
+    from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
+
+    url, workspace = served_app
+    model_dir = tmp_path / "tiny-model"
+    tokenizer = byte_tokenizer()
+    tiny_causal_lm(tokenizer).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    eval_file = tmp_path / "tiny_eval.jsonl"
+    eval_file.write_text(
+        json.dumps({"instruction": "What is 2 + 2?", "input": "", "output": "4", "answer": "4"}) + "\n"
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(90_000)
+        expect.set_options(timeout=90_000)
+        page.goto(f"{url}/runs")
+        expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
+        for label, value in [
+            ("Budget (count, or fraction < 1)", "6"),
+            ("Epochs", "1"),
+            ("Max length", "128"),
+            ("Model (path or hub id; default: packaged SmolLM2)", str(model_dir)),
+            ("More evaluation files (comma-separated paths)", str(eval_file)),
+            ("Run name", "tiny demo"),
+        ]:
+            field = page.get_by_label(label, exact=True)
+            field.fill(value)
+            field.press("Enter")
+        page.get_by_role("button", name="Launch run").click()
+        deadline = time.monotonic() + 240
+        while not [s for s in jobs.list_jobs(workspace, "train") if s.state == "done"]:
+            states = [(s.state, s.error) for s in jobs.list_jobs(workspace, "train")]
+            assert time.monotonic() < deadline and not any(state == "failed" for state, _ in states), states
+            time.sleep(1)
+        # the run list notices the run ended and refreshes the page: its curve, results and downloads appear
+        expect(page.get_by_role("button", name="Download adapter (zip)")).to_be_visible()
+        expect(page.get_by_text("Training loss")).to_be_visible()
+        browser.close()
