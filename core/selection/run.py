@@ -75,7 +75,8 @@ def run_selection(
     rng = np.random.default_rng(seed)
     positions = _select(strategy, pool, count, rng) if count else np.array([], dtype=int)
     _check(positions, len(pool), count)
-    active = curation.decisions(store, dataset.dataset_id)["clusters_by_k"].get(str(k), {})
+    decisions = curation.decisions(store, dataset.dataset_id)
+    active = decisions["clusters_by_k"].get(str(k), {})
     return SelectionResult(
         strategy=spec_of(strategy),
         seed=seed,
@@ -86,7 +87,7 @@ def run_selection(
         decisions={
             "vetoed_clusters": active.get("vetoed_clusters", []),
             "weights": active.get("weights", {}),
-            "vetoed_examples": curation.decisions(store, dataset.dataset_id)["vetoed_examples"],
+            "vetoed_examples": decisions["vetoed_examples"],
         },
         score_keys=score_store.latest_keys(store, dataset.dataset_id) if "scores" in strategy.needs else {},
         row_idx=[int(pool.row_idx[i]) for i in positions],

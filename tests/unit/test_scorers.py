@@ -8,48 +8,13 @@ import pytest
 
 from core.algorithms import lm_scores, scorers
 from core.models import lm as lm_module
-
-CHAT_TEMPLATE = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nBe brief.<|im_end|>\n' }}{% endif %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-
-def _byte_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {char: index for index, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    core_tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core_tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core_tokenizer.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core_tokenizer)
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"], "pad_token": "<pad>"})
-    tokenizer.eos_token = "<|im_end|>"
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 
 @pytest.fixture(scope="module")
 def tiny_lm():
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = _byte_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-    )
-    model = LlamaForCausalLM(config).eval()
-    return lm_module.LoadedLM(model, tokenizer, "tiny", "cpu", "float32")
+    tokenizer = byte_tokenizer()
+    return lm_module.LoadedLM(tiny_causal_lm(tokenizer), tokenizer, "tiny", "cpu", "float32")
 
 
 @pytest.fixture
