@@ -405,6 +405,7 @@ def machine_info() -> dict[str, Any]:
     import faiss
     import sentence_transformers
     import torch
+    import transformers
     import umap
 
     from core.models.device import cpu_has_fast_bf16
@@ -415,8 +416,10 @@ def machine_info() -> dict[str, Any]:
         "cpu": cpu,
         "cpus": os.cpu_count(),
         "cpu_bf16": cpu_has_fast_bf16(),
+        "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "transformers": transformers.__version__,
         "sentence_transformers": sentence_transformers.__version__,
         "umap": umap.__version__,
         "faiss": faiss.__version__,

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -57,6 +56,7 @@ from prepare import (  # noqa: E402
     PhaseMonitor,
     gb,
     log,
+    machine_info,
     max_rss_bytes,
     pool_lines,
     seeded_subset,
@@ -265,22 +265,6 @@ def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- main
-
-
-def machine_info() -> dict[str, Any]:
-    import torch
-    import transformers
-
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_results(r: dict[str, Any]) -> None:
     m = r["machine"]
-    print(f"\nmachine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']}")
+    print(f"\nmachine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads)")
     print(
         f"== LoRA training, {r['args']['n']} examples, max_length {r['args']['max_length']}, "
         f"batch {r['args']['batch_size']}, {r['args']['repeats']} repeats (alternating order) =="
