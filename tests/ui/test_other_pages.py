@@ -21,6 +21,8 @@ def test_main_routes_to_every_page(page):
         ("clusters", "Clusters"),
         ("diagnostics", "Diagnostics"),
         ("quality", "Quality"),
+        ("select", "Select"),
+        ("runs", "Runs"),
         ("export", "Export"),
     ]:
         at.switch_page(f"../pages/{name}.py").run()
