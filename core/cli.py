@@ -418,15 +418,9 @@ def cmd_scores(args: argparse.Namespace) -> int:
 def cmd_select(args: argparse.Namespace) -> int:
     from core.selection.run import build_strategy, run_selection, save_selection
 
-    params = {}
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--param takes NAME=VALUE, not {item!r}")
-        params[name.strip()] = value.strip()
     store = _store(args)
     dataset = _dataset(store, args)
-    strategy = build_strategy(args.strategy, params)
+    strategy = build_strategy(args.strategy, _pairs(args.param, "--param"))
     result = run_selection(store, dataset, strategy, args.budget, seed=args.seed, k=args.k)
     selection_id = save_selection(store, dataset, result, args.name)
     print(
