@@ -196,7 +196,7 @@ def _run_loop(
     from core.selection.pool import load_pool, resolve_budget
     from core.selection.run import SelectionResult, save_selection
     from core.storage import datasets as ds
-    from core.training import iterative
+    from core.training import iterative_kmq, iterit
     from core.training.trainer import save_model
 
     dataset = ds.get_dataset(store, spec.dataset)
@@ -209,7 +209,7 @@ def _run_loop(
     progress.start(f"{spec.loop}: {spec.rounds} rounds", 0)
     extra: dict[str, Any] = {}
     if spec.loop == "iterative_kmq":
-        outcome = iterative.run_iterative_kmq(
+        outcome = iterative_kmq.run_iterative_kmq(
             lm.model, lm.tokenizer, pool, examples, budget, spec.rounds, config, folder / "loop",
             on_step=on_step, should_stop=progress.stop_requested, rng_seed=spec.seed, **params,
         )  # fmt: skip
@@ -229,7 +229,7 @@ def _run_loop(
         extra["last_loss"] = outcome.rounds[-1].mean_loss if outcome.rounds else None
     else:
         per_epoch = max(1, budget // spec.rounds)
-        outcome = iterative.run_iterit(
+        outcome = iterit.run_iterit(
             lm.model, lm.tokenizer, examples, spec.rounds, per_epoch, config, folder / "loop",
             on_step=on_step, should_stop=progress.stop_requested, **params,
         )  # fmt: skip

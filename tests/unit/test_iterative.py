@@ -11,7 +11,7 @@ import pytest
 
 from core.progress import Cancelled
 from core.selection.pool import Pool
-from core.training import iterative
+from core.training import iterative_kmq, iterit, model_passes
 from core.training.trainer import TrainConfig, epoch_steps
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
@@ -56,7 +56,7 @@ def whole_kmq(tiny, tmp_path_factory):
     model, tokenizer = tiny
     out = tmp_path_factory.mktemp("kmq") / "whole"
     pool = _pool()
-    return iterative.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], config=CONFIG, out_dir=out, **KMQ), out
+    return iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], config=CONFIG, out_dir=out, **KMQ), out
 
 
 # --- iterative kMQ --------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def planted_scorer(model, tokenizer, frame, generations):
 
 def test_a_cluster_whose_gold_beats_the_generation_gains_weight_and_the_largest_next_quota(tiny, tmp_path):
     model, tokenizer = tiny
-    result = iterative.run_iterative_kmq(
+    result = iterative_kmq.run_iterative_kmq(
         model, tokenizer, _pool(), DATA.iloc[KEPT], config=CONFIG, out_dir=tmp_path, scorer=planted_scorer, **KMQ
     )
     first, second = result.rounds
@@ -108,10 +108,10 @@ def test_a_curator_weight_of_zero_gives_a_cluster_nothing_and_bad_budgets_are_re
     model, tokenizer = tiny
     pool = _pool({0: 1.0, 1: 0.0, 2: 1.0})
     with pytest.raises(ValueError, match="budget"):
-        iterative.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], 17, 2, CONFIG, tmp_path)
+        iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], 17, 2, CONFIG, tmp_path)
     with pytest.raises(ValueError, match="aligned"):
-        iterative.run_iterative_kmq(model, tokenizer, pool, DATA, 6, 2, CONFIG, tmp_path)
-    result = iterative.run_iterative_kmq(
+        iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA, 6, 2, CONFIG, tmp_path)
+    result = iterative_kmq.run_iterative_kmq(
         model, tokenizer, pool, DATA.iloc[KEPT], 2, 1, CONFIG, tmp_path / "run", scorer=planted_scorer, max_new_tokens=2
     )
     assert result.rounds[0].quotas.tolist() == [1, 0, 1]
@@ -125,11 +125,11 @@ def test_continue_training_starts_each_round_from_the_previous_rounds_model(tiny
     model, tokenizer = tiny
     no_warmup = dataclasses.replace(CONFIG, warmup_ratio=0.0)  # one step per round: warmup would make its LR 0
     starts = []
-    real_train = iterative.train
-    monkeypatch.setattr(iterative, "train", lambda *a, **k: starts.append(a[0]) or real_train(*a, **k))
+    real_train = iterative_kmq.train
+    monkeypatch.setattr(iterative_kmq, "train", lambda *a, **k: starts.append(a[0]) or real_train(*a, **k))
     pool, examples = _pool(), DATA.iloc[KEPT]
     options = {"scorer": planted_scorer, "continue_training": True, "max_new_tokens": 2}
-    iterative.run_iterative_kmq(model, tokenizer, pool, examples, 2, 2, no_warmup, tmp_path, **options)
+    iterative_kmq.run_iterative_kmq(model, tokenizer, pool, examples, 2, 2, no_warmup, tmp_path, **options)
     assert starts[0] is model
     assert starts[1] is not model and not hasattr(starts[1], "peft_config")  # round 1's adapter, merged in
     before, after = model.state_dict(), starts[1].state_dict()
@@ -143,7 +143,7 @@ def test_a_rerun_after_round_one_skips_it_and_ends_with_the_weights_of_an_uninte
     whole, _ = whole_kmq
     stop = {"now": False}
     with pytest.raises(Cancelled):
-        iterative.run_iterative_kmq(
+        iterative_kmq.run_iterative_kmq(
             model,
             tokenizer,
             _pool(),
@@ -157,9 +157,9 @@ def test_a_rerun_after_round_one_skips_it_and_ends_with_the_weights_of_an_uninte
     assert (tmp_path / "round_1" / "done.json").exists() and not (tmp_path / "round_2").exists()
 
     calls = []
-    real_train = iterative.train
-    monkeypatch.setattr(iterative, "train", lambda *a, **k: calls.append(len(a[2])) or real_train(*a, **k))
-    resumed = iterative.run_iterative_kmq(
+    real_train = iterative_kmq.train
+    monkeypatch.setattr(iterative_kmq, "train", lambda *a, **k: calls.append(len(a[2])) or real_train(*a, **k))
+    resumed = iterative_kmq.run_iterative_kmq(
         model, tokenizer, _pool(), DATA.iloc[KEPT], config=CONFIG, out_dir=tmp_path, **KMQ
     )
     assert calls == [6]  # only round 2 trained, on the cumulative selection
@@ -167,12 +167,12 @@ def test_a_rerun_after_round_one_skips_it_and_ends_with_the_weights_of_an_uninte
     np.testing.assert_array_equal(resumed.positions, whole.positions)
     np.testing.assert_allclose(resumed.weights, whole.weights, rtol=1e-9)
     with pytest.raises(ValueError, match="other parameters"):
-        iterative.run_iterative_kmq(model, tokenizer, _pool(), DATA.iloc[KEPT], 6, 3, CONFIG, tmp_path)
+        iterative_kmq.run_iterative_kmq(model, tokenizer, _pool(), DATA.iloc[KEPT], 6, 3, CONFIG, tmp_path)
 
 
 def test_the_embedding_scorer_prefers_a_gold_answer_that_shares_the_prompt_words():
     frame = pd.DataFrame({"instruction": ["bake sourdough bread"], "input": [""], "output": ["bake bread slowly"]})
-    scorer = iterative.EmbeddingSimilarityScorer(embedder={"name": "hashing", "dim": 64})
+    scorer = model_passes.EmbeddingSimilarityScorer(embedder={"name": "hashing", "dim": 64})
     assert scorer(None, None, frame, ["python lists sort numbers"])[0] > 0
     assert scorer(None, None, frame, ["bake sourdough bread"])[0] < 0
 
@@ -193,7 +193,7 @@ class SpyIFD:
     def __call__(self, model, tokenizer, frame):
         position = {text: i for i, text in enumerate(ITERIT_DATA.instruction)}
         self.calls.append((id(model), [position[text] for text in frame.instruction]))
-        return iterative.ifd_scores(model, tokenizer, frame, max_length=CONFIG.max_length) * 0.5
+        return model_passes.ifd_scores(model, tokenizer, frame, max_length=CONFIG.max_length) * 0.5
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def iterit_run(tiny, tmp_path_factory):
     model, tokenizer = tiny
     spy = SpyIFD()
     out = tmp_path_factory.mktemp("iterit") / "whole"
-    return iterative.run_iterit(model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=out, ifd=spy, **ITERIT), spy
+    return iterit.run_iterit(model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=out, ifd=spy, **ITERIT), spy
 
 
 def test_iterit_rescores_exactly_the_top_window_with_the_model_being_trained(tiny, iterit_run):
@@ -236,7 +236,7 @@ def test_iterit_trains_all_epochs_under_one_learning_rate_schedule(iterit_run):
 def test_static_iterit_scores_once_and_reuses_the_epoch_zero_selection(tiny, tmp_path):
     model, tokenizer = tiny
     spy = SpyIFD()
-    result = iterative.run_iterit(
+    result = iterit.run_iterit(
         model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=tmp_path, ifd=spy, static=True, **ITERIT
     )
     assert len(spy.calls) == 1
@@ -251,7 +251,7 @@ def test_a_rerun_of_iterit_after_epoch_one_resumes_to_the_uninterrupted_result(t
     whole, _ = iterit_run
     stop = {"now": False}
     with pytest.raises(Cancelled):
-        iterative.run_iterit(
+        iterit.run_iterit(
             model,
             tokenizer,
             ITERIT_DATA,
@@ -263,7 +263,7 @@ def test_a_rerun_of_iterit_after_epoch_one_resumes_to_the_uninterrupted_result(t
             should_stop=lambda: stop["now"],
         )
     spy = SpyIFD()
-    resumed = iterative.run_iterit(model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=tmp_path, ifd=spy, **ITERIT)
+    resumed = iterit.run_iterit(model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=tmp_path, ifd=spy, **ITERIT)
     assert len(spy.calls) == 1 and [r.resumed for r in resumed.epochs] == [True, True, False]
     for mine, theirs in zip(resumed.epochs, whole.epochs, strict=True):
         np.testing.assert_array_equal(mine.picks, theirs.picks)
