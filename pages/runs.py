@@ -161,6 +161,11 @@ def run_detail(run_id: str) -> None:
         st.caption(
             "A cluster gains weight when its gold answers beat the model's own generations (perplexity difference)."
         )
+    _decisions_per_round(rounds or status.result.get("epochs") or [])
+    picks = runs.round_picks(workspace(), run_id)
+    if not picks.empty:
+        st.markdown("**Examples selected in each round**")
+        st.dataframe(picks, hide_index=True, key=f"picks_{run_id}")
     selection_id = status.result.get("selection_id", status.params.get("selection_id"))
     final = runs.run_dir(workspace(), run_id) / "final"
     cols = st.columns(2)
@@ -171,6 +176,25 @@ def run_detail(run_id: str) -> None:
         cols[1].download_button(
             "Download its selection (JSONL)", bundle.jsonl, f"{run_id}-selection.jsonl", key=f"sel_{run_id}"
         )
+
+
+def _decisions_per_round(records: list[dict]) -> None:
+    """What the curator had decided when each round started: rounds follow vetoes made during a run."""
+    rows = [
+        {
+            "round": r.get("round", r.get("epoch")),
+            "vetoed clusters": ", ".join(map(str, r["decisions"].get("vetoed_clusters", []))) or "none",
+            "cluster weights": ", ".join(f"{c}: {w:g}" for c, w in r["decisions"].get("weights", {}).items())
+            or "all 1",
+            "vetoed examples": len(r["decisions"].get("vetoed_examples", [])),
+            "dropped from training": len(r.get("dropped", [])),
+        }
+        for r in records
+        if r.get("decisions")
+    ]
+    if rows:
+        st.markdown("**Curator decisions each round used**")
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 def _zip(folder: Path) -> bytes:

@@ -84,9 +84,13 @@ class Pool:
         return digest.hexdigest()[:16]
 
 
-def load_pool(store: Store, dataset: ds.DatasetInfo, k: int, needs: frozenset[str]) -> Pool:
-    """The kept examples of ``dataset`` at clustering ``k`` with what ``needs`` asks for."""
-    kept = curation.kept_rows(store, dataset.dataset_id, k)
+def load_pool(store: Store, dataset: ds.DatasetInfo, k: int, needs: frozenset[str], *, kept_only: bool = True) -> Pool:
+    """The kept examples of ``dataset`` at clustering ``k`` with what ``needs`` asks for.
+
+    ``kept_only=False`` gives every example, vetoed or not: the selection loops take the curator's
+    decisions round by round (:func:`current_decisions`) instead of freezing them at launch.
+    """
+    kept = (curation.kept_rows if kept_only else curation.all_rows)(store, dataset.dataset_id, k)
     rows = kept.row_idx.to_numpy(dtype=int)
     table = curation.clusters(store, dataset.dataset_id, k)
     weights = {int(c): float(w) for c, w in zip(table.cluster_id, table.weight, strict=True)}
@@ -115,3 +119,41 @@ def resolve_budget(budget: float, dataset_rows: int, pool_size: int) -> int:
     if budget >= 1 and budget != int(budget):
         raise ValueError(f"a budget of 1 or more is a count of examples; {budget} is not a whole number")
     return min(max(count, 1), pool_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decisions:
+    """The curator's decisions in force at one moment, over a pool: which positions may be selected or
+    trained on (``eligible``), each cluster's weight (a vetoed cluster: 0), and a ``summary`` for records."""
+
+    eligible: np.ndarray
+    weights: dict[int, float]
+    summary: dict[str, Any]
+
+    @classmethod
+    def fixed(cls, pool: Pool) -> Decisions:
+        """Everything in the pool eligible, with the pool's weights: a pool that already applied the vetoes."""
+        return cls(np.ones(len(pool), dtype=bool), dict(pool.cluster_weights), {})
+
+
+def current_decisions(store: Store, dataset: ds.DatasetInfo, k: int, pool: Pool) -> Decisions:
+    """Read the vetoes and weights in force now, for a pool loaded with ``kept_only=False``.
+
+    The selection loops call this at the start of every round, so a curator may change decisions while a
+    run is paused (or even running): each round uses what was in force when it started.
+    """
+    kept = curation.kept_rows(store, dataset.dataset_id, k).row_idx.to_numpy(dtype=int)
+    table = curation.clusters(store, dataset.dataset_id, k)
+    weights = {
+        int(c): 0.0 if vetoed else float(w)
+        for c, w, vetoed in zip(table.cluster_id, table.weight, table.vetoed, strict=True)
+    }
+    eligible = np.isin(pool.row_idx, kept)
+    vetoed = sorted(int(c) for c, v in zip(table.cluster_id, table.vetoed, strict=True) if v)
+    summary = {
+        "k": int(k),
+        "vetoed_clusters": vetoed,
+        "weights": {str(c): w for c, w in sorted(weights.items()) if w not in (0.0, 1.0)},
+        "vetoed_examples": curation.decisions(store, dataset.dataset_id)["vetoed_examples"],
+    }
+    return Decisions(eligible, weights, summary)

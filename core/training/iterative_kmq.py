@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from core.progress import Cancelled
-from core.selection.pool import Pool
+from core.selection.pool import Decisions, Pool
 from core.training import loops
 from core.training.model_passes import KMQScorer, PerplexityDifferenceScorer, generate_responses
 from core.training.round_files import check_params, describe, floats, nullable, write_json
@@ -41,6 +42,8 @@ class RoundRecord:
     """One round. Positions index the pool; per-cluster arrays are aligned with ``IterativeResult.clusters``.
 
     ``scored_positions`` are the examples generated for and scored this round, ``example_scores`` their S_i.
+    ``dropped_positions``: earlier picks the curator vetoed before this round, left out of its training set
+    and replaced by as many new picks. ``decisions``: the summary of the curator's decisions it used.
     """
 
     round: int
@@ -54,6 +57,8 @@ class RoundRecord:
     example_scores: np.ndarray
     mean_loss: float
     adapter_dir: Path
+    dropped_positions: np.ndarray = dataclasses.field(default_factory=lambda: np.array([], dtype=int))
+    decisions: dict[str, Any] = dataclasses.field(default_factory=dict)
     resumed: bool = False
 
 
@@ -80,6 +85,7 @@ class _KMQPlan:
     curator: np.ndarray
     quality: np.ndarray | None
     budgets: list[int]
+    decisions: Callable[[], Decisions]
     within: str
     allocation: str
     rule: str
@@ -115,13 +121,21 @@ def run_iterative_kmq(
     on_step: Callable[[TrainStatus], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     rng_seed: int = 0,
+    decisions: Callable[[], Decisions] | None = None,
 ) -> IterativeResult:
     """Iterative kMQ (ALGORITHMS.md 2.6): ``budget`` examples of ``pool`` over ``rounds`` rounds of b/T.
 
     Parameters
     ----------
-    pool : the kept examples (vetoes already applied); ``pool.cluster_weights`` are the curator's weights
-        (missing: 1; weight 0 gives a cluster nothing).
+    pool : the examples; ``pool.cluster_weights`` are the curator's weights (missing: 1; weight 0 gives a
+        cluster nothing) unless ``decisions`` is given.
+    decisions : called at the start of every round for the curator's decisions in force then (eligible
+        positions, cluster weights; :func:`core.selection.pool.current_decisions`), so they may change
+        between rounds. None: every pool position is eligible, with the pool's weights. A vetoed example
+        is never picked again, and one picked earlier leaves the training set of later rounds and is
+        replaced, so every round still trains on the cumulative budget. A cluster kept again after a
+        veto rejoins with the mean learned weight. With ``continue_training`` the earlier rounds'
+        training on a since-vetoed example stays in the model.
     examples : instruction, input, output of the pool's examples, row i = pool position i.
     budget : a count, at least ``rounds``, at most what the clusters with a positive weight hold.
     quality : within-cluster sampling weights: None (uniform: the code's rule), a score name of the pool
@@ -146,7 +160,7 @@ def run_iterative_kmq(
         "generation_batch_size": generation_batch_size,
         "rng_seed": rng_seed,
     }
-    plan = _kmq_plan(pool, examples, budget, rounds, quality, options)
+    plan = _kmq_plan(pool, examples, budget, rounds, quality, decisions or (lambda: Decisions.fixed(pool)), options)
     described = {key: describe(value) for key, value in options.items() if key != "generation_batch_size"}
     check_params(
         out_dir,
@@ -200,17 +214,24 @@ def _run_round(
     import torch
 
     pool = plan.pool
-    available = np.ones(len(pool), dtype=bool)
+    now = plan.decisions()  # the curator's decisions in force at the start of this round
+    curator = _curator_weights(plan.clusters, now.weights)
+    weights = _revive(weights, curator)
+    dropped = selected[~now.eligible[selected]]
+    selected = selected[now.eligible[selected]]
+    available = now.eligible.copy()
     available[selected] = False
+    available[dropped] = False  # a dropped example is vetoed, hence not available anyway
     remaining = loops.cluster_counts(pool.cluster_ids, plan.clusters, available)
     quotas = loops.next_round_quotas(
-        plan.sizes, remaining, weights, plan.budgets[t - 1], plan.curator, allocation=plan.allocation
+        plan.sizes, remaining, weights, plan.budgets[t - 1] + len(dropped), curator, allocation=plan.allocation
     )
     rng = np.random.default_rng([plan.rng_seed, t])  # one stream per round: a resumed run draws what a whole run draws
     new = loops.sample_round(
         rng, pool.cluster_ids, available, quotas, plan.quality, plan.within, clusters=plan.clusters
     )
     cumulative = np.concatenate([selected, new])
+    _same_training_set(round_dir, [pool.example_ids[i] for i in cumulative])
     # train() draws the new adapter's initial weights from the global torch RNG before seeding it, so seed
     # here: otherwise round t's adapter would depend on what ran before it, and a resumed run would differ
     torch.manual_seed(config.seed + t)
@@ -235,6 +256,8 @@ def _run_round(
         example_scores=scores,
         mean_loss=float(np.mean(trained.losses)),
         adapter_dir=round_dir / "train" / "final",
+        dropped_positions=dropped,
+        decisions=now.summary,
     )
     _save_round(round_dir, record, pool, plan.clusters, generations)
     return record, trained.model
@@ -246,6 +269,7 @@ def _kmq_plan(
     budget: int,
     rounds: int,
     quality: str | np.ndarray | None,
+    decisions: Callable[[], Decisions],
     options: dict[str, Any],
 ) -> _KMQPlan:
     """Validate the inputs once, at the boundary, and derive what every round needs."""
@@ -257,8 +281,10 @@ def _kmq_plan(
     if options["generate_for"] not in ("all", "new"):
         raise ValueError(f"generate_for must be all or new, not {options['generate_for']!r}")
     clusters, sizes = np.unique(pool.cluster_ids, return_counts=True)
-    curator = np.array([pool.cluster_weights.get(int(c), 1.0) for c in clusters], dtype=float)
-    capacity = int(sizes[curator > 0].sum())
+    at_launch = decisions()
+    curator = _curator_weights(clusters, at_launch.weights)
+    positive = np.isin(pool.cluster_ids, clusters[curator > 0])
+    capacity = int((at_launch.eligible & positive).sum())
     if not rounds <= budget <= capacity:
         raise ValueError(f"budget must be between rounds ({rounds}) and the selectable examples ({capacity})")
     values = pool.quality(quality) if isinstance(quality, str) else quality
@@ -266,11 +292,41 @@ def _kmq_plan(
         raise ValueError(f"{len(values)} quality values for a pool of {len(pool)}")
     budgets = loops.round_budgets(int(budget), rounds)
     frame = examples.reset_index(drop=True)
-    return _KMQPlan(pool, frame, clusters, sizes, curator, values, budgets, **options)
+    return _KMQPlan(pool, frame, clusters, sizes, curator, values, budgets, decisions, **options)
+
+
+def _curator_weights(clusters: np.ndarray, weights: dict[int, float]) -> np.ndarray:
+    """The curator's weight per cluster (aligned with ``clusters``; missing: 1, vetoed: 0)."""
+    return np.array([weights.get(int(c), 1.0) for c in clusters], dtype=float)
+
+
+def _revive(weights: np.ndarray, curator: np.ndarray) -> np.ndarray:
+    """Learned weights where a cluster the curator kept again (learned weight 0: it was vetoed at launch)
+    rejoins with the mean learned weight of the others; unchanged when no cluster came back."""
+    back = (weights <= 0) & (curator > 0)
+    if not back.any():
+        return weights
+    alive = weights > 0
+    revived = weights.copy()
+    revived[back] = weights[alive].mean() if alive.any() else 1.0
+    return revived / revived.sum()
 
 
 def _selected(records: list[RoundRecord]) -> np.ndarray:
-    return np.concatenate([np.array([], dtype=int)] + [r.new_positions for r in records]).astype(int)
+    """The training set after the last record: every round's picks, minus what later rounds dropped."""
+    selected = np.array([], dtype=int)
+    for record in records:
+        selected = np.concatenate([selected[~np.isin(selected, record.dropped_positions)], record.new_positions])
+    return selected.astype(int)
+
+
+def _same_training_set(round_dir: Path, example_ids: list[str]) -> None:
+    """Record a round's training set; if an interrupted attempt trained on another one (the curator changed
+    decisions while the run was paused), its checkpoint is for other data: start that training afresh."""
+    path = round_dir / "training_set.json"
+    if path.exists() and json.loads(path.read_text()) != example_ids:
+        shutil.rmtree(round_dir / "train", ignore_errors=True)
+    write_json(path, example_ids)
 
 
 def _load_trained(start: Any, folder: Path, config: TrainConfig) -> Any:
@@ -316,6 +372,9 @@ def _save_round(round_dir: Path, record: RoundRecord, pool: Pool, clusters: np.n
             "example_ids": record.new_example_ids,
             "row_idx": pool.row_idx[new].tolist(),
             "cluster_ids": pool.cluster_ids[new].tolist(),
+            "dropped_positions": record.dropped_positions.tolist(),
+            "dropped_example_ids": [pool.example_ids[i] for i in record.dropped_positions],
+            "decisions": record.decisions,
         },
     )
     write_json(
@@ -364,5 +423,7 @@ def _load_round(round_dir: Path) -> RoundRecord:
         example_scores=floats([row["score"] for row in scores]),
         mean_loss=float(done["mean_loss"]),
         adapter_dir=round_dir / "train" / "final",
+        dropped_positions=np.array(selection.get("dropped_positions", []), dtype=int),
+        decisions=selection.get("decisions", {}),
         resumed=True,
     )

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.progress import Cancelled
+from core.selection.pool import Decisions
 from core.training import loops
 from core.training.model_passes import IFDFunction, ifd_scores
 from core.training.round_files import check_params, describe, floats, nullable, write_json
@@ -51,6 +52,7 @@ class EpochRecord:
     ifd_after: np.ndarray
     mean_loss: float
     steps: int
+    decisions: dict[str, Any] = dataclasses.field(default_factory=dict)
     resumed: bool = False
 
 
@@ -87,6 +89,7 @@ def run_iterit(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     on_step: Callable[[TrainStatus], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    decisions: Callable[[], Decisions] | None = None,
 ) -> IterITResult:
     """IterIT (ALGORITHMS.md 3.5): ``epochs`` epochs, each on its own greedy selection of ``per_epoch`` examples.
 
@@ -101,6 +104,11 @@ def run_iterit(
     exclude_rejects : skip known IFD >= 1 examples when cutting the window (ALGORITHMS.md 3.5 flag).
     ifd : the IFD function (default :func:`ifd_scores` at ``config.max_length``). Epoch 0 scores every
         example with ``base_model``; later epochs score the window with the model being trained.
+    decisions : called before every epoch for the curator's decisions in force (only ``eligible``, over
+        the rows of ``examples``, and ``summary`` are used): an ineligible example is neither scored nor
+        picked, and the window takes the next eligible ones instead. IterIT has no cluster allocation,
+        so a cluster weight other than 0 does not change it (the caller makes weight-0 clusters
+        ineligible). None: every example is eligible.
     out_dir : ``epoch_<e>/`` with epoch.json, state.npz and the session checkpoint of the last done
         epoch; the final adapter in ``final/``.
     """
@@ -119,7 +127,10 @@ def run_iterit(
             raise Cancelled(f"cancelled before epoch {epoch} of {epochs}; a rerun resumes from here")
         # epoch 0 scores with the base model, before any training; later epochs with the model being trained
         scorer_model = base_model if state is None else session.model
-        positions, before, fresh, state = _select_epoch(plan, state, examples, ifd, scorer_model, tokenizer)
+        now = decisions() if decisions else Decisions(np.ones(len(examples), dtype=bool), {}, {})
+        positions, before, fresh, state = _select_epoch(
+            plan, state, examples, ifd, scorer_model, tokenizer, now.eligible
+        )
         if len(state.picks) == 0 and not records:
             raise ValueError("no example has IFD < 1 under the base model, so there is nothing to select")
         if len(state.picks) == 0:  # nothing in the window qualifies any more: train on the last selection again
@@ -134,6 +145,7 @@ def run_iterit(
             ifd_after=fresh,
             mean_loss=float(np.mean(losses)),
             steps=len(losses),
+            decisions=now.summary,
         )
         _save_epoch(out_dir, record, state, session)
         records.append(record)
@@ -163,12 +175,16 @@ def _select_epoch(
     ifd: IFDFunction,
     model: Any,
     tokenizer: Any,
+    eligible: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, loops.IterITEpoch]:
     """Score what this epoch re-scores with ``model``, then select: (positions, IFD before, IFD after, state)."""
-    exclude = None if state is None or not plan.exclude_rejects else np.nan_to_num(state.ifd, nan=0.0) >= 1
+    exclude = ~eligible
+    if state is not None and plan.exclude_rejects:
+        exclude = exclude | (np.nan_to_num(state.ifd, nan=0.0) >= 1)
     positions = loops.positions_to_score(
         state, len(examples), plan.per_epoch, plan.update_ratio, static=plan.static, exclude=exclude
     )
+    positions = positions[eligible[positions]]  # epoch 0 scores everything: everything eligible
     before = np.full(len(positions), np.nan) if state is None else state.ifd[positions]
     fresh = _rescore(ifd, model, tokenizer, examples, positions)
     state = loops.next_epoch(
@@ -182,6 +198,8 @@ def _select_epoch(
         score=plan.score,
         static=plan.static,
     )
+    if plan.static:  # the reused epoch-0 picks: without what the curator has vetoed since
+        state = dataclasses.replace(state, picks=state.picks[eligible[state.picks]])
     return positions, before, fresh, state
 
 
@@ -209,6 +227,7 @@ def _save_epoch(out_dir: Path, record: EpochRecord, state: loops.IterITEpoch, se
             "ifd_after": nullable(record.ifd_after),
             "mean_loss": record.mean_loss,
             "steps": record.steps,
+            "decisions": record.decisions,
         },
     )
     write_json(folder / "done.json", {"epoch": record.epoch, "step": session.step})
@@ -225,7 +244,13 @@ def _resume_iterit(out_dir: Path, session: TrainingSession) -> tuple[list[EpochR
         ifds = {key: floats(raw[key]) for key in ("ifd_before", "ifd_after")}
         records.append(
             EpochRecord(
-                epoch=raw["epoch"], mean_loss=raw["mean_loss"], steps=raw["steps"], resumed=True, **arrays, **ifds
+                epoch=raw["epoch"],
+                mean_loss=raw["mean_loss"],
+                steps=raw["steps"],
+                decisions=raw.get("decisions", {}),
+                resumed=True,
+                **arrays,
+                **ifds,
             )
         )
     if not records:

@@ -13,11 +13,13 @@ evaluated once per set and every run shows its change against the base.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.progress import Progress
@@ -123,6 +125,39 @@ def evaluations(workspace: Path, run_id: str) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def round_picks(workspace: Path, run_id: str) -> pd.DataFrame:
+    """A loop run's picks per round (iterative kMQ) or epoch (IterIT), read from its round files, so they
+    show while the run goes on: round, example_id, cluster, instruction; empty for a plain run."""
+    from core.storage import curation
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    status = jobs.read_status(workspace, run_id)
+    loop = run_dir(workspace, run_id) / "loop"
+    picks: list[tuple[int, int]] = []  # (round, position in the loop's pool: every example in row order)
+    for done in sorted(loop.glob("round_*/done.json")):
+        selection = json.loads((done.parent / "selection.json").read_text())
+        picks += [(int(done.parent.name.split("_")[1]), p) for p in selection["positions"]]
+    for done in sorted(loop.glob("epoch_*/done.json")):
+        epoch = json.loads((done.parent / "epoch.json").read_text())
+        picks += [(int(epoch["epoch"]), p) for p in epoch["picks"]]
+    if not picks:
+        return pd.DataFrame(columns=["round", "example_id", "cluster", "instruction"])
+    store = Store(workspace)
+    dataset = ds.get_dataset(store, status.params.get("dataset"))
+    rows = curation.all_rows(store, dataset.dataset_id, int(dataset.active_k))
+    texts = _pool_rows(store, dataset.dataset_id, rows.row_idx)
+    frame = pd.DataFrame(picks, columns=["round", "position"])
+    return pd.DataFrame(
+        {
+            "round": frame["round"],
+            "example_id": rows.example_id.to_numpy()[frame.position],
+            "cluster": rows.cluster_id.to_numpy()[frame.position],
+            "instruction": texts.instruction.to_numpy()[frame.position],
+        }
+    ).sort_values("round", kind="stable", ignore_index=True)
+
+
 # ---------------------------------------------------------------- the worker side
 
 
@@ -193,7 +228,7 @@ def _run_loop(
     store: Any, lm: Any, spec: RunSpec, config: TrainConfig, folder: Path, progress: Progress, on_step: Any
 ) -> tuple[Any, int, pd.DataFrame, dict[str, Any]]:
     """Iterative kMQ or IterIT on the kept pool; the final selection is saved like any other."""
-    from core.selection.pool import load_pool, resolve_budget
+    from core.selection.pool import current_decisions, load_pool, resolve_budget
     from core.selection.run import SelectionResult, save_selection
     from core.storage import datasets as ds
     from core.training import iterative_kmq, iterit
@@ -201,17 +236,20 @@ def _run_loop(
 
     dataset = ds.get_dataset(store, spec.dataset)
     params = dict(spec.loop_params)
-    pool = load_pool(
-        store, dataset, int(dataset.active_k), frozenset({"scores"}) if params.get("quality") else frozenset()
-    )
+    k = int(dataset.active_k)
+    # every example, vetoed or not: each round reads the decisions in force when it starts, so a curator
+    # may veto or reweight while the run is paused (or running) and the next round follows
+    needs = frozenset({"scores"}) if params.get("quality") else frozenset()
+    pool = load_pool(store, dataset, k, needs, kept_only=False)
     examples = _pool_rows(store, dataset.dataset_id, pool.row_idx)
-    budget = resolve_budget(float(spec.budget or 0), dataset.n_rows, len(pool))
+    decisions = functools.partial(current_decisions, store, dataset, k, pool)
+    budget = resolve_budget(float(spec.budget or 0), dataset.n_rows, int(decisions().eligible.sum()))
     progress.start(f"{spec.loop}: {spec.rounds} rounds", 0)
     extra: dict[str, Any] = {}
     if spec.loop == "iterative_kmq":
         outcome = iterative_kmq.run_iterative_kmq(
             lm.model, lm.tokenizer, pool, examples, budget, spec.rounds, config, folder / "loop",
-            on_step=on_step, should_stop=progress.stop_requested, rng_seed=spec.seed, **params,
+            on_step=on_step, should_stop=progress.stop_requested, rng_seed=spec.seed, decisions=decisions, **params,
         )  # fmt: skip
         positions, model = outcome.positions, outcome.model
         extra["rounds"] = [
@@ -222,6 +260,8 @@ def _run_loop(
                 "weights_after": r.weights_after.tolist(),
                 "quotas": r.quotas.tolist(),
                 "new": len(r.new_positions),
+                "dropped": [pool.example_ids[i] for i in r.dropped_positions],
+                "decisions": r.decisions,
                 "mean_loss": r.mean_loss,
             }
             for r in outcome.rounds
@@ -231,11 +271,13 @@ def _run_loop(
         per_epoch = max(1, budget // spec.rounds)
         outcome = iterit.run_iterit(
             lm.model, lm.tokenizer, examples, spec.rounds, per_epoch, config, folder / "loop",
-            on_step=on_step, should_stop=progress.stop_requested, **params,
+            on_step=on_step, should_stop=progress.stop_requested, decisions=lambda: _without_zero_weights(decisions(), pool),
+            **params,
         )  # fmt: skip
         positions, model = outcome.epochs[-1].picks, outcome.model
         extra["epochs"] = [
-            {"epoch": e.epoch, "picks": len(e.picks), "rescored": len(e.rescored)} for e in outcome.epochs
+            {"epoch": e.epoch, "picks": len(e.picks), "rescored": len(e.rescored), "decisions": e.decisions}
+            for e in outcome.epochs
         ]
         extra["last_loss"] = outcome.epochs[-1].mean_loss if outcome.epochs else None
     save_model(model, folder / "final", config)
@@ -246,7 +288,7 @@ def _run_loop(
         k=int(dataset.active_k),
         pool_hash=pool.fingerprint(),
         pool_size=len(pool),
-        decisions={},
+        decisions={"per_round": [r.get("decisions", {}) for r in extra.get("rounds", extra.get("epochs", []))]},
         score_keys={},
         row_idx=[int(pool.row_idx[i]) for i in positions],
         example_ids=[pool.example_ids[i] for i in positions],
@@ -255,6 +297,13 @@ def _run_loop(
     )
     selection_id = save_selection(store, dataset, result, spec.name and f"{spec.name} (final selection)")
     return model, selection_id, examples.iloc[positions], extra
+
+
+def _without_zero_weights(decisions: Any, pool: Any) -> Any:
+    """IterIT has no cluster allocation: a cluster weighted 0 is left out like a vetoed one."""
+    zero = [c for c, w in decisions.weights.items() if w <= 0]
+    eligible = decisions.eligible & ~np.isin(pool.cluster_ids, zero)
+    return dataclasses.replace(decisions, eligible=eligible)
 
 
 def _pool_rows(store: Any, dataset_id: int, row_idx: Any) -> pd.DataFrame:

@@ -77,7 +77,14 @@ def test_the_form_launches_an_iterative_loop_and_a_loop_run_charts_its_cluster_w
         {"round": 1, "clusters": [0, 1], "weights_before": [0.5, 0.5], "weights_after": [0.3, 0.7], "quotas": [2, 2]},
         {"round": 2, "clusters": [0, 1], "weights_before": [0.3, 0.7], "weights_after": [0.2, 0.8], "quotas": [1, 3]},
     ]
+    rounds[1]["decisions"] = {"vetoed_clusters": [3], "weights": {"1": 2.0}, "vetoed_examples": ["x"]}
+    rounds[1]["dropped"] = ["ex-a", "ex-b"]
     jobs.write_status(folder, result={"examples": 8, "steps": 4, "rounds": rounds})
+    for t, positions in ((1, [0, 5]), (2, [7])):  # positions index every example in row order
+        round_dir = folder / "loop" / f"round_{t}"
+        round_dir.mkdir(parents=True)
+        (round_dir / "selection.json").write_text(json.dumps({"positions": positions}))
+        (round_dir / "done.json").write_text(json.dumps({"round": t}))
     at = page("runs").run()
     at.selectbox(key="run_strategy").select("iterative_kmq").run()
     at.number_input(key="run_rounds").set_value(3).run()
@@ -86,3 +93,17 @@ def test_the_form_launches_an_iterative_loop_and_a_loop_run_charts_its_cluster_w
     assert (spec.loop, spec.rounds, spec.strategy) == ("iterative_kmq", 3, None)
     titles = [chart.proto.spec for chart in at.get("plotly_chart")]
     assert any("Cluster weights after each round" in title for title in titles)
+    assert not at.exception, at.exception
+    frames = {i: frame.value for i, frame in enumerate(at.dataframe)}
+    picks = next(frame for frame in frames.values() if "example_id" in frame.columns)
+    assert picks["round"].tolist() == [1, 1, 2]
+    instructions = picks.instruction.tolist()
+    assert "number 0" in instructions[0] and "number 5" in instructions[1]  # rows 0, 5 and 7 of the dataset
+    decided = next(frame for frame in frames.values() if "vetoed clusters" in frame.columns)
+    assert decided.iloc[0].to_dict() == {
+        "round": 2,
+        "vetoed clusters": "3",
+        "cluster weights": "1: 2",
+        "vetoed examples": 1,
+        "dropped from training": 2,
+    }

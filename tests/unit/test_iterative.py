@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.progress import Cancelled
-from core.selection.pool import Pool
+from core.selection.pool import Decisions, Pool
 from core.training import iterative_kmq, iterit, model_passes
 from core.training.trainer import TrainConfig, epoch_steps
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
@@ -56,7 +56,9 @@ def whole_kmq(tiny, tmp_path_factory):
     model, tokenizer = tiny
     out = tmp_path_factory.mktemp("kmq") / "whole"
     pool = _pool()
-    return iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], config=CONFIG, out_dir=out, **KMQ), out
+    return iterative_kmq.run_iterative_kmq(
+        model, tokenizer, pool, DATA.iloc[KEPT], config=CONFIG, out_dir=out, **KMQ
+    ), out
 
 
 # --- iterative kMQ --------------------------------------------------------------------------------
@@ -170,6 +172,44 @@ def test_a_rerun_after_round_one_skips_it_and_ends_with_the_weights_of_an_uninte
         iterative_kmq.run_iterative_kmq(model, tokenizer, _pool(), DATA.iloc[KEPT], 6, 3, CONFIG, tmp_path)
 
 
+def test_decisions_changed_while_a_run_is_paused_hold_from_the_next_round(tiny, tmp_path):
+    """Round 1 runs, the run is paused mid-way through round 2's training, the curator vetoes a cluster
+    and one example already trained on, and the resumed round 2 follows the new decisions."""
+    model, tokenizer = tiny
+    pool = _pool()
+    curator = {"eligible": np.ones(len(pool), dtype=bool), "weights": {0: 1.0, 1: 1.0, 2: 1.0}}
+
+    def decisions() -> Decisions:
+        return Decisions(curator["eligible"].copy(), dict(curator["weights"]), {"weights": dict(curator["weights"])})
+
+    steps = []
+    options = {"scorer": planted_scorer, "max_new_tokens": 2, "decisions": decisions, "on_step": steps.append}
+    run = dict(config=CONFIG, out_dir=tmp_path, budget=6, rounds=2, **options)
+    with pytest.raises(Cancelled):  # round 1: 3 examples, 2 steps; stop after round 2's first step
+        iterative_kmq.run_iterative_kmq(
+            model, tokenizer, pool, DATA.iloc[KEPT], should_stop=lambda: len(steps) == 3, **run
+        )
+    first = np.array(json.loads((tmp_path / "round_1" / "selection.json").read_text())["positions"])
+    assert sorted(pool.cluster_ids[first]) == [0, 1, 2]  # proportional: one per cluster
+    assert (tmp_path / "round_2" / "train" / "checkpoint").exists()
+
+    victim = int(first[pool.cluster_ids[first] == 0][0])  # trained on in round 1, vetoed now
+    curator["weights"][1] = 0.0
+    curator["eligible"][pool.cluster_ids == 1] = False
+    curator["eligible"][victim] = False
+    steps.clear()
+    result = iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], **run)
+
+    second = result.rounds[1]
+    assert second.quotas[1] == 0 and not np.isin(second.new_positions, np.flatnonzero(pool.cluster_ids == 1)).any()
+    assert sorted(second.dropped_positions) == sorted([victim, int(first[pool.cluster_ids[first] == 1][0])])
+    assert len(result.positions) == 6 and curator["eligible"][result.positions].all()  # the budget, all kept
+    assert second.decisions == {"weights": {0: 1.0, 1: 0.0, 2: 1.0}}
+    assert steps[0].step == 1 and len(steps) == 3  # round 2 trained afresh on its new set, not from the checkpoint
+    saved = json.loads((tmp_path / "round_2" / "selection.json").read_text())
+    assert saved["dropped_example_ids"] == [pool.example_ids[i] for i in second.dropped_positions]
+
+
 def test_the_embedding_scorer_prefers_a_gold_answer_that_shares_the_prompt_words():
     frame = pd.DataFrame({"instruction": ["bake sourdough bread"], "input": [""], "output": ["bake bread slowly"]})
     scorer = model_passes.EmbeddingSimilarityScorer(embedder={"name": "hashing", "dim": 64})
@@ -223,6 +263,32 @@ def test_iterit_rescores_exactly_the_top_window_with_the_model_being_trained(tin
     for record in result.epochs:
         assert len(record.picks) == 2 and set(record.picks) <= set(record.rescored.tolist())
         assert np.isfinite(record.mean_loss) and record.steps == 1
+
+
+def test_iterit_follows_vetoes_made_between_epochs(tiny, tmp_path):
+    """A vetoed example is never scored again nor picked; the window takes the next eligible ones instead."""
+    model, tokenizer = tiny
+    spy, eligible, vetoed = SpyIFD(), np.ones(len(ITERIT_DATA), dtype=bool), []
+
+    def veto_the_picks(record) -> None:  # the curator vetoes whatever epoch 0 picked, before epoch 1
+        if record.epoch == 0:
+            vetoed.extend(record.picks.tolist())
+            eligible[record.picks] = False
+
+    def decisions() -> Decisions:
+        return Decisions(eligible.copy(), {}, {"vetoed_examples": sorted(vetoed)})
+
+    result = iterit.run_iterit(
+        model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=tmp_path, ifd=spy, on_epoch=veto_the_picks,
+        decisions=decisions, **ITERIT,
+    )  # fmt: skip
+    window = ITERIT["update_ratio"] * ITERIT["per_epoch"]
+    for epoch in (1, 2):
+        record = result.epochs[epoch]
+        assert not set(record.rescored) & set(vetoed) and not set(record.picks) & set(vetoed)
+        assert len(record.rescored) == window  # filled with the next eligible examples
+        assert record.decisions == {"vetoed_examples": sorted(vetoed)}
+    assert result.epochs[0].decisions == {"vetoed_examples": []}
 
 
 def test_iterit_trains_all_epochs_under_one_learning_rate_schedule(iterit_run):

@@ -151,3 +151,40 @@ def test_an_iterative_kmq_run_records_its_rounds_and_saves_its_final_selection(w
     saved = selections.get(Store(workspace), status.result["selection_id"])
     assert saved["strategy"] == "iterative_kmq" and saved["size"] == 6
     assert "run" in evaluations(workspace, run_id)["tiny_eval"]
+
+
+def test_a_cluster_vetoed_while_a_loop_run_is_paused_is_left_out_of_the_next_round(
+    workspace, tiny_model_dir, eval_file
+):
+    from core.storage import curation
+
+    spec = _spec(tiny_model_dir, eval_file, epochs=30)  # long rounds, so the pause lands inside round 2
+    spec = RunSpec(**{**spec.__dict__, "strategy": None, "loop": "iterative_kmq", "budget": 8, "rounds": 2,
+                      "loop_params": {"max_new_tokens": 2}})  # fmt: skip
+    run_id = launch_run(workspace, spec)
+    round_1 = jobs.jobs_dir(workspace) / run_id / "loop" / "round_1" / "done.json"
+    _wait(workspace, run_id, until=lambda s: round_1.exists() or not s.active, timeout=300)
+    jobs.request_cancel(workspace, run_id)
+    assert _wait(workspace, run_id).state == "cancelled", jobs.read_log(workspace, run_id)
+
+    store = Store(workspace)
+    dataset = ds.get_dataset(store)
+    k = int(dataset.active_k)
+    picked = json.loads((round_1.parent / "selection.json").read_text())
+    vetoed_cluster = picked["cluster_ids"][0]  # a cluster round 1 drew from: its picks must leave training
+    curation.set_cluster_veto(store, dataset.dataset_id, k, vetoed_cluster, True)
+    resume_run(workspace, run_id)
+    status = _wait(workspace, run_id, timeout=300)
+    assert status.state == "done", jobs.read_log(workspace, run_id)
+
+    second = status.result["rounds"][1]
+    assert second["decisions"]["vetoed_clusters"] == [vetoed_cluster]
+    assert set(second["dropped"]) == {
+        e for e, c in zip(picked["example_ids"], picked["cluster_ids"], strict=True) if c == vetoed_cluster
+    }
+    assert status.result["rounds"][0]["decisions"]["vetoed_clusters"] == []
+    saved = selections.get(store, status.result["selection_id"])
+    members = curation.all_rows(store, dataset.dataset_id, k).set_index("example_id").cluster_id
+    chosen = selections.items(store, status.result["selection_id"]).example_id
+    assert saved["size"] == 8 and vetoed_cluster not in {int(members[e]) for e in chosen}
+    assert [r["vetoed_clusters"] for r in saved["decisions"]["per_round"]] == [[], [vetoed_cluster]]
