@@ -1,0 +1,1 @@
+"""Gradient features, the gradient graph and gradient-based selection (LESS, G2IS)."""
