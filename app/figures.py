@@ -104,3 +104,79 @@ def size_histogram(sizes: pd.Series) -> go.Figure:
     figure = go.Figure(go.Histogram(x=sizes, nbinsx=min(40, max(5, len(sizes)))))
     figure.update_layout(height=300, xaxis_title="cluster size (examples)", yaxis_title="clusters", margin={"t": 30})
     return figure
+
+
+def node_link(nodes: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
+    """One example (centre) and its gradient neighbours on a circle; edges green when aligned (cosine > 0),
+    red when conflicting, wider when stronger. Hover shows the escaped instruction."""
+    import numpy as np
+
+    others = nodes[~nodes.centre].row_idx.tolist()
+    angle = {row: 2 * np.pi * i / max(len(others), 1) for i, row in enumerate(others)}
+    place = {row: (float(np.cos(a)), float(np.sin(a))) for row, a in angle.items()}
+    place.update({int(r): (0.0, 0.0) for r in nodes[nodes.centre].row_idx})
+    figure = go.Figure()
+    for src, dst, weight in zip(edges.src, edges.dst, edges.weight, strict=True):
+        if int(src) in place and int(dst) in place:
+            (x0, y0), (x1, y1) = place[int(src)], place[int(dst)]
+            figure.add_trace(
+                go.Scatter(
+                    x=[x0, x1],
+                    y=[y0, y1],
+                    mode="lines",
+                    line={"color": "#2a9d4b" if weight > 0 else "#d62728", "width": 0.5 + 4 * abs(float(weight))},
+                    hoverinfo="text",
+                    text=f"cosine {float(weight):.3f}",
+                )
+            )
+    texts = [html.escape(str(t).replace("\n", " ")[:160]) for t in nodes.instruction]
+    figure.add_trace(
+        go.Scatter(
+            x=[place[int(r)][0] for r in nodes.row_idx],
+            y=[place[int(r)][1] for r in nodes.row_idx],
+            mode="markers+text",
+            text=[str(r) for r in nodes.row_idx],
+            textposition="top center",
+            marker={
+                "size": [18 if c else 11 for c in nodes.centre],
+                "color": ["#1f3b73" if c else "#7f8fa6" for c in nodes.centre],
+            },
+            customdata=texts,
+            hovertemplate="row %{text}<br>%{customdata}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=480, showlegend=False, xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"}
+    )
+    return figure
+
+
+def walk_path(points: pd.DataFrame, path: pd.DataFrame) -> go.Figure:
+    """The map in grey with a selection's picks joined in pick order, one color per walk component."""
+    figure = go.Figure(
+        go.Scattergl(
+            x=points.x, y=points.y, mode="markers", marker={"color": VETOED_COLOR, "size": 4}, hoverinfo="skip"
+        )
+    )
+    where = points.set_index("row_idx")[["x", "y"]]
+    snippets = points.set_index("row_idx").snippet
+    for component, steps in path.groupby("component", sort=True):
+        xy = where.loc[steps.row_idx]
+        figure.add_trace(
+            go.Scatter(
+                x=xy.x.tolist(),
+                y=xy.y.tolist(),
+                mode="lines+markers",
+                line={"color": PALETTE[int(component) % len(PALETTE)], "width": 1.5},
+                marker={"size": 7},
+                name=f"component {component}",
+                customdata=[
+                    (int(p), html.escape(str(v)), html.escape(str(snippets.get(r, "")).replace("\n", " ")))
+                    for p, v, r in zip(steps.position, steps.via, steps.row_idx, strict=True)
+                ],
+                hovertemplate="pick %{customdata[0]} (%{customdata[1]})<br>%{customdata[2]}<extra></extra>",
+            )
+        )
+    _map_layout(figure)
+    figure.update_layout(showlegend=True, dragmode="pan")
+    return figure

@@ -18,6 +18,7 @@ PAGES = [
         ROOT / "pages" / "diagnostics.py", title="Diagnostics", icon=":material/query_stats:", url_path="diagnostics"
     ),
     st.Page(ROOT / "pages" / "quality.py", title="Quality", icon=":material/grade:", url_path="quality"),
+    st.Page(ROOT / "pages" / "gradients.py", title="Gradient graph", icon=":material/hub:", url_path="gradients"),
     st.Page(ROOT / "pages" / "select.py", title="Select", icon=":material/checklist:", url_path="select"),
     st.Page(ROOT / "pages" / "runs.py", title="Runs", icon=":material/model_training:", url_path="runs"),
     st.Page(ROOT / "pages" / "export.py", title="Export", icon=":material/download:", url_path="export"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
@@ -45,3 +46,22 @@ def example_card(row: object, on_veto: Callable[[str, bool], None], key_prefix: 
             key=f"{key_prefix}_veto_{example_id}",
             on_change=lambda: on_veto(example_id, st.session_state[f"{key_prefix}_veto_{example_id}"]),
         )
+
+
+EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
+
+
+def target_files(workspace: Path) -> list[str]:
+    """Target / evaluation JSONL files on offer: uploaded ones (``<workspace>/targets``), then the shared sets."""
+    folder = workspace / "targets"
+    found = sorted(folder.glob("*.jsonl")) if folder.exists() else []
+    found += sorted(EVAL_DIR.glob("*.jsonl")) if EVAL_DIR.exists() else []
+    return [str(path) for path in found]
+
+
+def target_picker(workspace: Path, key: str, label: str = "Target set(s)") -> str:
+    """A multiselect of the known target files plus a free path field; the strategies' ``target`` value
+    (paths separated by commas, each a sub-task)."""
+    chosen = st.multiselect(label, target_files(workspace), key=key, format_func=lambda p: Path(p).name)
+    typed = st.text_input("Other target files (comma-separated paths)", "", key=f"{key}_paths")
+    return ",".join([*chosen, *(p.strip() for p in typed.split(",") if p.strip())])

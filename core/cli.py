@@ -102,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a strategy parameter")
     p.add_argument("--name", default=None, help="a name for the saved selection")
     p.add_argument("--k", type=int, default=None, help="clustering to use (default: the active k)")
+    p.add_argument(
+        "--target",
+        default=None,
+        help="target JSONL file(s), comma-separated, for less, g2is and embedding_knn; their gradient features "
+        "are computed first when missing",
+    )
+
+    p = sub.add_parser(
+        "gradients", help="LoRA-gradient features of every example and their neighbour graph (cached, resumable)"
+    )
+    _add_common(p)
+    p.add_argument("--target", action="append", default=[], metavar="FILE", help="also a target set's features")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="e.g. d=2048, warmup_epochs=2")
 
     p = sub.add_parser("run", help="fine-tune on a selection in the background, evaluating before and after")
     _add_common(p)
@@ -416,18 +429,70 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
+    from core.gradients.pipeline import MissingGradients, target_paths
     from core.selection.run import build_strategy, run_selection, save_selection
 
     store = _store(args)
     dataset = _dataset(store, args)
-    strategy = build_strategy(args.strategy, _pairs(args.param, "--param"))
-    result = run_selection(store, dataset, strategy, args.budget, seed=args.seed, k=args.k)
+    params = _pairs(args.param, "--param")
+    if args.target:
+        params["target"] = args.target
+    strategy = build_strategy(args.strategy, params)
+    try:
+        result = run_selection(store, dataset, strategy, args.budget, seed=args.seed, k=args.k)
+    except MissingGradients:
+        if "gradients" not in strategy.needs and "target" not in strategy.needs:
+            raise
+        print("gradient features are missing: computing them first (cached for every later selection)")
+        _compute_gradients(store, dataset, target_paths(params.get("target", "")), {})
+        result = run_selection(store, dataset, strategy, args.budget, seed=args.seed, k=args.k)
     selection_id = save_selection(store, dataset, result, args.name)
     print(
         f"selection {selection_id}: {len(result.example_ids)} of {result.pool_size} kept examples "
         f"with {args.strategy} (seed {args.seed}, k={result.k}) in {result.seconds:.1f} s"
     )
+    if result.report.get("shortfall"):
+        print(
+            f"note: {result.report['shortfall']} short of the budget of {result.report['budget']}: "
+            f"{result.report.get('why', 'the strategy found no more eligible examples')}"
+        )
     return 0
+
+
+def cmd_gradients(args: argparse.Namespace) -> int:
+    store = _store(args)
+    dataset = _dataset(store, args)
+    report = _compute_gradients(store, dataset, args.target, _pairs(args.param, "--param"))
+    speed = f", {report['examples_per_second']} examples/s" if report["examples_per_second"] else " (cached)"
+    print(f"gradient features of {report['rows']} examples, d={report['d']}{speed}; graph stored")
+    for name, key in report["targets"].items():
+        print(f"target {name}: features {key}")
+    print(f"done in {report['seconds']} s")
+    return 0
+
+
+def _compute_gradients(store: Any, dataset: Any, targets: list[str], params: dict[str, str]) -> dict[str, Any]:
+    import dataclasses
+
+    from core.gradients.pipeline import GradientConfig, compute_gradients, current_config
+    from core.progress import TqdmProgress
+
+    types = {f.name: type(f.default) for f in dataclasses.fields(GradientConfig)}
+    unknown = set(params) - set(types)
+    if unknown:
+        raise ValueError(f"unknown gradient parameter(s) {sorted(unknown)}; known: {', '.join(sorted(types))}")
+    # unnamed parameters keep the values of the features already computed, so a new target matches them
+    config = dataclasses.replace(
+        current_config(store, dataset.dataset_id), **{name: types[name](value) for name, value in params.items()}
+    )
+    progress = TqdmProgress()
+    try:
+        report = compute_gradients(store, dataset, config, targets, progress)
+    except BaseException:
+        progress.close(discard=True)
+        raise
+    progress.close()
+    return report
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -609,6 +674,7 @@ COMMANDS = {
     "score": cmd_score,
     "scores": cmd_scores,
     "select": cmd_select,
+    "gradients": cmd_gradients,
     "selections": cmd_selections,
     "run": cmd_run,
     "runs": cmd_runs,

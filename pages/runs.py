@@ -12,9 +12,10 @@ import streamlit as st
 
 from app import queries
 from app.state import pick_dataset, store, workspace
+from app.widgets import target_files, target_picker
 from core.export import build_export
 from core.runs import jobs
-from core.selection.strategies import STRATEGIES
+from core.selection.strategies import STRATEGIES, parameters
 from core.training import runs
 from core.training.trainer import TrainConfig
 
@@ -23,7 +24,6 @@ dataset = pick_dataset()
 if dataset is None:
     st.stop()
 
-EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
 # The selection-and-fine-tune loops, offered beside the one-shot strategies, with what their count means.
 LOOPS = {"iterative_kmq": "Rounds (iterative kMQ)", "iterit": "Epochs, each on its own selection (IterIT)"}
 # Measured on the 2-core CPU with SmolLM2-135M and LoRA (bench/train.py); refined by this workspace's last run.
@@ -63,6 +63,10 @@ def launch_form() -> None:
             spec["rounds"] = int(st.number_input(LOOPS[choice], 1, value=2, key="run_rounds"))
         else:
             spec["strategy"] = choice
+            if "target" in {parameter.name for parameter in parameters(choice)}:
+                target = target_picker(workspace(), "run_target", "Target set(s) the selection should help")
+                spec["strategy_params"] = {"target": target}
+                st.caption("Evaluate on held-out rows of the same task: the target rows steer the selection.")
     spec["seed"] = int(cols[2].number_input("Seed", 0, value=0, key="run_seed"))
     defaults = TrainConfig()
     cols = st.columns(5)
@@ -75,7 +79,7 @@ def launch_form() -> None:
         "method": cols[4].selectbox("Method", ["lora", "full"], key="run_method"),
         "seed": spec["seed"],
     }
-    available = sorted(str(p) for p in EVAL_DIR.glob("*.jsonl")) if EVAL_DIR.exists() else []
+    available = target_files(workspace())
     chosen = st.multiselect("Evaluation sets", available, key="run_evals")
     extra = st.text_input("More evaluation files (comma-separated paths)", "", key="run_eval_paths")
     cols = st.columns(3)

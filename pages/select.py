@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app import queries
-from app.state import pick_dataset, store
+from app.state import pick_dataset, store, workspace
+from app.widgets import target_picker
 from core.selection.pool import MissingScores
 from core.selection.run import build_strategy, compare, per_cluster, run_selection, save_selection
 from core.selection.strategies import STRATEGIES, Parameter, parameters
@@ -19,6 +20,8 @@ k = int(dataset.active_k)
 
 def parameter_input(name: str, parameter: Parameter) -> object:
     key = f"param_{name}_{parameter.name}"
+    if parameter.name == "target":  # targeted strategies: the task the selection should help
+        return target_picker(workspace(), key)
     if parameter.choices:
         return st.selectbox(
             parameter.name, parameter.choices, index=parameter.choices.index(parameter.default), key=key
@@ -65,6 +68,11 @@ preview = st.session_state.get("selection_preview")
 if preview and preview[0] == request:
     result = preview[1]
     st.metric("Selected", f"{len(result.example_ids)} of {result.pool_size} kept examples")
+    if result.report.get("shortfall"):  # G2IS's walk may stop early; the paper's code says nothing, we do
+        st.warning(
+            f"{result.report['shortfall']} short of the budget of {result.report['budget']}: "
+            f"{result.report.get('why', 'the strategy found no more eligible examples')}."
+        )
     table = per_cluster(store(), dataset, result.row_idx, k)
     st.dataframe(table, hide_index=True, key="preview_table")
     st.bar_chart(table.set_index("cluster_id")[["size", "selected"]], stack=False)

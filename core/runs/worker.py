@@ -58,7 +58,25 @@ def run_train(workspace: Path, params: dict[str, Any], progress: Progress) -> di
     return execute_run(workspace, params, progress, folder=getattr(progress, "job_dir", None))
 
 
-JOB_KINDS: dict[str, JobFunction] = {"prepare": run_prepare, "score": run_score, "train": run_train}
+def run_gradients(workspace: Path, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Job kind ``gradients``: params ``dataset``, optional ``config`` (GradientConfig fields) and ``targets``."""
+    from core.gradients.pipeline import compute_gradients, current_config
+    from core.storage.database import Store
+    from core.storage.datasets import get_dataset
+
+    store = Store(workspace)
+    dataset = get_dataset(store, params["dataset"])
+    # unnamed fields keep the values of the features already computed, so a new target matches them
+    config = dataclasses.replace(current_config(store, dataset.dataset_id), **(params.get("config") or {}))
+    return compute_gradients(store, dataset, config, params.get("targets") or [], progress)
+
+
+JOB_KINDS: dict[str, JobFunction] = {
+    "prepare": run_prepare,
+    "score": run_score,
+    "train": run_train,
+    "gradients": run_gradients,
+}
 
 
 def run_job(job_dir: Path) -> int:

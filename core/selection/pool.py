@@ -5,7 +5,9 @@ not in the pool at all, so no strategy can select it. Cluster weights travel wit
 that allocate per cluster use them, and :mod:`core.selection.run` applies them to the others.
 
 Only what a strategy declares in ``needs`` is loaded: embeddings (``embeddings``), the combined quality
-and raw scores (``scores``), the response texts (``outputs``).
+and raw scores (``scores``), the response texts (``outputs``), LoRA-gradient features (``gradients``),
+their neighbour graph (``graph``), the target set's gradient features (``target``) and its sentence
+embeddings (``target_embeddings``). The target set is a strategy's ``target`` parameter.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ class Pool:
     embeddings: np.ndarray | None = None
     scores: pd.DataFrame | None = None
     outputs: list[str] | None = None
+    gradients: np.ndarray | None = None
+    neighbours: np.ndarray | None = None
+    target_gradients: np.ndarray | None = None
+    target_groups: np.ndarray | None = None
+    target_embeddings: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.row_idx)
@@ -56,6 +63,11 @@ class Pool:
             embeddings=None if self.embeddings is None else self.embeddings[positions],
             scores=None if self.scores is None else self.scores.iloc[positions].reset_index(drop=True),
             outputs=None if self.outputs is None else [self.outputs[i] for i in positions],
+            gradients=None if self.gradients is None else self.gradients[positions],
+            neighbours=None if self.neighbours is None else _restrict(self.neighbours, positions, len(self)),
+            target_gradients=self.target_gradients,
+            target_groups=self.target_groups,
+            target_embeddings=self.target_embeddings,
         )
 
     def score(self, name: str, scorer: str) -> np.ndarray:
@@ -84,7 +96,25 @@ class Pool:
         return digest.hexdigest()[:16]
 
 
-def load_pool(store: Store, dataset: ds.DatasetInfo, k: int, needs: frozenset[str], *, kept_only: bool = True) -> Pool:
+def _restrict(neighbours: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    """A neighbour table over ``size`` positions cut down to ``positions``: indices renumbered, neighbours
+    outside dropped, each row keeping its order and padded with -1 at the end."""
+    renumber = np.full(size + 1, -1, dtype=np.int64)  # the extra last slot maps the padding -1 to -1
+    renumber[positions] = np.arange(len(positions))
+    mapped = renumber[neighbours[positions]]
+    order = np.argsort(mapped < 0, axis=1, kind="stable")  # kept neighbours first, in their order
+    return np.take_along_axis(mapped, order, axis=1)
+
+
+def load_pool(
+    store: Store,
+    dataset: ds.DatasetInfo,
+    k: int,
+    needs: frozenset[str],
+    *,
+    kept_only: bool = True,
+    target: str | None = None,
+) -> Pool:
     """The kept examples of ``dataset`` at clustering ``k`` with what ``needs`` asks for.
 
     ``kept_only=False`` gives every example, vetoed or not: the selection loops take the curator's
@@ -108,6 +138,7 @@ def load_pool(store: Store, dataset: ds.DatasetInfo, k: int, needs: frozenset[st
                 "SELECT output FROM examples WHERE dataset_id = ? ORDER BY row_idx", [dataset.dataset_id]
             ).fetchall()
         extra["outputs"] = [outputs[i][0] for i in rows]
+    extra.update(_gradient_fields(store, dataset, rows, needs, target))
     return Pool(rows, list(kept.example_id), kept.cluster_id.to_numpy(dtype=int), weights, **extra)
 
 
@@ -157,3 +188,47 @@ def current_decisions(store: Store, dataset: ds.DatasetInfo, k: int, pool: Pool)
         "vetoed_examples": curation.decisions(store, dataset.dataset_id)["vetoed_examples"],
     }
     return Decisions(eligible, weights, summary)
+
+
+def _gradient_fields(
+    store: Store, dataset: ds.DatasetInfo, rows: np.ndarray, needs: frozenset[str], target: str | None
+) -> dict[str, Any]:
+    """Gradient features, graph and target features for the pool's ``rows`` (only what ``needs`` names)."""
+    if not needs & {"gradients", "graph", "target", "target_embeddings"}:
+        return {}
+    from core.gradients import pipeline
+    from core.gradients import store as gstore
+
+    extra: dict[str, Any] = {}
+    if needs & {"gradients", "graph", "target"}:
+        info = pipeline.pool_set(store, dataset.dataset_id)
+        if "gradients" in needs:
+            extra["gradients"] = gstore.load_features(store, info.feature_key)[rows]
+        if "graph" in needs:
+            indices, _ = gstore.load_neighbours(store, info.feature_key, info.n_rows)
+            extra["neighbours"] = _restrict(indices, rows, info.n_rows)
+        if "target" in needs:
+            sets = pipeline.target_sets(store, info, pipeline.target_paths(target or ""))
+            matrices = [gstore.load_features(store, s.feature_key) for s in sets]
+            extra["target_gradients"] = np.concatenate(matrices)
+            extra["target_groups"] = np.repeat(np.arange(len(matrices)), [len(m) for m in matrices])
+    if "target_embeddings" in needs:
+        extra["target_embeddings"], groups = _target_embeddings(dataset, pipeline.target_paths(target or ""))
+        extra.setdefault("target_groups", groups)
+    return extra
+
+
+def _target_embeddings(dataset: ds.DatasetInfo, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The target rows embedded as the dataset's own examples were (same embedder, same fields)."""
+    from core import ingest
+    from core.gradients.pipeline import MissingGradients
+    from core.models.embedders import build_embedder
+    from core.training.evaluate import load_eval_set
+
+    if not paths:
+        raise MissingGradients("this strategy needs a target set: give the path of a JSONL file (--target FILE)")
+    fields = tuple(dataset.embed_fields)
+    sets = [load_eval_set(path) for path in paths]
+    texts = [ingest.embed_text(r.instruction, r.input, r.output, fields) for s in sets for r in s.rows]
+    vectors = build_embedder(dataset.embedder).embed(texts)
+    return np.asarray(vectors, dtype=np.float32), np.repeat(np.arange(len(sets)), [len(s.rows) for s in sets])

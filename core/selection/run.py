@@ -45,6 +45,7 @@ class SelectionResult:
     example_ids: list[str]
     cluster_ids: list[int]
     seconds: float
+    report: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def build_strategy(name: str, params: dict[str, Any] | None = None) -> SelectionStrategy:
@@ -70,11 +71,12 @@ def run_selection(
     if not k:
         raise ValueError(f"dataset {dataset.name!r} has no clustering yet; prepare it first")
     started = time.perf_counter()
-    pool = load_pool(store, dataset, k, strategy.needs)
+    pool = load_pool(store, dataset, k, strategy.needs, target=getattr(strategy, "target", None))
     count = resolve_budget(budget, dataset.n_rows, len(pool)) if len(pool) else 0
     rng = np.random.default_rng(seed)
-    positions = _select(strategy, pool, count, rng) if count else np.array([], dtype=int)
+    positions, report = _select(strategy, pool, count, rng) if count else (np.array([], dtype=int), {})
     _check(positions, len(pool), count)
+    report = {"budget": count, "selected": len(positions), "shortfall": count - len(positions), **report}
     decisions = curation.decisions(store, dataset.dataset_id)
     active = decisions["clusters_by_k"].get(str(k), {})
     return SelectionResult(
@@ -94,21 +96,28 @@ def run_selection(
         example_ids=[pool.example_ids[i] for i in positions],
         cluster_ids=[int(pool.cluster_ids[i]) for i in positions],
         seconds=time.perf_counter() - started,
+        report=report,
     )
 
 
-def _select(strategy: SelectionStrategy, pool: Pool, count: int, rng: np.random.Generator) -> np.ndarray:
+def _select(
+    strategy: SelectionStrategy, pool: Pool, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Positions in pick order, and what the strategy reports (strategies with ``select_with_report``)."""
     clusters, sizes = np.unique(pool.cluster_ids, return_counts=True)
     weights = np.array([pool.cluster_weights.get(int(c), 1.0) for c in clusters])
     if strategy.uses_cluster_weights or np.all(weights == 1.0):
-        return np.asarray(strategy.select(pool, count, rng=rng), dtype=int)
+        if hasattr(strategy, "select_with_report"):
+            positions, report = strategy.select_with_report(pool, count, rng=rng)
+            return np.asarray(positions, dtype=int), report
+        return np.asarray(strategy.select(pool, count, rng=rng), dtype=int), {}
     quotas = allocate(sizes, count, weights=weights)
     picks = []
     for cluster, quota in zip(clusters, quotas, strict=True):
         if quota > 0:
             members = np.flatnonzero(pool.cluster_ids == cluster)
             picks.append(members[np.asarray(strategy.select(pool.subset(members), int(quota), rng=rng), dtype=int)])
-    return np.concatenate(picks) if picks else np.array([], dtype=int)
+    return (np.concatenate(picks) if picks else np.array([], dtype=int)), {"ran_per_cluster": True}
 
 
 def _check(positions: np.ndarray, pool_size: int, budget: int) -> None:
@@ -133,6 +142,7 @@ def save_selection(store: Store, dataset: ds.DatasetInfo, result: SelectionResul
         "decisions": result.decisions,
         "score_keys": result.score_keys,
         "seconds": result.seconds,
+        "report": result.report,
     }
     return store_selections.save(store, dataset.dataset_id, record, result.row_idx, result.example_ids)
 

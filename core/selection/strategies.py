@@ -324,3 +324,6 @@ class IterITGreedyStrategy:
             return candidates[np.argsort(-ifd[candidates], kind="stable")][:budget]
         weight = np.ones(len(candidates)) if self.score == "diversity" else ifd[candidates]
         return candidates[greedy.tfidf_greedy(tfidf, weight, budget, self.decay)[0]]
+
+
+from core.selection import targeted  # noqa: E402, F401  (registers less, g2is and the other targeted strategies)

@@ -160,7 +160,12 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
             "DELETE FROM selection_items WHERE selection_id IN (SELECT selection_id FROM selections WHERE dataset_id = ?)",
             [dataset_id],
         )
+        con.execute(
+            "DELETE FROM gradient_edges WHERE feature_key IN (SELECT feature_key FROM gradient_sets WHERE dataset_id = ?)",
+            [dataset_id],
+        )
         for table in (
+            "gradient_sets",
             "selections",
             "examples",
             "k_sweep",

@@ -6,7 +6,7 @@ change is not recomputed.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -133,6 +133,8 @@ SCHEMA_STATEMENTS = (
         seconds DOUBLE,
         created_at TIMESTAMP
     )""",
+    # added in schema 4: what a strategy reports about its run (e.g. a G2IS walk stopping short of the budget)
+    "ALTER TABLE selections ADD COLUMN IF NOT EXISTS report VARCHAR",
     """CREATE TABLE IF NOT EXISTS selection_items (
         selection_id INTEGER,
         position INTEGER,
@@ -159,5 +161,28 @@ SCHEMA_STATEMENTS = (
         target VARCHAR,
         old_value VARCHAR,
         new_value VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS gradient_sets (
+        feature_key VARCHAR PRIMARY KEY,
+        dataset_id INTEGER,
+        role VARCHAR,
+        target_name VARCHAR,
+        target_path VARCHAR,
+        target_sha256 VARCHAR,
+        model_id VARCHAR,
+        adapter_hash VARCHAR,
+        d INTEGER,
+        projection VARCHAR,
+        seed INTEGER,
+        n_rows INTEGER,
+        config VARCHAR,
+        created_at TIMESTAMP
+    )""",
+    """CREATE TABLE IF NOT EXISTS gradient_edges (
+        feature_key VARCHAR,
+        src INTEGER,
+        rank SMALLINT,
+        dst INTEGER,
+        weight REAL
     )""",
 )

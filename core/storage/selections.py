@@ -17,7 +17,7 @@ def save(store: Store, dataset_id: int, record: dict[str, Any], row_idx: list[in
     with store.write() as con:
         selection_id = int(con.execute("SELECT nextval('selection_ids')").fetchone()[0])
         con.execute(
-            "INSERT INTO selections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO selections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 selection_id,
                 dataset_id,
@@ -34,6 +34,7 @@ def save(store: Store, dataset_id: int, record: dict[str, Any], row_idx: list[in
                 json.dumps(record["score_keys"], sort_keys=True),
                 record["seconds"],
                 datetime.now(UTC).replace(tzinfo=None),
+                json.dumps(record.get("report") or {}, sort_keys=True),
             ],
         )
         items = pd.DataFrame(
@@ -69,8 +70,8 @@ def get(store: Store, selection_id: int) -> dict[str, Any]:
     if row is None:
         raise KeyError(f"no selection {selection_id}")
     record = dict(zip(columns, row, strict=True))
-    for field in ("params", "decisions", "score_keys"):
-        record[field] = json.loads(record[field])
+    for field in ("params", "decisions", "score_keys", "report"):
+        record[field] = json.loads(record[field] or "{}")
     return record
 
 

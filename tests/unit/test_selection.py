@@ -12,7 +12,7 @@ import pytest
 from core.selection import greedy
 from core.selection.allocation import allocate, equal_floor, largest_remainder
 from core.selection.run import build_strategy, compare, run_selection, save_selection
-from core.selection.strategies import STRATEGIES
+from core.selection.strategies import STRATEGIES, parameters
 from core.storage import curation, selections
 from core.storage import datasets as ds
 from core.storage import scores as score_store
@@ -34,7 +34,37 @@ def scored(workspace):
     ifd = np.linspace(0.2, 1.3, len(hashes))
     score_store.register_run(store, "ifd:test", "ifd", {"name": "ifd"})
     score_store.put_scores(store, "ifd:test", hashes, {"ifd": ifd})
+    _store_gradients(store, dataset, workspace / "target.jsonl")
     return store, dataset
+
+
+def _store_gradients(store, dataset, target_path) -> None:
+    """Seeded unit "gradient" features for every row and for a 3-row target file, and their graph, stored as
+    the gradient pipeline stores them, so the targeted strategies (less, g2is...) run in the contract test."""
+    from core.gradients import graph
+    from core.gradients import store as gstore
+    from core.training.evaluate import load_eval_set
+
+    rows = [{"instruction": f"Question {i} about bread", "input": "", "output": "Bread."} for i in range(3)]
+    target_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    rng = np.random.default_rng(0)
+    base = {"dataset_id": dataset.dataset_id, "model_id": "test", "adapter_hash": "a", "d": 16}
+    base |= {"projection": "sparse", "seed": 0, "config": {}}
+    unit = lambda n: (lambda x: x / np.linalg.norm(x, axis=1, keepdims=True))(rng.normal(size=(n, 16)))  # noqa: E731
+    pool = gstore.GradientSet("pool_test", role="pool", target_name=None, target_path=None, target_sha256=None,
+                              n_rows=dataset.n_rows, **base)  # fmt: skip
+    features = unit(dataset.n_rows)
+    gstore.save_set(store, pool, features)
+    gstore.save_edges(store, "pool_test", *graph.top_neighbours(features.astype(np.float32), 6))
+    target = gstore.GradientSet("target_test", role="target", target_name="target", target_path=str(target_path),
+                                target_sha256=load_eval_set(target_path).sha256, n_rows=3, **base)  # fmt: skip
+    gstore.save_set(store, target, unit(3))
+
+
+def _strategy(name: str, store):
+    """The strategy with its defaults, and the contract test's target file for those that need one."""
+    needs_target = "target" in {parameter.name for parameter in parameters(name)}
+    return build_strategy(name, {"target": str(store.workspace / "target.jsonl")} if needs_target else {})
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["neutral-weights", "one-cluster-weighted"])
@@ -49,7 +79,7 @@ def test_every_strategy_keeps_the_contract(scored, name, weighted):
     if weighted:
         curation.set_cluster_weight(store, dataset.dataset_id, k, 2, 3.0)
     excluded = set(members.example_id) | {vetoed_example}
-    strategy = build_strategy(name)
+    strategy = _strategy(name, store)
 
     first = run_selection(store, dataset, strategy, 8, seed=3)
     assert 0 < len(first.example_ids) <= 8

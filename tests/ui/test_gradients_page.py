@@ -1,0 +1,84 @@
+"""Gradient graph page: the compute form launches a job; with features computed (tiny model) it shows the
+cluster x target heatmap, the map colored by alignment, a neighbourhood and a G2IS walk path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.gradients import pipeline
+from core.runs import jobs
+from core.selection.run import build_strategy, run_selection, save_selection
+from core.storage import datasets as ds
+from core.storage.database import Store
+from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
+
+
+@pytest.fixture
+def target_file(tmp_path):
+    rows = [{"instruction": f"Question {i} about bread", "input": "", "output": "Bread."} for i in range(4)]
+    path = tmp_path / "bread_target.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture
+def with_features(prepared_workspace, tmp_path, target_file):
+    folder = tmp_path / "tiny-model"
+    tokenizer = byte_tokenizer()
+    tiny_causal_lm(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store)
+    config = pipeline.GradientConfig(model=str(folder), d=32, neighbours=6, warmup_fraction=0.25, max_length=96)
+    pipeline.compute_gradients(store, dataset, config, [target_file])
+    result = run_selection(store, dataset, build_strategy("g2is", {"target": str(target_file)}), 5)
+    save_selection(store, dataset, result, "g2is walk")
+    return prepared_workspace, len(result.example_ids)
+
+
+def test_without_features_the_page_offers_to_compute_them(page, monkeypatch, target_file):
+    launched = []
+    monkeypatch.setattr(jobs, "launch", lambda workspace, kind, params: launched.append((kind, params)) or "job-1")
+    at = page("gradients").run()
+    assert not at.exception
+    assert any("No gradient features yet" in info.value for info in at.info)
+    at.number_input(key="gradient_d").set_value(64).run()
+    at.button(key="start_gradients").click().run()
+    ((kind, params),) = launched
+    assert kind == "gradients" and params["config"]["d"] == 64 and params["dataset"] == "tiny"
+
+
+def test_with_features_the_page_shows_alignment_neighbourhood_and_walk(page, with_features):
+    _, walked = with_features
+    at = page("gradients").run()
+    assert not at.exception, at.exception
+    specs = [chart.proto.spec for chart in at.get("plotly_chart")]
+    assert len(specs) == 4  # heatmap, alignment map, neighbourhood, walk path
+    heatmap = json.loads(specs[0])
+    assert heatmap["data"][0]["type"] == "heatmap" and heatmap["data"][0]["x"] == ["bread_target"]
+    assert "alignment with bread_target" in specs[1]
+    neighbourhood = json.loads(specs[2])
+    colors = {trace["line"]["color"] for trace in neighbourhood["data"] if trace.get("mode") == "lines"}
+    assert colors <= {"#2a9d4b", "#d62728"} and colors  # aligned / conflicting edges
+    walk = json.loads(specs[3])
+    picked = sum(len(trace["x"]) for trace in walk["data"][1:])
+    assert picked == walked > 0  # every pick of the saved walk, in its components
+    at.number_input(key="neighbour_row").set_value(3).run()
+    assert not at.exception
+    assert "row 3" in at.get("plotly_chart")[2].proto.spec or '"3"' in at.get("plotly_chart")[2].proto.spec
+
+
+def test_the_select_page_runs_less_toward_a_target_picked_from_the_workspace(page, with_features, target_file):
+    workspace, _ = with_features
+    (workspace / "targets").mkdir()
+    (workspace / "targets" / target_file.name).write_text(target_file.read_text())
+    at = page("select").run()
+    at.selectbox(key="strategy").select("less").run()
+    at.multiselect(key="param_less_target").select(str(workspace / "targets" / target_file.name)).run()
+    at.number_input(key="budget").set_value(4.0).run()
+    at.button(key="preview").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.metric[0].value.startswith("4 of")
+    assert at.button(key="save_selection")  # the preview can be saved

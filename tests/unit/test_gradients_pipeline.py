@@ -1,0 +1,150 @@
+"""Gradient features end to end on a tiny saved model: warmup, pool and target features, the graph, the cache,
+the targeted strategies through run_selection, and the CLI computing missing features on demand."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import cli
+from core.gradients import pipeline, views
+from core.gradients import store as gstore
+from core.selection.pool import MissingScores
+from core.selection.run import build_strategy, run_selection, save_selection
+from core.storage import datasets as ds
+from core.storage import selections
+from core.storage.database import Store
+from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = byte_tokenizer()
+    tiny_causal_lm(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def target_file(tmp_path_factory) -> Path:
+    """Six bread questions: the keyword dataset's bread cluster should align with them best."""
+    rows = [
+        {"id": f"t{i}", "instruction": f"Question {i} about bread: explain bread", "input": "", "output": "Bread."}
+        for i in range(6)
+    ]
+    path = tmp_path_factory.mktemp("target") / "bread_target.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def computed(
+    template_workspace, tiny_model_dir, target_file, tmp_path_factory
+) -> tuple[Path, dict, pipeline.GradientConfig]:
+    """A copy of the template workspace with pool features, graph and the target's features."""
+    workspace = tmp_path_factory.mktemp("grad") / "ws"
+    shutil.copytree(template_workspace, workspace)
+    config = pipeline.GradientConfig(model=str(tiny_model_dir), d=64, neighbours=8, warmup_fraction=0.25, max_length=96)
+    store = Store(workspace)
+    report = pipeline.compute_gradients(store, ds.get_dataset(store), config, [target_file])
+    return workspace, report, config
+
+
+def test_features_graph_and_target_are_stored_and_cached(computed, target_file):
+    workspace, report, config = computed
+    store = Store(workspace)
+    dataset = ds.get_dataset(store)
+    pool = gstore.get_set(store, report["pool"])
+    features = gstore.load_features(store, report["pool"])
+    assert pool.n_rows == dataset.n_rows == features.shape[0] and features.shape[1] == 64
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, atol=2e-3)  # float16 storage
+    indices, weights = gstore.load_neighbours(store, report["pool"], pool.n_rows)
+    assert indices.shape == (dataset.n_rows, 8) and (indices != np.arange(dataset.n_rows)[:, None]).all()
+    assert (np.diff(weights, axis=1) <= 1e-6).all()  # each row in descending cosine
+    assert set(report["targets"]) == {"bread_target"}
+
+    again = pipeline.compute_gradients(store, dataset, config, [target_file])
+    assert again["cached"] and again["pool"] == report["pool"] and again["targets"] == report["targets"]
+
+
+def test_the_target_aligned_cluster_and_strategies_use_the_features(computed, target_file):
+    workspace, _, _ = computed
+    store = Store(workspace)
+    dataset = ds.get_dataset(store)
+    k = int(dataset.active_k)
+    table = views.cluster_target_alignment(store, dataset.dataset_id, k)
+    assert list(table.columns) == ["bread_target"] and len(table) == k
+    for name in ("less", "g2is", "g2is_no_graph", "g2is_embeddings", "embedding_knn"):
+        strategy = build_strategy(name, {"target": str(target_file)})
+        result = run_selection(store, dataset, strategy, 6, seed=0)
+        assert 0 < len(result.example_ids) <= 6 and len(set(result.example_ids)) == len(result.example_ids)
+        assert result.report["budget"] == 6 and result.report["shortfall"] == 6 - len(result.example_ids)
+        if name == "g2is":
+            selection_id = save_selection(store, dataset, result)
+            assert selections.get(store, selection_id)["report"]["pick_via"][0] == "anchor"
+            path = views.walk_path(store, selection_id)
+            assert list(path.row_idx) == result.row_idx
+    nodes, edges = views.neighbourhood(store, dataset.dataset_id, 0, top=5)
+    assert nodes.centre.tolist() == [True] + [False] * 5 and len(edges) >= 5
+
+
+def test_a_target_without_features_names_the_command_that_computes_it(computed, tmp_path):
+    workspace, _, _ = computed
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"instruction": "Name a planet.", "input": "", "output": "Mars."}) + "\n")
+    store = Store(workspace)
+    with pytest.raises(MissingScores, match="python -m core gradients --target"):
+        run_selection(store, ds.get_dataset(store), build_strategy("less", {"target": str(other)}), 4)
+    with pytest.raises(MissingScores, match="target set"):
+        run_selection(store, ds.get_dataset(store), build_strategy("less", {}), 4)
+
+
+def test_cli_select_computes_missing_features_on_demand(workspace, tiny_model_dir, target_file, capsys):
+    params = ["--param", f"model={tiny_model_dir}", "--param", "d=32", "--param", "neighbours=5"]
+    code = cli.main(["gradients", "--workspace", str(workspace), *params, "--param", "max_length=96"])
+    assert code == 0, capsys.readouterr().err
+    assert "gradient features of 24 examples, d=32" in capsys.readouterr().out
+    code = cli.main(
+        [
+            "select",
+            "--workspace",
+            str(workspace),
+            "--strategy",
+            "g2is",
+            "--budget",
+            "0.25",
+            "--target",
+            str(target_file),
+        ]
+    )
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "computing them first" in out.out and "selection 1:" in out.out
+
+
+def test_a_run_fine_tunes_on_a_less_selection_and_evaluates_on_the_target(computed, tiny_model_dir, target_file):
+    import time
+
+    from core.runs import jobs
+    from core.training.runs import RunSpec, compare_runs, launch_run
+
+    workspace, _, _ = computed
+    config = {"model": str(tiny_model_dir), "target_modules": "all-linear", "epochs": 1, "batch_size": 2,
+              "grad_accum": 1, "max_length": 96}  # fmt: skip
+    spec = RunSpec(dataset="tiny", strategy="less", strategy_params={"target": str(target_file)}, budget=0.25,
+                   config=config, eval_paths=[str(target_file)], max_new_tokens=2, name="less 25%")  # fmt: skip
+    run_id = launch_run(workspace, spec)
+    deadline = time.monotonic() + 180
+    while jobs.read_status(workspace, run_id).active:
+        assert time.monotonic() < deadline, jobs.read_log(workspace, run_id)
+        time.sleep(0.3)
+    status = jobs.read_status(workspace, run_id)
+    assert status.state == "done", jobs.read_log(workspace, run_id)
+    assert status.result["examples"] == 6
+    table = compare_runs(workspace, [run_id])
+    assert table.eval_set.tolist() == ["bread_target"] and table.label.tolist() == ["less 25%"]
