@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # (grep's own "nothing left" status is ignored; pip's failure still fails the pipeline through pipefail)
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: run test lint format setup setup-dev chromium sample bench bench-score bench-select clean
+.PHONY: run test lint format setup setup-dev chromium sample bench bench-score bench-select bench-gradients clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,9 @@ bench-score: setup
 
 bench-select: setup
 	$(BIN)/python bench/selection.py
+
+bench-gradients: setup
+	$(BIN)/python bench/gradients.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
