@@ -47,7 +47,8 @@ def launch_panel() -> None:
     neighbours = cols[2].number_input("Neighbours per example (M)", 5, 500, current.neighbours, key="gradient_m")
     st.caption(
         "A short LoRA warmup on a random fraction of the dataset, then one batched backward pass per example "
-        "(about 2-5 examples/s with the default 135M model on a 2-core CPU), then the top-M neighbour graph. "
+        "(about 1.5 examples/s with the default 135M model on a 2-core CPU: 25 min for the sample data), "
+        "then the top-M neighbour graph. "
         "Everything is cached: a target added later costs only its own rows."
     )
     if st.button("Compute features and graph", key="start_gradients", type="primary"):
