@@ -106,6 +106,14 @@ if computed:
 else:
     st.info("No target set computed yet: pick one above and compute, to see which clusters help it.")
 
+with st.expander("Gradient alignment between clusters"):
+    between = views.cluster_alignment(store(), dataset.dataset_id, k)
+    st.plotly_chart(
+        px.imshow(between, color_continuous_scale="RdBu", color_continuous_midpoint=0.0, aspect="auto"),
+        key="cluster_alignment",
+    )
+    st.caption("Mean cosine between two clusters' gradients: training on one helps (blue) or hurts (red) the other.")
+
 st.subheader("An example's gradient neighbourhood")
 row = int(st.number_input("Example row", 0, pool.n_rows - 1, 0, key="neighbour_row"))
 nodes, edges = views.neighbourhood(store(), dataset.dataset_id, row)

@@ -55,6 +55,8 @@ def test_with_features_the_page_shows_alignment_neighbourhood_and_walk(page, wit
     at = page("gradients").run()
     assert not at.exception, at.exception
     specs = [chart.proto.spec for chart in at.get("plotly_chart")]
+    between = json.loads(specs.pop(2))  # the clusters x clusters alignment, in its expander
+    assert between["data"][0]["type"] == "heatmap" and len(between["data"][0]["x"]) == 2  # the tiny dataset's k
     assert len(specs) == 4  # heatmap, alignment map, neighbourhood, walk path
     heatmap = json.loads(specs[0])
     assert heatmap["data"][0]["type"] == "heatmap" and heatmap["data"][0]["x"] == ["bread_target"]
@@ -67,7 +69,7 @@ def test_with_features_the_page_shows_alignment_neighbourhood_and_walk(page, wit
     assert picked == walked > 0  # every pick of the saved walk, in its components
     at.number_input(key="neighbour_row").set_value(3).run()
     assert not at.exception
-    assert "row 3" in at.get("plotly_chart")[2].proto.spec or '"3"' in at.get("plotly_chart")[2].proto.spec
+    assert '"3"' in at.get("plotly_chart")[3].proto.spec  # the chosen row is the centre node's label
 
 
 def test_the_select_page_runs_less_toward_a_target_picked_from_the_workspace(page, with_features, target_file):
