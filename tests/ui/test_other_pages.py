@@ -21,6 +21,7 @@ def test_main_routes_to_every_page(page):
         ("clusters", "Clusters"),
         ("diagnostics", "Diagnostics"),
         ("quality", "Quality"),
+        ("gradients", "Gradient graph"),
         ("select", "Select"),
         ("runs", "Runs"),
         ("export", "Export"),
