@@ -1,0 +1,241 @@
+"""Targeted selection on a held-out task: G2IS vs LESS vs embedding kNN vs random at 1 % and 5 % of a pool.
+
+This is a result, not a test. The question: when a curator names a target task with a few dozen of its
+rows, do the targeted strategies pick pool examples whose fine-tuning helps on *other* rows of that task
+more than a random pick of the same size does?
+
+1. A seeded sample of ``--pool`` rows of the top-level ``*.jsonl`` of the data dir (a mix of every source)
+   is prepared and scored exactly as ``bench/replicate.py`` does, in a fresh temporary workspace.
+2. The target task file (``--target-file``, GSM8K test by default) is split into two temporary files: its
+   first ``--target-rows`` rows are the TARGET set that steers selection, the next ``--eval-limit`` rows
+   the held-out EVALUATION set, so selection never sees an evaluation row. ``--eval`` adds more sets.
+3. LoRA-gradient features of the pool and of the target set are computed once with
+   ``core.gradients.pipeline.compute_gradients`` (default ``GradientConfig``, ``max_length`` =
+   ``--max-length``); its report (examples/s, seconds) is printed.
+4. Arms ``random``, ``embedding_knn``, ``less`` and ``g2is`` (its defaults: the walk may pick fewer than the
+   budget, and the number actually trained on is reported) at every ``--fractions`` of the pool (as a
+   count: round(fraction x pool), at least 1), each launched as a run through ``core.training.runs``
+   (the code a user's runs take): ``--epochs`` epochs of LoRA, seed ``--seed``, evaluated on the held-out
+   rows (response loss; exact match of the final answer with greedy decoding) against the base model.
+
+Measured on the 2-core CPU under load (a test suite alongside): ``--pool 400`` took 47 minutes, 16 of them
+for the gradient features (0.5 examples/s); the 600-row default takes longer, so pass ``--pool 400`` when
+time is short:
+
+    .venv/bin/python bench/targeted.py [--pool 400]
+
+Results are printed and written as JSON to ``bench/results/targeted-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+ROOT = Path(__file__).resolve().parents[1]
+for folder in (ROOT, ROOT / "bench"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from prepare import log, machine_info, write_json  # noqa: E402
+from replicate import prepare_pool, run_arm  # noqa: E402
+
+ARMS = ("random", "embedding_knn", "less", "g2is")
+TARGETED = frozenset({"embedding_knn", "less", "g2is"})
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    data = ROOT.parent / "shared" / "data"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=data)
+    parser.add_argument("--pool", type=int, default=600, help="pool rows (seeded sample of every source)")
+    parser.add_argument("--target-file", type=Path, default=data / "eval" / "gsm8k_test.jsonl")
+    parser.add_argument("--target-rows", type=int, default=32, help="first rows of the file: the target set")
+    parser.add_argument("--eval-limit", type=int, default=30, help="the next rows of the file: held out")
+    parser.add_argument("--eval", action="append", default=[], help="extra evaluation JSONL (repeatable)")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.05])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--model", default=None, help="default: the packaged SmolLM2-135M-Instruct")
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--workspace", type=Path, default=None, help="default: a fresh temporary folder")
+    parser.add_argument("--arms", nargs="*", default=list(ARMS))
+    return parser.parse_args(argv)
+
+
+def split_target(path: Path, target_rows: int, eval_rows: int, folder: Path) -> tuple[Path, Path]:
+    """The first ``target_rows`` rows of ``path`` (the target set) and the next ``eval_rows`` (held out)."""
+    lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    if len(lines) < target_rows + eval_rows:
+        raise SystemExit(f"{path} has {len(lines)} rows; {target_rows} + {eval_rows} are needed")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{path.stem}_target.jsonl"
+    heldout = folder / f"{path.stem}_heldout.jsonl"
+    target.write_text("\n".join(lines[:target_rows]) + "\n", encoding="utf-8")
+    heldout.write_text("\n".join(lines[target_rows : target_rows + eval_rows]) + "\n", encoding="utf-8")
+    return target, heldout
+
+
+def gradient_features(workspace: Path, target: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Pool and target gradient features (warmup, features, graph) with the default configuration."""
+    from core.gradients.pipeline import GradientConfig, compute_gradients
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    config = GradientConfig(max_length=args.max_length)
+    if args.model:
+        config = dataclasses.replace(config, model=args.model)
+    store = Store(workspace)
+    report = compute_gradients(store, ds.get_dataset(store, "pool"), config, [target])
+    return {**report, "config": dataclasses.asdict(config)}
+
+
+def budget_of(fraction: float, pool: int) -> int:
+    return max(1, round(fraction * pool))
+
+
+def spec_for(arm: str, budget: int, target: Path, evals: list[str], args: argparse.Namespace) -> Any:
+    from core.training.runs import RunSpec
+
+    config: dict[str, Any] = {"seed": args.seed, "max_length": args.max_length, "epochs": args.epochs}
+    config |= {"batch_size": 8, "grad_accum": 1, "learning_rate": 2e-4}
+    if args.model:
+        config["model"] = args.model
+    return RunSpec(
+        dataset="pool",
+        strategy=arm,
+        strategy_params={"target": str(target)} if arm in TARGETED else {},
+        budget=float(budget),
+        seed=args.seed,
+        config=config,
+        eval_paths=evals,
+        eval_limit=None,  # the held-out file holds just the evaluation rows
+        max_new_tokens=args.max_new_tokens,
+        name=f"{arm}@{budget}",
+    )
+
+
+def arm_rows(workspace: Path, arm: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per evaluation set of a finished run: examples trained on, base and run loss and exact match."""
+    from core.runs import jobs
+    from core.training.runs import evaluations
+
+    result = jobs.read_status(workspace, arm["run_id"]).result or {}
+    rows = []
+    for name, pair in evaluations(workspace, arm["run_id"]).items():
+        base, run = pair.get("base", {}), pair.get("run", {})
+        rows.append(
+            {
+                "arm": arm["arm"],
+                "fraction": arm["fraction"],
+                "budget": arm["budget"],
+                "examples": result.get("examples"),
+                "eval_set": name,
+                "base_loss": base.get("loss"),
+                "run_loss": run.get("loss"),
+                "loss_change": None if None in (run.get("loss"), base.get("loss")) else run["loss"] - base["loss"],
+                "base_correct": _correct(base),
+                "run_correct": _correct(run),
+                "answered": run.get("n_answered"),
+                "minutes": arm["seconds"] / 60,
+            }
+        )
+    return rows
+
+
+def _correct(summary: dict[str, Any]) -> int | None:
+    if summary.get("accuracy") is None:
+        return None
+    return round(summary["accuracy"] * summary["n_answered"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-targeted-") as scratch:
+        workspace = args.workspace or Path(scratch)
+        target, heldout = split_target(args.target_file, args.target_rows, args.eval_limit, Path(scratch) / "task")
+        evals = [str(heldout), *map(str, args.eval)]
+        log(f"preparing a {args.pool}-row pool in {workspace}")
+        prepare_pool(workspace, args)
+        prepare_seconds = time.perf_counter() - started
+        log(f"gradient features of the pool and of {target.name}")
+        gradients = gradient_features(workspace, target, args)
+        log(f"gradients: {gradients}")
+        arms = []
+        for fraction in args.fractions:
+            budget = budget_of(fraction, args.pool)
+            for arm in args.arms:
+                log(f"{arm} at {fraction:g} ({budget} examples): running")
+                done = run_arm(workspace, spec_for(arm, budget, target, evals, args))
+                arms.append({**done, "arm": arm, "fraction": fraction, "budget": budget})
+                log(f"{arm} at {fraction:g}: {done['state']} in {done['seconds'] / 60:.1f} min")
+        table = [row for arm in arms if arm["state"] == "done" for row in arm_rows(workspace, arm)]
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "prepare_seconds": prepare_seconds,
+        "gradients": gradients,
+        "arms": arms,
+        "table": table,
+        "total_seconds": time.perf_counter() - started,
+        "machine": machine_info(),
+    }
+    print_results(results)
+    print(f"\nresults written to {write_json(results, 'targeted').relative_to(ROOT)}")
+    return 0
+
+
+def print_results(results: dict[str, Any]) -> None:
+    args, grad = results["args"], results["gradients"]
+    print(
+        f"\n== {args['pool']}-row pool, target: first {args['target_rows']} rows of {Path(args['target_file']).name}, "
+        f"held out: the next {args['eval_limit']}, seed {args['seed']}, {args['epochs']} epochs =="
+    )
+    print(
+        f"gradient features: {grad['rows']} pool rows, d {grad['d']}, {grad['examples_per_second']} examples/s, "
+        f"{grad['seconds']} s in all (warmup, features, graph, target)"
+    )
+    for arm in results["arms"]:
+        if arm["state"] != "done":
+            print(f"{arm['arm']:<14} {arm['fraction']:<5g} {arm['state']:<10} {arm['error'] or ''}")
+    header = f"{'arm':<14} {'frac':>5} {'budget':>6} {'trained':>7} {'eval set':<20} {'loss':>7} {'change':>8}"
+    print("\n" + header + f" {'exact match':>12} {'min':>5}")
+    bases: dict[str, dict[str, Any]] = {}
+    for row in results["table"]:  # the base model's figures are the same in every run's row of a set
+        bases.setdefault(row["eval_set"], row)
+    for name, row in bases.items():
+        base = "-" if row["base_loss"] is None else f"{row['base_loss']:.4f}"
+        match = "-" if row["base_correct"] is None else f"{row['base_correct']}/{row['answered']}"
+        print(f"{'base model':<14} {'':>5} {'':>6} {0:>7} {name:<20} {base:>7} {'':>8} {match:>12}")
+    for row in results["table"]:
+        print(_table_line(row))
+    print(
+        f"\nprepare {results['prepare_seconds']:.0f} s; total {results['total_seconds'] / 60:.1f} min; "
+        "base loss and exact match are the untuned model's on the same rows"
+    )
+
+
+def _table_line(row: dict[str, Any]) -> str:
+    loss = "-" if row["run_loss"] is None else f"{row['run_loss']:.4f}"
+    change = "-" if row["loss_change"] is None else f"{row['loss_change']:+.4f}"
+    match = (
+        "-" if row["run_correct"] is None else f"{row['run_correct']}/{row['answered']} (base {row['base_correct']})"
+    )
+    return (
+        f"{row['arm']:<14} {row['fraction']:>5g} {row['budget']:>6} {row['examples']!s:>7} {row['eval_set']:<20} "
+        f"{loss:>7} {change:>8} {match:>12} {row['minutes']:5.1f}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
