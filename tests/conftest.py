@@ -91,3 +91,16 @@ def prepared_workspace(tmp_path: Path, keyword_file: Path) -> Path:
         Store(workspace), keyword_file, PrepareOptions(name="tiny", embedder=KEYWORD_EMBEDDER, k_grid=(2, 4, 6), seed=0)
     )
     return workspace
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised Llama and its tokenizer saved as a local model folder: code loads it like any
+    model path (runs, gradient features), with no download."""
+    from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = byte_tokenizer()
+    tiny_causal_lm(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

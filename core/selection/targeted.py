@@ -52,6 +52,10 @@ class _WalkParameters:
     anchors: int = 1000
     neighbours: int = 100
 
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        """The picks of the walk strategy's ``select_with_report`` (the subclasses that walk define it)."""
+        return self.select_with_report(pool, budget, rng=rng)[0]  # type: ignore[attr-defined]
+
     def components(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return walk.core_knowledge(
             targets, ratio=self.pca_ratio, mode=self.pca_mode, center=self.center, orient=self.orient
@@ -109,9 +113,6 @@ class G2ISStrategy(_WalkParameters):
     needs: ClassVar[frozenset[str]] = frozenset({"gradients", "graph", "target"})
     uses_cluster_weights: ClassVar[bool] = False
 
-    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
-        return self.select_with_report(pool, budget, rng=rng)[0]
-
     def select_with_report(
         self, pool: Pool, budget: int, *, rng: np.random.Generator
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -142,9 +143,6 @@ class G2ISEmbeddingStrategy(_WalkParameters):
     name: ClassVar[str] = "g2is_embeddings"
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "target_embeddings"})
     uses_cluster_weights: ClassVar[bool] = False
-
-    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
-        return self.select_with_report(pool, budget, rng=rng)[0]
 
     def select_with_report(
         self, pool: Pool, budget: int, *, rng: np.random.Generator

@@ -12,7 +12,6 @@ from core.runs import jobs
 from core.selection.run import build_strategy, run_selection, save_selection
 from core.storage import datasets as ds
 from core.storage.database import Store
-from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 
 @pytest.fixture
@@ -24,14 +23,10 @@ def target_file(tmp_path):
 
 
 @pytest.fixture
-def with_features(prepared_workspace, tmp_path, target_file):
-    folder = tmp_path / "tiny-model"
-    tokenizer = byte_tokenizer()
-    tiny_causal_lm(tokenizer).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+def with_features(prepared_workspace, tiny_model_dir, target_file):
     store = Store(prepared_workspace)
     dataset = ds.get_dataset(store)
-    config = pipeline.GradientConfig(model=str(folder), d=32, neighbours=6, warmup_fraction=0.25, max_length=96)
+    config = pipeline.GradientConfig(model=str(tiny_model_dir), d=32, neighbours=6, warmup_fraction=0.25, max_length=96)
     pipeline.compute_gradients(store, dataset, config, [target_file])
     result = run_selection(store, dataset, build_strategy("g2is", {"target": str(target_file)}), 5)
     save_selection(store, dataset, result, "g2is walk")

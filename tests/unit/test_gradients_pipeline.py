@@ -18,16 +18,6 @@ from core.selection.run import build_strategy, run_selection, save_selection
 from core.storage import datasets as ds
 from core.storage import selections
 from core.storage.database import Store
-from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = byte_tokenizer()
-    tiny_causal_lm(tokenizer).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,6 @@ from core.storage import datasets as ds
 from core.storage import selections
 from core.storage.database import Store
 from core.training.runs import RunSpec, compare_runs, evaluations, launch_run, losses, resume_run
-from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A tiny Llama and its tokenizer saved as a local model folder: the worker loads it like any path."""
-    folder = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = byte_tokenizer()
-    tiny_causal_lm(tokenizer).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture
