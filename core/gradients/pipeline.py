@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -238,8 +239,6 @@ def _features(
         out_dir=gstore.folder(store) / f"{info.feature_key}.parts",
     )
     gstore.save_set(store, info, features)
-    import shutil
-
     shutil.rmtree(gstore.folder(store) / f"{info.feature_key}.parts", ignore_errors=True)
     return features.astype(np.float32)
 
@@ -336,10 +335,7 @@ def target_sets(store: Store, pool: gstore.GradientSet, paths: Sequence[str | Pa
         match = [
             info
             for info in gstore.list_sets(store, pool.dataset_id)
-            if info.role == "target"
-            and info.target_sha256 == eval_set.sha256
-            and (info.adapter_hash, info.d, info.projection, info.seed)
-            == (pool.adapter_hash, pool.d, pool.projection, pool.seed)
+            if info.role == "target" and info.target_sha256 == eval_set.sha256 and info.comparable_with(pool)
         ]
         if not match:
             raise MissingGradients(

@@ -43,6 +43,15 @@ class GradientSet:
     n_rows: int
     config: dict[str, Any]
 
+    def comparable_with(self, other: GradientSet) -> bool:
+        """Same adapter, projection and d: inner products between the two sets mean something."""
+        return (self.adapter_hash, self.d, self.projection, self.seed) == (
+            other.adapter_hash,
+            other.d,
+            other.projection,
+            other.seed,
+        )
+
 
 def folder(store: Store) -> Path:
     """The workspace's gradient folder (features, warmup adapters, partial chunks)."""

@@ -24,13 +24,7 @@ def targets(store: Store, dataset_id: int) -> dict[str, str]:
     pool = pipeline.pool_set(store, dataset_id)
     found: dict[str, str] = {}
     for info in gstore.list_sets(store, dataset_id):
-        same = (info.adapter_hash, info.d, info.projection, info.seed) == (
-            pool.adapter_hash,
-            pool.d,
-            pool.projection,
-            pool.seed,
-        )
-        if info.role == "target" and same:
+        if info.role == "target" and info.comparable_with(pool):
             found.setdefault(str(info.target_name), info.feature_key)
     return found
 
