@@ -6,12 +6,7 @@ Open the app, open a cluster, veto it, export, and check that the exported JSONL
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,42 +16,10 @@ from core.pipeline import PrepareOptions, prepare
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
-from tests.conftest import ROOT, keyword_rows, write_jsonl
+from tests.conftest import keyword_rows, write_jsonl
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, choose_option, serve
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make test installs it)"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"the app did not answer at {url} within {timeout} s")
+pytestmark = [pytest.mark.e2e, NEEDS_CHROMIUM]
 
 
 @pytest.fixture(scope="module")
@@ -69,54 +32,8 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     data = write_jsonl(tmp / "tiny.jsonl", keyword_rows())
     prepare(Store(workspace), data, PrepareOptions(name="tiny", embedder={"name": "hashing"}, k_grid=(4,)))
     score_dataset(Store(workspace), ds.get_dataset(Store(workspace), "tiny"), build_scorer("heuristics"))
-    port = _free_port()
-    env = dict(os.environ, CURATE_WORKSPACE=str(workspace), PYTHONPATH=str(ROOT))
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app/main.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server)
+    with serve(workspace) as url:
         yield url, workspace
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-
-
-def _choose_option(page, label: str, text: str, attempts: int = 5) -> None:
-    """Open a Streamlit selectbox and pick an option; retried because a rerun can close the list."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    combobox = page.get_by_role("combobox", name=label)
-    for attempt in range(attempts):
-        combobox.click()
-        combobox.press_sequentially(text)
-        option = page.get_by_role("option").filter(has_text=text).first
-        try:
-            option.click(timeout=10_000)
-            return
-        except PlaywrightTimeout:
-            if attempt == attempts - 1:
-                raise
-            page.keyboard.press("Escape")
 
 
 def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, Path], tmp_path: Path) -> None:
@@ -136,7 +53,7 @@ def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, P
         page.goto(f"{url}/clusters")
         expect(page.get_by_role("heading", name="Clusters")).to_be_visible()
 
-        _choose_option(page, "Open a cluster", "0:")
+        choose_option(page, "Open a cluster", "0:")
         expect(page.get_by_role("heading", name="Cluster 0:")).to_be_visible()
 
         page.get_by_text("Vetoed (leave this cluster out)").click()
@@ -173,9 +90,9 @@ def test_color_the_map_by_a_score(served_app: tuple[str, Path]) -> None:
         expect(page.get_by_role("heading", name="Clusters", exact=True)).to_be_visible()
         expect(page.locator(".cbtitle")).to_have_count(0)  # colored by cluster: a legend, no color bar
 
-        _choose_option(page, "Color the map by", "response_length")
+        choose_option(page, "Color the map by", "response_length")
         expect(page.locator(".cbtitle").filter(has_text="response_length")).to_be_visible()
-        _choose_option(page, "Color the map by", "combined quality")
+        choose_option(page, "Color the map by", "combined quality")
         expect(page.locator(".cbtitle").filter(has_text="combined quality")).to_be_visible()
         browser.close()
 
@@ -209,7 +126,7 @@ def test_save_a_kmq_selection_then_export_it(served_app: tuple[str, Path], tmp_p
 
         page.get_by_role("link", name="Export").click()
         expect(page.get_by_role("heading", name="Export", exact=True)).to_be_visible()
-        _choose_option(page, "What to export", f"Selection #{selection_id}")
+        choose_option(page, "What to export", f"Selection #{selection_id}")
         expect(page.get_by_text(f"selection #{selection_id}", exact=True)).to_be_visible()
         expect(page.get_by_text(f"6 of {dataset.n_rows}", exact=True)).to_be_visible()  # the bundle was rebuilt
         exported = tmp_path / "selection.jsonl"
