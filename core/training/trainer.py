@@ -295,7 +295,7 @@ def _resume(out_dir: Path, model: Any, optimizer: Any, scheduler: Any) -> tuple[
         path = out_dir / "checkpoint.old" / "state.pt"
     if not path.exists():
         return [], 0
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=True)
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state["weights"].items():
@@ -311,7 +311,7 @@ def checkpoint_step(out_dir: Path) -> int | None:
     import torch
 
     path = Path(out_dir) / "checkpoint" / "state.pt"
-    return int(torch.load(path, weights_only=False)["step"]) if path.exists() else None
+    return int(torch.load(path, weights_only=True)["step"]) if path.exists() else None
 
 
 # ---------------------------------------------------------------------------------------------------
