@@ -11,6 +11,9 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the 
 
 import streamlit as st  # noqa: E402
 
+from app import state  # noqa: E402
+from core.storage.database import WorkspaceBusy  # noqa: E402
+
 PAGES = [
     st.Page(ROOT / "pages" / "datasets.py", title="Datasets", icon=":material/database:", url_path="datasets"),
     st.Page(ROOT / "pages" / "clusters.py", title="Clusters", icon=":material/bubble_chart:", url_path="clusters"),
@@ -25,4 +28,8 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="Curation studio", layout="wide")
-st.navigation(PAGES).run()
+try:
+    state.warn_if_shared()
+    st.navigation(PAGES).run()
+except WorkspaceBusy as exc:  # another process holds the workspace too long: say who, not a lock trace
+    st.error(str(exc))

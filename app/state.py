@@ -8,13 +8,17 @@ import streamlit as st
 
 from core import config
 from core.storage import datasets as ds
+from core.storage import presence
 from core.storage.database import Store
 
 
 @st.cache_resource
 def _store(workspace: str) -> Store:
     # A Store holds no open connection (it opens one per transaction), so one shared instance is thread-safe.
-    return Store(workspace)
+    store = Store(workspace)
+    address = st.get_option("server.address") or "localhost"
+    presence.register_app(store.workspace, f"http://{address}:{st.get_option('server.port')}")
+    return store
 
 
 def store() -> Store:
@@ -37,3 +41,14 @@ def pick_dataset(ready_only: bool = True) -> ds.DatasetInfo | None:
         st.session_state["dataset"] = names[-1]
     name = st.sidebar.selectbox("Dataset", names, key="dataset")
     return next(d for d in datasets if d.name == name)
+
+
+def warn_if_shared() -> None:
+    """A sidebar note when another app server has this workspace open (changes there show here on a rerun)."""
+    others = presence.other_apps(workspace())
+    if others:
+        where = ", ".join(f"{app.url} (process {app.pid})" for app in others)
+        st.sidebar.warning(
+            f"This workspace is also open in another app: {where}. Both can work on it: each change is saved "
+            "at once, and what is changed there shows here when this page reruns."
+        )

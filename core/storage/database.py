@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -132,16 +133,22 @@ def _open(db_path: Path) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(db_path))
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
+            holder = re.search(r"PID (\d+)", str(exc))
+            who = f"process {holder.group(1)} ({_command(int(holder.group(1)))})" if holder else "another program"
             raise WorkspaceBusy(
-                f"The workspace database {db_path} is open in another program that does not use this app's "
-                "workspace lock (for example a DuckDB shell). Close it and try again."
+                f"The workspace database {db_path} is in use by {who}, which does not use this app's workspace "
+                "lock (for example a DuckDB shell). Close it and try again."
             ) from None
         raise
 
 
 @contextmanager
 def _workspace_lock(lock_path: Path, timeout: float) -> Iterator[None]:
-    """Exclusive advisory lock on the workspace; waits up to ``timeout`` seconds, then raises WorkspaceBusy."""
+    """Exclusive advisory lock on the workspace; waits up to ``timeout`` seconds, then raises WorkspaceBusy.
+
+    The holder writes its PID and command line into the lock file, so a process that gives up can say who
+    holds the workspace.
+    """
     handle = open(lock_path, "a+")  # noqa: SIM115 - closed in finally, lifetime spans the yield
     try:
         deadline = time.monotonic() + timeout
@@ -152,13 +159,36 @@ def _workspace_lock(lock_path: Path, timeout: float) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise WorkspaceBusy(
-                        f"The workspace {lock_path.parent} stayed busy for {timeout:.0f} s "
-                        "(another process is writing to it). Try again in a moment."
+                        f"The workspace {lock_path.parent} is in use: {_holder(lock_path)} has been writing to it "
+                        f"for over {timeout:g} s. Wait for it to finish, or stop it, and try again "
+                        "(CURATE_LOCK_TIMEOUT sets how long to wait)."
                     ) from None
                 time.sleep(0.02)
         try:
+            handle.truncate(0)  # "a+" appends, so after truncating the record starts at offset 0
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
+
+
+def _holder(lock_path: Path) -> str:
+    """Who holds the workspace lock, as recorded in the lock file: "process PID (command)"."""
+    try:
+        pid = int(lock_path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return "another process"
+    return f"process {pid} ({_command(pid)})"
+
+
+def _command(pid: int) -> str:
+    """The command line of a process, shortened; "unknown command" when /proc does not tell."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "unknown command"
+    text = " ".join(" ".join(word.decode(errors="replace").split()) for word in words if word)  # one line
+    return (text[:120] + "...") if len(text) > 120 else text or "unknown command"
