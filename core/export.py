@@ -117,16 +117,3 @@ def write_export(bundle: ExportBundle, out_path: str | Path) -> tuple[Path, Path
     manifest_path = manifest_path_for(out_path)
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return out_path, manifest_path
-
-
-def resolve_inside(folder: Path, relative: str) -> Path:
-    """``folder / relative``, refusing absolute paths and ``..`` that would leave ``folder``."""
-    if not relative.strip():
-        raise ValueError("give a file name")
-    candidate = Path(relative)
-    if candidate.is_absolute():
-        raise ValueError(f"{relative!r} is an absolute path; give a path inside {folder}")
-    resolved = (folder / candidate).resolve()
-    if not resolved.is_relative_to(folder.resolve()):
-        raise ValueError(f"{relative!r} would leave the export folder {folder}")
-    return resolved

@@ -9,8 +9,10 @@ import streamlit as st
 
 from app import queries
 from app.state import pick_dataset, store, workspace
+from app.text import plain
 from core import ingest
 from core.runs import jobs
+from core.safe_paths import upload_path
 from core.storage import datasets as ds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +44,11 @@ def chosen_file() -> Path | None:
         upload = st.file_uploader("Dataset file", type=["jsonl", "json", "csv", "parquet"], key="upload")
         if upload is None:
             return None
-        target = workspace() / "uploads" / Path(upload.name).name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target = upload_path(workspace() / "uploads", upload.name)
+        except ValueError as exc:
+            st.error(plain(exc))  # the message quotes the uploaded file's name
+            return None
         if st.session_state.get("upload_written") != upload.file_id:  # write each upload once, not every rerun
             target.write_bytes(upload.getvalue())
             st.session_state["upload_written"] = upload.file_id
@@ -97,7 +102,8 @@ def job_panel() -> None:
     for status in recent:
         name = (status.params.get("options") or {}).get("name") or Path(status.params.get("path", "")).stem
         if status.active:
-            st.progress(status.fraction, text=f"Preparing {name}: {status.stage} {status.done}/{status.total}")
+            text = f"Preparing {plain(name, 80)}: {status.stage} {status.done}/{status.total}"  # labels are markdown
+            st.progress(status.fraction, text=text)
             if st.button("Cancel", key=f"cancel_{status.job_id}"):
                 jobs.request_cancel(workspace(), status.job_id)
         elif status.job_id == st.session_state.get("prepare_job"):
@@ -108,14 +114,18 @@ def job_panel() -> None:
 
 
 def show_outcome(name: str, status: jobs.JobStatus) -> None:
+    """The finished job in an alert. Alerts are markdown, and the name, the skipped rows and the error
+    come from the file (a bad row's message can quote it), so each goes through ``plain``."""
+    name = plain(name, 120)
     if status.state == "done":
         result = status.result
         verb = "was already prepared; nothing recomputed" if result.get("reused") else "is ready"
         st.success(f"{name} {verb}: {result.get('n_rows')} rows, k={result.get('best_k')}.")
         if result.get("n_skipped"):
-            st.warning(f"{result['n_skipped']} bad rows were skipped: " + "; ".join(result.get("skipped", [])[:10]))
+            skipped = "; ".join(plain(message, 200) for message in result.get("skipped", [])[:10])
+            st.warning(f"{result['n_skipped']} bad rows were skipped: {skipped}")
     elif status.state == "failed":
-        st.error(f"Could not prepare {name}: {status.error}")
+        st.error(f"Could not prepare {name}: {plain(status.error)}")
     else:
         st.warning(f"Preparing {name} was {status.state}. Preparing it again resumes from what was stored.")
 
@@ -125,7 +135,7 @@ def summary() -> None:
     if dataset is None:
         return
     counts = queries.cached_summary(dataset)
-    st.subheader(f"Summary: {dataset.name}")
+    st.subheader(f"Summary: {plain(dataset.name, 120)}")
     cols = st.columns(5)
     cols[0].metric("Rows", counts["rows"])
     cols[1].metric("Exact duplicates", counts["duplicate_rows"], help=f"{counts['duplicate_groups']} groups")

@@ -8,7 +8,9 @@ import streamlit as st
 
 from app import queries
 from app.state import pick_dataset, workspace
-from core.export import resolve_inside, write_export
+from app.text import clip, plain
+from core.export import write_export
+from core.safe_paths import resolve_inside
 
 st.title("Export")
 dataset = pick_dataset()
@@ -21,7 +23,7 @@ names = dict(zip(saved.selection_id, saved.name, strict=True))
 selection_id = st.selectbox(
     "What to export",
     choices,
-    format_func=lambda c: "Every non-vetoed example" if c is None else f"Selection #{c}: {names[c]}",
+    format_func=lambda c: "Every non-vetoed example" if c is None else f"Selection #{c}: {clip(names[c], 80)}",
     key="export_what",
 )
 if selection_id is None:
@@ -80,7 +82,7 @@ with st.container(border=True):
         try:
             target = resolve_inside(export_dir, relative)
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))  # the message quotes the typed path
         else:
             out, manifest = write_export(bundle, target)
-            st.success(f"Wrote {bundle.n_rows} rows to {out} and the manifest to {manifest}.")
+            st.success(f"Wrote {bundle.n_rows} rows to {plain(out)} and the manifest to {plain(manifest)}.")

@@ -11,9 +11,11 @@ import streamlit as st
 
 from app import figures, queries
 from app.state import pick_dataset, store, workspace
+from app.text import hover, plain
 from app.widgets import target_files
 from core.gradients import pipeline, views
 from core.runs import jobs
+from core.safe_paths import upload_path
 from core.storage import selections as store_selections
 
 st.title("Gradient graph")
@@ -26,11 +28,13 @@ k = int(dataset.active_k)
 def upload_target() -> None:
     upload = st.file_uploader("Upload a target set (JSONL of instruction/input/output rows)", type=["jsonl"])
     if upload is not None:
-        folder = workspace() / "targets"
-        folder.mkdir(exist_ok=True)
-        path = folder / Path(upload.name).name  # the bare file name: an upload cannot write outside the folder
+        try:
+            path = upload_path(workspace() / "targets", upload.name)
+        except ValueError as exc:
+            st.error(plain(exc))  # the message quotes the uploaded file's name
+            return
         path.write_bytes(upload.getvalue())
-        st.caption(f"Saved as {path.name}; pick it below.")
+        st.caption(f"Saved as {plain(path.name)}; pick it below.")
 
 
 def launch_panel() -> None:
@@ -66,7 +70,7 @@ def gradient_jobs() -> None:
                 jobs.request_cancel(workspace(), status.job_id)
         elif status.job_id == st.session_state.get("gradient_job"):
             if status.state == "failed":
-                st.error(f"Computing gradients failed: {status.error}")
+                st.error(f"Computing gradients failed: {plain(status.error)}")
             else:
                 st.caption(f"Gradients: {status.state}.")
             if st.session_state.get("gradient_job_seen") != status.job_id:
@@ -83,14 +87,18 @@ try:
 except pipeline.MissingGradients:
     st.info("No gradient features yet: compute them above (or `python -m core gradients --target FILE`).")
     st.stop()
-st.caption(f"Features: {pool.n_rows} examples, d={pool.d}, {pool.projection} projection, model {pool.model_id}.")
+st.caption(
+    f"Features: {pool.n_rows} examples, d={pool.d}, {plain(pool.projection)} projection, model {plain(pool.model_id)}."
+)
 
 computed = views.targets(store(), dataset.dataset_id)
 if computed:
     st.subheader("Which clusters help each target")
     table = views.cluster_target_alignment(store(), dataset.dataset_id, k)
     labels = queries.cached_clusters(dataset).set_index("cluster_id").label
-    table.index = [f"{c}: {labels.get(c, '')}"[:60] for c in table.index]
+    # cluster labels and target names become the heatmap's ticks and hover labels, where plotly reads HTML
+    table.index = [hover(f"{c}: {labels.get(c, '')}", 60) for c in table.index]
+    table.columns = [hover(name, 60) for name in table.columns]
     st.plotly_chart(
         px.imshow(table, color_continuous_scale="RdBu", color_continuous_midpoint=0.0, aspect="auto"),
         key="alignment_heatmap",

@@ -85,7 +85,7 @@ def test_export_page_counts_and_writes_inside_the_export_folder(page, prepared_w
     assert at.metric[0].value == "18 of 24"
     at.text_input(key="export_path_None").input("../escape.jsonl").run()
     at.button(key="write_export").click().run()
-    assert "would leave the export folder" in at.error[0].value
+    assert "would leave the folder" in at.error[0].value
     at.text_input(key="export_path_None").input("out/curated.jsonl").run()
     at.button(key="write_export").click().run()
     out = Path(prepared_workspace) / "exports" / "out" / "curated.jsonl"

@@ -10,7 +10,7 @@ import pytest
 
 import core
 from core.cli import main
-from core.export import build_export, manifest_path_for, resolve_inside, write_export
+from core.export import build_export, manifest_path_for, write_export
 from core.pipeline import PrepareOptions, prepare
 from core.storage import curation
 from core.storage import datasets as ds
@@ -80,27 +80,6 @@ def test_export_at_another_k_ignores_the_vetoes_of_the_active_k(workspace: Path)
 
     assert build_export(store, info).n_rows == 18
     assert build_export(store, info, k=2).n_rows == 24
-
-
-@pytest.mark.parametrize(
-    ("relative", "message"),
-    [
-        ("../x.jsonl", "would leave the export folder"),
-        ("sub/../../x.jsonl", "would leave the export folder"),
-        ("/tmp/x.jsonl", "is an absolute path"),
-        ("  ", "give a file name"),
-    ],
-)
-def test_resolve_inside_rejects_paths_that_leave_the_folder(tmp_path: Path, relative: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        resolve_inside(tmp_path / "exports", relative)
-
-
-def test_resolve_inside_accepts_paths_inside(tmp_path: Path) -> None:
-    folder = tmp_path / "exports"
-
-    assert resolve_inside(folder, "curated.jsonl") == folder.resolve() / "curated.jsonl"
-    assert resolve_inside(folder, "a/../b/c.jsonl") == folder.resolve() / "b" / "c.jsonl"
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,0 +1,39 @@
+"""Paths that come from a user (a browser upload's file name, an export path typed in a page) kept inside
+the folder the app chose for them.
+
+The app writes only inside the workspace. A path that would leave its folder (``../``, an absolute path, a
+symlink pointing out) is refused with a message rather than cleaned up silently, so the user knows what
+happened. Paths typed on the command line are the user's own shell and are taken as given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def resolve_inside(folder: Path, relative: str) -> Path:
+    """``folder / relative``, refusing absolute paths and ``..`` or symlinks that would leave ``folder``."""
+    if not relative.strip():
+        raise ValueError("give a file name")
+    if "\x00" in relative:
+        raise ValueError(f"{relative!r} contains a NUL character")
+    candidate = Path(relative)
+    if candidate.is_absolute():
+        raise ValueError(f"{relative!r} is an absolute path; give a path inside {folder}")
+    resolved = (folder / candidate).resolve()
+    if not resolved.is_relative_to(folder.resolve()):
+        raise ValueError(f"{relative!r} would leave the folder {folder}")
+    return resolved
+
+
+def upload_path(folder: Path, client_name: str) -> Path:
+    """Where an uploaded file named ``client_name`` (as the browser sent it) is saved inside ``folder``.
+
+    Browsers send a bare file name; anything else (a folder part, ``..``, a hidden name) came from a hostile
+    or broken client and is refused.
+    """
+    name = client_name.strip()
+    if not name or name in {".", ".."} or name.startswith(".") or any(c in name for c in "/\\\x00"):
+        raise ValueError(f"the uploaded file name {client_name!r} is not a plain file name; rename the file")
+    folder.mkdir(parents=True, exist_ok=True)
+    return resolve_inside(folder, name)

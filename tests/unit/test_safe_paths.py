@@ -1,0 +1,52 @@
+"""User-given paths stay inside the folder the app chose: export paths typed in a page, uploaded file names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.safe_paths import resolve_inside, upload_path
+
+
+@pytest.mark.parametrize(
+    ("relative", "message"),
+    [
+        ("../x.jsonl", "would leave the folder"),
+        ("sub/../../x.jsonl", "would leave the folder"),
+        ("/tmp/x.jsonl", "is an absolute path"),
+        ("/etc/passwd", "is an absolute path"),
+        ("  ", "give a file name"),
+        ("x\x00.jsonl", "contains a NUL character"),
+    ],
+)
+def test_resolve_inside_rejects_paths_that_leave_the_folder(tmp_path: Path, relative: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_inside(tmp_path / "exports", relative)
+
+
+def test_resolve_inside_accepts_paths_inside(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+
+    assert resolve_inside(folder, "curated.jsonl") == folder.resolve() / "curated.jsonl"
+    assert resolve_inside(folder, "a/../b/c.jsonl") == folder.resolve() / "b" / "c.jsonl"
+
+
+def test_a_symlink_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "escape").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+
+    with pytest.raises(ValueError, match="would leave the folder"):
+        resolve_inside(folder, "escape/x.jsonl")
+
+
+@pytest.mark.parametrize("name", ["../evil.jsonl", "a/b.jsonl", "..\\evil.jsonl", "..", ".", "", ".hidden", "x\x00y"])
+def test_upload_names_that_are_not_plain_file_names_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="is not a plain file name"):
+        upload_path(tmp_path / "uploads", name)
+    assert not (tmp_path / "evil.jsonl").exists()
+
+
+def test_a_plain_upload_name_lands_in_the_folder(tmp_path: Path) -> None:
+    assert upload_path(tmp_path / "uploads", "my data.jsonl") == (tmp_path / "uploads").resolve() / "my data.jsonl"
