@@ -41,7 +41,13 @@ def dataset_table() -> None:
 def chosen_file() -> Path | None:
     source = st.radio("Source", ["A file on this machine", "Upload a file"], horizontal=True, key="source")
     if source == "Upload a file":
-        upload = st.file_uploader("Dataset file", type=["jsonl", "json", "csv", "parquet"], key="upload")
+        limit = st.get_option("server.maxUploadSize")  # set in .streamlit/config.toml; the browser enforces it
+        upload = st.file_uploader(
+            "Dataset file",
+            type=["jsonl", "json", "csv", "parquet"],
+            key="upload",
+            help=f"Up to {limit} MB. A bigger file: choose 'A file on this machine', or `python -m core prepare`.",
+        )
         if upload is None:
             return None
         try:
