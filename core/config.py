@@ -40,3 +40,20 @@ def embed_model() -> str:
 def lock_timeout_seconds() -> float:
     """How long a process waits for the workspace lock before reporting it busy (``CURATE_LOCK_TIMEOUT``)."""
     return float(os.environ.get("CURATE_LOCK_TIMEOUT", "120"))
+
+
+def max_row_bytes() -> int:
+    """The largest row ingest accepts, in UTF-8 bytes of its texts (``CURATE_MAX_ROW_BYTES``, default 1 MiB).
+
+    An instruction example over 1 MiB (~250k tokens) is almost surely a broken or concatenated row (a
+    missing newline, a whole document pasted into one cell), and a row that size would stall embedding and
+    the browser. Raise the limit for files that really hold such rows.
+    """
+    value = os.environ.get("CURATE_MAX_ROW_BYTES", "").strip() or "1_048_576"
+    try:
+        limit = int(value)  # int() also reads 1_048_576
+    except ValueError:
+        raise ValueError(f"CURATE_MAX_ROW_BYTES must be a whole number of bytes, not {value!r}") from None
+    if limit <= 0:
+        raise ValueError(f"CURATE_MAX_ROW_BYTES must be positive, not {limit}")
+    return limit

@@ -5,6 +5,9 @@ Formats: ``.jsonl``, ``.json`` (an array), ``.csv``, ``.parquet``. Shapes: Alpac
 (from/value), or any columns named by an explicit mapping. Every problem is reported with the file, the
 line (or row) and the field. This module never touches storage: it returns an :class:`IngestResult`
 that the store writes in one transaction, so a failing file stores nothing.
+
+Besides malformed rows, two kinds of row are refused: a row whose texts exceed ``CURATE_MAX_ROW_BYTES``
+(see :func:`core.config.max_row_bytes`), and a row whose own ``id`` field repeats an earlier row's.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from core import config
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 SHAPES = ("alpaca", "messages", "sharegpt", "mapped")
@@ -33,6 +39,11 @@ _SHAREGPT_ROLES = {
     "system": "system",
 }
 _MAX_REPORTED = 5
+# JSON may spell half of a UTF-16 surrogate pair as an escape ("\ud800"); Python then holds a lone surrogate,
+# which no UTF-8 writer (hashing, storage, export) accepts. The escape test is a cheap pre-filter on raw text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_MESSAGE = "holds an unpaired surrogate escape (\\ud800-\\udfff), which is not valid text"
 
 
 class IngestError(ValueError):
@@ -137,9 +148,10 @@ def read_dataset(
     if not raw.strip():
         raise IngestError(path, "the file is empty")
     bad: list[BadRow] = []
+    max_bytes = config.max_row_bytes()  # read once per file, not once per row
     records = list(_read_records(path, suffix, raw, bad))
     shape, resolved = _detect_shape(path, records, mapping)
-    examples = _normalise_all(records, shape, resolved, bad)
+    examples = _normalise_all(records, shape, resolved, bad, max_bytes)
     if bad and not skip_bad_rows:
         raise _first_error(path, bad)
     if not examples:
@@ -162,7 +174,7 @@ def _read_records(path: Path, suffix: str, raw: bytes, bad: list[BadRow]) -> Ite
     if suffix == ".jsonl":
         yield from _read_jsonl(raw, bad)
     elif suffix == ".json":
-        yield from _read_json_array(path, raw)
+        yield from _read_json_array(path, raw, bad)
     elif suffix == ".csv":
         yield from _read_csv(path, raw, bad)
     else:
@@ -193,10 +205,31 @@ def _read_jsonl(raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise RowError(None, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+            if _SURROGATE_ESCAPE.search(text):
+                _reject_lone_surrogates(value)
         except RowError as exc:
             bad.append(BadRow(location, exc.field_name, str(exc)))
             continue
         yield _Record(location, number, value)
+
+
+def _reject_lone_surrogates(row: Any) -> None:
+    """Raise RowError naming the top-level field whose name or value holds an unpaired surrogate."""
+    items = row.items() if isinstance(row, dict) else [(None, row)]
+    for key, item in items:
+        if _has_lone_surrogate(key) or _has_lone_surrogate(item):
+            name = key.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(key, str) else None
+            raise RowError(name, _SURROGATE_MESSAGE)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(key) or _has_lone_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 def _decode_whole(path: Path, raw: bytes) -> str:
@@ -208,7 +241,7 @@ def _decode_whole(path: Path, raw: bytes) -> str:
         raise IngestError(path, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", f"line {line}") from None
 
 
-def _read_json_array(path: Path, raw: bytes) -> Iterator[_Record]:
+def _read_json_array(path: Path, raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
     text = _decode_whole(path, raw)
     try:
         value = json.loads(text)
@@ -218,7 +251,14 @@ def _read_json_array(path: Path, raw: bytes) -> Iterator[_Record]:
         value = value["data"]
     if not isinstance(value, list):
         raise IngestError(path, f"a .json file must hold an array of rows, found {_type_name(value)}")
+    check_surrogates = _SURROGATE_ESCAPE.search(text) is not None
     for number, item in enumerate(value, start=1):
+        try:
+            if check_surrogates:
+                _reject_lone_surrogates(item)
+        except RowError as exc:
+            bad.append(BadRow(f"row {number}", exc.field_name, str(exc)))
+            continue
         yield _Record(f"row {number}", number, item)
 
 
@@ -263,6 +303,8 @@ def _read_parquet(path: Path) -> Iterator[_Record]:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
+    if isinstance(value, str):
+        return "a string"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
@@ -318,31 +360,60 @@ def _check_mapping(path: Path, mapping: Mapping[str, str | None], columns: list[
 
 
 def _normalise_all(
-    records: list[_Record], shape: str, mapping: dict[str, str | None], bad: list[BadRow]
+    records: list[_Record], shape: str, mapping: dict[str, str | None], bad: list[BadRow], max_bytes: int
 ) -> list[Example]:
     examples = []
+    first_seen: dict[str, str] = {}  # JSON text of a user id -> location of the row that first carried it
     for record in records:
         try:
-            examples.append(_normalise(record, shape, mapping))
+            example = _normalise(record, shape, mapping, max_bytes)
+            _check_unique_id(example.original, record.location, first_seen)
         except RowError as exc:
             bad.append(BadRow(record.location, exc.field_name, str(exc)))
+        else:
+            examples.append(example)
     return examples
 
 
-def _normalise(record: _Record, shape: str, mapping: dict[str, str | None]) -> Example:
+def _check_unique_id(row: dict[str, Any], location: str, first_seen: dict[str, str]) -> None:
+    """A user-supplied ``id`` must not repeat: downstream tools join on it, so a repeat is a broken row.
+
+    Only good rows register their id, so a skipped bad row never makes a later good row a duplicate. ids are
+    compared as JSON values (``1`` and ``"1"`` differ). null and an empty string count as "no id": that is
+    how Parquet and CSV spell a row that lacks one.
+    """
+    value = row.get("id")
+    if value is None or value == "":
+        return
+    key = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    if key in first_seen:
+        raise RowError("id", f"duplicate id {_preview(value)} (first seen on {first_seen[key]})")
+    first_seen[key] = location
+
+
+def _preview(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _normalise(record: _Record, shape: str, mapping: dict[str, str | None], max_bytes: int) -> Example:
     row = record.value
     if not isinstance(row, dict):
         raise RowError(None, f"expected an object with fields, found {_type_name(row)}")
     messages: list[dict[str, str]] | None = None
     if shape in ("messages", "sharegpt"):
+        key, text_key = ("messages", "content") if shape == "messages" else ("conversations", "value")
         messages = _chat_turns(row, shape)
-        instruction, output = _first_exchange(messages, "messages" if shape == "messages" else "conversations")
+        _check_row_size([(f"{key}[{i}].{text_key}", turn["content"]) for i, turn in enumerate(messages)], max_bytes)
+        instruction, output = _first_exchange(messages, key)
         input_text = ""
         content: Any = {"messages": messages}
     else:
-        instruction = _required_text(row, mapping.get("instruction") or "instruction")
-        input_text = _optional_text(row, mapping.get("input"))
-        output = _required_text(row, mapping.get("output") or "output", allow_empty=True)
+        names = [mapping.get("instruction") or "instruction", mapping.get("input"), mapping.get("output") or "output"]
+        instruction = _required_text(row, names[0])
+        input_text = _optional_text(row, names[1])
+        output = _required_text(row, names[2], allow_empty=True)
+        _check_row_size([(names[0], instruction), (names[1] or "input", input_text), (names[2], output)], max_bytes)
         content = [instruction, input_text, output]
     return Example(
         row_number=record.row_number,
@@ -355,6 +426,29 @@ def _normalise(record: _Record, shape: str, mapping: dict[str, str | None]) -> E
         content_hash=_hash(content),
         prompt_hash=_hash([instruction, input_text]),
     )
+
+
+def _check_row_size(texts: list[tuple[str, str]], max_bytes: int) -> None:
+    """Refuse a row whose (field, text) pairs exceed ``max_bytes`` in UTF-8, naming the largest field: the
+    likely culprit, e.g. a whole document or several rows run together in one output."""
+    if sum(len(text) for _, text in texts) * 4 <= max_bytes:
+        return  # UTF-8 spends at most 4 bytes per character: short rows need no encoding
+    sizes = [(len(text.encode("utf-8")), name) for name, text in texts]
+    total = sum(size for size, _ in sizes)
+    if total <= max_bytes:
+        return
+    largest, name = max(sizes, key=lambda pair: pair[0])
+    message = f"is {_size(largest)}"
+    if _size(total) != _size(largest):
+        message += f" (the row's texts are {_size(total)})"
+    limit = f"rows over {_size(max_bytes)} are refused; set CURATE_MAX_ROW_BYTES to raise the limit"
+    raise RowError(name, f"{message}; {limit}")
+
+
+def _size(n_bytes: int) -> str:
+    if n_bytes >= 100 * 1024:
+        return f"{n_bytes / 1_048_576:.1f} MB"
+    return f"{n_bytes / 1024:.1f} KB" if n_bytes >= 1024 else f"{n_bytes} bytes"
 
 
 def _required_text(row: dict[str, Any], name: str, allow_empty: bool = False) -> str:
@@ -385,10 +479,13 @@ def _chat_turns(row: dict[str, Any], shape: str) -> list[dict[str, str]]:
     if key not in row:
         raise RowError(key, "missing required field")
     if isinstance(turns, str):  # CSV cells hold the list as JSON text
+        cell = turns
         try:
-            turns = json.loads(turns)
+            turns = json.loads(cell)
         except json.JSONDecodeError as exc:
-            raise RowError(key, f"malformed JSON in cell: {exc.msg}") from None
+            raise RowError(key, f"expected a list of turns, found a string that is not JSON: {exc.msg}") from None
+        if _SURROGATE_ESCAPE.search(cell) and _has_lone_surrogate(turns):  # escapes the file's reader never saw
+            raise RowError(key, _SURROGATE_MESSAGE)
     if not isinstance(turns, list) or not turns:
         raise RowError(key, f"expected a non-empty list of turns, found {_type_name(turns)}")
     normalised = []

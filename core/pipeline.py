@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
     with timer("ingest"):
         result = ingest.read_dataset(path, mapping=options.mapping, skip_bad_rows=options.skip_bad_rows)
     progress.advance()
+    grid = _k_grid(path, options.k_grid, len(result.examples))  # checked before anything is stored
     embedder = build_embedder(options.embedder)
     info = _existing(store, name, result, options)
     if info is not None and info.status == "ready":
@@ -100,7 +102,6 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
         embedded, cached = embed_missing(store, embedder, texts, options.embed_fields, progress)
     with timer("load"):
         embeddings = ds.load_embeddings(store, dataset_id, embedder.cache_key())
-    grid = list(options.k_grid or clustering.default_k_grid(len(embeddings)))
     with timer("k_sweep"):
         best, knee = run_sweep(
             store,
@@ -195,6 +196,17 @@ def embed_missing(
         vectors = embedder.embed([unique[h] for h in chunk], progress=progress.advance)
         ds.put_embeddings(store, key, chunk, vectors)
     return len(missing), len(cached)
+
+
+def _k_grid(path: Path, k_grid: Sequence[int] | None, n_rows: int) -> list[int]:
+    """The k values to sweep for ``n_rows`` rows; a grid with none in 1..n_rows is refused up front."""
+    grid = list(k_grid or clustering.default_k_grid(n_rows))
+    if not any(1 <= k <= n_rows for k in grid):
+        raise ValueError(
+            f"{path.name}: the k grid {grid} has no k between 1 and the file's {n_rows} rows; "
+            "give smaller k values (nothing was stored)"
+        )
+    return grid
 
 
 def run_sweep(

@@ -152,7 +152,6 @@ class HashingEmbedder:
 
     def embed(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
         from sklearn.feature_extraction.text import HashingVectorizer
-        from sklearn.random_projection import SparseRandomProjection
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -160,13 +159,20 @@ class HashingEmbedder:
             n_features=self.n_features, ngram_range=(1, 2), alternate_sign=False, norm=None
         ).transform(list(texts))
         counts.data = np.log1p(counts.data)
-        projection = SparseRandomProjection(n_components=self.dim, density=self.density, random_state=self.seed)
-        projection.fit(np.zeros((1, self.n_features), dtype=np.float32))
-        vectors = projection.transform(counts)
+        vectors = _hashing_projection(self.dim, self.n_features, self.density, self.seed).transform(counts)
         vectors = vectors.toarray() if hasattr(vectors, "toarray") else vectors
         if progress:
             progress(len(texts))
         return l2_normalise(np.asarray(vectors, dtype=np.float32))
+
+
+@functools.lru_cache(maxsize=4)
+def _hashing_projection(dim: int, n_features: int, density: float, seed: int) -> Any:
+    """The fitted sparse projection (drawing it takes about a second; every call of a process reuses it)."""
+    from sklearn.random_projection import SparseRandomProjection
+
+    projection = SparseRandomProjection(n_components=dim, density=density, random_state=seed)
+    return projection.fit(np.zeros((1, n_features), dtype=np.float32))
 
 
 def build_embedder(spec: dict[str, Any] | None) -> Embedder:

@@ -22,6 +22,14 @@ def _line(row: object) -> str:
     return json.dumps(row) + "\n"
 
 
+def _jsonl(*rows: object) -> bytes:
+    return "".join(_line(row) for row in rows).encode()
+
+
+# A good row, then one whose output is 5 MiB: several rows run together, say (the default limit is 1 MiB).
+HUGE_ROW_FILE = (GOOD + "\n" + _line({"instruction": "Summarise", "output": "word " * (1024 * 1024)})).encode()
+
+
 @pytest.fixture(scope="module")
 def busy_workspace(template_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace that already holds the prepared "tiny" dataset; failing prepares must leave it untouched."""
@@ -108,6 +116,58 @@ BAD_INPUTS = {
         None,
         ["chat.jsonl", "line 1", "field 'messages'", "no assistant turn"],
     ),
+    "nul_byte_in_jsonl_line": (
+        "nul.jsonl",
+        GOOD.encode() + b"\n" + b'{"instruction": "Say\x00hi", "output": "Hi"}\n',
+        None,
+        ["nul.jsonl", "line 2", "contains a NUL byte"],
+    ),
+    "nul_byte_in_csv": (
+        "nul.csv",
+        b"instruction,input,output\nBake bread,,Knead it\nSay\x00hi,,Hi\n",
+        None,
+        ["nul.csv", "line 3", "contains a NUL byte"],
+    ),
+    "row_over_the_size_limit": (
+        "huge.jsonl",
+        HUGE_ROW_FILE,
+        None,
+        ["huge.jsonl", "line 2", "field 'output'", "is 5.0 MB", "rows over 1.0 MB are refused", "CURATE_MAX_ROW_BYTES"],
+    ),
+    "duplicate_user_id": (
+        "dup.jsonl",
+        _jsonl(
+            {"id": "abc", "instruction": "Say hi", "output": "Hi"},
+            {"id": "xyz", "instruction": "Say bye", "output": "Bye"},
+            {"id": "abc", "instruction": "Say hello", "output": "Hello"},
+        ),
+        None,
+        ["dup.jsonl", "line 3", "field 'id'", "duplicate id 'abc' (first seen on line 1)"],
+    ),
+    "boolean_instead_of_string": (
+        "flag.jsonl",
+        (GOOD + "\n" + _line({"instruction": "Is bread food?", "output": True})).encode(),
+        None,
+        ["flag.jsonl", "line 2", "field 'output'", "expected a string, found a boolean"],
+    ),
+    "object_instead_of_string": (
+        "nested.jsonl",
+        _line({"instruction": "Add", "input": {"a": 1, "b": 2}, "output": "3"}).encode(),
+        None,
+        ["nested.jsonl", "line 1", "field 'input'", "expected a string, found an object"],
+    ),
+    "messages_is_plain_text": (
+        "chat_text.jsonl",
+        _line({"messages": "user: hi / assistant: hello"}).encode(),
+        None,
+        ["chat_text.jsonl", "line 1", "field 'messages'", "expected a list of turns, found a string that is not JSON"],
+    ),
+    "lone_surrogate_escape": (
+        "surrogate.jsonl",
+        (GOOD + "\n" + '{"instruction": "half an emoji \\ud83d", "output": "x"}\n').encode(),
+        None,
+        ["surrogate.jsonl", "line 2", "field 'instruction'", "unpaired surrogate"],
+    ),
     "mapping_names_missing_column": (
         "qa.jsonl",
         _line({"question": "Say hi", "answer": "Hi"}).encode(),
@@ -118,7 +178,10 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_reported_and_stores_nothing(case: str, busy_workspace: Path, tmp_path: Path) -> None:
+def test_bad_input_is_reported_and_stores_nothing(
+    case: str, busy_workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CURATE_MAX_ROW_BYTES", raising=False)  # the size case expects the 1 MiB default
     file_name, content, mapping, fragments = BAD_INPUTS[case]
     path = tmp_path / file_name
     path.write_bytes(content)
@@ -204,6 +267,17 @@ def test_utf8_bom_jsonl_is_accepted(tmp_path: Path) -> None:
     assert list(result.examples[0].original) == ["instruction", "input", "output"]
 
 
+def test_utf8_bom_json_array_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    rows = [json.loads(GOOD), {"instruction": "Hi", "output": "Hello"}]
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(rows, indent=2).encode())
+
+    result = read_dataset(path)
+
+    assert [e.instruction for e in result.examples] == ["Bake bread", "Hi"]
+    assert [e.original for e in result.examples] == rows
+
+
 def test_utf8_bom_csv_header_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbfinstruction,input,output\nBake bread,,Knead it\n")
@@ -224,3 +298,50 @@ def test_failed_prepare_keeps_the_name_free(workspace: Path, tmp_path: Path) -> 
     report = prepare(Store(workspace), good, PrepareOptions(name="later", embedder=KEYWORD_EMBEDDER, k_grid=(2,)))
 
     assert (report.name, report.n_rows, report.reused) == ("later", 8, False)
+
+
+def test_a_raised_row_limit_accepts_the_large_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "huge.jsonl"
+    path.write_bytes(HUGE_ROW_FILE)
+    monkeypatch.setenv("CURATE_MAX_ROW_BYTES", str(6 * 1024 * 1024))
+
+    result = read_dataset(path)
+
+    assert [e.instruction for e in result.examples] == ["Bake bread", "Summarise"]
+    assert len(result.examples[1].output.encode()) == 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("suffix", "unit"), [(".jsonl", "line"), (".json", "row")])
+def test_skip_bad_rows_keeps_the_first_of_a_duplicated_id(tmp_path: Path, suffix: str, unit: str) -> None:
+    rows = [
+        {"id": "a", "instruction": "Say hi", "output": "Hi"},
+        {"id": "b", "instruction": "Say bye", "output": "Bye"},
+        {"id": "a", "instruction": "Say hello", "output": "Hello"},  # the repeat: skipped and reported
+        {"id": 1, "instruction": "Count", "output": "1"},
+        {"id": "1", "instruction": "Count again", "output": "one"},  # 1 and "1" are different ids
+        {"instruction": "No id", "output": "fine"},
+        {"instruction": "No id", "output": "fine"},  # rows without an id may repeat
+    ]
+    path = tmp_path / f"ids{suffix}"
+    path.write_bytes(_jsonl(*rows) if suffix == ".jsonl" else json.dumps(rows).encode())
+
+    result = read_dataset(path, skip_bad_rows=True)
+
+    assert [e.original.get("id") for e in result.examples] == ["a", "b", 1, "1", None, None]
+    assert result.examples[0].output == "Hi"
+    assert [bad.describe() for bad in result.bad_rows] == [
+        f"{unit} 3, field 'id': duplicate id 'a' (first seen on {unit} 1)"
+    ]
+
+
+def test_a_k_grid_too_large_for_the_file_is_refused_before_anything_is_stored(
+    busy_workspace: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "one.jsonl"
+    path.write_text(GOOD + "\n")
+    before = _snapshot(busy_workspace)
+
+    with pytest.raises(ValueError, match=r"one.jsonl: the k grid \[2\] has no k between 1 and the file's 1 rows"):
+        prepare(Store(busy_workspace), path, PrepareOptions(name="one", embedder=KEYWORD_EMBEDDER, k_grid=(2,)))
+
+    assert _snapshot(busy_workspace) == before
