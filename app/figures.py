@@ -1,29 +1,31 @@
-"""Plotly figures as pure functions of data frames (no Streamlit here), so they are easy to test."""
+"""Plotly figures as pure functions of data frames (no Streamlit here), so they are easy to test.
+
+Plotly renders a subset of HTML (<b>, <br>, <a href>, <span style>) in hover labels, ticks, legends and
+titles, so every dataset-derived string goes through :func:`app.text.hover` before it reaches a figure.
+"""
 
 from __future__ import annotations
-
-import html
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from app.text import hover
+
 PALETTE = qualitative.Dark24 + qualitative.Light24
 VETOED_COLOR = "#c8c8c8"
+SNIPPET_CHARS = 120  # a hover label is one line: long instructions are cut (the store already sends 120)
 
 
 def cluster_map(points: pd.DataFrame, highlight: int | None = None) -> go.Figure:
-    """WebGL scatter of the 2-D map, one color per cluster, vetoed points grey; hover shows a snippet.
-
-    Snippets are HTML-escaped: plotly renders a subset of HTML in hover labels, and dataset text must
-    never act on the page.
-    """
+    """WebGL scatter of the 2-D map, one color per cluster, vetoed points grey; hover shows a snippet
+    (HTML-escaped: dataset text must never act on the page)."""
     colors = [
         VETOED_COLOR if vetoed else PALETTE[int(cluster) % len(PALETTE)]
         for cluster, vetoed in zip(points.cluster_id, points.vetoed, strict=True)
     ]
     sizes = [9 if highlight is not None and c == highlight else 5 for c in points.cluster_id]
-    snippets = [html.escape(s.replace("\n", " ")) for s in points.snippet]
+    snippets = [hover(s, SNIPPET_CHARS) for s in points.snippet]
     figure = go.Figure(
         go.Scattergl(
             x=points.x,
@@ -38,8 +40,10 @@ def cluster_map(points: pd.DataFrame, highlight: int | None = None) -> go.Figure
 
 
 def score_map(points: pd.DataFrame, values: pd.Series, name: str) -> go.Figure:
-    """The 2-D map colored by a per-example score (grey where an example has no value)."""
-    snippets = [html.escape(s.replace("\n", " ")) for s in points.snippet]
+    """The 2-D map colored by a per-example score (grey where an example has no value); ``name`` may hold a
+    target's file name, so it is escaped like the snippets."""
+    snippets = [hover(s, SNIPPET_CHARS) for s in points.snippet]
+    title = hover(name, 80)
     figure = go.Figure(
         go.Scattergl(
             x=points.x,
@@ -50,11 +54,11 @@ def score_map(points: pd.DataFrame, values: pd.Series, name: str) -> go.Figure:
                 "colorscale": "Viridis",
                 "size": 5,
                 "opacity": 0.8,
-                "colorbar": {"title": {"text": name}},
+                "colorbar": {"title": {"text": title}},
                 "showscale": True,
             },
             customdata=list(zip(points.row_idx, points.cluster_id, snippets, values.round(4), strict=True)),
-            hovertemplate=f"cluster %{{customdata[1]}} · {html.escape(name)} %{{customdata[3]}}"
+            hovertemplate=f"cluster %{{customdata[1]}} · {title} %{{customdata[3]}}"
             "<br>%{customdata[2]}<extra></extra>",
         )
     )
@@ -129,7 +133,7 @@ def node_link(nodes: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
                     text=f"cosine {float(weight):.3f}",
                 )
             )
-    texts = [html.escape(str(t).replace("\n", " ")[:160]) for t in nodes.instruction]
+    texts = [hover(t, 160) for t in nodes.instruction]
     figure.add_trace(
         go.Scatter(
             x=[place[int(r)][0] for r in nodes.row_idx],
@@ -171,7 +175,7 @@ def walk_path(points: pd.DataFrame, path: pd.DataFrame) -> go.Figure:
                 marker={"size": 7},
                 name=f"component {component}",
                 customdata=[
-                    (int(p), html.escape(str(v)), html.escape(str(snippets.get(r, "")).replace("\n", " ")))
+                    (int(p), hover(v, 40), hover(snippets.get(r, ""), SNIPPET_CHARS))
                     for p, v, r in zip(steps.position, steps.via, steps.row_idx, strict=True)
                 ],
                 hovertemplate="pick %{customdata[0]} (%{customdata[1]})<br>%{customdata[2]}<extra></extra>",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -52,3 +53,16 @@ def warn_if_shared() -> None:
             f"This workspace is also open in another app: {where}. Both can work on it: each change is saved "
             "at once, and what is changed there shows here when this page reruns."
         )
+
+
+def sync_widget(key: str, stored: Any) -> None:
+    """Make the widget ``key`` show ``stored`` whenever the stored value changed since this session last saw it.
+
+    A keyed widget keeps its own session value across reruns and ignores ``value=``, so without this a
+    session would keep showing a veto or weight that another session (or the CLI, or a run) has changed.
+    A value this session just set is stored by its on_change before the rerun, so it is never undone.
+    """
+    seen = f"{key}__stored"
+    if key not in st.session_state or st.session_state.get(seen) != stored:
+        st.session_state[key] = stored
+        st.session_state[seen] = stored

@@ -1,4 +1,4 @@
-"""Reusable Streamlit widgets: a progress bar for core work, and the example card."""
+"""Reusable Streamlit widgets: a progress bar for core work, dataset text shown verbatim, the example card."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.text import plain
 from core.progress import Progress
 
 
@@ -26,20 +27,35 @@ class StreamlitProgress(Progress):
         self._bar.empty()
 
 
+# Characters above which a text scrolls in a box of its own rather than stretching its card down the page.
+LONG_TEXT = 5_000
+LONG_TEXT_HEIGHT = 320
+
+
+def plain_text(text: str) -> None:
+    """Dataset text verbatim: ``st.text`` never reads markdown or HTML, and wraps even one endless word.
+    A very long text scrolls inside a fixed-height box so one row cannot make a card pages tall."""
+    if len(text) > LONG_TEXT:
+        with st.container(height=LONG_TEXT_HEIGHT, border=False):
+            st.text(text)
+    else:
+        st.text(text)
+
+
 def example_card(row: object, on_veto: Callable[[str, bool], None], key_prefix: str) -> None:
     """One example as plain text (never markdown or HTML), with its own veto checkbox."""
     example_id = str(row.example_id)
-    title = f"{row.location} · id {example_id} · cluster {row.cluster_id}"
+    title = f"{plain(row.location, 80)} · id {plain(example_id, 80)} · cluster {row.cluster_id}"
     if int(row.copies) > 1:
         title += f" · exact duplicate ×{int(row.copies)}"
     with st.container(border=True):
         st.caption(title)
-        st.text(row.instruction)
+        plain_text(row.instruction)
         if row.input:
             st.caption("input")
-            st.text(row.input)
+            plain_text(row.input)
         st.caption("output")
-        st.text(row.output if row.output.strip() else "(empty response)")
+        plain_text(row.output if row.output.strip() else "(empty response)")
         st.checkbox(
             "Veto this example",
             value=bool(row.vetoed),

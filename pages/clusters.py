@@ -7,7 +7,8 @@ from collections import Counter
 import streamlit as st
 
 from app import figures, queries
-from app.state import pick_dataset, store
+from app.state import pick_dataset, store, sync_widget
+from app.text import clip, plain
 from app.widgets import example_card
 from core import quality
 from core.storage import curation
@@ -22,7 +23,7 @@ k = int(dataset.active_k)
 table = queries.cached_clusters(dataset)
 labels = dict(zip(table.cluster_id, table.label, strict=True))
 st.caption(
-    f"{dataset.name}: {dataset.n_rows} examples in {k} clusters "
+    f"{plain(dataset.name, 120)}: {dataset.n_rows} examples in {k} clusters "
     f"(best silhouette k={dataset.best_k}, knee k={dataset.knee_k}; change k on Diagnostics)."
 )
 
@@ -87,12 +88,13 @@ with left:
 
 def cluster_card(cluster_id: int) -> None:
     row = table[table.cluster_id == cluster_id].iloc[0].to_dict()  # a dict: Series.size is not the column
-    st.subheader(f"Cluster {cluster_id}: {row['label']}")
+    st.subheader(f"Cluster {cluster_id}: {plain(row['label'], 120)}")  # labels are words of the data
     st.caption(f"{int(row['size'])} examples · {int(row['duplicate_rows'])} exact-duplicate rows")
     veto_key, weight_key = f"veto_cluster_{k}_{cluster_id}", f"weight_{k}_{cluster_id}"
+    sync_widget(veto_key, bool(row["vetoed"]))  # another session may have changed them since
+    sync_widget(weight_key, float(row["weight"]))
     st.toggle(
         "Vetoed (leave this cluster out)",
-        value=bool(row["vetoed"]),
         key=veto_key,
         on_change=lambda: curation.set_cluster_veto(
             store(), dataset.dataset_id, k, cluster_id, st.session_state[veto_key]
@@ -102,8 +104,7 @@ def cluster_card(cluster_id: int) -> None:
         "Weight (share of this cluster in selections; 1 = neutral)",
         0.0,
         5.0,
-        float(row["weight"]),
-        0.1,
+        step=0.1,
         key=weight_key,
         on_change=lambda: curation.set_cluster_weight(
             store(), dataset.dataset_id, k, cluster_id, float(st.session_state[weight_key])
@@ -144,7 +145,7 @@ with right:
         key="cluster_pick",
         index=None,
         placeholder="choose a cluster",
-        format_func=lambda c: f"{c}: {labels[c]}",
+        format_func=lambda c: f"{c}: {clip(labels[c], 80)}",  # option labels are plain text; long ones cut
         on_change=lambda: open_cluster(st.session_state["cluster_pick"]),
     )
     current = st.session_state.get("open_cluster")

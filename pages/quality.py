@@ -8,6 +8,8 @@ import streamlit as st
 
 from app import queries
 from app.state import pick_dataset, store, workspace
+from app.text import plain
+from app.widgets import plain_text
 from core import quality
 from core.algorithms.scorers import SCORERS
 from core.runs import jobs
@@ -49,16 +51,16 @@ def score_jobs() -> None:
     for status in jobs.list_jobs(workspace(), kind="score")[:3]:
         name = status.params.get("scorer")
         if status.active:
-            st.progress(status.fraction, text=f"Scoring {name}: {status.stage} {status.done}/{status.total}")
+            st.progress(status.fraction, text=f"Scoring {plain(name, 80)}: {status.stage} {status.done}/{status.total}")
             if status.message:
-                st.caption(status.message)
+                st.caption(plain(status.message))
             if st.button("Cancel", key=f"cancel_{status.job_id}"):
                 jobs.request_cancel(workspace(), status.job_id)
         elif status.job_id == st.session_state.get("score_job"):
             if status.state == "failed":
-                st.error(f"Scoring {name} failed: {status.error}")
+                st.error(f"Scoring {plain(name, 80)} failed: {plain(status.error)}")  # errors may quote a row
             else:
-                st.caption(f"Scoring {name}: {status.state} ({status.result.get('scored', 0)} scored).")
+                st.caption(f"Scoring {plain(name, 80)}: {status.state} ({status.result.get('scored', 0)} scored).")
             if st.session_state.get("score_job_seen") != status.job_id:
                 st.session_state["score_job_seen"] = status.job_id
                 st.rerun(scope="app")
@@ -91,7 +93,7 @@ def proposals(cluster_means, threshold: float, table) -> None:
     for cluster in low:
         label = table.label[table.cluster_id == cluster].iloc[0]
         cols = st.columns([4, 1, 1])
-        cols[0].write(f"Cluster {cluster}: {label} · quality {cluster_means[cluster]:.2f}")
+        cols[0].markdown(f"Cluster {cluster}: {plain(label, 120)} · quality {cluster_means[cluster]:.2f}")
         if cols[1].button("Veto", key=f"accept_{cluster}"):
             curation.set_cluster_veto(store(), dataset.dataset_id, k, int(cluster), True)
             st.rerun()
@@ -139,9 +141,9 @@ points = event.selection.get("points", []) if event else []
 if points:
     row = int(points[0]["customdata"][0])
     frame, _ = curation.examples(store(), dataset.dataset_id, k, limit=1, offset=row)
-    st.caption(f"Example {frame.example_id.iloc[0]} (cluster {frame.cluster_id.iloc[0]})")
-    st.text(frame.instruction.iloc[0])
-    st.text(frame.output.iloc[0] or "(empty response)")
+    st.caption(f"Example {plain(frame.example_id.iloc[0], 80)} (cluster {frame.cluster_id.iloc[0]})")
+    plain_text(frame.instruction.iloc[0])
+    plain_text(frame.output.iloc[0] or "(empty response)")
 
 table = clusters.assign(quality_mean=clusters.cluster_id.map(means).round(3))
 st.subheader("Clusters by quality")

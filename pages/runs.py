@@ -12,6 +12,7 @@ import streamlit as st
 
 from app import queries
 from app.state import pick_dataset, store, workspace
+from app.text import clip, hover, plain
 from app.widgets import target_files, target_picker
 from core.export import build_export
 from core.runs import jobs
@@ -47,7 +48,9 @@ def launch_form() -> None:
             return
         names = dict(zip(saved.selection_id, saved.name, strict=True))
         spec["selection_id"] = int(
-            cols[0].selectbox("Selection", list(names), format_func=lambda i: f"#{i}: {names[i]}", key="run_selection")
+            cols[0].selectbox(
+                "Selection", list(names), format_func=lambda i: f"#{i}: {clip(names[i], 80)}", key="run_selection"
+            )
         )
         examples = int(saved[saved.selection_id == spec["selection_id"]]["size"].iloc[0])
     else:
@@ -100,7 +103,7 @@ def launch_form() -> None:
         try:
             st.session_state["run_job"] = runs.launch_run(workspace(), runs.RunSpec(**spec))
         except (ValueError, KeyError) as exc:
-            st.error(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
+            st.error(plain(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
 
 
 @st.fragment(run_every=2.0)
@@ -140,7 +143,7 @@ def run_list() -> None:
 def run_detail(run_id: str) -> None:
     status = jobs.read_status(workspace(), run_id)
     if status.error:
-        st.error(status.error)
+        st.error(plain(status.error))  # a training error can quote a row or a path
     curve = runs.losses(workspace(), run_id)
     if not curve.empty:
         st.plotly_chart(px.line(curve, x="step", y="loss", title="Training loss"), key=f"loss_{run_id}")
@@ -225,5 +228,7 @@ if finished:
     else:
         st.dataframe(table, hide_index=True, key="compare_table")
         metric = "run_accuracy" if table.run_accuracy.notna().any() else "run_loss"
-        figure = px.bar(table, x="eval_set", y=metric, color="label", barmode="group", title=metric.replace("_", " "))
+        # run names and evaluation file names become ticks, legend and hover labels, where plotly reads HTML
+        shown = table.assign(label=table.label.map(hover), eval_set=table.eval_set.map(hover))
+        figure = px.bar(shown, x="eval_set", y=metric, color="label", barmode="group", title=metric.replace("_", " "))
         st.plotly_chart(figure, key="compare_plot")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import queries
 from app.state import pick_dataset, store, workspace
+from app.text import plain
 from app.widgets import target_picker
 from core.selection.pool import MissingScores
 from core.selection.run import build_strategy, compare, per_cluster, run_selection, save_selection
@@ -62,7 +63,7 @@ if st.button("Preview", key="preview", type="primary"):
         st.session_state["selection_preview"] = (request, result)
     except (MissingScores, ValueError) as exc:
         st.session_state.pop("selection_preview", None)
-        st.error(str(exc))
+        st.error(plain(exc))  # messages can name a target file or a score
 
 preview = st.session_state.get("selection_preview")
 if preview and preview[0] == request:
@@ -71,7 +72,7 @@ if preview and preview[0] == request:
     if result.report.get("shortfall"):  # G2IS's walk may stop early; the paper's code says nothing, we do
         st.warning(
             f"{result.report['shortfall']} short of the budget of {result.report['budget']}: "
-            f"{result.report.get('why', 'the strategy found no more eligible examples')}."
+            f"{plain(result.report.get('why', 'the strategy found no more eligible examples'))}."
         )
     table = per_cluster(store(), dataset, result.row_idx, k)
     st.dataframe(table, hide_index=True, key="preview_table")
