@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.state import sync_widget
 from app.text import plain
 from core.progress import Progress
 
@@ -56,12 +57,9 @@ def example_card(row: object, on_veto: Callable[[str, bool], None], key_prefix: 
             plain_text(row.input)
         st.caption("output")
         plain_text(row.output if row.output.strip() else "(empty response)")
-        st.checkbox(
-            "Veto this example",
-            value=bool(row.vetoed),
-            key=f"{key_prefix}_veto_{example_id}",
-            on_change=lambda: on_veto(example_id, st.session_state[f"{key_prefix}_veto_{example_id}"]),
-        )
+        key = f"{key_prefix}_veto_{example_id}"
+        sync_widget(key, bool(row.vetoed))  # another session may have vetoed it since
+        st.checkbox("Veto this example", key=key, on_change=lambda: on_veto(example_id, st.session_state[key]))
 
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"

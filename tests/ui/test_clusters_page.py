@@ -55,6 +55,27 @@ def test_single_example_veto_and_keyword_search(page, prepared_workspace):
     assert vetoed == [example_id]
 
 
+def test_changes_made_elsewhere_show_in_an_open_session_after_a_rerun(page, prepared_workspace):
+    store, dataset, _ = _state(prepared_workspace)
+    k = dataset.active_k
+    at = page("clusters").run()
+    at.selectbox(key="cluster_pick").select(1).run()
+    at.text_input(key="search").input("number 3").run()
+    box = next(box for box in at.checkbox if box.key.startswith("search_veto_"))
+    example_id = box.key.removeprefix("search_veto_")
+    assert not at.toggle(key=f"veto_cluster_{k}_1").value and not box.value
+
+    # another curator (another session, the CLI or a run's round) changes the same cluster and example
+    curation.set_cluster_veto(store, dataset.dataset_id, k, 1, True)
+    curation.set_cluster_weight(store, dataset.dataset_id, k, 1, 3.0)
+    curation.set_example_veto(store, dataset.dataset_id, example_id, True)
+    at.run()
+
+    assert at.toggle(key=f"veto_cluster_{k}_1").value is True
+    assert at.slider(key=f"weight_{k}_1").value == 3.0
+    assert at.checkbox(key=f"search_veto_{example_id}").value is True
+
+
 def test_example_text_is_shown_as_plain_text(page, tmp_path, monkeypatch):
     from core.pipeline import PrepareOptions, prepare
     from tests.conftest import KEYWORD_EMBEDDER, write_jsonl
