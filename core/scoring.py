@@ -2,7 +2,9 @@
 
 Scores already stored for the same scorer key and example content are reused, so scoring again costs
 nothing and an interrupted run resumes where it stopped. ``limit`` scores a seeded random sample of the
-unscored examples, so a partial run still covers every cluster.
+unscored examples, so a partial run still covers every cluster; ``only`` restricts scoring to given
+examples (a resumed job finishes the sample it drew instead of drawing another). A scorer's model is
+loaded before any work, so a bad model path fails at once with one clear line (:class:`ModelLoadError`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +25,10 @@ from core.registry import spec_of
 from core.storage import scores as score_store
 from core.storage.database import Store
 from core.storage.datasets import DatasetInfo
+
+
+class ModelLoadError(RuntimeError):
+    """A scorer's model could not be loaded; the message names the model and the reason on one line."""
 
 
 @dataclasses.dataclass
@@ -58,20 +66,65 @@ def score_key_for(store: Store, dataset: DatasetInfo, scorer: Scorer) -> str:
     return key
 
 
-def pending(store: Store, dataset: DatasetInfo, scorer: Scorer, limit: int | None, seed: int = 0) -> pd.DataFrame:
-    """The unique examples still to score (a seeded sample of ``limit`` of them when given)."""
+def pending(
+    store: Store,
+    dataset: DatasetInfo,
+    scorer: Scorer,
+    limit: int | None,
+    seed: int = 0,
+    only: Collection[str] | None = None,
+) -> pd.DataFrame:
+    """The unique examples still to score: a seeded sample of ``limit`` of them when given, or those of the
+    content hashes ``only`` (then ``limit`` is ignored)."""
     examples = _examples(store, dataset.dataset_id)
     done = score_store.scored_hashes(store, score_key_for(store, dataset, scorer))
     todo = examples[~examples.content_hash.isin(done)]
+    if only is not None:
+        return todo[todo.content_hash.isin(set(only))]
     if limit is not None and len(todo) > limit and not scorer.set_dependent:
         todo = todo.sample(n=limit, random_state=seed).sort_index()
     return todo
+
+
+def load_model(scorer: Scorer) -> None:
+    """Load the scorer's model now (it stays cached in this process), so a bad model fails before any work
+    with a :class:`ModelLoadError` (see :func:`checked_load`)."""
+    model = getattr(scorer, "model", None)
+    if not scorer.uses_model or not isinstance(model, str) or not model:
+        return
+    from core.models.lm import load_causal_lm, load_reward_model
+
+    checked_load(load_reward_model if scorer.name == "reward" else load_causal_lm, model)
+
+
+def checked_load(loader: Callable[[str], Any], model: str) -> Any:
+    """``loader(model)``, a failure becoming a :class:`ModelLoadError` that names the model and the reason on
+    one line: the libraries' own message for a bad path is unclear (``Repo id must be in the form ...``),
+    spans lines, and its exception types (OSError) escape the CLI's error handling."""
+    try:
+        return loader(model)
+    except Exception as exc:
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+            raise  # not the model's fault: the worker explains running out of memory
+        raise ModelLoadError(f"cannot load the model {model!r}: {_load_problem(model, exc)}") from exc
+
+
+def _load_problem(model: str, exc: Exception) -> str:
+    """One line saying why ``model`` did not load."""
+    path = Path(model).expanduser()
+    if model.startswith(("/", "./", "../", "~")) and not path.exists():
+        return "no such file or folder"
+    if path.is_dir() and not (path / "config.json").exists() and "gguf" not in model.lower():
+        return "the folder has no config.json (is it a Hugging Face model folder?)"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def estimate_seconds(scorer: Scorer, todo: pd.DataFrame, sample: int = 8) -> tuple[float, float]:
     """(examples per second measured on a small sample on this device, projected seconds for ``todo``)."""
     if todo.empty:
         return float("inf"), 0.0
+    load_model(scorer)
     probe = todo.head(sample)
     scorer.score(probe.head(1))  # warm-up: loads the model once, outside the timing
     start = time.perf_counter()
@@ -86,10 +139,12 @@ def score_dataset(
     scorer: Scorer,
     *,
     limit: int | None = None,
+    only: Collection[str] | None = None,
     chunk: int = 128,
     progress: Progress | None = None,
 ) -> ScoreReport:
-    """Score the dataset's unscored examples, committing every ``chunk`` examples.
+    """Score the dataset's unscored examples (see :func:`pending` for ``limit`` and ``only``), committing
+    every ``chunk`` examples.
 
     128 examples are about 45 s of LM scoring on a 2-core CPU: little to redo after a cancel, and enough
     sequences per chunk for the length-sorted batches to pack with little padding.
@@ -98,8 +153,10 @@ def score_dataset(
     started = time.perf_counter()
     key = score_key_for(store, dataset, scorer)
     score_store.register_run(store, key, scorer.name, spec_of(scorer))
-    todo = pending(store, dataset, scorer, limit)
+    todo = pending(store, dataset, scorer, limit, only=only)
     cached = len(_examples(store, dataset.dataset_id)) - len(pending(store, dataset, scorer, None))
+    if not todo.empty:
+        load_model(scorer)
     progress.start(f"score {scorer.name}", len(todo))
     if getattr(scorer, "needs_embeddings", False):
         todo = _with_embeddings(store, dataset, todo)

@@ -70,7 +70,7 @@ def write_status(job_dir: Path, **fields: Any) -> None:
     path = job_dir / "status.json"
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(fields, updated_at=_now())
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # app sessions are threads of one process
     tmp.write_text(json.dumps(current, default=str))
     os.replace(tmp, path)
 
@@ -110,7 +110,8 @@ def relaunch(workspace: Path, job_id: str) -> None:
         raise ValueError(f"job {job_id} is still {status.state}")
     job_dir = jobs_dir(workspace) / job_id
     (job_dir / "cancel").unlink(missing_ok=True)
-    write_status(job_dir, state="queued", error="", message="resuming")
+    # forget the dead worker's pid: a reader between this write and the new pid's would judge the job by it
+    write_status(job_dir, state="queued", error="", message="resuming", pid=None)
     _spawn(job_dir)
 
 
@@ -139,7 +140,7 @@ def read_status(workspace: Path, job_id: str) -> JobStatus:
         # the worker writes its final state before exiting, so a vanished active worker was killed
         time.sleep(0.2)
         data = json.loads((job_dir / "status.json").read_text())
-        if data.get("state") in ACTIVE_STATES:
+        if data.get("state") in ACTIVE_STATES and data.get("pid") == status.pid:  # not relaunched meanwhile
             write_status(job_dir, state="interrupted", error="the worker process ended without finishing")
             data = json.loads((job_dir / "status.json").read_text())
         status = JobStatus(**{k: v for k, v in data.items() if k in known})

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,7 @@ def list_runs(workspace: Path) -> list[jobs.JobStatus]:
 
 def losses(workspace: Path, run_id: str) -> pd.DataFrame:
     """The run's loss per optimizer step so far (columns step, loss, tokens_per_second)."""
-    path = run_dir(workspace, run_id) / "losses.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    rows = _log_rows(run_dir(workspace, run_id) / "losses.jsonl")
     return pd.DataFrame(rows, columns=["step", "loss", "tokens_per_second"])
 
 
@@ -164,6 +164,7 @@ def round_picks(workspace: Path, run_id: str) -> pd.DataFrame:
 def execute_run(workspace: Path, params: dict[str, Any], progress: Progress, folder: Path | None) -> dict[str, Any]:
     """Job kind ``train``: the whole run, resumable in ``folder``. Returns the summary stored as the job's result."""
     from core.models.lm import load_causal_lm
+    from core.scoring import checked_load
     from core.storage.database import Store
 
     spec = RunSpec(**params)
@@ -173,21 +174,12 @@ def execute_run(workspace: Path, params: dict[str, Any], progress: Progress, fol
     folder = Path(folder)
     store = Store(workspace)
     progress.start("load model", 1)
-    lm = load_causal_lm(config.model)
+    lm = checked_load(load_causal_lm, config.model)
     evals = {name: {"base": summary} for name, summary in _evaluate_all(store, lm, lm.model, None, spec, progress)}
-    log_path = folder / "losses.jsonl"
-    counter = {"step": 0}
+    log = _LossLog(folder / "losses.jsonl", functools.partial(_phase, folder, spec.loop))
 
     def on_step(status: TrainStatus) -> None:
-        counter["step"] += 1  # loops restart the trainer's step count every round; the log counts on
-        with open(log_path, "a") as log:
-            log.write(
-                json.dumps(
-                    {"step": counter["step"], "loss": status.loss, "tokens_per_second": status.tokens_per_second}
-                )
-            )
-            log.write("\n")
-        progress.done = counter["step"]
+        progress.done = log.append(status)
         progress.update()
         if (folder / "status.json").exists():  # a job folder: show the live figures beside the progress
             jobs.write_status(
@@ -198,16 +190,13 @@ def execute_run(workspace: Path, params: dict[str, Any], progress: Progress, fol
         selection_id = _selection_for(store, spec, folder)
         frame = _selected_rows(store, selection_id)
         progress.start("train", len(step_plan(len(frame), config)))
-        counter["step"] = _resume_step(folder)
-        _trim_log(log_path, counter["step"])
         result = train(
             lm.model, lm.tokenizer, frame, config, folder, on_step=on_step, should_stop=progress.stop_requested
         )
         model, steps, last_loss, resumed, extra = result.model, result.steps, result.losses[-1], result.resumed_from, {}
     else:
-        log_path.unlink(missing_ok=True)  # loops resume per round and log their steps again
         model, selection_id, frame, extra = _run_loop(store, lm, spec, config, folder, progress, on_step)
-        steps, last_loss, resumed = counter["step"], extra.get("last_loss"), 0
+        steps, last_loss, resumed = log.count, extra.get("last_loss"), 0
     adapter = _adapter_hash(folder / "final") if (folder / "final").exists() else None
     for name, summary in _evaluate_all(store, lm, model, adapter or folder.name, spec, progress):
         evals.setdefault(name, {})["run"] = summary
@@ -381,18 +370,61 @@ def _adapter_hash(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _resume_step(folder: Path) -> int:
-    from core.training.trainer import checkpoint_step
+class _LossLog:
+    """The run's ``losses.jsonl`` (one line per optimizer step, numbered on across rounds) kept whole across resumes.
 
-    return checkpoint_step(folder) or 0
+    Each line also names its phase (``train``, ``round_<t>``, ``epoch_<e>``: see :func:`_phase`) and the
+    trainer's step in it. A resumed attempt re-trains from its checkpoint and reports those steps again, so
+    the first step this process logs in a phase drops what an earlier attempt logged there from that step
+    on; finished rounds keep their lines. The log then reads as an uninterrupted run's.
+    """
+
+    def __init__(self, path: Path, phase: Callable[[], str]):
+        self.path, self.phase = path, phase
+        self.count = 0  # lines in the log
+        self._trimmed: set[str] = set()
+
+    def append(self, status: TrainStatus) -> int:
+        """Log one step; returns its number in the run."""
+        phase = self.phase()
+        if phase not in self._trimmed:
+            self._trimmed.add(phase)
+            self._trim(phase, status.step)
+        self.count += 1
+        row = {"step": self.count, "loss": status.loss, "tokens_per_second": status.tokens_per_second}
+        with open(self.path, "a") as log:
+            log.write(json.dumps({**row, "phase": phase, "phase_step": status.step}) + "\n")
+        return self.count
+
+    def _trim(self, phase: str, first_step: int) -> None:
+        rows = _log_rows(self.path)
+        # lines written before phases were logged come from a plain run, where the step is the trainer's
+        kept = [r for r in rows if r.get("phase", phase) != phase or r.get("phase_step", r["step"]) < first_step]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        tmp.replace(self.path)
+        self.count = len(kept)
 
 
-def _trim_log(path: Path, keep_steps: int) -> None:
-    """Drop logged steps after the checkpoint a resumed run restarts from (they will be logged again)."""
-    if not path.exists():
-        return
-    lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= keep_steps]
-    path.write_text("".join(line + "\n" for line in lines))
+def _log_rows(path: Path) -> list[dict[str, Any]]:
+    """The lines of a loss log; a line cut short (the disk filled up mid-write) is skipped, not fatal."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _phase(folder: Path, loop: str) -> str:
+    """What the trainer trains now: ``train`` in a plain run, else the loop's first round or epoch not done."""
+    if loop == "none":
+        return "train"
+    prefix, index = ("round_", 1) if loop == "iterative_kmq" else ("epoch_", 0)
+    while (folder / "loop" / f"{prefix}{index}" / "done.json").exists():
+        index += 1
+    return f"{prefix}{index}"
 
 
 def compare_runs(workspace: Path, run_ids: list[str]) -> pd.DataFrame:

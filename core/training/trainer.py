@@ -228,13 +228,15 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         losses.append(total)
         tokens += sum(len(data[i].ids) for batch in plan[step] for i in batch)
-        if (step + 1) % config.checkpoint_every == 0 and step + 1 < len(plan):
-            _save_checkpoint(out_dir, model, optimizer, scheduler, step + 1, losses, config)
         if on_step:
             elapsed = time.perf_counter() - started
             rate = (step + 1 - start) / elapsed if elapsed > 0 else 0.0
             remaining = (len(plan) - step - 1) / rate if rate > 0 else float("nan")
             on_step(TrainStatus(step + 1, len(plan), total, tokens / max(elapsed, 1e-9), remaining))
+        # after reporting the step: a crash in between leaves the caller's log ahead of the checkpoint (a resume
+        # reports those steps again), never behind it (a step the resume skips would be missing from the log)
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < len(plan):
+            _save_checkpoint(out_dir, model, optimizer, scheduler, step + 1, losses, config)
     model.eval()
     save_model(model, out_dir / "final", config)
     shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)

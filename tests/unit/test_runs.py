@@ -177,3 +177,39 @@ def test_a_cluster_vetoed_while_a_loop_run_is_paused_is_left_out_of_the_next_rou
     chosen = selections.items(store, status.result["selection_id"]).example_id
     assert saved["size"] == 8 and vetoed_cluster not in {int(members[e]) for e in chosen}
     assert [r["vetoed_clusters"] for r in saved["decisions"]["per_round"]] == [[], [vetoed_cluster]]
+
+
+def test_vetoes_and_weights_set_while_a_loop_run_trains_hold_from_the_next_round_and_reach_the_manifest(
+    workspace, tiny_model_dir, eval_file
+):
+    from core.export import build_export
+    from core.storage import curation
+
+    spec = _spec(tiny_model_dir, eval_file, epochs=60)  # long rounds, so the changes land inside round 1
+    spec = RunSpec(**{**spec.__dict__, "strategy": None, "loop": "iterative_kmq", "budget": 9, "rounds": 3,
+                      "loop_params": {"max_new_tokens": 2}})  # fmt: skip
+    run_id = launch_run(workspace, spec)
+    round_1 = jobs.jobs_dir(workspace) / run_id / "loop" / "round_1"
+    _wait(workspace, run_id, until=lambda s: (round_1 / "train").exists() or not s.active, timeout=300)
+
+    store = Store(workspace)  # the curator works while the worker trains round 1: no lock error, no waiting
+    dataset = ds.get_dataset(store)
+    k = int(dataset.active_k)
+    vetoed, weighted = 0, 1
+    started = time.monotonic()
+    curation.set_cluster_veto(store, dataset.dataset_id, k, vetoed, True)
+    curation.set_cluster_weight(store, dataset.dataset_id, k, weighted, 2.0)
+    assert time.monotonic() - started < 30
+    assert not (round_1 / "done.json").exists(), "round 1 ended before the curator's changes"
+    status = _wait(workspace, run_id, timeout=600)
+    assert status.state == "done", jobs.read_log(workspace, run_id)
+
+    used = [r["decisions"] for r in status.result["rounds"]]
+    assert used[0]["vetoed_clusters"] == [] and used[0]["weights"] == {}  # in force when round 1 started
+    for later in used[1:]:
+        assert later["vetoed_clusters"] == [vetoed] and later["weights"] == {str(weighted): 2.0}
+    manifest = build_export(store, dataset, selection_id=status.result["selection_id"]).manifest
+    assert manifest["selection"]["decisions"]["per_round"] == used
+    members = curation.all_rows(store, dataset.dataset_id, k).set_index("example_id").cluster_id
+    chosen = selections.items(store, status.result["selection_id"]).example_id
+    assert vetoed not in {int(members[e]) for e in chosen}
