@@ -10,6 +10,7 @@ import streamlit as st
 from app import queries
 from app.state import pick_dataset, store, workspace
 from app.text import plain
+from app.widgets import needs_notice, refresh_when_ended, unfinished_job
 from core import ingest
 from core.runs import jobs
 from core.safe_paths import upload_path
@@ -112,11 +113,11 @@ def job_panel() -> None:
             st.progress(status.fraction, text=text)
             if st.button("Cancel", key=f"cancel_{status.job_id}"):
                 jobs.request_cancel(workspace(), status.job_id)
+        elif needs_notice(status):
+            unfinished_job(workspace(), status, f"Preparing {plain(name, 80)}")
         elif status.job_id == st.session_state.get("prepare_job"):
             show_outcome(name, status)
-            if st.session_state.get("prepare_job_seen") != status.job_id:
-                st.session_state["prepare_job_seen"] = status.job_id
-                st.rerun(scope="app")  # refresh the dataset table and summary outside this fragment
+        refresh_when_ended(status, "prepare_job")
 
 
 def show_outcome(name: str, status: jobs.JobStatus) -> None:
@@ -130,10 +131,6 @@ def show_outcome(name: str, status: jobs.JobStatus) -> None:
         if result.get("n_skipped"):
             skipped = "; ".join(plain(message, 200) for message in result.get("skipped", [])[:10])
             st.warning(f"{result['n_skipped']} bad rows were skipped: {skipped}")
-    elif status.state == "failed":
-        st.error(f"Could not prepare {name}: {plain(status.error)}")
-    else:
-        st.warning(f"Preparing {name} was {status.state}. Preparing it again resumes from what was stored.")
 
 
 def summary() -> None:

@@ -12,7 +12,7 @@ import streamlit as st
 from app import figures, queries
 from app.state import pick_dataset, store, workspace
 from app.text import hover, plain
-from app.widgets import target_files
+from app.widgets import needs_notice, refresh_when_ended, target_files, unfinished_job
 from core.gradients import pipeline, views
 from core.runs import jobs
 from core.safe_paths import upload_path
@@ -68,14 +68,11 @@ def gradient_jobs() -> None:
             st.progress(status.fraction, text=f"Gradients: {status.stage} {status.done}/{status.total}")
             if st.button("Cancel", key=f"cancel_{status.job_id}"):
                 jobs.request_cancel(workspace(), status.job_id)
+        elif needs_notice(status):
+            unfinished_job(workspace(), status, "Computing gradients")
         elif status.job_id == st.session_state.get("gradient_job"):
-            if status.state == "failed":
-                st.error(f"Computing gradients failed: {plain(status.error)}")
-            else:
-                st.caption(f"Gradients: {status.state}.")
-            if st.session_state.get("gradient_job_seen") != status.job_id:
-                st.session_state["gradient_job_seen"] = status.job_id
-                st.rerun(scope="app")
+            st.caption(f"Gradients: {status.state}.")
+        refresh_when_ended(status, "gradient_job")
 
 
 with st.container(border=True):

@@ -9,7 +9,7 @@ import streamlit as st
 from app import queries
 from app.state import pick_dataset, store, workspace
 from app.text import plain
-from app.widgets import plain_text
+from app.widgets import needs_notice, plain_text, refresh_when_ended, unfinished_job
 from core import quality
 from core.algorithms.scorers import SCORERS
 from core.runs import jobs
@@ -56,14 +56,11 @@ def score_jobs() -> None:
                 st.caption(plain(status.message))
             if st.button("Cancel", key=f"cancel_{status.job_id}"):
                 jobs.request_cancel(workspace(), status.job_id)
+        elif needs_notice(status):
+            unfinished_job(workspace(), status, f"Scoring {plain(name, 80)}")
         elif status.job_id == st.session_state.get("score_job"):
-            if status.state == "failed":
-                st.error(f"Scoring {plain(name, 80)} failed: {plain(status.error)}")  # errors may quote a row
-            else:
-                st.caption(f"Scoring {plain(name, 80)}: {status.state} ({status.result.get('scored', 0)} scored).")
-            if st.session_state.get("score_job_seen") != status.job_id:
-                st.session_state["score_job_seen"] = status.job_id
-                st.rerun(scope="app")
+            st.caption(f"Scoring {plain(name, 80)}: {status.state} ({status.result.get('scored', 0)} scored).")
+        refresh_when_ended(status, "score_job")
 
 
 def weights_form(available: list[str]) -> dict[str, float]:

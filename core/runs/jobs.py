@@ -47,6 +47,7 @@ class JobStatus:
     loss: float | None = None  # training runs: the last step's loss, speed and time left
     tokens_per_second: float | None = None
     eta_seconds: float | None = None
+    dismissed: bool = False  # the user has read a failed or interrupted job's notice and closed it
 
     @property
     def active(self) -> bool:
@@ -111,7 +112,7 @@ def relaunch(workspace: Path, job_id: str) -> None:
     job_dir = jobs_dir(workspace) / job_id
     (job_dir / "cancel").unlink(missing_ok=True)
     # forget the dead worker's pid: a reader between this write and the new pid's would judge the job by it
-    write_status(job_dir, state="queued", error="", message="resuming", pid=None)
+    write_status(job_dir, state="queued", error="", message="resuming", pid=None, dismissed=False)
     _spawn(job_dir)
 
 
@@ -159,6 +160,11 @@ def list_jobs(workspace: Path, kind: str | None = None) -> list[JobStatus]:
             if kind is None or status.kind == kind:
                 statuses.append(status)
     return statuses
+
+
+def dismiss(workspace: Path, job_id: str) -> None:
+    """Stop showing a job that ended without finishing; its folder (and what a resume needs) is kept."""
+    write_status(jobs_dir(workspace) / job_id, dismissed=True)
 
 
 def request_cancel(workspace: Path, job_id: str) -> None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from core import scoring
 from core.runs import jobs, worker
@@ -77,11 +76,6 @@ def test_quality_page_shows_a_failed_score_job_and_keeps_working(page, prepared_
     assert not at.exception
 
 
-@pytest.mark.xfail(
-    reason="pages/quality.py shows a finished job's outcome only in the session that launched it, "
-    "so after an app restart a failed score job is not shown at all",
-    strict=False,
-)
 def test_quality_page_shows_a_failed_score_job_after_an_app_restart(page, prepared_workspace: Path) -> None:
     _score_job(prepared_workspace)
     at = page("quality").run()
@@ -133,18 +127,41 @@ def test_datasets_page_shows_a_failed_prepare_and_keeps_working(page, prepared_w
 
     assert not at.exception
     assert any(
-        error.startswith("Could not prepare broken: broken.jsonl, line 2: malformed JSON") for error in _errors(at)
+        error.startswith("Preparing broken failed: broken.jsonl, line 2: malformed JSON") for error in _errors(at)
     )
     assert list(_table_with(at, "name", "status")["name"]) == ["tiny"]  # the table and summary still show
     assert at.subheader[-1].value == "Summary: tiny"
     assert at.metric[0].value == "24"
 
 
-@pytest.mark.xfail(
-    reason="pages/datasets.py shows a finished prepare's outcome only in the session that launched it",
-    strict=False,
-)
 def test_datasets_page_shows_a_failed_prepare_after_an_app_restart(page, prepared_workspace: Path, tmp_path) -> None:
     _prepare_job(prepared_workspace, tmp_path)
     at = page("datasets").run()
     assert any("broken.jsonl, line 2" in error for error in _errors(at))
+
+
+def test_an_interrupted_prepare_offers_resume_to_every_session_and_dismiss_hides_it(
+    page, prepared_workspace: Path, tmp_path
+) -> None:
+    source = tmp_path / "more.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in keyword_rows(2)), encoding="utf-8")
+    params = {"path": str(source), "options": {"name": "more", "embedder": {"name": "hashing"}, "k_grid": [2]}}
+    killed = "20000101-000000-prep11"  # its worker was killed (kill -9) mid-embedding; the app restarted since
+    _job_folder(prepared_workspace, killed, "prepare", params, state="running", stage="embed", pid=_dead_pid())
+
+    at = page("datasets").run()  # a new session: it did not launch the job
+    assert not at.exception
+    assert any(text.startswith("Preparing more was interrupted") for text in map(_shown, [w.value for w in at.warning]))
+    at.button(key=f"resume_{killed}").click().run()
+    deadline = time.monotonic() + 120
+    while (status := jobs.read_status(prepared_workspace, killed)).state != "done":
+        assert time.monotonic() < deadline and status.state in ("queued", "running"), status
+        time.sleep(0.3)
+    assert ds.get_dataset(Store(prepared_workspace), "more").status == "ready"
+
+    failed = _prepare_job(prepared_workspace, tmp_path)
+    at = page("datasets").run()
+    assert any("broken.jsonl, line 2" in error for error in _errors(at))
+    at.button(key=f"dismiss_{failed}").click().run()
+    assert not any("broken.jsonl" in error for error in _errors(at))
+    assert jobs.read_status(prepared_workspace, failed).dismissed
