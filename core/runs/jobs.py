@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -62,6 +63,17 @@ def jobs_dir(workspace: Path) -> Path:
     return Path(workspace) / "jobs"
 
 
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def job_folder(workspace: Path, job_id: str) -> Path:
+    """The folder of job ``job_id``; an id that is not a plain name (``../x``, a path) is refused, since ids
+    also come from users (``python -m core runs --resume ID``, a URL) and must not reach outside ``jobs/``."""
+    if not _JOB_ID.fullmatch(job_id):
+        raise ValueError(f"{job_id!r} is not a job or run id (ids look like 20261122-071215-a1b2c3)")
+    return jobs_dir(workspace) / job_id
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -79,7 +91,7 @@ def write_status(job_dir: Path, **fields: Any) -> None:
 def launch(workspace: Path, kind: str, params: dict[str, Any]) -> str:
     """Start a worker process for a job of ``kind``; returns the job id at once."""
     job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    job_dir = jobs_dir(workspace) / job_id
+    job_dir = job_folder(workspace, job_id)
     job_dir.mkdir(parents=True)
     (job_dir / "params.json").write_text(json.dumps({"kind": kind, "params": params}))
     write_status(job_dir, job_id=job_id, kind=kind, state="queued", created_at=_now(), params=params)
@@ -109,7 +121,7 @@ def relaunch(workspace: Path, job_id: str) -> None:
     status = read_status(workspace, job_id)
     if status.active:
         raise ValueError(f"job {job_id} is still {status.state}")
-    job_dir = jobs_dir(workspace) / job_id
+    job_dir = job_folder(workspace, job_id)
     (job_dir / "cancel").unlink(missing_ok=True)
     # forget the dead worker's pid: a reader between this write and the new pid's would judge the job by it
     write_status(job_dir, state="queued", error="", message="resuming", pid=None, dismissed=False)
@@ -133,7 +145,7 @@ def _alive(pid: int | None) -> bool:
 
 def read_status(workspace: Path, job_id: str) -> JobStatus:
     """The job's status; an active job whose process is gone is reported as ``interrupted``."""
-    job_dir = jobs_dir(workspace) / job_id
+    job_dir = job_folder(workspace, job_id)
     data = json.loads((job_dir / "status.json").read_text())
     known = {f.name for f in dataclasses.fields(JobStatus)}
     status = JobStatus(**{k: v for k, v in data.items() if k in known})
@@ -164,16 +176,16 @@ def list_jobs(workspace: Path, kind: str | None = None) -> list[JobStatus]:
 
 def dismiss(workspace: Path, job_id: str) -> None:
     """Stop showing a job that ended without finishing; its folder (and what a resume needs) is kept."""
-    write_status(jobs_dir(workspace) / job_id, dismissed=True)
+    write_status(job_folder(workspace, job_id), dismissed=True)
 
 
 def request_cancel(workspace: Path, job_id: str) -> None:
     """Ask a job to stop at its next check (between batches)."""
-    (jobs_dir(workspace) / job_id / "cancel").touch()
+    (job_folder(workspace, job_id) / "cancel").touch()
 
 
 def read_log(workspace: Path, job_id: str, max_chars: int = 20_000) -> str:
-    path = jobs_dir(workspace) / job_id / "log.txt"
+    path = job_folder(workspace, job_id) / "log.txt"
     return path.read_text(errors="replace")[-max_chars:] if path.exists() else ""
 
 

@@ -105,7 +105,7 @@ def resume_run(workspace: Path, run_id: str) -> None:
 
 
 def run_dir(workspace: Path, run_id: str) -> Path:
-    return jobs.jobs_dir(workspace) / run_id
+    return jobs.job_folder(workspace, run_id)
 
 
 def list_runs(workspace: Path) -> list[jobs.JobStatus]:

@@ -50,3 +50,21 @@ def test_upload_names_that_are_not_plain_file_names_are_refused(tmp_path: Path, 
 
 def test_a_plain_upload_name_lands_in_the_folder(tmp_path: Path) -> None:
     assert upload_path(tmp_path / "uploads", "my data.jsonl") == (tmp_path / "uploads").resolve() / "my data.jsonl"
+
+
+@pytest.mark.parametrize("job_id", ["../../etc", "..", "a/b", "/tmp/x", "", ".hidden", "x" * 65])
+def test_job_and_run_ids_that_are_not_plain_names_are_refused(tmp_path: Path, job_id: str) -> None:
+    from core.runs import jobs
+
+    with pytest.raises(ValueError, match="is not a job or run id"):
+        jobs.read_status(tmp_path, job_id)
+    with pytest.raises(ValueError, match="is not a job or run id"):
+        jobs.request_cancel(tmp_path, job_id)
+
+
+def test_the_cli_refuses_a_run_id_that_leaves_the_jobs_folder(tmp_path: Path, capsys) -> None:
+    from core.cli import main
+
+    assert main(["runs", "--workspace", str(tmp_path / "ws"), "--resume", "../../outside"]) == 1
+    assert "is not a job or run id" in capsys.readouterr().err
+    assert not (tmp_path / "outside").exists()
