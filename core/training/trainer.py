@@ -297,7 +297,7 @@ def _resume(out_dir: Path, model: Any, optimizer: Any, scheduler: Any) -> tuple[
         path = out_dir / "checkpoint.old" / "state.pt"
     if not path.exists():
         return [], 0
-    state = torch.load(path, weights_only=True)
+    state = load_checkpoint(path)
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state["weights"].items():
@@ -310,10 +310,24 @@ def _resume(out_dir: Path, model: Any, optimizer: Any, scheduler: Any) -> tuple[
 
 def checkpoint_step(out_dir: Path) -> int | None:
     """The optimizer step a rerun would resume from, or None when there is no checkpoint."""
+    path = Path(out_dir) / "checkpoint" / "state.pt"
+    return int(load_checkpoint(path)["step"]) if path.exists() else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's state: tensors and plain values only (``weights_only``), never arbitrary pickled objects,
+    since a run folder is a file anyone with access to the workspace could have replaced."""
+    import pickle
+
     import torch
 
-    path = Path(out_dir) / "checkpoint" / "state.pt"
-    return int(torch.load(path, weights_only=True)["step"]) if path.exists() else None
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{path} holds objects other than tensors and plain values, so it was not loaded (it was not written "
+            f"by this app, or was altered). Delete its folder to restart that training from scratch. ({exc})"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------------
