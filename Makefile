@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # (grep's own "nothing left" status is ignored; pip's failure still fails the pipeline through pipefail)
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: run test lint format setup setup-dev chromium sample bench bench-score bench-select bench-gradients clean
+.PHONY: run test reliability lint format setup setup-dev chromium sample bench bench-score bench-select bench-gradients clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ format: setup-dev
 
 test: setup-dev chromium lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Runs the tests of RELIABILITY.md's cases and rewrites its table with their results (tests/reliability.py).
+reliability: setup-dev chromium
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m tests.reliability
 
 sample:
 	$(PYTHON) sample_data/generate.py
