@@ -17,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT, write_jsonl
+from tests.ui.conftest import fake_run
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=2">'
@@ -71,30 +72,6 @@ def hostile_rows() -> list[dict[str, str]]:
     return rows
 
 
-def fake_run(workspace: Path, run_id: str, state: str, error: str | None = None) -> None:
-    """A finished (or failed) training run with a hostile name, evaluation set and error, without training."""
-    from core.runs import jobs
-
-    folder = jobs.jobs_dir(workspace) / run_id
-    folder.mkdir(parents=True)
-    jobs.write_status(
-        folder,
-        job_id=run_id,
-        kind="train",
-        state=state,
-        stage="train",
-        done=2,
-        total=2,
-        loss=1.5,
-        error=error,
-        params={"name": RUN_NAME, "dataset": DATASET_NAME},
-        result={"examples": 4, "steps": 2},
-    )
-    (folder / "losses.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
-    evals = {EVAL_SET: {"base": {"loss": 2.5, "accuracy": 0.1}, "run": {"loss": 1.5, "accuracy": 0.2}}}
-    (folder / "evals.json").write_text(json.dumps(evals))
-
-
 def prepare_hostile_workspace(folder: Path, *, with_selection: bool = True) -> tuple[Path, Path]:
     """A workspace with the hostile dataset (hashing embedder, k=2), heuristic scores, optionally a saved
     selection with a hostile name, and two fake runs; returns (workspace, the input JSONL file)."""
@@ -113,8 +90,9 @@ def prepare_hostile_workspace(folder: Path, *, with_selection: bool = True) -> t
     if with_selection:
         result = run_selection(store, dataset, build_strategy("random"), 5, seed=0)
         save_selection(store, dataset, result, SELECTION_NAME)
-    fake_run(workspace, "20990101-000000-aaaaaa", "done")
-    fake_run(workspace, "20990101-000001-bbbbbb", "failed", RUN_ERROR)
+    hostile = {"name": RUN_NAME, "dataset": DATASET_NAME, "eval_set": EVAL_SET}
+    fake_run(workspace, "20990101-000000-aaaaaa", **hostile)
+    fake_run(workspace, "20990101-000001-bbbbbb", state="failed", error=RUN_ERROR, **hostile)
     return workspace, data
 
 

@@ -7,31 +7,7 @@ import json
 
 from core.runs import jobs
 from core.training import runs
-
-
-def _fake_finished_run(workspace, run_id: str, name: str, loss: float) -> None:
-    folder = jobs.jobs_dir(workspace) / run_id
-    folder.mkdir(parents=True)
-    jobs.write_status(
-        folder,
-        job_id=run_id,
-        kind="train",
-        state="done",
-        stage="train",
-        done=2,
-        total=2,
-        loss=loss,
-        params={"name": name, "dataset": "tiny"},
-        result={"examples": 4, "steps": 2},
-    )
-    (folder / "losses.jsonl").write_text(
-        '{"step": 1, "loss": 2.0, "tokens_per_second": 500}\n'
-        f'{{"step": 2, "loss": {loss}, "tokens_per_second": 520}}\n'
-    )
-    evals = {"gsm": {"base": {"loss": 2.5, "accuracy": 0.1}, "run": {"loss": loss, "accuracy": 0.2}}}
-    (folder / "evals.json").write_text(json.dumps(evals))
-    (folder / "final").mkdir()
-    (folder / "final" / "adapter_model.safetensors").write_bytes(b"weights")
+from tests.ui.conftest import fake_run
 
 
 def test_runs_page_launches_what_the_form_says(page, prepared_workspace, monkeypatch, tmp_path):
@@ -55,8 +31,8 @@ def test_runs_page_launches_what_the_form_says(page, prepared_workspace, monkeyp
 
 
 def test_a_finished_run_shows_its_curve_evaluation_downloads_and_compares(page, prepared_workspace):
-    _fake_finished_run(prepared_workspace, "20990101-000000-aaaaaa", "random", 1.5)
-    _fake_finished_run(prepared_workspace, "20990101-000001-bbbbbb", "kmq", 1.2)
+    fake_run(prepared_workspace, "20990101-000000-aaaaaa", name="random", loss=1.5)
+    fake_run(prepared_workspace, "20990101-000001-bbbbbb", name="kmq", loss=1.2)
     at = page("runs").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 2  # the loss curve and the comparison
@@ -71,7 +47,7 @@ def test_the_form_launches_an_iterative_loop_and_a_loop_run_charts_its_cluster_w
 ):
     launched = []
     monkeypatch.setattr(runs, "launch_run", lambda workspace, spec: launched.append(spec) or "fake-loop")
-    _fake_finished_run(prepared_workspace, "20990101-000002-cccccc", "iterative", 1.4)
+    fake_run(prepared_workspace, "20990101-000002-cccccc", name="iterative", loss=1.4)
     folder = jobs.jobs_dir(prepared_workspace) / "20990101-000002-cccccc"
     rounds = [
         {"round": 1, "clusters": [0, 1], "weights_before": [0.5, 0.5], "weights_after": [0.3, 0.7], "quotas": [2, 2]},

@@ -21,6 +21,18 @@ def count_rows(workspace: Path, table: str) -> int:
         return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
+def store_snapshot(workspace: Path) -> tuple[list[tuple[str, int, str]], int, int]:
+    """What a failed ingest must leave unchanged: the dataset list, the example count, the data version."""
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    store = Store(workspace)
+    listing = [(d.name, d.n_rows, d.status) for d in ds.list_datasets(store)]
+    with store.read() as con:
+        n_examples = con.execute("SELECT count(*) FROM examples").fetchone()[0]
+    return listing, n_examples, store.data_version()
+
+
 @pytest.fixture(scope="session")
 def template_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 24-row keyword file the template workspace was prepared from (do not modify)."""

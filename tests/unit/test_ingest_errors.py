@@ -13,7 +13,7 @@ from core.pipeline import PrepareOptions, prepare
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.conftest import KEYWORD_EMBEDDER, keyword_rows, write_jsonl
-from tests.unit.conftest import count_rows
+from tests.unit.conftest import count_rows, store_snapshot
 
 GOOD = json.dumps({"instruction": "Bake bread", "input": "", "output": "Knead, rise, bake."})
 
@@ -36,14 +36,6 @@ def busy_workspace(template_workspace: Path, tmp_path_factory: pytest.TempPathFa
     copy = tmp_path_factory.mktemp("errors") / "ws"
     shutil.copytree(template_workspace, copy)
     return copy
-
-
-def _snapshot(workspace: Path) -> tuple[list[tuple[str, int, str]], int, int]:
-    store = Store(workspace)
-    listing = [(d.name, d.n_rows, d.status) for d in ds.list_datasets(store)]
-    with store.read() as con:
-        n_examples = con.execute("SELECT count(*) FROM examples").fetchone()[0]
-    return listing, n_examples, store.data_version()
 
 
 # (file name, bytes, column mapping, fragments the error message must contain)
@@ -185,7 +177,7 @@ def test_bad_input_is_reported_and_stores_nothing(
     file_name, content, mapping, fragments = BAD_INPUTS[case]
     path = tmp_path / file_name
     path.write_bytes(content)
-    before = _snapshot(busy_workspace)
+    before = store_snapshot(busy_workspace)
 
     with pytest.raises(IngestError) as caught:
         prepare(
@@ -197,7 +189,7 @@ def test_bad_input_is_reported_and_stores_nothing(
     message = str(caught.value)
     for fragment in fragments:
         assert fragment in message
-    after = _snapshot(busy_workspace)
+    after = store_snapshot(busy_workspace)
     assert after == before
     assert [name for name, _, _ in after[0]] == ["tiny"]
 
@@ -339,9 +331,9 @@ def test_a_k_grid_too_large_for_the_file_is_refused_before_anything_is_stored(
 ) -> None:
     path = tmp_path / "one.jsonl"
     path.write_text(GOOD + "\n")
-    before = _snapshot(busy_workspace)
+    before = store_snapshot(busy_workspace)
 
     with pytest.raises(ValueError, match=r"one.jsonl: the k grid \[2\] has no k between 1 and the file's 1 rows"):
         prepare(Store(busy_workspace), path, PrepareOptions(name="one", embedder=KEYWORD_EMBEDDER, k_grid=(2,)))
 
-    assert _snapshot(busy_workspace) == before
+    assert store_snapshot(busy_workspace) == before

@@ -23,6 +23,7 @@ from core.ingest import IngestError
 from core.pipeline import PrepareOptions, prepare
 from core.storage import datasets as ds
 from core.storage.database import Store
+from tests.unit.conftest import store_snapshot
 
 # Strings a curator's file really holds and that break naive readers and writers.
 TRICKY = [
@@ -84,14 +85,6 @@ def _write_jsonl(path: Path, data: list[dict[str, Any]], ensure_ascii: bool) -> 
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
 
 
-def _snapshot(workspace: Path) -> tuple[list[tuple[str, int, str]], int, int]:
-    store = Store(workspace)
-    listing = [(d.name, d.n_rows, d.status) for d in ds.list_datasets(store)]
-    with store.read() as con:
-        n_examples = con.execute("SELECT count(*) FROM examples").fetchone()[0]
-    return listing, n_examples, store.data_version()
-
-
 def _canonical(value: Any) -> bytes:
     """Bytes that differ whenever the JSON types differ (1 vs 1.0 vs true, 0.0 vs -0.0), unlike ==."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8")
@@ -117,7 +110,7 @@ def test_ingest_then_export_round_trips_or_fails_cleanly(
     folder.mkdir()
     path, workspace = folder / "rows.jsonl", folder / "ws"
     _write_jsonl(path, data, ensure_ascii)
-    before = _snapshot(workspace)
+    before = store_snapshot(workspace)
 
     try:
         prepare(Store(workspace), path, PrepareOptions(name="prop", embedder={"name": "hashing"}, k_grid=(2,)))
@@ -125,7 +118,7 @@ def test_ingest_then_export_round_trips_or_fails_cleanly(
         event(f"refused: {exc.detail.split(' (')[0][:40]}")
         assert str(exc).startswith("rows.jsonl")
         assert exc.detail.strip()
-        assert _snapshot(workspace) == before
+        assert store_snapshot(workspace) == before
         return
 
     event("loaded")
