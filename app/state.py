@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from app.text import plain
 from core import config
 from core.storage import datasets as ds
 from core.storage import presence
@@ -48,7 +49,7 @@ def warn_if_shared() -> None:
     """A sidebar note when another app server has this workspace open (changes there show here on a rerun)."""
     others = presence.other_apps(workspace())
     if others:
-        where = ", ".join(f"{app.url} (process {app.pid})" for app in others)
+        where = ", ".join(f"{plain(app.url, 100)} (process {app.pid})" for app in others)  # a file anyone could edit
         st.sidebar.warning(
             f"This workspace is also open in another app: {where}. Both can work on it: each change is saved "
             "at once, and what is changed there shows here when this page reruns."

@@ -38,5 +38,5 @@ def test_another_app_on_the_workspace_is_named_in_the_sidebar(page, prepared_wor
         other.kill()
         other.wait()
     assert not app.exception
-    warnings = [warning.value for warning in app.sidebar.warning]
+    warnings = [warning.value.replace("\\", "").replace("\u2060", "") for warning in app.sidebar.warning]
     assert any(f"also open in another app: http://localhost:8599 (process {other.pid})" in text for text in warnings)
