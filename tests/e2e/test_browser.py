@@ -51,7 +51,7 @@ def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, P
         page.set_default_timeout(90_000)
         expect.set_options(timeout=90_000)
         page.goto(f"{url}/clusters")
-        expect(page.get_by_role("heading", name="Clusters")).to_be_visible()
+        expect(page.get_by_role("heading", name="Clusters", exact=True, level=1)).to_be_visible()
 
         choose_option(page, "Open a cluster", "0:")
         expect(page.get_by_role("heading", name="Cluster 0:")).to_be_visible()
@@ -63,7 +63,7 @@ def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, P
             time.sleep(0.3)
 
         page.get_by_role("link", name="Export").click()
-        expect(page.get_by_role("heading", name="Export", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="Export", exact=True, level=1)).to_be_visible()
         expect(page.get_by_text(f"{dataset.n_rows - len(members)} of {dataset.n_rows}")).to_be_visible()
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Download JSONL").click()
@@ -87,7 +87,7 @@ def test_color_the_map_by_a_score(served_app: tuple[str, Path]) -> None:
         page.set_default_timeout(90_000)
         expect.set_options(timeout=90_000)
         page.goto(f"{url}/clusters")
-        expect(page.get_by_role("heading", name="Clusters", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="Clusters", exact=True, level=1)).to_be_visible()
         expect(page.locator(".cbtitle")).to_have_count(0)  # colored by cluster: a legend, no color bar
 
         choose_option(page, "Color the map by", "response_length")
@@ -111,7 +111,7 @@ def test_save_a_kmq_selection_then_export_it(served_app: tuple[str, Path], tmp_p
         page.set_default_timeout(90_000)
         expect.set_options(timeout=90_000)
         page.goto(f"{url}/select")
-        expect(page.get_by_role("heading", name="Select", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="Select", exact=True, level=1)).to_be_visible()
         expect(page.get_by_role("combobox", name="Strategy")).to_have_value("kmq")
         budget = page.get_by_label("Budget: a count, or a fraction below 1 of the dataset's rows")
         budget.fill("6")
@@ -125,7 +125,7 @@ def test_save_a_kmq_selection_then_export_it(served_app: tuple[str, Path], tmp_p
         assert saved.strategy.iloc[0] == "kmq" and saved["size"].iloc[0] == 6
 
         page.get_by_role("link", name="Export").click()
-        expect(page.get_by_role("heading", name="Export", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="Export", exact=True, level=1)).to_be_visible()
         choose_option(page, "What to export", f"Selection #{selection_id}")
         expect(page.get_by_text(f"selection #{selection_id}", exact=True)).to_be_visible()
         expect(page.get_by_text(f"6 of {dataset.n_rows}", exact=True)).to_be_visible()  # the bundle was rebuilt
@@ -166,7 +166,7 @@ def test_launch_a_run_on_a_tiny_model_and_watch_it_finish(served_app: tuple[str,
         page.set_default_timeout(90_000)
         expect.set_options(timeout=90_000)
         page.goto(f"{url}/runs")
-        expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="Runs", exact=True, level=1)).to_be_visible()
         for label, value in [
             ("Budget (count, or fraction < 1)", "6"),
             ("Epochs", "1"),

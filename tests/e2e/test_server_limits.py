@@ -50,7 +50,7 @@ def test_an_upload_over_the_limit_is_refused_with_a_message(tmp_path: Path) -> N
     with serve(workspace, "--server.maxUploadSize", "1") as url, sync_playwright() as playwright:
         page = new_page(playwright)
         page.goto(url)  # Datasets is the default page: its address is the root
-        expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
+        expect(page.get_by_role("heading", name="Datasets", exact=True, level=1)).to_be_visible()
         page.get_by_text("Upload a file").click()
         expect(page.get_by_text("1MB per file")).to_be_visible()
         page.locator("input[type=file]").set_input_files(str(big))
