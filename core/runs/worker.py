@@ -63,13 +63,13 @@ def run_score(workspace: Path, params: dict[str, Any], progress: Progress) -> di
 
 def _score_sample(job_dir: Path, draw: Callable[[], list[str]]) -> list[str]:
     """The content hashes a score job with a limit scores: read from its folder, else drawn and saved."""
+    from core.training.round_files import write_json
+
     path = job_dir / "sample.json"
     if path.exists():
         return json.loads(path.read_text())
     hashes = draw()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(hashes))
-    os.replace(tmp, path)  # atomic: a kill never leaves half a sample that a resume would trust
+    write_json(path, hashes)  # atomic: a kill never leaves half a sample that a resume would trust
     return hashes
 
 
