@@ -77,10 +77,9 @@ def test_two_sessions_change_one_cluster_at_once_and_each_sees_the_other(served_
         expect(first.get_by_role("slider")).to_have_value("1")
 
         first.get_by_text(VETO).click()  # one curator vetoes ...
-        slider = second.get_by_role("slider")  # ... while the other raises the weight of the same cluster
-        slider.focus()
-        for _ in range(5):
-            slider.press("ArrowRight")
+        for step in range(1, 6):  # ... while the other raises the weight of the same cluster, 0.1 a key press
+            second.get_by_role("slider").press("ArrowRight")  # found afresh: a rerun may re-render it
+            _wait_for(lambda step=step: round(cluster_zero()[1], 1) == round(1 + step / 10, 1), f"weight step {step}")
         _wait_for(lambda: cluster_zero() == (True, 1.5), "the veto and the weight")
 
         _rerun(first, "bread")
