@@ -21,7 +21,7 @@ minus the RSS before it: what the build adds). Real features for 50k rows would 
    each, after the build), so the cost of ``sparse`` and ``rademacher`` can be compared at this P.
 3. **Ours.** ``core.gradients.features.gradient_features`` with the Adam moments (pool features), micro-batches
    of ``--batch-size`` (8) examples and at most ``--token-budget`` (2048) padded tokens, sorted by length,
-   ``--projection`` (default sparse), with its default ``precision="auto"`` (bf16 autocast on a CPU with native
+   ``--projection`` (default sparse), with its default ``precision="auto"`` (bf16 passes on a CPU with native
    bf16, else float32); then the same with ``precision="fp32"`` (skip with ``--no-fp32``), to separate what bf16
    gives from what the batching gives. One untimed warm-up call on 2 examples each (it also draws the
    projector, which ``build_projector`` caches, so neither method pays for the draw).
@@ -39,8 +39,9 @@ It prints examples/s of each and the ratio to naive (target: ours >= 2x naive), 
 peak memory (a thread samples ``VmRSS`` every 0.2 s; ``ru_maxrss`` for the process; the helpers of
 ``bench/prepare.py``). What we found on the 2-core CPU: a batch-1 pass is already matmul-bound, so batching
 gains only ~10-15 % (forward alone gains 25 %, the backward almost nothing; padding is held to ~5 % by
-batching only similar lengths); the gain over naive comes from bf16 (~1.5x) and the LM head on response
-positions only.
+batching only similar lengths); the gain over naive comes from bf16 passes on bf16 weights, a chunked
+attention in place of PyTorch's slow bf16 CPU flash kernel, and the LM head on response positions only,
+fused with the loss (``core.gradients.fast_passes``).
 
 Run from the project root: ``.venv/bin/python bench/gradients.py [--examples 128] [--d 1024]``. Results are
 printed and written as JSON to ``bench/results/gradients-<timestamp>.json``.

@@ -1,0 +1,247 @@
+"""How the gradient-feature passes run in bf16: on bf16 weights, and on a CPU with a chunked causal attention.
+
+Two context managers, entered by :func:`core.gradients.features.gradient_features` for ``precision="bf16"``
+(and ``auto`` where bf16 is native):
+
+* :func:`bf16_weights` swaps every floating parameter's data for a bf16 copy for the duration, then puts the
+  float32 tensors back (the originals are kept, so nothing is rounded for good). The passes then run in bf16
+  end to end, as LESS runs its gradient passes (it loads the model in bf16). Against ``torch.autocast`` over
+  float32 weights this drops the weight and activation casts (8 % of a pass here) and halves the memory
+  traffic of every element-wise op. Buffers (rotary frequencies) stay float32: the model's own code casts them
+  where it uses them, and in bf16 the rotary angles of late positions would be visibly wrong.
+* :func:`cpu_chunked_attention` replaces the model's SDPA attention, on a CPU only, by
+  :func:`chunked_causal_attention`: plain bf16 matrix products over chunks of 128 queries, each against the
+  keys up to its end (the causal upper triangle is skipped, not masked), with the key/value heads of a GQA
+  model shared by their query group instead of repeated. PyTorch's CPU flash kernel is slow in bf16: forward
+  plus backward of SmolLM2's 30 layers took 2.0 s at 4x512 tokens, 0.92 s at 8x203 and 0.51 s at 8x103;
+  the chunked products took 1.49, 0.47 and 0.14 s (``bench/gradients.py`` measures the end-to-end gain).
+  Anything it does not cover (a KV cache, sliding windows, soft-capping, attention sinks, a float mask,
+  dropout in training, a model whose config has sub-configs) goes to transformers' own SDPA function.
+
+On CUDA only the bf16 weights apply: its attention kernels are fast in bf16.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+ATTENTION_NAME = "curate_chunked_causal"
+QUERY_CHUNK = 128  # 64 and the whole sequence were slower at 100-512 tokens; 128 rows keep a chunk in cache
+# keyword arguments of an attention call that change its arithmetic: with any of them set, SDPA does the call
+_UNSUPPORTED = ("softcap", "sliding_window", "s_aux", "sinks", "position_bias", "cache", "output_attentions")
+
+
+@contextmanager
+def bf16_weights(model: Any) -> Iterator[None]:
+    """Run ``model`` on bf16 copies of its floating parameters inside the block; the float32 ones come back after.
+
+    Parameters keep their identity (hooks and optimizers that hold them still see the same objects); only
+    ``.data`` is swapped. A parameter already in bf16 (or not floating) is left as it is.
+    """
+    import torch
+
+    saved: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+    try:
+        with torch.no_grad():
+            for param in model.parameters():  # tied weights (embeddings and LM head) are listed once
+                if param.is_floating_point() and param.dtype != torch.bfloat16:
+                    saved.append((param, param.data))
+                    param.data = param.data.to(torch.bfloat16)
+        yield
+    finally:
+        for param, data in saved:
+            param.data = data
+
+
+@contextmanager
+def cpu_chunked_attention(model: Any) -> Iterator[None]:
+    """Inside the block, a CPU model that uses SDPA attention uses :func:`chunked_causal_attention` instead."""
+    config = getattr(model, "config", None)
+    device = next(model.parameters()).device
+    if (
+        config is None
+        or device.type != "cpu"
+        or getattr(config, "_attn_implementation", None) != "sdpa"
+        or getattr(config, "sub_configs", None)  # restoring would overwrite each sub-config's own choice
+    ):
+        yield
+        return
+    _register()
+    config._attn_implementation = ATTENTION_NAME
+    try:
+        yield
+    finally:
+        config._attn_implementation = "sdpa"
+
+
+def _register() -> None:
+    """Add the chunked attention (and SDPA's mask builder for it) to transformers' registries, once."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    if ATTENTION_NAME not in AttentionInterface._global_mapping:
+        AttentionInterface.register(ATTENTION_NAME, _attention_forward)
+        AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+
+
+def _attention_forward(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """transformers' attention-function signature; the cases the chunked product does not cover go to SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    if _covered(module, query, key, attention_mask, dropout, causal, kwargs):
+        return chunked_causal_attention(query, key, value, attention_mask, scaling), None
+    return sdpa_attention_forward(
+        module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+    )
+
+
+def _covered(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    mask: torch.Tensor | None,
+    dropout: float,
+    causal: bool,
+    kwargs: dict[str, Any],
+) -> bool:
+    """Whether the call is plain causal self-attention over a whole sequence, which the chunked product computes."""
+    import torch
+
+    batch, heads, length, _ = query.shape
+    return (
+        causal
+        and (dropout == 0.0 or not module.training)
+        and all(kwargs.get(name) is None for name in _UNSUPPORTED)
+        and key.shape[2] == length
+        and heads % key.shape[1] == 0
+        and (mask is None or (mask.dtype == torch.bool and mask.shape == (batch, 1, length, length)))
+    )
+
+
+def chunked_causal_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    scaling: float | None = None,
+    chunk: int = QUERY_CHUNK,
+) -> torch.Tensor:
+    """Causal softmax attention, (b, T, H, d) like transformers' attention functions return it.
+
+    ``query`` is (b, H, T, d); ``key`` and ``value`` are (b, G, T, d) with G dividing H (query heads
+    h*H/G ... (h+1)*H/G - 1 share key head h); ``mask`` is None (causal) or a (b, 1, T, T) boolean mask, True
+    where a query may attend, as transformers' SDPA mask builder makes it. Everything runs in the query's
+    dtype: the scores come out of a bf16 product already rounded to bf16, and the CPU softmax of bf16 sums in
+    float32, so float32 copies of the scores cost 4 % of a pass and changed no feature's cosine to the float32
+    features (0.9963 at worst either way). Query chunk [lo, hi) sees keys [0, hi) only.
+    """
+    import torch
+
+    batch, heads, length, dim = query.shape
+    groups = key.shape[1]
+    shared = heads // groups
+    scale = scaling if scaling is not None else 1 / math.sqrt(dim)
+    queries = (query * scale).view(batch, groups, shared, length, dim)
+    keys_t = key.transpose(-1, -2)
+    value = value.to(query.dtype)
+    lowest = torch.finfo(query.dtype).min
+    outputs = []
+    for lo in range(0, length, chunk):
+        hi = min(length, lo + chunk)
+        rows = queries[:, :, :, lo:hi].reshape(batch, groups, shared * (hi - lo), dim)
+        scores = (rows @ keys_t[..., :hi]).view(batch, groups, shared, hi - lo, hi)
+        if mask is None:
+            allowed = torch.ones(hi - lo, hi, dtype=torch.bool, device=query.device).tril(diagonal=lo)
+        else:
+            allowed = mask[:, :, None, lo:hi, :hi]  # (b, 1, 1, rows, keys): the same for every head
+        weights = scores.masked_fill(~allowed, lowest).softmax(dim=-1)
+        mixed = weights.view(batch, groups, shared * (hi - lo), hi) @ value[:, :, :hi]
+        outputs.append(mixed.view(batch, groups, shared, hi - lo, dim))
+    return torch.cat(outputs, dim=3).view(batch, heads, length, dim).transpose(1, 2).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The LM head and the loss in one step
+# ---------------------------------------------------------------------------------------------------
+
+HEAD_CHUNK = 256  # scored positions per step: 50 MB of float32 logits for a 49k vocabulary
+
+
+def fused_head_allowed(head: Any) -> bool:
+    """Whether :func:`weighted_head_nll` may stand in for ``head``: a plain frozen ``nn.Linear`` with no bias
+    (a trainable or adapted head needs its own output gradient, which the fused step never makes)."""
+    import torch
+
+    return type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad
+
+
+def weighted_head_nll(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, row_weights: torch.Tensor
+) -> torch.Tensor:
+    """sum_i row_weights[i] * NLL(targets[i] | softmax(hidden[i] @ weight^T)), differentiable in ``hidden``.
+
+    ``hidden`` is (n, h), ``weight`` (V, h), ``targets`` (n,) and ``row_weights`` (n,). The logits of
+    :data:`HEAD_CHUNK` positions at a time are made, turned into the loss and into the gradient of
+    ``hidden`` (w_i (softmax_i - onehot_i) @ weight) at once, then dropped. Unfused, autograd keeps the
+    (n, V) logits, casts them to float32 and back, and its NLL backward zero-fills an (n, V) tensor: for a
+    batch with 835 response tokens that was 0.6 s of a 4 s pass.
+    """
+    return _head_nll_function().apply(hidden, weight, targets, row_weights)
+
+
+def _chunk_nll(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, row_weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weighted NLL sum, gradient of ``hidden``) of one chunk of positions."""
+    import torch
+
+    logits = (hidden @ weight.t()).float()
+    log_norm = logits.logsumexp(dim=1)
+    loss = ((log_norm - logits.gather(1, targets[:, None])[:, 0]) * row_weights).sum()
+    probs = logits.sub_(log_norm[:, None]).exp_()  # in place: the logits are not needed any more
+    probs[torch.arange(len(targets), device=targets.device), targets] -= 1
+    probs.mul_(row_weights[:, None])
+    return loss, probs.to(weight.dtype) @ weight
+
+
+@functools.cache
+def _head_nll_function() -> Any:
+    """The autograd function of :func:`weighted_head_nll` (made on first use: torch loads only when needed)."""
+    import torch
+
+    class WeightedHeadNLL(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, hidden: Any, weight: Any, targets: Any, row_weights: Any) -> Any:
+            total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            grad = torch.empty_like(hidden)
+            for lo in range(0, len(targets), HEAD_CHUNK):
+                part = slice(lo, lo + HEAD_CHUNK)
+                loss, grad[part] = _chunk_nll(hidden[part], weight, targets[part], row_weights[part].float())
+                total += loss
+            ctx.save_for_backward(grad)
+            return total
+
+        @staticmethod
+        def backward(ctx: Any, grad_total: Any) -> Any:
+            (grad,) = ctx.saved_tensors
+            return grad * grad_total.to(grad.dtype), None, None, None
+
+    return WeightedHeadNLL

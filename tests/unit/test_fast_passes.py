@@ -1,0 +1,157 @@
+"""The bf16 feature passes: bf16 weights that come back as they were, the chunked CPU attention, the fused head."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from core.gradients import fast_passes
+from core.gradients.fast_passes import (
+    ATTENTION_NAME,
+    bf16_weights,
+    chunked_causal_attention,
+    cpu_chunked_attention,
+    fused_head_allowed,
+    weighted_head_nll,
+)
+from core.gradients.features import gradient_features
+from core.progress import Cancelled
+from core.training.trainer import TrainConfig, _collate, prepare_model, render_examples
+from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
+
+FRAME = pd.DataFrame(
+    {
+        "instruction": ["Say b.", "Greet the friend in the input.", "What is two plus two?", "Hi"],
+        "input": ["", "Ana", "", ""],
+        "output": ["b", "Hello, Ana! " * 12, "4", "Hello."],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return byte_tokenizer()
+
+
+@pytest.fixture
+def model(tokenizer):
+    torch.manual_seed(0)
+    lora = prepare_model(tiny_causal_lm(tokenizer), TrainConfig())
+    with torch.no_grad():
+        for name, param in lora.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.1)
+    return lora.eval()
+
+
+def _qkv(batch: int, heads: int, groups: int, length: int, dim: int):
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(batch, heads, length, dim), (batch, groups, length, dim), (batch, groups, length, dim)]
+    return [torch.randn(shape, generator=generator).requires_grad_(True) for shape in shapes]
+
+
+def _padding_mask(lengths: list[int], length: int) -> torch.Tensor:
+    """(b, 1, T, T): causal, and no query attends to a pad key (right padding), as transformers builds it."""
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    real = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
+    return (causal[None] & real[:, None, :])[:, None]
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("chunk", [5, 64])  # several chunks with a ragged last one; one chunk
+def test_chunked_attention_and_its_gradients_equal_sdpa(padded, chunk):
+    query, key, value = _qkv(batch=3, heads=6, groups=2, length=23, dim=8)
+    mask = _padding_mask([23, 17, 9], 23) if padded else None
+    ours = chunked_causal_attention(query, key, value, mask, scaling=0.3, chunk=chunk)
+    reference = torch.nn.functional.scaled_dot_product_attention(
+        query,
+        key.repeat_interleave(3, dim=1),
+        value.repeat_interleave(3, dim=1),
+        attn_mask=mask,
+        is_causal=mask is None,
+        scale=0.3,
+    ).transpose(1, 2)
+    assert ours.shape == (3, 23, 6, 8)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    upstream = torch.randn(ours.shape, generator=torch.Generator().manual_seed(1))
+    ours_grads = torch.autograd.grad(ours, (query, key, value), upstream)
+    reference_grads = torch.autograd.grad(reference, (query, key, value), upstream)
+    for got, expected in zip(ours_grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_model_uses_the_chunked_attention_only_inside_the_block(model, tokenizer, monkeypatch):
+    batch = _collate(render_examples(tokenizer, FRAME, 128), tokenizer.pad_token_id)
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[3] is not None)  # whether a padding mask came in
+        return chunked_causal_attention(*args, **kwargs)
+
+    monkeypatch.setattr(fast_passes, "chunked_causal_attention", counted)
+    assert model.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        expected = model(**inputs).logits
+        assert not calls
+        with cpu_chunked_attention(model):
+            assert model.config._attn_implementation == ATTENTION_NAME
+            got = model(**inputs).logits
+        assert model.config._attn_implementation == "sdpa"
+    assert calls == [True] * model.config.num_hidden_layers  # padded batch: the mask reached every layer
+    real = batch["attention_mask"].bool()
+    torch.testing.assert_close(got[real], expected[real], rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_on_another_attention_is_left_alone(tokenizer):
+    eager = tiny_causal_lm(tokenizer)
+    eager.config._attn_implementation = "eager"
+    with cpu_chunked_attention(eager):
+        assert eager.config._attn_implementation == "eager"
+
+
+def test_bf16_weights_come_back_as_the_same_float32_tensors_even_after_an_error(model):
+    before = {name: (param, param.data_ptr()) for name, param in model.named_parameters()}
+    buffers = {name: buffer.dtype for name, buffer in model.named_buffers()}
+    with pytest.raises(RuntimeError, match="boom"), bf16_weights(model):
+        assert {param.dtype for param in model.parameters()} == {torch.bfloat16}
+        assert {name: buffer.dtype for name, buffer in model.named_buffers()} == buffers  # rotary stays float32
+        assert all(param is before[name][0] for name, param in model.named_parameters())
+        raise RuntimeError("boom")
+    for name, param in model.named_parameters():
+        assert param is before[name][0] and param.data_ptr() == before[name][1] and param.dtype == torch.float32
+
+
+@pytest.mark.parametrize("chunk", [4, 256])
+def test_the_fused_head_gives_the_weighted_cross_entropy_and_its_gradient(monkeypatch, chunk):
+    monkeypatch.setattr(fast_passes, "HEAD_CHUNK", chunk)
+    generator = torch.Generator().manual_seed(3)
+    hidden = torch.randn(10, 6, generator=generator, requires_grad=True)
+    weight = torch.randn(13, 6, generator=generator)
+    targets = torch.randint(0, 13, (10,), generator=generator)
+    row_weights = torch.rand(10, generator=generator)
+    ours = weighted_head_nll(hidden, weight, targets, row_weights)
+    nll = torch.nn.functional.cross_entropy(hidden @ weight.T, targets, reduction="none")
+    expected = (nll * row_weights).sum()
+    torch.testing.assert_close(ours, expected)
+    torch.testing.assert_close(torch.autograd.grad(2 * ours, hidden)[0], torch.autograd.grad(2 * expected, hidden)[0])
+
+
+def test_only_a_plain_frozen_head_is_fused():
+    head = torch.nn.Linear(4, 7, bias=False).requires_grad_(False)
+    assert fused_head_allowed(head)
+    assert not fused_head_allowed(torch.nn.Linear(4, 7, bias=False))  # trainable: its own gradient is needed
+    assert not fused_head_allowed(torch.nn.Linear(4, 7).requires_grad_(False))  # a bias
+
+
+def test_bf16_features_leave_the_model_as_it_was_even_when_cancelled(model, tokenizer):
+    state = {name: param.detach().clone() for name, param in model.named_parameters()}
+    options = {"moments": None, "d": 16, "max_length": 128, "batch_size": 2, "precision": "bf16"}
+    features = gradient_features(model, tokenizer, FRAME, **options)
+    with pytest.raises(Cancelled):
+        gradient_features(model, tokenizer, FRAME, should_stop=lambda: True, **options)
+    assert model.config._attn_implementation == "sdpa"
+    for name, param in model.named_parameters():
+        assert param.dtype == torch.float32 and torch.equal(param, state[name]), name
+    assert (features.astype("float32") ** 2).sum(axis=1).min() > 0.99  # unit rows: every example had a gradient
