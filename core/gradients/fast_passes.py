@@ -168,11 +168,12 @@ def chunked_causal_attention(
         hi = min(length, lo + chunk)
         rows = queries[:, :, :, lo:hi].reshape(batch, groups, shared * (hi - lo), dim)
         scores = (rows @ keys_t[..., :hi]).view(batch, groups, shared, hi - lo, hi)
-        if mask is None:
-            allowed = torch.ones(hi - lo, hi, dtype=torch.bool, device=query.device).tril(diagonal=lo)
+        if mask is None:  # only the chunk's own keys [lo, hi) hold future positions: mask that block in place
+            future = torch.ones(hi - lo, hi - lo, dtype=torch.bool, device=query.device).triu(diagonal=1)
+            scores[..., lo:hi].masked_fill_(future, lowest)  # the product's backward does not need its output
         else:
-            allowed = mask[:, :, None, lo:hi, :hi]  # (b, 1, 1, rows, keys): the same for every head
-        weights = scores.masked_fill(~allowed, lowest).softmax(dim=-1)
+            scores = scores.masked_fill(~mask[:, :, None, lo:hi, :hi], lowest)  # (b, 1, 1, rows, keys): every head
+        weights = scores.softmax(dim=-1)
         mixed = weights.view(batch, groups, shared * (hi - lo), hi) @ value[:, :, :hi]
         outputs.append(mixed.view(batch, groups, shared, hi - lo, dim))
     return torch.cat(outputs, dim=3).view(batch, heads, length, dim).transpose(1, 2).contiguous()
