@@ -211,16 +211,25 @@ def weighted_head_nll(
 def _chunk_nll(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, row_weights: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weighted NLL sum, gradient of ``hidden``) of one chunk of positions."""
+    """(weighted NLL sum, gradient of ``hidden``) of one chunk of positions.
+
+    The (c, V) work stays in the pass's dtype: the softmax of bf16 logits sums in float32 inside its kernel,
+    and float32 copies of the logits were most of the head's time (they go to memory: 50 MB a chunk). The
+    target's entry p_t - 1 is -(sum of the other probabilities), summed in float32: computed as p_t - 1 in
+    bf16 it would lose most of its digits when p_t is near 1. The row weights scale the (c, h) product, not
+    the (c, V) probabilities.
+    """
     import torch
 
-    logits = (hidden @ weight.t()).float()
-    log_norm = logits.logsumexp(dim=1)
-    loss = ((log_norm - logits.gather(1, targets[:, None])[:, 0]) * row_weights).sum()
-    probs = logits.sub_(log_norm[:, None]).exp_()  # in place: the logits are not needed any more
-    probs[torch.arange(len(targets), device=targets.device), targets] -= 1
-    probs.mul_(row_weights[:, None])
-    return loss, probs.to(weight.dtype) @ weight
+    probs = (hidden @ weight.t()).softmax(dim=1)
+    rows = torch.arange(len(targets), device=targets.device)
+    picked = probs[rows, targets].float()
+    probs[rows, targets] = 0
+    rest = probs.sum(dim=1, dtype=torch.float32)
+    probs[rows, targets] = (-rest).to(probs.dtype)  # the row is now softmax - onehot
+    # -log p_t; near p_t = 1 from the rest (no cancellation); an underflowing p_t counts as float32's tiny
+    nll = torch.where(picked > 0.5, -torch.log1p(-rest), -picked.clamp_min(torch.finfo(torch.float32).tiny).log())
+    return (nll * row_weights).sum(), (probs @ weight) * row_weights[:, None].to(weight.dtype)
 
 
 @functools.cache
