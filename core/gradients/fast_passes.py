@@ -1,4 +1,4 @@
-"""How the gradient-feature passes run in bf16: on bf16 weights, and on a CPU with a chunked causal attention.
+"""What makes the gradient-feature passes fast: bf16 weights, a chunked CPU attention, a fused LM head + loss.
 
 Two context managers, entered by :func:`core.gradients.features.gradient_features` for ``precision="bf16"``
 (and ``auto`` where bf16 is native):
@@ -11,14 +11,17 @@ Two context managers, entered by :func:`core.gradients.features.gradient_feature
   where it uses them, and in bf16 the rotary angles of late positions would be visibly wrong.
 * :func:`cpu_chunked_attention` replaces the model's SDPA attention, on a CPU only, by
   :func:`chunked_causal_attention`: plain bf16 matrix products over chunks of 128 queries, each against the
-  keys up to its end (the causal upper triangle is skipped, not masked), with the key/value heads of a GQA
+  keys up to its end (the causal upper triangle is skipped, only the diagonal block masked), with the key/value heads of a GQA
   model shared by their query group instead of repeated. PyTorch's CPU flash kernel is slow in bf16: forward
   plus backward of SmolLM2's 30 layers took 2.0 s at 4x512 tokens, 0.92 s at 8x203 and 0.51 s at 8x103;
-  the chunked products took 1.49, 0.47 and 0.14 s (``bench/gradients.py`` measures the end-to-end gain).
+  the chunked products take 0.74, 0.37 and about 0.14 s (``bench/gradients.py`` measures the end-to-end gain).
   Anything it does not cover (a KV cache, sliding windows, soft-capping, attention sinks, a float mask,
   dropout in training, a model whose config has sub-configs) goes to transformers' own SDPA function.
 
 On CUDA only the bf16 weights apply: its attention kernels are fast in bf16.
+
+And, at any precision, :func:`weighted_head_nll`: the LM head and the response loss in one chunked step
+(see there), used when the head is a plain frozen ``nn.Linear``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
     import torch
 
 ATTENTION_NAME = "curate_chunked_causal"
-QUERY_CHUNK = 128  # 64 and the whole sequence were slower at 100-512 tokens; 128 rows keep a chunk in cache
+QUERY_CHUNK = 128  # 64, 96 and 192 measured the same; 256 and the whole sequence at once were slower
 # keyword arguments of an attention call that change its arithmetic: with any of them set, SDPA does the call
 _UNSUPPORTED = ("softcap", "sliding_window", "s_aux", "sinks", "position_bias", "cache", "output_attentions")
 
@@ -183,7 +186,7 @@ def chunked_causal_attention(
 # The LM head and the loss in one step
 # ---------------------------------------------------------------------------------------------------
 
-HEAD_CHUNK = 256  # scored positions per step: 50 MB of float32 logits for a 49k vocabulary
+HEAD_CHUNK = 256  # scored positions per step: 25 MB of bf16 logits for a 49k vocabulary
 
 
 def fused_head_allowed(head: Any) -> bool:
