@@ -35,11 +35,12 @@ The box is shared; a single long run per method lets a neighbour's burst land on
 
 It prints examples/s of each and the ratio to naive (target: ours >= 2x naive), the row-wise cosine of ours
 (float16) to the naive features (the float32 run does the same arithmetic, so every row must agree above
-0.999; bf16 passes differ by their rounding, about 0.997-0.9999 here), and per-phase wall/CPU seconds and
+0.999; bf16 passes differ by their rounding, about 0.995-0.9999 here), and per-phase wall/CPU seconds and
 peak memory (a thread samples ``VmRSS`` every 0.2 s; ``ru_maxrss`` for the process; the helpers of
-``bench/prepare.py``). What we found on the 2-core CPU: a batch-1 pass is already matmul-bound, so batching
-gains only ~10-15 % (forward alone gains 25 %, the backward almost nothing; padding is held to ~5 % by
-batching only similar lengths); the gain over naive comes from bf16 passes on bf16 weights, a chunked
+``bench/prepare.py``). What we found on the 2-core CPU: in float32 a batch-1 pass is already matmul-bound
+and batching gains only ~10-15 %; bf16 passes gain more from it (1.5-1.7x per token from 1 to 4 examples,
+nothing measurable beyond 8), and padding is held to ~5 % by batching only similar lengths. The gain over
+naive comes from bf16 passes on bf16 weights, a chunked
 attention in place of PyTorch's slow bf16 CPU flash kernel, and the LM head on response positions only,
 fused with the loss (``core.gradients.fast_passes``).
 

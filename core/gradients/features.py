@@ -55,8 +55,9 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 256  # examples per saved file: at most this much work is lost when a run is cancelled
 TOKEN_BUDGET = 2048  # padded tokens per pass: ~3 GB of activations for SmolLM2-135M, whatever the lengths
-# On a CPU a pass is matmul-bound already at batch 1: batching saves only ~10 % (the backward gains nothing),
-# so a shorter example joins a pass only if it fills most of the pass's width.
+# A shorter example joins a pass only if it fills most of the pass's width: batching saves ~10 % per token in
+# float32 and 1.5-1.7x in bf16 passes (batch 1 to 4), but padding costs its full share; a cost model of the
+# bench sample put lower fills (0.6-0.8) within 1 % of this one.
 MIN_FILL = 0.85
 # what a bf16 pass means, part of a chunk folder's fingerprint (autocast over float32 weights came before)
 BF16_PASSES = "bf16 weights, chunked CPU attention"

@@ -179,6 +179,7 @@ def _feature_info(
 ) -> gstore.GradientSet:
     from core.gradients.features import BF16_PASSES
 
+    precision = config.resolved_precision()
     payload = {
         "role": role,
         "data": target.get("target_sha256") or dataset.file_sha256,
@@ -190,8 +191,8 @@ def _feature_info(
         "seed": config.seed,
         "max_length": config.max_length,
         "model": model_id(config.model),
-        "precision": config.resolved_precision(),
-        "passes": BF16_PASSES if config.resolved_precision() == "bf16" else "fp32",  # what bf16 means has changed
+        "precision": precision,
+        "passes": BF16_PASSES if precision == "bf16" else "fp32",  # what a bf16 pass computes has changed
     }
     return gstore.GradientSet(
         feature_key=f"{role}_{_hash(payload)}",
