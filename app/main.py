@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import streamlit as st
+
+from app import state
+from core.storage.database import WorkspaceBusy
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the project root
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-
-from app import state  # noqa: E402
-from core.storage.database import WorkspaceBusy  # noqa: E402
 
 PAGES = [
     st.Page(ROOT / "pages" / "datasets.py", title="Datasets", icon=":material/database:", url_path="datasets"),

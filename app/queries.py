@@ -74,7 +74,7 @@ def cached_selections(dataset: ds.DatasetInfo) -> pd.DataFrame:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def signals(workspace: str, data_version: int, dataset_id: int) -> pd.DataFrame:
-    from core.quality import raw_signals
+    from core.score.quality import raw_signals
 
     return raw_signals(store(), ds.get_dataset(store(), dataset_id))
 

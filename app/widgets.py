@@ -9,8 +9,8 @@ import streamlit as st
 
 from app.state import sync_widget
 from app.text import plain
+from core import jobs
 from core.progress import Progress
-from core.runs import jobs
 
 
 class StreamlitProgress(Progress):

@@ -15,7 +15,7 @@ minus the RSS before it: what the build adds). Real features for 50k rows would 
 
 1. **Model.** ``core.models.lm.load_causal_lm`` (the packaged SmolLM2-135M-Instruct, float32 on the CPU) with
    the default LoRA adapter (``prepare_model(lm.model, TrainConfig())``: r 8 on q/k/v/o), then a short warmup
-   of ``--warmup-steps`` AdamW steps (default 2, batch 4) through ``core.training.trainer.train_pass`` so the B
+   of ``--warmup-steps`` AdamW steps (default 2, batch 4) through ``core.train.trainer.train_pass`` so the B
    matrices are non-zero and there are real Adam moments. Loading and warmup are outside both rates.
 2. **Projection.** Building each projector and projecting 8 and 64 rows of P gradients to ``--d`` (one call
    each, after the build), so the cost of ``sparse`` and ``rademacher`` can be compared at this P.
@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -61,14 +60,12 @@ from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # the model is packaged; never reach for the hub
 ROOT = Path(__file__).resolve().parents[1]
-for folder in (ROOT, ROOT / "bench"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from prepare import PhaseMonitor, gb, log, machine_info, max_rss_bytes, verdict, write_json  # noqa: E402
-from score import sample_frame  # noqa: E402
+
+from bench.prepare import PhaseMonitor, gb, log, machine_info, max_rss_bytes, verdict, write_json  # noqa: E402
+from bench.score import sample_frame  # noqa: E402
 
 TARGET_RATIO = 2.0
 TARGET_MIN_COSINE = 0.999
@@ -101,7 +98,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def warmed_up_model(lm: Any, frame: pd.DataFrame, steps: int, seed: int) -> tuple[Any, tuple[Any, Any]]:
     """The default LoRA adapter after ``steps`` AdamW steps on the frame's first examples, and its moments."""
     from core.gradients.features import adam_moments
-    from core.training.trainer import TrainConfig, start_session, train_pass
+    from core.train.trainer import TrainConfig, start_session, train_pass
 
     config = TrainConfig(batch_size=4, grad_accum=1, seed=seed)
     session = start_session(lm.model, lm.tokenizer, config, max(steps, 1))
@@ -160,7 +157,7 @@ def run_naive(
 
     from core.gradients.features import adam_direction, lora_parameters
     from core.gradients.projection import build_projector
-    from core.training.trainer import _collate, render_examples
+    from core.train.trainer import _collate, render_examples
 
     params = [param for _, param in lora_parameters(model)]
     pad_id = tokenizer.pad_token_id
@@ -222,7 +219,7 @@ def features_benchmark(args: argparse.Namespace, monitor: PhaseMonitor) -> dict[
     """Ours against the naive loop on the same examples, model, moments and projector (see the docstring)."""
     from core.gradients.features import lora_parameters, resolve_bf16
     from core.models.lm import load_causal_lm
-    from core.training.trainer import TrainConfig, render_examples
+    from core.train.trainer import TrainConfig, render_examples
 
     frame = sample_frame(args.data_dir, args.examples, args.seed)
     monitor.enter("load")
@@ -329,7 +326,7 @@ def graph_benchmark(args: argparse.Namespace, monitor: PhaseMonitor) -> dict[str
     from prepare import rss_bytes
 
     from core.gradients import graph
-    from core.gradients import store as gstore
+    from core.storage import gradients as gstore
     from core.storage.database import Store
 
     monitor.enter("graph data")

@@ -1,4 +1,4 @@
-"""Benchmark of ``core.pipeline.prepare`` on the real data pool, plus the embedder against its baseline.
+"""Benchmark of ``core.prepare.prepare`` on the real data pool, plus the embedder against its baseline.
 
 What it measures, in one process:
 
@@ -43,12 +43,11 @@ from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # the model is packaged; never reach for the hub
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from core import ingest, pipeline  # noqa: E402
+from core import ingest  # noqa: E402
+from core import prepare as pipeline  # noqa: E402
 from core.progress import Progress  # noqa: E402
 from core.storage.database import Store  # noqa: E402
 
@@ -294,7 +293,7 @@ def embed_variants() -> dict[str, Callable[[list[str]], np.ndarray]]:
     """The three embedders compared: the plain baseline, ours (auto precision), ours in float32."""
     from sentence_transformers import SentenceTransformer
 
-    from core.models.embedders import SentenceTransformerEmbedder, resolve_model_path
+    from core.embed.embedders import SentenceTransformerEmbedder, resolve_model_path
 
     plain = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device="cpu")
     return {
@@ -336,7 +335,7 @@ def run_embed_compare(texts: list[str], runs: int) -> dict[str, Any]:
     """Plain ``encode`` vs our embedder (auto and fp32) on the same texts, same process."""
     import torch
 
-    from core.models.embedders import SentenceTransformerEmbedder, load_sentence_transformer
+    from core.embed.embedders import SentenceTransformerEmbedder, load_sentence_transformer
 
     log(f"embed comparison on {len(texts)} texts, {runs} run(s) each, torch threads {torch.get_num_threads()}")
     variants = embed_variants()

@@ -2,7 +2,7 @@
 
 This is a result, not a test. On a seeded sample of ``--pool`` rows of the top-level ``*.jsonl`` of the data
 dir (a mix of every source), prepared with the default options and scored with the heuristics, four runs
-are launched one after the other through the same code a user's runs take (``core.training.runs``):
+are launched one after the other through the same code a user's runs take (``core.runs.run``):
 
 - ``random``: ``--budget`` examples drawn uniformly, fine-tuned ``--epochs`` epochs;
 - ``kmq``: static kMQ (proportional allocation, sampling by the combined quality), same training;
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,11 +34,8 @@ from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
-for folder in (ROOT, ROOT / "bench"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
-from prepare import log, machine_info, pool_lines, seeded_subset, write_json  # noqa: E402
+from bench.prepare import log, machine_info, pool_lines, seeded_subset, write_json  # noqa: E402
 
 ARMS = ("random", "kmq", "iterative_kmq", "iterit")
 
@@ -66,7 +62,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def prepare_pool(workspace: Path, args: argparse.Namespace) -> None:
-    from core import pipeline, scoring
+    from core import prepare as pipeline
+    from core.score import scoring
     from core.storage import datasets as ds
     from core.storage.database import Store
 
@@ -79,7 +76,7 @@ def prepare_pool(workspace: Path, args: argparse.Namespace) -> None:
 
 
 def spec_for(arm: str, args: argparse.Namespace, evals: list[str]) -> Any:
-    from core.training.runs import RunSpec
+    from core.runs.run import RunSpec
 
     config: dict[str, Any] = {"seed": args.seed, "max_length": args.max_length, "epochs": args.epochs}
     config |= {"batch_size": 8, "grad_accum": 1, "learning_rate": 2e-4}
@@ -105,8 +102,8 @@ def spec_for(arm: str, args: argparse.Namespace, evals: list[str]) -> Any:
 
 
 def run_arm(workspace: Path, spec: Any) -> dict[str, Any]:
-    from core.runs import jobs
-    from core.training.runs import launch_run
+    from core import jobs
+    from core.runs.run import launch_run
 
     started = time.perf_counter()
     run_id = launch_run(workspace, spec)
@@ -137,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"{arm}: running")
             arms.append(run_arm(workspace, spec_for(arm, args, evals)))
             log(f"{arm}: {arms[-1]['state']} in {arms[-1]['seconds'] / 60:.1f} min")
-        from core.training.runs import compare_runs
+        from core.runs.run import compare_runs
 
         table = compare_runs(workspace, [a["run_id"] for a in arms if a["state"] == "done"])
     results = {

@@ -14,7 +14,7 @@ What it measures, in one process, on a seeded sample of ``--n`` rows (default 50
    its key/value cache reused, and the LM head only on response positions. Then the same with
    ``precision="fp32"`` (skip with ``--no-fp32``), to separate what bf16 gives from what the batching gives.
 4. **Naive.** The same examples (or a seeded subset with ``--naive-n``), the same rendering
-   (``core.algorithms.lm_scores.render_pair``): per example, one batch-1 forward on the full conditional sequence
+   (``core.models.passes.render_pair``): per example, one batch-1 forward on the full conditional sequence
    with full logits (``model(input_ids=...).logits``), log_softmax, mean NLL over the response span; the same for
    the response-alone sequence. No bucketing, no batching. Its IFD and perplexity are compared with ours.
 
@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,13 +45,11 @@ from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # the model is packaged; never reach for the hub
 ROOT = Path(__file__).resolve().parents[1]
-for folder in (ROOT, ROOT / "bench"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from prepare import (  # noqa: E402
+
+from bench.prepare import (  # noqa: E402
     PhaseMonitor,
     gb,
     log,
@@ -139,7 +136,7 @@ def peak_matmul(dtype_name: str, size: int = MATMUL_SIZE, warmup: int = 3, reps:
 
 def run_ours(frame: pd.DataFrame, max_length: int, lm: Any, body: int, head: int, precision: str) -> dict[str, Any]:
     """``IFDScorer.score`` on the frame, timed, with the token counts of its batches."""
-    from core.algorithms.scorers import IFDScorer
+    from core.score.scorers import IFDScorer
 
     scorer = IFDScorer(max_length=max_length, precision=precision)
     label = f"ours ({precision})"
@@ -175,7 +172,7 @@ def token_accounting(frame: pd.DataFrame, max_length: int, lm: Any, token_budget
 
     It repeats the rendering, the prefix search and the batching of ``response_nll``, untimed.
     """
-    from core.algorithms.lm_scores import _batches, _starts_with, render_pair, shared_prefix
+    from core.models.passes import _batches, _starts_with, render_pair, shared_prefix
 
     pairs = [
         render_pair(lm.tokenizer, i, x, o, max_length)
@@ -228,7 +225,7 @@ def run_naive(frame: pd.DataFrame, max_length: int, lm: Any, body: int, head: in
     """The one-example-per-forward loop, rendering included in the timing as it is in ours."""
     import torch
 
-    from core.algorithms.lm_scores import render_pair
+    from core.models.passes import render_pair
 
     conditional, alone = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
     tokens = 0

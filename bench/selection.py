@@ -37,12 +37,10 @@ from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
-for folder in (ROOT, ROOT / "bench"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 import numpy as np  # noqa: E402
-from prepare import gb, log, machine_info, pool_lines, verdict, write_json  # noqa: E402
+
+from bench.prepare import gb, log, machine_info, pool_lines, verdict, write_json  # noqa: E402
 
 TARGET_SECONDS = 60.0
 TARGET_PEAK_BYTES = 4e9
@@ -62,7 +60,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def setup(workspace: Path, data_dir: Path) -> dict[str, Any]:
     """Prepare and score the pool once; later runs find it ready and only report what is there."""
-    from core import pipeline, scoring
+    from core import prepare as pipeline
+    from core.score import scoring
     from core.storage import datasets as ds
     from core.storage import scores as score_store
     from core.storage.database import Store
@@ -98,7 +97,7 @@ def setup(workspace: Path, data_dir: Path) -> dict[str, Any]:
 
 def child(workspace: Path, name: str, budget: float) -> None:
     """Run one strategy and print its figures as one JSON line (called in a fresh process)."""
-    from core.selection import run as selection_run
+    from core.select import run as selection_run
     from core.storage import datasets as ds
     from core.storage.database import Store
 
@@ -149,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         child(args.workspace, args.child, args.budget)
         return 0
-    from core.selection.strategies import STRATEGIES
+    from core.select.strategies import STRATEGIES
 
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args)}
     results["setup"] = setup(args.workspace, args.data_dir)

@@ -14,7 +14,7 @@ more than a random pick of the same size does?
    ``--max-length``); its report (examples/s, seconds) is printed.
 4. Arms ``random``, ``embedding_knn``, ``less`` and ``g2is`` (its defaults: the walk may pick fewer than the
    budget, and the number actually trained on is reported) at every ``--fractions`` of the pool (as a
-   count: round(fraction x pool), at least 1), each launched as a run through ``core.training.runs``
+   count: round(fraction x pool), at least 1), each launched as a run through ``core.runs.run``
    (the code a user's runs take): ``--epochs`` epochs of LoRA, seed ``--seed``, evaluated on the held-out
    rows (response loss; exact match of the final answer with greedy decoding) against the base model.
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -41,12 +40,9 @@ from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
-for folder in (ROOT, ROOT / "bench"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
-from prepare import log, machine_info, write_json  # noqa: E402
-from replicate import prepare_pool, run_arm  # noqa: E402
+from bench.prepare import log, machine_info, write_json  # noqa: E402
+from bench.replicate import prepare_pool, run_arm  # noqa: E402
 
 ARMS = ("random", "embedding_knn", "less", "g2is")
 TARGETED = frozenset({"embedding_knn", "less", "g2is"})
@@ -104,7 +100,7 @@ def budget_of(fraction: float, pool: int) -> int:
 
 
 def spec_for(arm: str, budget: int, target: Path, evals: list[str], args: argparse.Namespace) -> Any:
-    from core.training.runs import RunSpec
+    from core.runs.run import RunSpec
 
     config: dict[str, Any] = {"seed": args.seed, "max_length": args.max_length, "epochs": args.epochs}
     config |= {"batch_size": 8, "grad_accum": 1, "learning_rate": 2e-4}
@@ -126,8 +122,8 @@ def spec_for(arm: str, budget: int, target: Path, evals: list[str], args: argpar
 
 def arm_rows(workspace: Path, arm: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per evaluation set of a finished run: examples trained on, base and run loss and exact match."""
-    from core.runs import jobs
-    from core.training.runs import evaluations
+    from core import jobs
+    from core.runs.run import evaluations
 
     result = jobs.read_status(workspace, arm["run_id"]).result or {}
     rows = []

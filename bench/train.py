@@ -3,7 +3,7 @@
 In one process, on a seeded sample of ``--n`` rows (default 32) of the top-level ``*.jsonl`` of the data
 dir, rendered once with our chat-template rendering (response-only labels, ``--max-length`` 256):
 
-1. **Ours:** ``core.training.trainer.train`` with LoRA (r 8 on q/k/v/o), batch ``--batch-size`` (4),
+1. **Ours:** ``core.train.trainer.train`` with LoRA (r 8 on q/k/v/o), batch ``--batch-size`` (4),
    no accumulation, one epoch, cosine schedule, on a copy of the packaged SmolLM2-135M-Instruct.
 2. **Trainer:** ``transformers.Trainer`` with the same LoRA adapter on a fresh copy of the same model (its
    GGUF "quantized" marker cleared: the weights are dequantized float32 and the Trainer refuses a marked model), the
@@ -27,7 +27,6 @@ import argparse
 import math
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -36,12 +35,9 @@ from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
-for folder in (ROOT, ROOT / "bench"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
-from prepare import PhaseMonitor, gb, log, machine_info, max_rss_bytes, verdict, write_json  # noqa: E402
-from score import sample_frame  # noqa: E402
+from bench.prepare import PhaseMonitor, gb, log, machine_info, max_rss_bytes, verdict, write_json  # noqa: E402
+from bench.score import sample_frame  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -56,7 +52,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run_ours(lm: Any, frame: Any, config: Any) -> dict[str, float]:
-    from core.training.trainer import train
+    from core.train.trainer import train
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as folder:
         result = train(lm.model, lm.tokenizer, frame, config, Path(folder))
@@ -69,7 +65,7 @@ def run_trainer(lm: Any, frame: Any, config: Any) -> dict[str, float]:
     import torch
     from transformers import Trainer, TrainingArguments
 
-    from core.training.trainer import IGNORE, prepare_model, render_examples
+    from core.train.trainer import IGNORE, prepare_model, render_examples
 
     examples = render_examples(lm.tokenizer, frame, config.max_length)
     rows = [{"input_ids": e.ids, "labels": e.labels} for e in examples]
@@ -124,7 +120,7 @@ def run_trainer(lm: Any, frame: Any, config: Any) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from core.models.lm import load_causal_lm
-    from core.training.trainer import TrainConfig
+    from core.train.trainer import TrainConfig
 
     frame = sample_frame(args.data_dir, args.n, args.seed)
     config = TrainConfig(batch_size=args.batch_size, grad_accum=1, epochs=1, max_length=args.max_length, seed=args.seed)

@@ -1,4 +1,8 @@
-"""UI-free core of the curation studio: ingest, storage, models, algorithms and jobs.
+"""UI-free core of the curation studio, one package per pipeline stage.
+
+ingest -> embed -> cluster -> score -> gradients -> select -> train -> export, with ``storage`` (the only
+SQL), ``models`` (device, loading, LM passes), ``jobs`` (background work) and ``runs`` (fine-tuning runs)
+beside them; docs/architecture.md draws the map and the dependency rule.
 
 Importing ``core`` stays light (no torch, no duckdb); heavy imports live in the functions that need them.
 """

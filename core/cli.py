@@ -197,7 +197,7 @@ def _dataset(store: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from core.pipeline import PrepareOptions, prepare
+    from core.prepare import PrepareOptions, prepare
     from core.progress import TqdmProgress
 
     embedder: dict[str, Any] = {"name": args.embedder}
@@ -260,7 +260,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_clusters(args: argparse.Namespace) -> int:
-    from core.pipeline import choose_k
+    from core.prepare import choose_k
     from core.progress import TqdmProgress
     from core.storage import curation
 
@@ -358,12 +358,12 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from core.progress import TqdmProgress
-    from core.scoring import build_scorer, estimate_seconds, pending, score_dataset
+    from core.score.scoring import build_scorer, estimate_seconds, pending, score_dataset
 
     store = _store(args)
     dataset = _dataset(store, args)
     params: dict[str, Any] = {"model": args.model, "max_length": args.max_length, "precision": args.precision}
-    from core.algorithms.scorers import SCORERS
+    from core.score.scorers import SCORERS
 
     if not SCORERS.get(args.scorer).uses_model:
         params = {}
@@ -392,8 +392,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_scores(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from core.quality import cluster_quality, example_quality, share_below_by_k
-    from core.scoring import cluster_summary
+    from core.score.quality import cluster_quality, example_quality, share_below_by_k
+    from core.score.scoring import cluster_summary
 
     store = _store(args)
     dataset = _dataset(store, args)
@@ -430,7 +430,7 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
 def cmd_select(args: argparse.Namespace) -> int:
     from core.gradients.pipeline import MissingGradients, target_paths
-    from core.selection.run import build_strategy, run_selection, save_selection
+    from core.select.run import build_strategy, run_selection, save_selection
 
     store = _store(args)
     dataset = _dataset(store, args)
@@ -516,7 +516,7 @@ def _literal(value: str) -> Any:
 def _train_config(items: list[str]) -> dict[str, Any]:
     import dataclasses
 
-    from core.training.trainer import TrainConfig
+    from core.train.trainer import TrainConfig
 
     types = {f.name: type(f.default) for f in dataclasses.fields(TrainConfig)}
     config: dict[str, Any] = {}
@@ -528,7 +528,7 @@ def _train_config(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from core.training.runs import RunSpec, launch_run
+    from core.runs.run import RunSpec, launch_run
 
     store = _store(args)
     dataset = _dataset(store, args)
@@ -564,7 +564,7 @@ def _follow(workspace: Path, run_id: str) -> int:
 
     from tqdm import tqdm
 
-    from core.runs import jobs
+    from core import jobs
 
     bar = tqdm(total=1, unit="step")
     status = jobs.read_status(workspace, run_id)
@@ -582,8 +582,8 @@ def _follow(workspace: Path, run_id: str) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from core.runs import jobs
-    from core.training.runs import list_runs, resume_run, run_label
+    from core import jobs
+    from core.runs.run import list_runs, resume_run, run_label
 
     workspace = _store(args).workspace
     if args.resume:
@@ -622,7 +622,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from core.training.runs import compare_runs
+    from core.runs.run import compare_runs
 
     table = compare_runs(_store(args).workspace, args.run_ids)
     if args.json:
@@ -635,7 +635,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_selections(args: argparse.Namespace) -> int:
-    from core.selection.run import compare
+    from core.select.run import compare
     from core.storage import selections
 
     store = _store(args)

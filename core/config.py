@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 DEFAULT_EMBEDDER = "sentence-transformers"
-DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"  # resolved to the packaged copy by core.models.embedders
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"  # resolved to the packaged copy by core.embed.embedders
 DEFAULT_SEED = 0
 
 

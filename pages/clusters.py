@@ -10,7 +10,7 @@ from app import figures, queries
 from app.state import pick_dataset, store, sync_widget
 from app.text import clip, plain
 from app.widgets import example_card
-from core import quality
+from core.score import quality
 from core.storage import curation
 
 PAGE_SIZE = 20

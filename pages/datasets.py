@@ -11,8 +11,7 @@ from app import queries
 from app.state import pick_dataset, store, workspace
 from app.text import plain
 from app.widgets import needs_notice, refresh_when_ended, unfinished_job
-from core import ingest
-from core.runs import jobs
+from core import ingest, jobs
 from core.safe_paths import upload_path
 from core.storage import datasets as ds
 

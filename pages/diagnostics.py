@@ -7,7 +7,7 @@ import streamlit as st
 from app import figures, queries
 from app.state import pick_dataset, store
 from app.widgets import StreamlitProgress
-from core.pipeline import add_k_values, choose_k
+from core.prepare import add_k_values, choose_k
 
 st.title("Diagnostics")
 dataset = pick_dataset()

@@ -13,8 +13,8 @@ from app import figures, queries
 from app.state import pick_dataset, store, workspace
 from app.text import hover, plain
 from app.widgets import needs_notice, refresh_when_ended, target_files, unfinished_job
+from core import jobs
 from core.gradients import pipeline, views
-from core.runs import jobs
 from core.safe_paths import upload_path
 from core.storage import selections as store_selections
 

@@ -10,9 +10,9 @@ from app import queries
 from app.state import pick_dataset, store, workspace
 from app.text import plain
 from app.widgets import needs_notice, plain_text, refresh_when_ended, unfinished_job
-from core import quality
-from core.algorithms.scorers import SCORERS
-from core.runs import jobs
+from core import jobs
+from core.score import quality
+from core.score.scorers import SCORERS
 from core.storage import curation
 
 st.title("Quality")

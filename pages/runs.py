@@ -14,11 +14,11 @@ from app import queries
 from app.state import pick_dataset, store, workspace
 from app.text import clip, hover, plain
 from app.widgets import target_files, target_picker
+from core import jobs
 from core.export import build_export
-from core.runs import jobs
-from core.selection.strategies import STRATEGIES, parameters
-from core.training import runs
-from core.training.trainer import TrainConfig
+from core.runs import run as runs
+from core.select.strategies import STRATEGIES, parameters
+from core.train.trainer import TrainConfig
 
 st.title("Runs")
 dataset = pick_dataset()

@@ -8,9 +8,9 @@ from app import queries
 from app.state import pick_dataset, store, workspace
 from app.text import plain
 from app.widgets import target_picker
-from core.selection.pool import MissingScores
-from core.selection.run import build_strategy, compare, per_cluster, run_selection, save_selection
-from core.selection.strategies import STRATEGIES, Parameter, parameters
+from core.select.pool import MissingScores
+from core.select.run import build_strategy, compare, per_cluster, run_selection, save_selection
+from core.select.strategies import STRATEGIES, Parameter, parameters
 
 st.title("Select")
 dataset = pick_dataset()

@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from core.models.embedders import EMBEDDERS, l2_normalise
+from core.embed.embedders import EMBEDDERS, l2_normalise
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -83,7 +83,7 @@ def keyword_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def prepared_workspace(tmp_path: Path, keyword_file: Path) -> Path:
     """A workspace holding the tiny dataset, prepared with the keyword embedder and k in {2, 4, 6}."""
-    from core.pipeline import PrepareOptions, prepare
+    from core.prepare import PrepareOptions, prepare
     from core.storage.database import Store
 
     workspace = tmp_path / "ws"

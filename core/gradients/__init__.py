@@ -1,1 +1,1 @@
-"""Gradient features, the gradient graph and gradient-based selection (LESS, G2IS)."""
+"""Gradient features (LoRA gradients, projected) and the gradient graph over them, with their views."""

@@ -1,6 +1,6 @@
 """LESS-style gradient features: per-example LoRA gradients, Adam-preconditioned or plain, projected, normalised.
 
-For each example (ALGORITHMS.md 1.5, 4.2): the gradient g of its response loss (mean NLL over its response
+For each example (docs/algorithms.md 1.5, 4.2): the gradient g of its response loss (mean NLL over its response
 tokens) with respect to the trainable (LoRA) parameters; for pool examples the Adam direction
 m' / sqrt(v' + eps) built from the warmup's AdamW moments, for target examples g itself; then a seeded random
 projection to d dimensions (:mod:`core.gradients.projection`) and L2 normalisation, stored as float16.
@@ -75,7 +75,7 @@ def per_example_gradients(model: Any, batch: dict[str, torch.Tensor], *, bf16: b
     """(b, P) float32 gradients of each example's mean response NLL, from one forward and one backward pass.
 
     ``batch`` holds right-padded ``input_ids``, ``attention_mask`` and ``labels`` (IGNORE off the response),
-    as :func:`core.training.trainer._collate` makes them. Columns follow :func:`lora_parameters`. The model's
+    as :func:`core.train.trainer._collate` makes them. Columns follow :func:`lora_parameters`. The model's
     ``.grad`` fields are left untouched; the model runs in eval mode and is put back in its previous mode.
     ``bf16`` autocasts the passes' matrix products to bf16 (None: on CUDA only, as training does);
     :func:`gradient_features` instead runs its bf16 passes on bf16 weights, with autocast off. The
@@ -177,7 +177,7 @@ def gradient_features(
     """
     import torch
 
-    from core.training.trainer import render_examples
+    from core.train.trainer import render_examples
 
     if min(batch_size, chunk_size, token_budget) < 1:
         raise ValueError(
@@ -239,13 +239,13 @@ def resolve_bf16(precision: str, device_type: str) -> bool:
 def _response_loss(model: Any, batch: dict[str, torch.Tensor], bf16: bool) -> torch.Tensor:
     """Sum over the rows of each row's mean response NLL (a row with no response token adds nothing).
 
-    As in :func:`core.training.trainer._summed_loss`, only positions that predict a response token go
+    As in :func:`core.train.trainer._summed_loss`, only positions that predict a response token go
     through the LM head; a plain frozen head goes with the loss in one chunked step
     (:func:`core.gradients.fast_passes.weighted_head_nll`).
     """
     import torch
 
-    from core.training.trainer import IGNORE
+    from core.train.trainer import IGNORE
 
     device = batch["input_ids"].device
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -356,7 +356,7 @@ def _chunk_features(
     """Features of one chunk's items (in their order): project once ``projector.rows_per_call`` rows are ready."""
     import torch
 
-    from core.training.trainer import _collate
+    from core.train.trainer import _collate
 
     projected: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []

@@ -1,4 +1,4 @@
-"""The gradient similarity graph (ALGORITHMS.md 4.3) and cluster alignment summaries, on arrays only.
+"""The gradient similarity graph (docs/algorithms.md 4.3) and cluster alignment summaries, on arrays only.
 
 - :func:`top_neighbours`: every row's top-m neighbours by cosine, sorted by descending similarity, which
   is what the G2IS walk consumes (its "knowledge coherence" is "the first feasible neighbour in sorted

@@ -1,6 +1,6 @@
 """Compute and cache a dataset's gradient features, its gradient graph and target-set features.
 
-The steps (ALGORITHMS.md 4.2-4.3), each cached so that a rerun does only what is missing:
+The steps (docs/algorithms.md 4.2-4.3), each cached so that a rerun does only what is missing:
 
 1. **Warmup**: LoRA-train the base model on a seeded random fraction of the dataset (5 % by default),
    keeping AdamW's moment buffers; the adapter and moments go to ``gradients/warmup_<key>/``.
@@ -29,11 +29,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from core.gradients import store as gstore
 from core.models.lm import DEFAULT_LM, model_id
 from core.progress import Progress
-from core.selection.pool import MissingScores
+from core.select.pool import MissingScores
 from core.storage import datasets as ds
+from core.storage import gradients as gstore
 from core.storage.database import Store
 
 CPU_DIMENSION = 1024
@@ -49,7 +49,7 @@ class GradientConfig:
     """Everything the features depend on. ``d`` 0 picks 8192 on CUDA and 1024 on the CPU.
 
     LoRA r 8 on q/k/v/o of the 135M default (~0.9 M parameters) and one warmup epoch is the CPU-sized
-    version of LESS's r 128, 4 epochs (ALGORITHMS.md 4.8); every value can be raised.
+    version of LESS's r 128, 4 epochs (docs/algorithms.md 4.8); every value can be raised.
     """
 
     model: str = DEFAULT_LM
@@ -81,7 +81,7 @@ class GradientConfig:
         return "bf16" if resolve_bf16(self.precision, pick_device().split(":")[0]) else "fp32"
 
     def train_config(self) -> Any:
-        from core.training.trainer import TrainConfig
+        from core.train.trainer import TrainConfig
 
         return TrainConfig(
             model=self.model,
@@ -132,7 +132,7 @@ def warmup(
     import torch
 
     from core.gradients.features import adam_moments
-    from core.training.trainer import epoch_steps, save_model, start_session, train_pass
+    from core.train.trainer import epoch_steps, save_model, start_session, train_pass
 
     frame = dataset_frame(store, dataset.dataset_id)
     rng = np.random.default_rng(config.seed)
@@ -257,7 +257,7 @@ def compute_gradients(
     """Warmup, pool features, graph and the given targets' features: whatever is not cached yet."""
     from core.gradients.graph import top_neighbours
     from core.models.lm import load_causal_lm
-    from core.training.evaluate import load_eval_set
+    from core.train.evaluate import load_eval_set
 
     sets = [load_eval_set(path) for path in targets]  # a bad target file fails before any model work
     started = time.perf_counter()
@@ -329,7 +329,7 @@ def current_config(store: Store, dataset_id: int) -> GradientConfig:
 
 def target_sets(store: Store, pool: gstore.GradientSet, paths: Sequence[str | Path]) -> list[gstore.GradientSet]:
     """The feature sets of the target files ``paths`` under the same adapter and projection as ``pool``."""
-    from core.training.evaluate import load_eval_set
+    from core.train.evaluate import load_eval_set
 
     if not paths:
         raise MissingGradients("this strategy needs a target set: give the path of a JSONL file (--target FILE)")

@@ -1,6 +1,6 @@
 """Seeded random projections of per-example gradients (P values each) down to d dimensions.
 
-LESS and G2IS project LoRA gradients with a Rademacher matrix (ALGORITHMS.md 1.5-1.6). A dense P x d float
+LESS and G2IS project LoRA gradients with a Rademacher matrix (docs/algorithms.md 1.5-1.6). A dense P x d float
 matrix does not fit in memory (P = 0.9 M, d = 8192: 30 GB), so neither projector here ever holds one:
 
 - ``sparse`` (the default): the very sparse random projection of Li, Hastie and Church (Achlioptas with

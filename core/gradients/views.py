@@ -4,7 +4,7 @@ gradient graph, and the walk path of a saved G2IS selection.
 
 Alignment is the mean cosine between LoRA-gradient features: positive means training on one moves the
 model the way the other wants (knowledge alignment), negative means they pull against each other
-(conflict; ALGORITHMS.md 4.3).
+(conflict; docs/algorithms.md 4.3).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from core.gradients import graph, pipeline
-from core.gradients import store as gstore
 from core.storage import curation
+from core.storage import gradients as gstore
 from core.storage import selections as store_selections
 from core.storage.database import Store
 

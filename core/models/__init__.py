@@ -1,1 +1,1 @@
-"""Models: device choice, embedders, and defaults from the packaged model weights."""
+"""Models: device choice, loading causal LMs and reward models, and the LM passes every stage shares."""

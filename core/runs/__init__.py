@@ -1,1 +1,1 @@
-"""Background jobs: a worker subprocess per job, with status, progress and cancel in a job folder."""
+"""Fine-tuning runs: a run's spec and execution, the iterative select-and-train loops, their round files."""

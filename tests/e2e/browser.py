@@ -77,7 +77,7 @@ def serve(workspace: Path, *extra: str, address: str | None = "127.0.0.1") -> It
     ``address`` None leaves the address to ``.streamlit/config.toml`` (what ``make run`` does).
     """
     port = free_port()
-    env = dict(os.environ, CURATE_WORKSPACE=str(workspace), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, CURATE_WORKSPACE=str(workspace))
     command = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)]
     command += ["--server.address", address] if address else []
     command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", *extra]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.pipeline import PrepareOptions, prepare
+from core.prepare import PrepareOptions, prepare
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.e2e, NEEDS_CHROMIUM]
 @pytest.fixture(scope="module")
 def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A workspace with a prepared 24-row dataset (model-free embedder), heuristic scores, and the app serving it."""
-    from core.scoring import build_scorer, score_dataset
+    from core.score.scoring import build_scorer, score_dataset
 
     tmp = tmp_path_factory.mktemp("e2e")
     workspace = tmp / "ws"
@@ -148,7 +148,7 @@ def test_save_a_kmq_selection_then_export_it(served_app: tuple[str, Path], tmp_p
 def test_launch_a_run_on_a_tiny_model_and_watch_it_finish(served_app: tuple[str, Path], tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    from core.runs import jobs
+    from core import jobs
     from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
     url, workspace = served_app

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.pipeline import PrepareOptions, prepare
+from core.prepare import PrepareOptions, prepare
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store

@@ -37,7 +37,7 @@ def fake_run(
 ) -> None:
     """A training run's folder as a finished (or failed) run leaves it: status, loss curve, evaluation and
     adapter, without training."""
-    from core.runs import jobs
+    from core import jobs
 
     folder = jobs.jobs_dir(workspace) / run_id
     folder.mkdir(parents=True)

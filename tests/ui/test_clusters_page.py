@@ -77,7 +77,7 @@ def test_changes_made_elsewhere_show_in_an_open_session_after_a_rerun(page, prep
 
 
 def test_example_text_is_shown_as_plain_text(page, tmp_path, monkeypatch):
-    from core.pipeline import PrepareOptions, prepare
+    from core.prepare import PrepareOptions, prepare
     from tests.conftest import KEYWORD_EMBEDDER, write_jsonl
 
     hostile = "<script>alert(1)</script> **bold** [link](http://x) <b>bread</b>"
@@ -96,8 +96,8 @@ def test_example_text_is_shown_as_plain_text(page, tmp_path, monkeypatch):
 
 
 def test_map_can_be_colored_by_a_score(page, prepared_workspace):
-    from core import scoring
-    from core.algorithms.scorers import HeuristicsScorer
+    from core.score import scoring
+    from core.score.scorers import HeuristicsScorer
 
     store, dataset, _ = _state(prepared_workspace)
     scoring.score_dataset(store, dataset, HeuristicsScorer())

@@ -1,7 +1,7 @@
 """Failed and interrupted background jobs on the pages: the error shows in an st.error, the rest still works.
 
-The jobs fail for real: the worker's own :func:`core.runs.worker.run_job` runs in this process on a job
-folder made as :func:`core.runs.jobs.launch` makes one (a missing model, a malformed file), so the pages
+The jobs fail for real: the worker's own :func:`core.jobs.worker.run_job` runs in this process on a job
+folder made as :func:`core.jobs.launch` makes one (a missing model, a malformed file), so the pages
 read exactly what a failed worker leaves behind.
 """
 
@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core import scoring
-from core.runs import jobs, worker
+from core import jobs
+from core.jobs import worker
+from core.score import scoring
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.conftest import keyword_rows

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from core import jobs
 from core.gradients import pipeline
-from core.runs import jobs
-from core.selection.run import build_strategy, run_selection, save_selection
+from core.select.run import build_strategy, run_selection, save_selection
 from core.storage import datasets as ds
 from core.storage.database import Store
 

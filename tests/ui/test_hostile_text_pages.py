@@ -75,9 +75,9 @@ def hostile_rows() -> list[dict[str, str]]:
 def prepare_hostile_workspace(folder: Path, *, with_selection: bool = True) -> tuple[Path, Path]:
     """A workspace with the hostile dataset (hashing embedder, k=2), heuristic scores, optionally a saved
     selection with a hostile name, and two fake runs; returns (workspace, the input JSONL file)."""
-    from core.pipeline import PrepareOptions, prepare
-    from core.scoring import build_scorer, score_dataset
-    from core.selection.run import build_strategy, run_selection, save_selection
+    from core.prepare import PrepareOptions, prepare
+    from core.score.scoring import build_scorer, score_dataset
+    from core.select.run import build_strategy, run_selection, save_selection
     from core.storage import datasets as ds
     from core.storage.database import Store
 

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from core.runs import jobs
+from core import jobs
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store

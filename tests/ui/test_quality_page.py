@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from core.runs import jobs
+from core import jobs
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store

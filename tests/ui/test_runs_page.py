@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from core.runs import jobs
-from core.training import runs
+from core import jobs
+from core.runs import run as runs
 from tests.ui.conftest import fake_run
 
 

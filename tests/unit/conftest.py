@@ -42,7 +42,7 @@ def template_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def template_workspace(template_file: Path) -> Path:
     """A workspace holding dataset "tiny" (keyword embedder, k in {2, 4, 6}, seed 0). Never modify it: copy it."""
-    from core.pipeline import PrepareOptions, prepare
+    from core.prepare import PrepareOptions, prepare
     from core.storage.database import Store
 
     workspace = template_file.parent / "ws"

@@ -7,8 +7,8 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import silhouette_score
 
-from core.algorithms import clustering
-from core.algorithms.labels import cluster_terms, term_counts
+from core.cluster import clustering
+from core.cluster.labels import cluster_terms, term_counts
 
 GRID = [4, 6, 8, 10, 12, 14]
 

@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.pipeline import EMBED_CHUNK, PrepareOptions, prepare
-from core.runs import jobs, worker
+from core import jobs
+from core.jobs import worker
+from core.prepare import EMBED_CHUNK, PrepareOptions, prepare
+from core.runs import run as runs
 from core.storage import curation, selections
 from core.storage import datasets as ds
 from core.storage.database import Store
-from core.training import runs
 from tests.conftest import ROOT
 
 TIMEOUT_SECONDS = 300

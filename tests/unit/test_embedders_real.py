@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.models.embedders import (
+from core.embed.embedders import (
     SentenceTransformerEmbedder,
     build_embedder,
     load_sentence_transformer,

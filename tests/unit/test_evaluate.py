@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from core.algorithms import lm_scores
 from core.ingest import IngestError
-from core.training import evaluate as ev
+from core.models import passes as lm_scores
+from core.train import evaluate as ev
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 

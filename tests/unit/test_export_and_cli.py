@@ -11,7 +11,7 @@ import pytest
 import core
 from core.cli import main
 from core.export import build_export, manifest_path_for, write_export
-from core.pipeline import PrepareOptions, prepare
+from core.prepare import PrepareOptions, prepare
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store

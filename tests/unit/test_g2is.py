@@ -10,15 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.gradients import walk as walk_module
-from core.gradients.graph import (
-    cluster_alignment,
-    edges,
-    example_alignment,
-    target_alignment,
-    top_neighbours,
-)
-from core.gradients.walk import (
+from core.gradients.graph import cluster_alignment, edges, example_alignment, target_alignment, top_neighbours
+from core.select import walk as walk_module
+from core.select.allocation import largest_remainder
+from core.select.walk import (
     core_knowledge,
     embedding_knn_select,
     gradient_walk,
@@ -26,7 +21,6 @@ from core.gradients.walk import (
     less_select,
     walk_without_graph,
 )
-from core.selection.allocation import largest_remainder
 
 
 def at(*degrees: float) -> np.ndarray:
@@ -58,7 +52,7 @@ def c1_holds(features: np.ndarray, subset: list[int], candidate: int) -> bool:
 def test_walk_takes_the_first_feasible_neighbour():
     # The lists are given, not computed: in 2-D a C1 violator near s* and a C2 violator farther away
     # rarely coexist in similarity order (a random search over 200k small cases found none), and the
-    # walk trusts the order it is given anyway (ALGORITHMS.md 4.9.3).
+    # walk trusts the order it is given anyway (docs/algorithms.md 4.9.3).
     a, b, n1, n2, n3 = range(5)
     features = at(0, 60, 260, 88, 20)
     k = at(0)
@@ -138,7 +132,7 @@ def test_budget_split_sums_exactly():
 
 
 def reference_walk(features, neighbours, components, weights, budget, delta):
-    """The walk of ALGORITHMS.md 4.5 written naively, for comparison."""
+    """The walk of docs/algorithms.md 4.5 written naively, for comparison."""
     selected: set[int] = set()
     picks, vias = [], []
     for direction, share in zip(components, largest_remainder(weights, budget), strict=True):

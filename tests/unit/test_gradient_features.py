@@ -16,7 +16,7 @@ from core.gradients.features import (
     per_example_gradients,
 )
 from core.progress import Cancelled
-from core.training.trainer import TrainConfig, _collate, prepare_model, render_examples
+from core.train.trainer import TrainConfig, _collate, prepare_model, render_examples
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 FRAME = pd.DataFrame(

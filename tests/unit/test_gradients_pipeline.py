@@ -12,10 +12,10 @@ import pytest
 
 from core import cli
 from core.gradients import pipeline, views
-from core.gradients import store as gstore
-from core.selection.pool import MissingScores
-from core.selection.run import build_strategy, run_selection, save_selection
+from core.select.pool import MissingScores
+from core.select.run import build_strategy, run_selection, save_selection
 from core.storage import datasets as ds
+from core.storage import gradients as gstore
 from core.storage import selections
 from core.storage.database import Store
 
@@ -120,8 +120,8 @@ def test_cli_select_computes_missing_features_on_demand(workspace, tiny_model_di
 def test_a_run_fine_tunes_on_a_less_selection_and_evaluates_on_the_target(computed, tiny_model_dir, target_file):
     import time
 
-    from core.runs import jobs
-    from core.training.runs import RunSpec, compare_runs, launch_run
+    from core import jobs
+    from core.runs.run import RunSpec, compare_runs, launch_run
 
     workspace, _, _ = computed
     config = {"model": str(tiny_model_dir), "target_modules": "all-linear", "epochs": 1, "batch_size": 2,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.ingest import IngestError, read_dataset
-from core.pipeline import PrepareOptions, prepare
+from core.prepare import PrepareOptions, prepare
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.conftest import KEYWORD_EMBEDDER, keyword_rows, write_jsonl

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from core.export import build_export
 from core.ingest import IngestError
-from core.pipeline import PrepareOptions, prepare
+from core.prepare import PrepareOptions, prepare
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.unit.conftest import store_snapshot

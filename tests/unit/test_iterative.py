@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from core.progress import Cancelled
-from core.selection.pool import Decisions, Pool
-from core.training import iterative_kmq, iterit, model_passes
-from core.training.trainer import TrainConfig, epoch_steps
+from core.runs import iterative_kmq, iterit, model_passes
+from core.select.pool import Decisions, Pool
+from core.train.trainer import TrainConfig, epoch_steps
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 TOPICS = ("bread", "python", "planet")  # clusters 0, 1, 2 of the pool; "planet" is the planted one

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.runs import jobs
+from core import jobs
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.conftest import keyword_rows, write_jsonl

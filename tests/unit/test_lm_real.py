@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.algorithms.scorers import IFDScorer
 from core.models.lm import DEFAULT_LM, load_causal_lm, packaged_gguf
+from core.score.scorers import IFDScorer
 
 pytestmark = pytest.mark.real_model
 

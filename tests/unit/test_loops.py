@@ -1,4 +1,4 @@
-"""The model-free logic of iterative kMQ and IterIT (core/training/loops.py), on tiny arrays with exact asserts."""
+"""The model-free logic of iterative kMQ and IterIT (core/select/loops.py), on tiny arrays with exact asserts."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.selection.allocation import allocate
-from core.selection.pool import Pool
-from core.selection.strategies import IterITGreedyStrategy
-from core.training import loops
+from core.select import loops
+from core.select.allocation import allocate
+from core.select.pool import Pool
+from core.select.strategies import IterITGreedyStrategy
 
 # --- iterative kMQ --------------------------------------------------------------------------------
 

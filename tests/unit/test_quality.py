@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import quality
+from core.score import quality
 
 
 def test_signals_are_mapped_to_zero_one_with_one_good():
@@ -60,7 +60,7 @@ def test_perplexity_far_above_the_dataset_median_is_an_outlier():
 
 
 def test_wrong_stated_arithmetic_is_counted_and_what_cannot_be_checked_is_left_alone():
-    from core.algorithms.arithmetic import arithmetic_errors
+    from core.score.arithmetic import arithmetic_errors
 
     wrong = ["899 plus 639 is 1531.", "252 divided by 14 is 13.", "She sold <<48/2=25>>25 clips", "1,200 + 300 = 1,400"]
     right = [

@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import quality, scoring
-from core.pipeline import PrepareOptions, prepare
+from core.prepare import PrepareOptions, prepare
+from core.score import quality, scoring
 from core.storage import datasets as ds
 from core.storage import scores as score_store
 from core.storage.database import Store

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core.runs import jobs
+from core import jobs
+from core.runs.run import RunSpec, compare_runs, evaluations, launch_run, losses, resume_run
 from core.storage import datasets as ds
 from core.storage import selections
 from core.storage.database import Store
-from core.training.runs import RunSpec, compare_runs, evaluations, launch_run, losses, resume_run
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def test_a_plain_upload_name_lands_in_the_folder(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("job_id", ["../../etc", "..", "a/b", "/tmp/x", "", ".hidden", "x" * 65])
 def test_job_and_run_ids_that_are_not_plain_names_are_refused(tmp_path: Path, job_id: str) -> None:
-    from core.runs import jobs
+    from core import jobs
 
     with pytest.raises(ValueError, match="is not a job or run id"):
         jobs.read_status(tmp_path, job_id)

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.algorithms import lm_scores, scorers
 from core.models import lm as lm_module
+from core.models import passes as lm_scores
+from core.score import scorers
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 
@@ -135,7 +136,7 @@ def test_score_keys_name_the_model_and_parameters():
 
 
 def test_scoring_a_dataset_is_cached_resumable_and_summarised_per_cluster(workspace, use_tiny, monkeypatch):
-    from core import scoring
+    from core.score import scoring
     from core.storage import datasets as ds
     from core.storage.database import Store
 
@@ -176,7 +177,7 @@ def test_heuristics_flag_empty_cut_off_and_near_duplicate_responses():
 
 
 def test_heuristics_through_scoring_use_the_dataset_embeddings(workspace):
-    from core import scoring
+    from core.score import scoring
     from core.storage import datasets as ds
     from core.storage.database import Store
 

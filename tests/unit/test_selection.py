@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.selection import greedy
-from core.selection.allocation import allocate, equal_floor, largest_remainder
-from core.selection.run import build_strategy, compare, run_selection, save_selection
-from core.selection.strategies import STRATEGIES, parameters
+from core.select import greedy
+from core.select.allocation import allocate, equal_floor, largest_remainder
+from core.select.run import build_strategy, compare, run_selection, save_selection
+from core.select.strategies import STRATEGIES, parameters
 from core.storage import curation, selections
 from core.storage import datasets as ds
 from core.storage import scores as score_store
@@ -22,7 +22,7 @@ from core.storage.database import Store
 @pytest.fixture
 def scored(workspace):
     """The tiny workspace with heuristics and a stand-in IFD score (some >= 1), as a scorer would store them."""
-    from core.scoring import build_scorer, score_dataset
+    from core.score.scoring import build_scorer, score_dataset
 
     store = Store(workspace)
     dataset = ds.get_dataset(store)
@@ -42,8 +42,8 @@ def _store_gradients(store, dataset, target_path) -> None:
     """Seeded unit "gradient" features for every row and for a 3-row target file, and their graph, stored as
     the gradient pipeline stores them, so the targeted strategies (less, g2is...) run in the contract test."""
     from core.gradients import graph
-    from core.gradients import store as gstore
-    from core.training.evaluate import load_eval_set
+    from core.storage import gradients as gstore
+    from core.train.evaluate import load_eval_set
 
     rows = [{"instruction": f"Question {i} about bread", "input": "", "output": "Bread."} for i in range(3)]
     target_path.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -187,8 +187,8 @@ def test_deita_filter_skips_near_copies_of_what_it_kept():
 
 
 def test_kmq_never_samples_zero_quality_while_others_remain():
-    from core.selection.pool import Pool
-    from core.selection.strategies import KMQStrategy
+    from core.select.pool import Pool
+    from core.select.strategies import KMQStrategy
 
     scores = pd.DataFrame({"combined": [0.0, 0.0, 0.5, 0.9, 0.0, 0.7]})
     pool = Pool(np.arange(6), [str(i) for i in range(6)], np.array([0, 0, 0, 1, 1, 1]), {}, scores=scores)
@@ -223,7 +223,7 @@ def test_saved_selection_reproduces_compares_and_exports_in_pick_order(scored, t
 
 
 def test_missing_scores_name_the_scorer_to_run(workspace):
-    from core.selection.pool import MissingScores
+    from core.select.pool import MissingScores
 
     store = Store(workspace)
     with pytest.raises(MissingScores, match="'ifd' scorer"):

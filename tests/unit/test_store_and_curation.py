@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.pipeline import DatasetExists, PrepareOptions, choose_k, prepare
+from core.prepare import DatasetExists, PrepareOptions, choose_k, prepare
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
@@ -362,7 +362,7 @@ def test_threads_and_another_process_write_at_once_and_every_change_is_kept(work
     shared = Store(workspace)
     dataset_id = _tiny(shared).dataset_id
     version = shared.data_version()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
     cli = [sys.executable, "-m", "core"]
     processes = [
         subprocess.Popen([*cli, "veto", "--cluster", "2", "--workspace", str(workspace)], cwd=ROOT, env=env),

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.progress import Cancelled
-from core.training.trainer import IGNORE, TrainConfig, checkpoint_step, render_examples, step_plan, train
+from core.train.trainer import IGNORE, TrainConfig, checkpoint_step, render_examples, step_plan, train
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 ROWS = pd.DataFrame(
@@ -102,7 +102,7 @@ def test_full_fine_tune_trains_every_weight(tiny, tmp_path):
 def test_the_response_only_head_gives_the_loss_of_full_logits(tiny):
     import torch
 
-    from core.training.trainer import _collate, _summed_loss
+    from core.train.trainer import _collate, _summed_loss
 
     model, tokenizer = tiny
     batch = _collate(render_examples(tokenizer, ROWS.iloc[:3], 256), tokenizer.pad_token_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.training.trainer import checkpoint_step
+from core.train.trainer import checkpoint_step
 from tests.conftest import ROOT
 
 SOURCES = [path for folder in ("core", "app", "pages") for path in sorted((ROOT / folder).rglob("*.py"))]

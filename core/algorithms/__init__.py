@@ -1,1 +1,0 @@
-"""Algorithms: clusterers, k diagnostics, cluster labels and 2-D reducers (pure numpy in, numpy out)."""

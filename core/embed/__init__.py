@@ -1,0 +1,1 @@
+"""Embed: sentence embedders behind one protocol and registry (packaged model, local path, hub id)."""

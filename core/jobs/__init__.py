@@ -1,0 +1,210 @@
+"""Background jobs: each runs in its own worker process and reports through files in its job folder.
+
+``<workspace>/jobs/<job_id>/`` holds ``params.json`` (what to do), ``status.json`` (state, stage,
+progress, heartbeat, result or error, rewritten atomically), ``log.txt`` and, when the user cancels, a
+``cancel`` file the worker polls between batches. A job keeps running when the browser closes; a job
+whose process died without a final state shows as ``interrupted``. Workers write to the database the
+same way every process does (short transactions under the workspace lock), so the app never waits on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.progress import Progress
+
+ACTIVE_STATES = ("queued", "running")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobStatus:
+    """A job's state as last written by its worker (or by :func:`launch`)."""
+
+    job_id: str
+    kind: str
+    state: str
+    stage: str = ""
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    error: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    pid: int | None = None
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    result: dict[str, Any] = dataclasses.field(default_factory=dict)
+    loss: float | None = None  # training runs: the last step's loss, speed and time left
+    tokens_per_second: float | None = None
+    eta_seconds: float | None = None
+    dismissed: bool = False  # the user has read a failed or interrupted job's notice and closed it
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+
+def jobs_dir(workspace: Path) -> Path:
+    return Path(workspace) / "jobs"
+
+
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def job_folder(workspace: Path, job_id: str) -> Path:
+    """The folder of job ``job_id``; an id that is not a plain name (``../x``, a path) is refused, since ids
+    also come from users (``python -m core runs --resume ID``, a URL) and must not reach outside ``jobs/``."""
+    if not _JOB_ID.fullmatch(job_id):
+        raise ValueError(f"{job_id!r} is not a job or run id (ids look like 20261122-071215-a1b2c3)")
+    return jobs_dir(workspace) / job_id
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_status(job_dir: Path, **fields: Any) -> None:
+    """Merge ``fields`` into the job's status file, atomically."""
+    path = job_dir / "status.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(fields, updated_at=_now())
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # app sessions are threads of one process
+    tmp.write_text(json.dumps(current, default=str))
+    os.replace(tmp, path)
+
+
+def launch(workspace: Path, kind: str, params: dict[str, Any]) -> str:
+    """Start a worker process for a job of ``kind``; returns the job id at once."""
+    job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    job_dir = job_folder(workspace, job_id)
+    job_dir.mkdir(parents=True)
+    (job_dir / "params.json").write_text(json.dumps({"kind": kind, "params": params}))
+    write_status(job_dir, job_id=job_id, kind=kind, state="queued", created_at=_now(), params=params)
+    _spawn(job_dir)
+    return job_id
+
+
+def _spawn(job_dir: Path) -> None:
+    with open(job_dir / "log.txt", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "core.jobs.worker", str(job_dir)],
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    write_status(job_dir, pid=process.pid)
+    # Reap the child when it ends so a finished worker never lingers as a zombie that looks alive.
+    threading.Thread(target=process.wait, daemon=True).start()
+
+
+def relaunch(workspace: Path, job_id: str) -> None:
+    """Start a new worker on an interrupted or cancelled job's folder; the job resumes from what it saved."""
+    status = read_status(workspace, job_id)
+    if status.active:
+        raise ValueError(f"job {job_id} is still {status.state}")
+    job_dir = job_folder(workspace, job_id)
+    (job_dir / "cancel").unlink(missing_ok=True)
+    # forget the dead worker's pid: a reader between this write and the new pid's would judge the job by it
+    write_status(job_dir, state="queued", error="", message="resuming", pid=None, dismissed=False)
+    _spawn(job_dir)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def read_status(workspace: Path, job_id: str) -> JobStatus:
+    """The job's status; an active job whose process is gone is reported as ``interrupted``."""
+    job_dir = job_folder(workspace, job_id)
+    data = json.loads((job_dir / "status.json").read_text())
+    known = {f.name for f in dataclasses.fields(JobStatus)}
+    status = JobStatus(**{k: v for k, v in data.items() if k in known})
+    if status.active and status.pid and not _alive(status.pid):
+        # the worker writes its final state before exiting, so a vanished active worker was killed
+        time.sleep(0.2)
+        data = json.loads((job_dir / "status.json").read_text())
+        if data.get("state") in ACTIVE_STATES and data.get("pid") == status.pid:  # not relaunched meanwhile
+            write_status(job_dir, state="interrupted", error="the worker process ended without finishing")
+            data = json.loads((job_dir / "status.json").read_text())
+        status = JobStatus(**{k: v for k, v in data.items() if k in known})
+    return status
+
+
+def list_jobs(workspace: Path, kind: str | None = None) -> list[JobStatus]:
+    """Every job of the workspace (optionally of one kind), newest first."""
+    root = jobs_dir(workspace)
+    if not root.exists():
+        return []
+    statuses = []
+    for job_dir in sorted(root.iterdir(), reverse=True):
+        if (job_dir / "status.json").exists():
+            status = read_status(workspace, job_dir.name)
+            if kind is None or status.kind == kind:
+                statuses.append(status)
+    return statuses
+
+
+def dismiss(workspace: Path, job_id: str) -> None:
+    """Stop showing a job that ended without finishing; its folder (and what a resume needs) is kept."""
+    write_status(job_folder(workspace, job_id), dismissed=True)
+
+
+def request_cancel(workspace: Path, job_id: str) -> None:
+    """Ask a job to stop at its next check (between batches)."""
+    (job_folder(workspace, job_id) / "cancel").touch()
+
+
+def read_log(workspace: Path, job_id: str, max_chars: int = 20_000) -> str:
+    path = job_folder(workspace, job_id) / "log.txt"
+    return path.read_text(errors="replace")[-max_chars:] if path.exists() else ""
+
+
+class FileProgress(Progress):
+    """Progress written to the job's status file (at most every 0.3 s); cancellation read from its folder."""
+
+    def __init__(self, job_dir: Path):
+        super().__init__(should_stop=lambda: (job_dir / "cancel").exists())
+        self.job_dir = job_dir
+        self._last_write = 0.0
+
+    def start(self, stage: str, total: int) -> None:
+        self._last_write = 0.0
+        super().start(stage, total)
+
+    def update(self) -> None:
+        now = time.monotonic()
+        if now - self._last_write >= 0.3 or self.done >= self.total:
+            self._last_write = now
+            write_status(self.job_dir, stage=self.stage, done=self.done, total=self.total)
+
+    def message(self, text: str) -> None:
+        print(text, flush=True)
+        write_status(self.job_dir, message=text)

@@ -1,0 +1,218 @@
+"""Response losses from a causal LM: chat rendering with a response-only mask, and batched mean NLL.
+
+docs/algorithms.md section 1: (instruction, input) is the user turn and the output the assistant turn; the
+loss is the mean NLL over the response tokens only. For IFD the response is also scored "alone": rendered
+as a lone assistant message through the same template (so still after the template's header, as IterIT
+does), over exactly the same response tokens. Long examples are cut to ``max_length`` tokens and the cut
+is recorded.
+
+Batches hold sequences of similar length (sorted, filled up to a token budget), and only the hidden
+states at response positions go through the LM head: the full (batch x length x vocabulary) logits of a
+49k-token vocabulary would cost more memory than the model itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderedPair:
+    """Token ids of one example, rendered twice, with the span of response tokens scored in both."""
+
+    conditional: list[int]
+    conditional_start: int
+    unconditional: list[int]
+    unconditional_start: int
+    n_response: int
+    truncated: bool
+
+
+def user_turn(instruction: str, input_text: str) -> str:
+    """The user message: the instruction, then the input after a blank line when there is one."""
+    return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
+
+
+def _template(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool = False) -> list[int]:
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt)
+    if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # newer tokenizers return a BatchEncoding
+        ids = ids["input_ids"]
+    return list(ids)
+
+
+def render_pair(tokenizer: Any, instruction: str, input_text: str, output: str, max_length: int) -> RenderedPair:
+    """Render (instruction, input) -> output for the conditional and the response-alone passes."""
+    user = {"role": "user", "content": user_turn(instruction, input_text)}
+    assistant = {"role": "assistant", "content": output}
+    prompt = _template(tokenizer, [user], generation_prompt=True)
+    full = _template(tokenizer, [user, assistant])
+    response = full[len(prompt) :] if full[: len(prompt)] == prompt else _tokens(tokenizer, output)
+    alone = _template(tokenizer, [assistant])
+    header = alone[: len(alone) - len(response)] if alone[len(alone) - len(response) :] == response else alone
+    keep = max(1, min(len(response), max_length // 2))
+    truncated = len(prompt) + len(response) > max_length
+    if truncated and len(prompt) > max_length - keep:
+        prompt = prompt[-(max_length - keep) :]  # keep the end of a long prompt, next to the response
+    n = max(1, min(len(response), max_length - len(prompt))) if response else 0
+    return RenderedPair(prompt + response[:n], len(prompt), header + response[:n], len(header), n, truncated)
+
+
+def _tokens(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+Sequence3 = tuple[list[int], int, int]
+
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix(sequences: Sequence[Sequence3]) -> list[int]:
+    """The token prefix whose single pass saves the most work (length x sequences sharing it): the chat
+    template's system turn, which every rendering repeats. It ends before each sharer's scored span."""
+    firsts = [ids[0] for ids, _, _ in sequences if ids]
+    if not firsts:
+        return []
+    first = max(set(firsts), key=firsts.count)
+    members = [seq for seq in sequences if seq[0] and seq[0][0] == first]
+    reference = members[0][0]
+    best, best_saving, length = 0, 0, 1
+    while len(members) >= 2 and length < len(reference):
+        if length >= MIN_SHARED_PREFIX and length * len(members) > best_saving:
+            best, best_saving = length, length * len(members)
+        # the position before the first scored token stays outside the prefix: its hidden state is needed
+        members = [
+            seq
+            for seq in members
+            if len(seq[0]) > length and seq[0][length] == reference[length] and seq[1] - 1 > length + 1
+        ]
+        length += 1
+    return list(reference[:best])
+
+
+def _batches(lengths: np.ndarray, token_budget: int, max_batch: int) -> list[np.ndarray]:
+    order = np.argsort(lengths, kind="stable")
+    batches: list[list[int]] = [[]]
+    for index in order:
+        longest = max(lengths[index], max((lengths[i] for i in batches[-1]), default=0))
+        if batches[-1] and (longest * (len(batches[-1]) + 1) > token_budget or len(batches[-1]) >= max_batch):
+            batches.append([])
+        batches[-1].append(int(index))
+    return [np.array(batch) for batch in batches if batch]
+
+
+def response_nll(
+    model: Any,
+    sequences: Sequence[Sequence3],
+    *,
+    pad_id: int,
+    token_budget: int = 4096,
+    max_batch: int = 16,
+    bf16: bool = False,
+    share_prefix: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Mean NLL of ``ids[start:start+n]`` given the tokens before it, for each (ids, start, n); NaN when n = 0.
+
+    ``bf16`` autocasts the matrix products to bfloat16 (weights stay as loaded). With ``share_prefix``
+    the prefix most sequences share (the template's system turn) runs once and its key/value cache is
+    reused by every batch, at the same positions, so the losses are those of the full sequences.
+    """
+    import torch
+
+    if hasattr(
+        model, "get_base_model"
+    ):  # a peft model: its base_model is peft's wrapper; this one holds the LoRA layers
+        model = model.get_base_model()
+    result = np.full(len(sequences), np.nan, dtype=np.float64)
+    device = next(model.parameters()).device
+    prefix = shared_prefix(sequences) if share_prefix and _has_base(model) else []
+    with_prefix = [i for i, (ids, start, _) in enumerate(sequences) if _starts_with(ids, prefix, start)]
+    rest = sorted(set(range(len(sequences))) - set(with_prefix)) if prefix else list(range(len(sequences)))
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+    with torch.inference_mode(), autocast:
+        cache = _prefix_cache(model, prefix, device) if prefix and with_prefix else None
+        for group, shared in ((with_prefix, prefix), (rest, [])):
+            if not group:
+                continue
+            subset = [sequences[i] for i in group]
+            for batch, values in _group_nll(model, subset, shared, cache, pad_id, token_budget, max_batch, device):
+                result[np.asarray(group)[batch]] = values
+                if progress:
+                    progress(len(batch))
+    return result
+
+
+def _has_base(model: Any) -> bool:
+    return model.base_model is not model
+
+
+def _starts_with(ids: list[int], prefix: list[int], start: int) -> bool:
+    return bool(prefix) and start - 1 > len(prefix) and ids[: len(prefix)] == prefix
+
+
+def _prefix_cache(model: Any, prefix: list[int], device: Any) -> Any:
+    import torch
+
+    return model.base_model(input_ids=torch.tensor([prefix], device=device), use_cache=True).past_key_values
+
+
+def _group_nll(
+    model: Any,
+    sequences: list[Sequence3],
+    prefix: list[int],
+    cache: Any,
+    pad_id: int,
+    token_budget: int,
+    max_batch: int,
+    device: Any,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (batch indices, mean NLLs) over length-sorted batches of sequences that all start with ``prefix``."""
+    import torch
+
+    skip = len(prefix)
+    lengths = np.array([len(ids) - skip for ids, _, _ in sequences])
+    for batch in _batches(lengths, token_budget, max_batch):
+        width = int(lengths[batch].max())
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), skip + width), dtype=torch.long)
+        mask[:, :skip] = 1
+        for row, index in enumerate(batch):
+            ids[row, : lengths[index]] = torch.tensor(sequences[index][0][skip:])
+            mask[row, skip : skip + lengths[index]] = 1
+        hidden = _hidden_states(model, ids.to(device), mask.to(device), cache, skip)
+        values = np.full(len(batch), np.nan)
+        for row, index in enumerate(batch):
+            tokens, start, n = sequences[index]
+            if n > 0:
+                states = hidden[row, start - skip - 1 : start - skip - 1 + n]
+                values[row] = _span_nll(model, states, tokens[start : start + n])
+        yield batch, values
+
+
+def _hidden_states(model: Any, ids: Any, mask: Any, cache: Any = None, skip: int = 0) -> Any:
+    import torch
+
+    if not _has_base(model):  # a model without a separate head: fall back to full logits
+        return model(input_ids=ids, attention_mask=mask).logits
+    if cache is None or skip == 0:
+        return model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    past = copy.deepcopy(cache)  # the forward pass appends to the cache it is given
+    past.batch_repeat_interleave(ids.shape[0])
+    positions = torch.arange(skip, skip + ids.shape[1], device=ids.device).expand(ids.shape[0], -1)
+    output = model.base_model(input_ids=ids, attention_mask=mask, past_key_values=past, position_ids=positions)
+    return output.last_hidden_state
+
+
+def _span_nll(model: Any, states: Any, targets: list[int]) -> float:
+    import torch
+
+    logits = states if states.shape[-1] == model.config.vocab_size else model.get_output_embeddings()(states)
+    logits = logits.float()
+    picked = logits[torch.arange(len(targets)), torch.tensor(targets, device=logits.device)]
+    # logsumexp - picked logit is -log softmax at the target, without a second vocabulary-wide tensor
+    return float((torch.logsumexp(logits, dim=-1) - picked).mean())

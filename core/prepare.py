@@ -1,0 +1,276 @@
+"""Prepare a dataset: ingest -> embed (cached) -> k sweep with diagnostics -> labels -> 2-D map.
+
+The CLI, the background worker and the tests call these functions alike. Each stage commits its own
+results, so a cancelled or crashed prepare resumes where it stopped: re-preparing the same file under
+the same name skips what is stored, and embeddings are cached by (embedder, text hash) across datasets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import ingest
+from core.cluster import clustering, labels
+from core.cluster.reduce import UMAPReducer
+from core.embed.embedders import build_embedder
+from core.progress import Progress
+from core.registry import spec_of
+from core.storage import curation
+from core.storage import datasets as ds
+from core.storage.database import Store
+
+EMBED_CHUNK = 1024
+
+
+class DatasetExists(ValueError):
+    """A dataset of that name holds a different file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareOptions:
+    """Everything that shapes a prepare; stored with the dataset so the result can be reproduced."""
+
+    name: str | None = None
+    mapping: dict[str, str | None] | None = None
+    skip_bad_rows: bool = False
+    embedder: dict[str, Any] | None = None
+    embed_fields: tuple[str, ...] = ("instruction", "input")
+    k_grid: tuple[int, ...] | None = None
+    seed: int = 0
+    silhouette_sample: int = 10_000
+    replace: bool = False
+
+
+@dataclasses.dataclass
+class PrepareReport:
+    """What a prepare did, for the CLI, the job status and the benchmark."""
+
+    dataset_id: int
+    name: str
+    n_rows: int
+    n_skipped: int
+    skipped: list[str]
+    reused: bool
+    embedded: int = 0
+    embeddings_cached: int = 0
+    best_k: int | None = None
+    knee_k: int | None = None
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: Progress | None = None) -> PrepareReport:
+    """Ingest ``path`` into ``store`` and compute embeddings, the k sweep, labels and the map."""
+    progress = progress or Progress()
+    path = Path(path)
+    name = options.name or path.stem
+    for field in options.embed_fields:
+        if field not in ingest.MAPPABLE_FIELDS:
+            raise ValueError(f"cannot embed field {field!r}; choose from {ingest.MAPPABLE_FIELDS}")
+    timer = _Timer()
+    progress.start("ingest", 1)
+    with timer("ingest"):
+        result = ingest.read_dataset(path, mapping=options.mapping, skip_bad_rows=options.skip_bad_rows)
+    progress.advance()
+    grid = _k_grid(path, options.k_grid, len(result.examples))  # checked before anything is stored
+    embedder = build_embedder(options.embedder)
+    info = _existing(store, name, result, options)
+    if info is not None and info.status == "ready":
+        return _report(info, reused=True, seconds=timer.seconds)
+    if info is None:
+        hashes = [_text_hash(e, options.embed_fields) for e in result.examples]
+        with timer("store"):
+            dataset_id = ds.insert_dataset(
+                store,
+                result,
+                name=name,
+                embedder=spec_of(embedder),
+                embedder_key=embedder.cache_key(),
+                embed_fields=list(options.embed_fields),
+                seed=options.seed,
+                text_hashes=hashes,
+            )
+    else:
+        dataset_id = info.dataset_id
+    texts = ds.example_texts(store, dataset_id)
+    with timer("embed"):
+        embedded, cached = embed_missing(store, embedder, texts, options.embed_fields, progress)
+    with timer("load"):
+        embeddings = ds.load_embeddings(store, dataset_id, embedder.cache_key())
+    with timer("k_sweep"):
+        best, knee = run_sweep(
+            store,
+            dataset_id,
+            embeddings,
+            _label_texts(texts, options.embed_fields),
+            grid,
+            seed=options.seed,
+            silhouette_sample=options.silhouette_sample,
+            progress=progress,
+        )
+    ds.update_dataset(store, dataset_id, k_grid=grid, best_k=best, knee_k=knee, active_k=best)
+    progress.start("map", 1)
+    with timer("umap"):
+        coords = UMAPReducer(seed=options.seed).reduce(embeddings)
+    with timer("store"):
+        ds.save_map(store, dataset_id, coords)
+    progress.advance()  # the last point where a cancel stops the prepare; after it the dataset is ready
+    ds.update_dataset(store, dataset_id, status="ready")
+    report = _report(ds.get_dataset(store, dataset_id), reused=False, seconds=timer.seconds)
+    report.embedded, report.embeddings_cached = embedded, cached
+    return report
+
+
+def _existing(store: Store, name: str, result: ingest.IngestResult, options: PrepareOptions) -> ds.DatasetInfo | None:
+    try:
+        info = ds.get_dataset(store, name)
+    except ds.DatasetNotFound:
+        return None
+    if info.name != name:  # matched by numeric id, not by name
+        return None
+    same = (
+        info.file_sha256 == result.file_sha256
+        and info.embed_fields == list(options.embed_fields)
+        and info.embedder_key == build_embedder(options.embedder).cache_key()
+    )
+    if same:
+        return info
+    if not options.replace:
+        raise DatasetExists(
+            f"A dataset named {name!r} already exists in this workspace with a different file or settings; "
+            "choose another name or replace it."
+        )
+    ds.delete_dataset(store, info.dataset_id)
+    return None
+
+
+def _report(info: ds.DatasetInfo, *, reused: bool, seconds: dict[str, float]) -> PrepareReport:
+    return PrepareReport(
+        info.dataset_id,
+        info.name,
+        info.n_rows,
+        info.n_skipped,
+        info.skipped,
+        reused,
+        best_k=info.best_k,
+        knee_k=info.knee_k,
+        seconds=seconds,
+    )
+
+
+def _text_hash(example: ingest.Example, fields: tuple[str, ...]) -> str:
+    import hashlib
+
+    text = ingest.embed_text(example.instruction, example.input, example.output, fields)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _label_texts(texts: Any, fields: tuple[str, ...]) -> list[str]:
+    return [
+        ingest.embed_text(i, x, o, fields) for i, x, o in zip(texts.instruction, texts.input, texts.output, strict=True)
+    ]
+
+
+def embed_missing(
+    store: Store, embedder: Any, texts: Any, fields: tuple[str, ...], progress: Progress
+) -> tuple[int, int]:
+    """Embed the texts whose hash has no cached vector, in chunks committed one by one.
+
+    Returns (texts embedded now, texts found in the cache). Chunks are taken in text-length order so each
+    chunk's batches hold texts of similar length (the embedder sorts by exact token count inside a chunk).
+    """
+    key = embedder.cache_key()
+    unique: dict[str, str] = {}
+    for text_hash, text in zip(texts.text_hash, _label_texts(texts, fields), strict=True):
+        unique.setdefault(text_hash, text)
+    cached = ds.cached_text_hashes(store, key, list(unique))
+    missing = sorted((h for h in unique if h not in cached), key=lambda h: len(unique[h]))
+    progress.start("embed", len(missing))
+    for start in range(0, len(missing), EMBED_CHUNK):
+        chunk = missing[start : start + EMBED_CHUNK]
+        vectors = embedder.embed([unique[h] for h in chunk], progress=progress.advance)
+        ds.put_embeddings(store, key, chunk, vectors)
+    return len(missing), len(cached)
+
+
+def _k_grid(path: Path, k_grid: Sequence[int] | None, n_rows: int) -> list[int]:
+    """The k values to sweep for ``n_rows`` rows; a grid with none in 1..n_rows is refused up front."""
+    grid = list(k_grid or clustering.default_k_grid(n_rows))
+    if not any(1 <= k <= n_rows for k in grid):
+        raise ValueError(
+            f"{path.name}: the k grid {grid} has no k between 1 and the file's {n_rows} rows; "
+            "give smaller k values (nothing was stored)"
+        )
+    return grid
+
+
+def run_sweep(
+    store: Store,
+    dataset_id: int,
+    embeddings: np.ndarray,
+    texts: list[str],
+    grid: list[int],
+    *,
+    seed: int,
+    silhouette_sample: int,
+    progress: Progress,
+) -> tuple[int, int | None]:
+    """k-means for every k of ``grid`` with diagnostics and labels; stores them; returns (best k, knee k)."""
+    grid = [k for k in grid if 1 <= k <= len(embeddings)]
+    if not grid:
+        raise ValueError(f"no valid k in the grid for {len(embeddings)} rows")
+    progress.start("k sweep", len(grid))
+    points, labels_by_k = clustering.sweep_k(
+        embeddings, grid, seed=seed, silhouette_sample=silhouette_sample, on_k_done=lambda _: progress.advance()
+    )
+    counts, vocabulary = labels.term_counts(texts)
+    cluster_labels = {k: labels.cluster_terms(counts, vocabulary, labels_by_k[k], k) for k in labels_by_k}
+    ds.save_sweep(store, dataset_id, [dataclasses.asdict(p) for p in points], labels_by_k, cluster_labels)
+    all_points = [clustering.SweepPoint(**row) for row in ds.load_sweep(store, dataset_id).to_dict("records")]
+    return clustering.best_silhouette_k(all_points), clustering.knee_k(all_points)
+
+
+def choose_k(store: Store, dataset: ds.DatasetInfo, k: int, progress: Progress | None = None) -> None:
+    """Make ``k`` the active clustering; fits it first (from the stored embeddings) when it was not swept."""
+    progress = progress or Progress()
+    sweep = ds.load_sweep(store, dataset.dataset_id)
+    if k not in set(sweep.k):
+        add_k_values(store, dataset, [k], progress)
+    ds.update_dataset(store, dataset.dataset_id, active_k=int(k))
+    curation.record_choice(store, dataset.dataset_id, "choose_k", "k", dataset.active_k, int(k))
+
+
+def add_k_values(store: Store, dataset: ds.DatasetInfo, ks: list[int], progress: Progress | None = None) -> None:
+    """Fit and store more k values (re-fitting any already there), without re-embedding."""
+    progress = progress or Progress()
+    embeddings = ds.load_embeddings(store, dataset.dataset_id, dataset.embedder_key or "")
+    if min(ks) < 2 or max(ks) > len(embeddings):
+        raise ValueError(f"k must be between 2 and the number of rows ({len(embeddings)})")
+    texts = _label_texts(ds.example_texts(store, dataset.dataset_id), tuple(dataset.embed_fields))
+    best, knee = run_sweep(
+        store, dataset.dataset_id, embeddings, texts, ks, seed=dataset.seed, silhouette_sample=10_000, progress=progress
+    )
+    grid = sorted(set(dataset.k_grid) | set(ks))
+    ds.update_dataset(store, dataset.dataset_id, k_grid=grid, best_k=best, knee_k=knee)
+
+
+class _Timer:
+    """Accumulates wall-clock seconds per stage name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, stage: str) -> _Timer:
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + time.perf_counter() - self._start

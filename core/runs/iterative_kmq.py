@@ -1,0 +1,425 @@
+"""Iterative kMQ (docs/algorithms.md 2.6) with the model in the loop; the selection math is in :mod:`core.select.loops`.
+
+Round t of T: quotas from learned weights x curator weights -> new picks -> fine-tune on everything
+selected so far (from the base model; ``continue_training`` starts from the previous round's model
+instead) -> greedy responses to the selected prompts -> per-example score "gold better than generation"
+-> per-cluster mean -> weight update. The scorer is pluggable (:data:`core.runs.model_passes.KMQScorer`).
+
+Resume: a round is done when ``round_<t>/done.json`` exists; a rerun into the same ``out_dir`` reloads done
+rounds (weights, selection, scores) instead of recomputing them and refuses an ``out_dir`` written with
+other parameters. Inside an unfinished round, training resumes from the trainer's own checkpoint.
+``should_stop`` is checked between rounds and passed to training; cancelling raises
+:class:`core.progress.Cancelled`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from core.progress import Cancelled
+from core.runs.model_passes import KMQScorer, PerplexityDifferenceScorer, generate_responses
+from core.runs.round_files import check_params, describe, floats, nullable, write_json
+from core.select import loops
+from core.select.pool import Decisions, Pool
+from core.train.trainer import TrainConfig, TrainStatus, train
+
+
+@dataclasses.dataclass
+class RoundRecord:
+    """One round. Positions index the pool; per-cluster arrays are aligned with ``IterativeResult.clusters``.
+
+    ``scored_positions`` are the examples generated for and scored this round, ``example_scores`` their S_i.
+    ``dropped_positions``: earlier picks the curator vetoed before this round, left out of its training set
+    and replaced by as many new picks. ``decisions``: the summary of the curator's decisions it used.
+    """
+
+    round: int
+    new_positions: np.ndarray
+    new_example_ids: list[str]
+    quotas: np.ndarray
+    weights_before: np.ndarray
+    weights_after: np.ndarray
+    cluster_scores: np.ndarray
+    scored_positions: np.ndarray
+    example_scores: np.ndarray
+    mean_loss: float
+    adapter_dir: Path
+    dropped_positions: np.ndarray = dataclasses.field(default_factory=lambda: np.array([], dtype=int))
+    decisions: dict[str, Any] = dataclasses.field(default_factory=dict)
+    resumed: bool = False
+
+
+@dataclasses.dataclass
+class IterativeResult:
+    """Every round's record, the whole selection (pool positions, pick order), the final weights and model."""
+
+    rounds: list[RoundRecord]
+    clusters: np.ndarray
+    positions: np.ndarray
+    example_ids: list[str]
+    weights: np.ndarray
+    model: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class _KMQPlan:
+    """What stays fixed over the rounds: the data, its clusters, the per-round budgets and the options."""
+
+    pool: Pool
+    examples: pd.DataFrame
+    clusters: np.ndarray
+    sizes: np.ndarray
+    curator: np.ndarray
+    quality: np.ndarray | None
+    budgets: list[int]
+    decisions: Callable[[], Decisions]
+    within: str
+    allocation: str
+    rule: str
+    temperature: float
+    generate_for: str
+    scorer: KMQScorer
+    max_new_tokens: int
+    generation_batch_size: int
+    rng_seed: int
+
+
+def run_iterative_kmq(
+    base_model: Any,
+    tokenizer: Any,
+    pool: Pool,
+    examples: pd.DataFrame,
+    budget: int,
+    rounds: int,
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    quality: str | np.ndarray | None = None,
+    within: Literal["weighted", "softmax", "uniform"] = "weighted",
+    allocation: Literal["proportional", "equal"] = "proportional",
+    rule: Literal["paper", "code"] = "paper",
+    temperature: float = 1.0,
+    continue_training: bool = False,
+    generate_for: Literal["all", "new"] = "all",
+    scorer: KMQScorer | None = None,
+    max_new_tokens: int = 64,
+    generation_batch_size: int = 8,
+    on_round: Callable[[RoundRecord], None] | None = None,
+    on_step: Callable[[TrainStatus], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    rng_seed: int = 0,
+    decisions: Callable[[], Decisions] | None = None,
+) -> IterativeResult:
+    """Iterative kMQ (docs/algorithms.md 2.6): ``budget`` examples of ``pool`` over ``rounds`` rounds of b/T.
+
+    Parameters
+    ----------
+    pool : the examples; ``pool.cluster_weights`` are the curator's weights (missing: 1; weight 0 gives a
+        cluster nothing) unless ``decisions`` is given.
+    decisions : called at the start of every round for the curator's decisions in force then (eligible
+        positions, cluster weights; :func:`core.select.pool.current_decisions`), so they may change
+        between rounds. None: every pool position is eligible, with the pool's weights. A vetoed example
+        is never picked again, and one picked earlier leaves the training set of later rounds and is
+        replaced, so every round still trains on the cumulative budget. A cluster kept again after a
+        veto rejoins with the mean learned weight. With ``continue_training`` the earlier rounds'
+        training on a since-vetoed example stays in the model.
+    examples : instruction, input, output of the pool's examples, row i = pool position i.
+    budget : a count, at least ``rounds``, at most what the clusters with a positive weight hold.
+    quality : within-cluster sampling weights: None (uniform: the code's rule), a score name of the pool
+        (e.g. ``combined``: kMQ's rule) or an array aligned with the pool. ``within``: how they are used.
+    allocation, rule, temperature : :func:`loops.next_round_quotas` and :func:`loops.update_weights`.
+    continue_training : round t fine-tunes round t-1's model (merged) instead of the base model; its
+        adapter then applies on top of the previous rounds' merged adapters.
+    generate_for : ``all`` scores everything selected so far (docs/algorithms.md default), ``new`` only the
+        round's picks. ``scorer`` defaults to :class:`PerplexityDifferenceScorer` at ``config.max_length``.
+    out_dir : per round ``round_<t>/`` with selection.json, weights.json, scores.json, the trainer's
+        folder ``train/`` (adapter in ``train/final``) and done.json.
+    """
+    out_dir = Path(out_dir)
+    options = {
+        "within": within,
+        "allocation": allocation,
+        "rule": rule,
+        "temperature": temperature,
+        "generate_for": generate_for,
+        "scorer": scorer or PerplexityDifferenceScorer(max_length=config.max_length),
+        "max_new_tokens": max_new_tokens,
+        "generation_batch_size": generation_batch_size,
+        "rng_seed": rng_seed,
+    }
+    plan = _kmq_plan(pool, examples, budget, rounds, quality, decisions or (lambda: Decisions.fixed(pool)), options)
+    described = {key: describe(value) for key, value in options.items() if key != "generation_batch_size"}
+    check_params(
+        out_dir,
+        {
+            **described,
+            "pool": pool.fingerprint(),
+            "budget": int(budget),
+            "rounds": rounds,
+            "quality": describe(quality),
+            "continue_training": continue_training,
+            "config": dataclasses.asdict(config),
+        },
+    )
+    weights = loops.initial_weights(plan.curator)
+    records: list[RoundRecord] = []
+    model = None  # the last trained model, while it is in memory
+    for t in range(1, rounds + 1):
+        round_dir = out_dir / f"round_{t}"
+        if (round_dir / "done.json").exists():
+            records.append(_load_round(round_dir))
+            weights, model = records[-1].weights_after, None
+            continue
+        if should_stop and should_stop():
+            raise Cancelled(f"cancelled before round {t} of {rounds}; a rerun resumes from here")
+        start = _round_start(base_model, model, records, config) if continue_training else base_model
+        selected = _selected(records)
+        callbacks = {"on_step": on_step, "should_stop": should_stop}
+        record, model = _run_round(t, plan, weights, selected, start, tokenizer, config, round_dir, **callbacks)
+        records.append(record)
+        weights = record.weights_after
+        if on_round:
+            on_round(record)
+    if model is None:  # every round was loaded from disk
+        model = _trained_model(base_model, records, config, continue_training)
+    selected = _selected(records)
+    return IterativeResult(records, plan.clusters, selected, [pool.example_ids[i] for i in selected], weights, model)
+
+
+def _run_round(
+    t: int,
+    plan: _KMQPlan,
+    weights: np.ndarray,
+    selected: np.ndarray,
+    start: Any,
+    tokenizer: Any,
+    config: TrainConfig,
+    round_dir: Path,
+    **train_callbacks: Any,
+) -> tuple[RoundRecord, Any]:
+    """Pick, fine-tune on the cumulative selection, generate, score, update; write the round's files."""
+    import torch
+
+    pool = plan.pool
+    now = plan.decisions()  # the curator's decisions in force at the start of this round
+    curator = _curator_weights(plan.clusters, now.weights)
+    weights = _revive(weights, curator)
+    dropped = selected[~now.eligible[selected]]
+    selected = selected[now.eligible[selected]]
+    available = now.eligible.copy()
+    available[selected] = False
+    available[dropped] = False  # a dropped example is vetoed, hence not available anyway
+    remaining = loops.cluster_counts(pool.cluster_ids, plan.clusters, available)
+    quotas = loops.next_round_quotas(
+        plan.sizes, remaining, weights, plan.budgets[t - 1] + len(dropped), curator, allocation=plan.allocation
+    )
+    rng = np.random.default_rng([plan.rng_seed, t])  # one stream per round: a resumed run draws what a whole run draws
+    new = loops.sample_round(
+        rng, pool.cluster_ids, available, quotas, plan.quality, plan.within, clusters=plan.clusters
+    )
+    cumulative = np.concatenate([selected, new])
+    _same_training_set(round_dir, [pool.example_ids[i] for i in cumulative])
+    # train() draws the new adapter's initial weights from the global torch RNG before seeding it, so seed
+    # here: otherwise round t's adapter would depend on what ran before it, and a resumed run would differ
+    torch.manual_seed(config.seed + t)
+    trained = train(start, tokenizer, plan.examples.iloc[cumulative], config, round_dir / "train", **train_callbacks)
+    scored = cumulative if plan.generate_for == "all" else new
+    frame = plan.examples.iloc[scored].reset_index(drop=True)
+    generations = generate_responses(
+        trained.model, tokenizer, frame, plan.max_new_tokens, plan.generation_batch_size, config.max_length
+    )
+    scores = np.asarray(plan.scorer(trained.model, tokenizer, frame, generations), dtype=float)
+    per_cluster = loops.cluster_scores(scores, pool.cluster_ids[scored], plan.clusters)
+    after = loops.update_weights(weights, per_cluster, rule=plan.rule, temperature=plan.temperature)
+    record = RoundRecord(
+        round=t,
+        new_positions=new,
+        new_example_ids=[pool.example_ids[i] for i in new],
+        quotas=quotas,
+        weights_before=weights,
+        weights_after=after,
+        cluster_scores=per_cluster,
+        scored_positions=scored,
+        example_scores=scores,
+        mean_loss=float(np.mean(trained.losses)),
+        adapter_dir=round_dir / "train" / "final",
+        dropped_positions=dropped,
+        decisions=now.summary,
+    )
+    _save_round(round_dir, record, pool, plan.clusters, generations)
+    return record, trained.model
+
+
+def _kmq_plan(
+    pool: Pool,
+    examples: pd.DataFrame,
+    budget: int,
+    rounds: int,
+    quality: str | np.ndarray | None,
+    decisions: Callable[[], Decisions],
+    options: dict[str, Any],
+) -> _KMQPlan:
+    """Validate the inputs once, at the boundary, and derive what every round needs."""
+    if len(examples) != len(pool):
+        raise ValueError(f"{len(examples)} example rows for a pool of {len(pool)}: they must be aligned")
+    missing = {"instruction", "input", "output"} - set(examples.columns)
+    if missing:
+        raise ValueError(f"examples lack the column(s) {sorted(missing)}")
+    if options["generate_for"] not in ("all", "new"):
+        raise ValueError(f"generate_for must be all or new, not {options['generate_for']!r}")
+    clusters, sizes = np.unique(pool.cluster_ids, return_counts=True)
+    at_launch = decisions()
+    curator = _curator_weights(clusters, at_launch.weights)
+    positive = np.isin(pool.cluster_ids, clusters[curator > 0])
+    capacity = int((at_launch.eligible & positive).sum())
+    if not rounds <= budget <= capacity:
+        raise ValueError(f"budget must be between rounds ({rounds}) and the selectable examples ({capacity})")
+    values = pool.quality(quality) if isinstance(quality, str) else quality
+    if values is not None and len(values) != len(pool):
+        raise ValueError(f"{len(values)} quality values for a pool of {len(pool)}")
+    budgets = loops.round_budgets(int(budget), rounds)
+    frame = examples.reset_index(drop=True)
+    return _KMQPlan(pool, frame, clusters, sizes, curator, values, budgets, decisions, **options)
+
+
+def _curator_weights(clusters: np.ndarray, weights: dict[int, float]) -> np.ndarray:
+    """The curator's weight per cluster (aligned with ``clusters``; missing: 1, vetoed: 0)."""
+    return np.array([weights.get(int(c), 1.0) for c in clusters], dtype=float)
+
+
+def _revive(weights: np.ndarray, curator: np.ndarray) -> np.ndarray:
+    """Learned weights where a cluster the curator kept again (learned weight 0: it was vetoed at launch)
+    rejoins with the mean learned weight of the others; unchanged when no cluster came back."""
+    back = (weights <= 0) & (curator > 0)
+    if not back.any():
+        return weights
+    alive = weights > 0
+    revived = weights.copy()
+    revived[back] = weights[alive].mean() if alive.any() else 1.0
+    return revived / revived.sum()
+
+
+def _selected(records: list[RoundRecord]) -> np.ndarray:
+    """The training set after the last record: every round's picks, minus what later rounds dropped."""
+    selected = np.array([], dtype=int)
+    for record in records:
+        selected = np.concatenate([selected[~np.isin(selected, record.dropped_positions)], record.new_positions])
+    return selected.astype(int)
+
+
+def _same_training_set(round_dir: Path, example_ids: list[str]) -> None:
+    """Record a round's training set; if an interrupted attempt trained on another one (the curator changed
+    decisions while the run was paused), its checkpoint is for other data: start that training afresh."""
+    path = round_dir / "training_set.json"
+    if path.exists() and json.loads(path.read_text()) != example_ids:
+        shutil.rmtree(round_dir / "train", ignore_errors=True)
+    write_json(path, example_ids)
+
+
+def _load_trained(start: Any, folder: Path, config: TrainConfig) -> Any:
+    """The model a round saved: its LoRA adapter on ``start``, or its full weights."""
+    if config.method == "lora":
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(copy.deepcopy(start), str(folder)).eval()
+    from safetensors.torch import load_file
+
+    model = copy.deepcopy(start)
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return model.eval()
+
+
+def _merged(model: Any) -> Any:
+    """A plain model with the adapter folded in, so the next round's adapter trains on top of it."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def _trained_model(base: Any, records: list[RoundRecord], config: TrainConfig, continue_training: bool) -> Any:
+    """The last round's model from disk: its adapter applies to the base, or (continued) to the merged chain."""
+    start = base
+    if continue_training:
+        for record in records[:-1]:
+            start = _merged(_load_trained(start, record.adapter_dir, config))
+    return _load_trained(start, records[-1].adapter_dir, config)
+
+
+def _round_start(base: Any, previous: Any, records: list[RoundRecord], config: TrainConfig) -> Any:
+    """continue_training: where the next round starts (the previous model, merged; rebuilt from disk after a resume)."""
+    if not records:
+        return base
+    return _merged(previous if previous is not None else _trained_model(base, records, config, True))
+
+
+def _save_round(round_dir: Path, record: RoundRecord, pool: Pool, clusters: np.ndarray, generations: list[str]) -> None:
+    new = record.new_positions
+    write_json(
+        round_dir / "selection.json",
+        {
+            "positions": new.tolist(),
+            "example_ids": record.new_example_ids,
+            "row_idx": pool.row_idx[new].tolist(),
+            "cluster_ids": pool.cluster_ids[new].tolist(),
+            "dropped_positions": record.dropped_positions.tolist(),
+            "dropped_example_ids": [pool.example_ids[i] for i in record.dropped_positions],
+            "decisions": record.decisions,
+        },
+    )
+    write_json(
+        round_dir / "weights.json",
+        {
+            "clusters": clusters.tolist(),
+            "quotas": record.quotas.tolist(),
+            "before": record.weights_before.tolist(),
+            "after": record.weights_after.tolist(),
+            "cluster_scores": nullable(record.cluster_scores),
+        },
+    )
+    scored = record.scored_positions
+    rows = zip(scored.tolist(), nullable(record.example_scores), generations, strict=True)
+    write_json(
+        round_dir / "scores.json",
+        [
+            {
+                "position": p,
+                "example_id": pool.example_ids[p],
+                "cluster": int(pool.cluster_ids[p]),
+                "score": s,
+                "generation": g,
+            }
+            for p, s, g in rows
+        ],
+    )
+    done = {"round": record.round, "mean_loss": record.mean_loss, "adapter": str(record.adapter_dir)}
+    write_json(round_dir / "done.json", done)  # last: its presence means every file above is complete
+
+
+def _load_round(round_dir: Path) -> RoundRecord:
+    selection = json.loads((round_dir / "selection.json").read_text())
+    weights = json.loads((round_dir / "weights.json").read_text())
+    scores = json.loads((round_dir / "scores.json").read_text())
+    done = json.loads((round_dir / "done.json").read_text())
+    return RoundRecord(
+        round=int(done["round"]),
+        new_positions=np.array(selection["positions"], dtype=int),
+        new_example_ids=list(selection["example_ids"]),
+        quotas=np.array(weights["quotas"], dtype=int),
+        weights_before=np.array(weights["before"], dtype=float),
+        weights_after=np.array(weights["after"], dtype=float),
+        cluster_scores=floats(weights["cluster_scores"]),
+        scored_positions=np.array([row["position"] for row in scores], dtype=int),
+        example_scores=floats([row["score"] for row in scores]),
+        mean_loss=float(done["mean_loss"]),
+        adapter_dir=round_dir / "train" / "final",
+        dropped_positions=np.array(selection.get("dropped_positions", []), dtype=int),
+        decisions=selection.get("decisions", {}),
+        resumed=True,
+    )

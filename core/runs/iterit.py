@@ -1,0 +1,263 @@
+"""IterIT (docs/algorithms.md 3.5) with the model in the loop; the selection math is in :mod:`core.select.loops`.
+
+IFD of the whole pool with the base model, then every epoch the greedy IFD x TF-IDF selection, one epoch
+of training on it, and a re-score of the top u x m window with the model being trained, all under ONE
+learning-rate schedule (``static`` reuses the epoch-0 selection). Resume: from the end of the last done
+epoch (``epoch_<e>/done.json``; optimizer, schedule and RNG included). ``should_stop`` is checked between
+epochs and passed to training; cancelling raises :class:`core.progress.Cancelled`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from core.progress import Cancelled
+from core.runs.model_passes import IFDFunction, ifd_scores
+from core.runs.round_files import check_params, describe, floats, nullable, write_json
+from core.select import loops
+from core.select.pool import Decisions
+from core.train.trainer import (
+    TrainConfig,
+    TrainingSession,
+    TrainStatus,
+    epoch_steps,
+    restore_session,
+    save_model,
+    save_session,
+    start_session,
+    train_pass,
+)
+
+
+@dataclasses.dataclass
+class EpochRecord:
+    """One epoch: its ``picks`` (positions of ``examples``, pick order), the ranking ``order`` the next window
+    is cut from, the ``rescored`` positions with their
+    IFD before (stale; NaN if never scored) and after re-scoring, and the mean loss of its ``steps``."""
+
+    epoch: int
+    picks: np.ndarray
+    order: np.ndarray
+    rescored: np.ndarray
+    ifd_before: np.ndarray
+    ifd_after: np.ndarray
+    mean_loss: float
+    steps: int
+    decisions: dict[str, Any] = dataclasses.field(default_factory=dict)
+    resumed: bool = False
+
+
+@dataclasses.dataclass
+class IterITResult:
+    """Every epoch's record, the training session (model, optimizer, schedule), the last ordering and IFDs."""
+
+    epochs: list[EpochRecord]
+    session: TrainingSession
+    order: np.ndarray
+    ifd: np.ndarray
+
+    @property
+    def model(self) -> Any:
+        return self.session.model
+
+
+def run_iterit(
+    base_model: Any,
+    tokenizer: Any,
+    examples: pd.DataFrame,
+    epochs: int,
+    per_epoch: int,
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    update_ratio: float = 3,
+    decay: float = 0.1,
+    static: bool = False,
+    score: Literal["both", "ifd", "diversity"] = "both",
+    ngram_max: int = 3,
+    exclude_rejects: bool = False,
+    ifd: IFDFunction | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_step: Callable[[TrainStatus], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    decisions: Callable[[], Decisions] | None = None,
+) -> IterITResult:
+    """IterIT (docs/algorithms.md 3.5): ``epochs`` epochs, each on its own greedy selection of ``per_epoch`` examples.
+
+    Parameters
+    ----------
+    examples : the kept examples (instruction, input, output); positions in the records index its rows.
+    per_epoch : m, a count. An epoch trains on fewer when fewer than m candidates have IFD < 1, and on
+        the previous epoch's picks when none has; the schedule is planned for ``epochs`` full epochs of
+        m (``config.epochs`` is not used), so a short epoch makes it end before its last step.
+    update_ratio, decay, score, ngram_max : the window multiplier u and the greedy's parameters.
+    static : score once and train every epoch on the epoch-0 selection (the code's ``baseline``).
+    exclude_rejects : skip known IFD >= 1 examples when cutting the window (docs/algorithms.md 3.5 flag).
+    ifd : the IFD function (default :func:`ifd_scores` at ``config.max_length``). Epoch 0 scores every
+        example with ``base_model``; later epochs score the window with the model being trained.
+    decisions : called before every epoch for the curator's decisions in force (only ``eligible``, over
+        the rows of ``examples``, and ``summary`` are used): an ineligible example is neither scored nor
+        picked, and the window takes the next eligible ones instead. IterIT has no cluster allocation,
+        so a cluster weight other than 0 does not change it (the caller makes weight-0 clusters
+        ineligible). None: every example is eligible.
+    out_dir : ``epoch_<e>/`` with epoch.json, state.npz and the session checkpoint of the last done
+        epoch; the final adapter in ``final/``.
+    """
+    out_dir = Path(out_dir)
+    if epochs < 1 or not 1 <= per_epoch <= len(examples):
+        raise ValueError(f"need epochs >= 1 and 1 <= per_epoch <= {len(examples)}, not {epochs} and {per_epoch}")
+    plan = _IterITPlan(per_epoch, update_ratio, decay, static, score, ngram_max, exclude_rejects)
+    ifd = ifd or functools.partial(ifd_scores, max_length=config.max_length)
+    params = {"n": len(examples), "epochs": epochs, **dataclasses.asdict(plan), "ifd": describe(ifd)}
+    check_params(out_dir, {**params, "config": dataclasses.asdict(config)})
+    session = start_session(base_model, tokenizer, config, epochs * epoch_steps(per_epoch, config))
+    records, state = _resume_iterit(out_dir, session)
+    examples = examples.reset_index(drop=True)
+    for epoch in range(len(records), epochs):
+        if should_stop and should_stop():
+            raise Cancelled(f"cancelled before epoch {epoch} of {epochs}; a rerun resumes from here")
+        # epoch 0 scores with the base model, before any training; later epochs with the model being trained
+        scorer_model = base_model if state is None else session.model
+        now = decisions() if decisions else Decisions(np.ones(len(examples), dtype=bool), {}, {})
+        positions, before, fresh, state = _select_epoch(
+            plan, state, examples, ifd, scorer_model, tokenizer, now.eligible
+        )
+        if len(state.picks) == 0 and not records:
+            raise ValueError("no example has IFD < 1 under the base model, so there is nothing to select")
+        if len(state.picks) == 0:  # nothing in the window qualifies any more: train on the last selection again
+            state = dataclasses.replace(state, picks=records[-1].picks)
+        losses = train_pass(session, examples.iloc[state.picks], epoch, on_step=on_step, should_stop=should_stop)
+        record = EpochRecord(
+            epoch=epoch,
+            picks=state.picks,
+            order=state.order,
+            rescored=positions,
+            ifd_before=before,
+            ifd_after=fresh,
+            mean_loss=float(np.mean(losses)),
+            steps=len(losses),
+            decisions=now.summary,
+        )
+        _save_epoch(out_dir, record, state, session)
+        records.append(record)
+        if on_epoch:
+            on_epoch(record)
+    save_model(session.model, out_dir / "final", config)
+    return IterITResult(records, session, state.order, state.ifd)
+
+
+@dataclasses.dataclass(frozen=True)
+class _IterITPlan:
+    """IterIT's selection settings (recorded in run.json)."""
+
+    per_epoch: int
+    update_ratio: float
+    decay: float
+    static: bool
+    score: str
+    ngram_max: int
+    exclude_rejects: bool
+
+
+def _select_epoch(
+    plan: _IterITPlan,
+    state: loops.IterITEpoch | None,
+    examples: pd.DataFrame,
+    ifd: IFDFunction,
+    model: Any,
+    tokenizer: Any,
+    eligible: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, loops.IterITEpoch]:
+    """Score what this epoch re-scores with ``model``, then select: (positions, IFD before, IFD after, state)."""
+    exclude = ~eligible
+    if state is not None and plan.exclude_rejects:
+        exclude = exclude | (np.nan_to_num(state.ifd, nan=0.0) >= 1)
+    positions = loops.positions_to_score(
+        state, len(examples), plan.per_epoch, plan.update_ratio, static=plan.static, exclude=exclude
+    )
+    positions = positions[eligible[positions]]  # epoch 0 scores everything: everything eligible
+    before = np.full(len(positions), np.nan) if state is None else state.ifd[positions]
+    fresh = _rescore(ifd, model, tokenizer, examples, positions)
+    state = loops.next_epoch(
+        state,
+        positions,
+        fresh,
+        list(examples.output),
+        plan.per_epoch,
+        decay=plan.decay,
+        ngram_max=plan.ngram_max,
+        score=plan.score,
+        static=plan.static,
+    )
+    if plan.static:  # the reused epoch-0 picks: without what the curator has vetoed since
+        state = dataclasses.replace(state, picks=state.picks[eligible[state.picks]])
+    return positions, before, fresh, state
+
+
+def _rescore(ifd: IFDFunction, model: Any, tokenizer: Any, examples: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
+    """Fresh IFD of ``positions``; no model pass when there is nothing to score (a static epoch)."""
+    if len(positions) == 0:
+        return np.array([], dtype=float)
+    return np.asarray(ifd(model, tokenizer, examples.iloc[positions].reset_index(drop=True)), dtype=float)
+
+
+def _save_epoch(out_dir: Path, record: EpochRecord, state: loops.IterITEpoch, session: TrainingSession) -> None:
+    """The epoch's record, the selection state and a session checkpoint; then drop the previous checkpoint."""
+    folder = out_dir / f"epoch_{record.epoch}"
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "state.npz", picks=state.picks, order=state.order, ifd=state.ifd)
+    save_session(session, folder)
+    write_json(
+        folder / "epoch.json",
+        {
+            "epoch": record.epoch,
+            "picks": record.picks.tolist(),
+            "order": record.order.tolist(),
+            "rescored": record.rescored.tolist(),
+            "ifd_before": nullable(record.ifd_before),
+            "ifd_after": nullable(record.ifd_after),
+            "mean_loss": record.mean_loss,
+            "steps": record.steps,
+            "decisions": record.decisions,
+        },
+    )
+    write_json(folder / "done.json", {"epoch": record.epoch, "step": session.step})
+    if record.epoch > 0:  # only the newest checkpoint is needed to resume; a full model's is large
+        shutil.rmtree(out_dir / f"epoch_{record.epoch - 1}" / "checkpoint", ignore_errors=True)
+
+
+def _resume_iterit(out_dir: Path, session: TrainingSession) -> tuple[list[EpochRecord], loops.IterITEpoch | None]:
+    """The done epochs' records and the selection state after the last one, with the session restored."""
+    records: list[EpochRecord] = []
+    while (out_dir / f"epoch_{len(records)}" / "done.json").exists():
+        raw = json.loads((out_dir / f"epoch_{len(records)}" / "epoch.json").read_text())
+        arrays = {key: np.array(raw[key], dtype=int) for key in ("picks", "order", "rescored")}
+        ifds = {key: floats(raw[key]) for key in ("ifd_before", "ifd_after")}
+        records.append(
+            EpochRecord(
+                epoch=raw["epoch"],
+                mean_loss=raw["mean_loss"],
+                steps=raw["steps"],
+                decisions=raw.get("decisions", {}),
+                resumed=True,
+                **arrays,
+                **ifds,
+            )
+        )
+    if not records:
+        return records, None
+    last = out_dir / f"epoch_{len(records) - 1}"
+    if not restore_session(session, last):
+        raise ValueError(f"{last} is done but has no checkpoint to resume from; use another folder")
+    with np.load(last / "state.npz") as saved:
+        state = loops.IterITEpoch(picks=saved["picks"], order=saved["order"], ifd=saved["ifd"])
+    return records, state

@@ -1,0 +1,299 @@
+"""Quality scorers behind one protocol and registry; each returns raw per-example values by score name.
+
+- ``perplexity``: PPL(response | instruction) from a causal LM.
+- ``ifd``: IFD = PPL(response | instruction) / PPL(response alone) over the same response tokens
+  (docs/algorithms.md 1.3; ``form="loss_ratio"`` gives Cherry's ratio of mean losses instead). IFD >= 1 means
+  the instruction does not help predict the response.
+- ``tfidf_diversity``: IterIT's response diversity, the row sum of the L2-normalised 1-3-gram TF-IDF row
+  of each response, fitted on the responses of the scored set (docs/algorithms.md 3.3).
+- ``heuristics``: response length, empty and cut-off responses, wrong stated arithmetic, near duplicates
+  by embedding cosine.
+- ``reward``: any sequence-classification reward model given by path (off by default).
+
+Scores are stored raw; normalising and weighting them into a combined quality happens at query time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import pandas as pd
+
+from core.registry import Registry
+from core.score.arithmetic import arithmetic_errors
+
+ProgressFn = Callable[[int], None]
+
+
+class Scorer(Protocol):
+    """Scores a frame of examples (columns instruction, input, output) into named raw values per row."""
+
+    name: ClassVar[str]
+    uses_model: ClassVar[bool]
+    set_dependent: ClassVar[bool]
+
+    def score_key(self) -> str:
+        """Identifies the scorer, its model and parameters: equal keys mean equal scores for equal text."""
+        ...
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]: ...
+
+
+SCORERS: Registry[Scorer] = Registry("scorer")
+
+
+def _key(instance: Any) -> str:
+    return instance.name + ":" + json.dumps(dataclasses.asdict(instance), sort_keys=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LMScorer:
+    """Shared by the LM scorers. ``precision``: ``auto`` autocasts matrix products to bf16 on CUDA and on
+    CPUs with native bf16 (2x faster there; IFD rank correlation with fp32 0.9997 on real data, see
+    bench/README.md), ``fp32`` keeps float32, ``bf16`` forces autocast. The resolved precision is part of
+    the score key, so bf16 and fp32 scores are cached apart."""
+
+    model: str = "SmolLM2-135M-Instruct"
+    max_length: int = 512
+    token_budget: int = 4096
+    precision: str = "auto"
+
+    def score_key(self) -> str:
+        from core.models.lm import model_id
+
+        resolved = "bf16" if self._bf16() else "fp32"
+        return _key(dataclasses.replace(self, model=model_id(self.model), token_budget=0, precision=resolved))
+
+    def _bf16(self) -> bool:
+        from core.models.device import pick_device, use_bf16
+
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
+        return use_bf16(pick_device()) if self.precision == "auto" else self.precision == "bf16"
+
+    def _render(self, examples: pd.DataFrame) -> tuple[Any, list[Any]]:
+        from core.models.lm import load_causal_lm
+        from core.models.passes import render_pair
+
+        lm = load_causal_lm(self.model)
+        pairs = [
+            render_pair(lm.tokenizer, i, x, o, self.max_length)
+            for i, x, o in zip(examples.instruction, examples.input, examples.output, strict=True)
+        ]
+        return lm, pairs
+
+    def _nll(self, lm: Any, sequences: list[Any], progress: ProgressFn | None) -> np.ndarray:
+        from core.models.passes import response_nll
+
+        return response_nll(
+            lm.model,
+            sequences,
+            pad_id=lm.tokenizer.pad_token_id,
+            token_budget=self.token_budget,
+            bf16=self._bf16(),
+            progress=progress,
+        )
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class PerplexityScorer(_LMScorer):
+    """Perplexity of the response given the instruction (one forward pass per example)."""
+
+    name: ClassVar[str] = "perplexity"
+    uses_model: ClassVar[bool] = True
+    set_dependent: ClassVar[bool] = False
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        lm, pairs = self._render(examples)
+        nll = self._nll(lm, [(p.conditional, p.conditional_start, p.n_response) for p in pairs], progress)
+        return {
+            "perplexity": np.exp(nll),
+            "response_tokens": np.array([p.n_response for p in pairs], dtype=float),
+            "truncated": np.array([p.truncated for p in pairs], dtype=float),
+        }
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class IFDScorer(_LMScorer):
+    """Instruction-following difficulty; ``form`` is ``ppl_ratio`` (IterIT, Superfiltering; default) or
+    ``loss_ratio`` (the Cherry paper's ratio of mean losses). Both agree on the IFD < 1 threshold."""
+
+    name: ClassVar[str] = "ifd"
+    uses_model: ClassVar[bool] = True
+    set_dependent: ClassVar[bool] = False
+    form: str = "ppl_ratio"
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        if self.form not in ("ppl_ratio", "loss_ratio"):
+            raise ValueError(f"IFD form must be ppl_ratio or loss_ratio, not {self.form!r}")
+        lm, pairs = self._render(examples)
+        half = (lambda n: progress(n / 2)) if progress else None
+        # both passes in one pool: batches of similar length pack better and share one prefix cache
+        sequences = [(p.conditional, p.conditional_start, p.n_response) for p in pairs]
+        sequences += [(p.unconditional, p.unconditional_start, p.n_response) for p in pairs]
+        nll = self._nll(lm, sequences, half)
+        conditional, alone = nll[: len(pairs)], nll[len(pairs) :]
+        ifd = np.exp(conditional - alone) if self.form == "ppl_ratio" else conditional / alone
+        return {
+            "ifd": ifd,
+            "perplexity": np.exp(conditional),
+            "perplexity_alone": np.exp(alone),
+            "instruction_does_not_help": (ifd >= 1).astype(float),
+            "truncated": np.array([p.truncated for p in pairs], dtype=float),
+        }
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class TfidfDiversityScorer:
+    """Row sum of each response's L2-normalised TF-IDF row (1..``ngram_max``-grams) over the scored set."""
+
+    name: ClassVar[str] = "tfidf_diversity"
+    uses_model: ClassVar[bool] = False
+    set_dependent: ClassVar[bool] = True
+    ngram_max: int = 3
+
+    def score_key(self) -> str:
+        return _key(self)
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        responses = list(examples.output)
+        try:
+            matrix = TfidfVectorizer(ngram_range=(1, self.ngram_max)).fit_transform(responses)
+            sums = np.asarray(matrix.sum(axis=1)).ravel()
+        except ValueError:  # no response has a word of two or more characters
+            sums = np.zeros(len(responses))
+        if progress:
+            progress(len(responses))
+        return {"tfidf_diversity": sums}
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def looks_cut_off(text: str, min_words: int = 6) -> bool:
+    """A response of some length that stops without closing punctuation, as a cut-off answer does."""
+    stripped = text.rstrip()
+    if not stripped or "```" in stripped or len(stripped.split()) < min_words:
+        return False
+    return stripped[-1].isalnum() or stripped[-1] in ",;:(-"
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class HeuristicsScorer:
+    """Cheap signals: response length (words and punctuation), empty or cut-off responses, wrong stated
+    arithmetic (:mod:`core.score.arithmetic`), near duplicates.
+
+    A near duplicate is an example whose embedding has cosine >= ``near_duplicate_threshold`` with an
+    example of different content (exact duplicates are flagged from content hashes at query time).
+    """
+
+    name: ClassVar[str] = "heuristics"
+    uses_model: ClassVar[bool] = False
+    set_dependent: ClassVar[bool] = True
+    needs_embeddings: ClassVar[bool] = True
+    near_duplicate_threshold: float = 0.95
+    arithmetic_check: bool = True
+
+    def score_key(self) -> str:
+        return _key(self)
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        outputs = list(examples.output)
+        result = {
+            "response_length": np.array([len(_TOKEN.findall(text)) for text in outputs], dtype=float),
+            "empty_response": np.array([not text.strip() for text in outputs], dtype=float),
+            "cut_off_response": np.array([looks_cut_off(text) for text in outputs], dtype=float),
+        }
+        if self.arithmetic_check:
+            result["arithmetic_error"] = np.array([arithmetic_errors(text) > 0 for text in outputs], dtype=float)
+        if "embedding" in examples:
+            result["near_duplicate"] = near_duplicates(
+                np.stack(examples.embedding.to_numpy()), self.near_duplicate_threshold
+            )
+        if progress:
+            progress(len(outputs))
+        return result
+
+
+def near_duplicates(embeddings: np.ndarray, threshold: float) -> np.ndarray:
+    """1.0 for each row with another row at cosine >= ``threshold`` (rows are unit vectors), else 0.0."""
+    import faiss
+
+    data = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if len(data) < 2:
+        return np.zeros(len(data))
+    index = faiss.IndexFlatIP(data.shape[1])
+    index.add(data)
+    # the two nearest rows: the row itself and its closest other row (a range search could return
+    # thousands of neighbours per row on templated data)
+    similarities, _ = index.search(data, 2)
+    return (similarities[:, 1] >= threshold - 1e-6).astype(float)
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class RewardScorer:
+    """A Hugging Face sequence-classification reward model (given by path or hub id) scores each
+    (instruction, response) pair: the single logit, or the probability of the last label when there are
+    several. None ships offline, so this scorer is off until a curator names a model."""
+
+    name: ClassVar[str] = "reward"
+    uses_model: ClassVar[bool] = True
+    set_dependent: ClassVar[bool] = False
+    model: str = ""
+    max_length: int = 512
+    batch_size: int = 8
+
+    def score_key(self) -> str:
+        return _key(self)
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        import torch
+
+        from core.models.lm import load_reward_model
+        from core.models.passes import user_turn
+
+        if not self.model:
+            raise ValueError("the reward scorer needs a reward model path or hub id (--model); none ships offline")
+        tokenizer, network = load_reward_model(self.model)
+        prompts = [user_turn(i, x) for i, x in zip(examples.instruction, examples.input, strict=True)]
+        responses = list(examples.output)
+        values = []
+        with torch.inference_mode():
+            for start in range(0, len(prompts), self.batch_size):
+                batch = _reward_inputs(
+                    tokenizer,
+                    prompts[start : start + self.batch_size],
+                    responses[start : start + self.batch_size],
+                    self.max_length,
+                )
+                logits = network(**{k: v.to(network.device) for k, v in batch.items()}).logits.float()
+                scores = logits[:, 0] if logits.shape[1] == 1 else torch.softmax(logits, dim=-1)[:, -1]
+                values.append(scores.cpu().numpy())
+                if progress:
+                    progress(len(scores))
+        return {"reward": np.concatenate(values) if values else np.zeros(0)}
+
+
+def _reward_inputs(tokenizer: Any, prompts: list[str], responses: list[str], max_length: int) -> Any:
+    """Chat-template rendering when the reward model's tokenizer has one, else a (prompt, response) text pair."""
+    if getattr(tokenizer, "chat_template", None):
+        texts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False
+            )
+            for p, r in zip(prompts, responses, strict=True)
+        ]
+        return tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    return tokenizer(prompts, responses, truncation=True, max_length=max_length, padding=True, return_tensors="pt")

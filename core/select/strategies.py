@@ -1,0 +1,329 @@
+"""Selection strategies behind one protocol and registry (docs/algorithms.md sections 2, 3.4 and 5).
+
+Each strategy is a frozen dataclass whose fields are its hyperparameters (the Select page builds its
+form from them; ``Literal`` fields become choices). ``select`` returns positions into the pool, in pick
+order, at most ``budget`` of them, all distinct; randomness only comes from the ``rng`` it is given.
+Where a paper and its code disagree, the field defaults to the paper and the docstring says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, ClassVar, Literal, Protocol
+
+import numpy as np
+
+from core.registry import Registry
+from core.select import greedy
+from core.select.allocation import allocate, equal_floor
+from core.select.pool import MissingScores, Pool
+
+
+class SelectionStrategy(Protocol):
+    """Picks at most ``budget`` distinct positions of ``pool``, in order."""
+
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]]
+    uses_cluster_weights: ClassVar[bool]
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray: ...
+
+
+STRATEGIES: Registry[SelectionStrategy] = Registry("selection strategy")
+
+Allocation = Literal["proportional", "equal", "equal_floor"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """One hyperparameter of a strategy, for generated forms and for parsing ``--param name=value``."""
+
+    name: str
+    kind: type
+    default: Any
+    choices: tuple[str, ...] = ()
+
+    def parse(self, value: Any) -> Any:
+        """``value`` (often a string from a CLI or form) converted to this parameter's type."""
+        if not isinstance(value, str) or self.kind is str:
+            converted = value
+        elif self.kind is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"{self.name} must be true or false, not {value!r}")
+            converted = value.lower() in ("true", "1", "yes")
+        else:
+            try:
+                converted = self.kind(value)
+            except ValueError:
+                raise ValueError(f"{self.name} must be a {self.kind.__name__}, not {value!r}") from None
+        if self.choices and converted not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, not {converted!r}")
+        return converted
+
+
+def parameters(name: str) -> list[Parameter]:
+    """The hyperparameters of strategy ``name`` with their types, defaults and choices."""
+    cls = STRATEGIES.get(name)
+    hints = typing.get_type_hints(cls)
+    result = []
+    for field in STRATEGIES.parameters(name):
+        hint = hints[field.name]
+        choices = tuple(typing.get_args(hint)) if typing.get_origin(hint) is Literal else ()
+        kind = str if choices else hint
+        result.append(Parameter(field.name, kind, field.default, choices))
+    return result
+
+
+def _cluster_quotas(pool: Pool, budget: int, allocation: str) -> tuple[np.ndarray, np.ndarray]:
+    clusters, sizes = np.unique(pool.cluster_ids, return_counts=True)
+    weights = np.array([pool.cluster_weights.get(int(c), 1.0) for c in clusters])
+    if allocation == "equal_floor":
+        quotas = np.where(weights > 0, equal_floor(sizes, budget), 0)
+    else:
+        quotas = allocate(sizes, budget, mode=allocation, weights=weights)
+    return clusters, quotas
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class RandomStrategy:
+    """Uniform sample without replacement."""
+
+    name: ClassVar[str] = "random"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    uses_cluster_weights: ClassVar[bool] = False
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        return rng.choice(len(pool), size=min(budget, len(pool)), replace=False)
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class LongestStrategy:
+    """The longest responses ("Long Is More"), length in words and punctuation marks; ties by row order."""
+
+    name: ClassVar[str] = "longest"
+    needs: ClassVar[frozenset[str]] = frozenset({"outputs"})
+    uses_cluster_weights: ClassVar[bool] = False
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        return np.argsort(-pool.response_tokens(), kind="stable")[:budget]
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class IFDTopKStrategy:
+    """Cherry / Superfiltering: drop IFD >= 1 (the instruction does not help), then the highest IFD.
+
+    Returns fewer than the budget when fewer examples have IFD < 1.
+    """
+
+    name: ClassVar[str] = "ifd_topk"
+    needs: ClassVar[frozenset[str]] = frozenset({"scores"})
+    uses_cluster_weights: ClassVar[bool] = False
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        ifd = pool.score("ifd", "ifd")
+        helped = np.flatnonzero(np.isfinite(ifd) & (ifd < 1))
+        return helped[np.argsort(-ifd[helped], kind="stable")][:budget]
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class KMRandomStrategy:
+    """kM-Random: the k-means clusters, quotas by ``allocation``, uniform sampling within each cluster."""
+
+    name: ClassVar[str] = "km_random"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    uses_cluster_weights: ClassVar[bool] = True
+    allocation: Allocation = "proportional"
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        clusters, quotas = _cluster_quotas(pool, budget, self.allocation)
+        picks = [
+            rng.choice(np.flatnonzero(pool.cluster_ids == cluster), size=quota, replace=False)
+            for cluster, quota in zip(clusters, quotas, strict=True)
+            if quota > 0
+        ]
+        return np.concatenate(picks) if picks else np.array([], dtype=int)
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class KMQStrategy:
+    """kMQ (docs/algorithms.md 2.2): k-means clusters, quotas by ``allocation``, quality sampling within.
+
+    within: ``weighted`` draws with p proportional to quality, repeated draws of the same example
+    redrawn (the paper's multinomial with duplicates removed; default), ``softmax`` uses
+    p = softmax(quality / temperature) as the code does, ``uniform`` is kM-Random.
+    allocation: ``proportional`` to size (paper), ``equal`` shares with redistribution, or
+    ``equal_floor``, the code's floor(b/k) capped at the cluster size, which may return fewer than b.
+    quality: ``combined`` (the curator's combined quality) or the name of a raw score, e.g. ``reward``.
+    """
+
+    name: ClassVar[str] = "kmq"
+    needs: ClassVar[frozenset[str]] = frozenset({"scores"})
+    uses_cluster_weights: ClassVar[bool] = True
+    allocation: Allocation = "proportional"
+    within: Literal["weighted", "softmax", "uniform"] = "weighted"
+    quality: str = "combined"
+    temperature: float = 1.0
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        q = pool.quality(self.quality)
+        clusters, quotas = _cluster_quotas(pool, budget, self.allocation)
+        picks = []
+        for cluster, quota in zip(clusters, quotas, strict=True):
+            if quota > 0:
+                members = np.flatnonzero(pool.cluster_ids == cluster)
+                picks.append(members[self._draw(q[members], int(quota), rng)])
+        return np.concatenate(picks) if picks else np.array([], dtype=int)
+
+    def _draw(self, q: np.ndarray, quota: int, rng: np.random.Generator) -> np.ndarray:
+        if self.within == "uniform":
+            return rng.choice(len(q), size=quota, replace=False)
+        if self.within == "softmax":
+            logits = (q - q.max()) / max(self.temperature, 1e-9)  # max-subtracted: no overflow
+            p = np.exp(logits)
+        else:
+            p = np.clip(q - min(q.min(), 0.0), 0, None)
+        positive = np.flatnonzero(p > 0)
+        if len(positive) < quota:  # too few with nonzero quality: take them all, fill the rest uniformly
+            rest = rng.permutation(np.flatnonzero(p <= 0))[: quota - len(positive)]
+            return np.concatenate([rng.permutation(positive), rest])
+        return rng.choice(len(q), size=quota, replace=False, p=p / p.sum())
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class KMClosestStrategy:
+    """kM-Closest: k-means with k = budget on the pool's embeddings, the example nearest each centroid.
+
+    The code can pick an example twice (two centroids, one nearest point); here the second centroid
+    takes its next-nearest free example, so ids stay unique.
+    """
+
+    name: ClassVar[str] = "km_closest"
+    needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+    uses_cluster_weights: ClassVar[bool] = False
+    iterations: int = 20
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        import faiss
+
+        vectors = np.ascontiguousarray(pool.embeddings, dtype=np.float32)
+        budget = min(budget, len(vectors))
+        if budget == len(vectors):
+            return np.arange(budget)
+        kmeans = faiss.Kmeans(
+            vectors.shape[1], budget, niter=self.iterations, seed=int(rng.integers(2**31)), spherical=True
+        )
+        kmeans.train(vectors)
+        return greedy.closest_to_centroids(vectors, kmeans.centroids)
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class KCenterStrategy:
+    """Greedy k-center (farthest-first) on cosine distance; the first center is drawn with the seed."""
+
+    name: ClassVar[str] = "k_center"
+    needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+    uses_cluster_weights: ClassVar[bool] = False
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        vectors = np.ascontiguousarray(pool.embeddings, dtype=np.float32)
+        return greedy.farthest_first(vectors, budget, first=int(rng.integers(len(vectors))))
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class DeitaStrategy:
+    """Deita: examples by descending score, each kept only if its cosine to every kept one is <= threshold.
+
+    Deita's own score (LLaMA complexity x quality scorers) is not available offline; ``quality`` names
+    the score used instead (default the combined quality). The kMQ code's "Deita" baseline uses a
+    squared L2 cut of 0.9 (cosine 0.55); Deita's paper uses cosine 0.9, the default here.
+    """
+
+    name: ClassVar[str] = "deita"
+    needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "scores"})
+    uses_cluster_weights: ClassVar[bool] = False
+    threshold: float = 0.9
+    quality: str = "combined"
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        order = np.argsort(-pool.quality(self.quality), kind="stable")
+        vectors = np.ascontiguousarray(pool.embeddings, dtype=np.float32)
+        return greedy.redundancy_filter(vectors, order, budget, self.threshold)
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class QDITStrategy:
+    """QDIT: greedy max of (1 - alpha) * coverage + alpha * sum of quality, by lazy greedy.
+
+    coverage = sum over the pool of each example's best cosine to the selection (clipped at 0). With
+    ``normalise_coverage`` (default) it is a mean, not a sum: as a sum it grows with the pool and
+    drowns the quality term for any alpha short of 1 on real pool sizes. ``neighbours`` > 0 counts an
+    example's cosine only to its that-many nearest neighbours (a faiss k-NN graph): on 50k examples
+    the dense form needs minutes, this seconds, and at a 10 % budget an example's best cover is almost
+    always among its 64 nearest. 0 gives the exact dense objective.
+    """
+
+    name: ClassVar[str] = "qdit"
+    needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "scores"})
+    uses_cluster_weights: ClassVar[bool] = False
+    alpha: float = 0.5
+    quality: str = "combined"
+    normalise_coverage: bool = True
+    neighbours: int = 64
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        vectors = np.ascontiguousarray(pool.embeddings, dtype=np.float32)
+        q = pool.quality(self.quality)
+        if self.neighbours <= 0 or self.neighbours + 1 >= len(vectors):
+            return greedy.facility_location(vectors, q, budget, self.alpha, normalise=self.normalise_coverage)
+        graph = greedy.knn_graph(vectors, self.neighbours)
+        return greedy.sparse_facility_location(graph, q, budget, self.alpha, normalise=self.normalise_coverage)
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class IterITGreedyStrategy:
+    """IterIT's static selection (docs/algorithms.md 3.4): IFD < 1, then greedy IFD x response TF-IDF with decay.
+
+    The TF-IDF (1..``ngram_max``-grams, sklearn defaults, L2 rows) is fitted on the candidates'
+    responses. ``decay`` (lambda) is 0.1 for general data, 0 for domain data (hard n-gram removal).
+    ``score``: ``both`` (IFD x TF-IDF, default), ``ifd`` (IFD only), ``diversity`` (IFD taken as 1).
+    """
+
+    name: ClassVar[str] = "iterit_greedy"
+    needs: ClassVar[frozenset[str]] = frozenset({"scores", "outputs"})
+    uses_cluster_weights: ClassVar[bool] = False
+    decay: float = 0.1
+    ngram_max: int = 3
+    score: Literal["both", "ifd", "diversity"] = "both"
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        ifd = pool.score("ifd", "ifd")
+        candidates = np.flatnonzero(np.isfinite(ifd) & (ifd < 1))
+        if self.score == "ifd":
+            return candidates[np.argsort(-ifd[candidates], kind="stable")][:budget]
+        texts = [pool.outputs[i] for i in candidates] if pool.outputs is not None else None
+        if not texts:
+            if texts is None:
+                raise MissingScores("this strategy needs the response texts")
+            return np.array([], dtype=int)
+        try:
+            tfidf = TfidfVectorizer(ngram_range=(1, self.ngram_max)).fit_transform(texts)
+        except ValueError:  # no candidate response has a word: diversity is zero everywhere
+            return candidates[np.argsort(-ifd[candidates], kind="stable")][:budget]
+        weight = np.ones(len(candidates)) if self.score == "diversity" else ifd[candidates]
+        return candidates[greedy.tfidf_greedy(tfidf, weight, budget, self.decay)[0]]
+
+
+from core.select import targeted  # noqa: E402, F401  (registers less, g2is and the other targeted strategies)

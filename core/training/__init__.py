@@ -1,1 +1,0 @@
-"""Fine-tuning runs: training loop, evaluation, iterative selection loops."""
