@@ -65,7 +65,7 @@ sample:
 
 # Rewrites the generated parts of docs/ (the strategy table of docs/algorithms.md) from the registries.
 docs: setup
-	$(BIN)/python tools/gen_docs.py
+	$(BIN)/python -m tools.gen_docs
 
 bench: setup
 	$(BIN)/python -m bench.prepare
