@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # (grep's own "nothing left" status is ignored; pip's failure still fails the pipeline through pipefail)
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: run test reliability lint format setup setup-dev chromium sample bench bench-score bench-select bench-gradients clean
+.PHONY: run test reliability lint format setup setup-dev chromium sample docs bench bench-score bench-select bench-gradients clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,11 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 setup: $(VENV)/.runtime
 setup-dev: $(VENV)/.dev
 
+# The sample evaluation set goes where the Runs page looks (CURATE_EVAL_DIR's default); a copy there is kept.
 run: setup
 	CURATE_WORKSPACE=$(WORKSPACE) $(BIN)/python -m core prepare sample_data/sample.jsonl --name sample
+	@mkdir -p $(WORKSPACE)/eval; for f in sample_data/eval/*.jsonl; do \
+		[ -e "$(WORKSPACE)/eval/$${f##*/}" ] || cp "$$f" $(WORKSPACE)/eval/; done
 	CURATE_WORKSPACE=$(WORKSPACE) $(BIN)/streamlit run app/main.py --server.address $(ADDRESS) \
 		--server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
@@ -53,12 +56,16 @@ format: setup-dev
 test: setup-dev chromium lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
-# Runs the tests of RELIABILITY.md's cases and rewrites its table with their results (tests/reliability.py).
+# Runs the tests of docs/reliability.md's cases and rewrites its table with their results (tests/reliability.py).
 reliability: setup-dev chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m tests.reliability
 
 sample:
 	$(PYTHON) sample_data/generate.py
+
+# Rewrites the generated parts of docs/ (the strategy table of docs/algorithms.md) from the registries.
+docs: setup
+	$(BIN)/python -m tools.gen_docs
 
 bench: setup
 	$(BIN)/python -m bench.prepare

@@ -9,7 +9,7 @@ import streamlit as st
 
 from app.state import sync_widget
 from app.text import plain
-from core import jobs
+from core import config, jobs
 from core.progress import Progress
 
 
@@ -95,14 +95,12 @@ def example_card(row: object, on_veto: Callable[[str, bool], None], key_prefix: 
         st.checkbox("Veto this example", key=key, on_change=lambda: on_veto(example_id, st.session_state[key]))
 
 
-EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
-
-
 def target_files(workspace: Path) -> list[str]:
-    """Target / evaluation JSONL files on offer: uploaded ones (``<workspace>/targets``), then the shared sets."""
-    folder = workspace / "targets"
-    found = sorted(folder.glob("*.jsonl")) if folder.exists() else []
-    found += sorted(EVAL_DIR.glob("*.jsonl")) if EVAL_DIR.exists() else []
+    """Target / evaluation JSONL files on offer: uploaded ones (``<workspace>/targets``), then the evaluation
+    folder's (``CURATE_EVAL_DIR``, default ``<workspace>/eval``)."""
+    found: list[Path] = []
+    for folder in (workspace / "targets", config.eval_dir(workspace)):
+        found += sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
     return [str(path) for path in found]
 
 

@@ -20,7 +20,7 @@ What it measures, in one process:
    (a, b, c, a, b, c, ...) so drift on the shared box hits all three alike, and the median is reported.
    Targets: (b)/(a) >= 1.5x and row-wise cosine of (b) to (a) >= 0.999 for every text.
 
-Run from the project root: ``.venv/bin/python bench/prepare.py`` (see bench/README.md for the options).
+Run from the project root: ``.venv/bin/python -m bench.prepare`` (see docs/benchmarks.md for the options).
 Results are printed and written as JSON to ``bench/results/prepare-<timestamp>.json``.
 """
 

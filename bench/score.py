@@ -28,7 +28,7 @@ share of the measured matmul peak in the dtype its products ran in.
 Peak memory: a thread samples ``VmRSS`` every 0.2 s per phase, and ``ru_maxrss`` is read at each phase end
 (the helpers of ``bench/prepare.py``).
 
-Run from the project root: ``.venv/bin/python bench/score.py`` (see bench/README.md for the options).
+Run from the project root: ``.venv/bin/python -m bench.score`` (see docs/benchmarks.md for the options).
 Results are printed and written as JSON to ``bench/results/score-<timestamp>.json``.
 """
 

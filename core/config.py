@@ -19,6 +19,16 @@ def workspace_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+def eval_dir(workspace: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of evaluation / target JSONL sets the pages offer (``CURATE_EVAL_DIR``, else ``<workspace>/eval``).
+
+    Inside the workspace by default, so a fresh checkout reads nothing outside its own folders; ``make run``
+    copies the sample set from ``sample_data/eval`` there.
+    """
+    chosen = os.environ.get("CURATE_EVAL_DIR")
+    return Path(chosen).expanduser().resolve() if chosen else workspace_dir(workspace) / "eval"
+
+
 def device_override() -> str | None:
     """``CURATE_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``...) or None to pick automatically."""
     return os.environ.get("CURATE_DEVICE") or None

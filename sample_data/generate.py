@@ -10,8 +10,12 @@ Each topic is a table of question|answer templates (``~`` separates alternative 
 a question, a middle column fills the ``input`` field, ``{x!c}`` capitalises a slot) filled
 from word lists and from values computed here, so numeric answers are correct by construction.
 
-The output depends only on the seed: ``python sample_data/generate.py`` rewrites the file
-byte-identically. Options: ``--out PATH`` and ``--seed N``. Standard library only.
+It also writes ``sample_data/eval/arithmetic_word_problems.jsonl``: short multi-step word problems with
+worked answers ending in ``#### N`` and the number in an ``answer`` field, the evaluation set the demo's
+runs use (``make run`` copies it into the workspace's ``eval/`` folder, where the Runs page finds it).
+
+The output depends only on the seed: ``python sample_data/generate.py`` rewrites both files
+byte-identically. Options: ``--out PATH``, ``--eval-out PATH`` and ``--seed N``. Standard library only.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from pathlib import Path
 
 DEFAULT_SEED = 20240521
 DEFAULT_OUT = Path(__file__).resolve().parent / "sample.jsonl"
+DEFAULT_EVAL_OUT = Path(__file__).resolve().parent / "eval" / "arithmetic_word_problems.jsonl"
+EVAL_ROWS = 40
 ROWS_PER_TOPIC = 200
 FIELDS = ("id", "instruction", "input", "output", "topic")
 
@@ -1742,6 +1748,110 @@ def build_rows(seed: int = DEFAULT_SEED) -> list[dict[str, str]]:
     ]
 
 
+# ----------------------------------------------------------------------------- evaluation set
+
+EVAL_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Luca", "Maya"]
+# (item, container, containers) for the word problems; every number is drawn below and every answer computed.
+EVAL_ITEMS = [
+    ("apples", "basket", "baskets"),
+    ("pencils", "box", "boxes"),
+    ("stickers", "sheet", "sheets"),
+    ("cookies", "tray", "trays"),
+    ("marbles", "bag", "bags"),
+    ("stamps", "album page", "album pages"),
+    ("seedlings", "planter", "planters"),
+    ("postcards", "pack", "packs"),
+]
+Things = tuple[str, str, str]
+
+
+def _problem_buy_give(rng: random.Random, name: str, things: Things) -> tuple[str, str, int]:
+    item, _, containers = things
+    have, boxes, per, given = rng.randint(3, 30), rng.randint(2, 6), rng.randint(3, 12), rng.randint(2, 15)
+    bought = boxes * per
+    total = have + bought
+    left = total - given
+    question = (
+        f"{name} has {have} {item}. {name} buys {boxes} {containers} with {per} {item} in each, then gives "
+        f"{given} {item} to a friend. How many {item} does {name} have now?"
+    )
+    answer = (
+        f"The {containers} hold {boxes} * {per} = {bought} {item}.\n"
+        f"With the ones {name} had, that makes {have} + {bought} = {total}.\n"
+        f"After giving {given} away, {name} has {total} - {given} = {left} {item}.\n#### {left}"
+    )
+    return question, answer, left
+
+
+def _problem_price(rng: random.Random, name: str, things: Things) -> tuple[str, str, int]:
+    item, container, containers = things
+    count, price, paid_extra = rng.randint(2, 9), rng.randint(2, 15), rng.randint(1, 20)
+    cost = count * price
+    paid = cost + paid_extra
+    question = (
+        f"At a market, one {container} of {item} costs ${price}. {name} buys {count} {containers} and pays with "
+        f"${paid}. How much change, in dollars, does {name} get?"
+    )
+    answer = (
+        f"{count} {containers} cost {count} * {price} = ${cost}.\n"
+        f"The change is {paid} - {cost} = ${paid_extra}.\n#### {paid_extra}"
+    )
+    return question, answer, paid_extra
+
+
+def _problem_share(rng: random.Random, name: str, things: Things) -> tuple[str, str, int]:
+    item = things[0]
+    friends, each, kept = rng.randint(2, 8), rng.randint(2, 9), rng.randint(1, 10)
+    total = friends * each + kept
+    question = (
+        f"{name} shares {total} {item} among {friends} friends so that each friend gets the same number and "
+        f"{kept} are left for {name}. How many {item} does each friend get?"
+    )
+    answer = (
+        f"Without the {kept} that {name} keeps, {total} - {kept} = {total - kept} {item} are shared.\n"
+        f"Each friend gets {total - kept} / {friends} = {each}.\n#### {each}"
+    )
+    return question, answer, each
+
+
+def _problem_weeks(rng: random.Random, name: str, things: Things) -> tuple[str, str, int]:
+    item = things[0]
+    per_day, days, weeks = rng.randint(2, 12), rng.randint(2, 6), rng.randint(2, 5)
+    per_week = per_day * days
+    total = per_week * weeks
+    question = (
+        f"{name} packs {per_day} {item} a day, {days} days a week. How many {item} does {name} pack in {weeks} weeks?"
+    )
+    answer = (
+        f"In one week {name} packs {per_day} * {days} = {per_week} {item}.\n"
+        f"In {weeks} weeks that is {per_week} * {weeks} = {total}.\n#### {total}"
+    )
+    return question, answer, total
+
+
+EVAL_PROBLEMS = [_problem_buy_give, _problem_price, _problem_share, _problem_weeks]
+
+
+def build_eval_rows(seed: int = DEFAULT_SEED, n: int = EVAL_ROWS) -> list[dict[str, str]]:
+    """``n`` word problems with worked answers ending in ``#### N`` and ``N`` as the gold ``answer``.
+
+    A random stream of its own (seed + 1), so adding or changing this set never changes ``sample.jsonl``.
+    """
+    rng = random.Random(seed + 1)
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    while len(rows) < n:
+        make = EVAL_PROBLEMS[len(rows) % len(EVAL_PROBLEMS)]
+        question, answer, value = make(rng, rng.choice(EVAL_NAMES), rng.choice(EVAL_ITEMS))
+        if question in seen:
+            continue
+        seen.add(question)
+        rows.append(
+            {"id": f"eval-{len(rows) + 1:03d}", "instruction": question, "output": answer, "answer": str(value)}
+        )
+    return rows
+
+
 def write_jsonl(rows: list[dict[str, str]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="\n") as f:
@@ -1752,11 +1862,15 @@ def write_jsonl(rows: list[dict[str, str]], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the sample instruction dataset.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output JSONL path")
+    parser.add_argument("--eval-out", type=Path, default=DEFAULT_EVAL_OUT, help="evaluation set JSONL path")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
     args = parser.parse_args(argv)
     rows = build_rows(args.seed)
     write_jsonl(rows, args.out)
     print(f"wrote {len(rows)} rows to {args.out}")
+    eval_rows = build_eval_rows(args.seed)
+    write_jsonl(eval_rows, args.eval_out)
+    print(f"wrote {len(eval_rows)} evaluation rows to {args.eval_out}")
     for topic, count in sorted(Counter(row["topic"] for row in rows).items()):
         print(f"  {topic:<20} {count}")
     return 0

@@ -1,7 +1,7 @@
-"""The reliability cases of RELIABILITY.md, the tests that prove each, and the script that writes the table.
+"""The reliability cases of docs/reliability.md, the tests that prove each, and the script that writes the table.
 
 ``python -m tests.reliability`` (``make reliability``) runs exactly these tests with pytest, then rewrites
-RELIABILITY.md: each case, its tests, and their result on this run, with the date and commit. A unit test
+docs/reliability.md: each case, its tests, and their result on this run, with the date and commit. A unit test
 (tests/unit/test_reliability_table.py) checks that every test named here exists, so the table cannot
 point at a test that was renamed or deleted.
 """
@@ -267,7 +267,7 @@ def _commit() -> str:
 
 
 def render(outcomes: dict[str, str], when: str, commit: str) -> str:
-    """RELIABILITY.md's text for these outcomes."""
+    """docs/reliability.md's text for these outcomes."""
     lines = [
         "# Reliability and security: each case, the test that proves it, its result on the last run",
         "",
@@ -290,8 +290,8 @@ def main() -> int:
         code = subprocess.run(command, cwd=ROOT, check=False).returncode
         outcomes = _outcomes(junit)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    (ROOT / "RELIABILITY.md").write_text(render(outcomes, when, _commit()), encoding="utf-8")
-    print(f"RELIABILITY.md written ({sum(s == 'passed' for s in outcomes.values())} of {len(outcomes)} passed)")
+    (ROOT / "docs" / "reliability.md").write_text(render(outcomes, when, _commit()), encoding="utf-8")
+    print(f"docs/reliability.md written ({sum(s == 'passed' for s in outcomes.values())} of {len(outcomes)} passed)")
     return code
 
 

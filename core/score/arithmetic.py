@@ -9,7 +9,7 @@ equals the true value rounded to the decimals written (``10 / 3 = 3.33`` is righ
 It stays away from what it cannot check: a statement inside a longer expression (``2 + 3 * 4 = 14``,
 where precedence matters), algebra (``3x - 5 = 16``), mixed fractions (``8 x 1 1/2 = 12``), ratios,
 times of day, remainders (``264/17 = 15 (Remainder)``) and numbers with spaces as thousands separators.
-On the pool in ``../shared/data`` it flags 1.6 % of the AQuA and 0.2 % of the GSM8K rationales; the ones
+On the benchmark pool (docs/benchmarks.md) it flags 1.6 % of the AQuA and 0.2 % of the GSM8K rationales; the ones
 we read were real slips.
 """
 

@@ -55,7 +55,7 @@ def _key(instance: Any) -> str:
 class _LMScorer:
     """Shared by the LM scorers. ``precision``: ``auto`` autocasts matrix products to bf16 on CUDA and on
     CPUs with native bf16 (2x faster there; IFD rank correlation with fp32 0.9997 on real data, see
-    bench/README.md), ``fp32`` keeps float32, ``bf16`` forces autocast. The resolved precision is part of
+    docs/benchmarks.md), ``fp32`` keeps float32, ``bf16`` forces autocast. The resolved precision is part of
     the score key, so bf16 and fp32 scores are cached apart."""
 
     model: str = "SmolLM2-135M-Instruct"

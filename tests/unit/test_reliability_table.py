@@ -1,4 +1,4 @@
-"""RELIABILITY.md's table names only tests that exist (tests/reliability.py), and renders results per case."""
+"""docs/reliability.md's table names only tests that exist (tests/reliability.py), and renders results per case."""
 
 from __future__ import annotations
 
