@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import state
-from core.storage.database import WorkspaceBusy
+from core.errors import WorkspaceBusy
 
 ROOT = Path(__file__).resolve().parents[1]
 

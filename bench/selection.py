@@ -86,8 +86,7 @@ def setup(workspace: Path, data_dir: Path) -> dict[str, Any]:
             timings[name] = time.perf_counter() - started
     keys = score_store.latest_keys(store, dataset.dataset_id)
     if "ifd" not in keys:
-        with store.read() as con:
-            hashes = [h for (h,) in con.execute("SELECT DISTINCT content_hash FROM examples ORDER BY 1").fetchall()]
+        hashes = ds.content_hashes(store)
         values = np.random.default_rng(0).uniform(0.2, 1.2, len(hashes))
         score_store.register_run(store, STAND_IN_KEY, "ifd", {"stand_in": "seeded uniform(0.2, 1.2)"})
         score_store.put_scores(store, STAND_IN_KEY, hashes, {"ifd": values})

@@ -390,21 +390,15 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_scores(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from core.score.quality import cluster_quality, example_quality, share_below_by_k
     from core.score.scoring import cluster_summary
+    from core.storage import datasets as ds
 
     store = _store(args)
     dataset = _dataset(store, args)
     table = cluster_summary(store, dataset)
     quality = example_quality(store, dataset)
-    with store.read() as con:
-        assigned = con.execute(
-            "SELECT cluster_id FROM assignments WHERE dataset_id = ? AND k = ? ORDER BY row_idx",
-            [dataset.dataset_id, dataset.active_k],
-        ).fetchall()
-    means = cluster_quality(quality, np.array([c for (c,) in assigned]))
+    means = cluster_quality(quality, ds.assignments(store, dataset.dataset_id, int(dataset.active_k)))
     table.insert(3, "quality_mean", table.cluster_id.map(means).round(4))
     by_k = share_below_by_k(store, dataset, quality, args.threshold)
     if args.json:
@@ -429,7 +423,8 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    from core.gradients.pipeline import MissingGradients, target_paths
+    from core.errors import MissingGradients
+    from core.gradients.pipeline import target_paths
     from core.select.run import build_strategy, run_selection, save_selection
 
     store = _store(args)
@@ -684,7 +679,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from core.ingest import IngestError
+    from core.errors import IngestError
 
     try:
         return COMMANDS[args.command](args)

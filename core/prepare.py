@@ -19,6 +19,7 @@ from core import ingest
 from core.cluster import clustering, labels
 from core.cluster.reduce import UMAPReducer
 from core.embed.embedders import build_embedder
+from core.errors import DatasetExists, DatasetNotFound
 from core.progress import Progress
 from core.registry import spec_of
 from core.storage import curation
@@ -26,10 +27,6 @@ from core.storage import datasets as ds
 from core.storage.database import Store
 
 EMBED_CHUNK = 1024
-
-
-class DatasetExists(ValueError):
-    """A dataset of that name holds a different file."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +126,7 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
 def _existing(store: Store, name: str, result: ingest.IngestResult, options: PrepareOptions) -> ds.DatasetInfo | None:
     try:
         info = ds.get_dataset(store, name)
-    except ds.DatasetNotFound:
+    except DatasetNotFound:
         return None
     if info.name != name:  # matched by numeric id, not by name
         return None

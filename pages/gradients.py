@@ -14,6 +14,7 @@ from app.state import pick_dataset, store, workspace
 from app.text import hover, plain
 from app.widgets import needs_notice, refresh_when_ended, target_files, unfinished_job
 from core import jobs
+from core.errors import MissingGradients
 from core.gradients import pipeline, views
 from core.safe_paths import upload_path
 from core.storage import selections as store_selections
@@ -81,7 +82,7 @@ with st.container(border=True):
 
 try:
     pool = pipeline.pool_set(store(), dataset.dataset_id)
-except pipeline.MissingGradients:
+except MissingGradients:
     st.info("No gradient features yet: compute them above (or `python -m core gradients --target FILE`).")
     st.stop()
 st.caption(

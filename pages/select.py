@@ -8,7 +8,7 @@ from app import queries
 from app.state import pick_dataset, store, workspace
 from app.text import plain
 from app.widgets import target_picker
-from core.select.pool import MissingScores
+from core.errors import MissingScores
 from core.select.run import build_strategy, compare, per_cluster, run_selection, save_selection
 from core.select.strategies import STRATEGIES, Parameter, parameters
 

@@ -29,19 +29,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from core.errors import MissingGradients
 from core.models.lm import DEFAULT_LM, model_id
 from core.progress import Progress
-from core.select.pool import MissingScores
 from core.storage import datasets as ds
 from core.storage import gradients as gstore
 from core.storage.database import Store
 
 CPU_DIMENSION = 1024
 CUDA_DIMENSION = 8192  # the LESS / G2IS value; a sparse projection makes it affordable on a GPU machine
-
-
-class MissingGradients(MissingScores):
-    """Gradient features (or a target's) are not computed yet; the message says how to compute them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +114,7 @@ def _file_hash(path: Path) -> str:
 
 def dataset_frame(store: Store, dataset_id: int) -> pd.DataFrame:
     """instruction, input, output of every row, in row order."""
-    with store.read() as con:
-        return con.execute(
-            "SELECT row_idx, example_id, instruction, input, output FROM examples WHERE dataset_id = ? ORDER BY row_idx",
-            [dataset_id],
-        ).df()
+    return ds.example_texts(store, dataset_id)[["row_idx", "example_id", "instruction", "input", "output"]]
 
 
 def warmup(

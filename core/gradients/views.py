@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.gradients import graph, pipeline
-from core.storage import curation
+from core.storage import datasets as ds
 from core.storage import gradients as gstore
 from core.storage import selections as store_selections
 from core.storage.database import Store
@@ -30,8 +30,7 @@ def targets(store: Store, dataset_id: int) -> dict[str, str]:
 
 
 def _clusters(store: Store, dataset_id: int, k: int) -> np.ndarray:
-    rows = curation.all_rows(store, dataset_id, k)
-    return rows.cluster_id.to_numpy(dtype=int)
+    return ds.assignments(store, dataset_id, k).astype(int)
 
 
 def cluster_target_alignment(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
@@ -71,16 +70,8 @@ def neighbourhood(store: Store, dataset_id: int, row: int, top: int = 15) -> tup
     pool = pipeline.pool_set(store, dataset_id)
     star = gstore.neighbourhood(store, pool.feature_key, row).head(top)
     members = [int(row), *[int(d) for d in star.dst]]
-    with store.read() as con:
-        edges = con.execute(
-            "SELECT src, dst, weight FROM gradient_edges WHERE feature_key = ? AND list_contains(?, src) "
-            "AND list_contains(?, dst) AND src < dst OR (feature_key = ? AND src = ? AND list_contains(?, dst))",
-            [pool.feature_key, members, members, pool.feature_key, int(row), members],
-        ).df()
-        texts = con.execute(
-            "SELECT row_idx, example_id, instruction FROM examples WHERE dataset_id = ? AND list_contains(?, row_idx)",
-            [dataset_id, members],
-        ).df()
+    edges = gstore.edges_among(store, pool.feature_key, int(row), members)
+    texts = ds.examples_at(store, dataset_id, members)[["row_idx", "example_id", "instruction"]]
     nodes = texts.set_index("row_idx").loc[members].reset_index()
     nodes["centre"] = nodes.row_idx == int(row)
     edges = edges.assign(pair=[tuple(sorted(p)) for p in zip(edges.src, edges.dst, strict=True)])

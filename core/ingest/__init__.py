@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core import config
+from core.errors import IngestError
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 SHAPES = ("alpaca", "messages", "sharegpt", "mapped")
@@ -44,22 +45,6 @@ _MAX_REPORTED = 5
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_MESSAGE = "holds an unpaired surrogate escape (\\ud800-\\udfff), which is not valid text"
-
-
-class IngestError(ValueError):
-    """A file that cannot be loaded; the message names the file, the line or row, and the field."""
-
-    def __init__(self, path: Path, message: str, location: str | None = None, field_name: str | None = None):
-        self.path = Path(path)
-        self.location = location
-        self.field_name = field_name
-        self.detail = message
-        where = [self.path.name]
-        if location:
-            where.append(location)
-        if field_name:
-            where.append(f"field '{field_name}'")
-        super().__init__(f"{', '.join(where)}: {message}")
 
 
 class RowError(ValueError):

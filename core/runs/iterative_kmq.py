@@ -126,7 +126,7 @@ def run_iterative_kmq(
     pool : the examples; ``pool.cluster_weights`` are the curator's weights (missing: 1; weight 0 gives a
         cluster nothing) unless ``decisions`` is given.
     decisions : called at the start of every round for the curator's decisions in force then (eligible
-        positions, cluster weights; :func:`core.select.pool.current_decisions`), so they may change
+        positions, cluster weights; :func:`core.select.loading.current_decisions`), so they may change
         between rounds. None: every pool position is eligible, with the pool's weights. A vetoed example
         is never picked again, and one picked earlier leaves the training set of later rounds and is
         replaced, so every round still trains on the cumulative budget. A cluster kept again after a

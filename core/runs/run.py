@@ -218,7 +218,8 @@ def _run_loop(
 ) -> tuple[Any, int, pd.DataFrame, dict[str, Any]]:
     """Iterative kMQ or IterIT on the kept pool; the final selection is saved like any other."""
     from core.runs import iterative_kmq, iterit
-    from core.select.pool import current_decisions, load_pool, resolve_budget
+    from core.select.loading import current_decisions, load_pool
+    from core.select.pool import resolve_budget
     from core.select.run import SelectionResult, save_selection
     from core.storage import datasets as ds
     from core.train.trainer import save_model
@@ -296,11 +297,9 @@ def _without_zero_weights(decisions: Any, pool: Any) -> Any:
 
 
 def _pool_rows(store: Any, dataset_id: int, row_idx: Any) -> pd.DataFrame:
-    with store.read() as con:
-        frame = con.execute(
-            "SELECT row_idx, instruction, input, output FROM examples WHERE dataset_id = ? ORDER BY row_idx",
-            [dataset_id],
-        ).df()
+    from core.storage import datasets as ds
+
+    frame = ds.example_texts(store, dataset_id)[["row_idx", "instruction", "input", "output"]]
     return frame.set_index("row_idx").loc[list(row_idx)].reset_index(drop=True)
 
 
@@ -323,13 +322,9 @@ def _selection_for(store: Any, spec: RunSpec, folder: Path) -> int:
 
 
 def _selected_rows(store: Any, selection_id: int) -> pd.DataFrame:
-    with store.read() as con:
-        return con.execute(
-            "SELECT e.instruction, e.input, e.output FROM selection_items i JOIN selections s "
-            "ON s.selection_id = i.selection_id JOIN examples e ON e.dataset_id = s.dataset_id AND e.row_idx = i.row_idx "
-            "WHERE i.selection_id = ? ORDER BY i.position",
-            [selection_id],
-        ).df()
+    from core.storage import selections
+
+    return selections.item_texts(store, selection_id)
 
 
 def _evaluate_all(

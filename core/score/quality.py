@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from core.storage import datasets
 from core.storage import scores as score_store
 from core.storage.database import Store
 from core.storage.datasets import DatasetInfo
@@ -130,12 +131,8 @@ def raw_signals(store: Store, dataset: DatasetInfo) -> pd.DataFrame:
     """Every stored score of the dataset's examples (row order) plus the exact-duplicate flag."""
     keys = list(score_store.latest_keys(store, dataset.dataset_id).values())
     raw = score_store.dataset_scores(store, dataset.dataset_id, keys)
-    with store.read() as con:
-        copies = con.execute(
-            "SELECT count(*) OVER (PARTITION BY content_hash) FROM examples WHERE dataset_id = ? ORDER BY row_idx",
-            [dataset.dataset_id],
-        ).fetchall()
-    raw["exact_duplicate"] = [1.0 if n > 1 else 0.0 for (n,) in copies]
+    copies = datasets.duplicate_counts(store, dataset.dataset_id)
+    raw["exact_duplicate"] = [1.0 if n > 1 else 0.0 for n in copies]
     if "perplexity" in raw:
         raw["perplexity_outlier"] = perplexity_outliers(raw["perplexity"])
     return raw
@@ -160,11 +157,7 @@ def share_below_by_k(
     store: Store, dataset: DatasetInfo, quality: pd.Series, threshold: float = DEFAULT_THRESHOLD
 ) -> pd.DataFrame:
     """For every swept k: how many clusters have a mean combined quality below ``threshold``, and their share."""
-    with store.read() as con:
-        assignments = con.execute(
-            "SELECT k, row_idx, cluster_id FROM assignments WHERE dataset_id = ? ORDER BY k, row_idx",
-            [dataset.dataset_id],
-        ).df()
+    assignments = datasets.all_assignments(store, dataset.dataset_id)
     rows = []
     for k, group in assignments.groupby("k"):
         means = cluster_quality(

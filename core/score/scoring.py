@@ -19,16 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.errors import ModelLoadError
 from core.progress import Progress
 from core.registry import spec_of
 from core.score.scorers import SCORERS, Scorer
 from core.storage import scores as score_store
 from core.storage.database import Store
-from core.storage.datasets import DatasetInfo
-
-
-class ModelLoadError(RuntimeError):
-    """A scorer's model could not be loaded; the message names the model and the reason on one line."""
+from core.storage.datasets import DatasetInfo, assignments, example_texts
 
 
 @dataclasses.dataclass
@@ -48,12 +45,8 @@ def build_scorer(name: str, **params: Any) -> Scorer:
 
 
 def _examples(store: Store, dataset_id: int) -> pd.DataFrame:
-    with store.read() as con:
-        frame = con.execute(
-            "SELECT row_idx, content_hash, instruction, input, output FROM examples WHERE dataset_id = ? "
-            "ORDER BY row_idx",
-            [dataset_id],
-        ).df()
+    """The dataset's unique examples (first row of each content), with what a scorer reads."""
+    frame = example_texts(store, dataset_id)[["row_idx", "content_hash", "instruction", "input", "output"]]
     return frame.drop_duplicates("content_hash").reset_index(drop=True)
 
 
@@ -183,12 +176,7 @@ def cluster_summary(store: Store, dataset: DatasetInfo) -> pd.DataFrame:
     keys = list(score_store.latest_keys(store, dataset.dataset_id).values())
     values = score_store.dataset_scores(store, dataset.dataset_id, keys)
     table = curation.clusters(store, dataset.dataset_id, int(dataset.active_k))[["cluster_id", "label", "size"]]
-    with store.read() as con:
-        assignment = con.execute(
-            "SELECT row_idx, cluster_id FROM assignments WHERE dataset_id = ? AND k = ? ORDER BY row_idx",
-            [dataset.dataset_id, dataset.active_k],
-        ).df()
-    values = values.assign(cluster_id=assignment.cluster_id.to_numpy())
+    values = values.assign(cluster_id=assignments(store, dataset.dataset_id, int(dataset.active_k)))
     if values.shape[1] == 1:
         return table
     grouped = values.groupby("cluster_id")

@@ -1,13 +1,10 @@
-"""The pool a selection strategy sees: the examples the curator kept, aligned arrays, loaded on demand.
+"""The pool a selection strategy sees: the examples the curator kept, as aligned arrays, and the
+decisions in force over them. Plain data only; :mod:`core.select.loading` reads them from the workspace.
 
 A vetoed example, or any example of a vetoed cluster (at the clustering ``k`` the selection uses), is
 not in the pool at all, so no strategy can select it. Cluster weights travel with the pool; strategies
-that allocate per cluster use them, and :mod:`core.select.run` applies them to the others.
-
-Only what a strategy declares in ``needs`` is loaded: embeddings (``embeddings``), the combined quality
-and raw scores (``scores``), the response texts (``outputs``), LoRA-gradient features (``gradients``),
-their neighbour graph (``graph``), the target set's gradient features (``target``) and its sentence
-embeddings (``target_embeddings``). The target set is a strategy's ``target`` parameter.
+that allocate per cluster use them, and :mod:`core.select.run` applies them to the others. The optional
+fields hold only what a strategy declares in ``needs``.
 """
 
 from __future__ import annotations
@@ -20,16 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.score import quality
-from core.storage import curation
-from core.storage import datasets as ds
-from core.storage.database import Store
+from core.errors import MissingScores
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-
-
-class MissingScores(ValueError):
-    """A strategy needs scores the dataset does not have yet; the message says which scorer to run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +54,7 @@ class Pool:
             scores=None if self.scores is None else self.scores.iloc[positions].reset_index(drop=True),
             outputs=None if self.outputs is None else [self.outputs[i] for i in positions],
             gradients=None if self.gradients is None else self.gradients[positions],
-            neighbours=None if self.neighbours is None else _restrict(self.neighbours, positions, len(self)),
+            neighbours=None if self.neighbours is None else restrict_neighbours(self.neighbours, positions, len(self)),
             target_gradients=self.target_gradients,
             target_groups=self.target_groups,
             target_embeddings=self.target_embeddings,
@@ -96,7 +86,7 @@ class Pool:
         return digest.hexdigest()[:16]
 
 
-def _restrict(neighbours: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+def restrict_neighbours(neighbours: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
     """A neighbour table over ``size`` positions cut down to ``positions``: indices renumbered, neighbours
     outside dropped, each row keeping its order and padded with -1 at the end."""
     renumber = np.full(size + 1, -1, dtype=np.int64)  # the extra last slot maps the padding -1 to -1
@@ -104,42 +94,6 @@ def _restrict(neighbours: np.ndarray, positions: np.ndarray, size: int) -> np.nd
     mapped = renumber[neighbours[positions]]
     order = np.argsort(mapped < 0, axis=1, kind="stable")  # kept neighbours first, in their order
     return np.take_along_axis(mapped, order, axis=1)
-
-
-def load_pool(
-    store: Store,
-    dataset: ds.DatasetInfo,
-    k: int,
-    needs: frozenset[str],
-    *,
-    kept_only: bool = True,
-    target: str | None = None,
-) -> Pool:
-    """The kept examples of ``dataset`` at clustering ``k`` with what ``needs`` asks for.
-
-    ``kept_only=False`` gives every example, vetoed or not: the selection loops take the curator's
-    decisions round by round (:func:`current_decisions`) instead of freezing them at launch.
-    """
-    kept = (curation.kept_rows if kept_only else curation.all_rows)(store, dataset.dataset_id, k)
-    rows = kept.row_idx.to_numpy(dtype=int)
-    table = curation.clusters(store, dataset.dataset_id, k)
-    weights = {int(c): float(w) for c, w in zip(table.cluster_id, table.weight, strict=True)}
-    extra: dict[str, Any] = {}
-    if "embeddings" in needs:
-        extra["embeddings"] = ds.load_embeddings(store, dataset.dataset_id, dataset.embedder_key)[rows]
-    if "scores" in needs:
-        raw = quality.raw_signals(store, dataset)
-        # the duplicate flag comes from the data itself; a combined quality needs at least one scorer's output
-        scored = raw.assign(combined=quality.example_quality_from(raw)) if raw.shape[1] > 1 else raw
-        extra["scores"] = scored.iloc[rows].reset_index(drop=True)
-    if "outputs" in needs:
-        with store.read() as con:
-            outputs = con.execute(
-                "SELECT output FROM examples WHERE dataset_id = ? ORDER BY row_idx", [dataset.dataset_id]
-            ).fetchall()
-        extra["outputs"] = [outputs[i][0] for i in rows]
-    extra.update(_gradient_fields(store, dataset, rows, needs, target))
-    return Pool(rows, list(kept.example_id), kept.cluster_id.to_numpy(dtype=int), weights, **extra)
 
 
 def resolve_budget(budget: float, dataset_rows: int, pool_size: int) -> int:
@@ -165,70 +119,3 @@ class Decisions:
     def fixed(cls, pool: Pool) -> Decisions:
         """Everything in the pool eligible, with the pool's weights: a pool that already applied the vetoes."""
         return cls(np.ones(len(pool), dtype=bool), dict(pool.cluster_weights), {})
-
-
-def current_decisions(store: Store, dataset: ds.DatasetInfo, k: int, pool: Pool) -> Decisions:
-    """Read the vetoes and weights in force now, for a pool loaded with ``kept_only=False``.
-
-    The selection loops call this at the start of every round, so a curator may change decisions while a
-    run is paused (or even running): each round uses what was in force when it started.
-    """
-    kept = curation.kept_rows(store, dataset.dataset_id, k).row_idx.to_numpy(dtype=int)
-    table = curation.clusters(store, dataset.dataset_id, k)
-    weights = {
-        int(c): 0.0 if vetoed else float(w)
-        for c, w, vetoed in zip(table.cluster_id, table.weight, table.vetoed, strict=True)
-    }
-    eligible = np.isin(pool.row_idx, kept)
-    vetoed = sorted(int(c) for c, v in zip(table.cluster_id, table.vetoed, strict=True) if v)
-    summary = {
-        "k": int(k),
-        "vetoed_clusters": vetoed,
-        "weights": {str(c): w for c, w in sorted(weights.items()) if w not in (0.0, 1.0)},
-        "vetoed_examples": curation.decisions(store, dataset.dataset_id)["vetoed_examples"],
-    }
-    return Decisions(eligible, weights, summary)
-
-
-def _gradient_fields(
-    store: Store, dataset: ds.DatasetInfo, rows: np.ndarray, needs: frozenset[str], target: str | None
-) -> dict[str, Any]:
-    """Gradient features, graph and target features for the pool's ``rows`` (only what ``needs`` names)."""
-    if not needs & {"gradients", "graph", "target", "target_embeddings"}:
-        return {}
-    from core.gradients import pipeline
-    from core.storage import gradients as gstore
-
-    extra: dict[str, Any] = {}
-    if needs & {"gradients", "graph", "target"}:
-        info = pipeline.pool_set(store, dataset.dataset_id)
-        if "gradients" in needs:
-            extra["gradients"] = gstore.load_features(store, info.feature_key)[rows]
-        if "graph" in needs:
-            indices, _ = gstore.load_neighbours(store, info.feature_key, info.n_rows)
-            extra["neighbours"] = _restrict(indices, rows, info.n_rows)
-        if "target" in needs:
-            sets = pipeline.target_sets(store, info, pipeline.target_paths(target or ""))
-            matrices = [gstore.load_features(store, s.feature_key) for s in sets]
-            extra["target_gradients"] = np.concatenate(matrices)
-            extra["target_groups"] = np.repeat(np.arange(len(matrices)), [len(m) for m in matrices])
-    if "target_embeddings" in needs:
-        extra["target_embeddings"], groups = _target_embeddings(dataset, pipeline.target_paths(target or ""))
-        extra.setdefault("target_groups", groups)
-    return extra
-
-
-def _target_embeddings(dataset: ds.DatasetInfo, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The target rows embedded as the dataset's own examples were (same embedder, same fields)."""
-    from core import ingest
-    from core.embed.embedders import build_embedder
-    from core.gradients.pipeline import MissingGradients
-    from core.train.evaluate import load_eval_set
-
-    if not paths:
-        raise MissingGradients("this strategy needs a target set: give the path of a JSONL file (--target FILE)")
-    fields = tuple(dataset.embed_fields)
-    sets = [load_eval_set(path) for path in paths]
-    texts = [ingest.embed_text(r.instruction, r.input, r.output, fields) for s in sets for r in s.rows]
-    vectors = build_embedder(dataset.embedder).embed(texts)
-    return np.asarray(vectors, dtype=np.float32), np.repeat(np.arange(len(sets)), [len(s.rows) for s in sets])

@@ -20,7 +20,8 @@ import pandas as pd
 
 from core.registry import spec_of
 from core.select.allocation import allocate
-from core.select.pool import Pool, load_pool, resolve_budget
+from core.select.loading import load_pool
+from core.select.pool import Pool, resolve_budget
 from core.select.strategies import STRATEGIES, SelectionStrategy, parameters
 from core.storage import curation
 from core.storage import datasets as ds
@@ -150,11 +151,7 @@ def save_selection(store: Store, dataset: ds.DatasetInfo, result: SelectionResul
 def per_cluster(store: Store, dataset: ds.DatasetInfo, row_idx: list[int], k: int) -> pd.DataFrame:
     """Selected count beside each cluster's size (and veto, weight) at clustering ``k``."""
     table = curation.clusters(store, dataset.dataset_id, k)[["cluster_id", "label", "size", "vetoed", "weight"]]
-    with store.read() as con:
-        assignment = con.execute(
-            "SELECT row_idx, cluster_id FROM assignments WHERE dataset_id = ? AND k = ?", [dataset.dataset_id, k]
-        ).df()
-    cluster_of = dict(zip(assignment.row_idx, assignment.cluster_id, strict=True))
+    cluster_of = ds.assignments(store, dataset.dataset_id, k)
     counts = pd.Series([cluster_of[r] for r in row_idx], dtype=int).value_counts()
     return table.assign(selected=[int(counts.get(c, 0)) for c in table.cluster_id])
 

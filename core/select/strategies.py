@@ -14,10 +14,11 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
+from core.errors import MissingScores
 from core.registry import Registry
 from core.select import greedy
 from core.select.allocation import allocate, equal_floor
-from core.select.pool import MissingScores, Pool
+from core.select.pool import Pool
 
 
 class SelectionStrategy(Protocol):

@@ -11,6 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from core.errors import UnknownCluster
+
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
@@ -18,10 +20,6 @@ if TYPE_CHECKING:
     from core.storage.database import Store
 
 MAX_WEIGHT = 10.0
-
-
-class UnknownCluster(LookupError):
-    """The cluster id does not exist in the chosen clustering."""
 
 
 def _now() -> datetime:

@@ -23,16 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import config
+from core.errors import WorkspaceBusy
 from core.storage.schema import SCHEMA_STATEMENTS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import duckdb
 
 DB_FILENAME = "curate.duckdb"
-
-
-class WorkspaceBusy(RuntimeError):
-    """The workspace lock could not be had in time, or a foreign program holds the database file."""
 
 
 class Store:

@@ -12,15 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.errors import DatasetNotFound
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from core.ingest import IngestResult
     from core.storage.database import Store
-
-
-class DatasetNotFound(LookupError):
-    """No dataset with that name or id in the workspace."""
 
 
 @dataclass(frozen=True)
@@ -329,9 +327,55 @@ def save_map(store: Store, dataset_id: int, coords: np.ndarray) -> None:
 
 
 def example_texts(store: Store, dataset_id: int) -> pd.DataFrame:
-    """instruction, input, output of every example, in row order (for labels and embedding)."""
+    """Every example's ids, hashes and texts, in row order: row_idx, example_id, content_hash, instruction,
+    input, output, text_hash (for embedding, labels, scoring, gradients and training)."""
     with store.read() as con:
         return con.execute(
-            "SELECT row_idx, instruction, input, output, text_hash FROM examples WHERE dataset_id = ? ORDER BY row_idx",
+            "SELECT row_idx, example_id, content_hash, instruction, input, output, text_hash FROM examples "
+            "WHERE dataset_id = ? ORDER BY row_idx",
             [dataset_id],
+        ).df()
+
+
+def examples_at(store: Store, dataset_id: int, rows: list[int]) -> pd.DataFrame:
+    """row_idx, example_id, instruction, input, output of the given rows only, in no particular order."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT row_idx, example_id, instruction, input, output FROM examples "
+            "WHERE dataset_id = ? AND list_contains(?, row_idx)",
+            [dataset_id, [int(row) for row in rows]],
+        ).df()
+
+
+def duplicate_counts(store: Store, dataset_id: int) -> list[int]:
+    """For every example in row order, how many examples of the dataset share its content (1 = unique)."""
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT count(*) OVER (PARTITION BY content_hash) FROM examples WHERE dataset_id = ? ORDER BY row_idx",
+            [dataset_id],
+        ).fetchall()
+    return [int(n) for (n,) in rows]
+
+
+def content_hashes(store: Store) -> list[str]:
+    """The distinct content hashes of every dataset in the workspace, sorted."""
+    with store.read() as con:
+        rows = con.execute("SELECT DISTINCT content_hash FROM examples ORDER BY 1").fetchall()
+    return [row[0] for row in rows]
+
+
+def assignments(store: Store, dataset_id: int, k: int) -> np.ndarray:
+    """The cluster id of every example at clustering ``k``, in row order."""
+    with store.read() as con:
+        frame = con.execute(
+            "SELECT cluster_id FROM assignments WHERE dataset_id = ? AND k = ? ORDER BY row_idx", [dataset_id, k]
+        ).df()
+    return frame.cluster_id.to_numpy()
+
+
+def all_assignments(store: Store, dataset_id: int) -> pd.DataFrame:
+    """k, row_idx, cluster_id of every swept clustering, ordered by k, then row."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT k, row_idx, cluster_id FROM assignments WHERE dataset_id = ? ORDER BY k, row_idx", [dataset_id]
         ).df()

@@ -159,3 +159,14 @@ def neighbourhood(store: Store, feature_key: str, row: int) -> pd.DataFrame:
             "SELECT rank, dst, weight FROM gradient_edges WHERE feature_key = ? AND src = ? ORDER BY rank",
             [feature_key, int(row)],
         ).df()
+
+
+def edges_among(store: Store, feature_key: str, row: int, members: list[int]) -> pd.DataFrame:
+    """src, dst, weight of the stored edges between ``members``: every edge from ``row`` to a member, and
+    among the other members each edge with src < dst (the graph stores most pairs in both directions)."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT src, dst, weight FROM gradient_edges WHERE feature_key = ? AND list_contains(?, src) "
+            "AND list_contains(?, dst) AND src < dst OR (feature_key = ? AND src = ? AND list_contains(?, dst))",
+            [feature_key, members, members, feature_key, int(row), members],
+        ).df()

@@ -82,3 +82,14 @@ def items(store: Store, selection_id: int) -> pd.DataFrame:
             "SELECT position, row_idx, example_id FROM selection_items WHERE selection_id = ? ORDER BY position",
             [selection_id],
         ).df()
+
+
+def item_texts(store: Store, selection_id: int) -> pd.DataFrame:
+    """instruction, input, output of the selection's examples in pick order (what a run trains on)."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT e.instruction, e.input, e.output FROM selection_items i JOIN selections s "
+            "ON s.selection_id = i.selection_id JOIN examples e ON e.dataset_id = s.dataset_id AND e.row_idx = i.row_idx "
+            "WHERE i.selection_id = ? ORDER BY i.position",
+            [selection_id],
+        ).df()

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from core.ingest import Example, IngestError, read_dataset
+from core.errors import IngestError
+from core.ingest import Example, read_dataset
 
 ANSWER_KINDS = ("number", "choice", "exact")
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from core.ingest import IngestError
+from core.errors import IngestError
 from core.models import passes as lm_scores
 from core.train import evaluate as ev
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm

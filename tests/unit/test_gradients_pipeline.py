@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from core import cli
+from core.errors import MissingScores
 from core.gradients import pipeline, views
-from core.select.pool import MissingScores
 from core.select.run import build_strategy, run_selection, save_selection
 from core.storage import datasets as ds
 from core.storage import gradients as gstore

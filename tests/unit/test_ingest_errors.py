@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.ingest import IngestError, read_dataset
+from core.errors import IngestError
+from core.ingest import read_dataset
 from core.prepare import PrepareOptions, prepare
 from core.storage import datasets as ds
 from core.storage.database import Store

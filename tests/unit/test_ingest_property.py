@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from core.errors import IngestError
 from core.export import build_export
-from core.ingest import IngestError
 from core.prepare import PrepareOptions, prepare
 from core.storage import datasets as ds
 from core.storage.database import Store

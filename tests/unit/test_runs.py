@@ -105,7 +105,7 @@ def test_a_killed_run_shows_interrupted_leaves_the_store_usable_and_resumes(work
 
 
 def test_a_run_with_a_bad_eval_file_or_no_selection_is_refused_before_launch(workspace, tiny_model_dir, tmp_path):
-    from core.ingest import IngestError
+    from core.errors import IngestError
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "q", "output": 3}\n')

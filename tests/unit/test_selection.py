@@ -223,7 +223,7 @@ def test_saved_selection_reproduces_compares_and_exports_in_pick_order(scored, t
 
 
 def test_missing_scores_name_the_scorer_to_run(workspace):
-    from core.select.pool import MissingScores
+    from core.errors import MissingScores
 
     store = Store(workspace)
     with pytest.raises(MissingScores, match="'ifd' scorer"):

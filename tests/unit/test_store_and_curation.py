@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.prepare import DatasetExists, PrepareOptions, choose_k, prepare
+from core.errors import DatasetExists, UnknownCluster
+from core.prepare import PrepareOptions, choose_k, prepare
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
@@ -168,11 +169,11 @@ def test_unknown_cluster_or_example_is_an_error_and_records_nothing(workspace: P
     dataset_id = _tiny(store).dataset_id
     version = store.data_version()
 
-    with pytest.raises(curation.UnknownCluster, match="cluster 4 does not exist at k=4"):
+    with pytest.raises(UnknownCluster, match="cluster 4 does not exist at k=4"):
         curation.set_cluster_veto(store, dataset_id, K, 4, True)
-    with pytest.raises(curation.UnknownCluster):
+    with pytest.raises(UnknownCluster):
         curation.set_cluster_weight(store, dataset_id, K, 99, 2.0)
-    with pytest.raises(curation.UnknownCluster, match="k=5"):
+    with pytest.raises(UnknownCluster, match="k=5"):
         curation.set_cluster_veto(store, dataset_id, 5, 0, True)
     with pytest.raises(LookupError, match="no example with id 'nope'"):
         curation.set_example_veto(store, dataset_id, "nope", True)

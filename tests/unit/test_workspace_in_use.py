@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
+from core.errors import WorkspaceBusy
 from core.storage import curation, presence
 from core.storage import datasets as ds
-from core.storage.database import DB_FILENAME, Store, WorkspaceBusy
+from core.storage.database import DB_FILENAME, Store
 
 HOLD_LOCK = """
 import fcntl, os, sys, time

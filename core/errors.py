@@ -1,0 +1,55 @@
+"""The errors a user can meet, in one place: each one's message says what went wrong and what to do.
+
+Every stage raises these and every front end (CLI, pages, jobs) catches them from here. This module sits
+at the bottom of the dependency graph: it imports only the standard library, so any module may import it.
+Each class keeps a built-in base class (``ValueError``, ``LookupError``, ``RuntimeError``), so code that
+catches the broad built-in also catches it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class IngestError(ValueError):
+    """A file that cannot be loaded; the message names the file, the line or row, and the field."""
+
+    def __init__(self, path: Path, message: str, location: str | None = None, field_name: str | None = None):
+        self.path = Path(path)
+        self.location = location
+        self.field_name = field_name
+        self.detail = message
+        where = [self.path.name]
+        if location:
+            where.append(location)
+        if field_name:
+            where.append(f"field '{field_name}'")
+        super().__init__(f"{', '.join(where)}: {message}")
+
+
+class DatasetExists(ValueError):
+    """A dataset of that name holds a different file."""
+
+
+class DatasetNotFound(LookupError):
+    """No dataset with that name or id in the workspace."""
+
+
+class UnknownCluster(LookupError):
+    """The cluster id does not exist in the chosen clustering."""
+
+
+class MissingScores(ValueError):
+    """A strategy needs scores the dataset does not have yet; the message says which scorer to run."""
+
+
+class MissingGradients(MissingScores):
+    """Gradient features (or a target's) are not computed yet; the message says how to compute them."""
+
+
+class ModelLoadError(RuntimeError):
+    """A scorer's model could not be loaded; the message names the model and the reason on one line."""
+
+
+class WorkspaceBusy(RuntimeError):
+    """The workspace lock could not be had in time, or a foreign program holds the database file."""
