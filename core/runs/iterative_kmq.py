@@ -99,7 +99,8 @@ class _KMQPlan:
 @LOOPS.register
 @dataclasses.dataclass(frozen=True)
 class IterativeKMQConfig:
-    """Iterative kMQ's settings: ``budget`` examples over ``rounds`` rounds of b/T (docs/algorithms.md 2.6).
+    """Iterative kMQ: b/T new examples per round, each round fine-tuned on all picks so far, the clusters
+    whose gold answers beat the model's own reweighted up for the next round (docs/algorithms.md 2.6).
 
     Parameters
     ----------

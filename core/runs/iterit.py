@@ -74,7 +74,8 @@ class IterITResult:
 @LOOPS.register
 @dataclasses.dataclass(frozen=True)
 class IterITConfig:
-    """IterIT's settings (docs/algorithms.md 3.5, recorded in run.json): ``epochs`` epochs of ``per_epoch``.
+    """IterIT: every epoch trains on its own greedy IFD x TF-IDF selection, re-scoring the top of the ranking
+    with the model being trained, under one learning-rate schedule (docs/algorithms.md 3.5).
 
     Parameters
     ----------
