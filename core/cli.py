@@ -35,6 +35,10 @@ def _parse_mapping(items: list[str]) -> dict[str, str | None] | None:
     return mapping
 
 
+# Every plugin family, by the name the `params` command takes.
+FAMILIES = ("strategies", "loops", "scorers", "embedders", "clusterers", "reducers")
+
+
 def _int_list(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(part) for part in text.split(",") if part.strip()) if text else None
 
@@ -96,10 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("select", help="run a selection strategy on the kept examples and save the selection")
     _add_common(p)
-    p.add_argument("--strategy", required=True, help="kmq, random, longest, ifd_topk, qdit, ... (see --list)")
+    p.add_argument(
+        "--strategy",
+        required=True,
+        help="kmq, random, longest, ifd_topk, qdit, ... (all, with their parameters: `python -m core params strategies`)",
+    )
     p.add_argument("--budget", type=float, required=True, help="a count, or a fraction of the dataset's rows (0.1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a strategy parameter")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a strategy parameter (repeatable)"
+    )
     p.add_argument("--name", default=None, help="a name for the saved selection")
     p.add_argument("--k", type=int, default=None, help="clustering to use (default: the active k)")
     p.add_argument(
@@ -122,13 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--selection", type=int, help="a saved selection (see `selections`)")
     source.add_argument(
         "--strategy",
-        help="select with this strategy when the run starts (needs --budget); iterative_kmq and iterit run "
-        "their selection-and-fine-tune loop for --rounds rounds (IterIT: epochs)",
+        help="select with this strategy when the run starts (needs --budget); the loops iterative_kmq and iterit "
+        "run their selection-and-fine-tune loop for --rounds rounds (IterIT: epochs)",
     )
     p.add_argument("--rounds", type=int, default=2, help="rounds of iterative_kmq, epochs of iterit")
     p.add_argument("--budget", type=float, help="a count, or a fraction of the dataset's rows")
-    p.add_argument("--seed", type=int, default=0, help="selection seed and training seed")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a strategy parameter")
+    p.add_argument("--seed", type=int, default=0, help="selection seed, the loops' draws and training seed")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a strategy or loop parameter, e.g. within=softmax continue_training=true "
+        "(all: `python -m core params strategies` or `python -m core params loops`)",
+    )
     p.add_argument("--eval", action="append", default=[], metavar="FILE", help="an evaluation JSONL (repeatable)")
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N rows of each set")
     p.add_argument("--no-generate", action="store_true", help="loss only: no generation for exact-match accuracy")
@@ -176,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scores", help="per-cluster mean and spread of every stored score, and combined quality")
     _add_common(p)
     p.add_argument("--threshold", type=float, default=0.3, help="clusters below this mean combined quality")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "params", help="the registered strategies, loops, scorers, embedders, clusterers and reducers, with parameters"
+    )
+    p.add_argument("family", nargs="?", choices=FAMILIES, help="only this family (default: all)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("history", help="the decisions taken on a dataset, newest first")
@@ -500,14 +523,6 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return pairs
 
 
-def _literal(value: str) -> Any:
-    """``2`` -> 2, ``0.5`` -> 0.5, ``true`` -> True, anything else stays a string."""
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
-
-
 def _train_config(items: list[str]) -> dict[str, Any]:
     import dataclasses
 
@@ -523,6 +538,7 @@ def _train_config(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from core.runs.loops import LOOPS, parse_loop_params
     from core.runs.run import RunSpec, launch_run
 
     store = _store(args)
@@ -530,7 +546,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.strategy and args.budget is None:
         raise ValueError("--strategy needs --budget")
     config = {"seed": args.seed, **_train_config(args.train)}
-    loop = args.strategy if args.strategy in ("iterative_kmq", "iterit") else "none"
+    loop = args.strategy if args.strategy in LOOPS.names() else "none"
     params = _pairs(args.param, "--param")
     spec = RunSpec(
         dataset=dataset.name,
@@ -539,7 +555,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         strategy_params=params if loop == "none" else {},
         loop=loop,
         rounds=args.rounds,
-        loop_params={key: _literal(value) for key, value in params.items()} if loop != "none" else {},
+        loop_params=parse_loop_params(loop, params) if loop != "none" else {},
         budget=args.budget,
         seed=args.seed,
         config=config,
@@ -658,6 +674,62 @@ def cmd_selections(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registries() -> dict[str, Any]:
+    """Each plugin family's registry (imported here: the loops and strategies pull in pandas and sklearn)."""
+    from core.cluster.clustering import CLUSTERERS
+    from core.cluster.reduce import REDUCERS
+    from core.embed.embedders import EMBEDDERS
+    from core.runs.loops import LOOPS
+    from core.score.scorers import SCORERS
+    from core.select.strategies import STRATEGIES
+
+    registries = (STRATEGIES, LOOPS, SCORERS, EMBEDDERS, CLUSTERERS, REDUCERS)
+    return dict(zip(FAMILIES, registries, strict=True))
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    registries = _registries()
+    listing: dict[str, dict[str, Any]] = {}
+    for family in [args.family] if args.family else FAMILIES:
+        registry = registries[family]
+        listing[family] = {}
+        for name in registry.names():
+            # a loop's budget, rounds and seed come from the run's own flags, not from --param
+            run_fields = getattr(registry.get(name), "run_fields", ())
+            params = [p for p in registry.params(name) if p.name not in run_fields]
+            listing[family][name] = {"summary": registry.summary(name), "params": params}
+    if args.json:
+        plain = {
+            family: {
+                name: {"summary": entry["summary"], "params": [_param_json(p) for p in entry["params"]]}
+                for name, entry in members.items()
+            }
+            for family, members in listing.items()
+        }
+        print(json.dumps(plain, indent=2))
+        return 0
+    for family, members in listing.items():
+        print(f"{family}:")
+        for name, entry in members.items():
+            print(f"  {name}: {entry['summary']}")
+            for p in entry["params"]:
+                print(f"      {p.describe()}")
+    return 0
+
+
+def _param_json(p: Any) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "type": p.kind.__name__,
+        "default": p.default,
+        "choices": list(p.choices),
+        "low": p.low,
+        "high": p.high,
+        "optional": p.optional,
+        "help": p.help,
+    }
+
+
 COMMANDS = {
     "prepare": cmd_prepare,
     "datasets": cmd_datasets,
@@ -674,6 +746,7 @@ COMMANDS = {
     "run": cmd_run,
     "runs": cmd_runs,
     "compare": cmd_compare,
+    "params": cmd_params,
 }
 
 

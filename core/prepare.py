@@ -17,7 +17,7 @@ import numpy as np
 
 from core import ingest
 from core.cluster import clustering, labels
-from core.cluster.reduce import UMAPReducer
+from core.cluster.reduce import DEFAULT_REDUCER, REDUCERS
 from core.embed.embedders import build_embedder
 from core.errors import DatasetExists, DatasetNotFound
 from core.progress import Progress
@@ -113,7 +113,7 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
     ds.update_dataset(store, dataset_id, k_grid=grid, best_k=best, knee_k=knee, active_k=best)
     progress.start("map", 1)
     with timer("umap"):
-        coords = UMAPReducer(seed=options.seed).reduce(embeddings)
+        coords = REDUCERS.build(DEFAULT_REDUCER, seed=options.seed).reduce(embeddings)
     with timer("store"):
         ds.save_map(store, dataset_id, coords)
     progress.advance()  # the last point where a cancel stops the prepare; after it the dataset is ready
@@ -223,7 +223,12 @@ def run_sweep(
         raise ValueError(f"no valid k in the grid for {len(embeddings)} rows")
     progress.start("k sweep", len(grid))
     points, labels_by_k = clustering.sweep_k(
-        embeddings, grid, seed=seed, silhouette_sample=silhouette_sample, on_k_done=lambda _: progress.advance()
+        embeddings,
+        grid,
+        seed=seed,
+        silhouette_sample=silhouette_sample,
+        on_k_done=lambda _: progress.advance(),
+        clusterer=clustering.DEFAULT_CLUSTERER,
     )
     counts, vocabulary = labels.term_counts(texts)
     cluster_labels = {k: labels.cluster_terms(counts, vocabulary, labels_by_k[k], k) for k in labels_by_k}

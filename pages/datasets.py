@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from app import queries
+from app.params_form import params_form
 from app.state import pick_dataset, store, workspace
 from app.text import plain
 from app.widgets import needs_notice, refresh_when_ended, unfinished_job
 from core import ingest, jobs
+from core.embed.embedders import DEFAULT_EMBEDDER, EMBEDDERS, embedder_spec
 from core.safe_paths import upload_path
 from core.storage import datasets as ds
 
 ROOT = Path(__file__).resolve().parents[1]
-EMBEDDERS = {"sentence-transformers": "all-MiniLM-L6-v2 (packaged, semantic)", "hashing": "hashing (fast, lexical)"}
 
 st.title("Datasets")
 
@@ -79,6 +81,18 @@ def mapping_form(path: Path) -> dict[str, str | None] | None:
     return mapping
 
 
+def embedder_choice(column: Any) -> str:
+    """The registered embedders, by their titles; the packaged sentence model first."""
+    names = EMBEDDERS.names()
+    return column.selectbox(
+        "Embedder",
+        names,
+        index=names.index(DEFAULT_EMBEDDER),
+        format_func=lambda name: getattr(EMBEDDERS.get(name), "title", name),
+        key="embedder",
+    )
+
+
 def launch_form() -> None:
     path = chosen_file()
     if path is None:
@@ -86,17 +100,19 @@ def launch_form() -> None:
     mapping = mapping_form(path) if path.is_file() else None
     left, mid, right = st.columns(3)
     name = left.text_input("Dataset name", value=path.stem, key="dataset_name")
-    embedder = mid.selectbox("Embedder", list(EMBEDDERS), format_func=EMBEDDERS.get, key="embedder")
+    embedder = embedder_choice(mid)
     fields = right.multiselect(
         "Embedded text", list(ingest.MAPPABLE_FIELDS), default=["instruction", "input"], key="embed_fields"
     )
+    with st.expander("Embedder settings"):
+        embedder_params = params_form(EMBEDDERS, embedder, "embedder")
     skip_bad = st.checkbox("Skip bad rows (store the good rows and report the bad ones)", key="skip_bad")
     if st.button("Prepare", type="primary", key="prepare", disabled=not fields):
         options = {
             "name": name.strip() or path.stem,
             "mapping": mapping,
             "skip_bad_rows": skip_bad,
-            "embedder": None if embedder == "sentence-transformers" else {"name": embedder},
+            "embedder": embedder_spec(embedder, embedder_params),
             "embed_fields": fields,
         }
         st.session_state["prepare_job"] = jobs.launch(workspace(), "prepare", {"path": str(path), "options": options})

@@ -7,10 +7,12 @@ import plotly.express as px
 import streamlit as st
 
 from app import queries
+from app.params_form import params_form
 from app.state import pick_dataset, store, workspace
 from app.text import plain
 from app.widgets import needs_notice, plain_text, refresh_when_ended, unfinished_job
 from core import jobs
+from core.registry import changed_values
 from core.score import quality
 from core.score.scorers import SCORERS
 from core.storage import curation
@@ -26,14 +28,13 @@ def launch_panel() -> None:
     cols = st.columns([2, 1, 1])
     scorer = cols[0].selectbox("Scorer", SCORERS.names(), key="scorer")
     limit = cols[1].number_input("At most (0 = all)", 0, dataset.n_rows, 0, key="score_limit")
-    uses_model = SCORERS.get(scorer).uses_model
-    model = ""
-    if uses_model:
-        hint = "required: a sequence-classification reward model" if scorer == "reward" else "default: SmolLM2"
-        model = st.text_input(f"Model path or hub id ({hint})", key="score_model").strip()
+    st.caption(SCORERS.summary(scorer))
+    values = params_form(SCORERS, scorer, "score")
+    if SCORERS.get(scorer).uses_model:
         st.caption(
             "LM scorers run SmolLM2-135M-Instruct (packaged) unless you name another model, about 1-3 examples/s "
             "on a 2-core CPU; the job measures its speed on a few examples first and shows the estimate here. "
+            "The reward scorer needs a sequence-classification reward model. "
             "Scores are cached by scorer, model, parameters and example text."
         )
     if cols[2].button("Score", key="start_score", type="primary"):
@@ -41,7 +42,7 @@ def launch_panel() -> None:
             "dataset": dataset.name,
             "scorer": scorer,
             "limit": int(limit) or None,
-            "params": {"model": model} if model else {},
+            "params": changed_values(SCORERS.params(scorer), values),
         }
         st.session_state["score_job"] = jobs.launch(workspace(), "score", params)
 

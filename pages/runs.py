@@ -11,13 +11,15 @@ import plotly.express as px
 import streamlit as st
 
 from app import queries
+from app.params_form import params_form
 from app.state import pick_dataset, store, workspace
 from app.text import clip, hover, plain
 from app.widgets import target_files, target_picker
 from core import jobs
 from core.export import build_export
 from core.runs import run as runs
-from core.select.strategies import STRATEGIES, parameters
+from core.runs.loops import LOOPS
+from core.select.strategies import STRATEGIES
 from core.train.trainer import TrainConfig
 
 st.title("Runs")
@@ -25,8 +27,6 @@ dataset = pick_dataset()
 if dataset is None:
     st.stop()
 
-# The selection-and-fine-tune loops, offered beside the one-shot strategies, with what their count means.
-LOOPS = {"iterative_kmq": "Rounds (iterative kMQ)", "iterit": "Epochs, each on its own selection (IterIT)"}
 # Measured on the 2-core CPU with SmolLM2-135M and LoRA (bench/train.py); refined by this workspace's last run.
 DEFAULT_TOKENS_PER_SECOND = 120.0
 
@@ -35,6 +35,13 @@ def estimate_seconds(examples: int, epochs: int, max_length: int) -> float:
     """Training time from the last finished run's speed (or the benchmark's), assuming ~60 % of max_length."""
     rate = next((s.tokens_per_second for s in runs.list_runs(workspace()) if s.tokens_per_second), None)
     return examples * epochs * 0.6 * max_length / (rate or DEFAULT_TOKENS_PER_SECOND)
+
+
+def run_target(key: str) -> str:
+    """A targeted strategy's target files (the key stays ``run_target`` whatever the strategy)."""
+    target = target_picker(workspace(), "run_target", "Target set(s) the selection should help")
+    st.caption("Evaluate on held-out rows of the same task: the target rows steer the selection.")
+    return target
 
 
 def launch_form() -> None:
@@ -54,22 +61,21 @@ def launch_form() -> None:
         )
         examples = int(saved[saved.selection_id == spec["selection_id"]]["size"].iloc[0])
     else:
-        options = [*LOOPS, *STRATEGIES.names()]
+        options = [*LOOPS.names(), *STRATEGIES.names()]  # the selection-and-fine-tune loops, then the strategies
         choice = cols[0].selectbox("Strategy", options, index=options.index("kmq"), key="run_strategy")
         spec["budget"] = float(
             cols[1].number_input("Budget (count, or fraction < 1)", 0.001, value=150.0, key="run_budget")
         )
         budget = spec["budget"]
         examples = round(budget * dataset.n_rows) if budget < 1 else int(budget)
-        if choice in LOOPS:
+        if choice in LOOPS.names():
             spec["loop"] = choice
-            spec["rounds"] = int(st.number_input(LOOPS[choice], 1, value=2, key="run_rounds"))
+            spec["rounds"] = int(st.number_input(LOOPS.get(choice).title, 1, value=2, key="run_rounds"))
+            st.caption(LOOPS.summary(choice))
+            spec["loop_params"] = params_form(LOOPS, choice, "run_loop")
         else:
             spec["strategy"] = choice
-            if "target" in {parameter.name for parameter in parameters(choice)}:
-                target = target_picker(workspace(), "run_target", "Target set(s) the selection should help")
-                spec["strategy_params"] = {"target": target}
-                st.caption("Evaluate on held-out rows of the same task: the target rows steer the selection.")
+            spec["strategy_params"] = params_form(STRATEGIES, choice, "run_param", custom={"target": run_target})
     spec["seed"] = int(cols[2].number_input("Seed", 0, value=0, key="run_seed"))
     defaults = TrainConfig()
     cols = st.columns(5)

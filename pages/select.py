@@ -5,12 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from app import queries
+from app.params_form import params_form
 from app.state import pick_dataset, store, workspace
 from app.text import plain
 from app.widgets import target_picker
 from core.errors import MissingScores
 from core.select.run import build_strategy, compare, per_cluster, run_selection, save_selection
-from core.select.strategies import STRATEGIES, Parameter, parameters
+from core.select.strategies import STRATEGIES
 
 st.title("Select")
 dataset = pick_dataset()
@@ -19,33 +20,11 @@ if dataset is None:
 k = int(dataset.active_k)
 
 
-def parameter_input(name: str, parameter: Parameter) -> object:
-    key = f"param_{name}_{parameter.name}"
-    if parameter.name == "target":  # targeted strategies: the task the selection should help
-        return target_picker(workspace(), key)
-    if parameter.choices:
-        return st.selectbox(
-            parameter.name, parameter.choices, index=parameter.choices.index(parameter.default), key=key
-        )
-    if parameter.kind is bool:
-        return st.checkbox(parameter.name, value=parameter.default, key=key)
-    if parameter.kind is int:
-        return st.number_input(parameter.name, value=parameter.default, step=1, key=key)
-    if parameter.kind is float:
-        return st.number_input(parameter.name, value=float(parameter.default), step=0.05, format="%.3f", key=key)
-    return st.text_input(parameter.name, value=str(parameter.default), key=key)
-
-
 def settings() -> tuple[str, dict[str, object], float, int]:
     name = st.selectbox("Strategy", STRATEGIES.names(), index=STRATEGIES.names().index("kmq"), key="strategy")
-    st.caption((STRATEGIES.get(name).__doc__ or "").split("\n\n")[0])
-    params = {}
-    fields = parameters(name)
-    if fields:
-        cols = st.columns(min(len(fields), 4))
-        for index, parameter in enumerate(fields):
-            with cols[index % len(cols)]:
-                params[parameter.name] = parameter_input(name, parameter)
+    st.caption(STRATEGIES.summary(name))
+    # targeted strategies: the task the selection should help, from the known target files
+    params = params_form(STRATEGIES, name, "param", custom={"target": lambda key: target_picker(workspace(), key)})
     left, right = st.columns(2)
     budget = left.number_input(
         "Budget: a count, or a fraction below 1 of the dataset's rows", min_value=0.001, value=0.1, key="budget"

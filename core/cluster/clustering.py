@@ -27,15 +27,17 @@ class Clustering:
 
 
 class Clusterer(Protocol):
-    """Partitions an (N, d) matrix into clusters."""
+    """Partitions an (N, d) matrix into ``k`` clusters, reproducibly for a given ``seed``."""
 
     name: ClassVar[str]
     k: int
+    seed: int
 
     def fit(self, embeddings: np.ndarray) -> Clustering: ...
 
 
 CLUSTERERS: Registry[Clusterer] = Registry("clusterer")
+DEFAULT_CLUSTERER = "kmeans"
 
 
 @CLUSTERERS.register
@@ -130,12 +132,13 @@ def sweep_k(
     seed: int = 0,
     silhouette_sample: int = 10_000,
     on_k_done: Callable[[SweepPoint], None] | None = None,
+    clusterer: str = DEFAULT_CLUSTERER,
 ) -> tuple[list[SweepPoint], dict[int, np.ndarray]]:
-    """Fit k-means for every k of ``grid``; returns the diagnostics and the labels per k."""
+    """Fit the registered ``clusterer`` (k-means) for every k of ``grid``; returns the diagnostics and the labels per k."""
     points: list[SweepPoint] = []
     labels_by_k: dict[int, np.ndarray] = {}
     for k in sorted(set(int(k) for k in grid)):
-        result = KMeansClusterer(k=k, seed=seed).fit(embeddings)
+        result = CLUSTERERS.build(clusterer, k=k, seed=seed).fit(embeddings)
         score, used = silhouette(embeddings, result.labels, sample=silhouette_sample, seed=seed)
         sizes = np.bincount(result.labels, minlength=k)
         point = SweepPoint(

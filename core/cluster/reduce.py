@@ -17,14 +17,16 @@ from core.registry import Registry
 
 
 class Reducer(Protocol):
-    """Maps an (N, d) matrix to (N, 2) coordinates."""
+    """Maps an (N, d) matrix to (N, 2) coordinates, reproducibly for a given ``seed``."""
 
     name: ClassVar[str]
+    seed: int
 
     def reduce(self, embeddings: np.ndarray) -> np.ndarray: ...
 
 
 REDUCERS: Registry[Reducer] = Registry("reducer")
+DEFAULT_REDUCER = "umap"
 
 
 @REDUCERS.register

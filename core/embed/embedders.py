@@ -14,21 +14,27 @@ import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
 from core.models.device import pick_device, use_bf16
-from core.registry import Registry
+from core.registry import Registry, changed_values
 
 ProgressFn = Callable[[int], None]
 PACKAGED_MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
 class Embedder(Protocol):
-    """Turns texts into an (N, d) float32 matrix of unit-norm rows."""
+    """Turns texts into an (N, d) float32 matrix of unit-norm rows.
+
+    ``title`` is how pages offer it; ``uses_model`` says whether it loads a model (the contract tests run
+    every embedder that does not).
+    """
 
     name: ClassVar[str]
+    title: ClassVar[str]
+    uses_model: ClassVar[bool]
 
     def cache_key(self) -> str:
         """A string that changes whenever the vectors for the same text could change."""
@@ -40,6 +46,7 @@ class Embedder(Protocol):
 
 
 EMBEDDERS: Registry[Embedder] = Registry("embedder")
+DEFAULT_EMBEDDER = "sentence-transformers"
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -88,9 +95,11 @@ class SentenceTransformerEmbedder:
     """
 
     name: ClassVar[str] = "sentence-transformers"
+    title: ClassVar[str] = "all-MiniLM-L6-v2 (packaged, semantic)"
+    uses_model: ClassVar[bool] = True
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = 64
-    precision: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
 
     def _bf16(self, device: str) -> bool:
         if self.precision == "auto":
@@ -142,6 +151,8 @@ class HashingEmbedder:
     """
 
     name: ClassVar[str] = "hashing"
+    title: ClassVar[str] = "hashing (fast, lexical)"
+    uses_model: ClassVar[bool] = False
     dim: int = 384
     n_features: int = 2**16
     density: float = 1 / 16
@@ -173,6 +184,13 @@ def _hashing_projection(dim: int, n_features: int, density: float, seed: int) ->
 
     projection = SparseRandomProjection(n_components=dim, density=density, random_state=seed)
     return projection.fit(np.zeros((1, n_features), dtype=np.float32))
+
+
+def embedder_spec(name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The prepare option for embedder ``name`` with ``params``, keeping only the values that differ from
+    the defaults; None for the default embedder with its defaults, so ``CURATE_EMBED_MODEL`` still applies."""
+    changed = changed_values(EMBEDDERS.params(name), params)
+    return None if name == DEFAULT_EMBEDDER and not changed else {"name": name, **changed}
 
 
 def build_embedder(spec: dict[str, Any] | None) -> Embedder:

@@ -1,5 +1,6 @@
 """Iterative kMQ (docs/algorithms.md 2.6) with the model in the loop; the selection math is in :mod:`core.select.loops`.
 
+The loop's settings are one frozen :class:`IterativeKMQConfig` (registered in :data:`core.runs.loops.LOOPS`).
 Round t of T: quotas from learned weights x curator weights -> new picks -> fine-tune on everything
 selected so far (from the base model; ``continue_training`` starts from the previous round's model
 instead) -> greedy responses to the selected prompts -> per-example score "gold better than generation"
@@ -8,7 +9,7 @@ instead) -> greedy responses to the selected prompts -> per-example score "gold 
 Resume: a round is done when ``round_<t>/done.json`` exists; a rerun into the same ``out_dir`` reloads done
 rounds (weights, selection, scores) instead of recomputing them and refuses an ``out_dir`` written with
 other parameters. Inside an unfinished round, training resumes from the trainer's own checkpoint.
-``should_stop`` is checked between rounds and passed to training; cancelling raises
+``hooks.should_stop`` is checked between rounds and passed to training; cancelling raises
 :class:`core.progress.Cancelled`.
 """
 
@@ -20,17 +21,19 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from core.progress import Cancelled
+from core.registry import param
+from core.runs.loops import LOOPS, LoopHooks
 from core.runs.model_passes import KMQScorer, PerplexityDifferenceScorer, generate_responses
 from core.runs.round_files import check_params, describe, floats, nullable, write_json
 from core.select import loops
 from core.select.pool import Decisions, Pool
-from core.train.trainer import TrainConfig, TrainStatus, train
+from core.train.trainer import TrainConfig, train
 
 
 @dataclasses.dataclass
@@ -93,83 +96,90 @@ class _KMQPlan:
     rng_seed: int
 
 
+@LOOPS.register
+@dataclasses.dataclass(frozen=True)
+class IterativeKMQConfig:
+    """Iterative kMQ: b/T new examples per round, each round fine-tuned on all picks so far, the clusters
+    whose gold answers beat the model's own reweighted up for the next round (docs/algorithms.md 2.6).
+
+    Parameters
+    ----------
+    budget : examples in all, a count; at least ``rounds``, at most what the clusters with a positive weight hold.
+    rounds : rounds of selection and fine-tuning.
+    quality : within-cluster sampling weights: none (uniform, the code's rule), a score name of the pool
+        (e.g. ``combined``, kMQ's rule) or an array aligned with the pool; ``within`` says how they are used.
+    within : how quality turns into sampling weights inside a cluster (weighted, softmax or uniform).
+    allocation : quotas proportional to cluster size, or equal shares with redistribution.
+    rule : the weight update of the paper (w * exp(s)) or of its code.
+    temperature : of the weight update.
+    continue_training : round t fine-tunes round t-1's model (merged) instead of the base model.
+    generate_for : all scores everything selected so far (the default), new only the round's picks.
+    max_new_tokens : greedy generation length per selected prompt.
+    generation_batch_size : prompts per generation batch (speed only: not recorded for resume).
+    rng_seed : seeds each round's draw (one stream per round).
+    """
+
+    name: ClassVar[str] = "iterative_kmq"
+    title: ClassVar[str] = "Rounds (iterative kMQ)"
+    run_fields: ClassVar[tuple[str, ...]] = ("budget", "rounds", "rng_seed")
+
+    budget: int
+    rounds: int
+    quality: str | np.ndarray | None = None
+    within: Literal["weighted", "softmax", "uniform"] = "weighted"
+    allocation: Literal["proportional", "equal"] = "proportional"
+    rule: Literal["paper", "code"] = "paper"
+    temperature: float = 1.0
+    continue_training: bool = False
+    generate_for: Literal["all", "new"] = "all"
+    max_new_tokens: int = param(64, low=1)
+    generation_batch_size: int = param(8, low=1)
+    rng_seed: int = 0
+
+    @classmethod
+    def for_run(cls, budget: int, rounds: int, seed: int, **params: Any) -> IterativeKMQConfig:
+        """A run's loop: its budget over its rounds, its seed for the draws."""
+        return cls(budget=budget, rounds=rounds, rng_seed=seed, **params)
+
+
 def run_iterative_kmq(
     base_model: Any,
     tokenizer: Any,
     pool: Pool,
     examples: pd.DataFrame,
-    budget: int,
-    rounds: int,
+    settings: IterativeKMQConfig,
     config: TrainConfig,
     out_dir: Path,
     *,
-    quality: str | np.ndarray | None = None,
-    within: Literal["weighted", "softmax", "uniform"] = "weighted",
-    allocation: Literal["proportional", "equal"] = "proportional",
-    rule: Literal["paper", "code"] = "paper",
-    temperature: float = 1.0,
-    continue_training: bool = False,
-    generate_for: Literal["all", "new"] = "all",
     scorer: KMQScorer | None = None,
-    max_new_tokens: int = 64,
-    generation_batch_size: int = 8,
-    on_round: Callable[[RoundRecord], None] | None = None,
-    on_step: Callable[[TrainStatus], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    rng_seed: int = 0,
-    decisions: Callable[[], Decisions] | None = None,
+    hooks: LoopHooks | None = None,
 ) -> IterativeResult:
-    """Iterative kMQ (docs/algorithms.md 2.6): ``budget`` examples of ``pool`` over ``rounds`` rounds of b/T.
+    """Iterative kMQ (docs/algorithms.md 2.6): ``settings.budget`` examples of ``pool`` over ``settings.rounds`` rounds.
 
     Parameters
     ----------
     pool : the examples; ``pool.cluster_weights`` are the curator's weights (missing: 1; weight 0 gives a
-        cluster nothing) unless ``decisions`` is given.
-    decisions : called at the start of every round for the curator's decisions in force then (eligible
-        positions, cluster weights; :func:`core.select.loading.current_decisions`), so they may change
-        between rounds. None: every pool position is eligible, with the pool's weights. A vetoed example
-        is never picked again, and one picked earlier leaves the training set of later rounds and is
-        replaced, so every round still trains on the cumulative budget. A cluster kept again after a
-        veto rejoins with the mean learned weight. With ``continue_training`` the earlier rounds'
-        training on a since-vetoed example stays in the model.
+        cluster nothing) unless ``hooks.decisions`` is given.
     examples : instruction, input, output of the pool's examples, row i = pool position i.
-    budget : a count, at least ``rounds``, at most what the clusters with a positive weight hold.
-    quality : within-cluster sampling weights: None (uniform: the code's rule), a score name of the pool
-        (e.g. ``combined``: kMQ's rule) or an array aligned with the pool. ``within``: how they are used.
-    allocation, rule, temperature : :func:`loops.next_round_quotas` and :func:`loops.update_weights`.
-    continue_training : round t fine-tunes round t-1's model (merged) instead of the base model; its
-        adapter then applies on top of the previous rounds' merged adapters.
-    generate_for : ``all`` scores everything selected so far (docs/algorithms.md default), ``new`` only the
-        round's picks. ``scorer`` defaults to :class:`PerplexityDifferenceScorer` at ``config.max_length``.
+    settings : the loop's parameters (:class:`IterativeKMQConfig`); ``config`` the fine-tuning's.
+    scorer : S_i per example; defaults to :class:`PerplexityDifferenceScorer` at ``config.max_length``.
+    hooks : ``decisions`` is called at the start of every round for the curator's decisions in force then
+        (eligible positions, cluster weights), so they may change between rounds. None: every pool
+        position is eligible, with the pool's weights. A vetoed example is never picked again, and one
+        picked earlier leaves the training set of later rounds and is replaced, so every round still
+        trains on the cumulative budget. A cluster kept again after a veto rejoins with the mean learned
+        weight. With ``continue_training`` the earlier rounds' training on a since-vetoed example stays in
+        the model (its adapter applies on top of the previous rounds' merged adapters).
     out_dir : per round ``round_<t>/`` with selection.json, weights.json, scores.json, the trainer's
         folder ``train/`` (adapter in ``train/final``) and done.json.
     """
     out_dir = Path(out_dir)
-    options = {
-        "within": within,
-        "allocation": allocation,
-        "rule": rule,
-        "temperature": temperature,
-        "generate_for": generate_for,
-        "scorer": scorer or PerplexityDifferenceScorer(max_length=config.max_length),
-        "max_new_tokens": max_new_tokens,
-        "generation_batch_size": generation_batch_size,
-        "rng_seed": rng_seed,
-    }
-    plan = _kmq_plan(pool, examples, budget, rounds, quality, decisions or (lambda: Decisions.fixed(pool)), options)
-    described = {key: describe(value) for key, value in options.items() if key != "generation_batch_size"}
-    check_params(
-        out_dir,
-        {
-            **described,
-            "pool": pool.fingerprint(),
-            "budget": int(budget),
-            "rounds": rounds,
-            "quality": describe(quality),
-            "continue_training": continue_training,
-            "config": dataclasses.asdict(config),
-        },
-    )
+    hooks = hooks or LoopHooks()
+    scorer = scorer or PerplexityDifferenceScorer(max_length=config.max_length)
+    plan = _kmq_plan(pool, examples, settings, scorer, hooks.decisions or (lambda: Decisions.fixed(pool)))
+    check_params(out_dir, _recorded(settings, scorer, pool, config))
+    rounds, continue_training = settings.rounds, settings.continue_training
+    on_round, on_step, should_stop = hooks.on_round, hooks.on_step, hooks.should_stop
     weights = loops.initial_weights(plan.curator)
     records: list[RoundRecord] = []
     model = None  # the last trained model, while it is in memory
@@ -193,6 +203,29 @@ def run_iterative_kmq(
         model = _trained_model(base_model, records, config, continue_training)
     selected = _selected(records)
     return IterativeResult(records, plan.clusters, selected, [pool.example_ids[i] for i in selected], weights, model)
+
+
+def _recorded(settings: IterativeKMQConfig, scorer: KMQScorer, pool: Pool, config: TrainConfig) -> dict[str, Any]:
+    """What a resume must find unchanged in ``run.json`` (the generation batch size only changes speed)."""
+    options = {
+        "within": settings.within,
+        "allocation": settings.allocation,
+        "rule": settings.rule,
+        "temperature": settings.temperature,
+        "generate_for": settings.generate_for,
+        "scorer": scorer,
+        "max_new_tokens": settings.max_new_tokens,
+        "rng_seed": settings.rng_seed,
+    }
+    return {
+        **{key: describe(value) for key, value in options.items()},
+        "pool": pool.fingerprint(),
+        "budget": int(settings.budget),
+        "rounds": settings.rounds,
+        "quality": describe(settings.quality),
+        "continue_training": settings.continue_training,
+        "config": dataclasses.asdict(config),
+    }
 
 
 def _run_round(
@@ -262,20 +295,19 @@ def _run_round(
 def _kmq_plan(
     pool: Pool,
     examples: pd.DataFrame,
-    budget: int,
-    rounds: int,
-    quality: str | np.ndarray | None,
+    settings: IterativeKMQConfig,
+    scorer: KMQScorer,
     decisions: Callable[[], Decisions],
-    options: dict[str, Any],
 ) -> _KMQPlan:
     """Validate the inputs once, at the boundary, and derive what every round needs."""
+    budget, rounds, quality = settings.budget, settings.rounds, settings.quality
     if len(examples) != len(pool):
         raise ValueError(f"{len(examples)} example rows for a pool of {len(pool)}: they must be aligned")
     missing = {"instruction", "input", "output"} - set(examples.columns)
     if missing:
         raise ValueError(f"examples lack the column(s) {sorted(missing)}")
-    if options["generate_for"] not in ("all", "new"):
-        raise ValueError(f"generate_for must be all or new, not {options['generate_for']!r}")
+    if settings.generate_for not in ("all", "new"):
+        raise ValueError(f"generate_for must be all or new, not {settings.generate_for!r}")
     clusters, sizes = np.unique(pool.cluster_ids, return_counts=True)
     at_launch = decisions()
     curator = _curator_weights(clusters, at_launch.weights)
@@ -288,7 +320,13 @@ def _kmq_plan(
         raise ValueError(f"{len(values)} quality values for a pool of {len(pool)}")
     budgets = loops.round_budgets(int(budget), rounds)
     frame = examples.reset_index(drop=True)
-    return _KMQPlan(pool, frame, clusters, sizes, curator, values, budgets, decisions, **options)
+    return _KMQPlan(
+        pool, frame, clusters, sizes, curator, values, budgets, decisions,
+        within=settings.within, allocation=settings.allocation, rule=settings.rule,
+        temperature=settings.temperature, generate_for=settings.generate_for, scorer=scorer,
+        max_new_tokens=settings.max_new_tokens, generation_batch_size=settings.generation_batch_size,
+        rng_seed=settings.rng_seed,
+    )  # fmt: skip
 
 
 def _curator_weights(clusters: np.ndarray, weights: dict[int, float]) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 IFD of the whole pool with the base model, then every epoch the greedy IFD x TF-IDF selection, one epoch
 of training on it, and a re-score of the top u x m window with the model being trained, all under ONE
-learning-rate schedule (``static`` reuses the epoch-0 selection). Resume: from the end of the last done
-epoch (``epoch_<e>/done.json``; optimizer, schedule and RNG included). ``should_stop`` is checked between
+learning-rate schedule (``static`` reuses the epoch-0 selection); the settings are one frozen
+:class:`IterITConfig` (registered in :data:`core.runs.loops.LOOPS`). Resume: from the end of the last done
+epoch (``epoch_<e>/done.json``; optimizer, schedule and RNG included). ``hooks.should_stop`` is checked between
 epochs and passed to training; cancelling raises :class:`core.progress.Cancelled`.
 """
 
@@ -13,14 +14,15 @@ import dataclasses
 import functools
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from core.progress import Cancelled
+from core.registry import param
+from core.runs.loops import LOOPS, LoopHooks
 from core.runs.model_passes import IFDFunction, ifd_scores
 from core.runs.round_files import check_params, describe, floats, nullable, write_json
 from core.select import loops
@@ -28,7 +30,6 @@ from core.select.pool import Decisions
 from core.train.trainer import (
     TrainConfig,
     TrainingSession,
-    TrainStatus,
     epoch_steps,
     restore_session,
     save_model,
@@ -70,54 +71,82 @@ class IterITResult:
         return self.session.model
 
 
+@LOOPS.register
+@dataclasses.dataclass(frozen=True)
+class IterITConfig:
+    """IterIT: every epoch trains on its own greedy IFD x TF-IDF selection, re-scoring the top of the ranking
+    with the model being trained, under one learning-rate schedule (docs/algorithms.md 3.5).
+
+    Parameters
+    ----------
+    epochs : epochs, each trained on its own greedy selection.
+    per_epoch : m, examples per epoch, a count.
+    update_ratio : u, the window of u x m top-ranked examples re-scored each epoch.
+    decay : the greedy's n-gram decay (lambda): 0.1 for general data, 0 for domain data.
+    static : score once and train every epoch on the epoch-0 selection (the code's baseline).
+    score : greedy score: both (IFD x TF-IDF), ifd only, or diversity only.
+    ngram_max : longest n-gram of the response TF-IDF.
+    exclude_rejects : skip known IFD >= 1 examples when cutting the window.
+    """
+
+    name: ClassVar[str] = "iterit"
+    title: ClassVar[str] = "Epochs, each on its own selection (IterIT)"
+    run_fields: ClassVar[tuple[str, ...]] = ("epochs", "per_epoch")
+
+    epochs: int
+    per_epoch: int
+    update_ratio: float = 3
+    decay: float = 0.1
+    static: bool = False
+    score: Literal["both", "ifd", "diversity"] = "both"
+    ngram_max: int = param(3, low=1)
+    exclude_rejects: bool = False
+
+    @classmethod
+    def for_run(cls, budget: int, rounds: int, seed: int, **params: Any) -> IterITConfig:
+        """A run's loop: ``rounds`` epochs of budget / rounds examples (at least one); IterIT draws nothing
+        at random, so the seed only seeds training."""
+        return cls(epochs=rounds, per_epoch=max(1, budget // rounds), **params)
+
+
 def run_iterit(
     base_model: Any,
     tokenizer: Any,
     examples: pd.DataFrame,
-    epochs: int,
-    per_epoch: int,
+    settings: IterITConfig,
     config: TrainConfig,
     out_dir: Path,
     *,
-    update_ratio: float = 3,
-    decay: float = 0.1,
-    static: bool = False,
-    score: Literal["both", "ifd", "diversity"] = "both",
-    ngram_max: int = 3,
-    exclude_rejects: bool = False,
     ifd: IFDFunction | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-    on_step: Callable[[TrainStatus], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    decisions: Callable[[], Decisions] | None = None,
+    hooks: LoopHooks | None = None,
 ) -> IterITResult:
-    """IterIT (docs/algorithms.md 3.5): ``epochs`` epochs, each on its own greedy selection of ``per_epoch`` examples.
+    """IterIT (docs/algorithms.md 3.5): ``settings.epochs`` epochs, each on its own greedy selection of ``per_epoch``.
 
     Parameters
     ----------
     examples : the kept examples (instruction, input, output); positions in the records index its rows.
-    per_epoch : m, a count. An epoch trains on fewer when fewer than m candidates have IFD < 1, and on
-        the previous epoch's picks when none has; the schedule is planned for ``epochs`` full epochs of
-        m (``config.epochs`` is not used), so a short epoch makes it end before its last step.
-    update_ratio, decay, score, ngram_max : the window multiplier u and the greedy's parameters.
-    static : score once and train every epoch on the epoch-0 selection (the code's ``baseline``).
-    exclude_rejects : skip known IFD >= 1 examples when cutting the window (docs/algorithms.md 3.5 flag).
+    settings : the loop's parameters (:class:`IterITConfig`); ``config`` the fine-tuning's. An epoch
+        trains on fewer than ``per_epoch`` when fewer candidates have IFD < 1, and on the previous epoch's
+        picks when none has; the schedule is planned for ``epochs`` full epochs of m (``config.epochs``
+        is not used), so a short epoch makes it end before its last step.
     ifd : the IFD function (default :func:`ifd_scores` at ``config.max_length``). Epoch 0 scores every
         example with ``base_model``; later epochs score the window with the model being trained.
-    decisions : called before every epoch for the curator's decisions in force (only ``eligible``, over
-        the rows of ``examples``, and ``summary`` are used): an ineligible example is neither scored nor
-        picked, and the window takes the next eligible ones instead. IterIT has no cluster allocation,
-        so a cluster weight other than 0 does not change it (the caller makes weight-0 clusters
-        ineligible). None: every example is eligible.
+    hooks : ``on_round`` is called with each epoch's record. ``decisions`` is called before every epoch
+        for the curator's decisions in force (only ``eligible``, over the rows of ``examples``, and
+        ``summary`` are used): an ineligible example is neither scored nor picked, and the window takes
+        the next eligible ones instead. IterIT has no cluster allocation, so a cluster weight other than 0
+        does not change it (the caller makes weight-0 clusters ineligible). None: every example is eligible.
     out_dir : ``epoch_<e>/`` with epoch.json, state.npz and the session checkpoint of the last done
         epoch; the final adapter in ``final/``.
     """
     out_dir = Path(out_dir)
+    hooks = hooks or LoopHooks()
+    epochs, per_epoch = settings.epochs, settings.per_epoch
+    on_epoch, on_step, should_stop, decisions = hooks.on_round, hooks.on_step, hooks.should_stop, hooks.decisions
     if epochs < 1 or not 1 <= per_epoch <= len(examples):
         raise ValueError(f"need epochs >= 1 and 1 <= per_epoch <= {len(examples)}, not {epochs} and {per_epoch}")
-    plan = _IterITPlan(per_epoch, update_ratio, decay, static, score, ngram_max, exclude_rejects)
     ifd = ifd or functools.partial(ifd_scores, max_length=config.max_length)
-    params = {"n": len(examples), "epochs": epochs, **dataclasses.asdict(plan), "ifd": describe(ifd)}
+    params = {"n": len(examples), **dataclasses.asdict(settings), "ifd": describe(ifd)}
     check_params(out_dir, {**params, "config": dataclasses.asdict(config)})
     session = start_session(base_model, tokenizer, config, epochs * epoch_steps(per_epoch, config))
     records, state = _resume_iterit(out_dir, session)
@@ -129,7 +158,7 @@ def run_iterit(
         scorer_model = base_model if state is None else session.model
         now = decisions() if decisions else Decisions(np.ones(len(examples), dtype=bool), {}, {})
         positions, before, fresh, state = _select_epoch(
-            plan, state, examples, ifd, scorer_model, tokenizer, now.eligible
+            settings, state, examples, ifd, scorer_model, tokenizer, now.eligible
         )
         if len(state.picks) == 0 and not records:
             raise ValueError("no example has IFD < 1 under the base model, so there is nothing to select")
@@ -155,21 +184,8 @@ def run_iterit(
     return IterITResult(records, session, state.order, state.ifd)
 
 
-@dataclasses.dataclass(frozen=True)
-class _IterITPlan:
-    """IterIT's selection settings (recorded in run.json)."""
-
-    per_epoch: int
-    update_ratio: float
-    decay: float
-    static: bool
-    score: str
-    ngram_max: int
-    exclude_rejects: bool
-
-
 def _select_epoch(
-    plan: _IterITPlan,
+    plan: IterITConfig,
     state: loops.IterITEpoch | None,
     examples: pd.DataFrame,
     ifd: IFDFunction,

@@ -218,6 +218,7 @@ def _run_loop(
 ) -> tuple[Any, int, pd.DataFrame, dict[str, Any]]:
     """Iterative kMQ or IterIT on the kept pool; the final selection is saved like any other."""
     from core.runs import iterative_kmq, iterit
+    from core.runs.loops import LoopHooks, config_for_run
     from core.select.loading import current_decisions, load_pool
     from core.select.pool import resolve_budget
     from core.select.run import SelectionResult, save_selection
@@ -236,11 +237,12 @@ def _run_loop(
     budget = resolve_budget(float(spec.budget or 0), dataset.n_rows, int(decisions().eligible.sum()))
     progress.start(f"{spec.loop}: {spec.rounds} rounds", 0)
     extra: dict[str, Any] = {}
+    settings = config_for_run(spec.loop, budget=budget, rounds=spec.rounds, seed=spec.seed, params=params)
+    hooks = LoopHooks(on_step=on_step, should_stop=progress.stop_requested, decisions=decisions)
     if spec.loop == "iterative_kmq":
         outcome = iterative_kmq.run_iterative_kmq(
-            lm.model, lm.tokenizer, pool, examples, budget, spec.rounds, config, folder / "loop",
-            on_step=on_step, should_stop=progress.stop_requested, rng_seed=spec.seed, decisions=decisions, **params,
-        )  # fmt: skip
+            lm.model, lm.tokenizer, pool, examples, settings, config, folder / "loop", hooks=hooks
+        )
         positions, model = outcome.positions, outcome.model
         extra["rounds"] = [
             {
@@ -258,12 +260,10 @@ def _run_loop(
         ]
         extra["last_loss"] = outcome.rounds[-1].mean_loss if outcome.rounds else None
     else:
-        per_epoch = max(1, budget // spec.rounds)
+        iterit_hooks = dataclasses.replace(hooks, decisions=lambda: _without_zero_weights(decisions(), pool))
         outcome = iterit.run_iterit(
-            lm.model, lm.tokenizer, examples, spec.rounds, per_epoch, config, folder / "loop",
-            on_step=on_step, should_stop=progress.stop_requested, decisions=lambda: _without_zero_weights(decisions(), pool),
-            **params,
-        )  # fmt: skip
+            lm.model, lm.tokenizer, examples, settings, config, folder / "loop", hooks=iterit_hooks
+        )
         positions, model = outcome.epochs[-1].picks, outcome.model
         extra["epochs"] = [
             {"epoch": e.epoch, "picks": len(e.picks), "rescored": len(e.rescored), "decisions": e.decisions}

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,14 +28,22 @@ from core.registry import Registry
 from core.score.arithmetic import arithmetic_errors
 
 ProgressFn = Callable[[int], None]
+NanPolicy = Literal["never", "no_response_tokens"]
 
 
 class Scorer(Protocol):
-    """Scores a frame of examples (columns instruction, input, output) into named raw values per row."""
+    """Scores a frame of examples (columns instruction, input, output) into named raw values per row.
+
+    ``nan_policy`` declares where a value may be NaN: ``never``, or ``no_response_tokens`` (only where a
+    response renders to no token, which a chat template never does). ``key_ignores`` names the
+    parameters that cannot change a score, so they are left out of the score key.
+    """
 
     name: ClassVar[str]
     uses_model: ClassVar[bool]
     set_dependent: ClassVar[bool]
+    nan_policy: ClassVar[NanPolicy]
+    key_ignores: ClassVar[frozenset[str]]
 
     def score_key(self) -> str:
         """Identifies the scorer, its model and parameters: equal keys mean equal scores for equal text."""
@@ -58,10 +66,12 @@ class _LMScorer:
     docs/benchmarks.md), ``fp32`` keeps float32, ``bf16`` forces autocast. The resolved precision is part of
     the score key, so bf16 and fp32 scores are cached apart."""
 
+    nan_policy: ClassVar[NanPolicy] = "no_response_tokens"
+    key_ignores: ClassVar[frozenset[str]] = frozenset({"token_budget"})  # how passes are batched, not what they give
     model: str = "SmolLM2-135M-Instruct"
     max_length: int = 512
     token_budget: int = 4096
-    precision: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
 
     def score_key(self) -> str:
         from core.models.lm import model_id
@@ -128,7 +138,7 @@ class IFDScorer(_LMScorer):
     name: ClassVar[str] = "ifd"
     uses_model: ClassVar[bool] = True
     set_dependent: ClassVar[bool] = False
-    form: str = "ppl_ratio"
+    form: Literal["ppl_ratio", "loss_ratio"] = "ppl_ratio"
 
     def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
         if self.form not in ("ppl_ratio", "loss_ratio"):
@@ -158,6 +168,8 @@ class TfidfDiversityScorer:
     name: ClassVar[str] = "tfidf_diversity"
     uses_model: ClassVar[bool] = False
     set_dependent: ClassVar[bool] = True
+    nan_policy: ClassVar[NanPolicy] = "never"
+    key_ignores: ClassVar[frozenset[str]] = frozenset()
     ngram_max: int = 3
 
     def score_key(self) -> str:
@@ -201,6 +213,8 @@ class HeuristicsScorer:
     name: ClassVar[str] = "heuristics"
     uses_model: ClassVar[bool] = False
     set_dependent: ClassVar[bool] = True
+    nan_policy: ClassVar[NanPolicy] = "never"
+    key_ignores: ClassVar[frozenset[str]] = frozenset()
     needs_embeddings: ClassVar[bool] = True
     near_duplicate_threshold: float = 0.95
     arithmetic_check: bool = True
@@ -251,6 +265,8 @@ class RewardScorer:
     name: ClassVar[str] = "reward"
     uses_model: ClassVar[bool] = True
     set_dependent: ClassVar[bool] = False
+    nan_policy: ClassVar[NanPolicy] = "never"
+    key_ignores: ClassVar[frozenset[str]] = frozenset()
     model: str = ""
     max_length: int = 512
     batch_size: int = 8

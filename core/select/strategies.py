@@ -1,21 +1,21 @@
 """Selection strategies behind one protocol and registry (docs/algorithms.md sections 2, 3.4 and 5).
 
-Each strategy is a frozen dataclass whose fields are its hyperparameters (the Select page builds its
-form from them; ``Literal`` fields become choices). ``select`` returns positions into the pool, in pick
-order, at most ``budget`` of them, all distinct; randomness only comes from the ``rng`` it is given.
+Each strategy is a frozen dataclass whose fields are its hyperparameters (:func:`core.registry.params_of`
+describes them, ``Literal`` fields as choices; the Select and Runs pages build their forms from that).
+``select`` returns positions into the pool, in pick order, at most ``budget`` of them, all distinct;
+randomness only comes from the ``rng`` it is given.
 Where a paper and its code disagree, the field defaults to the paper and the docstring says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
-from typing import Any, ClassVar, Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 
 from core.errors import MissingScores
-from core.registry import Registry
+from core.registry import Param, Registry
 from core.select import greedy
 from core.select.allocation import allocate, equal_floor
 from core.select.pool import Pool
@@ -36,44 +36,9 @@ STRATEGIES: Registry[SelectionStrategy] = Registry("selection strategy")
 Allocation = Literal["proportional", "equal", "equal_floor"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Parameter:
-    """One hyperparameter of a strategy, for generated forms and for parsing ``--param name=value``."""
-
-    name: str
-    kind: type
-    default: Any
-    choices: tuple[str, ...] = ()
-
-    def parse(self, value: Any) -> Any:
-        """``value`` (often a string from a CLI or form) converted to this parameter's type."""
-        if not isinstance(value, str) or self.kind is str:
-            converted = value
-        elif self.kind is bool:
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"{self.name} must be true or false, not {value!r}")
-            converted = value.lower() in ("true", "1", "yes")
-        else:
-            try:
-                converted = self.kind(value)
-            except ValueError:
-                raise ValueError(f"{self.name} must be a {self.kind.__name__}, not {value!r}") from None
-        if self.choices and converted not in self.choices:
-            raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, not {converted!r}")
-        return converted
-
-
-def parameters(name: str) -> list[Parameter]:
-    """The hyperparameters of strategy ``name`` with their types, defaults and choices."""
-    cls = STRATEGIES.get(name)
-    hints = typing.get_type_hints(cls)
-    result = []
-    for field in STRATEGIES.parameters(name):
-        hint = hints[field.name]
-        choices = tuple(typing.get_args(hint)) if typing.get_origin(hint) is Literal else ()
-        kind = str if choices else hint
-        result.append(Parameter(field.name, kind, field.default, choices))
-    return result
+def parameters(name: str) -> list[Param]:
+    """The hyperparameters of strategy ``name`` with their types, defaults and choices (see :class:`Param`)."""
+    return STRATEGIES.params(name)
 
 
 def _cluster_quotas(pool: Pool, budget: int, allocation: str) -> tuple[np.ndarray, np.ndarray]:

@@ -46,3 +46,23 @@ def test_quality_page_scores_weighs_and_proposes_vetoes(page, prepared_workspace
     other.click().run()
     assert dismissed in curation.dismissed_proposals(store, dataset.dataset_id, dataset.active_k)
     assert f"dismiss_{dismissed}" not in [b.key for b in at.button]
+
+
+def test_the_scorer_form_passes_the_parameters_the_curator_changed(page, monkeypatch):
+    launched = []
+    monkeypatch.setattr(jobs, "launch", lambda workspace, kind, params: launched.append((kind, params)) or "fake")
+    at = page("quality").run()
+    at.selectbox(key="scorer").select("heuristics").run()
+    assert at.number_input(key="score_heuristics_near_duplicate_threshold").value == 0.95
+    at.number_input(key="score_heuristics_near_duplicate_threshold").set_value(0.9).run()
+    at.checkbox(key="score_heuristics_arithmetic_check").uncheck().run()
+    at.button(key="start_score").click().run()
+    assert not at.exception
+    ((kind, params),) = launched
+    assert (kind, params["scorer"]) == ("score", "heuristics")
+    assert params["params"] == {"near_duplicate_threshold": 0.9, "arithmetic_check": False}
+    at.selectbox(key="scorer").select("ifd").run()
+    assert at.selectbox(key="score_ifd_form").options == ["ppl_ratio", "loss_ratio"]
+    at.selectbox(key="score_ifd_form").select("loss_ratio").run()
+    at.button(key="start_score").click().run()
+    assert launched[-1][1]["params"] == {"form": "loss_ratio"}  # the defaults stay out of the job file

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from core import jobs
 from core.runs import run as runs
 from tests.ui.conftest import fake_run
@@ -83,3 +85,25 @@ def test_the_form_launches_an_iterative_loop_and_a_loop_run_charts_its_cluster_w
         "vetoed examples": 1,
         "dropped from training": 2,
     }
+
+
+def test_the_form_shows_every_loop_parameter_and_passes_them_with_the_rounds(page, prepared_workspace, monkeypatch):
+    from core.runs.loops import loop_params
+
+    launched = []
+    monkeypatch.setattr(runs, "launch_run", lambda workspace, spec: launched.append(spec) or "fake-loop")
+    at = page("runs").run()
+    at.selectbox(key="run_strategy").select("iterit").run()
+    shown = {w.key for kind in ("number_input", "selectbox", "checkbox", "text_input") for w in at.get(kind)}
+    assert {f"run_loop_iterit_{p.name}" for p in loop_params("iterit")} <= shown
+    assert "run_loop_iterit_epochs" not in shown  # the rounds field says how many
+    at.number_input(key="run_rounds").set_value(4).run()
+    at.number_input(key="run_loop_iterit_decay").set_value(0.3).run()
+    at.checkbox(key="run_loop_iterit_static").check().run()
+    at.selectbox(key="run_loop_iterit_score").select("ifd").run()
+    at.button(key="launch_run").click().run()
+    assert not at.exception
+    (spec,) = launched
+    assert (spec.loop, spec.rounds) == ("iterit", 4)
+    assert spec.loop_params["decay"] == pytest.approx(0.3)
+    assert (spec.loop_params["static"], spec.loop_params["score"], spec.loop_params["ngram_max"]) == (True, "ifd", 3)

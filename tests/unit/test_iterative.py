@@ -11,6 +11,9 @@ import pytest
 
 from core.progress import Cancelled
 from core.runs import iterative_kmq, iterit, model_passes
+from core.runs.iterative_kmq import IterativeKMQConfig
+from core.runs.iterit import IterITConfig
+from core.runs.loops import LoopHooks
 from core.select.pool import Decisions, Pool
 from core.train.trainer import TrainConfig, epoch_steps
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
@@ -21,7 +24,7 @@ VETOED_ROWS = 4  # rows of a fourth, vetoed cluster: they exist in the data but 
 CONFIG = TrainConfig(
     target_modules="all-linear", learning_rate=2e-2, batch_size=2, grad_accum=1, epochs=1, max_length=128
 )
-KMQ = {"budget": 6, "rounds": 2, "max_new_tokens": 4}
+KMQ = IterativeKMQConfig(budget=6, rounds=2, max_new_tokens=4)
 
 
 def _rows(topics: tuple[str, ...], per_topic: int) -> pd.DataFrame:
@@ -56,9 +59,7 @@ def whole_kmq(tiny, tmp_path_factory):
     model, tokenizer = tiny
     out = tmp_path_factory.mktemp("kmq") / "whole"
     pool = _pool()
-    return iterative_kmq.run_iterative_kmq(
-        model, tokenizer, pool, DATA.iloc[KEPT], config=CONFIG, out_dir=out, **KMQ
-    ), out
+    return iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], KMQ, CONFIG, out), out
 
 
 # --- iterative kMQ --------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ def planted_scorer(model, tokenizer, frame, generations):
 def test_a_cluster_whose_gold_beats_the_generation_gains_weight_and_the_largest_next_quota(tiny, tmp_path):
     model, tokenizer = tiny
     result = iterative_kmq.run_iterative_kmq(
-        model, tokenizer, _pool(), DATA.iloc[KEPT], config=CONFIG, out_dir=tmp_path, scorer=planted_scorer, **KMQ
+        model, tokenizer, _pool(), DATA.iloc[KEPT], KMQ, CONFIG, tmp_path, scorer=planted_scorer
     )
     first, second = result.rounds
     np.testing.assert_allclose(first.weights_before, np.full(3, 1 / 3))  # round 1: uniform over kept clusters
@@ -88,7 +89,7 @@ def test_a_cluster_whose_gold_beats_the_generation_gains_weight_and_the_largest_
 def test_the_default_scorer_loop_keeps_weights_normalised_and_picks_unique_kept_examples(whole_kmq):
     result, out = whole_kmq
     assert len(result.rounds) == 2 and [len(r.new_positions) for r in result.rounds] == [3, 3]
-    assert len(result.positions) == KMQ["budget"] == len(set(result.positions.tolist()))
+    assert len(result.positions) == KMQ.budget == len(set(result.positions.tolist()))
     assert set(result.positions.tolist()) <= set(range(len(KEPT)))  # pool positions, never a vetoed row
     assert result.example_ids == [f"ex{KEPT[p]}" for p in result.positions]
     for record in result.rounds:
@@ -102,7 +103,7 @@ def test_the_default_scorer_loop_keeps_weights_normalised_and_picks_unique_kept_
     assert not set(saved["row_idx"]) & set(range(len(KEPT), len(DATA)))
     weights = json.loads((out / "round_1" / "weights.json").read_text())
     np.testing.assert_allclose(weights["after"], result.rounds[0].weights_after)
-    assert len(json.loads((out / "round_2" / "scores.json").read_text())) == KMQ["budget"]
+    assert len(json.loads((out / "round_2" / "scores.json").read_text())) == KMQ.budget
     assert (out / "round_2" / "train" / "final" / "adapter_model.safetensors").exists()
 
 
@@ -110,11 +111,14 @@ def test_a_curator_weight_of_zero_gives_a_cluster_nothing_and_bad_budgets_are_re
     model, tokenizer = tiny
     pool = _pool({0: 1.0, 1: 0.0, 2: 1.0})
     with pytest.raises(ValueError, match="budget"):
-        iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], 17, 2, CONFIG, tmp_path)
+        iterative_kmq.run_iterative_kmq(
+            model, tokenizer, pool, DATA.iloc[KEPT], IterativeKMQConfig(17, 2), CONFIG, tmp_path
+        )
     with pytest.raises(ValueError, match="aligned"):
-        iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA, 6, 2, CONFIG, tmp_path)
+        iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA, IterativeKMQConfig(6, 2), CONFIG, tmp_path)
+    settings = IterativeKMQConfig(2, 1, max_new_tokens=2)
     result = iterative_kmq.run_iterative_kmq(
-        model, tokenizer, pool, DATA.iloc[KEPT], 2, 1, CONFIG, tmp_path / "run", scorer=planted_scorer, max_new_tokens=2
+        model, tokenizer, pool, DATA.iloc[KEPT], settings, CONFIG, tmp_path / "run", scorer=planted_scorer
     )
     assert result.rounds[0].quotas.tolist() == [1, 0, 1]
     assert not np.isin(result.positions, np.flatnonzero(pool.cluster_ids == 1)).any()
@@ -130,8 +134,10 @@ def test_continue_training_starts_each_round_from_the_previous_rounds_model(tiny
     real_train = iterative_kmq.train
     monkeypatch.setattr(iterative_kmq, "train", lambda *a, **k: starts.append(a[0]) or real_train(*a, **k))
     pool, examples = _pool(), DATA.iloc[KEPT]
-    options = {"scorer": planted_scorer, "continue_training": True, "max_new_tokens": 2}
-    iterative_kmq.run_iterative_kmq(model, tokenizer, pool, examples, 2, 2, no_warmup, tmp_path, **options)
+    settings = IterativeKMQConfig(2, 2, continue_training=True, max_new_tokens=2)
+    iterative_kmq.run_iterative_kmq(
+        model, tokenizer, pool, examples, settings, no_warmup, tmp_path, scorer=planted_scorer
+    )
     assert starts[0] is model
     assert starts[1] is not model and not hasattr(starts[1], "peft_config")  # round 1's adapter, merged in
     before, after = model.state_dict(), starts[1].state_dict()
@@ -150,26 +156,25 @@ def test_a_rerun_after_round_one_skips_it_and_ends_with_the_weights_of_an_uninte
             tokenizer,
             _pool(),
             DATA.iloc[KEPT],
-            config=CONFIG,
-            out_dir=tmp_path,
-            **KMQ,
-            on_round=lambda record: stop.update(now=True),
-            should_stop=lambda: stop["now"],
+            KMQ,
+            CONFIG,
+            tmp_path,
+            hooks=LoopHooks(on_round=lambda record: stop.update(now=True), should_stop=lambda: stop["now"]),
         )
     assert (tmp_path / "round_1" / "done.json").exists() and not (tmp_path / "round_2").exists()
 
     calls = []
     real_train = iterative_kmq.train
     monkeypatch.setattr(iterative_kmq, "train", lambda *a, **k: calls.append(len(a[2])) or real_train(*a, **k))
-    resumed = iterative_kmq.run_iterative_kmq(
-        model, tokenizer, _pool(), DATA.iloc[KEPT], config=CONFIG, out_dir=tmp_path, **KMQ
-    )
+    resumed = iterative_kmq.run_iterative_kmq(model, tokenizer, _pool(), DATA.iloc[KEPT], KMQ, CONFIG, tmp_path)
     assert calls == [6]  # only round 2 trained, on the cumulative selection
     assert [r.resumed for r in resumed.rounds] == [True, False]
     np.testing.assert_array_equal(resumed.positions, whole.positions)
     np.testing.assert_allclose(resumed.weights, whole.weights, rtol=1e-9)
     with pytest.raises(ValueError, match="other parameters"):
-        iterative_kmq.run_iterative_kmq(model, tokenizer, _pool(), DATA.iloc[KEPT], 6, 3, CONFIG, tmp_path)
+        iterative_kmq.run_iterative_kmq(
+            model, tokenizer, _pool(), DATA.iloc[KEPT], IterativeKMQConfig(6, 3), CONFIG, tmp_path
+        )
 
 
 def test_decisions_changed_while_a_run_is_paused_hold_from_the_next_round(tiny, tmp_path):
@@ -183,11 +188,18 @@ def test_decisions_changed_while_a_run_is_paused_hold_from_the_next_round(tiny, 
         return Decisions(curator["eligible"].copy(), dict(curator["weights"]), {"weights": dict(curator["weights"])})
 
     steps = []
-    options = {"scorer": planted_scorer, "max_new_tokens": 2, "decisions": decisions, "on_step": steps.append}
-    run = dict(config=CONFIG, out_dir=tmp_path, budget=6, rounds=2, **options)
+    hooks = LoopHooks(decisions=decisions, on_step=steps.append)
+    run = dict(
+        settings=IterativeKMQConfig(6, 2, max_new_tokens=2), config=CONFIG, out_dir=tmp_path, scorer=planted_scorer
+    )
     with pytest.raises(Cancelled):  # round 1: 3 examples, 2 steps; stop after round 2's first step
         iterative_kmq.run_iterative_kmq(
-            model, tokenizer, pool, DATA.iloc[KEPT], should_stop=lambda: len(steps) == 3, **run
+            model,
+            tokenizer,
+            pool,
+            DATA.iloc[KEPT],
+            hooks=dataclasses.replace(hooks, should_stop=lambda: len(steps) == 3),
+            **run,
         )
     first = np.array(json.loads((tmp_path / "round_1" / "selection.json").read_text())["positions"])
     assert sorted(pool.cluster_ids[first]) == [0, 1, 2]  # proportional: one per cluster
@@ -198,7 +210,7 @@ def test_decisions_changed_while_a_run_is_paused_hold_from_the_next_round(tiny, 
     curator["eligible"][pool.cluster_ids == 1] = False
     curator["eligible"][victim] = False
     steps.clear()
-    result = iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], **run)
+    result = iterative_kmq.run_iterative_kmq(model, tokenizer, pool, DATA.iloc[KEPT], hooks=hooks, **run)
 
     second = result.rounds[1]
     assert second.quotas[1] == 0 and not np.isin(second.new_positions, np.flatnonzero(pool.cluster_ids == 1)).any()
@@ -220,7 +232,7 @@ def test_the_embedding_scorer_prefers_a_gold_answer_that_shares_the_prompt_words
 # --- IterIT ---------------------------------------------------------------------------------------
 
 ITERIT_DATA = _rows(TOPICS, 4)  # 12 examples
-ITERIT = {"epochs": 3, "per_epoch": 2, "update_ratio": 2}  # window u x m = 4
+ITERIT = IterITConfig(epochs=3, per_epoch=2, update_ratio=2)  # window u x m = 4
 
 
 class SpyIFD:
@@ -241,7 +253,7 @@ def iterit_run(tiny, tmp_path_factory):
     model, tokenizer = tiny
     spy = SpyIFD()
     out = tmp_path_factory.mktemp("iterit") / "whole"
-    return iterit.run_iterit(model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=out, ifd=spy, **ITERIT), spy
+    return iterit.run_iterit(model, tokenizer, ITERIT_DATA, ITERIT, CONFIG, out, ifd=spy), spy
 
 
 def test_iterit_rescores_exactly_the_top_window_with_the_model_being_trained(tiny, iterit_run):
@@ -249,7 +261,7 @@ def test_iterit_rescores_exactly_the_top_window_with_the_model_being_trained(tin
     result, spy = iterit_run
     assert len(spy.calls) == 3
     assert spy.calls[0] == (id(model), list(range(12)))  # epoch 0: everything, with the base model
-    window = ITERIT["update_ratio"] * ITERIT["per_epoch"]
+    window = ITERIT.update_ratio * ITERIT.per_epoch
     latest = result.epochs[0].ifd_after.copy()  # epoch 0 scored every example, in position order
     for epoch in (1, 2):
         model_id, positions = spy.calls[epoch]
@@ -278,11 +290,9 @@ def test_iterit_follows_vetoes_made_between_epochs(tiny, tmp_path):
     def decisions() -> Decisions:
         return Decisions(eligible.copy(), {}, {"vetoed_examples": sorted(vetoed)})
 
-    result = iterit.run_iterit(
-        model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=tmp_path, ifd=spy, on_epoch=veto_the_picks,
-        decisions=decisions, **ITERIT,
-    )  # fmt: skip
-    window = ITERIT["update_ratio"] * ITERIT["per_epoch"]
+    hooks = LoopHooks(on_round=veto_the_picks, decisions=decisions)
+    result = iterit.run_iterit(model, tokenizer, ITERIT_DATA, ITERIT, CONFIG, tmp_path, ifd=spy, hooks=hooks)
+    window = ITERIT.update_ratio * ITERIT.per_epoch
     for epoch in (1, 2):
         record = result.epochs[epoch]
         assert not set(record.rescored) & set(vetoed) and not set(record.picks) & set(vetoed)
@@ -294,7 +304,7 @@ def test_iterit_follows_vetoes_made_between_epochs(tiny, tmp_path):
 def test_iterit_trains_all_epochs_under_one_learning_rate_schedule(iterit_run):
     result, _ = iterit_run
     session = result.session
-    assert session.total_steps == ITERIT["epochs"] * epoch_steps(ITERIT["per_epoch"], CONFIG) == 3
+    assert session.total_steps == ITERIT.epochs * epoch_steps(ITERIT.per_epoch, CONFIG) == 3
     assert session.step == session.scheduler.last_epoch == session.total_steps
     assert session.scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # the cosine reached its end
 
@@ -302,9 +312,8 @@ def test_iterit_trains_all_epochs_under_one_learning_rate_schedule(iterit_run):
 def test_static_iterit_scores_once_and_reuses_the_epoch_zero_selection(tiny, tmp_path):
     model, tokenizer = tiny
     spy = SpyIFD()
-    result = iterit.run_iterit(
-        model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=tmp_path, ifd=spy, static=True, **ITERIT
-    )
+    static = dataclasses.replace(ITERIT, static=True)
+    result = iterit.run_iterit(model, tokenizer, ITERIT_DATA, static, CONFIG, tmp_path, ifd=spy)
     assert len(spy.calls) == 1
     assert all(record.picks.tolist() == result.epochs[0].picks.tolist() for record in result.epochs)
     assert [len(record.rescored) for record in result.epochs] == [12, 0, 0]
@@ -321,15 +330,16 @@ def test_a_rerun_of_iterit_after_epoch_one_resumes_to_the_uninterrupted_result(t
             model,
             tokenizer,
             ITERIT_DATA,
-            config=CONFIG,
-            out_dir=tmp_path,
+            ITERIT,
+            CONFIG,
+            tmp_path,
             ifd=SpyIFD(),
-            **ITERIT,
-            on_epoch=lambda record: stop.update(now=record.epoch == 1),
-            should_stop=lambda: stop["now"],
+            hooks=LoopHooks(
+                on_round=lambda record: stop.update(now=record.epoch == 1), should_stop=lambda: stop["now"]
+            ),
         )
     spy = SpyIFD()
-    resumed = iterit.run_iterit(model, tokenizer, ITERIT_DATA, config=CONFIG, out_dir=tmp_path, ifd=spy, **ITERIT)
+    resumed = iterit.run_iterit(model, tokenizer, ITERIT_DATA, ITERIT, CONFIG, tmp_path, ifd=spy)
     assert len(spy.calls) == 1 and [r.resumed for r in resumed.epochs] == [True, True, False]
     for mine, theirs in zip(resumed.epochs, whole.epochs, strict=True):
         np.testing.assert_array_equal(mine.picks, theirs.picks)
