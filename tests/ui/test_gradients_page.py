@@ -35,14 +35,14 @@ def with_features(prepared_workspace, tiny_model_dir, target_file):
 
 def test_without_features_the_page_offers_to_compute_them(page, monkeypatch, target_file):
     launched = []
-    monkeypatch.setattr(jobs, "launch", lambda workspace, kind, params: launched.append((kind, params)) or "job-1")
+    monkeypatch.setattr(jobs, "launch", lambda workspace, spec: launched.append(spec) or "job-1")
     at = page("gradients").run()
     assert not at.exception
     assert any("No gradient features yet" in info.value for info in at.info)
     at.number_input(key="gradient_d").set_value(64).run()
     at.button(key="start_gradients").click().run()
-    ((kind, params),) = launched
-    assert kind == "gradients" and params["config"]["d"] == 64 and params["dataset"] == "tiny"
+    (spec,) = launched
+    assert spec.kind == "gradients" and spec.config["d"] == 64 and spec.dataset == "tiny"
 
 
 def test_with_features_the_page_shows_alignment_neighbourhood_and_walk(page, with_features):
