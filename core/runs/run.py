@@ -71,6 +71,7 @@ class RunSpec:
     def validate(self, workspace: Path) -> None:
         """Fail before launching on what would fail later: the dataset, the selection or strategy, the eval files."""
         from core.select.run import build_strategy
+        from core.select.strategies import STRATEGIES
         from core.storage import datasets as ds
         from core.storage import selections
         from core.storage.database import Store
@@ -91,6 +92,8 @@ class RunSpec:
         elif self.strategy is None or self.budget is None:
             raise jobs.InvalidJob("strategy", "a run needs a saved selection, or a strategy and a budget")
         else:
+            with jobs.blame("strategy"):
+                STRATEGIES.get(self.strategy)
             with jobs.blame("strategy_params"):
                 build_strategy(self.strategy, self.strategy_params)
         for path in self.eval_paths:

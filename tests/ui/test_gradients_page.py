@@ -79,3 +79,19 @@ def test_the_select_page_runs_less_toward_a_target_picked_from_the_workspace(pag
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.metric[0].value.startswith("4 of")
     assert at.button(key="save_selection")  # the preview can be saved
+
+
+def test_a_gradients_job_on_a_bad_target_file_shows_its_error_at_the_button_and_launches_nothing(
+    page, prepared_workspace
+):
+    (prepared_workspace / "targets").mkdir()
+    bad = prepared_workspace / "targets" / "bad_target.jsonl"
+    bad.write_text('{"instruction": "q", "output": 3}\n')
+    at = page("gradients").run()
+    at.multiselect(key="gradient_targets").select(str(bad)).run()
+    at.button(key="start_gradients").click().run()
+    assert not at.exception
+    errors = [error.value.replace("\\", "") for error in at.error]  # plain() escapes markdown characters
+    assert any(error.startswith("targets: bad_target.jsonl, line 1") for error in errors), errors
+    assert "gradient_job" not in at.session_state
+    assert jobs.list_jobs(prepared_workspace) == []

@@ -46,3 +46,14 @@ def test_quality_page_scores_weighs_and_proposes_vetoes(page, prepared_workspace
     other.click().run()
     assert dismissed in curation.dismissed_proposals(store, dataset.dataset_id, dataset.active_k)
     assert f"dismiss_{dismissed}" not in [b.key for b in at.button]
+
+
+def test_a_score_job_that_would_fail_shows_its_error_at_the_button_and_launches_nothing(page, prepared_workspace):
+    at = page("quality").run()
+    at.selectbox(key="scorer").select("reward").run()  # the reward scorer needs a model; none is named
+    at.button(key="start_score").click().run()
+    assert not at.exception
+    errors = [error.value.replace("\\", "") for error in at.error]  # plain() escapes markdown characters
+    assert any(error.startswith("model: the reward scorer needs a reward model") for error in errors), errors
+    assert "score_job" not in at.session_state
+    assert jobs.list_jobs(prepared_workspace) == []
