@@ -9,7 +9,7 @@ import streamlit as st
 
 from app.state import sync_widget
 from app.text import plain
-from core import config, jobs
+from core import config
 from core.progress import Progress
 
 
@@ -27,38 +27,6 @@ class StreamlitProgress(Progress):
 
     def close(self) -> None:
         self._bar.empty()
-
-
-def unfinished_job(workspace: Path, status: jobs.JobStatus, what: str) -> None:
-    """A job that ended without finishing, shown to every session until dismissed (a failure must not go
-    unseen because the session that launched it is gone): its error, Resume when it was interrupted or
-    cancelled, and Dismiss. ``what`` is markdown-safe text naming the job, e.g. "Scoring perplexity"."""
-    if status.state == "failed":
-        st.error(f"{what} failed: {plain(status.error)}")  # errors may quote a row or a path
-    else:
-        why = f" ({plain(status.error)})" if status.error else ""
-        st.warning(f"{what} was {status.state}{why}. Resume continues from what it saved.")
-    left, right, _ = st.columns([1, 1, 6])
-    if status.state in ("interrupted", "cancelled") and left.button("Resume", key=f"resume_{status.job_id}"):
-        jobs.relaunch(workspace, status.job_id)
-        st.rerun()
-    if right.button("Dismiss", key=f"dismiss_{status.job_id}"):
-        jobs.dismiss(workspace, status.job_id)
-        st.rerun()
-
-
-def needs_notice(status: jobs.JobStatus) -> bool:
-    """Whether a job's end is still news to every session: it failed or stopped early, and nobody dismissed it."""
-    return status.state in ("failed", "interrupted", "cancelled") and not status.dismissed
-
-
-def refresh_when_ended(status: jobs.JobStatus, key: str) -> None:
-    """Rerun the whole page once when the job this session launched (its id in ``st.session_state[key]``)
-    has ended, so what it computed shows outside the polling fragment that noticed."""
-    seen = f"{key}_seen"
-    if not status.active and status.job_id == st.session_state.get(key) != st.session_state.get(seen):
-        st.session_state[seen] = status.job_id
-        st.rerun(scope="app")
 
 
 # Characters above which a text scrolls in a box of its own rather than stretching its card down the page.

@@ -221,6 +221,7 @@ def _dataset(store: Any, args: argparse.Namespace) -> Any:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from core.prepare import PrepareOptions, prepare
+    from core.prepare_job import PrepareJob
     from core.progress import TqdmProgress
 
     embedder: dict[str, Any] = {"name": args.embedder}
@@ -236,9 +237,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         seed=args.seed,
         replace=args.replace,
     )
+    store = _store(args)
+    PrepareJob(str(args.path), options).validate(store.workspace)  # checked as a prepare job is, run here
     progress = TqdmProgress()
     try:
-        report = prepare(_store(args), args.path, options, progress)
+        report = prepare(store, args.path, options, progress)
     except BaseException:
         progress.close(discard=True)
         raise
@@ -381,6 +384,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from core.progress import TqdmProgress
+    from core.score.job import ScoreJob
     from core.score.scoring import build_scorer, estimate_seconds, pending, score_dataset
 
     store = _store(args)
@@ -390,7 +394,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     if not SCORERS.get(args.scorer).uses_model:
         params = {}
-    scorer = build_scorer(args.scorer, **params)
+    # checked as a score job is, then run in this process with a progress bar
+    spec = ScoreJob(dataset.name, args.scorer, {k: v for k, v in params.items() if v is not None}, args.limit)
+    spec.validate(store.workspace)
+    scorer = build_scorer(spec.scorer, **spec.params)
     todo = pending(store, dataset, scorer, args.limit)
     if todo.empty:
         print(f"every example of {dataset.name!r} already has {args.scorer} scores: nothing to compute")
@@ -490,22 +497,20 @@ def cmd_gradients(args: argparse.Namespace) -> int:
 
 
 def _compute_gradients(store: Any, dataset: Any, targets: list[str], params: dict[str, str]) -> dict[str, Any]:
+    """Compute in this process what a ``gradients`` job computes, checked by the same spec first."""
     import dataclasses
 
-    from core.gradients.pipeline import GradientConfig, compute_gradients, current_config
+    from core.gradients.job import GradientsJob
+    from core.gradients.pipeline import GradientConfig, compute_gradients
     from core.progress import TqdmProgress
 
     types = {f.name: type(f.default) for f in dataclasses.fields(GradientConfig)}
-    unknown = set(params) - set(types)
-    if unknown:
-        raise ValueError(f"unknown gradient parameter(s) {sorted(unknown)}; known: {', '.join(sorted(types))}")
-    # unnamed parameters keep the values of the features already computed, so a new target matches them
-    config = dataclasses.replace(
-        current_config(store, dataset.dataset_id), **{name: types[name](value) for name, value in params.items()}
-    )
+    config = {name: types[name](value) if name in types else value for name, value in params.items()}
+    spec = GradientsJob(dataset=dataset.name, config=config, targets=tuple(targets))
+    spec.validate(store.workspace)  # an unknown parameter or a bad target file, before any model loads
     progress = TqdmProgress()
     try:
-        report = compute_gradients(store, dataset, config, targets, progress)
+        report = compute_gradients(store, dataset, spec.gradient_config(store, dataset.dataset_id), targets, progress)
     except BaseException:
         progress.close(discard=True)
         raise

@@ -9,12 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from app import queries
+from app.job_panel import JobView, job_panel, launch
 from app.params_form import params_form
 from app.state import pick_dataset, store, workspace
 from app.text import plain
-from app.widgets import needs_notice, refresh_when_ended, unfinished_job
 from core import ingest, jobs
 from core.embed.embedders import DEFAULT_EMBEDDER, EMBEDDERS, embedder_spec
+from core.prepare import PrepareOptions
+from core.prepare_job import PrepareJob
 from core.safe_paths import upload_path
 from core.storage import datasets as ds
 
@@ -108,37 +110,25 @@ def launch_form() -> None:
         embedder_params = params_form(EMBEDDERS, embedder, "embedder")
     skip_bad = st.checkbox("Skip bad rows (store the good rows and report the bad ones)", key="skip_bad")
     if st.button("Prepare", type="primary", key="prepare", disabled=not fields):
-        options = {
-            "name": name.strip() or path.stem,
-            "mapping": mapping,
-            "skip_bad_rows": skip_bad,
-            "embedder": embedder_spec(embedder, embedder_params),
-            "embed_fields": fields,
-        }
-        st.session_state["prepare_job"] = jobs.launch(workspace(), "prepare", {"path": str(path), "options": options})
+        options = PrepareOptions(
+            name=name.strip() or path.stem,
+            mapping=mapping,
+            skip_bad_rows=skip_bad,
+            embedder=embedder_spec(embedder, embedder_params),
+            embed_fields=tuple(fields),
+        )
+        launch(PrepareJob(path=str(path), options=options), "prepare_job")
 
 
-@st.fragment(run_every=1.0)
-def job_panel() -> None:
-    recent = jobs.list_jobs(workspace(), kind="prepare")[:5]
-    for status in recent:
-        name = (status.params.get("options") or {}).get("name") or Path(status.params.get("path", "")).stem
-        if status.active:
-            text = f"Preparing {plain(name, 80)}: {status.stage} {status.done}/{status.total}"  # labels are markdown
-            st.progress(status.fraction, text=text)
-            if st.button("Cancel", key=f"cancel_{status.job_id}"):
-                jobs.request_cancel(workspace(), status.job_id)
-        elif needs_notice(status):
-            unfinished_job(workspace(), status, f"Preparing {plain(name, 80)}")
-        elif status.job_id == st.session_state.get("prepare_job"):
-            show_outcome(name, status)
-        refresh_when_ended(status, "prepare_job")
+def dataset_name(status: jobs.JobStatus) -> str:
+    """The name a prepare job gives its dataset: the one asked for, else the file's."""
+    return (status.params.get("options") or {}).get("name") or Path(status.params.get("path", "")).stem
 
 
-def show_outcome(name: str, status: jobs.JobStatus) -> None:
+def show_outcome(status: jobs.JobStatus) -> None:
     """The finished job in an alert. Alerts are markdown, and the name, the skipped rows and the error
     come from the file (a bad row's message can quote it), so each goes through ``plain``."""
-    name = plain(name, 120)
+    name = plain(dataset_name(status), 120)
     if status.state == "done":
         result = status.result
         verb = "was already prepared; nothing recomputed" if result.get("reused") else "is ready"
@@ -169,5 +159,6 @@ dataset_table()
 with st.container(border=True):
     st.subheader("Load a dataset")
     launch_form()
-    job_panel()
+    # progress-bar labels are markdown: the name comes from the user or the file
+    job_panel(JobView("prepare", "prepare_job", lambda s: f"Preparing {plain(dataset_name(s), 80)}", show_outcome, 5))
 summary()

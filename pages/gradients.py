@@ -10,12 +10,14 @@ import plotly.express as px
 import streamlit as st
 
 from app import figures, queries
+from app.job_panel import JobView, job_panel, launch
 from app.state import pick_dataset, store, workspace
 from app.text import hover, plain
-from app.widgets import needs_notice, refresh_when_ended, target_files, unfinished_job
+from app.widgets import target_files
 from core import jobs
 from core.errors import MissingGradients
 from core.gradients import pipeline, views
+from core.gradients.job import GradientsJob
 from core.safe_paths import upload_path
 from core.storage import selections as store_selections
 
@@ -58,27 +60,16 @@ def launch_panel() -> None:
     )
     if st.button("Compute features and graph", key="start_gradients", type="primary"):
         config = {"d": int(d), "warmup_fraction": float(fraction), "neighbours": int(neighbours)}
-        params = {"dataset": dataset.name, "config": config, "targets": chosen}
-        st.session_state["gradient_job"] = jobs.launch(workspace(), "gradients", params)
+        launch(GradientsJob(dataset=dataset.name, config=config, targets=tuple(chosen)), "gradient_job")
 
 
-@st.fragment(run_every=1.0)
-def gradient_jobs() -> None:
-    for status in jobs.list_jobs(workspace(), kind="gradients")[:2]:
-        if status.active:
-            st.progress(status.fraction, text=f"Gradients: {status.stage} {status.done}/{status.total}")
-            if st.button("Cancel", key=f"cancel_{status.job_id}"):
-                jobs.request_cancel(workspace(), status.job_id)
-        elif needs_notice(status):
-            unfinished_job(workspace(), status, "Computing gradients")
-        elif status.job_id == st.session_state.get("gradient_job"):
-            st.caption(f"Gradients: {status.state}.")
-        refresh_when_ended(status, "gradient_job")
+def gradients_outcome(status: jobs.JobStatus) -> None:
+    st.caption(f"Gradients: {status.state}.")
 
 
 with st.container(border=True):
     launch_panel()
-    gradient_jobs()
+    job_panel(JobView("gradients", "gradient_job", lambda _: "Computing gradients", gradients_outcome, 2))
 
 try:
     pool = pipeline.pool_set(store(), dataset.dataset_id)

@@ -7,13 +7,15 @@ import plotly.express as px
 import streamlit as st
 
 from app import queries
+from app.job_panel import JobView, job_panel, launch
 from app.params_form import params_form
-from app.state import pick_dataset, store, workspace
+from app.state import pick_dataset, store
 from app.text import plain
-from app.widgets import needs_notice, plain_text, refresh_when_ended, unfinished_job
+from app.widgets import plain_text
 from core import jobs
 from core.registry import changed_values
 from core.score import quality
+from core.score.job import ScoreJob
 from core.score.scorers import SCORERS
 from core.storage import curation
 
@@ -38,30 +40,16 @@ def launch_panel() -> None:
             "Scores are cached by scorer, model, parameters and example text."
         )
     if cols[2].button("Score", key="start_score", type="primary"):
-        params = {
-            "dataset": dataset.name,
-            "scorer": scorer,
-            "limit": int(limit) or None,
-            "params": changed_values(SCORERS.params(scorer), values),
-        }
-        st.session_state["score_job"] = jobs.launch(workspace(), "score", params)
+        params = changed_values(SCORERS.params(scorer), values)
+        launch(ScoreJob(dataset=dataset.name, scorer=scorer, params=params, limit=int(limit) or None), "score_job")
 
 
-@st.fragment(run_every=1.0)
-def score_jobs() -> None:
-    for status in jobs.list_jobs(workspace(), kind="score")[:3]:
-        name = status.params.get("scorer")
-        if status.active:
-            st.progress(status.fraction, text=f"Scoring {plain(name, 80)}: {status.stage} {status.done}/{status.total}")
-            if status.message:
-                st.caption(plain(status.message))
-            if st.button("Cancel", key=f"cancel_{status.job_id}"):
-                jobs.request_cancel(workspace(), status.job_id)
-        elif needs_notice(status):
-            unfinished_job(workspace(), status, f"Scoring {plain(name, 80)}")
-        elif status.job_id == st.session_state.get("score_job"):
-            st.caption(f"Scoring {plain(name, 80)}: {status.state} ({status.result.get('scored', 0)} scored).")
-        refresh_when_ended(status, "score_job")
+def scoring(status: jobs.JobStatus) -> str:
+    return f"Scoring {plain(status.params.get('scorer'), 80)}"
+
+
+def score_outcome(status: jobs.JobStatus) -> None:
+    st.caption(f"{scoring(status)}: {status.state} ({status.result.get('scored', 0)} scored).")
 
 
 def weights_form(available: list[str]) -> dict[str, float]:
@@ -104,7 +92,7 @@ def proposals(cluster_means, threshold: float, table) -> None:
 
 with st.container(border=True):
     launch_panel()
-    score_jobs()
+    job_panel(JobView("score", "score_job", scoring, score_outcome))
 
 raw = queries.cached_signals(dataset)
 available = [name for name in quality.SIGNALS if name in raw and raw[name].notna().any()]

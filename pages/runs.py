@@ -11,6 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import queries
+from app.job_panel import launch
 from app.params_form import params_form
 from app.state import pick_dataset, store, workspace
 from app.text import clip, hover, plain
@@ -106,10 +107,7 @@ def launch_form() -> None:
         f"Estimate: about {minutes:.0f} min of training for {examples} examples, plus evaluation and model load."
     )
     if st.button("Launch run", key="launch_run", type="primary"):
-        try:
-            st.session_state["run_job"] = runs.launch_run(workspace(), runs.RunSpec(**spec))
-        except (ValueError, KeyError) as exc:
-            st.error(plain(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
+        launch(runs.RunSpec(**spec), "run_job", start=runs.launch_run)
 
 
 @st.fragment(run_every=2.0)

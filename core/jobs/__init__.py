@@ -1,5 +1,11 @@
 """Background jobs: each runs in its own worker process and reports through files in its job folder.
 
+A job is described by a typed spec (:class:`JobSpec`: a frozen dataclass next to its stage, e.g.
+``core.score.job.ScoreJob``) and started with :func:`launch`, which validates the spec first, so a bad
+job is refused at the button or the command line rather than failing in the worker. :data:`KINDS` names,
+per kind, the spec class and the function the worker runs, as dotted paths: this package sits below the
+stages (they import it to launch) and never imports them.
+
 ``<workspace>/jobs/<job_id>/`` holds ``params.json`` (what to do), ``status.json`` (state, stage,
 progress, heartbeat, result or error, rewritten atomically), ``log.txt`` and, when the user cancels, a
 ``cancel`` file the worker polls between batches. A job keeps running when the browser closes; a job
@@ -9,7 +15,9 @@ same way every process does (short transactions under the workspace lock), so th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import re
@@ -18,9 +26,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from core.progress import Progress
 
@@ -88,15 +97,101 @@ def write_status(job_dir: Path, **fields: Any) -> None:
     os.replace(tmp, path)
 
 
-def launch(workspace: Path, kind: str, params: dict[str, Any]) -> str:
-    """Start a worker process for a job of ``kind``; returns the job id at once."""
+class InvalidJob(ValueError):
+    """A job spec that would fail in the worker; ``field`` names the bad field and the message says why."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+@contextlib.contextmanager
+def blame(field: str) -> Iterator[None]:
+    """Turn a lookup, type or value error raised inside into :class:`InvalidJob` naming ``field``."""
+    try:
+        yield
+    except InvalidJob:
+        raise
+    except (LookupError, TypeError, ValueError) as exc:
+        # a KeyError's str() is its repr; its first argument is the readable message
+        raise InvalidJob(field, str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)) from exc
+
+
+class JobSpec(Protocol):
+    """What a job does: a frozen dataclass of one kind, stored in the job folder as ``params.json``."""
+
+    kind: ClassVar[str]
+
+    def validate(self, workspace: Path) -> None:
+        """Raise :class:`InvalidJob` (or the stage's own ValueError) for what would fail in the worker."""
+        ...
+
+    def to_params(self) -> dict[str, Any]:
+        """The JSON-ready parameters written to the job folder."""
+        ...
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> JobSpec:
+        """The spec back from its stored parameters (also those of jobs launched by older versions)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class JobKind:
+    """Where a kind's spec class and worker function live, as ``module:name`` paths imported when needed.
+
+    ``run(workspace, spec, progress, job_dir)`` does the job and returns its result (a JSON-ready dict);
+    run again on the same folder after a kill, it resumes from what it committed.
+    """
+
+    spec: str
+    run: str
+
+
+KINDS: dict[str, JobKind] = {
+    "prepare": JobKind("core.prepare_job:PrepareJob", "core.prepare_job:execute"),
+    "score": JobKind("core.score.job:ScoreJob", "core.score.job:execute"),
+    "gradients": JobKind("core.gradients.job:GradientsJob", "core.gradients.job:execute"),
+    "train": JobKind("core.runs.run:RunSpec", "core.runs.run:execute_run"),
+}
+
+
+def resolve(path: str) -> Any:
+    """The object a ``module:name`` path names (importing the module)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def spec_class(kind: str) -> type[JobSpec]:
+    """The spec class of a registered kind."""
+    if kind not in KINDS:
+        raise InvalidJob("kind", f"unknown job kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    return resolve(KINDS[kind].spec)
+
+
+def launch(workspace: Path, spec: JobSpec) -> str:
+    """Validate ``spec``, write its job folder and start a worker on it; returns the job id at once.
+
+    Nothing is written when the spec is invalid: the error (naming the bad field) goes to the caller.
+    """
+    if type(spec) is not spec_class(spec.kind):
+        raise InvalidJob("kind", f"{type(spec).__name__} is not the registered spec of {spec.kind!r} jobs")
+    spec.validate(Path(workspace))
+    params = spec.to_params()
     job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     job_dir = job_folder(workspace, job_id)
     job_dir.mkdir(parents=True)
-    (job_dir / "params.json").write_text(json.dumps({"kind": kind, "params": params}))
-    write_status(job_dir, job_id=job_id, kind=kind, state="queued", created_at=_now(), params=params)
+    (job_dir / "params.json").write_text(json.dumps({"kind": spec.kind, "params": params}))
+    write_status(job_dir, job_id=job_id, kind=spec.kind, state="queued", created_at=_now(), params=params)
     _spawn(job_dir)
     return job_id
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write a file of a job folder through a temporary file, so a kill never leaves half a file to trust."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, path)
 
 
 def _spawn(job_dir: Path) -> None:

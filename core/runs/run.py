@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,6 @@ from core.progress import Progress
 from core.train.trainer import TrainConfig, TrainStatus, step_plan, train
 
 RUN_KIND = "train"
-LOOPS = ("none", "iterative_kmq", "iterit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,44 +58,61 @@ class RunSpec:
     rounds: int = 2
     loop_params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    kind: ClassVar[str] = RUN_KIND
+
     def train_config(self) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = set(self.config) - known
         if unknown:
-            raise ValueError(f"unknown training parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise jobs.InvalidJob("config", f"unknown training parameter(s) {sorted(unknown)}; known: {sorted(known)}")
         return TrainConfig(**self.config)
 
+    def validate(self, workspace: Path) -> None:
+        """Fail before launching on what would fail later: the dataset, the selection or strategy, the eval files."""
+        from core.runs.loops import LOOPS, parse_loop_params
+        from core.select.run import build_strategy
+        from core.select.strategies import STRATEGIES
+        from core.storage import datasets as ds
+        from core.storage import selections
+        from core.storage.database import Store
+        from core.train.evaluate import load_eval_set
 
-def validate(workspace: Path, spec: RunSpec) -> None:
-    """Fail before launching on what would fail later: the dataset, the selection or strategy, the eval files."""
-    from core.select.run import build_strategy
-    from core.storage import datasets as ds
-    from core.storage import selections
-    from core.storage.database import Store
-    from core.train.evaluate import load_eval_set
+        store = Store(workspace)
+        with jobs.blame("dataset"):
+            ds.get_dataset(store, self.dataset)
+        self.train_config()
+        loops = ("none", *LOOPS.names())
+        if self.loop not in loops:
+            raise jobs.InvalidJob("loop", f"choose one of {', '.join(loops)}, not {self.loop!r}")
+        if self.loop != "none":
+            if self.budget is None or self.rounds < 1:
+                raise jobs.InvalidJob("budget", f"{self.loop} needs a budget and at least one round")
+            with jobs.blame("loop_params"):
+                parse_loop_params(self.loop, self.loop_params)
+        elif self.selection_id is not None:
+            with jobs.blame("selection_id"):
+                selections.get(store, self.selection_id)
+        elif self.strategy is None or self.budget is None:
+            raise jobs.InvalidJob("strategy", "a run needs a saved selection, or a strategy and a budget")
+        else:
+            with jobs.blame("strategy"):
+                STRATEGIES.get(self.strategy)
+            with jobs.blame("strategy_params"):
+                build_strategy(self.strategy, self.strategy_params)
+        for path in self.eval_paths:
+            load_eval_set(Path(path))  # an IngestError names the file, line and field
 
-    store = Store(workspace)
-    ds.get_dataset(store, spec.dataset)
-    spec.train_config()
-    if spec.loop not in LOOPS:
-        raise ValueError(f"loop must be one of {', '.join(LOOPS)}, not {spec.loop!r}")
-    if spec.loop != "none":
-        if spec.budget is None or spec.rounds < 1:
-            raise ValueError(f"{spec.loop} needs a budget and at least one round")
-    elif spec.selection_id is not None:
-        selections.get(store, spec.selection_id)
-    elif spec.strategy is None or spec.budget is None:
-        raise ValueError("a run needs a saved selection, or a strategy and a budget")
-    else:
-        build_strategy(spec.strategy, spec.strategy_params)
-    for path in spec.eval_paths:
-        load_eval_set(Path(path))
+    def to_params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> RunSpec:
+        return cls(**params)
 
 
 def launch_run(workspace: Path, spec: RunSpec) -> str:
     """Validate, then start the run in a worker process; returns its id."""
-    validate(workspace, spec)
-    return jobs.launch(workspace, RUN_KIND, dataclasses.asdict(spec))
+    return jobs.launch(workspace, spec)
 
 
 def resume_run(workspace: Path, run_id: str) -> None:
@@ -161,16 +177,13 @@ def round_picks(workspace: Path, run_id: str) -> pd.DataFrame:
 # ---------------------------------------------------------------- the worker side
 
 
-def execute_run(workspace: Path, params: dict[str, Any], progress: Progress, folder: Path | None) -> dict[str, Any]:
-    """Job kind ``train``: the whole run, resumable in ``folder``. Returns the summary stored as the job's result."""
+def execute_run(workspace: Path, spec: RunSpec, progress: Progress, folder: Path) -> dict[str, Any]:
+    """Job kind ``train``: the whole run, resumable in its job folder. Returns the summary stored as its result."""
     from core.models.lm import load_causal_lm
     from core.score.scoring import checked_load
     from core.storage.database import Store
 
-    spec = RunSpec(**params)
     config = spec.train_config()
-    if folder is None:
-        raise ValueError("a run needs a folder for its checkpoint and results")
     folder = Path(folder)
     store = Store(workspace)
     progress.start("load model", 1)

@@ -8,7 +8,7 @@ from core.embed.embedders import EMBEDDERS
 
 def test_the_embedder_choice_and_its_changed_settings_reach_the_prepare_job(page, monkeypatch):
     launched = []
-    monkeypatch.setattr(jobs, "launch", lambda workspace, kind, params: launched.append(params) or "fake")
+    monkeypatch.setattr(jobs, "launch", lambda workspace, spec: launched.append(spec.to_params()) or "fake")
     at = page("datasets").run()
     assert at.selectbox(key="embedder").options == [
         getattr(EMBEDDERS.get(name), "title", name) for name in EMBEDDERS.names()

@@ -35,14 +35,14 @@ def with_features(prepared_workspace, tiny_model_dir, target_file):
 
 def test_without_features_the_page_offers_to_compute_them(page, monkeypatch, target_file):
     launched = []
-    monkeypatch.setattr(jobs, "launch", lambda workspace, kind, params: launched.append((kind, params)) or "job-1")
+    monkeypatch.setattr(jobs, "launch", lambda workspace, spec: launched.append(spec) or "job-1")
     at = page("gradients").run()
     assert not at.exception
     assert any("No gradient features yet" in info.value for info in at.info)
     at.number_input(key="gradient_d").set_value(64).run()
     at.button(key="start_gradients").click().run()
-    ((kind, params),) = launched
-    assert kind == "gradients" and params["config"]["d"] == 64 and params["dataset"] == "tiny"
+    (spec,) = launched
+    assert spec.kind == "gradients" and spec.config["d"] == 64 and spec.dataset == "tiny"
 
 
 def test_with_features_the_page_shows_alignment_neighbourhood_and_walk(page, with_features):
@@ -79,3 +79,19 @@ def test_the_select_page_runs_less_toward_a_target_picked_from_the_workspace(pag
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.metric[0].value.startswith("4 of")
     assert at.button(key="save_selection")  # the preview can be saved
+
+
+def test_a_gradients_job_on_a_bad_target_file_shows_its_error_at_the_button_and_launches_nothing(
+    page, prepared_workspace
+):
+    (prepared_workspace / "targets").mkdir()
+    bad = prepared_workspace / "targets" / "bad_target.jsonl"
+    bad.write_text('{"instruction": "q", "output": 3}\n')
+    at = page("gradients").run()
+    at.multiselect(key="gradient_targets").select(str(bad)).run()
+    at.button(key="start_gradients").click().run()
+    assert not at.exception
+    errors = [error.value.replace("\\", "") for error in at.error]  # plain() escapes markdown characters
+    assert any(error.startswith("targets: bad_target.jsonl, line 1") for error in errors), errors
+    assert "gradient_job" not in at.session_state
+    assert jobs.list_jobs(prepared_workspace) == []

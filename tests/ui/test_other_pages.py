@@ -54,6 +54,19 @@ def test_datasets_page_shows_summary_and_prepares_a_file_in_the_background(page,
     assert [m.value for m in at.metric][:2] == ["13", "2"]  # the duplicate pair is flagged, not dropped
 
 
+def test_a_prepare_of_a_missing_file_shows_its_error_at_the_button_and_launches_nothing(
+    page, prepared_workspace, tmp_path
+):
+    at = page("datasets").run()
+    at.text_input(key="path").input(str(tmp_path / "nowhere.jsonl")).run()
+    at.button(key="prepare").click().run()
+    assert not at.exception
+    errors = [error.value.replace("\\", "") for error in at.error]  # plain() escapes markdown characters
+    assert any(error.startswith("path: no file at ") and "nowhere.jsonl" in error for error in errors), errors
+    assert "prepare_job" not in at.session_state
+    assert jobs.list_jobs(prepared_workspace) == []
+
+
 def test_datasets_page_asks_for_a_column_mapping_when_the_shape_is_unknown(page, tmp_path):
     path = tmp_path / "odd.jsonl"
     path.write_text(json.dumps({"prompt": "p", "completion": "c"}) + "\n")

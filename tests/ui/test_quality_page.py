@@ -50,7 +50,9 @@ def test_quality_page_scores_weighs_and_proposes_vetoes(page, prepared_workspace
 
 def test_the_scorer_form_passes_the_parameters_the_curator_changed(page, monkeypatch):
     launched = []
-    monkeypatch.setattr(jobs, "launch", lambda workspace, kind, params: launched.append((kind, params)) or "fake")
+    monkeypatch.setattr(
+        jobs, "launch", lambda workspace, spec: launched.append((spec.kind, spec.to_params())) or "fake"
+    )
     at = page("quality").run()
     at.selectbox(key="scorer").select("heuristics").run()
     assert at.number_input(key="score_heuristics_near_duplicate_threshold").value == 0.95
@@ -66,3 +68,14 @@ def test_the_scorer_form_passes_the_parameters_the_curator_changed(page, monkeyp
     at.selectbox(key="score_ifd_form").select("loss_ratio").run()
     at.button(key="start_score").click().run()
     assert launched[-1][1]["params"] == {"form": "loss_ratio"}  # the defaults stay out of the job file
+
+
+def test_a_score_job_that_would_fail_shows_its_error_at_the_button_and_launches_nothing(page, prepared_workspace):
+    at = page("quality").run()
+    at.selectbox(key="scorer").select("reward").run()  # the reward scorer needs a model; none is named
+    at.button(key="start_score").click().run()
+    assert not at.exception
+    errors = [error.value.replace("\\", "") for error in at.error]  # plain() escapes markdown characters
+    assert any(error.startswith("model: the reward scorer needs a reward model") for error in errors), errors
+    assert "score_job" not in at.session_state
+    assert jobs.list_jobs(prepared_workspace) == []

@@ -28,7 +28,9 @@ import pytest
 from core import jobs
 from core.jobs import worker
 from core.prepare import EMBED_CHUNK, PrepareOptions, prepare
+from core.prepare_job import PrepareJob
 from core.runs import run as runs
+from core.score.job import ScoreJob
 from core.storage import curation, selections
 from core.storage import datasets as ds
 from core.storage.database import Store
@@ -179,7 +181,7 @@ def test_a_prepare_killed_mid_way_resumes_to_the_result_of_an_uninterrupted_prep
     _curate(store, tiny)
     curated = _decisions(store, tiny)
 
-    job_id = jobs.launch(workspace, "prepare", {"path": str(big_file), "options": _options()})
+    job_id = jobs.launch(workspace, PrepareJob.from_params({"path": str(big_file), "options": _options()}))
     _wait(workspace, job_id, until=lambda s: (s.stage in ("embed", "k sweep", "map") and s.done > 0) or not s.active)
     # progress counts a chunk when it is embedded, a moment before it is committed: wait for the commit
     _wait_for(lambda: _hashing_vectors(workspace) >= EMBED_CHUNK or not jobs.read_status(workspace, job_id).active)
@@ -219,14 +221,11 @@ def test_scoring_killed_after_a_chunk_keeps_its_scores_and_resumes_to_the_uninte
     interrupted = shutil.copytree(big_reference, tmp_path / "interrupted")
     uninterrupted = shutil.copytree(big_reference, tmp_path / "uninterrupted")
     # a limit: the resumed job must finish the sample it drew, not draw another from what is left
-    params = {
-        "dataset": "big",
-        "scorer": "perplexity",
-        "params": {"model": str(tiny_model_dir), "max_length": 96},
-        "limit": 384,
-    }
-    reference_id = jobs.launch(uninterrupted, "score", params)
-    job_id = jobs.launch(interrupted, "score", params)
+    spec = ScoreJob(
+        dataset="big", scorer="perplexity", params={"model": str(tiny_model_dir), "max_length": 96}, limit=384
+    )
+    reference_id = jobs.launch(uninterrupted, spec)
+    job_id = jobs.launch(interrupted, spec)
     # the job reports a chunk done only after committing it
     _wait(interrupted, job_id, until=lambda s: (s.stage.startswith("score") and s.done > 0) or not s.active)
     status = _kill(interrupted, job_id)
@@ -422,8 +421,8 @@ def test_the_store_survives_kills_during_write_transactions_with_every_reported_
 
 
 LAUNCHER = (
-    "import json, sys, time; from pathlib import Path; from core import jobs; "
-    "print(jobs.launch(Path(sys.argv[1]), 'score', json.loads(sys.argv[2])), flush=True); time.sleep(600)"
+    "import json, sys, time; from pathlib import Path; from core import jobs; from core.score.job import ScoreJob; "
+    "print(jobs.launch(Path(sys.argv[1]), ScoreJob(**json.loads(sys.argv[2]))), flush=True); time.sleep(600)"
 )
 
 
@@ -493,7 +492,7 @@ def test_score_jobs_with_a_missing_or_corrupt_model_fail_with_one_clear_line(wor
     corrupt.mkdir()
     (corrupt / "config.json").write_text("{this is not json")
     missing = {"dataset": "tiny", "scorer": "perplexity", "params": {"model": "/does/not/exist"}}
-    missing_id = jobs.launch(workspace, "score", missing)  # a real worker process
+    missing_id = jobs.launch(workspace, ScoreJob(**missing))  # a real worker process
     corrupt_dir = _job_dir(workspace, "score", {"dataset": "tiny", "scorer": "ifd", "params": {"model": str(corrupt)}})
     assert worker.run_job(corrupt_dir) == 1  # the same worker code, in this process (quicker)
 
@@ -519,10 +518,10 @@ class OutOfMemoryError(RuntimeError):
 def test_a_job_that_runs_out_of_memory_fails_saying_what_to_try(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
-    def out_of_memory(workspace: Path, params: dict[str, Any], progress: Any) -> dict[str, Any]:
+    def out_of_memory(kind: str, workspace: Path, params: dict[str, Any], progress: Any, job_dir: Path) -> dict:
         raise error
 
-    monkeypatch.setitem(worker.JOB_KINDS, "score", out_of_memory)
+    monkeypatch.setattr(worker, "dispatch", out_of_memory)
     job_dir = _job_dir(tmp_path, "score", {})
 
     assert worker.run_job(job_dir) == 1

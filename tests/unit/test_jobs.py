@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core import jobs
+from core.prepare_job import PrepareJob
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.conftest import keyword_rows, write_jsonl
@@ -32,15 +33,17 @@ def _wait(workspace: Path, job_id: str) -> jobs.JobStatus:
     )
 
 
-def _prepare_params(path: Path, name: str) -> dict:
-    return {"path": str(path), "options": {"name": name, "embedder": HASHING, "k_grid": [2, 4], "seed": 0}}
+def _prepare_job(path: Path, name: str) -> PrepareJob:
+    return PrepareJob.from_params(
+        {"path": str(path), "options": {"name": name, "embedder": HASHING, "k_grid": [2, 4], "seed": 0}}
+    )
 
 
 def test_prepare_job_runs_to_done_and_stores_the_dataset(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "tiny.jsonl", keyword_rows(per_topic=3))
     workspace = tmp_path / "ws"
 
-    job_id = jobs.launch(workspace, "prepare", _prepare_params(source, "tiny"))
+    job_id = jobs.launch(workspace, _prepare_job(source, "tiny"))
     status = _wait(workspace, job_id)
 
     assert status.state == "done", jobs.read_log(workspace, job_id)
@@ -56,7 +59,7 @@ def test_job_on_a_bad_file_fails_with_the_file_and_line(tmp_path: Path) -> None:
     source.write_text(json.dumps(keyword_rows(1)[0]) + "\n" + '{"instruction": \n', encoding="utf-8")
     workspace = tmp_path / "ws"
 
-    job_id = jobs.launch(workspace, "prepare", _prepare_params(source, "broken"))
+    job_id = jobs.launch(workspace, _prepare_job(source, "broken"))
     status = _wait(workspace, job_id)
 
     assert status.state == "failed"
@@ -68,7 +71,7 @@ def test_cancel_right_after_launch_ends_the_job_cancelled(tmp_path: Path) -> Non
     source = write_jsonl(tmp_path / "tiny.jsonl", keyword_rows(per_topic=3))
     workspace = tmp_path / "ws"
 
-    job_id = jobs.launch(workspace, "prepare", _prepare_params(source, "tiny"))
+    job_id = jobs.launch(workspace, _prepare_job(source, "tiny"))
     jobs.request_cancel(workspace, job_id)  # the worker checks at its first progress step
     status = _wait(workspace, job_id)
 

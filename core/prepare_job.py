@@ -1,0 +1,67 @@
+"""The ``prepare`` job: prepare a dataset file (:func:`core.prepare.prepare`) in a background worker.
+
+:class:`PrepareJob` is what the Datasets page and ``core.jobs.launch`` take; its :meth:`~PrepareJob.validate`
+refuses, before any worker starts, what the prepare would only find out later: a missing file, an
+unknown embedder or one of its parameters, a field that cannot be embedded, a bad k grid or mapping.
+What only reading the file reveals (a malformed row) still fails in the worker, with its file and line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+from core import ingest, jobs
+from core.prepare import PrepareOptions
+from core.progress import Progress
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareJob:
+    """Prepare the file at ``path`` with ``options``; stored as ``{"path": ..., "options": {...}}``."""
+
+    kind: ClassVar[str] = "prepare"
+    path: str
+    options: PrepareOptions = dataclasses.field(default_factory=PrepareOptions)
+
+    def validate(self, workspace: Path) -> None:
+        from core.embed.embedders import build_embedder
+
+        if not Path(self.path).is_file():
+            raise jobs.InvalidJob("path", f"no file at {self.path}")
+        options = self.options
+        if options.name is not None and not options.name.strip():
+            raise jobs.InvalidJob("name", "a dataset needs a name")
+        if not options.embed_fields:
+            raise jobs.InvalidJob("embed_fields", "choose at least one field to embed")
+        for field in options.embed_fields:
+            if field not in ingest.MAPPABLE_FIELDS:
+                raise jobs.InvalidJob("embed_fields", f"cannot embed {field!r}; choose from {ingest.MAPPABLE_FIELDS}")
+        for field in options.mapping or {}:
+            if field not in ingest.MAPPABLE_FIELDS:
+                raise jobs.InvalidJob("mapping", f"cannot map {field!r}; map {', '.join(ingest.MAPPABLE_FIELDS)}")
+        if options.k_grid is not None and (not options.k_grid or min(options.k_grid) < 1):
+            raise jobs.InvalidJob("k_grid", f"give positive k values, not {list(options.k_grid)}")
+        with jobs.blame("embedder"):
+            build_embedder(options.embedder)  # builds the dataclass only: no model is loaded here
+
+    def to_params(self) -> dict[str, Any]:
+        return {"path": self.path, "options": dataclasses.asdict(self.options)}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> PrepareJob:
+        options = dict(params.get("options") or {})
+        for name in ("embed_fields", "k_grid"):
+            if options.get(name) is not None:
+                options[name] = tuple(options[name])  # JSON has lists; the options hold tuples
+        return cls(path=str(params["path"]), options=PrepareOptions(**options))
+
+
+def execute(workspace: Path, spec: PrepareJob, progress: Progress, job_dir: Path) -> dict[str, Any]:
+    """Job kind ``prepare``: resumable, since each stage of a prepare commits what it computed."""
+    from core.prepare import prepare
+    from core.storage.database import Store
+
+    report = prepare(Store(workspace), spec.path, spec.options, progress)
+    return dataclasses.asdict(report)
