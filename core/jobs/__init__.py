@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core import atomic
 from core.progress import Progress
 
 ACTIVE_STATES = ("queued", "running")
@@ -83,9 +84,7 @@ def write_status(job_dir: Path, **fields: Any) -> None:
     path = job_dir / "status.json"
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(fields, updated_at=_now())
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # app sessions are threads of one process
-    tmp.write_text(json.dumps(current, default=str))
-    os.replace(tmp, path)
+    atomic.write_json(path, current, default=str)
 
 
 def launch(workspace: Path, kind: str, params: dict[str, Any]) -> str:
