@@ -8,22 +8,12 @@ reference response starts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from core.models.passes import chat_ids, eval_mode, pad_token_id, user_turn
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-class Prompt(Protocol):
-    """A row to answer: an evaluation row, or a data-frame row of (instruction, input)."""
-
-    @property
-    def instruction(self) -> str: ...
-
-    @property
-    def input(self) -> str: ...
 
 
 def prompt_ids(tokenizer: Any, user_text: str) -> list[int]:
@@ -40,8 +30,9 @@ def stop_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted({token for token in [*ids, tokenizer.eos_token_id] if token is not None})
 
 
-def generate(model: Any, tokenizer: Any, rows: Sequence[Prompt], max_length: int, max_new_tokens: int) -> list[str]:
-    """Greedy answers to a batch of prompts (the last ``max_length`` prompt tokens), decoded from the new tokens.
+def generate(model: Any, tokenizer: Any, rows: Sequence[Any], max_length: int, max_new_tokens: int) -> list[str]:
+    """Greedy answers to a batch of rows with ``instruction`` and ``input`` (evaluation rows, data-frame tuples),
+    from the last ``max_length`` prompt tokens, decoded from the new tokens only.
 
     The batch is padded on the left by hand rather than by flipping ``tokenizer.padding_side``: the
     tokenizer is shared (the app caches one per model), and a temporary change would race with other users.

@@ -15,7 +15,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def save_round(
     folder.mkdir(parents=True, exist_ok=True)
     if arrays is not None:
         with atomic.replacing(folder / "state.npz") as scratch, open(scratch, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **cast(dict[str, Any], arrays))  # cast: numpy's stub reads the names as its flags
     for name, payload in files.items():
         write_json(folder / name, payload)
     write_json(folder / DONE, done)

@@ -131,7 +131,7 @@ class IFDScorer(_LMScorer):
     form: str = "ppl_ratio"
 
     def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
-        if self.form not in ("ppl_ratio", "loss_ratio"):
+        if self.form not in ("ppl_ratio", "loss_ratio"):  # checked here too: before the model is loaded
             raise ValueError(f"IFD form must be ppl_ratio or loss_ratio, not {self.form!r}")
         from core.models.passes import ifd_from_nll, ifd_sequences
 
