@@ -422,7 +422,7 @@ def test_the_store_survives_kills_during_write_transactions_with_every_reported_
 
 
 LAUNCHER = (
-    "import json, sys, time; from pathlib import Path; from core.runs import jobs; "
+    "import json, sys, time; from pathlib import Path; from core import jobs; "
     "print(jobs.launch(Path(sys.argv[1]), 'score', json.loads(sys.argv[2])), flush=True); time.sleep(600)"
 )
 
