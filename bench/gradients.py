@@ -157,7 +157,7 @@ def run_naive(
 
     from core.gradients.features import adam_direction, lora_parameters
     from core.gradients.projection import build_projector
-    from core.train.trainer import _collate, render_examples
+    from core.models.passes import collate, render_examples
 
     params = [param for _, param in lora_parameters(model)]
     pad_id = tokenizer.pad_token_id
@@ -167,7 +167,7 @@ def run_naive(
     for row in range(len(frame)):
         item = render_examples(tokenizer, frame.iloc[[row]], args.max_length)[0]
         model.zero_grad(set_to_none=True)
-        model(**_collate([item], pad_id)).loss.backward()
+        model(**collate([item], pad_id)).loss.backward()
         grad = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel()) for p in params])
         projected = projector.project(adam_direction(grad[None], *moments))[0]
         features[row] = (projected / projected.norm()).numpy()
@@ -219,7 +219,8 @@ def features_benchmark(args: argparse.Namespace, monitor: PhaseMonitor) -> dict[
     """Ours against the naive loop on the same examples, model, moments and projector (see the docstring)."""
     from core.gradients.features import lora_parameters, resolve_bf16
     from core.models.lm import load_causal_lm
-    from core.train.trainer import TrainConfig, render_examples
+    from core.models.passes import render_examples
+    from core.train.trainer import TrainConfig
 
     frame = sample_frame(args.data_dir, args.examples, args.seed)
     monitor.enter("load")

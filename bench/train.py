@@ -65,7 +65,8 @@ def run_trainer(lm: Any, frame: Any, config: Any) -> dict[str, float]:
     import torch
     from transformers import Trainer, TrainingArguments
 
-    from core.train.trainer import IGNORE, prepare_model, render_examples
+    from core.models.passes import IGNORE, render_examples
+    from core.train.trainer import prepare_model
 
     examples = render_examples(lm.tokenizer, frame, config.max_length)
     rows = [{"input_ids": e.ids, "labels": e.labels} for e in examples]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import core
+from core import atomic
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
@@ -112,8 +113,8 @@ def write_export(bundle: ExportBundle, out_path: str | Path) -> tuple[Path, Path
     """Write the JSONL and its manifest beside it; returns both paths."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(bundle.jsonl)
+    atomic.write_bytes(out_path, bundle.jsonl)
     manifest = dict(bundle.manifest, output={**bundle.manifest["output"], "file": out_path.name})
     manifest_path = manifest_path_for(out_path)
-    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic.write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return out_path, manifest_path

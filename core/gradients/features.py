@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from core.atomic import replacing, write_bytes
 from core.gradients.fast_passes import bf16_weights, cpu_chunked_attention, fused_head_allowed, weighted_head_nll
 from core.gradients.projection import Projector, build_projector
 from core.progress import Cancelled
@@ -75,7 +75,7 @@ def per_example_gradients(model: Any, batch: dict[str, torch.Tensor], *, bf16: b
     """(b, P) float32 gradients of each example's mean response NLL, from one forward and one backward pass.
 
     ``batch`` holds right-padded ``input_ids``, ``attention_mask`` and ``labels`` (IGNORE off the response),
-    as :func:`core.train.trainer._collate` makes them. Columns follow :func:`lora_parameters`. The model's
+    as :func:`core.models.passes.collate` makes them. Columns follow :func:`lora_parameters`. The model's
     ``.grad`` fields are left untouched; the model runs in eval mode and is put back in its previous mode.
     ``bf16`` autocasts the passes' matrix products to bf16 (None: on CUDA only, as training does);
     :func:`gradient_features` instead runs its bf16 passes on bf16 weights, with autocast off. The
@@ -177,7 +177,7 @@ def gradient_features(
     """
     import torch
 
-    from core.train.trainer import render_examples
+    from core.models.passes import pad_token_id, render_examples
 
     if min(batch_size, chunk_size, token_budget) < 1:
         raise ValueError(
@@ -194,7 +194,7 @@ def gradient_features(
     chunks = [order[start : start + chunk_size] for start in range(0, len(order), chunk_size)]
     settings = [projection, d, seed, chunk_size, BF16_PASSES if bf16 else "fp32"]
     folder = _chunk_folder(out_dir, _fingerprint(rendered, params, moments, settings))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     features = np.zeros((len(rendered), d), dtype=np.float16)
     steps = _Steps(batch_size, token_budget, progress, should_stop)
     with torch.no_grad(), _pass_precision(model, bf16):  # only the passes in per_example_gradients need a graph
@@ -208,7 +208,7 @@ def gradient_features(
             items = [rendered[i] for i in chunk]
             features[chunk] = _chunk_features(model, items, pad_id, moments, projector, steps)
             if path is not None:
-                _save_atomic(path, features[chunk])
+                _save_chunk(path, features[chunk])
     return features
 
 
@@ -245,7 +245,7 @@ def _response_loss(model: Any, batch: dict[str, torch.Tensor], bf16: bool) -> to
     """
     import torch
 
-    from core.train.trainer import IGNORE
+    from core.models.passes import IGNORE
 
     device = batch["input_ids"].device
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -356,14 +356,14 @@ def _chunk_features(
     """Features of one chunk's items (in their order): project once ``projector.rows_per_call`` rows are ready."""
     import torch
 
-    from core.train.trainer import _collate
+    from core.models.passes import collate
 
     projected: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
     for batch in _micro_batches(items, steps.batch_size, steps.token_budget):
         if steps.should_stop and steps.should_stop():
             raise Cancelled("gradient features cancelled; a rerun with the same out_dir resumes from saved chunks")
-        grads = per_example_gradients(model, _collate(batch, pad_id), bf16=False)  # bf16 comes from the weights
+        grads = per_example_gradients(model, collate(batch, pad_id), bf16=False)  # bf16 comes from the weights
         pending.append(adam_direction(grads, *moments) if moments is not None else grads)
         if steps.progress:
             steps.progress(len(batch))
@@ -420,17 +420,11 @@ def _chunk_folder(out_dir: Path | None, fingerprint: str) -> Path | None:
     if stamp.exists() and stamp.read_text().strip() != fingerprint:
         raise ValueError(f"{folder} holds gradient features of other inputs or settings; use another folder")
     if not stamp.exists():
-        _write_atomic(stamp, lambda handle: handle.write(fingerprint.encode()))
+        write_bytes(stamp, fingerprint.encode())
     return folder
 
 
-def _save_atomic(path: Path, rows: np.ndarray) -> None:
-    _write_atomic(path, lambda handle: np.save(handle, rows))
-
-
-def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write through a temporary file and rename it: a crash never leaves a half-written chunk under its name."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        write(handle)
-    os.replace(tmp, path)
+def _save_chunk(path: Path, rows: np.ndarray) -> None:
+    """Atomically: a kill never leaves a half-written chunk under its name for a resume to trust."""
+    with replacing(path) as scratch, open(scratch, "wb") as handle:
+        np.save(handle, rows)

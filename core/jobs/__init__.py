@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from core import atomic
 from core.progress import Progress
 
 ACTIVE_STATES = ("queued", "running")
@@ -92,9 +93,7 @@ def write_status(job_dir: Path, **fields: Any) -> None:
     path = job_dir / "status.json"
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(fields, updated_at=_now())
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # app sessions are threads of one process
-    tmp.write_text(json.dumps(current, default=str))
-    os.replace(tmp, path)
+    atomic.write_json(path, current, default=str)
 
 
 class InvalidJob(ValueError):

@@ -1,10 +1,12 @@
-"""Response losses from a causal LM: chat rendering with a response-only mask, and batched mean NLL.
+"""LM passes on chat-rendered examples: rendering, training batches, response NLL and IFD.
 
 docs/algorithms.md section 1: (instruction, input) is the user turn and the output the assistant turn; the
 loss is the mean NLL over the response tokens only. For IFD the response is also scored "alone": rendered
 as a lone assistant message through the same template (so still after the template's header, as IterIT
 does), over exactly the same response tokens. Long examples are cut to ``max_length`` tokens and the cut
-is recorded.
+is recorded. Training renders the same way (:func:`render_examples`), so the trainer, the scorers, the
+evaluation and the gradient features all see one tokenisation. Greedy generation is in
+:mod:`core.models.generation`.
 
 Batches hold sequences of similar length (sorted, filled up to a token budget), and only the hidden
 states at response positions go through the LM head: the full (batch x length x vocabulary) logits of a
@@ -13,12 +15,19 @@ states at response positions go through the LM head: the full (batch x length x 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+IGNORE = -100
+"""The label of a token the training loss skips (the ``ignore_index`` of PyTorch's cross-entropy)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +47,8 @@ def user_turn(instruction: str, input_text: str) -> str:
     return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
 
 
-def _template(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool = False) -> list[int]:
+def chat_ids(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool = False) -> list[int]:
+    """Token ids of ``messages`` through the tokenizer's chat template."""
     ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt)
     if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # newer tokenizers return a BatchEncoding
         ids = ids["input_ids"]
@@ -49,10 +59,10 @@ def render_pair(tokenizer: Any, instruction: str, input_text: str, output: str, 
     """Render (instruction, input) -> output for the conditional and the response-alone passes."""
     user = {"role": "user", "content": user_turn(instruction, input_text)}
     assistant = {"role": "assistant", "content": output}
-    prompt = _template(tokenizer, [user], generation_prompt=True)
-    full = _template(tokenizer, [user, assistant])
+    prompt = chat_ids(tokenizer, [user], generation_prompt=True)
+    full = chat_ids(tokenizer, [user, assistant])
     response = full[len(prompt) :] if full[: len(prompt)] == prompt else _tokens(tokenizer, output)
-    alone = _template(tokenizer, [assistant])
+    alone = chat_ids(tokenizer, [assistant])
     header = alone[: len(alone) - len(response)] if alone[len(alone) - len(response) :] == response else alone
     keep = max(1, min(len(response), max_length // 2))
     truncated = len(prompt) + len(response) > max_length
@@ -64,6 +74,54 @@ def render_pair(tokenizer: Any, instruction: str, input_text: str, output: str, 
 
 def _tokens(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """The id batches are padded with: the tokenizer's pad token, else its end-of-sequence token."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training batches: the conditional rendering with labels on the response tokens only
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainExample:
+    """One example as training sees it: token ids, and labels that are IGNORE off the response tokens."""
+
+    ids: list[int]
+    labels: list[int]
+
+
+def render_examples(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> list[TrainExample]:
+    """Token ids with labels on the response tokens only (IGNORE elsewhere)."""
+    rendered = []
+    for instruction, input_text, output in zip(frame.instruction, frame.input, frame.output, strict=True):
+        pair = render_pair(tokenizer, instruction, input_text, output, max_length)
+        labels = [IGNORE] * pair.conditional_start + pair.conditional[pair.conditional_start :]
+        rendered.append(TrainExample(pair.conditional, labels))
+    return rendered
+
+
+def collate(batch: list[TrainExample], pad_id: int) -> dict[str, Any]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (IGNORE on the padding) of a micro-batch."""
+    import torch
+
+    width = max(len(example.ids) for example in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, example in enumerate(batch):
+        ids[row, : len(example.ids)] = torch.tensor(example.ids)
+        labels[row, : len(example.labels)] = torch.tensor(example.labels)
+        mask[row, : len(example.ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Response NLL: batched, over response tokens only, with the shared prefix computed once
+# ---------------------------------------------------------------------------------------------------
 
 
 Sequence3 = tuple[list[int], int, int]
@@ -216,3 +274,66 @@ def _span_nll(model: Any, states: Any, targets: list[int]) -> float:
     picked = logits[torch.arange(len(targets)), torch.tensor(targets, device=logits.device)]
     # logsumexp - picked logit is -log softmax at the target, without a second vocabulary-wide tensor
     return float((torch.logsumexp(logits, dim=-1) - picked).mean())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Passes with an in-memory model (the one being trained, or one loaded by a scorer), and IFD
+# ---------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """Eval mode (no dropout) for scoring, restored per module afterwards: a peft model keeps its frozen
+    parts in their own mode, so one ``model.train()`` afterwards would not restore it."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def ifd_sequences(pairs: Sequence[RenderedPair]) -> list[Sequence3]:
+    """Every pair's response given its prompt, then every response alone: both passes in one pool, since
+    batches of similar length pack better and share one prefix cache."""
+    sequences = [(p.conditional, p.conditional_start, p.n_response) for p in pairs]
+    return sequences + [(p.unconditional, p.unconditional_start, p.n_response) for p in pairs]
+
+
+def ifd_from_nll(nll: np.ndarray, form: str = "ppl_ratio") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(IFD, conditional NLL, alone NLL) from the NLLs of :func:`ifd_sequences`.
+
+    ``ppl_ratio``: exp(NLL(response | prompt) - NLL(response alone)) (IterIT, Superfiltering); ``loss_ratio``:
+    the ratio of the mean losses (the Cherry paper). Both agree on the IFD < 1 threshold.
+    """
+    if form not in ("ppl_ratio", "loss_ratio"):
+        raise ValueError(f"IFD form must be ppl_ratio or loss_ratio, not {form!r}")
+    half = len(nll) // 2
+    conditional, alone = nll[:half], nll[half:]
+    ifd = np.exp(conditional - alone) if form == "ppl_ratio" else conditional / alone
+    return ifd, conditional, alone
+
+
+def response_nlls(
+    model: Any, tokenizer: Any, examples: pd.DataFrame, outputs: list[str], max_length: int
+) -> np.ndarray:
+    """Mean NLL (= log PPL) of each ``outputs[i]`` as the answer to row i's prompt, under ``model``."""
+    prompts = zip(examples.instruction, examples.input, outputs, strict=True)
+    pairs = [render_pair(tokenizer, i, x, o, max_length) for i, x, o in prompts]
+    with eval_mode(model):
+        return response_nll(
+            model,
+            [(p.conditional, p.conditional_start, p.n_response) for p in pairs],
+            pad_id=pad_token_id(tokenizer),
+        )
+
+
+def ifd_scores(model: Any, tokenizer: Any, examples: pd.DataFrame, max_length: int = 512) -> np.ndarray:
+    """IFD (``ppl_ratio``) of each row, as :class:`core.score.scorers.IFDScorer` computes it, but with an
+    in-memory model (the one being trained) rather than one loaded by name."""
+    rows = zip(examples.instruction, examples.input, examples.output, strict=True)
+    pairs = [render_pair(tokenizer, i, x, o, max_length) for i, x, o in rows]
+    with eval_mode(model):
+        nll = response_nll(model, ifd_sequences(pairs), pad_id=pad_token_id(tokenizer))
+    return ifd_from_nll(nll)[0]

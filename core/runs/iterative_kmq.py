@@ -4,7 +4,7 @@ The loop's settings are one frozen :class:`IterativeKMQConfig` (registered in :d
 Round t of T: quotas from learned weights x curator weights -> new picks -> fine-tune on everything
 selected so far (from the base model; ``continue_training`` starts from the previous round's model
 instead) -> greedy responses to the selected prompts -> per-example score "gold better than generation"
--> per-cluster mean -> weight update. The scorer is pluggable (:data:`core.runs.model_passes.KMQScorer`).
+-> per-cluster mean -> weight update. The scorer is pluggable (:data:`core.runs.round_scorers.KMQScorer`).
 
 Resume: a round is done when ``round_<t>/done.json`` exists; a rerun into the same ``out_dir`` reloads done
 rounds (weights, selection, scores) instead of recomputing them and refuses an ``out_dir`` written with
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,11 +24,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from core.models.generation import generate_responses
 from core.progress import Cancelled
 from core.registry import param
+from core.runs import round_files
 from core.runs.loops import LOOPS, LoopHooks
-from core.runs.model_passes import KMQScorer, PerplexityDifferenceScorer, generate_responses
-from core.runs.round_files import check_params, describe, floats, nullable, write_json
+from core.runs.round_files import check_params, describe, floats, nullable
+from core.runs.round_scorers import KMQScorer, PerplexityDifferenceScorer
 from core.select import loops
 from core.select.pool import Decisions, Pool
 from core.train.trainer import TrainConfig, train
@@ -185,7 +185,7 @@ def run_iterative_kmq(
     model = None  # the last trained model, while it is in memory
     for t in range(1, rounds + 1):
         round_dir = out_dir / f"round_{t}"
-        if (round_dir / "done.json").exists():
+        if round_files.is_done(round_dir):
             records.append(_load_round(round_dir))
             weights, model = records[-1].weights_after, None
             continue
@@ -260,7 +260,7 @@ def _run_round(
         rng, pool.cluster_ids, available, quotas, plan.quality, plan.within, clusters=plan.clusters
     )
     cumulative = np.concatenate([selected, new])
-    _same_training_set(round_dir, [pool.example_ids[i] for i in cumulative])
+    round_files.keep_training_set(round_dir, [pool.example_ids[i] for i in cumulative], round_dir / "train")
     # train() draws the new adapter's initial weights from the global torch RNG before seeding it, so seed
     # here: otherwise round t's adapter would depend on what ran before it, and a resumed run would differ
     torch.manual_seed(config.seed + t)
@@ -354,15 +354,6 @@ def _selected(records: list[RoundRecord]) -> np.ndarray:
     return selected.astype(int)
 
 
-def _same_training_set(round_dir: Path, example_ids: list[str]) -> None:
-    """Record a round's training set; if an interrupted attempt trained on another one (the curator changed
-    decisions while the run was paused), its checkpoint is for other data: start that training afresh."""
-    path = round_dir / "training_set.json"
-    if path.exists() and json.loads(path.read_text()) != example_ids:
-        shutil.rmtree(round_dir / "train", ignore_errors=True)
-    write_json(path, example_ids)
-
-
 def _load_trained(start: Any, folder: Path, config: TrainConfig) -> Any:
     """The model a round saved: its LoRA adapter on ``start``, or its full weights."""
     if config.method == "lora":
@@ -398,53 +389,44 @@ def _round_start(base: Any, previous: Any, records: list[RoundRecord], config: T
 
 
 def _save_round(round_dir: Path, record: RoundRecord, pool: Pool, clusters: np.ndarray, generations: list[str]) -> None:
+    """The round's files: its selection, the weights and quotas, every scored example with its generation."""
     new = record.new_positions
-    write_json(
-        round_dir / "selection.json",
-        {
-            "positions": new.tolist(),
-            "example_ids": record.new_example_ids,
-            "row_idx": pool.row_idx[new].tolist(),
-            "cluster_ids": pool.cluster_ids[new].tolist(),
-            "dropped_positions": record.dropped_positions.tolist(),
-            "dropped_example_ids": [pool.example_ids[i] for i in record.dropped_positions],
-            "decisions": record.decisions,
-        },
-    )
-    write_json(
-        round_dir / "weights.json",
-        {
-            "clusters": clusters.tolist(),
-            "quotas": record.quotas.tolist(),
-            "before": record.weights_before.tolist(),
-            "after": record.weights_after.tolist(),
-            "cluster_scores": nullable(record.cluster_scores),
-        },
-    )
+    selection = {
+        "positions": new.tolist(),
+        "example_ids": record.new_example_ids,
+        "row_idx": pool.row_idx[new].tolist(),
+        "cluster_ids": pool.cluster_ids[new].tolist(),
+        "dropped_positions": record.dropped_positions.tolist(),
+        "dropped_example_ids": [pool.example_ids[i] for i in record.dropped_positions],
+        "decisions": record.decisions,
+    }
+    weights = {
+        "clusters": clusters.tolist(),
+        "quotas": record.quotas.tolist(),
+        "before": record.weights_before.tolist(),
+        "after": record.weights_after.tolist(),
+        "cluster_scores": nullable(record.cluster_scores),
+    }
     scored = record.scored_positions
     rows = zip(scored.tolist(), nullable(record.example_scores), generations, strict=True)
-    write_json(
-        round_dir / "scores.json",
-        [
-            {
-                "position": p,
-                "example_id": pool.example_ids[p],
-                "cluster": int(pool.cluster_ids[p]),
-                "score": s,
-                "generation": g,
-            }
-            for p, s, g in rows
-        ],
-    )
+    scores = [
+        {
+            "position": p,
+            "example_id": pool.example_ids[p],
+            "cluster": int(pool.cluster_ids[p]),
+            "score": s,
+            "generation": g,
+        }
+        for p, s, g in rows
+    ]
+    files = {"selection.json": selection, "weights.json": weights, "scores.json": scores}
     done = {"round": record.round, "mean_loss": record.mean_loss, "adapter": str(record.adapter_dir)}
-    write_json(round_dir / "done.json", done)  # last: its presence means every file above is complete
+    round_files.save_round(round_dir, files, done)
 
 
 def _load_round(round_dir: Path) -> RoundRecord:
-    selection = json.loads((round_dir / "selection.json").read_text())
-    weights = json.loads((round_dir / "weights.json").read_text())
-    scores = json.loads((round_dir / "scores.json").read_text())
-    done = json.loads((round_dir / "done.json").read_text())
+    files = round_files.load_round(round_dir, ["selection.json", "weights.json", "scores.json"])
+    selection, weights, scores, done = files.values()
     return RoundRecord(
         round=int(done["round"]),
         new_positions=np.array(selection["positions"], dtype=int),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -20,11 +19,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from core.models.passes import ifd_scores
 from core.progress import Cancelled
 from core.registry import param
+from core.runs import round_files
 from core.runs.loops import LOOPS, LoopHooks
-from core.runs.model_passes import IFDFunction, ifd_scores
-from core.runs.round_files import check_params, describe, floats, nullable, write_json
+from core.runs.round_files import check_params, describe, floats, nullable
+from core.runs.round_scorers import IFDFunction
 from core.select import loops
 from core.select.pool import Decisions
 from core.train.trainer import (
@@ -227,53 +228,49 @@ def _rescore(ifd: IFDFunction, model: Any, tokenizer: Any, examples: pd.DataFram
 
 
 def _save_epoch(out_dir: Path, record: EpochRecord, state: loops.IterITEpoch, session: TrainingSession) -> None:
-    """The epoch's record, the selection state and a session checkpoint; then drop the previous checkpoint."""
+    """A session checkpoint, then the epoch's record and selection state; then drop the previous checkpoint."""
     folder = out_dir / f"epoch_{record.epoch}"
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "state.npz", picks=state.picks, order=state.order, ifd=state.ifd)
-    save_session(session, folder)
-    write_json(
-        folder / "epoch.json",
-        {
-            "epoch": record.epoch,
-            "picks": record.picks.tolist(),
-            "order": record.order.tolist(),
-            "rescored": record.rescored.tolist(),
-            "ifd_before": nullable(record.ifd_before),
-            "ifd_after": nullable(record.ifd_after),
-            "mean_loss": record.mean_loss,
-            "steps": record.steps,
-            "decisions": record.decisions,
-        },
-    )
-    write_json(folder / "done.json", {"epoch": record.epoch, "step": session.step})
+    save_session(session, folder)  # before done.json: a done epoch always has its checkpoint
+    epoch = {
+        "epoch": record.epoch,
+        "picks": record.picks.tolist(),
+        "order": record.order.tolist(),
+        "rescored": record.rescored.tolist(),
+        "ifd_before": nullable(record.ifd_before),
+        "ifd_after": nullable(record.ifd_after),
+        "mean_loss": record.mean_loss,
+        "steps": record.steps,
+        "decisions": record.decisions,
+    }
+    arrays = {"picks": state.picks, "order": state.order, "ifd": state.ifd}
+    round_files.save_round(folder, {"epoch.json": epoch}, {"epoch": record.epoch, "step": session.step}, arrays)
     if record.epoch > 0:  # only the newest checkpoint is needed to resume; a full model's is large
         shutil.rmtree(out_dir / f"epoch_{record.epoch - 1}" / "checkpoint", ignore_errors=True)
 
 
 def _resume_iterit(out_dir: Path, session: TrainingSession) -> tuple[list[EpochRecord], loops.IterITEpoch | None]:
     """The done epochs' records and the selection state after the last one, with the session restored."""
-    records: list[EpochRecord] = []
-    while (out_dir / f"epoch_{len(records)}" / "done.json").exists():
-        raw = json.loads((out_dir / f"epoch_{len(records)}" / "epoch.json").read_text())
-        arrays = {key: np.array(raw[key], dtype=int) for key in ("picks", "order", "rescored")}
-        ifds = {key: floats(raw[key]) for key in ("ifd_before", "ifd_after")}
-        records.append(
-            EpochRecord(
-                epoch=raw["epoch"],
-                mean_loss=raw["mean_loss"],
-                steps=raw["steps"],
-                decisions=raw.get("decisions", {}),
-                resumed=True,
-                **arrays,
-                **ifds,
-            )
-        )
+    folders = round_files.done_folders(out_dir, "epoch", 0)
+    records = [_load_epoch(folder) for folder in folders]
     if not records:
         return records, None
-    last = out_dir / f"epoch_{len(records) - 1}"
+    last = folders[-1]
     if not restore_session(session, last):
         raise ValueError(f"{last} is done but has no checkpoint to resume from; use another folder")
-    with np.load(last / "state.npz") as saved:
-        state = loops.IterITEpoch(picks=saved["picks"], order=saved["order"], ifd=saved["ifd"])
-    return records, state
+    saved = round_files.load_arrays(last)
+    return records, loops.IterITEpoch(picks=saved["picks"], order=saved["order"], ifd=saved["ifd"])
+
+
+def _load_epoch(folder: Path) -> EpochRecord:
+    raw = round_files.load_round(folder, ["epoch.json"])["epoch.json"]
+    arrays = {key: np.array(raw[key], dtype=int) for key in ("picks", "order", "rescored")}
+    ifds = {key: floats(raw[key]) for key in ("ifd_before", "ifd_after")}
+    return EpochRecord(
+        epoch=raw["epoch"],
+        mean_loss=raw["mean_loss"],
+        steps=raw["steps"],
+        decisions=raw.get("decisions", {}),
+        resumed=True,
+        **arrays,
+        **ifds,
+    )

@@ -1,7 +1,10 @@
-"""Files the loops write per round or epoch: atomic JSON, NaN-safe floats, and the resume-parameter check.
+"""What the iterative loops keep on disk per round (kMQ) or epoch (IterIT), and how a rerun reads it back.
 
 A loop's ``out_dir`` records its parameters in ``run.json``; a rerun into the same folder resumes it, and
-one with other parameters is refused rather than mixing two runs' rounds.
+one with other parameters is refused rather than mixing two runs' rounds. Each round has a folder
+(``round_<t>``, ``epoch_<e>``) of JSON files and arrays, written atomically, and ``done.json`` written
+last: a folder with it is complete, one without it is redone. The loops decide what their files hold;
+the writing, the done marker and the reading back are here, for both.
 """
 
 from __future__ import annotations
@@ -10,26 +13,78 @@ import dataclasses
 import functools
 import hashlib
 import json
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from core import atomic
+
+DONE = "done.json"
+
 
 def nullable(values: np.ndarray) -> list[float | None]:
+    """Floats for JSON, NaN as null."""
     return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
 
 
 def floats(values: list[float | None]) -> np.ndarray:
+    """The inverse of :func:`nullable`."""
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def write_json(path: Path, payload: Any) -> None:
-    """Write through a temporary file, so a crash never leaves half a file that looks done."""
+    """A loop's JSON file, written atomically (its folder is made when missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
+    atomic.write_json(path, payload, indent=1)
+
+
+def save_round(
+    folder: Path, files: dict[str, Any], done: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
+) -> None:
+    """Write a round's JSON ``files`` (name -> payload) and its ``arrays`` (to ``state.npz``), then ``done.json``:
+    its presence means every file above is complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if arrays is not None:
+        with atomic.replacing(folder / "state.npz") as scratch, open(scratch, "wb") as handle:
+            np.savez(handle, **cast(dict[str, Any], arrays))  # cast: numpy's stub reads the names as its flags
+    for name, payload in files.items():
+        write_json(folder / name, payload)
+    write_json(folder / DONE, done)
+
+
+def is_done(folder: Path) -> bool:
+    """Whether a round's folder is complete."""
+    return (folder / DONE).exists()
+
+
+def done_folders(out_dir: Path, prefix: str, first: int) -> list[Path]:
+    """``<prefix>_<first>``, ``<prefix>_<first + 1>``, ... up to the first that is not done."""
+    folders: list[Path] = []
+    while is_done(folder := out_dir / f"{prefix}_{first + len(folders)}"):
+        folders.append(folder)
+    return folders
+
+
+def load_round(folder: Path, names: list[str]) -> dict[str, Any]:
+    """A done round's JSON files by name, ``done.json`` included."""
+    return {name: json.loads((folder / name).read_text()) for name in [*names, DONE]}
+
+
+def load_arrays(folder: Path) -> dict[str, np.ndarray]:
+    """The arrays :func:`save_round` wrote."""
+    with np.load(folder / "state.npz") as saved:
+        return {name: saved[name] for name in saved.files}
+
+
+def keep_training_set(folder: Path, example_ids: list[str], train_folder: Path) -> None:
+    """Record a round's training set; if an interrupted attempt trained on another one (the curator changed
+    decisions while the run was paused), its checkpoint is for other data: that training starts afresh."""
+    path = folder / "training_set.json"
+    if path.exists() and json.loads(path.read_text()) != example_ids:
+        shutil.rmtree(train_folder, ignore_errors=True)
+    write_json(path, example_ids)
 
 
 def describe(value: Any) -> Any:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from core import jobs
+from core import atomic, jobs
 from core.progress import Progress
 from core.train.trainer import TrainConfig, TrainStatus, step_plan, train
 
@@ -408,9 +408,7 @@ class _LossLog:
         rows = _log_rows(self.path)
         # lines written before phases were logged come from a plain run, where the step is the trainer's
         kept = [r for r in rows if r.get("phase", phase) != phase or r.get("phase_step", r["step"]) < first_step]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        tmp.replace(self.path)
+        atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self.count = len(kept)
 
 

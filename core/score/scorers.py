@@ -141,16 +141,13 @@ class IFDScorer(_LMScorer):
     form: Literal["ppl_ratio", "loss_ratio"] = "ppl_ratio"
 
     def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
-        if self.form not in ("ppl_ratio", "loss_ratio"):
+        if self.form not in ("ppl_ratio", "loss_ratio"):  # checked here too: before the model is loaded
             raise ValueError(f"IFD form must be ppl_ratio or loss_ratio, not {self.form!r}")
+        from core.models.passes import ifd_from_nll, ifd_sequences
+
         lm, pairs = self._render(examples)
         half = (lambda n: progress(n / 2)) if progress else None
-        # both passes in one pool: batches of similar length pack better and share one prefix cache
-        sequences = [(p.conditional, p.conditional_start, p.n_response) for p in pairs]
-        sequences += [(p.unconditional, p.unconditional_start, p.n_response) for p in pairs]
-        nll = self._nll(lm, sequences, half)
-        conditional, alone = nll[: len(pairs)], nll[len(pairs) :]
-        ifd = np.exp(conditional - alone) if self.form == "ppl_ratio" else conditional / alone
+        ifd, conditional, alone = ifd_from_nll(self._nll(lm, ifd_sequences(pairs), half), self.form)
         return {
             "ifd": ifd,
             "perplexity": np.exp(conditional),

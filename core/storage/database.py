@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core import config
+from core import atomic, config
 from core.errors import WorkspaceBusy
 from core.storage.schema import SCHEMA_STATEMENTS, SCHEMA_VERSION
 
@@ -118,9 +118,7 @@ class Store:
         return int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
 
     def _mirror_version(self, version: int) -> None:
-        tmp = self.version_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(str(version))
-        os.replace(tmp, self.version_path)
+        atomic.write_text(self.version_path, str(version))
 
 
 def _open(db_path: Path) -> duckdb.DuckDBPyConnection:

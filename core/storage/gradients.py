@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import atomic
 from core.storage.database import Store
 
 
@@ -67,9 +67,8 @@ def feature_path(store: Store, feature_key: str) -> Path:
 def save_set(store: Store, info: GradientSet, features: np.ndarray) -> None:
     """Write the features (atomically), then their row: a row always points at a complete file."""
     path = feature_path(store, info.feature_key)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, np.ascontiguousarray(features, dtype=np.float16))
-    os.replace(tmp, path)
+    with atomic.replacing(path) as scratch:
+        np.save(scratch, np.ascontiguousarray(features, dtype=np.float16))
     fields = dataclasses.asdict(info)
     fields["config"] = json.dumps(info.config, sort_keys=True)
     columns = [*fields, "created_at"]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core import atomic
+
 
 @dataclass(frozen=True)
 class AppRecord:
@@ -33,9 +35,7 @@ def register_app(workspace: Path, url: str) -> None:
     folder = _folder(workspace)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"pid": os.getpid(), "url": url, "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    tmp = folder / f"{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, folder / f"{os.getpid()}.json")
+    atomic.write_json(folder / f"{os.getpid()}.json", record)
 
 
 def other_apps(workspace: Path) -> list[AppRecord]:

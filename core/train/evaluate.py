@@ -226,17 +226,13 @@ def evaluate(
         raise ValueError(f"limit must be 0 or more, not {limit}")
     import torch
 
+    from core.models.passes import eval_mode
+
     rows = eval_set.rows[:limit] if limit is not None else eval_set.rows
     kind = answer_kind(row.answer for row in eval_set.rows)  # the whole set's, so a limit cannot change it
     started = time.perf_counter()
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.inference_mode():
-            nlls, predictions = _run(model, tokenizer, rows, max_length, max_new_tokens, batch_size, generate, progress)
-    finally:
-        for module, training in modes:  # per module: a peft model keeps its frozen parts in their own mode
-            module.training = training
+    with eval_mode(model), torch.inference_mode():
+        nlls, predictions = _run(model, tokenizer, rows, max_length, max_new_tokens, batch_size, generate, progress)
     return _result(eval_set, rows, nlls, predictions, kind, time.perf_counter() - started)
 
 
@@ -251,10 +247,11 @@ def _run(
     progress: Callable[[int], None] | None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Per-row NLLs and generated texts (by row index), one batch of rows at a time so progress is honest."""
-    from core.models.passes import render_pair, response_nll
+    from core.models.generation import generate as generate_answers
+    from core.models.passes import pad_token_id, render_pair, response_nll
 
     loss_model = _loss_model(model)
-    pad_id = _pad_id(tokenizer)
+    pad_id = pad_token_id(tokenizer)
     nlls = np.full(len(rows), np.nan)
     predictions: dict[int, str] = {}
     for begin in range(0, len(rows), batch_size):
@@ -264,7 +261,7 @@ def _run(
         nlls[begin : begin + len(batch)] = response_nll(loss_model, sequences, pad_id=pad_id, max_batch=batch_size)
         answered = [begin + offset for offset, row in enumerate(batch) if row.answer is not None]
         if generate and answered:
-            texts = _generate(model, tokenizer, [rows[i] for i in answered], max_length, max_new_tokens)
+            texts = generate_answers(model, tokenizer, [rows[i] for i in answered], max_length, max_new_tokens)
             predictions.update(zip(answered, texts, strict=True))
         if progress:
             progress(len(batch))
@@ -281,57 +278,6 @@ def _loss_model(model: Any) -> Any:
     if config.is_prompt_learning:
         raise ValueError(f"evaluating a {config.peft_type} adapter is not supported; use a LoRA adapter")
     return model.get_base_model()
-
-
-def _pad_id(tokenizer: Any) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-def _generate(model: Any, tokenizer: Any, rows: Sequence[EvalRow], max_length: int, max_new_tokens: int) -> list[str]:
-    """Greedy answers to a batch of prompts, decoded from the new tokens only.
-
-    The batch is padded on the left by hand rather than by flipping ``tokenizer.padding_side``: the
-    tokenizer is shared (the app caches one per model), and a temporary change would race with other users.
-    """
-    import torch
-
-    from core.models.passes import user_turn
-
-    prompts = [_prompt_ids(tokenizer, user_turn(row.instruction, row.input))[-max_length:] for row in rows]
-    pad_id = _pad_id(tokenizer)
-    width = max(len(prompt) for prompt in prompts)
-    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        attention_mask[row, width - len(prompt) :] = 1
-    device = next(model.parameters()).device
-    output = model.generate(
-        input_ids=input_ids.to(device),
-        attention_mask=attention_mask.to(device),
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=pad_id,
-        eos_token_id=_stop_ids(model, tokenizer),
-    )
-    return tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
-
-
-def _prompt_ids(tokenizer: Any, user_text: str) -> list[int]:
-    messages = [{"role": "user", "content": user_text}]
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
-    if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # newer tokenizers return a BatchEncoding
-        ids = ids["input_ids"]
-    return list(ids)
-
-
-def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
-    """The model's configured end tokens plus the tokenizer's: a base model's generation config may name only
-    ``<|endoftext|>`` while the chat template ends a turn with another token; without it generation would
-    run past the answer to ``max_new_tokens`` and add numbers after it."""
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids = list(configured) if isinstance(configured, list | tuple) else [configured]
-    return sorted({token for token in [*ids, tokenizer.eos_token_id] if token is not None})
 
 
 def _result(

@@ -5,6 +5,10 @@ The loss is the response-only NLL of the chat-template rendering (the same rende
 step, so gradient accumulation gives the same update as one big batch. The schedule is linear warmup
 then cosine decay. The data order of epoch e is a permutation seeded by ``seed + e``.
 
+There is one training loop, :func:`run_steps`, over a :class:`TrainingSession` (model, optimizer,
+schedule, step). :func:`train` runs a whole fine-tune through it; :func:`train_pass` runs one epoch of a
+session that IterIT keeps across epochs.
+
 A checkpoint (adapter or weights, optimizer, scheduler, step, torch RNG state) is written atomically
 every ``checkpoint_every`` optimizer steps and when the run is cancelled. Training again into the same
 folder resumes from it and reaches the result an uninterrupted run reaches: the data order is a pure
@@ -26,10 +30,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from core.atomic import replacing
 from core.models.lm import DEFAULT_LM
+from core.models.passes import IGNORE, TrainExample, collate, pad_token_id, render_examples
 from core.progress import Cancelled
-
-IGNORE = -100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,24 +84,6 @@ class TrainResult:
     resumed_from: int = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class _Example:
-    ids: list[int]
-    labels: list[int]
-
-
-def render_examples(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> list[_Example]:
-    """Token ids with labels on the response tokens only (IGNORE elsewhere)."""
-    from core.models.passes import render_pair
-
-    rendered = []
-    for instruction, input_text, output in zip(frame.instruction, frame.input, frame.output, strict=True):
-        pair = render_pair(tokenizer, instruction, input_text, output, max_length)
-        labels = [IGNORE] * pair.conditional_start + pair.conditional[pair.conditional_start :]
-        rendered.append(_Example(pair.conditional, labels))
-    return rendered
-
-
 def step_plan(n_examples: int, config: TrainConfig) -> list[list[np.ndarray]]:
     """For every optimizer step, its micro-batches of example indices (a pure function of n and the seed)."""
     plan: list[list[np.ndarray]] = []
@@ -129,20 +115,6 @@ def prepare_model(base: Any, config: TrainConfig) -> Any:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, lora)
-
-
-def _collate(batch: list[_Example], pad_id: int) -> dict[str, Any]:
-    import torch
-
-    width = max(len(example.ids) for example in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, example in enumerate(batch):
-        ids[row, : len(example.ids)] = torch.tensor(example.ids)
-        labels[row, : len(example.labels)] = torch.tensor(example.labels)
-        mask[row, : len(example.ids)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 def _summed_loss(model: Any, batch: dict[str, Any]) -> Any:
@@ -181,166 +153,13 @@ def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, 
     return optimizer, get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
 
 
-def train(
-    base_model: Any,
-    tokenizer: Any,
-    examples: pd.DataFrame,
-    config: TrainConfig,
-    out_dir: Path,
-    *,
-    on_step: Callable[[TrainStatus], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> TrainResult:
-    """Fine-tune a copy of ``base_model`` on ``examples`` (instruction, input, output) into ``out_dir``.
-
-    Resumes from ``out_dir/checkpoint`` when one exists. Raises :class:`Cancelled` after saving a
-    checkpoint when ``should_stop`` returns true between steps.
-    """
-    import torch
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if examples.empty:
-        raise ValueError("nothing to train on: the selection is empty")
-    data = render_examples(tokenizer, examples, config.max_length)
-    plan = step_plan(len(data), config)
-    model = prepare_model(base_model, config)
-    optimizer, scheduler = _optimizer(model, config, len(plan))
-    losses, start = _resume(out_dir, model, optimizer, scheduler)
-    if start == 0:  # a resumed run restores the RNG state of its checkpoint instead
-        torch.manual_seed(config.seed)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    model.train()
-    started, tokens = time.perf_counter(), 0
-    for step in range(start, len(plan)):
-        if should_stop and should_stop():
-            _save_checkpoint(out_dir, model, optimizer, scheduler, step, losses, config)
-            raise Cancelled(f"cancelled at step {step} of {len(plan)}; a rerun resumes from here")
-        step_tokens = sum(sum(label != IGNORE for label in data[i].labels[1:]) for batch in plan[step] for i in batch)
-        total = 0.0
-        for batch in plan[step]:
-            loss = _summed_loss(model, _collate([data[i] for i in batch], pad_id)) / max(step_tokens, 1)
-            loss.backward()
-            total += float(loss.detach())
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(total)
-        tokens += sum(len(data[i].ids) for batch in plan[step] for i in batch)
-        if on_step:
-            elapsed = time.perf_counter() - started
-            rate = (step + 1 - start) / elapsed if elapsed > 0 else 0.0
-            remaining = (len(plan) - step - 1) / rate if rate > 0 else float("nan")
-            on_step(TrainStatus(step + 1, len(plan), total, tokens / max(elapsed, 1e-9), remaining))
-        # after reporting the step: a crash in between leaves the caller's log ahead of the checkpoint (a resume
-        # reports those steps again), never behind it (a step the resume skips would be missing from the log)
-        if (step + 1) % config.checkpoint_every == 0 and step + 1 < len(plan):
-            _save_checkpoint(out_dir, model, optimizer, scheduler, step + 1, losses, config)
-    model.eval()
-    save_model(model, out_dir / "final", config)
-    shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
-    return TrainResult(model, losses, len(plan), tokens, time.perf_counter() - started, out_dir, start)
-
-
-def save_model(model: Any, folder: Path, config: TrainConfig) -> Path:
-    """The adapter (peft, safetensors) or the full weights, plus the training config."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if hasattr(model, "peft_config"):
-        model.save_pretrained(str(folder), safe_serialization=True)
-    else:
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    (folder / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    return folder
-
-
-def _trainable_state(model: Any) -> dict[str, Any]:
-    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-
-
-def _save_checkpoint(
-    out_dir: Path, model: Any, optimizer: Any, scheduler: Any, step: int, losses: list[float], config: TrainConfig
-) -> None:
-    """Write the checkpoint to a temporary folder, then swap it in: a crash never leaves half of one."""
-    import torch
-
-    tmp = out_dir / "checkpoint.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(
-        {
-            "weights": _trainable_state(model),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "losses": losses,
-            "rng": torch.get_rng_state(),
-            "config": dataclasses.asdict(config),
-        },
-        tmp / "state.pt",
-    )
-    final = out_dir / "checkpoint"
-    old = out_dir / "checkpoint.old"
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _resume(out_dir: Path, model: Any, optimizer: Any, scheduler: Any) -> tuple[list[float], int]:
-    import torch
-
-    path = out_dir / "checkpoint" / "state.pt"
-    if not path.exists() and (out_dir / "checkpoint.old" / "state.pt").exists():  # crashed mid-swap
-        path = out_dir / "checkpoint.old" / "state.pt"
-    if not path.exists():
-        return [], 0
-    state = load_checkpoint(path)
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in state["weights"].items():
-            params[name].copy_(value)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
-    return list(state["losses"]), int(state["step"])
-
-
-def checkpoint_step(out_dir: Path) -> int | None:
-    """The optimizer step a rerun would resume from, or None when there is no checkpoint."""
-    path = Path(out_dir) / "checkpoint" / "state.pt"
-    return int(load_checkpoint(path)["step"]) if path.exists() else None
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint's state: tensors and plain values only (``weights_only``), never arbitrary pickled objects,
-    since a run folder is a file anyone with access to the workspace could have replaced."""
-    import pickle
-
-    import torch
-
-    try:
-        return torch.load(path, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(
-            f"{path} holds objects other than tensors and plain values, so it was not loaded (it was not written "
-            f"by this app, or was altered). Delete its folder to restart that training from scratch. ({exc})"
-        ) from None
-
-
-# ---------------------------------------------------------------------------------------------------
-# A training session kept across calls: one model, optimizer and LR schedule over several data sets
-# (IterIT trains each epoch on a different selection under one schedule, docs/algorithms.md 3.5).
-# ---------------------------------------------------------------------------------------------------
-
-
 @dataclasses.dataclass
 class TrainingSession:
     """A trainable model with its optimizer and a schedule planned for ``total_steps`` optimizer steps.
 
-    ``step`` counts the steps taken so far; ``losses`` holds one loss per step.
+    ``step`` counts the steps taken so far; ``losses`` holds one loss per step. :func:`train` runs one
+    session over its whole plan; IterIT keeps one across calls of :func:`train_pass`, training each epoch
+    on a different selection under one schedule (docs/algorithms.md 3.5).
     """
 
     model: Any
@@ -360,15 +179,55 @@ def epoch_steps(n_examples: int, config: TrainConfig) -> int:
 
 
 def start_session(base_model: Any, tokenizer: Any, config: TrainConfig, total_steps: int) -> TrainingSession:
-    """A trainable copy of ``base_model`` (as :func:`train` makes one) with a schedule over ``total_steps``."""
+    """A trainable copy of ``base_model`` with a schedule over ``total_steps``, its adapter drawn from ``config.seed``."""
     import torch
 
     if total_steps < 1:
         raise ValueError(f"total_steps must be at least 1, not {total_steps}")
     torch.manual_seed(config.seed)  # before prepare_model: LoRA's A matrices are drawn from the torch RNG
+    return _new_session(base_model, tokenizer, config, total_steps)
+
+
+def _new_session(base_model: Any, tokenizer: Any, config: TrainConfig, total_steps: int) -> TrainingSession:
     model = prepare_model(base_model, config)
     optimizer, scheduler = _optimizer(model, config, total_steps)
     return TrainingSession(model, tokenizer, config, optimizer, scheduler, total_steps)
+
+
+def train(
+    base_model: Any,
+    tokenizer: Any,
+    examples: pd.DataFrame,
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    on_step: Callable[[TrainStatus], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Fine-tune a copy of ``base_model`` on ``examples`` (instruction, input, output) into ``out_dir``.
+
+    Resumes from ``out_dir/checkpoint`` when one exists. Raises :class:`Cancelled` after saving a
+    checkpoint when ``should_stop`` returns true between steps. The new adapter is drawn from the global
+    torch RNG as it stands (the caller seeds it); training itself is seeded by ``config.seed``.
+    """
+    import torch
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if examples.empty:
+        raise ValueError("nothing to train on: the selection is empty")
+    data = render_examples(tokenizer, examples, config.max_length)
+    plan = step_plan(len(data), config)
+    session = _new_session(base_model, tokenizer, config, len(plan))
+    restore_session(session, out_dir)
+    start = session.step
+    if start == 0:  # a resumed run restores the RNG state of its checkpoint instead
+        torch.manual_seed(config.seed)
+    started = time.perf_counter()
+    tokens = run_steps(session, data, plan[start:], on_step=on_step, should_stop=should_stop, checkpoint_dir=out_dir)
+    save_model(session.model, out_dir / "final", config)
+    shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+    return TrainResult(session.model, session.losses, len(plan), tokens, time.perf_counter() - started, out_dir, start)
 
 
 def train_pass(
@@ -391,38 +250,73 @@ def train_pass(
     plan = step_plan(len(data), dataclasses.replace(session.config, epochs=1, seed=session.config.seed + epoch))
     if session.step + len(plan) > session.total_steps:
         raise ValueError(f"{len(plan)} more steps would pass the {session.total_steps} the schedule was planned for")
-    pad_id = session.tokenizer.pad_token_id
-    pad_id = pad_id if pad_id is not None else session.tokenizer.eos_token_id
-    losses: list[float] = []
+    first = session.step
+    run_steps(session, data, plan, on_step=on_step, should_stop=should_stop)
+    return session.losses[first:]
+
+
+def run_steps(
+    session: TrainingSession,
+    data: list[TrainExample],
+    steps: list[list[np.ndarray]],
+    *,
+    on_step: Callable[[TrainStatus], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint_dir: Path | None = None,
+) -> int:
+    """The training loop: take ``steps`` (each a list of micro-batches of indices into ``data``); returns the
+    tokens they saw.
+
+    ``should_stop`` is asked before every step; a true answer raises :class:`Cancelled`. With
+    ``checkpoint_dir`` the session is checkpointed there then, and every ``config.checkpoint_every`` steps.
+    The model trains in train mode (dropout) and is left in eval mode.
+    """
+    pad_id = pad_token_id(session.tokenizer)
+    every = session.config.checkpoint_every
     started, tokens = time.perf_counter(), 0
     session.model.train()
     try:
-        for index, micro_batches in enumerate(plan):
+        for taken, step in enumerate(steps, start=1):
             if should_stop and should_stop():
-                raise Cancelled(f"cancelled at step {session.step} of {session.total_steps}")
-            loss, step_tokens = _take_step(session, data, micro_batches, pad_id)
-            losses.append(loss)
-            tokens += step_tokens
+                _cancel(session, checkpoint_dir)
+            batches = [[data[i] for i in micro_batch] for micro_batch in step]
+            loss = _take_step(session, batches, pad_id)
+            tokens += sum(len(example.ids) for batch in batches for example in batch)
             if on_step:
                 elapsed = max(time.perf_counter() - started, 1e-9)
-                remaining = (session.total_steps - session.step) * elapsed / (index + 1)
+                remaining = (session.total_steps - session.step) * elapsed / taken
                 on_step(TrainStatus(session.step, session.total_steps, loss, tokens / elapsed, remaining))
+            # after reporting the step: a crash in between leaves the caller's log ahead of the checkpoint (a
+            # resume reports those steps again), never behind it (a step the resume skips would be missing)
+            if checkpoint_dir and session.step % every == 0 and session.step < session.total_steps:
+                save_session(session, checkpoint_dir)
     finally:
         session.model.eval()
-    return losses
+    return tokens
 
 
-def _take_step(
-    session: TrainingSession, data: list[_Example], micro_batches: list[np.ndarray], pad_id: int
-) -> tuple[float, int]:
-    """One optimizer step, exactly as :func:`train` takes it: (loss, tokens seen)."""
+def _cancel(session: TrainingSession, checkpoint_dir: Path | None) -> None:
+    """Raise :class:`Cancelled`, after checkpointing into ``checkpoint_dir`` when there is one."""
+    where = f"cancelled at step {session.step} of {session.total_steps}"
+    if checkpoint_dir is None:
+        raise Cancelled(where)
+    save_session(session, checkpoint_dir)
+    raise Cancelled(f"{where}; a rerun resumes from here")
+
+
+def _take_step(session: TrainingSession, batches: list[list[TrainExample]], pad_id: int) -> float:
+    """One optimizer step over ``batches`` (its micro-batches); returns its loss.
+
+    Each micro-batch's summed NLL is divided by the response tokens of the whole step, so accumulating
+    the gradients of the micro-batches gives the update of one big batch.
+    """
     import torch
 
     model = session.model
-    step_tokens = sum(sum(label != IGNORE for label in data[i].labels[1:]) for batch in micro_batches for i in batch)
+    step_tokens = sum(sum(label != IGNORE for label in example.labels[1:]) for batch in batches for example in batch)
     total = 0.0
-    for batch in micro_batches:
-        loss = _summed_loss(model, _collate([data[i] for i in batch], pad_id)) / max(step_tokens, 1)
+    for batch in batches:
+        loss = _summed_loss(model, collate(batch, pad_id)) / max(step_tokens, 1)
         loss.backward()
         total += float(loss.detach())
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
@@ -431,21 +325,82 @@ def _take_step(
     session.optimizer.zero_grad(set_to_none=True)
     session.step += 1
     session.losses.append(total)
-    return total, sum(len(data[i].ids) for batch in micro_batches for i in batch)
+    return total
+
+
+def save_model(model: Any, folder: Path, config: TrainConfig) -> Path:
+    """The adapter (peft, safetensors) or the full weights, plus the training config."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "peft_config"):
+        model.save_pretrained(str(folder), safe_serialization=True)
+    else:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    return folder
 
 
 def save_session(session: TrainingSession, folder: Path) -> None:
-    """Checkpoint the session into ``folder/checkpoint`` (atomically, in :func:`train`'s format)."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    _save_checkpoint(
-        Path(folder), session.model, session.optimizer, session.scheduler, session.step, session.losses, session.config
-    )
+    """Checkpoint the session (trained weights, optimizer, schedule, step, losses, torch RNG) into
+    ``folder/checkpoint/state.pt``, atomically: a kill never leaves half a checkpoint."""
+    import torch
+
+    checkpoint = Path(folder) / "checkpoint"
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    state = {
+        "weights": {name: p.detach().clone() for name, p in session.model.named_parameters() if p.requires_grad},
+        "optimizer": session.optimizer.state_dict(),
+        "scheduler": session.scheduler.state_dict(),
+        "step": session.step,
+        "losses": session.losses,
+        "rng": torch.get_rng_state(),
+        "config": dataclasses.asdict(session.config),
+    }
+    with replacing(checkpoint / "state.pt") as scratch:
+        torch.save(state, scratch)
 
 
 def restore_session(session: TrainingSession, folder: Path) -> bool:
-    """Load ``folder``'s checkpoint (weights, optimizer, schedule, step, RNG) into ``session``; False if none."""
-    losses, step = _resume(Path(folder), session.model, session.optimizer, session.scheduler)
-    if step == 0:
+    """Load ``folder``'s checkpoint (weights, optimizer, schedule, step, losses, RNG) into ``session``; False
+    when there is none, or it was saved before the first step."""
+    import torch
+
+    path = Path(folder) / "checkpoint" / "state.pt"
+    older = Path(folder) / "checkpoint.old" / "state.pt"
+    if not path.exists() and older.exists():  # earlier versions swapped folders; killed mid-swap, this one is whole
+        path = older
+    if not path.exists():
         return False
-    session.losses, session.step = losses, step
-    return True
+    state = load_checkpoint(path)
+    params = dict(session.model.named_parameters())
+    with torch.no_grad():
+        for name, value in state["weights"].items():
+            params[name].copy_(value)
+    session.optimizer.load_state_dict(state["optimizer"])
+    session.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    session.losses, session.step = list(state["losses"]), int(state["step"])
+    return session.step > 0
+
+
+def checkpoint_step(out_dir: Path) -> int | None:
+    """The optimizer step a rerun would resume from, or None when there is no checkpoint."""
+    path = Path(out_dir) / "checkpoint" / "state.pt"
+    return int(load_checkpoint(path)["step"]) if path.exists() else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's state: tensors and plain values only (``weights_only``), never arbitrary pickled objects,
+    since a run folder is a file anyone with access to the workspace could have replaced."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{path} holds objects other than tensors and plain values, so it was not loaded (it was not written "
+            f"by this app, or was altered). Delete its folder to restart that training from scratch. ({exc})"
+        ) from None

@@ -16,8 +16,9 @@ from core.gradients.fast_passes import (
     weighted_head_nll,
 )
 from core.gradients.features import gradient_features
+from core.models.passes import collate, render_examples
 from core.progress import Cancelled
-from core.train.trainer import TrainConfig, _collate, prepare_model, render_examples
+from core.train.trainer import TrainConfig, prepare_model
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 FRAME = pd.DataFrame(
@@ -82,7 +83,7 @@ def test_chunked_attention_and_its_gradients_equal_sdpa(padded, chunk):
 
 
 def test_the_model_uses_the_chunked_attention_only_inside_the_block(model, tokenizer, monkeypatch):
-    batch = _collate(render_examples(tokenizer, FRAME, 128), tokenizer.pad_token_id)
+    batch = collate(render_examples(tokenizer, FRAME, 128), tokenizer.pad_token_id)
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     calls = []
 

@@ -15,8 +15,9 @@ from core.gradients.features import (
     lora_parameters,
     per_example_gradients,
 )
+from core.models.passes import collate, render_examples
 from core.progress import Cancelled
-from core.train.trainer import TrainConfig, _collate, prepare_model, render_examples
+from core.train.trainer import TrainConfig, prepare_model
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 FRAME = pd.DataFrame(
@@ -58,11 +59,11 @@ def _flat_grad(model) -> torch.Tensor:
 def test_batched_per_example_gradients_equal_one_backward_per_example(model, tokenizer):
     items = render_examples(tokenizer, FRAME.iloc[:4], 128)
     assert len({len(item.ids) for item in items}) == 4  # different lengths, so the batch is padded
-    grads = per_example_gradients(model, _collate(items, tokenizer.pad_token_id))
+    grads = per_example_gradients(model, collate(items, tokenizer.pad_token_id))
     assert grads.shape == (4, sum(p.numel() for _, p in lora_parameters(model)))
     for row, item in enumerate(items):
         model.zero_grad(set_to_none=True)
-        single = _collate([item], tokenizer.pad_token_id)
+        single = collate([item], tokenizer.pad_token_id)
         model(**single).loss.backward()  # transformers' own loss: the mean NLL over the labelled tokens
         reference = _flat_grad(model)
         assert reference.abs().max() > 0
@@ -73,7 +74,7 @@ def test_batched_per_example_gradients_equal_one_backward_per_example(model, tok
 def test_per_example_gradients_reject_parameters_outside_linear_layers(tokenizer):
     lora = prepare_model(tiny_causal_lm(tokenizer), TrainConfig(target_modules="all-linear"))
     lora.get_input_embeddings().weight.requires_grad_(True)
-    batch = _collate(render_examples(tokenizer, FRAME.iloc[:2], 64), tokenizer.pad_token_id)
+    batch = collate(render_examples(tokenizer, FRAME.iloc[:2], 64), tokenizer.pad_token_id)
     with pytest.raises(ValueError, match="embed_tokens"):
         per_example_gradients(lora, batch)
 
@@ -93,7 +94,7 @@ def test_adam_moments_flatten_the_optimizer_state_in_parameter_order(tokenizer):
     lora = prepare_model(tiny_causal_lm(tokenizer), TrainConfig(target_modules="q_proj,v_proj"))
     params = lora_parameters(lora)
     optimizer = torch.optim.AdamW([p for _, p in params[1:]], lr=1e-3)  # the first parameter gets no state
-    lora(**_collate(render_examples(tokenizer, FRAME.iloc[:2], 64), tokenizer.pad_token_id)).loss.backward()
+    lora(**collate(render_examples(tokenizer, FRAME.iloc[:2], 64), tokenizer.pad_token_id)).loss.backward()
     optimizer.step()
     exp_avg, exp_avg_sq = adam_moments(optimizer, lora)
     first = params[0][1].numel()
@@ -186,7 +187,7 @@ def test_gradient_features_are_unit_rows_in_input_order(model, tokenizer, moment
 @pytest.mark.parametrize("pool", [False, True])
 def test_gradient_features_are_the_projected_normalised_directions(model, tokenizer, moments, pool):
     items = render_examples(tokenizer, FRAME, 128)
-    grads = per_example_gradients(model, _collate(items, tokenizer.pad_token_id))
+    grads = per_example_gradients(model, collate(items, tokenizer.pad_token_id))
     directions = adam_direction(grads, *moments) if pool else grads
     projected = proj.build_projector("sparse", grads.shape[1], 64, seed=0).project(directions)
     expected = (projected / projected.norm(dim=1, keepdim=True)).numpy()

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.models import passes
 from core.progress import Cancelled
-from core.runs import iterative_kmq, iterit, model_passes
+from core.runs import iterative_kmq, iterit, round_scorers
 from core.runs.iterative_kmq import IterativeKMQConfig
 from core.runs.iterit import IterITConfig
 from core.runs.loops import LoopHooks
@@ -224,7 +225,7 @@ def test_decisions_changed_while_a_run_is_paused_hold_from_the_next_round(tiny, 
 
 def test_the_embedding_scorer_prefers_a_gold_answer_that_shares_the_prompt_words():
     frame = pd.DataFrame({"instruction": ["bake sourdough bread"], "input": [""], "output": ["bake bread slowly"]})
-    scorer = model_passes.EmbeddingSimilarityScorer(embedder={"name": "hashing", "dim": 64})
+    scorer = round_scorers.EmbeddingSimilarityScorer(embedder={"name": "hashing", "dim": 64})
     assert scorer(None, None, frame, ["python lists sort numbers"])[0] > 0
     assert scorer(None, None, frame, ["bake sourdough bread"])[0] < 0
 
@@ -245,7 +246,7 @@ class SpyIFD:
     def __call__(self, model, tokenizer, frame):
         position = {text: i for i, text in enumerate(ITERIT_DATA.instruction)}
         self.calls.append((id(model), [position[text] for text in frame.instruction]))
-        return model_passes.ifd_scores(model, tokenizer, frame, max_length=CONFIG.max_length) * 0.5
+        return passes.ifd_scores(model, tokenizer, frame, max_length=CONFIG.max_length) * 0.5
 
 
 @pytest.fixture(scope="module")

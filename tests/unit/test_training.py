@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.models.passes import IGNORE, collate, render_examples
 from core.progress import Cancelled
-from core.train.trainer import IGNORE, TrainConfig, checkpoint_step, render_examples, step_plan, train
+from core.train.trainer import TrainConfig, checkpoint_step, step_plan, train
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
 
 ROWS = pd.DataFrame(
@@ -102,10 +103,10 @@ def test_full_fine_tune_trains_every_weight(tiny, tmp_path):
 def test_the_response_only_head_gives_the_loss_of_full_logits(tiny):
     import torch
 
-    from core.train.trainer import _collate, _summed_loss
+    from core.train.trainer import _summed_loss
 
     model, tokenizer = tiny
-    batch = _collate(render_examples(tokenizer, ROWS.iloc[:3], 256), tokenizer.pad_token_id)
+    batch = collate(render_examples(tokenizer, ROWS.iloc[:3], 256), tokenizer.pad_token_id)
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
         full = torch.nn.functional.cross_entropy(

@@ -1,0 +1,81 @@
+"""The pluggable scorers of the iterative loops' rounds: iterative kMQ's S (Eq. 4: S = score(x + y_gold) -
+score(x + y_gen)) and the type of IterIT's IFD function.
+
+Scoring here uses the model being trained, not one loaded by name as :mod:`core.score.scorers` does; the
+LM passes themselves (response NLLs, IFD, generation) are in :mod:`core.models`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from core.models.passes import response_nlls
+from core.select import loops
+
+KMQScorer = Callable[[Any, Any, pd.DataFrame, list[str]], np.ndarray]
+"""(model, tokenizer, examples, generations) -> S_i per row; S > 0: the gold response beats the generation."""
+IFDFunction = Callable[[Any, Any, pd.DataFrame], np.ndarray]
+"""(model, tokenizer, examples) -> IFD per row (default: :func:`core.models.passes.ifd_scores`)."""
+
+# ---------------------------------------------------------------------------------------------------
+# kMQ round scorers (Eq. 4: S = score(x + y_gold) - score(x + y_gen))
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PerplexityDifferenceScorer:
+    """S = log PPL(generation) - log PPL(gold) under the current model (``loops.ppl_difference_scores``;
+    ``convention="eq7"`` flips the sign as Eq. 7 is printed)."""
+
+    max_length: int = 512
+    convention: Literal["gold_better", "eq7"] = "gold_better"
+
+    def __call__(self, model: Any, tokenizer: Any, examples: pd.DataFrame, generations: list[str]) -> np.ndarray:
+        gold = response_nlls(model, tokenizer, examples, list(examples.output), self.max_length)
+        generated = response_nlls(model, tokenizer, examples, generations, self.max_length)
+        return loops.ppl_difference_scores(gold, generated, convention=self.convention)
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingSimilarityScorer:
+    """S = cos(prompt, gold) - cos(prompt, generation): Eq. 4 with "relevance to the prompt" as the score.
+
+    ``embedder``: a spec for :func:`core.embed.embedders.build_embedder` (None: the packaged default).
+    Model-free with respect to the LM; a cheap check that is blind to fluency.
+    """
+
+    embedder: dict[str, Any] | None = None
+
+    def __call__(self, model: Any, tokenizer: Any, examples: pd.DataFrame, generations: list[str]) -> np.ndarray:
+        from core.embed.embedders import build_embedder
+        from core.models.passes import user_turn
+
+        prompts = [user_turn(i, x) for i, x in zip(examples.instruction, examples.input, strict=True)]
+        n = len(prompts)
+        vectors = build_embedder(self.embedder).embed(prompts + list(examples.output) + list(generations))
+        prompt, gold, generated = vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
+        return (prompt * gold).sum(axis=1) - (prompt * generated).sum(axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardDifferenceScorer:
+    """S = r(gold) - r(generation) with a sequence-classification reward model (the paper's best scorer).
+
+    None ships offline, so ``model`` (a path or hub id) is required; it is not tested here.
+    """
+
+    model: str
+    max_length: int = 512
+
+    def __call__(self, model: Any, tokenizer: Any, examples: pd.DataFrame, generations: list[str]) -> np.ndarray:
+        from core.score.scorers import RewardScorer
+
+        reward = RewardScorer(model=self.model, max_length=self.max_length)
+        gold = reward.score(examples.reset_index(drop=True))["reward"]
+        generated = reward.score(examples.reset_index(drop=True).assign(output=list(generations)))["reward"]
+        return np.asarray(gold, dtype=float) - np.asarray(generated, dtype=float)
