@@ -1,5 +1,5 @@
 # The README's two commands: `make run` (set up, prepare the sample data once, serve the app) and
-# `make test` (set up, then every test tier, the real-browser test included).
+# `make test` (set up, lint, then every test tier, the real-browser tests included).
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
@@ -45,16 +45,46 @@ chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# ruff (style, and TID251: no streamlit/plotly in core) and import-linter (the contracts in pyproject.toml:
+# core is UI-free, storage is the bottom, the packages are layered with no cycles).
 lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+# Types of the modules that have been made to pass, one by one ([tool.mypy] in pyproject.toml).
+typecheck: setup-dev
+	$(BIN)/mypy core/registry.py core/storage core/select core/jobs
 
 format: setup-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Test tiers, each runnable alone; each prints its 15 slowest tests.
+#   test-fast         tests/unit: no model, no subprocess (its conftest fails a test that starts either)
+#   test-integration  tests/integration: worker processes, kill -9, subprocesses, the packaged models
+#   test-ui           tests/ui: every page under Streamlit's AppTest
+#   test-e2e          tests/e2e: the app served by `streamlit run`, driven by Playwright in Chromium
+.PHONY: test-fast test-integration test-ui test-e2e typecheck
+PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+
+# Lint, then every tier; a failing tier does not hide the later ones, and any failure fails the target.
 test: setup-dev chromium lint
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+	@failed=""; for tier in fast integration ui e2e; do \
+		$(MAKE) --no-print-directory test-$$tier || failed="$$failed $$tier"; done; \
+	if [ -n "$$failed" ]; then echo "failed tiers:$$failed"; exit 1; fi
+
+test-fast: setup-dev
+	$(PYTEST) tests/unit
+
+test-integration: setup-dev
+	$(PYTEST) tests/integration
+
+test-ui: setup-dev
+	$(PYTEST) tests/ui
+
+test-e2e: setup-dev chromium
+	$(PYTEST) tests/e2e
 
 # Runs the tests of docs/reliability.md's cases and rewrites its table with their results (tests/reliability.py).
 reliability: setup-dev chromium

@@ -1,5 +1,8 @@
 """Shared fixtures: a fake keyword embedder with exact vectors, tiny datasets, prepared workspaces.
 
+One prepared template workspace per session, copied for each test that changes it (``workspace``):
+preparing pays UMAP's JIT (~10 s) once per process; copying the prepared folder costs milliseconds.
+
 Tests never download: HF_HUB_OFFLINE is set before anything imports huggingface_hub.
 """
 
@@ -8,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pytest
@@ -19,6 +23,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from core.embed.embedders import EMBEDDERS, l2_normalise
+
+if TYPE_CHECKING:
+    from core.gradients.pipeline import GradientConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -94,6 +101,35 @@ def prepared_workspace(tmp_path: Path, keyword_file: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def template_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 24-row keyword file the template workspace was prepared from (do not modify)."""
+    return write_jsonl(tmp_path_factory.mktemp("template") / "tiny.jsonl", keyword_rows())
+
+
+@pytest.fixture(scope="session")
+def template_workspace(template_file: Path) -> Path:
+    """A workspace holding dataset "tiny" (keyword embedder, k in {2, 4, 6}, seed 0). Never modify it: copy it."""
+    from core.prepare import PrepareOptions, prepare
+    from core.storage.database import Store
+
+    workspace = template_file.parent / "ws"
+    prepare(
+        Store(workspace),
+        template_file,
+        PrepareOptions(name="tiny", embedder=KEYWORD_EMBEDDER, k_grid=(2, 4, 6), seed=0),
+    )
+    return workspace
+
+
+@pytest.fixture
+def workspace(template_workspace: Path, tmp_path: Path) -> Path:
+    """A private copy of the prepared template workspace."""
+    copy = tmp_path / "ws"
+    shutil.copytree(template_workspace, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised Llama and its tokenizer saved as a local model folder: code loads it like any
     model path (runs, gradient features), with no download."""
@@ -104,3 +140,31 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny_causal_lm(tokenizer).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def target_file(tmp_path_factory) -> Path:
+    """Six bread questions: the keyword dataset's bread cluster should align with them best."""
+    rows = [
+        {"id": f"t{i}", "instruction": f"Question {i} about bread: explain bread", "input": "", "output": "Bread."}
+        for i in range(6)
+    ]
+    path = tmp_path_factory.mktemp("target") / "bread_target.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def computed(template_workspace, tiny_model_dir, target_file, tmp_path_factory) -> tuple[Path, dict, GradientConfig]:
+    """A copy of the template workspace with pool features, graph and the target's features (for the gradient
+    tests of the unit and integration tiers)."""
+    from core.gradients import pipeline
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    workspace = tmp_path_factory.mktemp("grad") / "ws"
+    shutil.copytree(template_workspace, workspace)
+    config = pipeline.GradientConfig(model=str(tiny_model_dir), d=64, neighbours=8, warmup_fraction=0.25, max_length=96)
+    store = Store(workspace)
+    report = pipeline.compute_gradients(store, ds.get_dataset(store), config, [target_file])
+    return workspace, report, config

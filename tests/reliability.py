@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ERRORS = "tests/unit/test_ingest_errors.py"
 BAD = f"{ERRORS}::test_bad_input_is_reported_and_stores_nothing"
-CRASH = "tests/unit/test_crash_restart.py"
+CRASH = "tests/integration/test_crash_restart.py"
 FAILED_UI = "tests/ui/test_failed_jobs.py"
-BUSY = "tests/unit/test_workspace_in_use.py"
+BUSY = "tests/integration/test_workspace_in_use.py"
 HOSTILE_UI = "tests/ui/test_hostile_text_pages.py"
 PATHS = "tests/unit/test_safe_paths.py"
 
@@ -107,7 +107,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "kill -9 during a loop run: finished rounds, vetoes and weights kept, resume = uninterrupted selection",
         [
             f"{CRASH}::test_a_loop_run_killed_in_round_2_keeps_round_1_and_resumes_to_the_uninterrupted_selection",
-            "tests/unit/test_runs.py::test_a_killed_run_shows_interrupted_leaves_the_store_usable_and_resumes",
+            "tests/integration/test_runs.py::test_a_killed_run_shows_interrupted_leaves_the_store_usable_and_resumes",
             f"{FAILED_UI}::test_runs_page_shows_a_failed_run_and_offers_to_resume_an_interrupted_one",
         ],
     ),
@@ -168,15 +168,15 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             "tests/e2e/test_two_sessions.py::test_two_sessions_change_one_cluster_at_once_and_each_sees_the_other",
             "tests/ui/test_clusters_page.py::test_changes_made_elsewhere_show_in_an_open_session_after_a_rerun",
-            "tests/unit/test_store_and_curation.py::test_threads_and_another_process_write_at_once_and_every_change_is_kept",
+            "tests/integration/test_store_concurrency.py::test_threads_and_another_process_write_at_once_and_every_change_is_kept",
         ],
     ),
     (
         "Concurrency",
         "Veto and weight while a run trains: no lock error; each round uses the decisions at its start; manifest",
         [
-            "tests/unit/test_runs.py::test_vetoes_and_weights_set_while_a_loop_run_trains_hold_from_the_next_round_and_reach_the_manifest",
-            "tests/unit/test_runs.py::test_a_cluster_vetoed_while_a_loop_run_is_paused_is_left_out_of_the_next_round",
+            "tests/integration/test_runs.py::test_vetoes_and_weights_set_while_a_loop_run_trains_hold_from_the_next_round_and_reach_the_manifest",
+            "tests/integration/test_runs.py::test_a_cluster_vetoed_while_a_loop_run_is_paused_is_left_out_of_the_next_round",
         ],
     ),
     (

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.unit.test_workspace_in_use import HOLD_LOCK, holding
+from tests.integration.test_workspace_in_use import HOLD_LOCK, holding
 
 
 def test_a_held_workspace_shows_who_holds_it_not_a_trace(page, prepared_workspace: Path, monkeypatch) -> None:

@@ -4,8 +4,6 @@ the targeted strategies through run_selection, and the CLI computing missing fea
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,31 +16,6 @@ from core.storage import datasets as ds
 from core.storage import gradients as gstore
 from core.storage import selections
 from core.storage.database import Store
-
-
-@pytest.fixture(scope="module")
-def target_file(tmp_path_factory) -> Path:
-    """Six bread questions: the keyword dataset's bread cluster should align with them best."""
-    rows = [
-        {"id": f"t{i}", "instruction": f"Question {i} about bread: explain bread", "input": "", "output": "Bread."}
-        for i in range(6)
-    ]
-    path = tmp_path_factory.mktemp("target") / "bread_target.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
-@pytest.fixture(scope="module")
-def computed(
-    template_workspace, tiny_model_dir, target_file, tmp_path_factory
-) -> tuple[Path, dict, pipeline.GradientConfig]:
-    """A copy of the template workspace with pool features, graph and the target's features."""
-    workspace = tmp_path_factory.mktemp("grad") / "ws"
-    shutil.copytree(template_workspace, workspace)
-    config = pipeline.GradientConfig(model=str(tiny_model_dir), d=64, neighbours=8, warmup_fraction=0.25, max_length=96)
-    store = Store(workspace)
-    report = pipeline.compute_gradients(store, ds.get_dataset(store), config, [target_file])
-    return workspace, report, config
 
 
 def test_features_graph_and_target_are_stored_and_cached(computed, target_file):
@@ -115,26 +88,3 @@ def test_cli_select_computes_missing_features_on_demand(workspace, tiny_model_di
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "computing them first" in out.out and "selection 1:" in out.out
-
-
-def test_a_run_fine_tunes_on_a_less_selection_and_evaluates_on_the_target(computed, tiny_model_dir, target_file):
-    import time
-
-    from core import jobs
-    from core.runs.run import RunSpec, compare_runs, launch_run
-
-    workspace, _, _ = computed
-    config = {"model": str(tiny_model_dir), "target_modules": "all-linear", "epochs": 1, "batch_size": 2,
-              "grad_accum": 1, "max_length": 96}  # fmt: skip
-    spec = RunSpec(dataset="tiny", strategy="less", strategy_params={"target": str(target_file)}, budget=0.25,
-                   config=config, eval_paths=[str(target_file)], max_new_tokens=2, name="less 25%")  # fmt: skip
-    run_id = launch_run(workspace, spec)
-    deadline = time.monotonic() + 180
-    while jobs.read_status(workspace, run_id).active:
-        assert time.monotonic() < deadline, jobs.read_log(workspace, run_id)
-        time.sleep(0.3)
-    status = jobs.read_status(workspace, run_id)
-    assert status.state == "done", jobs.read_log(workspace, run_id)
-    assert status.result["examples"] == 6
-    table = compare_runs(workspace, [run_id])
-    assert table.eval_set.tolist() == ["bread_target"] and table.label.tolist() == ["less 25%"]

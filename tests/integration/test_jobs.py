@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -99,12 +98,3 @@ def test_a_running_job_whose_process_died_shows_interrupted(tmp_path: Path) -> N
     assert (status.stage, status.done, status.total) == ("embed", 3, 10)
     stored = json.loads((jobs.jobs_dir(tmp_path) / "20000101-000000-dead00" / "status.json").read_text())
     assert stored["state"] == "interrupted"
-
-
-def test_a_running_job_whose_process_lives_stays_running(tmp_path: Path) -> None:
-    _fake_job(tmp_path, "20000101-000000-alive0", os.getpid())
-
-    status = jobs.read_status(tmp_path, "20000101-000000-alive0")
-
-    assert (status.state, status.pid, status.active) == ("running", os.getpid(), True)
-    assert status.fraction == pytest.approx(0.3)

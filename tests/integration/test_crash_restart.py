@@ -376,7 +376,7 @@ def _write_until_killed(args: list[Any], rng: random.Random) -> list[int]:
     """Start :func:`write_forever` in a process, SIGKILL it at a random moment; returns the writes it reported."""
     workspace, dataset_id, k, start, clusters, example_ids = args
     code = (
-        "from tests.unit.test_crash_restart import write_forever; "
+        "from tests.integration.test_crash_restart import write_forever; "
         f"write_forever({workspace!r}, {dataset_id}, {k}, {start}, "
         f"{','.join(map(str, clusters))!r}, {','.join(example_ids)!r})"
     )
