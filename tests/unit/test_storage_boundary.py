@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SQL = re.compile(r"\.execute\(|\bSELECT |\bINSERT |\bUPDATE |\bDELETE FROM|\bCREATE |\.(read|write)\(\) as ")
 
@@ -60,6 +62,7 @@ def test_storage_imports_nothing_above_storage():
     assert offenders == []
 
 
+@pytest.mark.subprocess  # a fresh interpreter is the only way to see what an import loads
 def test_the_errors_module_loads_no_other_core_module():
     code = "import sys, core.errors; print(sorted(m for m in sys.modules if m.startswith('core')))"
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
