@@ -89,6 +89,7 @@ def test_threads_writing_one_file_never_collide_and_it_always_reads_whole(tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
 
 
+@pytest.mark.subprocess  # only a fresh interpreter shows what an import loads
 def test_importing_it_loads_nothing_heavy() -> None:
     code = "import sys, core.atomic; print(sorted({'torch', 'duckdb', 'numpy', 'pandas'} & set(sys.modules)))"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
