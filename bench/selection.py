@@ -16,14 +16,16 @@ selection (loading the pool from DuckDB included) and of the strategy alone, and
 (``VmHWM``; ``ru_maxrss`` would carry the parent's peak over ``exec``).
 Targets (issue 4): every strategy under 60 s and under 4 GB on the 2-core CPU.
 
-Run from the project root: ``.venv/bin/python bench/selection.py`` (issue 4 named it ``bench/select.py``; that name
-shadows the stdlib module ``select`` for every script in bench/, which broke the other benchmarks). Results are printed and written as JSON
+Run from the project root: ``make bench-select`` or ``.venv/bin/python -m bench.selection`` (``--data-dir`` for a
+smaller pool). Each row prints a fingerprint of the selected ids in pick order (``ids sha``), so two runs, or
+two versions of the code, can be seen to give the same selection for the same seed. Results are printed and written as JSON
 to ``bench/results/select-<timestamp>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -119,7 +121,13 @@ def child(workspace: Path, name: str, budget: float) -> None:
     peak = peak_rss_bytes()
     figures = {"strategy": name, "seconds": seconds, "strategy_seconds": timed.get("strategy", float("nan"))}
     figures |= {"selected": len(result.example_ids), "pool": result.pool_size, "peak_rss_bytes": peak}
+    figures["ids_sha"] = ids_fingerprint(result.example_ids)
     print(json.dumps(figures))
+
+
+def ids_fingerprint(example_ids: Sequence[str]) -> str:
+    """The selected ids in pick order, hashed: equal fingerprints are equal selections."""
+    return hashlib.sha256("\n".join(example_ids).encode()).hexdigest()[:12]
 
 
 def peak_rss_bytes() -> int:
@@ -131,7 +139,8 @@ def peak_rss_bytes() -> int:
 
 
 def run_child(workspace: Path, name: str, budget: float) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", name, "--workspace", str(workspace), "--budget", str(budget)]
+    command = [sys.executable, "-m", "bench.selection", "--child", name, "--workspace", str(workspace)]
+    command += ["--budget", str(budget)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -171,14 +180,17 @@ def print_results(results: dict[str, Any]) -> None:
         print(f"score {scorer}: {key}")
     if setup_info["setup_seconds"]:
         print("setup this run: " + ", ".join(f"{k} {v:.0f} s" for k, v in setup_info["setup_seconds"].items()))
-    print(f"\n{'strategy':<15} {'selected':>8} {'pool':>7} {'total s':>8} {'strategy s':>10} {'peak RSS':>9}  target")
+    print(
+        f"\n{'strategy':<15} {'selected':>8} {'pool':>7} {'total s':>8} {'strategy s':>10} {'peak RSS':>9}  "
+        f"{'ids sha':<12}  target"
+    )
     for row in results["strategies"]:
         if "error" in row:
             print(f"{row['strategy']:<15} error: {' '.join(row['error'])}")
             continue
         print(
             f"{row['strategy']:<15} {row['selected']:>8} {row['pool']:>7} {row['seconds']:8.1f} "
-            f"{row['strategy_seconds']:10.1f} {gb(row['peak_rss_bytes']):>9}  {verdict(row['pass'])}"
+            f"{row['strategy_seconds']:10.1f} {gb(row['peak_rss_bytes']):>9}  {row['ids_sha']:<12}  {verdict(row['pass'])}"
         )
     ok = all(row.get("pass", False) for row in results["strategies"])
     print(f"\nevery strategy under {TARGET_SECONDS:.0f} s and {gb(TARGET_PEAK_BYTES)}: {verdict(ok)}")
