@@ -190,7 +190,7 @@ def response_nll(
     """
     import torch
 
-    model = _unwrapped(model)
+    model = unwrapped(model)
     result = np.full(len(sequences), np.nan, dtype=np.float64)
     device = next(model.parameters()).device
     prefix = shared_prefix(sequences) if share_prefix and _has_base(model) else []
@@ -210,7 +210,7 @@ def response_nll(
     return result
 
 
-def _unwrapped(model: CausalLM) -> PreTrainedModel:
+def unwrapped(model: CausalLM) -> PreTrainedModel:
     """A peft model's ``get_base_model()`` (its ``base_model`` is peft's wrapper; this one holds the LoRA
     layers), else the model itself."""
     get_base_model = getattr(model, "get_base_model", None)
