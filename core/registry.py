@@ -116,7 +116,13 @@ def params_of(cls: type) -> list[Param]:
 
 
 def _default(field: dataclasses.Field[Any]) -> Any:
-    return field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
+    """The field's default, or a fresh value from its default factory (the caller checked it has one)."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    factory = field.default_factory
+    if not callable(factory):
+        raise ValueError(f"the field {field.name!r} has neither a default nor a default factory")
+    return factory()
 
 
 def _shape(hint: Any) -> tuple[type, tuple[Any, ...], bool] | None:

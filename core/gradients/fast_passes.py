@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from core.models.lm import CausalLM
+
 ATTENTION_NAME = "curate_chunked_causal"
 QUERY_CHUNK = 128  # 64, 96 and 192 measured the same; 256 and the whole sequence at once were slower
 # keyword arguments of an attention call that change its arithmetic: with any of them set, SDPA does the call
@@ -42,7 +44,7 @@ _UNSUPPORTED = ("softcap", "sliding_window", "s_aux", "sinks", "position_bias", 
 
 
 @contextmanager
-def bf16_weights(model: Any) -> Iterator[None]:
+def bf16_weights(model: CausalLM) -> Iterator[None]:
     """Run ``model`` on bf16 copies of its floating parameters inside the block; the float32 ones come back after.
 
     Parameters keep their identity (hooks and optimizers that hold them still see the same objects); only
@@ -64,7 +66,7 @@ def bf16_weights(model: Any) -> Iterator[None]:
 
 
 @contextmanager
-def cpu_chunked_attention(model: Any) -> Iterator[None]:
+def cpu_chunked_attention(model: CausalLM) -> Iterator[None]:
     """Inside the block, a CPU model that uses SDPA attention uses :func:`chunked_causal_attention` instead."""
     config = getattr(model, "config", None)
     device = next(model.parameters()).device

@@ -52,6 +52,9 @@ from core.progress import Cancelled
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedTokenizerBase
+
+    from core.models.lm import CausalLM
 
 CHUNK_SIZE = 256  # examples per saved file: at most this much work is lost when a run is cancelled
 TOKEN_BUDGET = 2048  # padded tokens per pass: ~3 GB of activations for SmolLM2-135M, whatever the lengths
@@ -63,7 +66,7 @@ MIN_FILL = 0.85
 BF16_PASSES = "bf16 weights, chunked CPU attention"
 
 
-def lora_parameters(model: Any) -> list[tuple[str, torch.nn.Parameter]]:
+def lora_parameters(model: CausalLM) -> list[tuple[str, torch.nn.Parameter]]:
     """The trainable parameters in name order; their flattened concatenation is the P-vector of a feature."""
     params = sorted((name, p) for name, p in model.named_parameters() if p.requires_grad)
     if not params:
@@ -71,7 +74,7 @@ def lora_parameters(model: Any) -> list[tuple[str, torch.nn.Parameter]]:
     return params
 
 
-def per_example_gradients(model: Any, batch: dict[str, torch.Tensor], *, bf16: bool | None = None) -> torch.Tensor:
+def per_example_gradients(model: CausalLM, batch: dict[str, torch.Tensor], *, bf16: bool | None = None) -> torch.Tensor:
     """(b, P) float32 gradients of each example's mean response NLL, from one forward and one backward pass.
 
     ``batch`` holds right-padded ``input_ids``, ``attention_mask`` and ``labels`` (IGNORE off the response),
@@ -120,7 +123,7 @@ def adam_direction(
     return first / (second + eps).sqrt()
 
 
-def adam_moments(optimizer: Any, model: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def adam_moments(optimizer: Any, model: CausalLM) -> tuple[torch.Tensor, torch.Tensor]:
     """AdamW's (exp_avg, exp_avg_sq) flattened in :func:`lora_parameters` order, float32 on the CPU.
 
     A parameter the optimizer has not stepped yet has no state: its moments are zeros.
@@ -137,8 +140,8 @@ def adam_moments(optimizer: Any, model: Any) -> tuple[torch.Tensor, torch.Tensor
 
 
 def gradient_features(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: PreTrainedTokenizerBase,
     examples: pd.DataFrame,
     *,
     moments: tuple[torch.Tensor, torch.Tensor] | None,
@@ -213,7 +216,7 @@ def gradient_features(
 
 
 @contextmanager
-def _pass_precision(model: Any, bf16: bool) -> Iterator[None]:
+def _pass_precision(model: CausalLM, bf16: bool) -> Iterator[None]:
     """bf16 passes run on bf16 weights (:mod:`core.gradients.fast_passes`) and, on a CPU, the chunked attention."""
     if not bf16:
         yield
@@ -236,7 +239,7 @@ def resolve_bf16(precision: str, device_type: str) -> bool:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _response_loss(model: Any, batch: dict[str, torch.Tensor], bf16: bool) -> torch.Tensor:
+def _response_loss(model: CausalLM, batch: dict[str, torch.Tensor], bf16: bool) -> torch.Tensor:
     """Sum over the rows of each row's mean response NLL (a row with no response token adds nothing).
 
     As in :func:`core.train.trainer._summed_loss`, only positions that predict a response token go
@@ -270,7 +273,7 @@ def _response_loss(model: Any, batch: dict[str, torch.Tensor], bf16: bool) -> to
 class _GradientCollector:
     """Forward/backward hooks that add each example's weight (and bias) gradient of every trainable Linear."""
 
-    def __init__(self, model: Any, params: list[tuple[str, torch.nn.Parameter]], n_rows: int, device: Any):
+    def __init__(self, model: CausalLM, params: list[tuple[str, torch.nn.Parameter]], n_rows: int, device: Any):
         import torch
 
         offsets, start = {}, 0
@@ -346,7 +349,7 @@ class _Steps:
 
 
 def _chunk_features(
-    model: Any,
+    model: CausalLM,
     items: list[Any],
     pad_id: int,
     moments: tuple[torch.Tensor, torch.Tensor] | None,

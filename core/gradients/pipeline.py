@@ -24,7 +24,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,11 @@ from core.progress import Progress
 from core.storage import datasets as ds
 from core.storage import gradients as gstore
 from core.storage.database import Store
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from core.models.lm import CausalLM
 
 CPU_DIMENSION = 1024
 CUDA_DIMENSION = 8192  # the LESS / G2IS value; a sparse projection makes it affordable on a GPU machine
@@ -98,7 +103,7 @@ class GradientConfig:
 class Warmup:
     """The warmed-up LoRA model, AdamW's flattened moments (exp_avg, exp_avg_sq) and the adapter's hash."""
 
-    model: Any
+    model: CausalLM
     moments: tuple[Any, Any]
     adapter_hash: str
     key: str
@@ -207,7 +212,7 @@ def _features(
     store: Store,
     info: gstore.GradientSet,
     warm: Warmup,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     frame: pd.DataFrame,
     config: GradientConfig,
     moments: tuple[Any, Any] | None,

@@ -14,14 +14,17 @@ from core.models.passes import chat_ids, eval_mode, pad_token_id, user_turn
 
 if TYPE_CHECKING:
     import pandas as pd
+    from transformers import PreTrainedTokenizerBase
+
+    from core.models.lm import CausalLM
 
 
-def prompt_ids(tokenizer: Any, user_text: str) -> list[int]:
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, user_text: str) -> list[int]:
     """The chat-template ids of one user turn, ending with the assistant header the answer follows."""
     return chat_ids(tokenizer, [{"role": "user", "content": user_text}], generation_prompt=True)
 
 
-def stop_ids(model: Any, tokenizer: Any) -> list[int]:
+def stop_ids(model: CausalLM, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """The model's configured end tokens plus the tokenizer's: a base model's generation config may name only
     ``<|endoftext|>`` while the chat template ends a turn with another token; without it generation would
     run past the answer to ``max_new_tokens`` and add numbers after it."""
@@ -30,7 +33,9 @@ def stop_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted({token for token in [*ids, tokenizer.eos_token_id] if token is not None})
 
 
-def generate(model: Any, tokenizer: Any, rows: Sequence[Any], max_length: int, max_new_tokens: int) -> list[str]:
+def generate(
+    model: CausalLM, tokenizer: PreTrainedTokenizerBase, rows: Sequence[Any], max_length: int, max_new_tokens: int
+) -> list[str]:
     """Greedy answers to a batch of rows with ``instruction`` and ``input`` (evaluation rows, data-frame tuples),
     from the last ``max_length`` prompt tokens, decoded from the new tokens only.
 
@@ -49,7 +54,8 @@ def generate(model: Any, tokenizer: Any, rows: Sequence[Any], max_length: int, m
         input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
         attention_mask[row, width - len(prompt) :] = 1
     device = next(model.parameters()).device
-    output = model.generate(
+    # PreTrainedModel's type has no generate(): each causal-LM class mixes GenerationMixin in (peft forwards it)
+    output = model.generate(  # type: ignore[operator]
         input_ids=input_ids.to(device),
         attention_mask=attention_mask.to(device),
         do_sample=False,
@@ -61,7 +67,12 @@ def generate(model: Any, tokenizer: Any, rows: Sequence[Any], max_length: int, m
 
 
 def generate_responses(
-    model: Any, tokenizer: Any, prompts: pd.DataFrame, max_new_tokens: int, batch_size: int = 8, max_length: int = 512
+    model: CausalLM,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: pd.DataFrame,
+    max_new_tokens: int,
+    batch_size: int = 8,
+    max_length: int = 512,
 ) -> list[str]:
     """Greedy responses to the (instruction, input) rows of ``prompts``, ``batch_size`` prompts at a time."""
     import torch

@@ -14,9 +14,18 @@ import functools
 import importlib.util
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from core.models.device import pick_device
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    CausalLM: TypeAlias = PreTrainedModel | PeftModel
+    """A causal LM as transformers loads it, or one wrapped by peft with LoRA adapters (training, gradients,
+    the iterative loops); a name for annotations only, like the imports above (core loads no model library
+    until a function needs it)."""
 
 DEFAULT_LM = "SmolLM2-135M-Instruct"
 PACKAGED_LM_NAMES = {DEFAULT_LM, "HuggingFaceTB/SmolLM2-135M-Instruct"}
@@ -26,8 +35,8 @@ PACKAGED_LM_NAMES = {DEFAULT_LM, "HuggingFaceTB/SmolLM2-135M-Instruct"}
 class LoadedLM:
     """A causal LM ready for inference, its tokenizer, and where and how it runs."""
 
-    model: Any
-    tokenizer: Any
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     model_id: str
     device: str
     dtype: str
@@ -77,7 +86,8 @@ def _load(model: str, device: str) -> LoadedLM:
         source, kwargs["gguf_file"] = packaged
     dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    network = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device).eval()
+    network = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    network = network.to(device).eval()  # type: ignore[arg-type]  # transformers types .to() as unbound
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedLM(network, tokenizer, model, device, str(dtype).removeprefix("torch."))
@@ -86,7 +96,7 @@ def _load(model: str, device: str) -> LoadedLM:
 _REWARD_LOCK = threading.Lock()
 
 
-def load_reward_model(model: str, device: str | None = None) -> tuple[Any, Any]:
+def load_reward_model(model: str, device: str | None = None) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     """(tokenizer, sequence-classification model) for a reward model, loaded once per process."""
     device = device or pick_device()
     with _REWARD_LOCK:
@@ -94,7 +104,7 @@ def load_reward_model(model: str, device: str | None = None) -> tuple[Any, Any]:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_reward(model: str, device: str) -> tuple[Any, Any]:
+def _load_reward(model: str, device: str) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model)

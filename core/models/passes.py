@@ -19,12 +19,15 @@ import contextlib
 import copy
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from core.models.lm import CausalLM
 
 IGNORE = -100
 """The label of a token the training loss skips (the ``ignore_index`` of PyTorch's cross-entropy)."""
@@ -47,15 +50,20 @@ def user_turn(instruction: str, input_text: str) -> str:
     return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
 
 
-def chat_ids(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool = False) -> list[int]:
+def chat_ids(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], generation_prompt: bool = False
+) -> list[int]:
     """Token ids of ``messages`` through the tokenizer's chat template."""
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt)
+    # a list of ids, or a BatchEncoding from newer tokenizers (the stubs' union also has text, never given here)
+    ids: Any = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt)
     if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # newer tokenizers return a BatchEncoding
         ids = ids["input_ids"]
     return list(ids)
 
 
-def render_pair(tokenizer: Any, instruction: str, input_text: str, output: str, max_length: int) -> RenderedPair:
+def render_pair(
+    tokenizer: PreTrainedTokenizerBase, instruction: str, input_text: str, output: str, max_length: int
+) -> RenderedPair:
     """Render (instruction, input) -> output for the conditional and the response-alone passes."""
     user = {"role": "user", "content": user_turn(instruction, input_text)}
     assistant = {"role": "assistant", "content": output}
@@ -72,11 +80,11 @@ def render_pair(tokenizer: Any, instruction: str, input_text: str, output: str, 
     return RenderedPair(prompt + response[:n], len(prompt), header + response[:n], len(header), n, truncated)
 
 
-def _tokens(tokenizer: Any, text: str) -> list[int]:
+def _tokens(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def pad_token_id(tokenizer: Any) -> int:
+def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
     """The id batches are padded with: the tokenizer's pad token, else its end-of-sequence token."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -94,7 +102,7 @@ class TrainExample:
     labels: list[int]
 
 
-def render_examples(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> list[TrainExample]:
+def render_examples(tokenizer: PreTrainedTokenizerBase, frame: pd.DataFrame, max_length: int) -> list[TrainExample]:
     """Token ids with labels on the response tokens only (IGNORE elsewhere)."""
     rendered = []
     for instruction, input_text, output in zip(frame.instruction, frame.input, frame.output, strict=True):
@@ -164,7 +172,7 @@ def _batches(lengths: np.ndarray, token_budget: int, max_batch: int) -> list[np.
 
 
 def response_nll(
-    model: Any,
+    model: CausalLM,
     sequences: Sequence[Sequence3],
     *,
     pad_id: int,
@@ -182,10 +190,7 @@ def response_nll(
     """
     import torch
 
-    if hasattr(
-        model, "get_base_model"
-    ):  # a peft model: its base_model is peft's wrapper; this one holds the LoRA layers
-        model = model.get_base_model()
+    model = unwrapped(model)
     result = np.full(len(sequences), np.nan, dtype=np.float64)
     device = next(model.parameters()).device
     prefix = shared_prefix(sequences) if share_prefix and _has_base(model) else []
@@ -205,7 +210,14 @@ def response_nll(
     return result
 
 
-def _has_base(model: Any) -> bool:
+def unwrapped(model: CausalLM) -> PreTrainedModel:
+    """A peft model's ``get_base_model()`` (its ``base_model`` is peft's wrapper; this one holds the LoRA
+    layers), else the model itself."""
+    get_base_model = getattr(model, "get_base_model", None)
+    return cast("PreTrainedModel", model if get_base_model is None else get_base_model())
+
+
+def _has_base(model: PreTrainedModel) -> bool:
     return model.base_model is not model
 
 
@@ -213,14 +225,14 @@ def _starts_with(ids: list[int], prefix: list[int], start: int) -> bool:
     return bool(prefix) and start - 1 > len(prefix) and ids[: len(prefix)] == prefix
 
 
-def _prefix_cache(model: Any, prefix: list[int], device: Any) -> Any:
+def _prefix_cache(model: PreTrainedModel, prefix: list[int], device: Any) -> Any:
     import torch
 
     return model.base_model(input_ids=torch.tensor([prefix], device=device), use_cache=True).past_key_values
 
 
 def _group_nll(
-    model: Any,
+    model: PreTrainedModel,
     sequences: list[Sequence3],
     prefix: list[int],
     cache: Any,
@@ -252,7 +264,7 @@ def _group_nll(
         yield batch, values
 
 
-def _hidden_states(model: Any, ids: Any, mask: Any, cache: Any = None, skip: int = 0) -> Any:
+def _hidden_states(model: PreTrainedModel, ids: Any, mask: Any, cache: Any = None, skip: int = 0) -> Any:
     import torch
 
     if not _has_base(model):  # a model without a separate head: fall back to full logits
@@ -266,7 +278,7 @@ def _hidden_states(model: Any, ids: Any, mask: Any, cache: Any = None, skip: int
     return output.last_hidden_state
 
 
-def _span_nll(model: Any, states: Any, targets: list[int]) -> float:
+def _span_nll(model: PreTrainedModel, states: Any, targets: list[int]) -> float:
     import torch
 
     logits = states if states.shape[-1] == model.config.vocab_size else model.get_output_embeddings()(states)
@@ -282,7 +294,7 @@ def _span_nll(model: Any, states: Any, targets: list[int]) -> float:
 
 
 @contextlib.contextmanager
-def eval_mode(model: Any) -> Iterator[None]:
+def eval_mode(model: CausalLM) -> Iterator[None]:
     """Eval mode (no dropout) for scoring, restored per module afterwards: a peft model keeps its frozen
     parts in their own mode, so one ``model.train()`` afterwards would not restore it."""
     modes = [(module, module.training) for module in model.modules()]
@@ -316,7 +328,7 @@ def ifd_from_nll(nll: np.ndarray, form: str = "ppl_ratio") -> tuple[np.ndarray, 
 
 
 def response_nlls(
-    model: Any, tokenizer: Any, examples: pd.DataFrame, outputs: list[str], max_length: int
+    model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, outputs: list[str], max_length: int
 ) -> np.ndarray:
     """Mean NLL (= log PPL) of each ``outputs[i]`` as the answer to row i's prompt, under ``model``."""
     prompts = zip(examples.instruction, examples.input, outputs, strict=True)
@@ -329,7 +341,9 @@ def response_nlls(
         )
 
 
-def ifd_scores(model: Any, tokenizer: Any, examples: pd.DataFrame, max_length: int = 512) -> np.ndarray:
+def ifd_scores(
+    model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, max_length: int = 512
+) -> np.ndarray:
     """IFD (``ppl_ratio``) of each row, as :class:`core.score.scorers.IFDScorer` computes it, but with an
     in-memory model (the one being trained) rather than one loaded by name."""
     rows = zip(examples.instruction, examples.input, examples.output, strict=True)

@@ -19,7 +19,7 @@ import copy
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,11 @@ from core.runs.round_scorers import KMQScorer, PerplexityDifferenceScorer
 from core.select import loops
 from core.select.pool import Decisions, Pool
 from core.train.trainer import TrainConfig, train
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from core.models.lm import CausalLM
 
 
 @dataclasses.dataclass
@@ -70,7 +75,7 @@ class IterativeResult:
     positions: np.ndarray
     example_ids: list[str]
     weights: np.ndarray
-    model: Any
+    model: CausalLM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +148,8 @@ class IterativeKMQConfig:
 
 
 def run_iterative_kmq(
-    base_model: Any,
-    tokenizer: Any,
+    base_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     pool: Pool,
     examples: pd.DataFrame,
     settings: IterativeKMQConfig,
@@ -234,7 +239,7 @@ def _run_round(
     weights: np.ndarray,
     selected: np.ndarray,
     start: Any,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     config: TrainConfig,
     round_dir: Path,
     **train_callbacks: Any,
@@ -367,7 +372,7 @@ def _load_trained(start: Any, folder: Path, config: TrainConfig) -> Any:
     return model.eval()
 
 
-def _merged(model: Any) -> Any:
+def _merged(model: CausalLM) -> Any:
     """A plain model with the adapter folded in, so the next round's adapter trains on top of it."""
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,11 @@ from core.train.trainer import (
     start_session,
     train_pass,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from core.models.lm import CausalLM
 
 
 @dataclasses.dataclass
@@ -111,8 +116,8 @@ class IterITConfig:
 
 
 def run_iterit(
-    base_model: Any,
-    tokenizer: Any,
+    base_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     examples: pd.DataFrame,
     settings: IterITConfig,
     config: TrainConfig,
@@ -190,8 +195,8 @@ def _select_epoch(
     state: loops.IterITEpoch | None,
     examples: pd.DataFrame,
     ifd: IFDFunction,
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: PreTrainedTokenizerBase,
     eligible: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, loops.IterITEpoch]:
     """Score what this epoch re-scores with ``model``, then select: (positions, IFD before, IFD after, state)."""
@@ -220,7 +225,9 @@ def _select_epoch(
     return positions, before, fresh, state
 
 
-def _rescore(ifd: IFDFunction, model: Any, tokenizer: Any, examples: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
+def _rescore(
+    ifd: IFDFunction, model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, positions: np.ndarray
+) -> np.ndarray:
     """Fresh IFD of ``positions``; no model pass when there is nothing to score (a static epoch)."""
     if len(positions) == 0:
         return np.array([], dtype=float)

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from core.models.passes import response_nlls
 from core.select import loops
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from core.models.lm import CausalLM
 
 KMQScorer = Callable[[Any, Any, pd.DataFrame, list[str]], np.ndarray]
 """(model, tokenizer, examples, generations) -> S_i per row; S > 0: the gold response beats the generation."""
@@ -35,7 +40,9 @@ class PerplexityDifferenceScorer:
     max_length: int = 512
     convention: Literal["gold_better", "eq7"] = "gold_better"
 
-    def __call__(self, model: Any, tokenizer: Any, examples: pd.DataFrame, generations: list[str]) -> np.ndarray:
+    def __call__(
+        self, model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, generations: list[str]
+    ) -> np.ndarray:
         gold = response_nlls(model, tokenizer, examples, list(examples.output), self.max_length)
         generated = response_nlls(model, tokenizer, examples, generations, self.max_length)
         return loops.ppl_difference_scores(gold, generated, convention=self.convention)
@@ -51,7 +58,9 @@ class EmbeddingSimilarityScorer:
 
     embedder: dict[str, Any] | None = None
 
-    def __call__(self, model: Any, tokenizer: Any, examples: pd.DataFrame, generations: list[str]) -> np.ndarray:
+    def __call__(
+        self, model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, generations: list[str]
+    ) -> np.ndarray:
         from core.embed.embedders import build_embedder
         from core.models.passes import user_turn
 
@@ -72,7 +81,9 @@ class RewardDifferenceScorer:
     model: str
     max_length: int = 512
 
-    def __call__(self, model: Any, tokenizer: Any, examples: pd.DataFrame, generations: list[str]) -> np.ndarray:
+    def __call__(
+        self, model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, generations: list[str]
+    ) -> np.ndarray:
         from core.score.scorers import RewardScorer
 
         reward = RewardScorer(model=self.model, max_length=self.max_length)

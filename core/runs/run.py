@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,10 @@ import pandas as pd
 from core import atomic, jobs
 from core.progress import Progress
 from core.train.trainer import TrainConfig, TrainStatus, step_plan, train
+
+if TYPE_CHECKING:
+    from core.models.lm import CausalLM, LoadedLM
+    from core.storage.database import Store
 
 RUN_KIND = "train"
 
@@ -341,7 +345,7 @@ def _selected_rows(store: Any, selection_id: int) -> pd.DataFrame:
 
 
 def _evaluate_all(
-    store: Any, lm: Any, model: Any, adapter: str | None, spec: RunSpec, progress: Progress
+    store: Store, lm: LoadedLM, model: CausalLM, adapter: str | None, spec: RunSpec, progress: Progress
 ) -> list[tuple[str, dict[str, Any]]]:
     """Evaluate ``model`` on every set, reusing a cached result for the same model, adapter, set and settings."""
     from core.storage import evals

@@ -19,13 +19,16 @@ import dataclasses
 import json
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from core.registry import Registry
 from core.score.arithmetic import arithmetic_errors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 ProgressFn = Callable[[int], None]
 NanPolicy = Literal["never", "no_response_tokens"]
@@ -299,7 +302,9 @@ class RewardScorer:
         return {"reward": np.concatenate(values) if values else np.zeros(0)}
 
 
-def _reward_inputs(tokenizer: Any, prompts: list[str], responses: list[str], max_length: int) -> Any:
+def _reward_inputs(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], responses: list[str], max_length: int
+) -> Any:
     """Chat-template rendering when the reward model's tokenizer has one, else a (prompt, response) text pair."""
     if getattr(tokenizer, "chat_template", None):
         texts = [

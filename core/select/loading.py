@@ -41,7 +41,7 @@ def load_pool(
     weights = {int(c): float(w) for c, w in zip(table.cluster_id, table.weight, strict=True)}
     extra: dict[str, Any] = {}
     if "embeddings" in needs:
-        extra["embeddings"] = ds.load_embeddings(store, dataset.dataset_id, dataset.embedder_key)[rows]
+        extra["embeddings"] = ds.load_embeddings(store, dataset.dataset_id, dataset.embedder_key or "")[rows]
     if "scores" in needs:
         raw = quality.raw_signals(store, dataset)
         # the duplicate flag comes from the data itself; a combined quality needs at least one scorer's output

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,16 @@ import pandas as pd
 from core.errors import MissingScores
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+
+ArrayField = Literal["embeddings", "gradients", "neighbours", "target_gradients", "target_embeddings"]
+# the ``needs`` entry that makes :func:`core.select.loading.load_pool` fill each optional array field
+_NEED_OF: dict[str, str] = {
+    "embeddings": "embeddings",
+    "gradients": "gradients",
+    "neighbours": "graph",
+    "target_gradients": "target",
+    "target_embeddings": "target_embeddings",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +69,17 @@ class Pool:
             target_groups=self.target_groups,
             target_embeddings=self.target_embeddings,
         )
+
+    def array(self, field: ArrayField) -> np.ndarray:
+        """An optional array field the strategy declared in its ``needs``; MissingScores naming it when the
+        pool was loaded without it (a strategy that does not declare it, or a pool built by hand)."""
+        value: np.ndarray | None = getattr(self, field)
+        if value is None:
+            raise MissingScores(
+                f"this strategy needs the pool's {field}, which were not loaded "
+                f"(a strategy gets them by declaring {_NEED_OF[field]!r} in its needs)"
+            )
+        return value
 
     def score(self, name: str, scorer: str) -> np.ndarray:
         """A raw score (or ``combined`` quality) as floats; an error naming the scorer to run when missing."""

@@ -178,7 +178,7 @@ class KMClosestStrategy:
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         import faiss
 
-        vectors = np.ascontiguousarray(pool.embeddings, dtype=np.float32)
+        vectors = np.ascontiguousarray(pool.array("embeddings"), dtype=np.float32)
         budget = min(budget, len(vectors))
         if budget == len(vectors):
             return np.arange(budget)
@@ -186,6 +186,8 @@ class KMClosestStrategy:
             vectors.shape[1], budget, niter=self.iterations, seed=int(rng.integers(2**31)), spherical=True
         )
         kmeans.train(vectors)
+        if kmeans.centroids is None:
+            raise RuntimeError("faiss k-means finished training without centroids")
         return greedy.closest_to_centroids(vectors, kmeans.centroids)
 
 
@@ -199,7 +201,7 @@ class KCenterStrategy:
     uses_cluster_weights: ClassVar[bool] = False
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
-        vectors = np.ascontiguousarray(pool.embeddings, dtype=np.float32)
+        vectors = np.ascontiguousarray(pool.array("embeddings"), dtype=np.float32)
         return greedy.farthest_first(vectors, budget, first=int(rng.integers(len(vectors))))
 
 
@@ -221,7 +223,7 @@ class DeitaStrategy:
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         order = np.argsort(-pool.quality(self.quality), kind="stable")
-        vectors = np.ascontiguousarray(pool.embeddings, dtype=np.float32)
+        vectors = np.ascontiguousarray(pool.array("embeddings"), dtype=np.float32)
         return greedy.redundancy_filter(vectors, order, budget, self.threshold)
 
 
@@ -247,7 +249,7 @@ class QDITStrategy:
     neighbours: int = 64
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
-        vectors = np.ascontiguousarray(pool.embeddings, dtype=np.float32)
+        vectors = np.ascontiguousarray(pool.array("embeddings"), dtype=np.float32)
         q = pool.quality(self.quality)
         if self.neighbours <= 0 or self.neighbours + 1 >= len(vectors):
             return greedy.facility_location(vectors, q, budget, self.alpha, normalise=self.normalise_coverage)

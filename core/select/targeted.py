@@ -35,7 +35,7 @@ class LessStrategy:
     target: str = ""
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
-        return walk.less_select(pool.gradients, pool.target_gradients, budget, pool.target_groups)
+        return walk.less_select(pool.array("gradients"), pool.array("target_gradients"), budget, pool.target_groups)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +116,8 @@ class G2ISStrategy(_WalkParameters):
     def select_with_report(
         self, pool: Pool, budget: int, *, rng: np.random.Generator
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        return self.walk(pool.gradients, pool.neighbours, pool.target_gradients, budget, pool.target_groups)
+        features, neighbours = pool.array("gradients"), pool.array("neighbours")
+        return self.walk(features, neighbours, pool.array("target_gradients"), budget, pool.target_groups)
 
 
 @STRATEGIES.register
@@ -130,8 +131,8 @@ class G2ISNoGraphStrategy(_WalkParameters):
     uses_cluster_weights: ClassVar[bool] = False
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
-        components, weights = self.components(pool.target_gradients)
-        return walk.walk_without_graph(pool.gradients, components, weights, budget).picks
+        components, weights = self.components(pool.array("target_gradients"))
+        return walk.walk_without_graph(pool.array("gradients"), components, weights, budget).picks
 
 
 @STRATEGIES.register
@@ -149,9 +150,9 @@ class G2ISEmbeddingStrategy(_WalkParameters):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         from core.gradients.graph import top_neighbours
 
-        features = np.asarray(pool.embeddings, dtype=np.float32)
+        features = np.asarray(pool.array("embeddings"), dtype=np.float32)
         neighbours, _ = top_neighbours(features, min(self.neighbours, max(len(features) - 1, 1)))
-        targets = np.asarray(pool.target_embeddings, dtype=np.float32)
+        targets = np.asarray(pool.array("target_embeddings"), dtype=np.float32)
         return self.walk(features, neighbours, targets, budget, pool.target_groups)
 
 
@@ -167,4 +168,4 @@ class EmbeddingKNNStrategy:
     target: str = ""
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
-        return walk.embedding_knn_select(pool.embeddings, pool.target_embeddings, budget)
+        return walk.embedding_knn_select(pool.array("embeddings"), pool.array("target_embeddings"), budget)

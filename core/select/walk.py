@@ -184,7 +184,7 @@ def gradient_walk(
         vias += via
         reasons.append(reason)
         carry = wanted - len(added) if refill == "next_component" else 0
-    if refill == "less_topk":
+    if refill == "less_topk" and target_features is not None:  # _check_walk_inputs refused less_topk without them
         scores = less_scores(vectors, target_features, target_groups)
         order = np.argsort(-scores, kind="stable")
         extra = order[~selected[order]][: max(0, int(budget) - len(picks))].tolist()
@@ -247,7 +247,9 @@ class _ComponentWalk:
         self.pool_sigma = np.zeros(len(vectors), dtype=np.float64)  # h_z . sigma over folded picks
         self.folded = 0
 
-    def run(self, neighbours: np.ndarray, budget: int, anchors: int, progress: ProgressFn | None):
+    def run(
+        self, neighbours: np.ndarray, budget: int, anchors: int, progress: ProgressFn | None
+    ) -> tuple[list[int], list[str], str]:
         """Returns (picks, via per pick, stop reason)."""
         anchor = self._anchor(anchors)
         if anchor is None:

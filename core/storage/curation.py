@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UnknownCluster
+from core.storage.database import one_row
 
 if TYPE_CHECKING:
     import duckdb
@@ -174,7 +175,7 @@ def examples(
         f"WHERE {condition}"
     )
     with store.read() as con:
-        total = con.execute(f"SELECT count(*) {base}", [k, *params]).fetchone()[0]
+        total = one_row(con.execute(f"SELECT count(*) {base}", [k, *params]))[0]
         page = con.execute(
             "SELECT e.row_idx, e.example_id, a.cluster_id, e.instruction, e.input, e.output, e.location, "
             "coalesce(v.vetoed, FALSE) AS vetoed, "
@@ -249,8 +250,9 @@ def all_rows(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
 def dataset_summary(store: Store, dataset_id: int) -> dict[str, int]:
     """Counts a curator checks first: rows, exact duplicates, repeated prompts, empty responses."""
     with store.read() as con:
-        row = con.execute(
-            """
+        row = one_row(
+            con.execute(
+                """
             WITH content AS (SELECT content_hash, count(*) AS n FROM examples WHERE dataset_id = ? GROUP BY 1),
                  prompts AS (SELECT prompt_hash, count(*) AS n FROM examples WHERE dataset_id = ? GROUP BY 1)
             SELECT (SELECT count(*) FROM examples WHERE dataset_id = ?),
@@ -259,8 +261,9 @@ def dataset_summary(store: Store, dataset_id: int) -> dict[str, int]:
                    (SELECT coalesce(sum(n), 0) FROM prompts WHERE n > 1),
                    (SELECT count(*) FROM examples WHERE dataset_id = ? AND trim(output) = '')
             """,
-            [dataset_id] * 4,
-        ).fetchone()
+                [dataset_id] * 4,
+            )
+        )
     keys = ("rows", "duplicate_rows", "duplicate_groups", "repeated_prompt_rows", "empty_outputs")
     return {key: int(value) for key, value in zip(keys, row, strict=True)}
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core import atomic, config
 from core.errors import WorkspaceBusy
@@ -115,10 +115,19 @@ class Store:
     @staticmethod
     def _bump_version(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'")
-        return int(con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
+        return int(one_row(con.execute("SELECT value FROM meta WHERE key = 'data_version'"))[0])
 
     def _mirror_version(self, version: int) -> None:
         atomic.write_text(self.version_path, str(version))
+
+
+def one_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The row of a query that always gives exactly one (an aggregate, a sequence's ``nextval``, a meta key the
+    schema creates); a RuntimeError if it gave none, which only a damaged database could cause."""
+    row = result.fetchone()
+    if row is None:
+        raise RuntimeError("the workspace database returned no row where one always exists; is the file damaged?")
+    return row
 
 
 def _open(db_path: Path) -> duckdb.DuckDBPyConnection:

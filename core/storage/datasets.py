@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.errors import DatasetNotFound
+from core.storage.database import one_row
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,7 +103,7 @@ def insert_dataset(
 
     columns = _example_columns(result, text_hashes)
     with store.write() as con:
-        dataset_id = con.execute("SELECT nextval('dataset_ids')").fetchone()[0]
+        dataset_id = one_row(con.execute("SELECT nextval('dataset_ids')"))[0]
         con.execute(
             "INSERT INTO datasets (dataset_id, name, source_path, file_sha256, shape, mapping, n_rows, n_skipped, "
             "skipped, created_at, embedder, embedder_key, embed_fields, seed, k_grid, status) "

@@ -141,13 +141,14 @@ def load_neighbours(store: Store, feature_key: str, n_rows: int) -> tuple[np.nda
             "SELECT src, rank, dst, weight FROM gradient_edges WHERE feature_key = ? ORDER BY src, rank",
             [feature_key],
         ).fetchnumpy()
-    if len(table["src"]) == 0:
+    src, rank = np.asarray(table["src"]), np.asarray(table["rank"])
+    if len(src) == 0:
         return np.zeros((n_rows, 0), dtype=np.int64), np.zeros((n_rows, 0), dtype=np.float32)
-    m = int(table["rank"].max()) + 1
+    m = int(rank.max()) + 1
     indices = np.full((n_rows, m), -1, dtype=np.int64)
     weights = np.full((n_rows, m), np.nan, dtype=np.float32)
-    indices[table["src"], table["rank"]] = table["dst"]
-    weights[table["src"], table["rank"]] = table["weight"]
+    indices[src, rank] = table["dst"]
+    weights[src, rank] = table["weight"]
     return indices, weights
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.storage.database import one_row
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -77,6 +79,6 @@ def dataset_scores(store: Store, dataset_id: int, score_keys: list[str]) -> pd.D
             "WHERE e.dataset_id = ? AND list_contains(?, s.score_key)",
             [dataset_id, score_keys],
         ).df()
-        n_rows = con.execute("SELECT count(*) FROM examples WHERE dataset_id = ?", [dataset_id]).fetchone()[0]
+        n_rows = one_row(con.execute("SELECT count(*) FROM examples WHERE dataset_id = ?", [dataset_id]))[0]
     wide = frame.pivot_table(index="row_idx", columns="name", values="value", aggfunc="first")
     return wide.reindex(range(n_rows))

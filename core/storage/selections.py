@@ -8,14 +8,14 @@ from typing import Any
 
 import pandas as pd
 
-from core.storage.database import Store
+from core.storage.database import Store, one_row
 
 
 def save(store: Store, dataset_id: int, record: dict[str, Any], row_idx: list[int], example_ids: list[str]) -> int:
     """Store a selection (``record``: name, strategy, params, seed, budget, k, pool_hash, pool_size,
     decisions, score_keys, seconds) with its items in pick order; returns its id."""
     with store.write() as con:
-        selection_id = int(con.execute("SELECT nextval('selection_ids')").fetchone()[0])
+        selection_id = int(one_row(con.execute("SELECT nextval('selection_ids')"))[0])
         con.execute(
             "INSERT INTO selections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [

@@ -22,12 +22,17 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.errors import IngestError
 from core.ingest import Example, read_dataset
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from core.models.lm import CausalLM
 
 ANSWER_KINDS = ("number", "choice", "exact")
 
@@ -199,8 +204,8 @@ class EvalResult:
 
 
 def evaluate(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: PreTrainedTokenizerBase,
     eval_set: EvalSet,
     *,
     max_length: int = 512,
@@ -237,8 +242,8 @@ def evaluate(
 
 
 def _run(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[EvalRow],
     max_length: int,
     max_new_tokens: int,
@@ -268,16 +273,18 @@ def _run(
     return nlls, predictions
 
 
-def _loss_model(model: Any) -> Any:
+def _loss_model(model: CausalLM) -> CausalLM:
     """response_nll reads hidden states from ``model.base_model``; on a peft model that is the tuner wrapper,
     whose forward returns logits. The transformers model underneath carries the injected LoRA layers, so
     scoring it scores the adapted model. Prompt-learning adapters live outside it and are refused."""
+    from core.models.passes import unwrapped
+
     config = getattr(model, "active_peft_config", None)
     if config is None:
         return model
     if config.is_prompt_learning:
         raise ValueError(f"evaluating a {config.peft_type} adapter is not supported; use a LoRA adapter")
-    return model.get_base_model()
+    return unwrapped(model)
 
 
 def _result(
@@ -288,10 +295,9 @@ def _result(
     kind: str,
     seconds: float,
 ) -> EvalResult:
-    examples = []
+    examples: list[dict[str, Any]] = []
     for index, (row, nll) in enumerate(zip(rows, nlls, strict=True)):
         text = predictions.get(index)
-        graded = text is not None and row.answer is not None
         examples.append(
             {
                 "id": row.id,
@@ -299,7 +305,7 @@ def _result(
                 "prediction": text,
                 "extracted": extract_answer(text, kind) if text is not None else None,
                 "gold": row.answer,
-                "correct": is_correct(text, row.answer, kind) if graded else None,
+                "correct": is_correct(text, row.answer, kind) if text is not None and row.answer is not None else None,
             }
         )
     finite = nlls[np.isfinite(nlls)]

@@ -25,15 +25,20 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from core.atomic import replacing
 from core.models.lm import DEFAULT_LM
-from core.models.passes import IGNORE, TrainExample, collate, pad_token_id, render_examples
+from core.models.passes import IGNORE, TrainExample, collate, pad_token_id, render_examples, unwrapped
 from core.progress import Cancelled
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from core.models.lm import CausalLM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +80,7 @@ class TrainStatus:
 class TrainResult:
     """What a finished fine-tune leaves: the model (with adapter), its losses per step, where it is saved."""
 
-    model: Any
+    model: CausalLM
     losses: list[float]
     steps: int
     tokens: int
@@ -117,7 +122,7 @@ def prepare_model(base: Any, config: TrainConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def _summed_loss(model: Any, batch: dict[str, Any]) -> Any:
+def _summed_loss(model: CausalLM, batch: dict[str, Any]) -> Any:
     """Sum of the response-token NLLs of a micro-batch (labels shifted as the model does).
 
     Only the hidden states of positions that predict a response token go through the LM head: the
@@ -129,7 +134,7 @@ def _summed_loss(model: Any, batch: dict[str, Any]) -> Any:
 
     device = next(model.parameters()).device
     batch = {key: value.to(device) for key, value in batch.items()}
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: holds the LoRA layers
+    causal = unwrapped(model)  # peft: the model underneath holds the LoRA layers
     body, head = causal.base_model, causal.get_output_embeddings()
     targets = batch["labels"][:, 1:]
     scored = targets != IGNORE
@@ -143,7 +148,7 @@ def _summed_loss(model: Any, batch: dict[str, Any]) -> Any:
     return torch.nn.functional.cross_entropy(logits.float(), targets[scored], reduction="sum")
 
 
-def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
+def _optimizer(model: CausalLM, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
@@ -162,8 +167,8 @@ class TrainingSession:
     on a different selection under one schedule (docs/algorithms.md 3.5).
     """
 
-    model: Any
-    tokenizer: Any
+    model: CausalLM
+    tokenizer: PreTrainedTokenizerBase
     config: TrainConfig
     optimizer: Any
     scheduler: Any
@@ -178,7 +183,9 @@ def epoch_steps(n_examples: int, config: TrainConfig) -> int:
     return math.ceil(micro_batches / config.grad_accum)
 
 
-def start_session(base_model: Any, tokenizer: Any, config: TrainConfig, total_steps: int) -> TrainingSession:
+def start_session(
+    base_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, total_steps: int
+) -> TrainingSession:
     """A trainable copy of ``base_model`` with a schedule over ``total_steps``, its adapter drawn from ``config.seed``."""
     import torch
 
@@ -188,15 +195,17 @@ def start_session(base_model: Any, tokenizer: Any, config: TrainConfig, total_st
     return _new_session(base_model, tokenizer, config, total_steps)
 
 
-def _new_session(base_model: Any, tokenizer: Any, config: TrainConfig, total_steps: int) -> TrainingSession:
+def _new_session(
+    base_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, total_steps: int
+) -> TrainingSession:
     model = prepare_model(base_model, config)
     optimizer, scheduler = _optimizer(model, config, total_steps)
     return TrainingSession(model, tokenizer, config, optimizer, scheduler, total_steps)
 
 
 def train(
-    base_model: Any,
-    tokenizer: Any,
+    base_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     examples: pd.DataFrame,
     config: TrainConfig,
     out_dir: Path,
@@ -328,7 +337,7 @@ def _take_step(session: TrainingSession, batches: list[list[TrainExample]], pad_
     return total
 
 
-def save_model(model: Any, folder: Path, config: TrainConfig) -> Path:
+def save_model(model: CausalLM, folder: Path, config: TrainConfig) -> Path:
     """The adapter (peft, safetensors) or the full weights, plus the training config."""
     folder.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "peft_config"):
