@@ -186,13 +186,6 @@ def launch(workspace: Path, spec: JobSpec) -> str:
     return job_id
 
 
-def write_json(path: Path, payload: Any) -> None:
-    """Write a file of a job folder through a temporary file, so a kill never leaves half a file to trust."""
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
-
-
 def _spawn(job_dir: Path) -> None:
     with open(job_dir / "log.txt", "ab") as log:
         process = subprocess.Popen(

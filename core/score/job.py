@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core import jobs
+from core import atomic, jobs
 from core.progress import Progress
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -93,5 +93,5 @@ def score_sample(job_dir: Path, draw: Callable[[], list[str]]) -> list[str]:
     if path.exists():
         return json.loads(path.read_text())
     hashes = draw()
-    jobs.write_json(path, hashes)  # atomic: a kill never leaves half a sample that a resume would trust
+    atomic.write_json(path, hashes, indent=1)  # a kill never leaves half a sample that a resume would trust
     return hashes
