@@ -1,13 +1,16 @@
 """Command line: ``python -m core COMMAND``; the same core functions the pages call.
 
 Every command takes ``--workspace DIR`` (default ``CURATE_WORKSPACE``, else ``./workspace``) and most take
-``--dataset NAME`` (default: the most recently prepared dataset). Errors print one clear line and exit 1.
+``--dataset NAME`` (default: the most recently prepared dataset). Errors print one clear line and exit 1,
+never a traceback; only ``prepare`` creates a workspace. Output cut short by a closed pipe (``| head``) ends
+quietly with status 141, as Unix tools do.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--out", required=True, help="output .jsonl path")
     p.add_argument("--selection", type=int, default=None, help="export this saved selection (see `selections`)")
+    p.add_argument("--force", action="store_true", help="overwrite the output file and its manifest if they exist")
 
     p = sub.add_parser("select", help="run a selection strategy on the kept examples and save the selection")
     _add_common(p)
@@ -207,10 +211,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _workspace(args: argparse.Namespace, create: bool = False) -> Path:
+    """The workspace folder, checked before the store touches it: only ``prepare`` may create one, so a
+    mistyped ``--workspace`` on any other command says so instead of leaving an empty workspace behind."""
+    from core.errors import UnusablePath, WorkspaceNotFound
+    from core.safe_paths import check_writable_folder
+    from core.storage.database import DB_FILENAME
+
+    path = config.workspace_dir(args.workspace)
+    if path.exists() and not path.is_dir():
+        raise UnusablePath(f"cannot use {path} as the workspace: it is a file, not a folder")
+    if create:
+        check_writable_folder(path, "the workspace")
+    elif not (path / DB_FILENAME).is_file():
+        raise WorkspaceNotFound(f"no workspace at {path}: run `python -m core prepare FILE` first")
+    return path
+
+
+def _store(args: argparse.Namespace, create: bool = False) -> Any:
     from core.storage.database import Store
 
-    return Store(config.workspace_dir(args.workspace))
+    return Store(_workspace(args, create))
 
 
 def _dataset(store: Any, args: argparse.Namespace) -> Any:
@@ -237,8 +258,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         seed=args.seed,
         replace=args.replace,
     )
-    store = _store(args)
-    PrepareJob(str(args.path), options).validate(store.workspace)  # checked as a prepare job is, run here
+    workspace = _workspace(args, create=True)
+    PrepareJob(str(args.path), options).validate(workspace)  # checked as a prepare job is, before the store exists
+    store = _store(args, create=True)
     progress = TqdmProgress()
     try:
         report = prepare(store, args.path, options, progress)
@@ -358,11 +380,19 @@ def cmd_weight(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.export import build_export, write_export
+    from core.errors import UnusablePath
+    from core.export import build_export, check_target, existing_outputs, write_export
 
     store = _store(args)
+    target = Path(args.out)
+    check_target(target)  # before the export is built: a bad path fails at once
+    existing = existing_outputs(target)
+    if existing and not args.force:
+        names = " and ".join(str(path) for path in existing)
+        verb = "exist" if len(existing) > 1 else "exists"
+        raise UnusablePath(f"{names} already {verb}; pass --force to overwrite")
     bundle = build_export(store, _dataset(store, args), selection_id=args.selection)
-    out, manifest = write_export(bundle, Path(args.out))
+    out, manifest = write_export(bundle, target)
     print(f"wrote {bundle.n_rows} rows to {out} (manifest: {manifest})")
     return 0
 
@@ -756,15 +786,35 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the one place where an error becomes its ``error: ...`` line and exit status."""
     args = build_parser().parse_args(argv)
-    from core.errors import IngestError
-
     try:
         return COMMANDS[args.command](args)
-    except (IngestError, ValueError, LookupError, RuntimeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"error: {message}", file=sys.stderr)
+    except BrokenPipeError:  # before OSError, which it is: the reader (`| head`) has all it wanted
+        return _stdout_gone()
+    except (ValueError, LookupError, RuntimeError, OSError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; work committed so far is kept and a rerun resumes from there", file=sys.stderr)
         return 130
+
+
+def _message(exc: BaseException) -> str:
+    """One line for the user: a KeyError's own text without its quotes, an OSError's reason and path."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
+
+
+def _stdout_gone() -> int:
+    """Point stdout at /dev/null, so the interpreter's final flush at exit does not hit the closed pipe again
+    and print its own complaint; 141 is the status a shell reports for a tool stopped by SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no real file (captured in a test): nothing will flush to a pipe
+        pass
+    return 141

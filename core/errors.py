@@ -53,3 +53,12 @@ class ModelLoadError(RuntimeError):
 
 class WorkspaceBusy(RuntimeError):
     """The workspace lock could not be had in time, or a foreign program holds the database file."""
+
+
+class UnusablePath(ValueError):
+    """A path the user gave cannot be used as asked: a file where a folder is needed (or the other way round),
+    a folder with no write permission, or a file that would be overwritten; the message names the path."""
+
+
+class WorkspaceNotFound(LookupError):
+    """A command that reads a workspace was pointed at a folder that holds none (it is not created)."""

@@ -28,6 +28,10 @@ class PrepareJob:
     def validate(self, workspace: Path) -> None:
         from core.embed.embedders import build_embedder
 
+        if Path(self.path).is_dir():
+            raise jobs.InvalidJob(
+                "path", f"{self.path} is a folder, not a file; give a .jsonl, .json, .csv or .parquet file"
+            )
         if not Path(self.path).is_file():
             raise jobs.InvalidJob("path", f"no file at {self.path}")
         options = self.options

@@ -3,12 +3,16 @@ the folder the app chose for them.
 
 The app writes only inside the workspace. A path that would leave its folder (``../``, an absolute path, a
 symlink pointing out) is refused with a message rather than cleaned up silently, so the user knows what
-happened. Paths typed on the command line are the user's own shell and are taken as given.
+happened. Paths typed on the command line are the user's own shell and are taken as given, but checked
+first that they can be written (:func:`check_writable_folder`), so a typo gives a message, not a traceback.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from core.errors import UnusablePath
 
 
 def resolve_inside(folder: Path, relative: str) -> Path:
@@ -37,3 +41,18 @@ def upload_path(folder: Path, client_name: str) -> Path:
         raise ValueError(f"the uploaded file name {client_name!r} is not a plain file name; rename the file")
     folder.mkdir(parents=True, exist_ok=True)
     return resolve_inside(folder, name)
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Refuse, naming the culprit, a ``folder`` that cannot be written in or created where it is missing.
+
+    Checked before anything is written, so a bad path leaves no half-made folder or file behind. The nearest
+    part of the path that exists decides: a file there (``notes.txt/out``) or a folder without write
+    permission stops the whole path. ``what`` says what the folder is for, as the message reads it.
+    """
+    existing = next(part for part in (folder, *folder.parents) if part.exists())
+    where = "it" if existing == folder else str(existing)
+    if not existing.is_dir():
+        raise UnusablePath(f"cannot use {folder} as {what}: {where} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UnusablePath(f"cannot use {folder} as {what}: no permission to write in {existing}")

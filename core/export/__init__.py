@@ -17,6 +17,8 @@ from typing import Any
 
 import core
 from core import atomic
+from core.errors import UnusablePath
+from core.safe_paths import check_writable_folder
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
@@ -109,9 +111,27 @@ def _selection(store: Store, dataset: ds.DatasetInfo, selection_id: int) -> dict
     return {"k": record["k"], "row_idx": list(selections.items(store, selection_id).row_idx), "manifest": manifest}
 
 
+def check_target(out_path: Path) -> None:
+    """Refuse an export path that is a folder, or whose folder cannot be created or written in.
+
+    Run before anything is written: the JSONL and the manifest are written one after the other, so a manifest
+    path that fails after the JSONL was written would leave a file without its manifest.
+    """
+    for path in (out_path, manifest_path_for(out_path)):
+        if path.is_dir():
+            raise UnusablePath(f"{path} is a folder, not a file; give the path of a .jsonl file to write")
+    check_writable_folder(out_path.parent, "the export's folder")
+
+
+def existing_outputs(out_path: Path) -> list[Path]:
+    """The files an export to ``out_path`` would overwrite: the JSONL, its manifest, both or none."""
+    return [path for path in (out_path, manifest_path_for(out_path)) if path.exists()]
+
+
 def write_export(bundle: ExportBundle, out_path: str | Path) -> tuple[Path, Path]:
-    """Write the JSONL and its manifest beside it; returns both paths."""
+    """Write the JSONL and its manifest beside it (the folder is made if missing); returns both paths."""
     out_path = Path(out_path)
+    check_target(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out_path, bundle.jsonl)
     manifest = dict(bundle.manifest, output={**bundle.manifest["output"], "file": out_path.name})
