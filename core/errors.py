@@ -57,7 +57,8 @@ class WorkspaceBusy(RuntimeError):
 
 class UnusablePath(ValueError):
     """A path the user gave cannot be used as asked: a file where a folder is needed (or the other way round),
-    a folder with no write permission, or a file that would be overwritten; the message names the path."""
+    or a file that would be overwritten; the message names the path. (core.safe_paths, which may not import
+    this module, raises a plain ValueError for a folder that cannot be written in.)"""
 
 
 class WorkspaceNotFound(LookupError):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.errors import UnusablePath
-
 
 def resolve_inside(folder: Path, relative: str) -> Path:
     """``folder / relative``, refusing absolute paths and ``..`` or symlinks that would leave ``folder``."""
@@ -48,11 +46,12 @@ def check_writable_folder(folder: Path, what: str) -> None:
 
     Checked before anything is written, so a bad path leaves no half-made folder or file behind. The nearest
     part of the path that exists decides: a file there (``notes.txt/out``) or a folder without write
-    permission stops the whole path. ``what`` says what the folder is for, as the message reads it.
+    permission stops the whole path. ``what`` says what the folder is for, as the message reads it. A plain
+    ValueError, as this module's other refusals: it sits beside core.errors in the layers, so cannot import it.
     """
     existing = next(part for part in (folder, *folder.parents) if part.exists())
     where = "it" if existing == folder else str(existing)
     if not existing.is_dir():
-        raise UnusablePath(f"cannot use {folder} as {what}: {where} is a file, not a folder")
+        raise ValueError(f"cannot use {folder} as {what}: {where} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UnusablePath(f"cannot use {folder} as {what}: no permission to write in {existing}")
+        raise ValueError(f"cannot use {folder} as {what}: no permission to write in {existing}")

@@ -80,9 +80,8 @@ with st.container(border=True):
     )
     if st.button("Write to path", key="write_export"):
         try:
-            target = resolve_inside(export_dir, relative)
-        except ValueError as exc:
-            st.error(plain(exc))  # the message quotes the typed path
+            out, manifest = write_export(bundle, resolve_inside(export_dir, relative))
+        except ValueError as exc:  # a path leaving the folder, or naming a folder: the message names it
+            st.error(plain(exc))
         else:
-            out, manifest = write_export(bundle, target)
             st.success(f"Wrote {bundle.n_rows} rows to {plain(out)} and the manifest to {plain(manifest)}.")

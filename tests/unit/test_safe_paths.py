@@ -64,7 +64,9 @@ def test_job_and_run_ids_that_are_not_plain_names_are_refused(tmp_path: Path, jo
 
 def test_the_cli_refuses_a_run_id_that_leaves_the_jobs_folder(tmp_path: Path, capsys) -> None:
     from core.cli import main
+    from core.storage.database import Store
 
+    Store(tmp_path / "ws")  # an empty workspace: the CLI refuses a folder that holds none
     assert main(["runs", "--workspace", str(tmp_path / "ws"), "--resume", "../../outside"]) == 1
     assert "is not a job or run id" in capsys.readouterr().err
     assert not (tmp_path / "outside").exists()
