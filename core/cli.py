@@ -275,6 +275,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             f"prepared {report.name!r}: {report.n_rows} rows, {report.embedded} embedded, "
             f"{report.embeddings_cached} from cache; best silhouette k={report.best_k}, knee k={report.knee_k}"
         )
+    _print_sweep_notes(store, report.name)
     if report.n_skipped:
         print(f"skipped {report.n_skipped} bad rows:")
         for line in report.skipped[:20]:
@@ -338,6 +339,7 @@ def cmd_clusters(args: argparse.Namespace) -> int:
                     "k": dataset.active_k,
                     "best_k": dataset.best_k,
                     "knee_k": dataset.knee_k,
+                    "notes": _sweep_notes(store, dataset.name),
                     "clusters": rows,
                 },
                 indent=2,
@@ -346,10 +348,29 @@ def cmd_clusters(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{dataset.name}: k={dataset.active_k} (best silhouette k={dataset.best_k}, knee k={dataset.knee_k})")
+        _print_sweep_notes(store, dataset.name)
         for row in rows:
             flag = "VETOED" if row["vetoed"] else ""
             print(f"{row['cluster']:>4} {row['size']:>7}  w={row['weight']:<4g} {flag:<7} {row['label']}")
     return 0
+
+
+def _sweep_notes(store: Any, name: str) -> list[str]:
+    """The sweep's warnings (no best k and why, dropped empty clusters, best k at the grid's edge)."""
+    import shlex
+
+    from core.prepare import sweep_notes
+    from core.storage import datasets as ds
+
+    dataset = ds.get_dataset(store, name)
+    hint = f"Fit another k with: python -m core clusters --dataset {shlex.quote(name)} --k N"
+    return sweep_notes(store, dataset, extend_hint=hint)
+
+
+def _print_sweep_notes(store: Any, name: str) -> None:
+    """The notes go to stderr, as warnings do, so the summary line on stdout stays the same for scripts."""
+    for note in _sweep_notes(store, name):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_veto(args: argparse.Namespace) -> int:

@@ -58,6 +58,7 @@ class PrepareReport:
     embeddings_cached: int = 0
     best_k: int | None = None
     knee_k: int | None = None
+    active_k: int | None = None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
@@ -100,7 +101,7 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
     with timer("load"):
         embeddings = ds.load_embeddings(store, dataset_id, embedder.cache_key())
     with timer("k_sweep"):
-        best, knee = run_sweep(
+        choice = run_sweep(
             store,
             dataset_id,
             embeddings,
@@ -110,7 +111,7 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
             silhouette_sample=options.silhouette_sample,
             progress=progress,
         )
-    ds.update_dataset(store, dataset_id, k_grid=grid, best_k=best, knee_k=knee, active_k=best)
+    ds.update_dataset(store, dataset_id, k_grid=grid, best_k=choice.best_k, knee_k=choice.knee_k, active_k=choice.k)
     progress.start("map", 1)
     with timer("umap"):
         coords = REDUCERS.build(DEFAULT_REDUCER, seed=options.seed).reduce(embeddings)
@@ -156,6 +157,7 @@ def _report(info: ds.DatasetInfo, *, reused: bool, seconds: dict[str, float]) ->
         reused,
         best_k=info.best_k,
         knee_k=info.knee_k,
+        active_k=info.active_k,
         seconds=seconds,
     )
 
@@ -216,8 +218,9 @@ def run_sweep(
     seed: int,
     silhouette_sample: int,
     progress: Progress,
-) -> tuple[int, int | None]:
-    """k-means for every k of ``grid`` with diagnostics and labels; stores them; returns (best k, knee k)."""
+) -> clustering.KChoice:
+    """k-means for every k of ``grid`` with diagnostics and labels; stores them; returns the default k of all
+    the k stored (best silhouette, else knee, else smallest, with the reason)."""
     grid = [k for k in grid if 1 <= k <= len(embeddings)]
     if not grid:
         raise ValueError(f"no valid k in the grid for {len(embeddings)} rows")
@@ -231,10 +234,24 @@ def run_sweep(
         clusterer=clustering.DEFAULT_CLUSTERER,
     )
     counts, vocabulary = labels.term_counts(texts)
-    cluster_labels = {k: labels.cluster_terms(counts, vocabulary, labels_by_k[k], k) for k in labels_by_k}
+    # empty clusters are already dropped, so a k can hold fewer clusters than k: label the ones it has
+    cluster_labels = {
+        k: labels.cluster_terms(counts, vocabulary, found, int(found.max()) + 1) for k, found in labels_by_k.items()
+    }
     ds.save_sweep(store, dataset_id, [dataclasses.asdict(p) for p in points], labels_by_k, cluster_labels)
-    all_points = [clustering.SweepPoint(**row) for row in ds.load_sweep(store, dataset_id).to_dict("records")]
-    return clustering.best_silhouette_k(all_points), clustering.knee_k(all_points)
+    return clustering.choose_default_k(stored_sweep(store, dataset_id))
+
+
+def stored_sweep(store: Store, dataset_id: int) -> list[clustering.SweepPoint]:
+    """Every k stored for a dataset, as sweep points."""
+    rows = ds.load_sweep(store, dataset_id).to_dict("records")
+    return [clustering.SweepPoint(**row) for row in rows]
+
+
+def sweep_notes(store: Store, dataset: ds.DatasetInfo, *, extend_hint: str) -> list[str]:
+    """The stored sweep's warnings for a user (no best k and why, dropped empty clusters, best k at the
+    grid's edge with ``extend_hint`` telling how to sweep further)."""
+    return clustering.sweep_notes(stored_sweep(store, dataset.dataset_id), dataset.n_rows, extend_hint=extend_hint)
 
 
 def choose_k(store: Store, dataset: ds.DatasetInfo, k: int, progress: Progress | None = None) -> None:
@@ -254,11 +271,11 @@ def add_k_values(store: Store, dataset: ds.DatasetInfo, ks: list[int], progress:
     if min(ks) < 2 or max(ks) > len(embeddings):
         raise ValueError(f"k must be between 2 and the number of rows ({len(embeddings)})")
     texts = _label_texts(ds.example_texts(store, dataset.dataset_id), tuple(dataset.embed_fields))
-    best, knee = run_sweep(
+    choice = run_sweep(
         store, dataset.dataset_id, embeddings, texts, ks, seed=dataset.seed, silhouette_sample=10_000, progress=progress
     )
     grid = sorted(set(dataset.k_grid) | set(ks))
-    ds.update_dataset(store, dataset.dataset_id, k_grid=grid, best_k=best, knee_k=knee)
+    ds.update_dataset(store, dataset.dataset_id, k_grid=grid, best_k=choice.best_k, knee_k=choice.knee_k)
 
 
 class _Timer:

@@ -22,8 +22,10 @@ if dataset is None:
 k = int(dataset.active_k)
 table = queries.cached_clusters(dataset)
 labels = dict(zip(table.cluster_id, table.label, strict=True))
+# a k past the number of distinct points keeps fewer clusters (empty ones are dropped): count what is there
+found = f"{k} clusters" if len(table) == k else f"{len(table)} clusters (k={k}; empty clusters dropped)"
 st.caption(
-    f"{plain(dataset.name, 120)}: {dataset.n_rows} examples in {k} clusters "
+    f"{plain(dataset.name, 120)}: {dataset.n_rows} examples in {found} "
     f"(best silhouette k={dataset.best_k}, knee k={dataset.knee_k}; change k on Diagnostics)."
 )
 

@@ -132,7 +132,7 @@ def show_outcome(status: jobs.JobStatus) -> None:
     if status.state == "done":
         result = status.result
         verb = "was already prepared; nothing recomputed" if result.get("reused") else "is ready"
-        st.success(f"{name} {verb}: {result.get('n_rows')} rows, k={result.get('best_k')}.")
+        st.success(f"{name} {verb}: {result.get('n_rows')} rows, k={result.get('active_k', result.get('best_k'))}.")
         if result.get("n_skipped"):
             skipped = "; ".join(plain(message, 200) for message in result.get("skipped", [])[:10])
             st.warning(f"{result['n_skipped']} bad rows were skipped: {skipped}")

@@ -4,6 +4,10 @@ faiss k-means seeded with scikit-learn's k-means++ on a sample matches scikit-le
 0.5% and runs 8-19x faster (PERF_NOTES section 2); plain faiss random init is 3-9% worse, seed-dependent
 and can fake elbows. The silhouette uses cosine distance, exact up to ``silhouette_sample`` points and on
 a seeded sample above (1.3 s per k at any N).
+
+A fit can leave clusters empty when the data has fewer distinct points than k (k-means++ then picks the same
+point twice): the empty clusters are dropped and the ids renumbered 0..k'-1, and ``SweepPoint.n_clusters``
+keeps k'. Only k values fitted in full (k' = k) with a defined silhouette can be the "best" k.
 """
 
 from __future__ import annotations
@@ -96,6 +100,22 @@ class SweepPoint:
     median_size: float
     max_size: int
     seed: int
+    n_clusters: int | None = None  # non-empty clusters; None (a point built by hand) means all k
+
+    @property
+    def full(self) -> bool:
+        """Whether the fit found k non-empty clusters (fewer means the data has fewer distinct points than k)."""
+        return self.n_clusters is None or self.n_clusters == self.k
+
+
+@dataclasses.dataclass(frozen=True)
+class KChoice:
+    """The default k of a sweep and, when the silhouette could not decide, why not."""
+
+    k: int
+    best_k: int | None
+    knee_k: int | None
+    reason: str | None = None
 
 
 def default_k_grid(n_rows: int) -> list[int]:
@@ -139,28 +159,52 @@ def sweep_k(
     labels_by_k: dict[int, np.ndarray] = {}
     for k in sorted(set(int(k) for k in grid)):
         result = CLUSTERERS.build(clusterer, k=k, seed=seed).fit(embeddings)
-        score, used = silhouette(embeddings, result.labels, sample=silhouette_sample, seed=seed)
-        sizes = np.bincount(result.labels, minlength=k)
+        kept = drop_empty_clusters(result.labels)
+        score, used = silhouette(embeddings, kept, sample=silhouette_sample, seed=seed)
+        sizes = np.bincount(kept)
         point = SweepPoint(
-            k, result.inertia, score, used, int(sizes.min()), float(np.median(sizes)), int(sizes.max()), seed
+            k,
+            result.inertia,
+            score,
+            used,
+            int(sizes.min()),
+            float(np.median(sizes)),
+            int(sizes.max()),
+            seed,
+            n_clusters=len(sizes),
         )
         points.append(point)
-        labels_by_k[k] = result.labels
+        labels_by_k[k] = kept
         if on_k_done:
             on_k_done(point)
     return points, labels_by_k
 
 
-def best_silhouette_k(points: Sequence[SweepPoint]) -> int:
-    """The k with the highest silhouette (ties: the smaller k)."""
-    scored = [p for p in points if np.isfinite(p.silhouette)]
+def drop_empty_clusters(labels: np.ndarray) -> np.ndarray:
+    """The same partition with empty clusters dropped: ids renumbered 0..k'-1 in the order of the old ids."""
+    _, renumbered = np.unique(labels, return_inverse=True)
+    return renumbered.reshape(labels.shape).astype(np.int32)
+
+
+def best_silhouette_k(points: Sequence[SweepPoint]) -> int | None:
+    """The k with the highest silhouette (ties: the smaller k), among the k fitted in full; None when none has one.
+
+    An undefined (NaN) silhouette, or a fit with fewer clusters than k, says nothing about that k: calling it
+    "best" would present one cluster of everything as a choice.
+    """
+    scored = [p for p in points if p.full and np.isfinite(p.silhouette)]
     if not scored:
-        return points[0].k
+        return None
     return max(scored, key=lambda p: (p.silhouette, -p.k)).k
 
 
 def knee_k(points: Sequence[SweepPoint]) -> int | None:
-    """The elbow of inertia against k (kneedle, convex and decreasing), or None when there is none."""
+    """The elbow of inertia against k (kneedle, convex and decreasing), or None when there is none.
+
+    Only k values fitted in full count: past the number of distinct points the inertia is rounding noise,
+    whose "knee" would be anywhere.
+    """
+    points = [p for p in points if p.full]
     if len(points) < 3:
         return None
     from kneed import KneeLocator
@@ -169,3 +213,60 @@ def knee_k(points: Sequence[SweepPoint]) -> int | None:
     inertias = [p.inertia for p in points]
     knee = KneeLocator(ks, inertias, curve="convex", direction="decreasing").knee
     return int(knee) if knee is not None else None
+
+
+def choose_default_k(points: Sequence[SweepPoint]) -> KChoice:
+    """The best silhouette k; when there is none, the knee; else the smallest k swept. ``reason`` says why."""
+    best, knee = best_silhouette_k(points), knee_k(points)
+    if best is not None:
+        return KChoice(best, best, knee)
+    smallest = min(points, key=lambda p: p.k)
+    if not any(p.full for p in points):
+        why = (
+            f"the data has fewer distinct points than any k swept (k={smallest.k} found only "
+            f"{smallest.n_clusters} non-empty cluster{'' if smallest.n_clusters == 1 else 's'})"
+        )
+    else:
+        why = "the silhouette is undefined for every k swept (each fit put almost all rows in one cluster)"
+    if knee is not None:
+        return KChoice(knee, None, knee, f"No best k by silhouette: {why}; using the elbow's knee, k={knee}.")
+    return KChoice(smallest.k, None, None, f"No best k by silhouette and no knee: {why}; using k={smallest.k}.")
+
+
+def sweep_notes(points: Sequence[SweepPoint], n_rows: int, *, extend_hint: str) -> list[str]:
+    """What a user should know before trusting the sweep's default k: why there is no best k, which k came
+    out with fewer clusters, and whether the best k sits at the edge of the grid (with ``extend_hint``
+    saying how to sweep further, and suggested values)."""
+    if not points:
+        return []
+    choice = choose_default_k(points)
+    notes = [choice.reason] if choice.reason else []
+    short = [p for p in points if not p.full]
+    if short:
+        pairs = ", ".join(f"k={p.k} gave {p.n_clusters}" for p in short)
+        notes.append(f"Empty clusters were dropped (the data has fewer distinct points than k): {pairs}.")
+    edge = _edge_note(points, choice.best_k, n_rows)
+    if edge:
+        notes.append(f"{edge} {extend_hint}")
+    return notes
+
+
+def _edge_note(points: Sequence[SweepPoint], best: int | None, n_rows: int) -> str | None:
+    """A note when the best k is the largest or smallest k swept (the silhouette may peak outside the grid)."""
+    ks = sorted(p.k for p in points)
+    if best is None or len(ks) < 2:
+        return None
+    if best == ks[-1]:
+        more = sorted({k for k in (round(best * 1.25), round(best * 1.5), best * 2) if best < k < n_rows})
+        side = "largest"
+    elif best == ks[0]:
+        more = sorted({k for k in (best // 2, round(best * 0.75), best - 1) if 2 <= k < best})
+        side = "smallest"
+    else:
+        return None
+    if not more:
+        return None  # nothing left to sweep on that side (k=2, or k next to the number of rows)
+    values = ", ".join(map(str, more))
+    return (
+        f"The best silhouette k={best} is the {side} k swept: the silhouette may peak outside the grid; try k={values}."
+    )

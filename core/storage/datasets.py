@@ -297,11 +297,17 @@ def save_sweep(
 
 
 def load_sweep(store: Store, dataset_id: int) -> pd.DataFrame:
-    """The k sweep diagnostics (one row per k, ascending)."""
+    """The k sweep diagnostics (one row per k, ascending), with the number of non-empty clusters each k kept.
+
+    ``n_clusters`` is counted from the stored assignments rather than stored, so sweeps stored before it
+    existed report it too.
+    """
     with store.read() as con:
         return con.execute(
-            "SELECT k, inertia, silhouette, silhouette_sample, min_size, median_size, max_size, seed "
-            "FROM k_sweep WHERE dataset_id = ? ORDER BY k",
+            "SELECT s.k, s.inertia, s.silhouette, s.silhouette_sample, s.min_size, s.median_size, s.max_size, "
+            "s.seed, (SELECT count(DISTINCT a.cluster_id) FROM assignments a "
+            "WHERE a.dataset_id = s.dataset_id AND a.k = s.k) AS n_clusters "
+            "FROM k_sweep s WHERE s.dataset_id = ? ORDER BY s.k",
             [dataset_id],
         ).df()
 

@@ -105,3 +105,46 @@ def test_export_page_counts_and_writes_inside_the_export_folder(page, prepared_w
     assert len(out.read_text().splitlines()) == 18
     manifest = json.loads((out.parent / "curated.manifest.json").read_text())
     assert manifest["vetoes"]["clusters"] == [0]
+
+
+def _prepare_extra(workspace: Path, tmp_path: Path, name: str, rows: list[dict], grid: tuple[int, ...]) -> None:
+    """Prepare a second dataset in the page's workspace; the page opens on the newest."""
+    from core.prepare import PrepareOptions, prepare
+    from tests.conftest import KEYWORD_EMBEDDER
+
+    source = write_jsonl(tmp_path / f"{name}.jsonl", rows)
+    prepare(Store(workspace), source, PrepareOptions(name=name, embedder=KEYWORD_EMBEDDER, k_grid=grid, seed=0))
+
+
+def test_diagnostics_page_says_when_the_best_k_is_the_largest_swept(page, prepared_workspace, tmp_path):
+    _prepare_extra(prepared_workspace, tmp_path, "edge", keyword_rows(), (2, 4))
+
+    at = page("diagnostics").run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1
+    assert "The best silhouette k=4 is the largest k swept" in warnings[0]
+    assert "try k=5, 6, 8" in warnings[0]
+    assert "Sweep these k values" in warnings[0]
+    assert at.text_input(key="k_grid").label == "Sweep these k values (comma-separated)"
+
+
+def test_diagnostics_page_says_why_identical_rows_have_no_best_k(page, prepared_workspace, tmp_path):
+    same = [{"instruction": "Tell me about bread", "input": "", "output": "An answer."}] * 200
+    _prepare_extra(prepared_workspace, tmp_path, "same", same, (4, 6, 8))
+
+    at = page("diagnostics").run()
+    assert not at.exception
+    assert "best silhouette k=None" in at.caption[0].value
+    warnings = [w.value for w in at.warning]
+    assert "No best k by silhouette and no knee" in warnings[0]
+    assert "using k=4" in warnings[0]
+    assert "Empty clusters were dropped" in warnings[1]
+
+
+def test_diagnostics_page_only_notes_the_k_past_the_distinct_points(page):
+    at = page("diagnostics").run()  # tiny: four topics of identical vectors, best k=4 inside the grid 2, 4, 6
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        "Empty clusters were dropped (the data has fewer distinct points than k): k=6 gave 4."
+    ]
