@@ -11,7 +11,7 @@ read back as the walk reads them. Targets: build under 2 minutes and under 4 GB 
 minus the RSS before it: what the build adds). Real features for 50k rows would take hours on this CPU.
 
 **features.** In one process, on a seeded sample of ``--examples`` rows (default 128) of the top-level
-``*.jsonl`` files of the data dir (``../shared/data``; ``eval/`` is left out):
+``*.jsonl`` files of the data dir (``--data-dir`` or ``CURATE_BENCH_DATA``; ``eval/`` is left out):
 
 1. **Model.** ``core.models.lm.load_causal_lm`` (the packaged SmolLM2-135M-Instruct, float32 on the CPU) with
    the default LoRA adapter (``prepare_model(lm.model, TrainConfig())``: r 8 on q/k/v/o), then a short warmup
@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.prepare import PhaseMonitor, gb, log, machine_info, max_rss_bytes, verdict, write_json  # noqa: E402
+from bench.prepare import DATA_DIR, PhaseMonitor, gb, log, machine_info, max_rss_bytes, verdict, write_json  # noqa: E402
 from bench.score import sample_frame  # noqa: E402
 
 TARGET_RATIO = 2.0
@@ -75,7 +75,7 @@ PROJECTION_ROWS = (8, 64)
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("features", "graph", "all"), default="all")
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--examples", type=int, default=128, help="pool examples (seeded sample)")
     parser.add_argument("--d", type=int, default=1024, help="projected dimension")
     parser.add_argument("--projection", choices=("sparse", "rademacher"), default="sparse")

@@ -2,7 +2,7 @@
 
 What it measures, in one process:
 
-1. **Full prepare.** Every top-level ``*.jsonl`` of the data dir (``../shared/data``: 16 files, 51,772 real rows;
+1. **Full prepare.** Every top-level ``*.jsonl`` of the data dir (``--data-dir`` or ``CURATE_BENCH_DATA``: 16 files, 51,772 real rows;
    ``eval/`` is left out) is concatenated into one temporary JSONL and prepared with the default options
    (packaged all-MiniLM-L6-v2, default k grid, seed 0) into a fresh workspace. Per stage of the pipeline's own
    timer (``PrepareReport.seconds``: ingest, store, embed, load, k_sweep, umap) it prints seconds and rows/s, and
@@ -43,6 +43,9 @@ from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # the model is packaged; never reach for the hub
 ROOT = Path(__file__).resolve().parents[1]
+# The reference pool every benchmark reads (docs/benchmarks.md lists its files): CURATE_BENCH_DATA or
+# --data-dir name its folder; on the reference machine it lies beside the checkout, hence the default.
+DATA_DIR = Path(os.environ.get("CURATE_BENCH_DATA") or ROOT.parent / "shared" / "data")
 
 import numpy as np  # noqa: E402
 
@@ -70,7 +73,7 @@ PHASES_OF_STAGE = {
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--workspace", type=Path, help="empty or new folder (default: a fresh temp dir)")
     parser.add_argument("--limit", type=int, help="prepare a seeded sample of N rows instead of all")
     parser.add_argument("--skip-full", action="store_true", help="skip the full prepare")

@@ -35,13 +35,13 @@ from typing import Any
 os.environ["HF_HUB_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
 
-from bench.prepare import log, machine_info, pool_lines, seeded_subset, write_json  # noqa: E402
+from bench.prepare import DATA_DIR, log, machine_info, pool_lines, seeded_subset, write_json  # noqa: E402
 
 ARMS = ("random", "kmq", "iterative_kmq", "iterit")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    data = ROOT.parent / "shared" / "data"
+    data = DATA_DIR
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=data)
     parser.add_argument("--pool", type=int, default=600, help="pool rows (seeded sample of every source)")

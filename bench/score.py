@@ -1,7 +1,7 @@
 """Benchmark of LM scoring (perplexity + IFD) on real pool examples against a naive one-example loop.
 
 What it measures, in one process, on a seeded sample of ``--n`` rows (default 500) of the top-level
-``*.jsonl`` files of the data dir (``../shared/data``; ``eval/`` is left out):
+``*.jsonl`` files of the data dir (``--data-dir`` or ``CURATE_BENCH_DATA``; ``eval/`` is left out):
 
 1. **Model load.** ``core.models.lm.load_causal_lm()`` (the packaged SmolLM2-135M-Instruct, dequantised from
    GGUF), timed on its own and excluded from both rates.
@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.prepare import (  # noqa: E402
+    DATA_DIR,
     PhaseMonitor,
     gb,
     log,
@@ -70,7 +71,7 @@ DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--n", type=int, default=500, help="examples scored (seeded sample of the pool)")
     parser.add_argument("--naive-n", type=int, help="run the naive loop on a seeded subset of N of those examples")
     parser.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,7 @@
 """Benchmark of every selection strategy on the whole data pool at a 10 % budget: seconds and peak memory.
 
 Setup, once (kept in ``--workspace``, default ``bench/.work/select``, so later runs skip it):
-- every top-level ``*.jsonl`` of the data dir (``../shared/data``, about 52k rows) is concatenated and
+- every top-level ``*.jsonl`` of the data dir (``--data-dir`` or ``CURATE_BENCH_DATA``, about 52k rows) is concatenated and
   prepared with the default options (packaged MiniLM embeddings, default k sweep, seed 0);
 - the ``heuristics`` and ``tfidf_diversity`` scorers run on it (seconds);
 - **IFD is a stand-in**: scoring 52k examples with SmolLM2 takes hours on this CPU (bench/score.py), so
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import numpy as np  # noqa: E402
 
-from bench.prepare import gb, log, machine_info, pool_lines, verdict, write_json  # noqa: E402
+from bench.prepare import DATA_DIR, gb, log, machine_info, pool_lines, verdict, write_json  # noqa: E402
 
 TARGET_SECONDS = 60.0
 TARGET_PEAK_BYTES = 4e9
@@ -53,7 +53,7 @@ STAND_IN_KEY = "ifd:bench-stand-in"
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--workspace", type=Path, default=ROOT / "bench" / ".work" / "select")
     parser.add_argument("--budget", type=float, default=0.1)
     parser.add_argument("--strategies", nargs="*", help="default: every registered strategy")

@@ -36,13 +36,13 @@ from typing import Any
 os.environ["HF_HUB_OFFLINE"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
 
-from bench.prepare import PhaseMonitor, gb, log, machine_info, max_rss_bytes, verdict, write_json  # noqa: E402
+from bench.prepare import DATA_DIR, PhaseMonitor, gb, log, machine_info, max_rss_bytes, verdict, write_json  # noqa: E402
 from bench.score import sample_frame  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)

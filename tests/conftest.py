@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from core.gradients.pipeline import GradientConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 KEYWORDS = ("bread", "python", "capital", "planet")
 
 
