@@ -4,7 +4,7 @@ Each :class:`core.registry.Param` of the plugin becomes one widget by its kind: 
 a checkbox, int and float a number input within its bounds, str a text input (left blank, an optional
 one means none). Widget keys are ``<prefix>_<plugin>_<param>``, so two plugins' fields never share
 state, and labels are the parameter names the CLI and job files use. A loop's ``run_fields`` (budget,
-rounds, seed) are the run's own settings, so they are left to the page.
+rounds, seed) are the run's own settings: the registry leaves them out, and the page asks for them.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ def params_form(
     custom: dict[str, CustomWidget] | None = None,
 ) -> dict[str, Any]:
     """Render the parameters of plugin ``name`` of ``registry`` in up to ``columns`` columns; their values."""
-    run_fields = getattr(registry.get(name), "run_fields", ())
-    params = [p for p in registry.params(name) if p.name not in run_fields]
+    params = registry.params(name)  # a loop's run_fields (budget, rounds, seed) are the page's own widgets
     if not params:
         return {}
     cols = st.columns(min(len(params), columns))

@@ -594,7 +594,7 @@ def _train_config(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from core.runs.loops import LOOPS, parse_loop_params
+    from core.runs.loops import LOOPS
     from core.runs.run import RunSpec, launch_run
 
     store = _store(args)
@@ -611,7 +611,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         strategy_params=params if loop == "none" else {},
         loop=loop,
         rounds=args.rounds,
-        loop_params=parse_loop_params(loop, params) if loop != "none" else {},
+        loop_params=LOOPS.parse(loop, params) if loop != "none" else {},
         budget=args.budget,
         seed=args.seed,
         config=config,
@@ -750,10 +750,7 @@ def cmd_params(args: argparse.Namespace) -> int:
         registry = registries[family]
         listing[family] = {}
         for name in registry.names():
-            # a loop's budget, rounds and seed come from the run's own flags, not from --param
-            run_fields = getattr(registry.get(name), "run_fields", ())
-            params = [p for p in registry.params(name) if p.name not in run_fields]
-            listing[family][name] = {"summary": registry.summary(name), "params": params}
+            listing[family][name] = {"summary": registry.summary(name), "params": registry.params(name)}
     if args.json:
         plain = {
             family: {

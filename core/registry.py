@@ -195,8 +195,11 @@ class Registry(Generic[T]):
         return " ".join((self.get(name).__doc__ or "").split("\n\n")[0].split())
 
     def params(self, name: str) -> list[Param]:
-        """The parameters of ``name`` (for generated forms, CLI flags and parsing)."""
-        return params_of(self.get(name))
+        """The parameters a user sets for ``name`` (generated forms, CLI flags, parsing): its fields, less the
+        ``run_fields`` its caller fills in itself (a loop's budget, rounds and seed come from the run)."""
+        cls = self.get(name)
+        set_by_caller = set(getattr(cls, "run_fields", ()))
+        return [p for p in params_of(cls) if p.name not in set_by_caller]
 
     def parse(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
         """``values`` (strings or typed) parsed and checked against ``name``'s parameters; unknown names are an error."""

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from core.registry import Param, Registry
+from core.registry import Registry
 
 if TYPE_CHECKING:
     from core.select.pool import Decisions
@@ -52,24 +52,10 @@ class LoopHooks:
     decisions: Callable[[], Decisions] | None = None
 
 
-def loop_params(name: str) -> list[Param]:
-    """The parameters of loop ``name`` that a run's ``loop_params`` may set (not budget, rounds, seed)."""
-    run_fields = LOOPS.get(name).run_fields
-    return [p for p in LOOPS.params(name) if p.name not in run_fields]
-
-
-def parse_loop_params(name: str, values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (strings from the CLI, or typed) parsed and checked against loop ``name``'s parameters."""
-    known = {p.name: p for p in loop_params(name)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ValueError(f"loop {name!r} has no parameter(s) {sorted(unknown)}; it has {sorted(known)}")
-    return {key: known[key].parse(value) for key, value in values.items()}
-
-
 def config_for_run(name: str, *, budget: int, rounds: int, seed: int, params: dict[str, Any]) -> LoopConfig:
-    """Loop ``name``'s config for a run of ``budget`` examples (a count) over ``rounds``, with ``params``."""
-    return LOOPS.get(name).for_run(budget, rounds, seed, **parse_loop_params(name, params))
+    """Loop ``name``'s config for a run of ``budget`` examples (a count) over ``rounds``, with ``params``
+    (checked by ``LOOPS.parse``: the budget, rounds and seed are the run's, not parameters)."""
+    return LOOPS.get(name).for_run(budget, rounds, seed, **LOOPS.parse(name, params))
 
 
 # The loops register their configs on import; import them here so LOOPS is complete wherever it is used.

@@ -73,7 +73,7 @@ class RunSpec:
 
     def validate(self, workspace: Path) -> None:
         """Fail before launching on what would fail later: the dataset, the selection or strategy, the eval files."""
-        from core.runs.loops import LOOPS, parse_loop_params
+        from core.runs.loops import LOOPS
         from core.select.run import build_strategy
         from core.select.strategies import STRATEGIES
         from core.storage import datasets as ds
@@ -92,7 +92,7 @@ class RunSpec:
             if self.budget is None or self.rounds < 1:
                 raise jobs.InvalidJob("budget", f"{self.loop} needs a budget and at least one round")
             with jobs.blame("loop_params"):
-                parse_loop_params(self.loop, self.loop_params)
+                LOOPS.parse(self.loop, self.loop_params)
         elif self.selection_id is not None:
             with jobs.blame("selection_id"):
                 selections.get(store, self.selection_id)

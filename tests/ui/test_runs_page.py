@@ -88,14 +88,14 @@ def test_the_form_launches_an_iterative_loop_and_a_loop_run_charts_its_cluster_w
 
 
 def test_the_form_shows_every_loop_parameter_and_passes_them_with_the_rounds(page, prepared_workspace, monkeypatch):
-    from core.runs.loops import loop_params
+    from core.runs.loops import LOOPS
 
     launched = []
     monkeypatch.setattr(runs, "launch_run", lambda workspace, spec: launched.append(spec) or "fake-loop")
     at = page("runs").run()
     at.selectbox(key="run_strategy").select("iterit").run()
     shown = {w.key for kind in ("number_input", "selectbox", "checkbox", "text_input") for w in at.get(kind)}
-    assert {f"run_loop_iterit_{p.name}" for p in loop_params("iterit")} <= shown
+    assert {f"run_loop_iterit_{p.name}" for p in LOOPS.params("iterit")} <= shown
     assert "run_loop_iterit_epochs" not in shown  # the rounds field says how many
     at.number_input(key="run_rounds").set_value(4).run()
     at.number_input(key="run_loop_iterit_decay").set_value(0.3).run()

@@ -14,7 +14,7 @@ from core.cluster import clustering
 from core.registry import Param, Registry, changed_values, param, params_of
 from core.runs.iterative_kmq import IterativeKMQConfig
 from core.runs.iterit import IterITConfig
-from core.runs.loops import LOOPS, config_for_run, loop_params, parse_loop_params
+from core.runs.loops import LOOPS, config_for_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,19 +78,19 @@ def test_each_loop_is_a_frozen_config_whose_run_fields_come_from_the_run():
     for name in LOOPS.names():
         fields = {field.name for field in dataclasses.fields(LOOPS.get(name))}
         assert set(LOOPS.get(name).run_fields) <= fields
-        assert {p.name for p in loop_params(name)} == fields - set(LOOPS.get(name).run_fields)
+        assert {p.name for p in LOOPS.params(name)} == fields - set(LOOPS.get(name).run_fields)
 
 
 def test_loop_params_are_parsed_by_the_config_fields_and_run_fields_are_refused():
-    assert parse_loop_params("iterative_kmq", {"continue_training": "true", "temperature": "2", "quality": ""}) == {
+    assert LOOPS.parse("iterative_kmq", {"continue_training": "true", "temperature": "2", "quality": ""}) == {
         "continue_training": True,
         "temperature": 2.0,
         "quality": None,
     }
     with pytest.raises(ValueError, match="no parameter"):
-        parse_loop_params("iterit", {"budget": "5"})
+        LOOPS.parse("iterit", {"budget": "5"})
     with pytest.raises(ValueError, match="rule must be one of"):
-        parse_loop_params("iterative_kmq", {"rule": "mine"})
+        LOOPS.parse("iterative_kmq", {"rule": "mine"})
 
 
 def test_the_cli_run_passes_typed_loop_parameters_and_refuses_unknown_ones(workspace, monkeypatch, capsys):
