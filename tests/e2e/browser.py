@@ -70,6 +70,27 @@ def choose_option(page, label: str, text: str, attempts: int = 5) -> None:
             page.keyboard.press("Escape")
 
 
+def wait_idle(page: Any, timeout: float = 90, settle: float = 1.0) -> None:
+    """Wait until the session's script has stopped running and stayed stopped for ``settle`` seconds.
+
+    A click that lands while a run is still drawing the page can hit a widget that the same run is about
+    to replace; waiting for the run to end first makes a test's clicks reach the app every time. The
+    state comes from the ``data-test-script-state`` attribute Streamlit's own browser tests read.
+    """
+    app = page.locator('[data-testid="stApp"]')
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if app.get_attribute("data-test-script-state") != "notRunning":
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= settle:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the app was still running after {timeout} s")
+
+
 @contextmanager
 def serve(workspace: Path, *extra: str, address: str | None = "127.0.0.1") -> Iterator[str]:
     """``streamlit run app/main.py`` on a free port for ``workspace``; yields its URL, stops it by its PID.

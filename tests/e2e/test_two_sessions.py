@@ -14,7 +14,7 @@ from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.conftest import keyword_rows, write_jsonl
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, choose_option, serve
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, choose_option, serve, wait_idle
 
 pytestmark = [pytest.mark.e2e, NEEDS_CHROMIUM]
 VETO = "Vetoed (leave this cluster out)"
@@ -38,6 +38,7 @@ def _open_cluster_zero(browser, url: str):
     page.goto(f"{url}/clusters")
     choose_option(page, "Open a cluster", "0:")
     expect(page.get_by_role("heading", name="Cluster 0:")).to_be_visible()
+    wait_idle(page)
     return page
 
 
@@ -77,6 +78,7 @@ def test_two_sessions_change_one_cluster_at_once_and_each_sees_the_other(served_
         expect(first.get_by_role("slider")).to_have_value("1")
 
         first.get_by_text(VETO).click()  # one curator vetoes ...
+        expect(first.get_by_role("switch", name=VETO)).to_be_checked()
         for step in range(1, 6):  # ... while the other raises the weight of the same cluster, 0.1 a key press
             second.get_by_role("slider").press("ArrowRight")  # found afresh: a rerun may re-render it
             _wait_for(lambda step=step: round(cluster_zero()[1], 1) == round(1 + step / 10, 1), f"weight step {step}")
