@@ -96,7 +96,7 @@ with st.container(border=True):
 
 raw = queries.cached_signals(dataset)
 available = [name for name in quality.SIGNALS if name in raw and raw[name].notna().any()]
-if not any(name != "exact_duplicate" for name in available):
+if not quality.has_scores(raw):
     st.info("No scores yet: run a scorer above (heuristics and tfidf_diversity take seconds).")
     st.stop()
 st.subheader("Combined quality")
