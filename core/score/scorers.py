@@ -44,8 +44,7 @@ class Scorer(Protocol):
 
     ``nan_policy`` declares where a value may be NaN: ``never``, or ``empty_response`` (only for an empty or
     whitespace-only response, and there the scorer's own score, the one named like it, is always NaN).
-    ``key_ignores`` names the
-    parameters that cannot change a score, so they are left out of the score key.
+    ``key_ignores`` names the parameters that cannot change a score, so they are left out of the score key.
     """
 
     name: ClassVar[str]
@@ -118,9 +117,8 @@ class _LMScorer:
     def _nll(self, lm: Any, sequences: list[Any], progress: ProgressFn | None) -> np.ndarray:
         from core.models.passes import response_nll
 
-        if not sequences:
+        if not sequences:  # every response was empty: no model pass at all
             return np.zeros(0)
-
         return response_nll(
             lm.model,
             sequences,
