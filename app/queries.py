@@ -8,6 +8,7 @@ import streamlit as st
 
 from app.state import store
 from core.export import ExportBundle, build_export
+from core.models.passes import empty_responses
 from core.storage import curation
 from core.storage import datasets as ds
 
@@ -33,7 +34,8 @@ def sweep(workspace: str, data_version: int, dataset_id: int) -> pd.DataFrame:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def summary(workspace: str, data_version: int, dataset_id: int) -> dict[str, int]:
-    return curation.dataset_summary(store(), dataset_id)
+    empty = int(empty_responses(ds.outputs(store(), dataset_id)).sum())  # the one rule, not SQL's trim
+    return {**curation.dataset_summary(store(), dataset_id), "empty_outputs": empty}
 
 
 def cached_clusters(dataset: ds.DatasetInfo) -> pd.DataFrame:

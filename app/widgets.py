@@ -10,6 +10,7 @@ import streamlit as st
 from app.state import sync_widget
 from app.text import plain
 from core import config
+from core.models.passes import is_empty_response
 from core.progress import Progress
 
 
@@ -57,7 +58,7 @@ def example_card(row: object, on_veto: Callable[[str, bool], None], key_prefix: 
             st.caption("input")
             plain_text(row.input)
         st.caption("output")
-        plain_text(row.output if row.output.strip() else "(empty response)")
+        plain_text("(empty response)" if is_empty_response(row.output) else row.output)
         key = f"{key_prefix}_veto_{example_id}"
         sync_widget(key, bool(row.vetoed))  # another session may have vetoed it since
         st.checkbox("Veto this example", key=key, on_change=lambda: on_veto(example_id, st.session_state[key]))

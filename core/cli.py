@@ -532,6 +532,8 @@ def cmd_select(args: argparse.Namespace) -> int:
             f"note: {result.report['shortfall']} short of the budget of {result.report['budget']}: "
             f"{result.report.get('why', 'the strategy found no more eligible examples')}"
         )
+    for note in result.report.get("notes", []):  # e.g. the clusters left without a quota: only empty responses
+        print(f"note: {note}")
     return 0
 
 

@@ -13,6 +13,7 @@ from app.state import pick_dataset, store
 from app.text import plain
 from app.widgets import plain_text
 from core import jobs
+from core.models.passes import is_empty_response
 from core.registry import changed_values
 from core.score import quality
 from core.score.job import ScoreJob
@@ -96,7 +97,7 @@ with st.container(border=True):
 
 raw = queries.cached_signals(dataset)
 available = [name for name in quality.SIGNALS if name in raw and raw[name].notna().any()]
-if not any(name != "exact_duplicate" for name in available):
+if not quality.has_scores(raw):
     st.info("No scores yet: run a scorer above (heuristics and tfidf_diversity take seconds).")
     st.stop()
 st.subheader("Combined quality")
@@ -129,7 +130,8 @@ if points:
     frame, _ = curation.examples(store(), dataset.dataset_id, k, limit=1, offset=row)
     st.caption(f"Example {plain(frame.example_id.iloc[0], 80)} (cluster {frame.cluster_id.iloc[0]})")
     plain_text(frame.instruction.iloc[0])
-    plain_text(frame.output.iloc[0] or "(empty response)")
+    output = frame.output.iloc[0]
+    plain_text("(empty response)" if is_empty_response(output) else output)
 
 table = clusters.assign(quality_mean=clusters.cluster_id.map(means).round(3))
 st.subheader("Clusters by quality")

@@ -53,6 +53,8 @@ if preview and preview[0] == request:
             f"{result.report['shortfall']} short of the budget of {result.report['budget']}: "
             f"{plain(result.report.get('why', 'the strategy found no more eligible examples'))}."
         )
+    for note in result.report.get("notes", []):  # e.g. the clusters left without a quota: only empty responses
+        st.info(plain(note))
     table = per_cluster(store(), dataset, result.row_idx, k)
     st.dataframe(table, hide_index=True, key="preview_table")
     st.bar_chart(table.set_index("cluster_id")[["size", "selected"]], stack=False)

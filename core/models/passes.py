@@ -4,7 +4,9 @@ docs/algorithms.md section 1: (instruction, input) is the user turn and the outp
 loss is the mean NLL over the response tokens only. For IFD the response is also scored "alone": rendered
 as a lone assistant message through the same template (so still after the template's header, as IterIT
 does), over exactly the same response tokens. Long examples are cut to ``max_length`` tokens and the cut
-is recorded. Training renders the same way (:func:`render_examples`), so the trainer, the scorers, the
+is recorded. An empty or whitespace-only response (:func:`is_empty_response`) has no answer to score: its
+rendering would hold the template's end-of-turn token alone, so the scoring passes leave it out and give it
+no value (NaN) rather than a number about that one token. Training renders the same way (:func:`render_examples`), so the trainer, the scorers, the
 evaluation and the gradient features all see one tokenisation. Greedy generation is in
 :mod:`core.models.generation`.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -43,6 +45,16 @@ class RenderedPair:
     unconditional_start: int
     n_response: int
     truncated: bool
+
+
+def is_empty_response(text: str) -> bool:
+    """An empty or whitespace-only response: the one rule every scorer, pass and strategy uses for "empty"."""
+    return not text.strip()
+
+
+def empty_responses(texts: Iterable[str]) -> np.ndarray:
+    """A boolean mask: True where the response is empty (:func:`is_empty_response`)."""
+    return np.array([is_empty_response(text) for text in texts], dtype=bool)
 
 
 def user_turn(instruction: str, input_text: str) -> str:
@@ -345,9 +357,13 @@ def ifd_scores(
     model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, max_length: int = 512
 ) -> np.ndarray:
     """IFD (``ppl_ratio``) of each row, as :class:`core.score.scorers.IFDScorer` computes it, but with an
-    in-memory model (the one being trained) rather than one loaded by name."""
-    rows = zip(examples.instruction, examples.input, examples.output, strict=True)
+    in-memory model (the one being trained) rather than one loaded by name. NaN for an empty response."""
+    scored = ~empty_responses(examples.output)
+    result = np.full(len(examples), np.nan)
+    rows = zip(examples.instruction[scored], examples.input[scored], examples.output[scored], strict=True)
     pairs = [render_pair(tokenizer, i, x, o, max_length) for i, x, o in rows]
-    with eval_mode(model):
-        nll = response_nll(model, ifd_sequences(pairs), pad_id=pad_token_id(tokenizer))
-    return ifd_from_nll(nll)[0]
+    if pairs:
+        with eval_mode(model):
+            nll = response_nll(model, ifd_sequences(pairs), pad_id=pad_token_id(tokenizer))
+        result[scored] = ifd_from_nll(nll)[0]
+    return result

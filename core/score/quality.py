@@ -7,6 +7,11 @@ duplicates) are not averaged in: a mean would let a clean score on four other si
 answer. Each flag instead multiplies the quality by ``1 - penalty`` when it is raised, so a penalty of
 1 zeroes a flagged example and 0 ignores the flag. Moving a weight or a penalty reruns no model.
 
+Two flags come from the data itself, whether or not a scorer ran: ``exact_duplicate`` (content hashes)
+and ``empty_response`` (the response is empty or whitespace only, by
+:func:`core.models.passes.is_empty_response`, the rule the scorers use). An empty row has no perplexity or
+IFD (NaN), so with the default penalty of 1 its combined quality is 0 whatever else was scored.
+
 ``perplexity_outlier`` is derived here: log-perplexity more than ``OUTLIER_Z`` robust standard
 deviations (1.4826 x MAD) above the dataset median. Percentile ranks alone cannot tell a response 50
 times less likely than the typical one (gibberish, another language) from one that is merely the
@@ -23,6 +28,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from core.models.passes import empty_responses
 from core.storage import datasets
 from core.storage import scores as score_store
 from core.storage.database import Store
@@ -60,6 +66,8 @@ SIGNALS: dict[str, Signal] = {
     "near_duplicate": Signal("flag", 0.2),
 }
 DEFAULT_WEIGHTS = {name: signal.default for name, signal in SIGNALS.items()}
+FROM_DATA = frozenset({"exact_duplicate", "empty_response"})
+"""The signals :func:`raw_signals` derives from the texts alone, present before any scorer has run."""
 DEFAULT_THRESHOLD = 0.3
 OUTLIER_Z = 3.5
 
@@ -128,14 +136,21 @@ def perplexity_outliers(perplexity: pd.Series, z: float = OUTLIER_Z) -> pd.Serie
 
 
 def raw_signals(store: Store, dataset: DatasetInfo) -> pd.DataFrame:
-    """Every stored score of the dataset's examples (row order) plus the exact-duplicate flag."""
+    """Every stored score of the dataset's examples (row order) plus the flags of :data:`FROM_DATA`."""
     keys = list(score_store.latest_keys(store, dataset.dataset_id).values())
     raw = score_store.dataset_scores(store, dataset.dataset_id, keys)
     copies = datasets.duplicate_counts(store, dataset.dataset_id)
     raw["exact_duplicate"] = [1.0 if n > 1 else 0.0 for n in copies]
+    # the same rule the heuristics scorer stores, but on every row even before (or without) that scorer
+    raw["empty_response"] = empty_responses(datasets.outputs(store, dataset.dataset_id)).astype(float)
     if "perplexity" in raw:
         raw["perplexity_outlier"] = perplexity_outliers(raw["perplexity"])
     return raw
+
+
+def has_scores(raw: pd.DataFrame) -> bool:
+    """Whether ``raw`` (from :func:`raw_signals`) holds any scorer's output beyond the flags from the data."""
+    return any(raw[name].notna().any() for name in raw.columns if name not in FROM_DATA)
 
 
 def example_quality_from(raw: pd.DataFrame, weights: dict[str, float] | None = None) -> pd.Series:

@@ -10,6 +10,11 @@
   by embedding cosine.
 - ``reward``: any sequence-classification reward model given by path (off by default).
 
+An empty or whitespace-only response (:func:`core.models.passes.is_empty_response`) has no LM score: the
+perplexity and IFD scorers give it NaN without running the model on it, since the only token left to score
+would be the template's end-of-turn token. The reward scorer does score it: a reward model judges the
+(instruction, response) pair as a whole, and an empty answer is one it rates, typically low.
+
 Scores are stored raw; normalising and weighting them into a combined quality happens at query time.
 """
 
@@ -31,15 +36,15 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 ProgressFn = Callable[[int], None]
-NanPolicy = Literal["never", "no_response_tokens"]
+NanPolicy = Literal["never", "empty_response"]
 
 
 class Scorer(Protocol):
     """Scores a frame of examples (columns instruction, input, output) into named raw values per row.
 
-    ``nan_policy`` declares where a value may be NaN: ``never``, or ``no_response_tokens`` (only where a
-    response renders to no token, which a chat template never does). ``key_ignores`` names the
-    parameters that cannot change a score, so they are left out of the score key.
+    ``nan_policy`` declares where a value may be NaN: ``never``, or ``empty_response`` (only for an empty or
+    whitespace-only response, and there the scorer's own score, the one named like it, is always NaN).
+    ``key_ignores`` names the parameters that cannot change a score, so they are left out of the score key.
     """
 
     name: ClassVar[str]
@@ -67,9 +72,10 @@ class _LMScorer:
     """Shared by the LM scorers. ``precision``: ``auto`` autocasts matrix products to bf16 on CUDA and on
     CPUs with native bf16 (2x faster there; IFD rank correlation with fp32 0.9997 on real data, see
     docs/benchmarks.md), ``fp32`` keeps float32, ``bf16`` forces autocast. The resolved precision is part of
-    the score key, so bf16 and fp32 scores are cached apart."""
+    the score key, so bf16 and fp32 scores are cached apart. Empty responses are not rendered or run: their
+    values are NaN (``empty_response``), and the key says so, so no value cached before that rule is reused."""
 
-    nan_policy: ClassVar[NanPolicy] = "no_response_tokens"
+    nan_policy: ClassVar[NanPolicy] = "empty_response"
     key_ignores: ClassVar[frozenset[str]] = frozenset({"token_budget"})  # how passes are batched, not what they give
     model: str = "SmolLM2-135M-Instruct"
     max_length: int = 512
@@ -80,7 +86,8 @@ class _LMScorer:
         from core.models.lm import model_id
 
         resolved = "bf16" if self._bf16() else "fp32"
-        return _key(dataclasses.replace(self, model=model_id(self.model), token_budget=0, precision=resolved))
+        key = _key(dataclasses.replace(self, model=model_id(self.model), token_budget=0, precision=resolved))
+        return key + ":empty=nan"
 
     def _bf16(self) -> bool:
         from core.models.device import pick_device, use_bf16
@@ -89,20 +96,29 @@ class _LMScorer:
             raise ValueError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
         return use_bf16(pick_device()) if self.precision == "auto" else self.precision == "bf16"
 
-    def _render(self, examples: pd.DataFrame) -> tuple[Any, list[Any]]:
+    def _render(self, examples: pd.DataFrame, progress: ProgressFn | None) -> tuple[Any, list[Any], np.ndarray]:
+        """(model, rendered pairs of the non-empty responses, mask of those rows); empty rows count as done."""
         from core.models.lm import load_causal_lm
-        from core.models.passes import render_pair
+        from core.models.passes import empty_responses, render_pair
 
+        scored = ~empty_responses(examples.output)
+        if progress and not scored.all():
+            progress(int((~scored).sum()))
+        if not scored.any():  # nothing to score: the model is not even loaded
+            return None, [], scored
         lm = load_causal_lm(self.model)
+        rows = examples[scored]
         pairs = [
             render_pair(lm.tokenizer, i, x, o, self.max_length)
-            for i, x, o in zip(examples.instruction, examples.input, examples.output, strict=True)
+            for i, x, o in zip(rows.instruction, rows.input, rows.output, strict=True)
         ]
-        return lm, pairs
+        return lm, pairs, scored
 
     def _nll(self, lm: Any, sequences: list[Any], progress: ProgressFn | None) -> np.ndarray:
         from core.models.passes import response_nll
 
+        if not sequences:  # every response was empty: no model pass at all
+            return np.zeros(0)
         return response_nll(
             lm.model,
             sequences,
@@ -111,6 +127,13 @@ class _LMScorer:
             bf16=self._bf16(),
             progress=progress,
         )
+
+
+def _spread(values: Any, scored: np.ndarray, fill: float = np.nan) -> np.ndarray:
+    """The values of the scored rows put back in row order, ``fill`` (NaN: no score) on the others."""
+    result = np.full(len(scored), fill, dtype=float)
+    result[scored] = np.asarray(values, dtype=float)
+    return result
 
 
 @SCORERS.register
@@ -123,12 +146,12 @@ class PerplexityScorer(_LMScorer):
     set_dependent: ClassVar[bool] = False
 
     def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
-        lm, pairs = self._render(examples)
+        lm, pairs, scored = self._render(examples, progress)
         nll = self._nll(lm, [(p.conditional, p.conditional_start, p.n_response) for p in pairs], progress)
         return {
-            "perplexity": np.exp(nll),
-            "response_tokens": np.array([p.n_response for p in pairs], dtype=float),
-            "truncated": np.array([p.truncated for p in pairs], dtype=float),
+            "perplexity": _spread(np.exp(nll), scored),
+            "response_tokens": _spread([p.n_response for p in pairs], scored, fill=0.0),
+            "truncated": _spread([p.truncated for p in pairs], scored, fill=0.0),
         }
 
 
@@ -148,15 +171,15 @@ class IFDScorer(_LMScorer):
             raise ValueError(f"IFD form must be ppl_ratio or loss_ratio, not {self.form!r}")
         from core.models.passes import ifd_from_nll, ifd_sequences
 
-        lm, pairs = self._render(examples)
+        lm, pairs, scored = self._render(examples, progress)
         half = (lambda n: progress(n / 2)) if progress else None
         ifd, conditional, alone = ifd_from_nll(self._nll(lm, ifd_sequences(pairs), half), self.form)
         return {
-            "ifd": ifd,
-            "perplexity": np.exp(conditional),
-            "perplexity_alone": np.exp(alone),
-            "instruction_does_not_help": (ifd >= 1).astype(float),
-            "truncated": np.array([p.truncated for p in pairs], dtype=float),
+            "ifd": _spread(ifd, scored),
+            "perplexity": _spread(np.exp(conditional), scored),
+            "perplexity_alone": _spread(np.exp(alone), scored),
+            "instruction_does_not_help": _spread((ifd >= 1).astype(float), scored),
+            "truncated": _spread([p.truncated for p in pairs], scored, fill=0.0),
         }
 
 

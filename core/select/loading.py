@@ -4,7 +4,8 @@ holds the plain data these fill).
 Only what a strategy declares in ``needs`` is loaded: embeddings (``embeddings``), the combined quality
 and raw scores (``scores``), the response texts (``outputs``), LoRA-gradient features (``gradients``),
 their neighbour graph (``graph``), the target set's gradient features (``target``) and its sentence
-embeddings (``target_embeddings``). The target set is a strategy's ``target`` parameter.
+embeddings (``target_embeddings``). The target set is a strategy's ``target`` parameter. Which responses
+are empty is always loaded (one column of text).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import MissingGradients
+from core.models.passes import empty_responses
 from core.score import quality
 from core.select.pool import Decisions, Pool, restrict_neighbours
 from core.storage import curation
@@ -39,17 +41,17 @@ def load_pool(
     rows = kept.row_idx.to_numpy(dtype=int)
     table = curation.clusters(store, dataset.dataset_id, k)
     weights = {int(c): float(w) for c, w in zip(table.cluster_id, table.weight, strict=True)}
-    extra: dict[str, Any] = {}
+    texts = ds.outputs(store, dataset.dataset_id)
+    extra: dict[str, Any] = {"empty": empty_responses(texts)[rows]}
     if "embeddings" in needs:
         extra["embeddings"] = ds.load_embeddings(store, dataset.dataset_id, dataset.embedder_key or "")[rows]
     if "scores" in needs:
         raw = quality.raw_signals(store, dataset)
-        # the duplicate flag comes from the data itself; a combined quality needs at least one scorer's output
-        scored = raw.assign(combined=quality.example_quality_from(raw)) if raw.shape[1] > 1 else raw
+        # the duplicate and empty flags come from the data itself; a combined quality needs a scorer's output
+        scored = raw.assign(combined=quality.example_quality_from(raw)) if quality.has_scores(raw) else raw
         extra["scores"] = scored.iloc[rows].reset_index(drop=True)
     if "outputs" in needs:
-        outputs = ds.example_texts(store, dataset.dataset_id).output.tolist()
-        extra["outputs"] = [outputs[i] for i in rows]
+        extra["outputs"] = [texts[i] for i in rows]
     extra.update(_gradient_fields(store, dataset, rows, needs, target))
     return Pool(rows, list(kept.example_id), kept.cluster_id.to_numpy(dtype=int), weights, **extra)
 

@@ -4,7 +4,8 @@ decisions in force over them. Plain data only; :mod:`core.select.loading` reads 
 A vetoed example, or any example of a vetoed cluster (at the clustering ``k`` the selection uses), is
 not in the pool at all, so no strategy can select it. Cluster weights travel with the pool; strategies
 that allocate per cluster use them, and :mod:`core.select.run` applies them to the others. The optional
-fields hold only what a strategy declares in ``needs``.
+fields hold only what a strategy declares in ``needs``; ``empty`` (which responses are empty or whitespace
+only) is always loaded, since :func:`core.select.run.pick` leaves those rows out for most strategies.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import MissingScores
+from core.models.passes import empty_responses
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -48,6 +50,7 @@ class Pool:
     target_gradients: np.ndarray | None = None
     target_groups: np.ndarray | None = None
     target_embeddings: np.ndarray | None = None
+    empty: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.row_idx)
@@ -68,6 +71,7 @@ class Pool:
             target_gradients=self.target_gradients,
             target_groups=self.target_groups,
             target_embeddings=self.target_embeddings,
+            empty=None if self.empty is None else self.empty[positions],
         )
 
     def array(self, field: ArrayField) -> np.ndarray:
@@ -92,6 +96,15 @@ class Pool:
         values = self.score(name, "heuristics" if name == "combined" else name)
         finite = values[np.isfinite(values)]
         return np.where(np.isfinite(values), values, finite.min() if len(finite) else 0.0)
+
+    def empty_responses(self) -> np.ndarray:
+        """True where the response is empty or whitespace only: ``empty``, else computed from ``outputs``; all
+        False for a pool built by hand with neither (nothing says a response is empty)."""
+        if self.empty is not None:
+            return np.asarray(self.empty, dtype=bool)
+        if self.outputs is not None:
+            return empty_responses(self.outputs)
+        return np.zeros(len(self), dtype=bool)
 
     def response_tokens(self) -> np.ndarray:
         """Words and punctuation marks per response: a model-independent length."""

@@ -5,6 +5,12 @@ For every other strategy, when some kept cluster has a weight other than 1, the 
 clusters in proportion to size x weight (largest remainder) and the strategy runs inside each cluster
 on its quota; with all weights at 1 it runs on the whole pool, exactly as its paper describes.
 
+Empty responses: a strategy with ``include_empty`` False (those that rank by quality or length) runs on the
+pool without the rows whose response is empty or whitespace only (:func:`pick`). A cluster with nothing else
+is then absent, so kMQ gives it no quota and shares its part of the budget among the others; the report's
+``notes`` say so ("cluster 7 (12 examples) has only empty responses: no quota"), for the CLI and the Select
+page to show.
+
 A selection is reproducible: the same strategy, parameters, seed, budget, scores and pool (same kept
 examples and clusters: ``pool_hash``) give the same ids in the same order.
 """
@@ -75,7 +81,7 @@ def run_selection(
     pool = load_pool(store, dataset, k, strategy.needs, target=getattr(strategy, "target", None))
     count = resolve_budget(budget, dataset.n_rows, len(pool)) if len(pool) else 0
     rng = np.random.default_rng(seed)
-    positions, report = _select(strategy, pool, count, rng) if count else (np.array([], dtype=int), {})
+    positions, report = pick(strategy, pool, count, rng) if count else (np.array([], dtype=int), {})
     _check(positions, len(pool), count)
     report = {"budget": count, "selected": len(positions), "shortfall": count - len(positions), **report}
     decisions = curation.decisions(store, dataset.dataset_id)
@@ -99,6 +105,39 @@ def run_selection(
         seconds=time.perf_counter() - started,
         report=report,
     )
+
+
+def pick(
+    strategy: SelectionStrategy, pool: Pool, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Positions in pick order and the report, with empty responses left out unless the strategy has no
+    ``include_empty`` field or has it True; the report then counts them (``empty_left_out``) and ``notes``
+    name each cluster that had nothing else."""
+    if getattr(strategy, "include_empty", True):
+        return _select(strategy, pool, count, rng)
+    empty = pool.empty_responses()
+    if not empty.any():
+        return _select(strategy, pool, count, rng)
+    keep = np.flatnonzero(~empty)
+    positions, report = _select(strategy, pool.subset(keep), min(count, len(keep)), rng) if len(keep) else (keep, {})
+    notes = empty_notes(pool.cluster_ids, empty, "no quota" if strategy.uses_cluster_weights else "none picked")
+    report = {**report, "empty_left_out": int(empty.sum()), "notes": [*report.get("notes", []), *notes]}
+    if len(positions) < count and "why" not in report:
+        report["why"] = f"{int(empty.sum())} kept examples have an empty response and were left out"
+    return keep[positions], report
+
+
+def empty_notes(cluster_ids: np.ndarray, empty: np.ndarray, consequence: str) -> list[str]:
+    """One line per cluster whose rows all have empty responses, then one with the count left out."""
+    notes = []
+    for cluster in np.unique(cluster_ids):
+        members = cluster_ids == cluster
+        if empty[members].all():
+            notes.append(f"cluster {cluster} ({int(members.sum())} examples) has only empty responses: {consequence}")
+    notes.append(
+        f"{int(empty.sum())} examples with an empty response were left out (include_empty=true would keep them)"
+    )
+    return notes
 
 
 def _select(

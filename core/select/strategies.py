@@ -5,17 +5,22 @@ describes them, ``Literal`` fields as choices; the Select and Runs pages build t
 ``select`` returns positions into the pool, in pick order, at most ``budget`` of them, all distinct;
 randomness only comes from the ``rng`` it is given.
 Where a paper and its code disagree, the field defaults to the paper and the docstring says so.
+
+The strategies that rank by quality or length carry ``include_empty`` (default False): rows whose response is
+empty or whitespace only are then left out before they run, by :func:`core.select.run.pick`, the one place
+that does it; ``include_empty=true`` lets them be picked. An empty answer has no IFD or perplexity, so
+ranking by those has nothing to say about it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
 from core.errors import MissingScores
-from core.registry import Param, Registry
+from core.registry import Param, Registry, param
 from core.select import greedy
 from core.select.allocation import allocate, equal_floor
 from core.select.pool import Pool
@@ -34,6 +39,11 @@ class SelectionStrategy(Protocol):
 STRATEGIES: Registry[SelectionStrategy] = Registry("selection strategy")
 
 Allocation = Literal["proportional", "equal", "equal_floor"]
+
+
+def include_empty_param() -> Any:
+    """The ``include_empty`` field of the strategies that leave empty responses out (a fresh field each)."""
+    return param(False, help="also pick rows whose response is empty or whitespace only (left out by default)")
 
 
 def parameters(name: str) -> list[Param]:
@@ -72,6 +82,7 @@ class LongestStrategy:
     name: ClassVar[str] = "longest"
     needs: ClassVar[frozenset[str]] = frozenset({"outputs"})
     uses_cluster_weights: ClassVar[bool] = False
+    include_empty: bool = include_empty_param()
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         return np.argsort(-pool.response_tokens(), kind="stable")[:budget]
@@ -88,6 +99,7 @@ class IFDTopKStrategy:
     name: ClassVar[str] = "ifd_topk"
     needs: ClassVar[frozenset[str]] = frozenset({"scores"})
     uses_cluster_weights: ClassVar[bool] = False
+    include_empty: bool = include_empty_param()
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         ifd = pool.score("ifd", "ifd")
@@ -126,6 +138,8 @@ class KMQStrategy:
     allocation: ``proportional`` to size (paper), ``equal`` shares with redistribution, or
     ``equal_floor``, the code's floor(b/k) capped at the cluster size, which may return fewer than b.
     quality: ``combined`` (the curator's combined quality) or the name of a raw score, e.g. ``reward``.
+    Empty responses are left out first (unless ``include_empty``), so a cluster of nothing else gets no
+    quota and its share goes to the others.
     """
 
     name: ClassVar[str] = "kmq"
@@ -135,6 +149,7 @@ class KMQStrategy:
     within: Literal["weighted", "softmax", "uniform"] = "weighted"
     quality: str = "combined"
     temperature: float = 1.0
+    include_empty: bool = include_empty_param()
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         q = pool.quality(self.quality)
@@ -220,6 +235,7 @@ class DeitaStrategy:
     uses_cluster_weights: ClassVar[bool] = False
     threshold: float = 0.9
     quality: str = "combined"
+    include_empty: bool = include_empty_param()
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         order = np.argsort(-pool.quality(self.quality), kind="stable")
@@ -247,6 +263,7 @@ class QDITStrategy:
     quality: str = "combined"
     normalise_coverage: bool = True
     neighbours: int = 64
+    include_empty: bool = include_empty_param()
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         vectors = np.ascontiguousarray(pool.array("embeddings"), dtype=np.float32)
@@ -273,6 +290,7 @@ class IterITGreedyStrategy:
     decay: float = 0.1
     ngram_max: int = 3
     score: Literal["both", "ifd", "diversity"] = "both"
+    include_empty: bool = include_empty_param()
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         from sklearn.feature_extraction.text import TfidfVectorizer

@@ -248,7 +248,9 @@ def all_rows(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
 
 
 def dataset_summary(store: Store, dataset_id: int) -> dict[str, int]:
-    """Counts a curator checks first: rows, exact duplicates, repeated prompts, empty responses."""
+    """Counts a curator checks first: rows, exact duplicates, repeated prompts. (Empty responses are counted
+    by :func:`core.models.passes.empty_responses` on :func:`core.storage.datasets.outputs`: SQL's ``trim``
+    strips spaces only, so a response of newlines would not count.)"""
     with store.read() as con:
         row = one_row(
             con.execute(
@@ -258,13 +260,12 @@ def dataset_summary(store: Store, dataset_id: int) -> dict[str, int]:
             SELECT (SELECT count(*) FROM examples WHERE dataset_id = ?),
                    (SELECT coalesce(sum(n), 0) FROM content WHERE n > 1),
                    (SELECT count(*) FROM content WHERE n > 1),
-                   (SELECT coalesce(sum(n), 0) FROM prompts WHERE n > 1),
-                   (SELECT count(*) FROM examples WHERE dataset_id = ? AND trim(output) = '')
+                   (SELECT coalesce(sum(n), 0) FROM prompts WHERE n > 1)
             """,
-                [dataset_id] * 4,
+                [dataset_id] * 3,
             )
         )
-    keys = ("rows", "duplicate_rows", "duplicate_groups", "repeated_prompt_rows", "empty_outputs")
+    keys = ("rows", "duplicate_rows", "duplicate_groups", "repeated_prompt_rows")
     return {key: int(value) for key, value in zip(keys, row, strict=True)}
 
 

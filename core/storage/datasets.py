@@ -344,6 +344,13 @@ def example_texts(store: Store, dataset_id: int) -> pd.DataFrame:
         ).df()
 
 
+def outputs(store: Store, dataset_id: int) -> list[str]:
+    """Every example's response text, in row order (what empty-response checks read, without the rest)."""
+    with store.read() as con:
+        rows = con.execute("SELECT output FROM examples WHERE dataset_id = ? ORDER BY row_idx", [dataset_id]).fetchall()
+    return [text for (text,) in rows]
+
+
 def examples_at(store: Store, dataset_id: int, rows: list[int]) -> pd.DataFrame:
     """row_idx, example_id, instruction, input, output of the given rows only, in no particular order."""
     with store.read() as con:

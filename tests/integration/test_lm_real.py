@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.models.lm import DEFAULT_LM, load_causal_lm, packaged_gguf
-from core.score.scorers import IFDScorer
+from core.score.scorers import IFDScorer, PerplexityScorer
 
 pytestmark = pytest.mark.real_model
 
@@ -33,3 +33,18 @@ def test_a_fitting_answer_scores_better_than_gibberish():
     assert np.all(np.isfinite(result["ifd"]))
     assert result["perplexity"][0] < result["perplexity"][1]
     assert result["ifd"][0] < 1.0  # the question helps predict its answer
+
+
+def test_empty_and_whitespace_responses_get_no_perplexity_or_ifd_from_the_real_model():
+    frame = pd.DataFrame(
+        {
+            "instruction": ["What is the capital of France?"] * 3,
+            "input": ["", "", ""],
+            "output": ["The capital of France is Paris.", "", "  \n\t"],
+        }
+    )
+    ifd = IFDScorer(max_length=128).score(frame)
+    ppl = PerplexityScorer(max_length=128).score(frame)
+    for name, values in (("ifd", ifd["ifd"]), ("perplexity", ifd["perplexity"]), ("ppl", ppl["perplexity"])):
+        assert np.isfinite(values[0]) and np.isnan(values[1:]).all(), name
+    assert ppl["response_tokens"][0] > 0 and list(ppl["response_tokens"][1:]) == [0.0, 0.0]

@@ -1,8 +1,8 @@
 """The contracts every registered scorer and embedder keeps, in the style of the strategy contract test.
 
-Scorers: one value per row for every score, NaN only where the scorer's ``nan_policy`` allows it, the
-same values again for the same rows (and, when not ``set_dependent``, whatever the other rows), and a
-stable score key: equal parameters give equal keys, a changed parameter another key unless the scorer
+Scorers: one value per row for every score, NaN only where the scorer's ``nan_policy`` allows it (and, for
+``empty_response``, always on an empty response), the same values again for the same rows (and, when not
+``set_dependent``, whatever the other rows), and a stable score key: equal parameters give equal keys, a changed parameter another key unless the scorer
 declares it cannot change a score (``key_ignores``). Embedders: (N, d) float32 unit rows, deterministic,
 a row independent of its batch, and the same key stability for ``cache_key``. Every member runs: the LM
 scorers on a tiny random Llama, the reward scorer on a tiny random BERT, and only embedders that need no
@@ -88,9 +88,11 @@ def test_every_scorer_gives_one_value_per_row_with_its_declared_nan_policy(make_
         missing = np.isnan(column)
         if scorer.nan_policy == "never":
             assert not missing.any(), score
-        else:  # no_response_tokens: only a response that renders to no token has no value
-            assert scorer.nan_policy == "no_response_tokens"
+        else:  # empty_response: only an empty response has no value, and its scorer's own score never has one
+            assert scorer.nan_policy == "empty_response"
             assert not (missing & ~empty).any(), score
+            if score == name:
+                np.testing.assert_array_equal(missing, empty, err_msg=score)
 
 
 @pytest.mark.parametrize("name", SCORERS.names())

@@ -68,14 +68,31 @@ def test_truncation_is_recorded_and_keeps_the_same_span_in_both_passes(tiny_lm):
 
 def test_ifd_equals_exp_of_the_mean_nll_difference_computed_by_hand(tiny_lm, use_tiny):
     result = scorers.IFDScorer(model="tiny", max_length=200, precision="fp32").score(EXAMPLES)
-    for row, (instruction, input_text, output) in enumerate(EXAMPLES.itertuples(index=False)):
+    answered = [0, 1]  # row 2's response is empty: no IFD at all (test_empty_responses_get_no_lm_score)
+    for row in answered:
+        instruction, input_text, output = EXAMPLES.iloc[row]
         pair = lm_scores.render_pair(tiny_lm.tokenizer, instruction, input_text, output, 200)
         conditional = _reference_nll(tiny_lm.model, pair.conditional, pair.conditional_start, pair.n_response)
         alone = _reference_nll(tiny_lm.model, pair.unconditional, pair.unconditional_start, pair.n_response)
         assert result["ifd"][row] == pytest.approx(np.exp(conditional - alone), rel=1e-4)
         assert result["perplexity"][row] == pytest.approx(np.exp(conditional), rel=1e-4)
-    assert set(np.unique(result["instruction_does_not_help"])) <= {0.0, 1.0}
-    np.testing.assert_array_equal(result["instruction_does_not_help"], (result["ifd"] >= 1).astype(float))
+    flags = result["instruction_does_not_help"]
+    assert set(np.unique(flags[answered])) <= {0.0, 1.0}
+    np.testing.assert_array_equal(flags[answered], (result["ifd"][answered] >= 1).astype(float))
+    assert np.isnan(flags[2])
+
+
+def test_empty_responses_get_no_lm_score_and_never_reach_the_model(use_tiny):
+    for scorer in (scorers.IFDScorer(model="tiny", precision="fp32"), scorers.PerplexityScorer(model="tiny")):
+        result = scorer.score(EXAMPLES.assign(output=["Four.", "  \n\t", ""]))
+        assert np.isfinite(result["perplexity"][0]) and np.isnan(result["perplexity"][1:]).all()
+        if "ifd" in result:
+            assert np.isfinite(result["ifd"][0]) and np.isnan(result["ifd"][1:]).all()
+    use_tiny.clear()
+    done = []
+    result = scorers.IFDScorer(model="tiny").score(EXAMPLES.assign(output=["", " ", "\n"]), progress=done.append)
+    assert np.isnan(result["ifd"]).all() and sum(done) == 3
+    assert use_tiny == []  # only empty responses: the model is not even loaded
 
 
 def test_batched_losses_equal_one_example_per_pass(tiny_lm):
@@ -114,7 +131,7 @@ def test_loss_ratio_form_and_perplexity_scorer(use_tiny):
     ratio = scorers.IFDScorer(model="tiny", form="loss_ratio", precision="fp32").score(EXAMPLES)
     ppl = scorers.PerplexityScorer(model="tiny", precision="fp32").score(EXAMPLES)
     np.testing.assert_allclose(ppl["perplexity"], ratio["perplexity"], rtol=1e-6)
-    assert np.all(np.isfinite(ratio["ifd"]))
+    assert np.all(np.isfinite(ratio["ifd"][:2])) and np.isnan(ratio["ifd"][2])  # row 2's response is empty
     with pytest.raises(ValueError, match="ppl_ratio or loss_ratio"):
         scorers.IFDScorer(model="tiny", form="other").score(EXAMPLES)
 
@@ -221,3 +238,10 @@ def test_reward_scorer_scores_each_pair_with_the_model_given_by_path(tiny_reward
     assert len(set(np.round(rewards[:3], 5))) == 3
     with pytest.raises(ValueError, match="needs a reward model"):
         scorers.RewardScorer().score(frame)
+
+
+def test_the_in_memory_ifd_of_the_iterit_loop_leaves_empty_responses_unscored_too(tiny_lm, use_tiny):
+    loop_ifd = lm_scores.ifd_scores(tiny_lm.model, tiny_lm.tokenizer, EXAMPLES, max_length=200)
+    scorer_ifd = scorers.IFDScorer(model="tiny", max_length=200, precision="fp32").score(EXAMPLES)["ifd"]
+    np.testing.assert_allclose(loop_ifd, scorer_ifd, rtol=1e-4)  # NaN in the same place: the empty row 2
+    assert np.isnan(loop_ifd[2]) and np.isfinite(loop_ifd[:2]).all()
