@@ -250,7 +250,7 @@ def _run_loop(
     needs = frozenset({"scores"}) if params.get("quality") else frozenset()
     pool = load_pool(store, dataset, k, needs, kept_only=False)
     examples = _pool_rows(store, dataset.dataset_id, pool.row_idx)
-    decisions = functools.partial(current_decisions, store, dataset, k, pool)
+    decisions = functools.partial(_answered_only, functools.partial(current_decisions, store, dataset, k, pool), pool)
     budget = resolve_budget(float(spec.budget or 0), dataset.n_rows, int(decisions().eligible.sum()))
     progress.start(f"{spec.loop}: {spec.rounds} rounds", 0)
     extra: dict[str, Any] = {}
@@ -304,6 +304,17 @@ def _run_loop(
     )
     selection_id = save_selection(store, dataset, result, spec.name and f"{spec.name} (final selection)")
     return model, selection_id, examples.iloc[positions], extra
+
+
+def _answered_only(decisions: Any, pool: Any) -> Any:
+    """The decisions in force, with empty responses never eligible: a loop would train on them (teaching the
+    model to stop at once) and a kMQ cluster of nothing else would get a quota. The summary counts them."""
+    now = decisions()
+    empty = pool.empty_responses()
+    if not empty.any():
+        return now
+    summary = {**now.summary, "empty_responses_left_out": int((now.eligible & empty).sum())}
+    return dataclasses.replace(now, eligible=now.eligible & ~empty, summary=summary)
 
 
 def _without_zero_weights(decisions: Any, pool: Any) -> Any:

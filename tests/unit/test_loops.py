@@ -231,3 +231,24 @@ def test_iterit_epochs_rescore_the_window_and_static_reuses_epoch_zero():
             first = static
             np.testing.assert_array_equal(static.picks, iterative.picks)
         assert static is first
+
+
+def test_a_run_never_draws_or_trains_on_empty_responses_and_an_all_empty_cluster_gets_no_quota():
+    from core.runs.run import _answered_only
+    from core.select.pool import Decisions
+
+    # cluster 1 holds only empty responses; one row of cluster 0 is empty too
+    pool = Pool(
+        np.arange(6),
+        [f"e{i}" for i in range(6)],
+        np.array([0, 0, 0, 1, 1, 2]),
+        {},
+        empty=np.array([False, True, False, True, True, False]),
+    )
+    now = _answered_only(lambda: Decisions.fixed(pool), pool)
+    assert now.eligible.tolist() == [True, False, True, False, False, True]
+    assert now.summary["empty_responses_left_out"] == 3
+    clusters = np.array([0, 1, 2])
+    remaining = loops.cluster_counts(pool.cluster_ids, clusters, now.eligible)
+    quotas = loops.next_round_quotas(np.array([3, 2, 1]), remaining, np.ones(3) / 3, 3, np.ones(3))
+    assert quotas.tolist() == [2, 0, 1]  # the budget is still met, from the answered rows
