@@ -172,6 +172,21 @@ def test_cli_bad_input_file_prints_one_error_line(tmp_path: Path, capsys: pytest
     ]
 
 
+def test_cli_prepare_refuses_a_name_with_a_newline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_jsonl(tmp_path / "data.jsonl", keyword_rows(per_topic=1))
+    ws = str(tmp_path / "ws")
+
+    code, out, err = _run(
+        capsys, "prepare", str(data), "--name", "my\ndata", "--embedder", "keyword-test", "--workspace", ws
+    )
+
+    assert (code, out) == (1, "")
+    assert err.startswith("error: name: the dataset name 'my\\ndata' holds the control or invisible character '\\n'")
+    assert "letters, digits, spaces" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "ws" / "curate.duckdb").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

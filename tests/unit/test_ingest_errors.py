@@ -438,3 +438,27 @@ def test_a_few_bad_bytes_among_good_rows_still_advise_skipping_them(tmp_path: Pa
     assert "(and 1 more bad rows; nothing was stored. Turn on 'skip bad rows' to load the rest)" in message
     assert "iconv" not in message
     assert [e.instruction for e in read_dataset(path, skip_bad_rows=True).examples] == ["Bake bread"]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "name", "fragments"),
+    [
+        ("ok.jsonl", "two\nlines", ["the dataset name 'two\\nlines' holds the control or invisible character"]),
+        ("ok.jsonl", "../escape", ["the dataset name '../escape' holds a path separator"]),
+        ("ok.jsonl", "   ", ["is blank: a dataset needs a name"]),
+        (".hidden.jsonl", None, ["the dataset name '.hidden' starts with a dot", "give the dataset a name"]),
+    ],
+)
+def test_a_dataset_name_that_cannot_be_one_is_refused_before_anything_is_stored(
+    busy_workspace: Path, tmp_path: Path, file_name: str, name: str | None, fragments: list[str]
+) -> None:
+    path = write_jsonl(tmp_path / file_name, keyword_rows(per_topic=1))
+    before = store_snapshot(busy_workspace)
+
+    with pytest.raises(ValueError) as caught:
+        prepare(Store(busy_workspace), path, PrepareOptions(name=name, embedder=KEYWORD_EMBEDDER, k_grid=(2,)))
+
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+    assert "letters, digits, spaces" in str(caught.value)
+    assert store_snapshot(busy_workspace) == before
