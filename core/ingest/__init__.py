@@ -163,7 +163,7 @@ def _first_error(path: Path, bad: list[BadRow], any_good: bool) -> IngestError:
     elif any_good:
         message += f" (and {len(bad) - 1} more bad rows; nothing was stored. Turn on 'skip bad rows' to load the rest)"
     else:
-        message += f" (and {len(bad) - 1} more bad rows: no row is usable, so nothing was stored)"
+        message += f" (and {len(bad) - 1} more bad rows; no row is usable, so nothing was stored)"
         message += _encoding_hint(path, bad)
     return IngestError(path, message, first.location, first.field_name)
 

@@ -406,7 +406,7 @@ def test_a_file_where_every_row_is_bad_does_not_advise_skipping_bad_rows(tmp_pat
 
     message = str(caught.value)
     assert message.startswith("allbad.jsonl, line 1: malformed JSON")
-    assert "and 2 more bad rows: no row is usable, so nothing was stored" in message
+    assert "and 2 more bad rows; no row is usable, so nothing was stored" in message
     assert "skip bad rows" not in message
     assert "iconv" not in message  # the rows are UTF-8: converting would not help
 
