@@ -262,13 +262,20 @@ def _read_jsonl(raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise RowError(None, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+                raise RowError(None, f"malformed JSON: {_json_problem(exc)}") from None
             if _SURROGATE_ESCAPE.search(text):
                 _reject_lone_surrogates(value)
         except RowError as exc:
             bad.append(BadRow(location, exc.field_name, str(exc)))
             continue
         yield _Record(location, number, value)
+
+
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    """What the JSON parser found and the column where. Some of its messages end in "at" already
+    ("Unterminated string starting at", "Invalid control character at"), to be followed by the place."""
+    joint = " " if exc.msg.endswith(" at") else " at "
+    return f"{exc.msg}{joint}column {exc.colno}"
 
 
 def _reject_lone_surrogates(row: Any) -> None:
@@ -304,7 +311,7 @@ def _read_json_array(path: Path, raw: bytes, bad: list[BadRow]) -> Iterator[_Rec
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise IngestError(path, f"malformed JSON: {exc.msg} at column {exc.colno}", f"line {exc.lineno}") from None
+        raise IngestError(path, f"malformed JSON: {_json_problem(exc)}", f"line {exc.lineno}") from None
     if isinstance(value, dict) and isinstance(value.get("data"), list):
         value = value["data"]
     if not isinstance(value, list):
@@ -541,7 +548,8 @@ def _chat_turns(row: dict[str, Any], shape: str) -> list[dict[str, str]]:
         try:
             turns = json.loads(cell)
         except json.JSONDecodeError as exc:
-            raise RowError(key, f"expected a list of turns, found a string that is not JSON: {exc.msg}") from None
+            problem = _json_problem(exc)
+            raise RowError(key, f"expected a list of turns, found a string that is not JSON: {problem}") from None
         if _SURROGATE_ESCAPE.search(cell) and _has_lone_surrogate(turns):  # escapes the file's reader never saw
             raise RowError(key, _SURROGATE_MESSAGE)
     if not isinstance(turns, list) or not turns:

@@ -462,3 +462,34 @@ def test_a_dataset_name_that_cannot_be_one_is_refused_before_anything_is_stored(
         assert fragment in str(caught.value)
     assert "letters, digits, spaces" in str(caught.value)
     assert store_snapshot(busy_workspace) == before
+
+
+@pytest.mark.parametrize(
+    ("file_name", "content", "expected"),
+    [
+        (
+            "cut.jsonl",
+            GOOD + '\n{"instruction": "Say hi\n',
+            "cut.jsonl, line 2: malformed JSON: Unterminated string starting at column 17 (nothing was stored)",
+        ),
+        (
+            "tab.json",
+            '[{"instruction": "Say\thi", "output": "Hi"}]',
+            "tab.json, line 1: malformed JSON: Invalid control character at column 22",
+        ),
+        (
+            "chat.jsonl",
+            json.dumps({"messages": '[{"role": "user'}) + "\n",
+            "chat.jsonl, line 1, field 'messages': expected a list of turns, found a string that is not JSON: "
+            "Unterminated string starting at column 11 (nothing was stored)",
+        ),
+    ],
+)
+def test_a_json_error_names_its_column_once(tmp_path: Path, file_name: str, content: str, expected: str) -> None:
+    path = tmp_path / file_name
+    path.write_text(content, encoding="utf-8")
+
+    with pytest.raises(IngestError) as caught:
+        read_dataset(path)
+
+    assert str(caught.value) == expected  # "starting at column 17", not "starting at at column 17"
