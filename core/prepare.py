@@ -22,6 +22,7 @@ from core.embed.embedders import build_embedder
 from core.errors import DatasetExists, DatasetNotFound
 from core.progress import Progress
 from core.registry import spec_of
+from core.safe_paths import check_dataset_name
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
@@ -66,7 +67,7 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
     """Ingest ``path`` into ``store`` and compute embeddings, the k sweep, labels and the map."""
     progress = progress or Progress()
     path = Path(path)
-    name = options.name or path.stem
+    name = dataset_name(path, options)
     for field in options.embed_fields:
         if field not in ingest.MAPPABLE_FIELDS:
             raise ValueError(f"cannot embed field {field!r}; choose from {ingest.MAPPABLE_FIELDS}")
@@ -122,6 +123,17 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
     report = _report(ds.get_dataset(store, dataset_id), reused=False, seconds=timer.seconds)
     report.embedded, report.embeddings_cached = embedded, cached
     return report
+
+
+def dataset_name(path: Path, options: PrepareOptions) -> str:
+    """The name a prepare gives its dataset: the one asked for, else the file's stem; ValueError when that
+    cannot name a dataset (see :func:`core.safe_paths.check_dataset_name`)."""
+    if options.name is not None:
+        return check_dataset_name(options.name)
+    try:
+        return check_dataset_name(path.stem)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (the name comes from the file's name: give the dataset a name)") from None
 
 
 def _existing(store: Store, name: str, result: ingest.IngestResult, options: PrepareOptions) -> ds.DatasetInfo | None:

@@ -2,7 +2,8 @@
 
 :class:`PrepareJob` is what the Datasets page and ``core.jobs.launch`` take; its :meth:`~PrepareJob.validate`
 refuses, before any worker starts, what the prepare would only find out later: a missing file, an
-unknown embedder or one of its parameters, a field that cannot be embedded, a bad k grid or mapping.
+unknown embedder or one of its parameters, a field that cannot be embedded, a bad k grid or mapping, a
+dataset name that cannot be one.
 What only reading the file reveals (a malformed row) still fails in the worker, with its file and line.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core import ingest, jobs
-from core.prepare import PrepareOptions
+from core.prepare import PrepareOptions, dataset_name
 from core.progress import Progress
 
 
@@ -35,8 +36,8 @@ class PrepareJob:
         if not Path(self.path).is_file():
             raise jobs.InvalidJob("path", f"no file at {self.path}")
         options = self.options
-        if options.name is not None and not options.name.strip():
-            raise jobs.InvalidJob("name", "a dataset needs a name")
+        with jobs.blame("name"):
+            dataset_name(Path(self.path), options)
         if not options.embed_fields:
             raise jobs.InvalidJob("embed_fields", "choose at least one field to embed")
         for field in options.embed_fields:

@@ -86,7 +86,7 @@ CASES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "Bad input",
-        "Random rows (hypothesis): a clean error, or a row that exports back byte-identical",
+        "Random rows (hypothesis): a clean error, or a row that exports back with equal fields, values and types",
         ["tests/unit/test_ingest_property.py::test_ingest_then_export_round_trips_or_fails_cleanly"],
     ),
     (
@@ -196,7 +196,7 @@ CASES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "Hostile text",
-        "Exported files keep hostile text byte-identical",
+        "Exported files keep hostile text unchanged (equal values once parsed)",
         ["tests/e2e/test_hostile_text.py::test_export_holds_the_hostile_rows_unchanged"],
     ),
     (

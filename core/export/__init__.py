@@ -4,6 +4,10 @@ The manifest records the input file's hash, the embedder, k, the seed, every vet
 the counts per cluster, the time and the app version, plus the exported file's own hash. For a
 selection it also records the strategy, its parameters, the seed, the budget, the pool hash and the
 score keys, and the rows are written in pick order.
+
+Each line is a row's JSON object as ingest stored it (``json.dumps(row, ensure_ascii=False)``): the input's
+fields, order, values and types, but its bytes only when the input was written that way (no ``\\u`` escapes,
+``", "`` and ``": "`` separators); docs/user-guide.md says so under Export.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Read an instruction dataset file and normalise every row to (instruction, input, output, messages).
 
-Formats: ``.jsonl``, ``.json`` (an array), ``.csv``, ``.parquet``. Shapes: Alpaca
-(``instruction``/``input``/``output``), chat ``messages`` (role/content), ShareGPT ``conversations``
-(from/value), or any columns named by an explicit mapping. Every problem is reported with the file, the
+Formats: ``.jsonl``, ``.json`` (an array), ``.csv``, ``.parquet``; text files in UTF-8 (a byte-order mark
+allowed), UTF-16 or UTF-32. Shapes: Alpaca (``instruction``/``input``/``output``), chat ``messages``
+(role/content), ShareGPT ``conversations`` (from/value), or any columns named by an explicit mapping. Every problem is reported with the file, the
 line (or row) and the field. This module never touches storage: it returns an :class:`IngestResult`
 that the store writes in one transaction, so a failing file stores nothing.
 
@@ -45,6 +45,15 @@ _MAX_REPORTED = 5
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_MESSAGE = "holds an unpaired surrogate escape (\\ud800-\\udfff), which is not valid text"
+# Byte-order marks of the wide encodings Windows tools write ("Unicode" in Notepad and Excel, PowerShell's
+# Out-File). UTF-32's come first: the UTF-32-LE mark begins with the UTF-16-LE one.
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "utf-32", "UTF-32"),
+    (b"\xff\xfe", "utf-16", "UTF-16"),
+    (b"\xfe\xff", "utf-16", "UTF-16"),
+)
+_WIDE_SAMPLE = 4096  # bytes looked at to tell UTF-16 without a mark from UTF-8; even, so pairs stay aligned
 
 
 class RowError(ValueError):
@@ -138,24 +147,50 @@ def read_dataset(
     shape, resolved = _detect_shape(path, records, mapping)
     examples = _normalise_all(records, shape, resolved, bad, max_bytes)
     if bad and not skip_bad_rows:
-        raise _first_error(path, bad)
+        raise _first_error(path, bad, any_good=bool(examples))
     if not examples:
-        reason = "no usable rows" if bad else "no rows"
-        raise IngestError(path, f"{reason} found" + (f" ({len(bad)} bad rows)" if bad else ""))
+        raise _nothing_usable(path, bad)
     return IngestResult(path, hashlib.sha256(raw).hexdigest(), shape, resolved, _assign_ids(examples), bad)
 
 
-def _first_error(path: Path, bad: list[BadRow]) -> IngestError:
+def _first_error(path: Path, bad: list[BadRow], any_good: bool) -> IngestError:
+    """The first bad row's error, with how many more there are and what to do; skipping bad rows is advised
+    only when some row is good, as with none it would load nothing."""
     first = bad[0]
     message = first.message
-    if len(bad) > 1:
+    if len(bad) == 1:
+        message += " (nothing was stored)"
+    elif any_good:
         message += f" (and {len(bad) - 1} more bad rows; nothing was stored. Turn on 'skip bad rows' to load the rest)"
     else:
-        message += " (nothing was stored)"
+        message += f" (and {len(bad) - 1} more bad rows; no row is usable, so nothing was stored)"
+        message += _encoding_hint(path, bad)
     return IngestError(path, message, first.location, first.field_name)
 
 
+def _nothing_usable(path: Path, bad: list[BadRow]) -> IngestError:
+    """The error for a file without one good row (with 'skip bad rows' on): it names the first bad row, since
+    the count alone does not say what is wrong."""
+    if not bad:
+        return IngestError(path, "no rows found")
+    message = f"no usable rows found ({len(bad)} bad rows); the first is {bad[0].describe()}"
+    return IngestError(path, message + _encoding_hint(path, bad))
+
+
+def _encoding_hint(path: Path, bad: list[BadRow]) -> str:
+    """Advice to convert the file when every bad row failed as UTF-8: the file is in another encoding (a
+    UTF-16 or UTF-32 one would have been read). Empty when some row failed for another reason."""
+    if not all(row.message.startswith("not valid UTF-8") for row in bad):
+        return ""
+    return (
+        f"; the file is not UTF-8 text: save it as UTF-8, or convert it, e.g. "
+        f"iconv -f WINDOWS-1252 -t UTF-8 {path.name} > fixed{path.suffix} (with its real encoding after -f)"
+    )
+
+
 def _read_records(path: Path, suffix: str, raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
+    if suffix != ".parquet":
+        raw = _as_utf8(path, raw)
     if suffix == ".jsonl":
         yield from _read_jsonl(raw, bad)
     elif suffix == ".json":
@@ -164,6 +199,44 @@ def _read_records(path: Path, suffix: str, raw: bytes, bad: list[BadRow]) -> Ite
         yield from _read_csv(path, raw, bad)
     else:
         yield from _read_parquet(path)
+
+
+def _as_utf8(path: Path, raw: bytes) -> bytes:
+    """A UTF-16 or UTF-32 text file re-encoded as UTF-8; any other file's bytes as they are.
+
+    Read byte by byte as UTF-8, every row of a UTF-16 file is bad, and the errors (a 0xff byte, a NUL) do not
+    say why. Such a file is read instead, when its byte-order mark or its NUL bytes say what it is.
+    """
+    found = _wide_encoding(raw)
+    if found is None:
+        return raw
+    codec, label = found
+    try:
+        return raw.decode(codec).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(
+            path,
+            f"looks like {label} text but is not valid {label} ({exc.reason} at byte {exc.start}), so it may be "
+            f"cut short or damaged; save it again as UTF-8 (iconv -f {label} -t UTF-8 {path.name} > "
+            f"fixed{path.suffix} converts it, and names the bad spot)",
+        ) from None
+
+
+def _wide_encoding(raw: bytes) -> tuple[str, str] | None:
+    """(codec, name) of a UTF-16 or UTF-32 file, told by its byte-order mark or, for UTF-16 without one, by
+    its NUL bytes: ASCII characters (the JSON and CSV syntax at least) in UTF-16 put a NUL in every other
+    byte, which UTF-8 text never holds. None for anything else."""
+    for bom, codec, label in _WIDE_BOMS:
+        if raw.startswith(bom):
+            return codec, label
+    sample = raw[:_WIDE_SAMPLE]
+    pairs = len(sample) // 2
+    even, odd = sample[0 : 2 * pairs : 2].count(0), sample[1::2].count(0)
+    if pairs and odd > pairs / 2 and even < pairs / 8:
+        return "utf-16-le", "UTF-16LE"
+    if pairs and even > pairs / 2 and odd < pairs / 8:
+        return "utf-16-be", "UTF-16BE"
+    return None
 
 
 def _strip_bom(raw: bytes) -> bytes:
@@ -189,13 +262,20 @@ def _read_jsonl(raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise RowError(None, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+                raise RowError(None, f"malformed JSON: {_json_problem(exc)}") from None
             if _SURROGATE_ESCAPE.search(text):
                 _reject_lone_surrogates(value)
         except RowError as exc:
             bad.append(BadRow(location, exc.field_name, str(exc)))
             continue
         yield _Record(location, number, value)
+
+
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    """What the JSON parser found and the column where. Some of its messages end in "at" already
+    ("Unterminated string starting at", "Invalid control character at"), to be followed by the place."""
+    joint = " " if exc.msg.endswith(" at") else " at "
+    return f"{exc.msg}{joint}column {exc.colno}"
 
 
 def _reject_lone_surrogates(row: Any) -> None:
@@ -231,7 +311,7 @@ def _read_json_array(path: Path, raw: bytes, bad: list[BadRow]) -> Iterator[_Rec
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise IngestError(path, f"malformed JSON: {exc.msg} at column {exc.colno}", f"line {exc.lineno}") from None
+        raise IngestError(path, f"malformed JSON: {_json_problem(exc)}", f"line {exc.lineno}") from None
     if isinstance(value, dict) and isinstance(value.get("data"), list):
         value = value["data"]
     if not isinstance(value, list):
@@ -468,7 +548,8 @@ def _chat_turns(row: dict[str, Any], shape: str) -> list[dict[str, str]]:
         try:
             turns = json.loads(cell)
         except json.JSONDecodeError as exc:
-            raise RowError(key, f"expected a list of turns, found a string that is not JSON: {exc.msg}") from None
+            problem = _json_problem(exc)
+            raise RowError(key, f"expected a list of turns, found a string that is not JSON: {problem}") from None
         if _SURROGATE_ESCAPE.search(cell) and _has_lone_surrogate(turns):  # escapes the file's reader never saw
             raise RowError(key, _SURROGATE_MESSAGE)
     if not isinstance(turns, list) or not turns:

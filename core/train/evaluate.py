@@ -63,8 +63,9 @@ def load_eval_set(path: str | Path) -> EvalSet:
     path = Path(path)
     try:
         result = read_dataset(path)
-    except IngestError as exc:  # reworded: read_dataset's message ends "nothing was stored", which is for datasets
-        detail = re.sub(r"; nothing was stored\..*\)$", ")", exc.detail).replace(" (nothing was stored)", "")
+    except IngestError as exc:  # reworded: read_dataset's message says "nothing was stored", which is for datasets
+        detail = re.sub(r"; nothing was stored\.[^)]*\)", ")", exc.detail).replace(" (nothing was stored)", "")
+        detail = detail.replace(", so nothing was stored)", ")")
         raise IngestError(path, detail, exc.location, exc.field_name) from None
     rows: list[EvalRow] = []
     seen: dict[str, str] = {}

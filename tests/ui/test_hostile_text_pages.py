@@ -45,7 +45,8 @@ ACTIVE = (
     "# Heading",
 )
 
-DATASET_NAME = 'evil [x](javascript:alert(1)) <b id="injected">name</b> :red[r] $y$'
+# No "/" (a dataset name may not hold one), so its tag is left open: unescaped, it would still make an element.
+DATASET_NAME = 'evil [x](javascript:alert(1)) <b id="injected">name :red[r] $y$'
 SELECTION_NAME = 'picked <img src=x onerror="window.__pwned=3"> [sel](javascript:alert(3))'
 RUN_NAME = '<b id="injected">run</b> [r](javascript:alert(4))'
 EVAL_SET = "<i>set</i>"

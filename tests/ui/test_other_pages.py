@@ -67,6 +67,20 @@ def test_a_prepare_of_a_missing_file_shows_its_error_at_the_button_and_launches_
     assert jobs.list_jobs(prepared_workspace) == []
 
 
+def test_a_dataset_name_with_a_path_separator_is_refused_at_the_button(page, prepared_workspace, tmp_path):
+    path = write_jsonl(tmp_path / "more.jsonl", keyword_rows(per_topic=1))
+    at = page("datasets").run()
+    at.text_input(key="path").input(str(path)).run()
+    at.text_input(key="dataset_name").input("../escape").run()
+    at.button(key="prepare").click().run()
+    assert not at.exception
+    errors = [error.value.replace("\\", "") for error in at.error]  # plain() escapes markdown characters
+    assert any(error.startswith("name: the dataset name '../escape' holds a path separator") for error in errors)
+    assert any("letters, digits, spaces" in error for error in errors), errors
+    assert "prepare_job" not in at.session_state
+    assert jobs.list_jobs(prepared_workspace) == []
+
+
 def test_datasets_page_asks_for_a_column_mapping_when_the_shape_is_unknown(page, tmp_path):
     path = tmp_path / "odd.jsonl"
     path.write_text(json.dumps({"prompt": "p", "completion": "c"}) + "\n")

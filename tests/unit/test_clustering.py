@@ -134,6 +134,46 @@ def test_cluster_terms_are_the_distinctive_words() -> None:
     assert (result[2]["terms"], result[2]["label"]) == ([], "cluster 2")
 
 
+# Two rows per cluster; each cluster holds one kind of junk beside, at most, one real word.
+JUNK_TEXTS = [
+    "### Instruction: fix this code ### Input: x = 1 ### Response: x == 1",
+    "### Instruction: fix the code ### Input: y = 2 ### Response: y == 2",
+    "Below is an instruction. ### Instruction: rename x_1 ### Output: x_1 __ _",
+    "Below is an instruction. ### Instruction: rename x_1 ### Output: x_1 x_1",
+    "hash e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "hash e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 again",
+    "token aGVsbG8gd29ybGQgdGhpcyBpcyBiYXNlNjQ= and aGVsbG8gd29ybGQgdGhpcyBpcyBiYXNlNjQ=",
+    "token aGVsbG8gd29ybGQgdGhpcyBpcyBiYXNlNjQ= or aGVsbG8gd29ybGQgdGhpcyBpcyBiYXNlNjQ=",
+    "1 2 3 4 5 6 7 8 9 10 11 12 ... !!! ??? ;;; ### __ _",
+    "1 2 3 4 5 6 7 8 9 10 11 12 ... !!! ??? ;;; ### __ _",
+    "x1 x2 x3 i j k n i j k n",
+    "x1 x2 x3 i j k n i j k n",
+    "sort with python3 and sha256",
+    "sort with python3 and sha256",
+]
+
+
+def test_cluster_labels_leave_out_junk_tokens_and_are_never_empty() -> None:
+    counts, vocabulary = term_counts(JUNK_TEXTS)
+
+    result = cluster_terms(counts, vocabulary, np.repeat(np.arange(7), 2), 7)
+
+    assert [r["label"] for r in result] == [
+        "code · fix",  # not "input", "response" or "instruction": every prompt template has them
+        "rename",  # not x_1, __ or _
+        "hash",  # not the hash itself
+        "token",  # not the base64
+        "cluster 4",  # numbers and punctuation only: no term at all
+        "cluster 5",  # variables only
+        "python3 · sha256 · sort",  # short names with digits are words
+    ]
+    for r in result:
+        assert r["label"].strip()
+        for term in r["terms"]:
+            assert not set(term.split()) & {"instruction", "input", "output", "response", "x_1", "x1", "__"}
+            assert len(term) <= 30
+
+
 def test_cluster_terms_of_stop_words_only_fall_back_to_numbers() -> None:
     counts, vocabulary = term_counts(["the and of", "it is the"])
 

@@ -138,6 +138,17 @@ def test_a_malformed_eval_file_names_the_line_and_field(tmp_path, bad_row, field
     assert str(raised.value).startswith(f"broken.jsonl, line 2, field '{field}'")
 
 
+def test_an_eval_file_without_a_usable_row_says_so_without_talking_of_storing_or_skipping(tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"instruction": "Q?"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(IngestError) as raised:
+        ev.load_eval_set(path)
+    assert str(raised.value) == (
+        "broken.jsonl, line 2: malformed JSON: Expecting property name enclosed in double quotes at column 2 "
+        "(and 1 more bad rows; no row is usable)"
+    )
+
+
 def test_loss_is_the_mean_of_response_nll_computed_directly(model, tokenizer, eval_set):
     result = ev.evaluate(model, tokenizer, eval_set, max_length=200, generate=False)
     pairs = [lm_scores.render_pair(tokenizer, r.instruction, r.input, r.output, 200) for r in eval_set.rows]

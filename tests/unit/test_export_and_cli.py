@@ -73,6 +73,43 @@ def test_export_keeps_original_rows_minus_vetoes_with_a_manifest(tmp_path: Path,
     assert vetoed_example not in manifest["example_ids"]
 
 
+def _rows_with_odd_values() -> list[dict]:
+    """The keyword rows with non-ASCII text, an emoji, a nested field, numbers of several JSON types and an extra
+    field placed first, so key order and value types show in the export."""
+    rows = keyword_rows(per_topic=2)
+    rows[0] = {"tag": "café ☕ 😀", **rows[0], "meta": {"n": 1, "score": 0.5, "ok": True, "none": None}}
+    rows[1] = {**rows[1], "output": "Ünïcödé – “quotes” and \u2028 a line separator", "big": 12345678901234567890}
+    return rows
+
+
+def _export_bytes(tmp_path: Path, source: Path) -> bytes:
+    store = Store(tmp_path / "ws")
+    prepare(store, source, PrepareOptions(name="odd", embedder=KEYWORD_EMBEDDER, k_grid=(2,), seed=0))
+    return build_export(store, ds.get_dataset(store, "odd")).jsonl
+
+
+def test_rows_written_as_json_dumps_writes_them_export_byte_for_byte(tmp_path: Path) -> None:
+    source = tmp_path / "plain.jsonl"
+    source.write_bytes("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in _rows_with_odd_values()).encode())
+
+    assert _export_bytes(tmp_path, source) == source.read_bytes()
+
+
+def test_rows_written_with_escapes_and_compact_separators_export_equal_values_not_equal_bytes(tmp_path: Path) -> None:
+    rows = _rows_with_odd_values()
+    source = tmp_path / "escaped.jsonl"
+    source.write_text("".join(json.dumps(row, separators=(",", ":")) + "\r\n" for row in rows), encoding="ascii")
+
+    exported = _export_bytes(tmp_path, source)
+
+    assert exported != source.read_bytes()
+    lines = exported.decode("utf-8").split("\n")[:-1]  # not splitlines(): U+2028 inside a value would split it
+    assert [json.loads(line) for line in lines] == rows
+    assert [list(json.loads(line)) for line in lines] == [list(row) for row in rows]  # field order kept
+    assert lines[0] == json.dumps(rows[0], ensure_ascii=False)  # the characters themselves, ", " and ": "
+    assert "\\u" not in lines[0] and "café ☕ 😀" in lines[0]
+
+
 def test_export_at_another_k_ignores_the_vetoes_of_the_active_k(workspace: Path) -> None:
     store = Store(workspace)
     info = ds.get_dataset(store, "tiny")
@@ -170,6 +207,21 @@ def test_cli_bad_input_file_prints_one_error_line(tmp_path: Path, capsys: pytest
         "error: bad_rows.jsonl, line 2: malformed JSON: Expecting property name enclosed in double "
         "quotes at column 2 (nothing was stored)"
     ]
+
+
+def test_cli_prepare_refuses_a_name_with_a_newline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_jsonl(tmp_path / "data.jsonl", keyword_rows(per_topic=1))
+    ws = str(tmp_path / "ws")
+
+    code, out, err = _run(
+        capsys, "prepare", str(data), "--name", "my\ndata", "--embedder", "keyword-test", "--workspace", ws
+    )
+
+    assert (code, out) == (1, "")
+    assert err.startswith("error: name: the dataset name 'my\\ndata' holds the control or invisible character '\\n'")
+    assert "letters, digits, spaces" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "ws" / "curate.duckdb").exists()
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import IngestError
-from core.ingest import read_dataset
+from core.ingest import columns_of, read_dataset
 from core.prepare import PrepareOptions, prepare
 from core.storage import datasets as ds
 from core.storage.database import Store
@@ -78,6 +78,12 @@ BAD_INPUTS = {
         GOOD.encode() + b"\n" + b'{"instruction": "caf\xe9", "output": "coffee"}\n',
         None,
         ["latin1.jsonl", "line 2", "not valid UTF-8"],
+    ),
+    "utf16_cut_short": (
+        "wide.jsonl",
+        (GOOD + "\n").encode("utf-16")[:-1],  # the last character lost its second byte
+        None,
+        ["wide.jsonl", "looks like UTF-16 text but is not valid UTF-16", "truncated data", "iconv -f UTF-16 -t UTF-8"],
     ),
     "unknown_shape": (
         "pairs.jsonl",
@@ -338,3 +344,152 @@ def test_a_k_grid_too_large_for_the_file_is_refused_before_anything_is_stored(
         prepare(Store(busy_workspace), path, PrepareOptions(name="one", embedder=KEYWORD_EMBEDDER, k_grid=(2,)))
 
     assert store_snapshot(busy_workspace) == before
+
+
+WIDE_ROWS = [  # no commas or quotes, so the CSV needs no quoting
+    {"instruction": "Bake bread", "input": "", "output": "Knead; rise; bake."},
+    {"instruction": "Traduis « café »", "input": "日本語", "output": "coffee ☕ 😀"},  # 😀: a UTF-16 surrogate pair
+]
+
+
+def _wide_file(suffix: str) -> str:
+    """WIDE_ROWS as the text of a .jsonl, .json or .csv file."""
+    if suffix == ".jsonl":
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in WIDE_ROWS)
+    if suffix == ".json":
+        return json.dumps(WIDE_ROWS, ensure_ascii=False, indent=2)
+    return "instruction,input,output\r\n" + "".join(",".join(row.values()) + "\r\n" for row in WIDE_ROWS)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [
+        ("utf-16", b""),  # Python writes the byte-order mark itself (little-endian here)
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-16-le", b""),  # no mark: told by its NUL bytes
+        ("utf-16-be", b""),
+        ("utf-32", b""),
+        ("utf-8-sig", b""),
+    ],
+)
+def test_utf16_and_utf32_files_are_read_as_their_text(tmp_path: Path, suffix: str, encoding: str, bom: bytes) -> None:
+    path = tmp_path / f"wide{suffix}"
+    path.write_bytes(bom + _wide_file(suffix).encode(encoding))
+
+    result = read_dataset(path)
+
+    assert [e.original for e in result.examples] == WIDE_ROWS
+    assert result.examples[1].output == "coffee ☕ 😀"
+    assert columns_of(path) == ["instruction", "input", "output"]  # the column-mapping form reads it too
+
+
+def test_a_utf16_file_prepares_and_exports_as_utf8(workspace: Path, tmp_path: Path) -> None:
+    from core.export import build_export
+
+    rows = keyword_rows(per_topic=2)
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes("".join(json.dumps(row, ensure_ascii=False) + "\r\n" for row in rows).encode("utf-16"))
+
+    prepare(Store(workspace), path, PrepareOptions(name="windows", embedder=KEYWORD_EMBEDDER, k_grid=(2,)))
+
+    exported = build_export(Store(workspace), ds.get_dataset(Store(workspace), "windows")).jsonl
+    assert [json.loads(line) for line in exported.decode("utf-8").splitlines()] == rows
+
+
+def test_a_file_where_every_row_is_bad_does_not_advise_skipping_bad_rows(tmp_path: Path) -> None:
+    path = tmp_path / "allbad.jsonl"
+    path.write_text("{oops\n[1, 2]\n" + json.dumps({"instruction": "x"}) + "\n", encoding="utf-8")
+
+    with pytest.raises(IngestError) as caught:
+        read_dataset(path)
+
+    message = str(caught.value)
+    assert message.startswith("allbad.jsonl, line 1: malformed JSON")
+    assert "and 2 more bad rows; no row is usable, so nothing was stored" in message
+    assert "skip bad rows" not in message
+    assert "iconv" not in message  # the rows are UTF-8: converting would not help
+
+
+def test_a_file_in_another_encoding_is_refused_with_how_to_convert_it(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    text = '{"instruction": "Un café", "output": "Oui"}\n{"instruction": "Une crème", "output": "Non"}\n'
+    path.write_bytes(text.encode("latin-1"))
+
+    for skip in (False, True):
+        with pytest.raises(IngestError) as caught:
+            read_dataset(path, skip_bad_rows=skip)
+        message = str(caught.value)
+        assert "line 1" in message and "not valid UTF-8 (byte 0xe9" in message
+        assert "skip bad rows" not in message
+        assert "the file is not UTF-8 text" in message and "iconv -f WINDOWS-1252 -t UTF-8 latin1.jsonl" in message
+
+
+def test_a_few_bad_bytes_among_good_rows_still_advise_skipping_them(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    latin1_row = b'{"instruction": "caf\xe9", "output": "coffee"}\n'
+    path.write_bytes(GOOD.encode() + b"\n" + latin1_row + latin1_row.replace(b"caf", b"th"))
+
+    with pytest.raises(IngestError) as caught:
+        read_dataset(path)
+
+    message = str(caught.value)
+    assert message.startswith("mixed.jsonl, line 2: not valid UTF-8 (byte 0xe9 at column 21)")
+    assert "(and 1 more bad rows; nothing was stored. Turn on 'skip bad rows' to load the rest)" in message
+    assert "iconv" not in message
+    assert [e.instruction for e in read_dataset(path, skip_bad_rows=True).examples] == ["Bake bread"]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "name", "fragments"),
+    [
+        ("ok.jsonl", "two\nlines", ["the dataset name 'two\\nlines' holds the control or invisible character"]),
+        ("ok.jsonl", "../escape", ["the dataset name '../escape' holds a path separator"]),
+        ("ok.jsonl", "   ", ["is blank: a dataset needs a name"]),
+        (".hidden.jsonl", None, ["the dataset name '.hidden' starts with a dot", "give the dataset a name"]),
+    ],
+)
+def test_a_dataset_name_that_cannot_be_one_is_refused_before_anything_is_stored(
+    busy_workspace: Path, tmp_path: Path, file_name: str, name: str | None, fragments: list[str]
+) -> None:
+    path = write_jsonl(tmp_path / file_name, keyword_rows(per_topic=1))
+    before = store_snapshot(busy_workspace)
+
+    with pytest.raises(ValueError) as caught:
+        prepare(Store(busy_workspace), path, PrepareOptions(name=name, embedder=KEYWORD_EMBEDDER, k_grid=(2,)))
+
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+    assert "letters, digits, spaces" in str(caught.value)
+    assert store_snapshot(busy_workspace) == before
+
+
+@pytest.mark.parametrize(
+    ("file_name", "content", "expected"),
+    [
+        (
+            "cut.jsonl",
+            GOOD + '\n{"instruction": "Say hi\n',
+            "cut.jsonl, line 2: malformed JSON: Unterminated string starting at column 17 (nothing was stored)",
+        ),
+        (
+            "tab.json",
+            '[{"instruction": "Say\thi", "output": "Hi"}]',
+            "tab.json, line 1: malformed JSON: Invalid control character at column 22",
+        ),
+        (
+            "chat.jsonl",
+            json.dumps({"messages": '[{"role": "user'}) + "\n",
+            "chat.jsonl, line 1, field 'messages': expected a list of turns, found a string that is not JSON: "
+            "Unterminated string starting at column 11 (nothing was stored)",
+        ),
+    ],
+)
+def test_a_json_error_names_its_column_once(tmp_path: Path, file_name: str, content: str, expected: str) -> None:
+    path = tmp_path / file_name
+    path.write_text(content, encoding="utf-8")
+
+    with pytest.raises(IngestError) as caught:
+        read_dataset(path)
+
+    assert str(caught.value) == expected  # "starting at column 17", not "starting at at column 17"

@@ -1,4 +1,4 @@
-"""Property: any JSONL file either loads and exports byte-for-byte what the user gave, or fails cleanly.
+"""Property: any JSONL file either loads and exports the rows the user gave (equal values), or fails cleanly.
 
 Hypothesis writes small JSONL files of Alpaca-like rows whose values are arbitrary text (control characters,
 NUL, quotes, newlines, markup, BOMs, line separators, half of a surrogate pair) or the wrong type, with

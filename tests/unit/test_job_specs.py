@@ -84,6 +84,8 @@ def _refused(spec: jobs.JobSpec, workspace: Path, field: str, match: str) -> Non
     [
         ("nowhere.jsonl", {}, "path", "no file at .*nowhere.jsonl"),
         (None, {"name": "  "}, "name", "needs a name"),
+        (None, {"name": "../data"}, "name", "holds a path separator"),
+        (None, {"name": "two\nlines"}, "name", "control or invisible character"),
         (None, {"embed_fields": ()}, "embed_fields", "at least one field"),
         (None, {"embed_fields": ("instruction", "answer")}, "embed_fields", "cannot embed 'answer'"),
         (None, {"mapping": {"prompt": "instruction"}}, "mapping", "cannot map 'prompt'"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.safe_paths import resolve_inside, upload_path
+from core.safe_paths import check_dataset_name, resolve_inside, upload_path
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,42 @@ def test_the_cli_refuses_a_run_id_that_leaves_the_jobs_folder(tmp_path: Path, ca
     assert main(["runs", "--workspace", str(tmp_path / "ws"), "--resume", "../../outside"]) == 1
     assert "is not a job or run id" in capsys.readouterr().err
     assert not (tmp_path / "outside").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "is blank: a dataset needs a name"),
+        ("  \t ", "is blank"),
+        ("two\nlines", "holds the control or invisible character '\\n'"),
+        ("bell\x07", "control or invisible character '\\x07'"),
+        ("nul\x00", "control or invisible character '\\x00'"),
+        ("txt\u202egpj", "control or invisible character '\\u202e'"),  # a right-to-left override
+        ("zero\u200bwidth", "control or invisible character '\\u200b'"),
+        ("para\u2029graph", "control or invisible character '\\u2029'"),
+        ("../../etc", "holds a path separator"),
+        ("a/b", "holds a path separator"),
+        ("a\\b", "holds a path separator"),
+        ("..", "starts with a dot"),
+        (".hidden", "starts with a dot"),
+        (" padded", "starts or ends with a space"),
+        ("padded ", "starts or ends with a space"),
+        ("x" * 101, "is 101 characters long"),
+    ],
+)
+def test_dataset_names_that_cannot_be_shown_or_become_a_file_name_are_refused(name: str, problem: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        check_dataset_name(name)
+
+    message = str(caught.value)
+    assert message.startswith("the dataset name ")
+    assert problem in message
+    assert "letters, digits, spaces, punctuation and symbols other than / and \\" in message  # what is allowed
+    assert "\n" not in message and len(message) < 300  # one line, even for a pasted document
+
+
+@pytest.mark.parametrize(
+    "name", ["alpaca", "my data (1)", "gsm8k-train.v2", "oasst1+dolly", "données 日本語", "50% sample: v2", "x" * 100]
+)
+def test_ordinary_dataset_names_are_accepted(name: str) -> None:
+    assert check_dataset_name(name) == name
