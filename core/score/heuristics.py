@@ -1,0 +1,237 @@
+"""The heuristic flags' rules: when a response looks cut off, and when an example repeats another.
+
+Both are cheap (pure Python, no model) and are read by ``HeuristicsScorer`` (:mod:`core.score.scorers`).
+They are written against real data, where a first version misfired: a response ending without a full stop
+was "cut off" (so were complete code, GSM8K's ``#### 42`` answer lines, lists, poems and labels), and an
+embedding neighbour at cosine >= 0.95 was a "near duplicate" (so were different problems sharing a
+template). docs/algorithms.md 1.7 states the rules; docs/benchmarks.md measures them.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_WORD = re.compile(r"\w+")
+# Words a finished sentence does not end on: a response that stops on one was cut mid-sentence.
+_DANGLING_WORDS = _word_set(
+    "a an the and or but nor of to with for in on at by from into onto than that which who whose whom because "
+    "while when whereas if as is are was were be been being its their his her our your my this these those such"
+)
+_DANGLING_MARKS = ",:("
+_DASHES = frozenset({"-", "--", "–", "—"})
+_TERMINAL_MARKS = ".!?。…\"'”’)]*`"
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•+>|#]|\d+[.)]|[a-zA-Z][.)]\s)")
+_SENTENCE_BREAK = re.compile(r"[.!?][\"')\]]?\s+[A-Z0-9\"']")
+_CLOSING = re.compile(r"\b(?:yours|sincerely|regards|best wishes|respectfully|cheers)\b[^.!?]*$", re.IGNORECASE)
+_CODE_LINE = re.compile(
+    r"^\s*(?:def |class |import |from \S+ import|#include|#!|<\?php|<[a-zA-Z/!]|(?:public|private|static) |"
+    r"function\b|const |let |var |return\b|SELECT |INSERT |UPDATE |CREATE |echo |print\(|console\.)"
+    r"|[;{}]\s*$|^\s*[\w.\[\]]+\s*[-+*/]?=\s*\S",
+    re.IGNORECASE,
+)
+_STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'')  # one line; brackets in it do not count
+_CODE_SYMBOLS = tuple("{}()[];=<>$|&")
+_OPEN_CODE_END = ",(=\\:"
+# Below this many words an unpunctuated single sentence reads as a short answer (a label, a title, a list
+# of words), not as prose that stopped: a cut-off is then told only by its last word or an open bracket.
+SHORT_ANSWER_WORDS = 12
+# A shorter one is prose of the responder's own when under this share of its words come from the prompt.
+PROMPT_WORD_SHARE = 0.6
+_SHORT_WORDS = _word_set(
+    "a i am an as at be by do go he hi if in is it me my no of oh ok on or so to up us we ye "
+    "pm km cm mm kg mg ml lb oz ft hr st nd rd th vs id tv pc uk eu ya yo ah eh uh um ha lo ma pa ox"
+)
+
+
+def looks_cut_off(text: str, prompt: str = "") -> bool:
+    """Whether a response stops where a finished one cannot: an open code block or bracket, a dangling word
+    or mark (``and``, ``the``, a comma), or prose whose last sentence lacks its closing punctuation.
+
+    Complete code (Python that compiles, other code with balanced brackets), list items, line-based text
+    (poems, tables, ``#### 42`` answer lines), short answers and answers made of the prompt's own words
+    (labels, extracted spans, sorted word lists; ``prompt`` is the instruction and input) are not cut off.
+    docs/algorithms.md 1.7 gives the rule and its measured rates.
+    """
+    stripped = text.rstrip()
+    if not stripped:
+        return False  # empty responses have their own flag
+    if stripped.count("```") % 2:
+        return True  # a code block opened and never closed
+    if _compiles_as_python(stripped):
+        return False  # complete Python, or a one-word or numeric answer
+    if stripped[-1] in ".!?":
+        return False  # a closed sentence (a stray bracket before it is a typo)
+    last_line = stripped.splitlines()[-1].strip()
+    if _is_code(stripped):
+        # open both with and without the string literals: a lone bracket in a string, or an apostrophe
+        # read as a quote, does not count
+        unclosed = _unclosed_brackets(stripped) and _unclosed_brackets(_STRING_LITERAL.sub("", stripped))
+        return unclosed or _code_left_open(last_line)
+    if _is_word_answer(stripped, prompt):
+        return False  # a label, an extracted span, sorted words
+    if _unclosed_brackets(stripped) or stripped[-1] in _DANGLING_MARKS or last_line.split()[-1] in _DASHES:
+        return True
+    if not stripped[-1].isalnum() or last_line.split()[-1][0] in "#@":
+        return False  # closing punctuation, an emoji, a symbol, a hashtag
+    if _last_word(last_line) in _DANGLING_WORDS or _is_fragment(last_line.split()[-1]):
+        return True
+    return _unfinished_sentence(stripped, last_line, prompt)
+
+
+def _compiles_as_python(text: str) -> bool:
+    """Whether ``text`` (dedented: a function body counts) is a complete Python module; the syntax warnings
+    that prose can raise (``"is" with a literal``) are not shown."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            compile(textwrap.dedent(text), "<response>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return False
+    return True
+
+
+def _unclosed_brackets(text: str) -> bool:
+    """More ( [ { than ) ] }: the text stopped inside a bracket (an emoticon could fool it; none seen in data)."""
+    opened = sum(text.count(c) for c in "([{")
+    return opened > sum(text.count(c) for c in ")]}")
+
+
+def _is_code(text: str) -> bool:
+    """At least a third of the non-empty lines look like code: keywords, assignments, ``;``/``{``/``}`` ends,
+    or four or more code symbols (formulas count as code too: they end where code may end)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    coded = sum(bool(_CODE_LINE.search(line)) or sum(map(line.count, _CODE_SYMBOLS)) >= 4 for line in lines)
+    return coded * 3 >= len(lines)
+
+
+def _code_left_open(last_line: str) -> bool:
+    """Balanced code is cut off only if its last line is: an unterminated string, an operator or ``:``."""
+    return last_line.count('"') % 2 == 1 or last_line[-1] in _OPEN_CODE_END
+
+
+def _is_word_answer(text: str, prompt: str) -> bool:
+    """One line whose words all come from the prompt (a label, an extracted span, sorted words) or that
+    lists four or more words in alphabetical order (a word-sorting answer)."""
+    if "\n" in text:
+        return False
+    words = _WORD.findall(text.lower())
+    if len(words) >= 4 and words == sorted(words):
+        return True
+    return bool(words) and set(words) <= set(_WORD.findall(prompt.lower()))
+
+
+def _is_fragment(word: str) -> bool:
+    """A last token of one or two lowercase letters that English does not have: a word cut in half (``wh``)."""
+    return word.isascii() and word.isalpha() and word.islower() and len(word) <= 2 and word not in _SHORT_WORDS
+
+
+def _last_word(line: str) -> str:
+    words = _WORD.findall(line.lower())
+    return words[-1] if words else ""
+
+
+def _unfinished_sentence(text: str, last_line: str, prompt: str) -> bool:
+    """The last line ends on a letter or digit: cut off if it is prose in a text whose other lines close
+    their sentences, or the last sentence after a finished one, or a single unpunctuated sentence that is
+    long, or that reads as a sentence of the response's own (capitalised, not a title, mostly new words)."""
+    n_words = len(last_line.split())
+    if _LIST_ITEM.match(last_line) or n_words <= 3 or _CLOSING.search(last_line):
+        return False  # a list item, an answer line (``#### 42``), a letter's closing or signature
+    others = [line.strip() for line in text.splitlines()[:-1] if line.strip()]
+    if others and others[-1][-1] == "," and n_words <= 6:
+        return False  # the name under "Yours faithfully,"
+    if others:
+        closed = sum(line[-1] in _TERMINAL_MARKS for line in others)
+        return closed * 2 > len(others)  # most lines close their sentences: the last one should too
+    if _SENTENCE_BREAK.search(last_line):
+        return True
+    return n_words >= SHORT_ANSWER_WORDS or (n_words >= 5 and _reads_as_own_sentence(last_line, prompt))
+
+
+def _reads_as_own_sentence(line: str, prompt: str) -> bool:
+    """Capitalised like a sentence (not like a title) and mostly in words the prompt does not have: prose
+    the responder wrote, not a label, a headline or a span copied from the prompt."""
+    words = line.split()
+    if not words[0][0].isupper() or sum(w[0].isupper() for w in words) * 2 > len(words):
+        return False
+    lowered = _WORD.findall(line.lower())
+    known = set(_WORD.findall(prompt.lower()))
+    return sum(w in known for w in lowered) < PROMPT_WORD_SHARE * len(lowered)
+
+
+# Near duplicates: how many embedding neighbours are compared as text, how alike two texts must be (Jaccard
+# of character trigrams), and the response length below which an equal response proves nothing by itself.
+NEIGHBOURS = 10
+TEXT_SIMILARITY = 0.8
+SHORT_RESPONSE_WORDS = 8
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def near_duplicates(
+    embeddings: np.ndarray, threshold: float, prompts: Sequence[str], responses: Sequence[str]
+) -> np.ndarray:
+    """1.0 for each row that repeats another, else 0.0: of its ``NEIGHBOURS`` nearest rows (unit vectors),
+    one at cosine >= ``threshold`` is the same example in nearly the same words (``_Texts.same_example``).
+
+    Only the nearest neighbours are compared, because a range search could return thousands of rows per row
+    on templated data; a repeat ranked below ten rows of its own template is missed.
+    """
+    import faiss
+
+    data = np.ascontiguousarray(embeddings, dtype=np.float32)
+    flags = np.zeros(len(data))
+    if len(data) < 2:
+        return flags
+    index = faiss.IndexFlatIP(data.shape[1])
+    index.add(data)
+    similarities, neighbours = index.search(data, min(NEIGHBOURS + 1, len(data)))
+    texts = _Texts(prompts, responses)
+    for row, column in zip(*np.nonzero(similarities >= threshold - 1e-6), strict=True):
+        other = int(neighbours[row, column])
+        if other != row and other >= 0 and not flags[row] and texts.same_example(int(row), other):
+            flags[row] = flags[other] = 1.0
+    return flags
+
+
+class _Texts:
+    """The prompts and responses of a scored set, with each text's trigrams and numbers computed once."""
+
+    def __init__(self, prompts: Sequence[str], responses: Sequence[str]):
+        self.prompts, self.responses = list(prompts), list(responses)
+        self._cache: dict[tuple[str, int], tuple[frozenset[str], list[str]]] = {}
+
+    def same_example(self, a: int, b: int) -> bool:
+        """Nearly the same response (same numbers, similar words); for short responses, where equal
+        answers are common (labels, yes/no, numbers), nearly the same prompt too."""
+        if not self._alike("response", a, b):
+            return False
+        short = min(len(self.responses[a].split()), len(self.responses[b].split())) < SHORT_RESPONSE_WORDS
+        return not short or self._alike("prompt", a, b)
+
+    def _alike(self, field: str, a: int, b: int) -> bool:
+        grams_a, numbers_a = self._features(field, a)
+        grams_b, numbers_b = self._features(field, b)
+        return numbers_a == numbers_b and text_similarity(grams_a, grams_b) >= TEXT_SIMILARITY
+
+    def _features(self, field: str, row: int) -> tuple[frozenset[str], list[str]]:
+        if (field, row) not in self._cache:
+            text = (self.responses if field == "response" else self.prompts)[row]
+            normal = " " + " ".join(text.lower().split()) + " "
+            grams = frozenset(normal[i : i + 3] for i in range(len(normal) - 2))
+            self._cache[field, row] = (grams, sorted(_NUMBER.findall(normal)))
+        return self._cache[field, row]
+
+
+def text_similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """Jaccard similarity of two sets of character trigrams (1.0 for two empty texts)."""
+    return len(a & b) / len(a | b) if a or b else 1.0
