@@ -9,6 +9,7 @@ template). docs/algorithms.md 1.7 states the rules; docs/benchmarks.md measures 
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 import warnings
@@ -25,9 +26,10 @@ _WORD = re.compile(r"\w+")
 # Words a finished sentence does not end on: a response that stops on one was cut mid-sentence.
 _DANGLING_WORDS = _word_set(
     "a an the and or but nor of to with for in on at by from into onto than that which who whose whom because "
-    "while when whereas if as is are was were be been being its their his her our your my this these those such"
+    "while when whereas where whether what how why if as is are was were be been being can could would should "
+    "must its their his her our your my this these those such"
 )
-_DANGLING_MARKS = ",:("
+_DANGLING_MARKS = ",:(="
 _DASHES = frozenset({"-", "--", "–", "—"})
 _TERMINAL_MARKS = ".!?。…\"'”’)]*`"
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•+>|#]|\d+[.)]|[a-zA-Z][.)]\s)")
@@ -36,12 +38,11 @@ _CLOSING = re.compile(r"\b(?:yours|sincerely|regards|best wishes|respectfully|ch
 _CODE_LINE = re.compile(
     r"^\s*(?:def |class |import |from \S+ import|#include|#!|<\?php|<[a-zA-Z/!]|(?:public|private|static) |"
     r"function\b|const |let |var |return\b|SELECT |INSERT |UPDATE |CREATE |echo |print\(|console\.)"
-    r"|[;{}]\s*$|^\s*[\w.\[\]]+\s*[-+*/]?=\s*\S",
-    re.IGNORECASE,
+    r"|[;{}]\s*$|^\s*[\w.\[\]]+\s*[-+*/]?=\s*\S",  # case-sensitive: "Let x be" is prose, "let x" is code
 )
 _STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'')  # one line; brackets in it do not count
-_CODE_SYMBOLS = tuple("{}()[];=<>$|&")
-_OPEN_CODE_END = ",(=\\:"
+_OPEN_CODE_END = ",(=\\:+-/"
+_PYTHON = re.compile(r"^\s*(?:(?:def|class)\s+\w+.*:|import\s+\w+|from\s+\S+\s+import\b)", re.MULTILINE)
 # Below this many words an unpunctuated single sentence reads as a short answer (a label, a title, a list
 # of words), not as prose that stopped: a cut-off is then told only by its last word or an open bracket.
 SHORT_ANSWER_WORDS = 12
@@ -49,7 +50,7 @@ SHORT_ANSWER_WORDS = 12
 PROMPT_WORD_SHARE = 0.6
 _SHORT_WORDS = _word_set(
     "a i am an as at be by do go he hi if in is it me my no of oh ok on or so to up us we ye "
-    "pm km cm mm kg mg ml lb oz ft hr st nd rd th vs id tv pc uk eu ya yo ah eh uh um ha lo ma pa ox"
+    "pm km cm mm kg mg ml lb oz ft hr vs id tv pc uk eu ya yo ah eh uh um ha lo ma pa ox"
 )
 
 
@@ -73,18 +74,18 @@ def looks_cut_off(text: str, prompt: str = "") -> bool:
         return False  # a closed sentence (a stray bracket before it is a typo)
     last_line = stripped.splitlines()[-1].strip()
     if _is_code(stripped):
-        # open both with and without the string literals: a lone bracket in a string, or an apostrophe
-        # read as a quote, does not count
-        unclosed = _unclosed_brackets(stripped) and _unclosed_brackets(_STRING_LITERAL.sub("", stripped))
-        return unclosed or _code_left_open(last_line)
-    if _is_word_answer(stripped, prompt):
-        return False  # a label, an extracted span, sorted words
-    if _unclosed_brackets(stripped) or stripped[-1] in _DANGLING_MARKS or last_line.split()[-1] in _DASHES:
+        return _code_cut_off(stripped, last_line)
+    if _is_sorted_words(stripped):
+        return False  # a word-sorting answer
+    last_token, last_word = last_line.split()[-1], _last_word(last_line)
+    if _unclosed_brackets(stripped) or stripped[-1] in _DANGLING_MARKS or last_token in _DASHES:
         return True
-    if not stripped[-1].isalnum() or last_line.split()[-1][0] in "#@":
+    if not stripped[-1].isalnum() or last_token[0] in "#@":
         return False  # closing punctuation, an emoji, a symbol, a hashtag
-    if _last_word(last_line) in _DANGLING_WORDS or _is_fragment(last_line.split()[-1]):
+    if last_word in _DANGLING_WORDS or _is_fragment(last_token):
         return True
+    if _is_prompt_span(stripped, prompt):
+        return False  # a label or a span taken from the prompt
     return _unfinished_sentence(stripped, last_line, prompt)
 
 
@@ -94,10 +95,10 @@ def _compiles_as_python(text: str) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            compile(textwrap.dedent(text), "<response>", "exec", dont_inherit=True)
+            module = ast.parse(textwrap.dedent(text))
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             return False
-    return True
+    return bool(module.body)  # not only comments: C's "#include ..." on one line is a Python comment
 
 
 def _unclosed_brackets(text: str) -> bool:
@@ -107,27 +108,58 @@ def _unclosed_brackets(text: str) -> bool:
 
 
 def _is_code(text: str) -> bool:
-    """At least a third of the non-empty lines look like code: keywords, assignments, ``;``/``{``/``}`` ends,
-    or four or more code symbols (formulas count as code too: they end where code may end)."""
+    """At least a third of the non-empty lines look like code: keywords, assignments, ``;``/``{``/``}`` ends.
+    (Formulas are not code here: worked arithmetic is prose with numbers, and is cut off as prose is.)"""
     lines = [line for line in text.splitlines() if line.strip()]
-    coded = sum(bool(_CODE_LINE.search(line)) or sum(map(line.count, _CODE_SYMBOLS)) >= 4 for line in lines)
-    return coded * 3 >= len(lines)
+    return sum(bool(_CODE_LINE.search(line)) for line in lines) * 3 >= len(lines)
 
 
-def _code_left_open(last_line: str) -> bool:
-    """Balanced code is cut off only if its last line is: an unterminated string, an operator or ``:``."""
-    return last_line.count('"') % 2 == 1 or last_line[-1] in _OPEN_CODE_END
-
-
-def _is_word_answer(text: str, prompt: str) -> bool:
-    """One line whose words all come from the prompt (a label, an extracted span, sorted words) or that
-    lists four or more words in alphabetical order (a word-sorting answer)."""
-    if "\n" in text:
-        return False
-    words = _WORD.findall(text.lower())
-    if len(words) >= 4 and words == sorted(words):
+def _code_cut_off(text: str, last_line: str) -> bool:
+    """Code (or a formula) is cut off when a bracket is left open (also once string literals are removed: a
+    lone bracket in a string, or an apostrophe read as a quote, does not count), when its last line is an
+    unterminated string or ends in ``,`` ``(`` ``=`` ``\\`` ``:``, when C-family code (lines ending in ``;``,
+    braces) stops on a letter or digit, or when it ends on an English word no sentence ends on."""
+    if _unclosed_brackets(text) and _unclosed_brackets(_STRING_LITERAL.sub("", text)):
         return True
-    return bool(words) and set(words) <= set(_WORD.findall(prompt.lower()))
+    if last_line.count('"') % 2 == 1 or last_line[-1] in _OPEN_CODE_END or _python_broken_at_end(text):
+        return True
+    c_family = "{" in text and any(line.rstrip().endswith(";") for line in text.splitlines())
+    statement = len(last_line.split()) >= 2 and not any(mark in last_line for mark in ("//", "#", "--", "/*", "@"))
+    if c_family and statement and last_line[-1].isalnum():
+        return True  # not a comment, a printed output or an ``@end``: a statement without its ``;``
+    words = last_line.split()
+    return len(words) >= 3 and _last_word(last_line) in _DANGLING_WORDS - {"a"}
+
+
+def _python_broken_at_end(text: str) -> bool:
+    """Python (a ``def``, ``class`` or import line) whose only syntax error is on its last line, an indented
+    one, as when a statement in a block is cut (``if ne``). An error earlier is Python 2 or another language,
+    and an unindented last line is often an output shown after the code (``// Output: 9``)."""
+    last_line = text.splitlines()[-1]
+    if not _PYTHON.search(text) or not last_line[:1].isspace():
+        return False
+    source = textwrap.dedent(text)
+    try:
+        ast.parse(source)
+    except SyntaxError as error:
+        return (error.lineno or 0) >= len(source.splitlines())
+    except (ValueError, RecursionError, MemoryError, OverflowError):
+        return False
+    return False
+
+
+def _is_sorted_words(text: str) -> bool:
+    """One line of four or more words in alphabetical order: a word-sorting answer."""
+    words = _WORD.findall(text.lower())
+    return "\n" not in text and len(words) >= 4 and words == sorted(words)
+
+
+def _is_prompt_span(text: str, prompt: str) -> bool:
+    """One line whose words all come from the prompt: a label, an option, an extracted span."""
+    words = _WORD.findall(text.lower())
+    if "\n" in text or not words:
+        return False
+    return set(words) <= set(_WORD.findall(prompt.lower()))
 
 
 def _is_fragment(word: str) -> bool:
@@ -136,23 +168,28 @@ def _is_fragment(word: str) -> bool:
 
 
 def _last_word(line: str) -> str:
-    words = _WORD.findall(line.lower())
-    return words[-1] if words else ""
+    """The last word, lower-cased; an option letter (``A``) is not the article ``a``."""
+    words = _WORD.findall(line)
+    return "" if not words or words[-1] == "A" else words[-1].lower()
 
 
 def _unfinished_sentence(text: str, last_line: str, prompt: str) -> bool:
-    """The last line ends on a letter or digit: cut off if it is prose in a text whose other lines close
-    their sentences, or the last sentence after a finished one, or a single unpunctuated sentence that is
-    long, or that reads as a sentence of the response's own (capitalised, not a title, mostly new words)."""
+    """The last line ends on a letter or digit. It is cut off if its peers (the other list items when it is
+    one, the other lines of prose when not) mostly close their sentences; alone, if it is the last sentence
+    after a finished one, or a single unpunctuated sentence that is long or that reads as the response's own
+    (capitalised, not a title, mostly new words)."""
     n_words = len(last_line.split())
-    if _LIST_ITEM.match(last_line) or n_words <= 3 or _CLOSING.search(last_line):
-        return False  # a list item, an answer line (``#### 42``), a letter's closing or signature
     others = [line.strip() for line in text.splitlines()[:-1] if line.strip()]
-    if others and others[-1][-1] == "," and n_words <= 6:
-        return False  # the name under "Yours faithfully,"
-    if others:
-        closed = sum(line[-1] in _TERMINAL_MARKS for line in others)
-        return closed * 2 > len(others)  # most lines close their sentences: the last one should too
+    is_item = bool(_LIST_ITEM.match(last_line))
+    peers = [line for line in others if bool(_LIST_ITEM.match(line)) == is_item]
+    if is_item and peers:  # a list whose items close their sentences: the last item should too
+        return sum(line[-1] in _TERMINAL_MARKS for line in peers) * 2 > len(peers)
+    if n_words <= 3 or _CLOSING.search(last_line) or (others and others[-1][-1] == "," and n_words <= 6):
+        return False  # an answer line (``#### 42``), a letter's closing, the name under "Yours faithfully,"
+    if peers:  # poems and tables do not close their lines: their last line need not either
+        return sum(line[-1] in _TERMINAL_MARKS for line in peers) * 2 > len(peers)
+    if is_item and others:
+        return False  # a list's only item of its kind
     if _SENTENCE_BREAK.search(last_line):
         return True
     return n_words >= SHORT_ANSWER_WORDS or (n_words >= 5 and _reads_as_own_sentence(last_line, prompt))
