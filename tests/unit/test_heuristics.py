@@ -76,6 +76,9 @@ def test_prose_chopped_mid_sentence_is_cut_off_however_it_stops():
         "Here is the function:\n```python\ndef add(a, b):\n    return a",  # a code block never closed
         "def area(width, height):\n    return (width *",  # an open bracket
         "def gcd(x, y):",  # a block with no body
+        "def is_even(n):\n    total = n % 2\n    if total == 0",  # a statement cut in its block
+        "#include <iostream>\nint main() {\n    int total = 0;\n    total = total",  # C without its ; or }
+        "Pack for the trip:\n- Bring a warm coat.\n- Pack two pairs of boots.\n- Take a map of the",
         "The steps are as follows:",  # a promised list that never came
         "Preheat the oven and",
     ],
