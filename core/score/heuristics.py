@@ -207,9 +207,11 @@ def _reads_as_own_sentence(line: str, prompt: str) -> bool:
 
 
 # Near duplicates: how many embedding neighbours are compared as text, how alike two texts must be (Jaccard
-# of character trigrams), and the response length below which an equal response proves nothing by itself.
+# of character trigrams; MBPP's "remove lowercase substrings" and "remove uppercase substrings" solutions,
+# two different tasks, score 0.898, a rewording of one task 0.947), and the response length below which an
+# equal response proves nothing by itself.
 NEIGHBOURS = 10
-TEXT_SIMILARITY = 0.8
+TEXT_SIMILARITY = 0.9
 SHORT_RESPONSE_WORDS = 8
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
@@ -248,9 +250,10 @@ class _Texts:
         self._cache: dict[tuple[str, int], tuple[frozenset[str], list[str]]] = {}
 
     def same_example(self, a: int, b: int) -> bool:
-        """Nearly the same response (same numbers, similar words); for short responses, where equal
-        answers are common (labels, yes/no, numbers), nearly the same prompt too."""
-        if not self._alike("response", a, b):
+        """Nearly the same response (same numbers, same last word, similar words: a rationale that ends in
+        "yes" for one claim and "no" for another is two examples); for short responses, where equal answers
+        are common (labels, yes/no, numbers), nearly the same prompt too."""
+        if not self._alike("response", a, b) or _last_word(self.responses[a]) != _last_word(self.responses[b]):
             return False
         short = min(len(self.responses[a].split()), len(self.responses[b].split())) < SHORT_RESPONSE_WORDS
         return not short or self._alike("prompt", a, b)

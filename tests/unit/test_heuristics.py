@@ -148,3 +148,13 @@ def test_changing_the_flag_rules_changes_the_score_key(monkeypatch):
     assert "rules=" in before
     monkeypatch.setattr(scorers.HeuristicsScorer, "rules", scorers.HeuristicsScorer.rules + 1)
     assert scorers.HeuristicsScorer().score_key() != before  # scores cached under the old rules are not reused
+
+
+def test_the_same_rationale_ending_in_a_different_answer_is_not_a_near_duplicate():
+    rationale = "The broadcaster is publicly funded and its news service reaches every province of the country."
+    rows = [
+        ("Is the following claim true? The broadcaster airs state news.", f"{rationale} So the answer is yes."),
+        ("Is the following claim true? The broadcaster airs foreign news.", f"{rationale} So the answer is no."),
+    ]
+    result = scorers.HeuristicsScorer(near_duplicate_threshold=0.95).score(_frame(rows, _close_vectors(2)))
+    np.testing.assert_array_equal(result["near_duplicate"], [0, 0])
