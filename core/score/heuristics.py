@@ -29,6 +29,8 @@ _DANGLING_WORDS = _word_set(
     "while when whereas where whether what how why if as is are was were be been being can could would should "
     "must its their his her our your my this these those such"
 )
+# In code, ``a`` ends many a statement as a variable (``return a``).
+_CODE_DANGLING_WORDS = _DANGLING_WORDS - {"a"}
 _DANGLING_MARKS = ",:(="
 _DASHES = frozenset({"-", "--", "–", "—"})
 _TERMINAL_MARKS = ".!?。…\"'”’)]*`"
@@ -61,14 +63,14 @@ def looks_cut_off(text: str, prompt: str = "") -> bool:
     Complete code (Python that compiles, other code with balanced brackets), list items, line-based text
     (poems, tables, ``#### 42`` answer lines), short answers and answers made of the prompt's own words
     (labels, extracted spans, sorted word lists; ``prompt`` is the instruction and input) are not cut off.
-    docs/algorithms.md 1.7 gives the rule and its measured rates.
+    docs/algorithms.md 1.7 gives the rule in full; docs/benchmarks.md its rates per source.
     """
     stripped = text.rstrip()
     if not stripped:
         return False  # empty responses have their own flag
     if stripped.count("```") % 2:
         return True  # a code block opened and never closed
-    if _compiles_as_python(stripped):
+    if _parses_as_python(stripped):
         return False  # complete Python, or a one-word or numeric answer
     if stripped[-1] in ".!?":
         return False  # a closed sentence (a stray bracket before it is a typo)
@@ -89,8 +91,8 @@ def looks_cut_off(text: str, prompt: str = "") -> bool:
     return _unfinished_sentence(stripped, last_line, prompt)
 
 
-def _compiles_as_python(text: str) -> bool:
-    """Whether ``text`` (dedented: a function body counts) is a complete Python module; the syntax warnings
+def _parses_as_python(text: str) -> bool:
+    """Whether ``text`` (dedented: a function body counts) parses as a Python module; the syntax warnings
     that prose can raise (``"is" with a literal``) are not shown."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -102,7 +104,7 @@ def _compiles_as_python(text: str) -> bool:
 
 
 def _unclosed_brackets(text: str) -> bool:
-    """More ( [ { than ) ] }: the text stopped inside a bracket (an emoticon could fool it; none seen in data)."""
+    """More ( [ { than ) ] }: the text stopped inside a bracket (an emoticon such as ``:(`` would fool it)."""
     opened = sum(text.count(c) for c in "([{")
     return opened > sum(text.count(c) for c in ")]}")
 
@@ -115,10 +117,11 @@ def _is_code(text: str) -> bool:
 
 
 def _code_cut_off(text: str, last_line: str) -> bool:
-    """Code (or a formula) is cut off when a bracket is left open (also once string literals are removed: a
-    lone bracket in a string, or an apostrophe read as a quote, does not count), when its last line is an
-    unterminated string or ends in ``,`` ``(`` ``=`` ``\\`` ``:``, when C-family code (lines ending in ``;``,
-    braces) stops on a letter or digit, or when it ends on an English word no sentence ends on."""
+    """Code is cut off when a bracket is left open (also once string literals are removed: a lone bracket in
+    a string, or an apostrophe read as a quote, does not count), when its last line is an unterminated
+    string or ends in one of ``_OPEN_CODE_END``, when Python breaks on its last line, when C-family code
+    (lines ending in ``;``, braces) stops on a letter or digit, or when it ends on an English word no
+    sentence ends on (in a comment or a string: ``and``, ``the``)."""
     if _unclosed_brackets(text) and _unclosed_brackets(_STRING_LITERAL.sub("", text)):
         return True
     if last_line.count('"') % 2 == 1 or last_line[-1] in _OPEN_CODE_END or _python_broken_at_end(text):
@@ -127,12 +130,11 @@ def _code_cut_off(text: str, last_line: str) -> bool:
     statement = len(last_line.split()) >= 2 and not any(mark in last_line for mark in ("//", "#", "--", "/*", "@"))
     if c_family and statement and last_line[-1].isalnum():
         return True  # not a comment, a printed output or an ``@end``: a statement without its ``;``
-    words = last_line.split()
-    return len(words) >= 3 and _last_word(last_line) in _DANGLING_WORDS - {"a"}
+    return len(last_line.split()) >= 3 and _last_word(last_line) in _CODE_DANGLING_WORDS
 
 
 def _python_broken_at_end(text: str) -> bool:
-    """Python (a ``def``, ``class`` or import line) whose only syntax error is on its last line, an indented
+    """Python (a ``def``, ``class`` or import line) whose first syntax error is on its last line, an indented
     one, as when a statement in a block is cut (``if ne``). An error earlier is Python 2 or another language,
     and an unindented last line is often an output shown after the code (``// Output: 9``)."""
     last_line = text.splitlines()[-1]
@@ -183,16 +185,21 @@ def _unfinished_sentence(text: str, last_line: str, prompt: str) -> bool:
     is_item = bool(_LIST_ITEM.match(last_line))
     peers = [line for line in others if bool(_LIST_ITEM.match(line)) == is_item]
     if is_item and peers:  # a list whose items close their sentences: the last item should too
-        return sum(line[-1] in _TERMINAL_MARKS for line in peers) * 2 > len(peers)
+        return _mostly_closed(peers)
     if n_words <= 3 or _CLOSING.search(last_line) or (others and others[-1][-1] == "," and n_words <= 6):
         return False  # an answer line (``#### 42``), a letter's closing, the name under "Yours faithfully,"
     if peers:  # poems and tables do not close their lines: their last line need not either
-        return sum(line[-1] in _TERMINAL_MARKS for line in peers) * 2 > len(peers)
+        return _mostly_closed(peers)
     if is_item and others:
         return False  # a list's only item of its kind
     if _SENTENCE_BREAK.search(last_line):
         return True
     return n_words >= SHORT_ANSWER_WORDS or (n_words >= 5 and _reads_as_own_sentence(last_line, prompt))
+
+
+def _mostly_closed(lines: list[str]) -> bool:
+    """More than half the (stripped, non-empty) lines end in closing punctuation."""
+    return sum(line[-1] in _TERMINAL_MARKS for line in lines) * 2 > len(lines)
 
 
 def _reads_as_own_sentence(line: str, prompt: str) -> bool:
