@@ -7,7 +7,7 @@
 - ``tfidf_diversity``: IterIT's response diversity, the row sum of the L2-normalised 1-3-gram TF-IDF row
   of each response, fitted on the responses of the scored set (docs/algorithms.md 3.3).
 - ``heuristics``: response length, empty and cut-off responses, wrong stated arithmetic, near duplicates
-  by embedding cosine.
+  (embedding neighbours with nearly the same response).
 - ``reward``: any sequence-classification reward model given by path (off by default).
 
 An empty or whitespace-only response (:func:`core.models.passes.is_empty_response`) has no LM score: the
@@ -31,6 +31,7 @@ import pandas as pd
 
 from core.registry import Registry
 from core.score.arithmetic import arithmetic_errors
+from core.score.heuristics import looks_cut_off, near_duplicates
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -215,22 +216,20 @@ class TfidfDiversityScorer:
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
-def looks_cut_off(text: str, min_words: int = 6) -> bool:
-    """A response of some length that stops without closing punctuation, as a cut-off answer does."""
-    stripped = text.rstrip()
-    if not stripped or "```" in stripped or len(stripped.split()) < min_words:
-        return False
-    return stripped[-1].isalnum() or stripped[-1] in ",;:(-"
-
-
 @SCORERS.register
 @dataclasses.dataclass(frozen=True)
 class HeuristicsScorer:
     """Cheap signals: response length (words and punctuation), empty or cut-off responses, wrong stated
-    arithmetic (:mod:`core.score.arithmetic`), near duplicates.
+    arithmetic (:mod:`core.score.arithmetic`), near duplicates (docs/algorithms.md 1.7).
 
-    A near duplicate is an example whose embedding has cosine >= ``near_duplicate_threshold`` with an
-    example of different content (exact duplicates are flagged from content hashes at query time).
+    A cut-off response stops where a finished one cannot (:func:`core.score.heuristics.looks_cut_off`):
+    an open code block or bracket, a dangling word or comma, prose whose last sentence is unpunctuated;
+    complete code, list items, line-based text and short answers are not cut off. A near duplicate repeats
+    another example of different content (exact duplicates are flagged from content hashes at query time):
+    one of its nearest neighbours at embedding cosine >= ``near_duplicate_threshold`` has nearly the same
+    response, and for a short response nearly the same prompt too
+    (:func:`core.score.heuristics.near_duplicates`). Rows that only share a template (different numbers,
+    different answers) are not near duplicates.
     """
 
     name: ClassVar[str] = "heuristics"
@@ -239,43 +238,33 @@ class HeuristicsScorer:
     nan_policy: ClassVar[NanPolicy] = "never"
     key_ignores: ClassVar[frozenset[str]] = frozenset()
     needs_embeddings: ClassVar[bool] = True
+    # Bumped whenever a flag's rule changes, so that scores cached under the old rules are recomputed.
+    rules: ClassVar[int] = 2
     near_duplicate_threshold: float = 0.95
     arithmetic_check: bool = True
 
     def score_key(self) -> str:
-        return _key(self)
+        return f"{_key(self)}:rules={self.rules}"
 
     def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
         outputs = list(examples.output)
+        prompts = [f"{i}\n\n{x}" for i, x in zip(examples.instruction, examples.input, strict=True)]
         result = {
             "response_length": np.array([len(_TOKEN.findall(text)) for text in outputs], dtype=float),
             "empty_response": np.array([not text.strip() for text in outputs], dtype=float),
-            "cut_off_response": np.array([looks_cut_off(text) for text in outputs], dtype=float),
+            "cut_off_response": np.array(
+                [looks_cut_off(text, prompt) for text, prompt in zip(outputs, prompts, strict=True)], dtype=float
+            ),
         }
         if self.arithmetic_check:
             result["arithmetic_error"] = np.array([arithmetic_errors(text) > 0 for text in outputs], dtype=float)
         if "embedding" in examples:
             result["near_duplicate"] = near_duplicates(
-                np.stack(examples.embedding.to_numpy()), self.near_duplicate_threshold
+                np.stack(examples.embedding.to_numpy()), self.near_duplicate_threshold, prompts, outputs
             )
         if progress:
             progress(len(outputs))
         return result
-
-
-def near_duplicates(embeddings: np.ndarray, threshold: float) -> np.ndarray:
-    """1.0 for each row with another row at cosine >= ``threshold`` (rows are unit vectors), else 0.0."""
-    import faiss
-
-    data = np.ascontiguousarray(embeddings, dtype=np.float32)
-    if len(data) < 2:
-        return np.zeros(len(data))
-    index = faiss.IndexFlatIP(data.shape[1])
-    index.add(data)
-    # the two nearest rows: the row itself and its closest other row (a range search could return
-    # thousands of neighbours per row on templated data)
-    similarities, _ = index.search(data, 2)
-    return (similarities[:, 1] >= threshold - 1e-6).astype(float)
 
 
 @SCORERS.register
