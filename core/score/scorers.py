@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 import numpy as np
 import pandas as pd
 
+from core.models.passes import empty_responses
 from core.registry import Registry
 from core.score.arithmetic import arithmetic_errors
 from core.score.heuristics import looks_cut_off, near_duplicates
@@ -100,7 +101,7 @@ class _LMScorer:
     def _render(self, examples: pd.DataFrame, progress: ProgressFn | None) -> tuple[Any, list[Any], np.ndarray]:
         """(model, rendered pairs of the non-empty responses, mask of those rows); empty rows count as done."""
         from core.models.lm import load_causal_lm
-        from core.models.passes import empty_responses, render_pair
+        from core.models.passes import render_pair
 
         scored = ~empty_responses(examples.output)
         if progress and not scored.all():
@@ -251,7 +252,7 @@ class HeuristicsScorer:
         prompts = [f"{i}\n\n{x}" for i, x in zip(examples.instruction, examples.input, strict=True)]
         result = {
             "response_length": np.array([len(_TOKEN.findall(text)) for text in outputs], dtype=float),
-            "empty_response": np.array([not text.strip() for text in outputs], dtype=float),
+            "empty_response": empty_responses(outputs).astype(float),
             "cut_off_response": np.array(
                 [looks_cut_off(text, prompt) for text, prompt in zip(outputs, prompts, strict=True)], dtype=float
             ),
