@@ -63,3 +63,8 @@ class UnusablePath(ValueError):
 
 class WorkspaceNotFound(LookupError):
     """A command that reads a workspace was pointed at a folder that holds none (it is not created)."""
+
+
+class UnusableTarget(ValueError):
+    """A target set a method cannot use as given (a gradient method on rows without responses); the message
+    says why and what to use instead."""

@@ -1,8 +1,8 @@
 """The ``gradients`` job: warmup, gradient features, graph and target features (:mod:`core.gradients.pipeline`).
 
 :class:`GradientsJob` is what the Gradient graph page, the CLI and ``core.jobs.launch`` take;
-:meth:`~GradientsJob.validate` refuses an unknown dataset, an unknown or out-of-range parameter and a
-target file that does not read, before any model is loaded.
+:meth:`~GradientsJob.validate` refuses an unknown dataset, an unknown or out-of-range parameter, a
+target file that does not read and a target with no responses, before any model is loaded.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class GradientsJob:
     targets: tuple[str, ...] = ()
 
     def validate(self, workspace: Path) -> None:
+        from core.gradients import target_report
         from core.gradients.pipeline import GradientConfig
         from core.storage import datasets as ds
         from core.storage.database import Store
@@ -55,8 +56,8 @@ class GradientsJob:
         with jobs.blame("config"):  # a value of the wrong type fails the checks with a TypeError
             check_config(dataclasses.replace(GradientConfig(), **self.config))
         for path in self.targets:
-            with jobs.blame("targets"):
-                load_eval_set(path)  # a bad row is reported with its file and line
+            with jobs.blame("targets"):  # a bad row is reported with its file and line
+                target_report.require_responses([target_report.describe(load_eval_set(path))])
 
     def gradient_config(self, store: Store, dataset_id: int) -> GradientConfig:
         """The configuration to compute with: the current features' values, overridden by ``config``."""

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import MissingGradients
+from core.gradients import target_report
 from core.models.lm import DEFAULT_LM, model_id
 from core.progress import Progress
 from core.storage import datasets as ds
@@ -191,6 +192,8 @@ def _feature_info(
         "precision": precision,
         "passes": BF16_PASSES if precision == "bf16" else "fp32",  # what a bf16 pass computes has changed
     }
+    if target.get("target_rows") is not None:
+        payload["rows"] = target["target_rows"]
     return gstore.GradientSet(
         feature_key=f"{role}_{_hash(payload)}",
         dataset_id=dataset.dataset_id,
@@ -257,6 +260,11 @@ def compute_gradients(
     from core.train.evaluate import load_eval_set
 
     sets = [load_eval_set(path) for path in targets]  # a bad target file fails before any model work
+    reports = [target_report.describe(eval_set) for eval_set in sets]
+    target_report.require_responses(reports)  # so is a target without responses: it has no task gradient
+    for note in (note for report in reports for note in report.warnings()):
+        if progress:
+            progress.message(note)
     started = time.perf_counter()
     if progress:
         progress.start("load model", 1)
@@ -277,7 +285,8 @@ def compute_gradients(
         gstore.save_edges(store, pool_info.feature_key, indices, similarities)
     target_keys = {}
     for eval_set in sets:
-        rows = pd.DataFrame([dataclasses.asdict(row) for row in eval_set.rows])
+        answered = target_report.answered_rows(eval_set)
+        rows = pd.DataFrame([dataclasses.asdict(eval_set.rows[i]) for i in answered])
         info = _feature_info(
             dataset,
             config,
@@ -287,6 +296,9 @@ def compute_gradients(
             target_name=eval_set.name,
             target_path=str(eval_set.path),
             target_sha256=eval_set.sha256,
+            # a partly-empty target's features cover its answered rows only: a key of their own, so features
+            # stored for every row by an older version are not mistaken for them
+            target_rows=answered if len(answered) < len(eval_set.rows) else None,
         )
         _features(store, info, warm, lm.tokenizer, rows, config, None, progress)
         target_keys[eval_set.name] = info.feature_key
@@ -297,6 +309,7 @@ def compute_gradients(
         "cached": cached,
         "examples_per_second": None if cached else round(len(frame) / max(feature_seconds, 1e-9), 3),
         "targets": target_keys,
+        "target_reports": [report.to_dict() for report in reports],
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -333,10 +346,15 @@ def target_sets(store: Store, pool: gstore.GradientSet, paths: Sequence[str | Pa
     found = []
     for path in paths:
         eval_set = load_eval_set(path)
+        report = target_report.describe(eval_set)
+        target_report.require_responses([report])
         match = [
             info
             for info in gstore.list_sets(store, pool.dataset_id)
-            if info.role == "target" and info.target_sha256 == eval_set.sha256 and info.comparable_with(pool)
+            if info.role == "target"
+            and info.target_sha256 == eval_set.sha256
+            and info.n_rows == report.answered  # features of the answered rows only (compute_gradients)
+            and info.comparable_with(pool)
         ]
         if not match:
             raise MissingGradients(

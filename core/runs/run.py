@@ -73,6 +73,7 @@ class RunSpec:
 
     def validate(self, workspace: Path) -> None:
         """Fail before launching on what would fail later: the dataset, the selection or strategy, the eval files."""
+        from core.gradients.target_report import check_strategy_target
         from core.runs.loops import LOOPS
         from core.select.run import build_strategy
         from core.select.strategies import STRATEGIES
@@ -101,8 +102,9 @@ class RunSpec:
         else:
             with jobs.blame("strategy"):
                 STRATEGIES.get(self.strategy)
-            with jobs.blame("strategy_params"):
-                build_strategy(self.strategy, self.strategy_params)
+            with jobs.blame("strategy_params"):  # a gradient method's target without responses, too
+                strategy = build_strategy(self.strategy, self.strategy_params)
+                check_strategy_target(getattr(strategy, "target", ""), strategy.needs)
         for path in self.eval_paths:
             load_eval_set(Path(path))  # an IngestError names the file, line and field
 

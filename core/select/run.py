@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ from core.storage import datasets as ds
 from core.storage import scores as score_store
 from core.storage import selections as store_selections
 from core.storage.database import Store
+
+if TYPE_CHECKING:
+    from core.gradients.target_report import TargetReport
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,12 +81,15 @@ def run_selection(
     if not k:
         raise ValueError(f"dataset {dataset.name!r} has no clustering yet; prepare it first")
     started = time.perf_counter()
+    targets = _target_reports(strategy)  # before the pool loads: a target without responses is refused at once
     pool = load_pool(store, dataset, k, strategy.needs, target=getattr(strategy, "target", None))
     count = resolve_budget(budget, dataset.n_rows, len(pool)) if len(pool) else 0
     rng = np.random.default_rng(seed)
     positions, report = pick(strategy, pool, count, rng) if count else (np.array([], dtype=int), {})
     _check(positions, len(pool), count)
     report = {"budget": count, "selected": len(positions), "shortfall": count - len(positions), **report}
+    if targets:
+        report["targets"] = [target.to_dict() for target in targets]
     decisions = curation.decisions(store, dataset.dataset_id)
     active = decisions["clusters_by_k"].get(str(k), {})
     return SelectionResult(
@@ -158,6 +164,14 @@ def _select(
             members = np.flatnonzero(pool.cluster_ids == cluster)
             picks.append(members[np.asarray(strategy.select(pool.subset(members), int(quota), rng=rng), dtype=int)])
     return (np.concatenate(picks) if picks else np.array([], dtype=int)), {"ran_per_cluster": True}
+
+
+def _target_reports(strategy: SelectionStrategy) -> list[TargetReport]:
+    """What each of a targeted strategy's target files holds; a gradient method's target must have responses."""
+    from core.gradients.target_report import check_strategy_target
+
+    target = getattr(strategy, "target", None)
+    return check_strategy_target(target, strategy.needs) if target else []
 
 
 def _check(positions: np.ndarray, pool_size: int, budget: int) -> None:
