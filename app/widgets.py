@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -75,7 +76,32 @@ def target_files(workspace: Path) -> list[str]:
 
 def target_picker(workspace: Path, key: str, label: str = "Target set(s)") -> str:
     """A multiselect of the known target files plus a free path field; the strategies' ``target`` value
-    (paths separated by commas, each a sub-task)."""
+    (paths separated by commas, each a sub-task). What each chosen file holds is shown below it."""
     chosen = st.multiselect(label, target_files(workspace), key=key, format_func=lambda p: Path(p).name)
     typed = st.text_input("Other target files (comma-separated paths)", "", key=f"{key}_paths")
-    return ",".join([*chosen, *(p.strip() for p in typed.split(",") if p.strip())])
+    paths = [*chosen, *(p.strip() for p in typed.split(",") if p.strip())]
+    target_summary(paths)
+    return ",".join(paths)
+
+
+def target_summary(paths: list[str]) -> None:
+    """Each target's rows, responses and mean response length, with its warnings (no responses, a few
+    empty ones, too few rows), so the curator sees what a target is made of before using it."""
+    for path in paths:
+        try:
+            stat = Path(path).stat()
+            report = _target_report(path, stat.st_mtime_ns, stat.st_size)
+        except (ValueError, OSError) as exc:  # a missing file or a bad row: its message names the file
+            st.error(plain(exc))
+            continue
+        st.caption(plain(report.line()))
+        for note in report.warnings():
+            st.warning(plain(note))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _target_report(path: str, mtime_ns: int, size: int) -> Any:
+    """Cached by the file's modification time and size: a page rerun does not reread an unchanged file."""
+    from core.gradients.target_report import describe_paths
+
+    return describe_paths([path])[0]

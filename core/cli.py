@@ -506,6 +506,7 @@ def cmd_scores(args: argparse.Namespace) -> int:
 def cmd_select(args: argparse.Namespace) -> int:
     from core.errors import MissingGradients
     from core.gradients.pipeline import target_paths
+    from core.gradients.target_report import check_strategy_target
     from core.select.run import build_strategy, run_selection, save_selection
 
     store = _store(args)
@@ -514,6 +515,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.target:
         params["target"] = args.target
     strategy = build_strategy(args.strategy, params)
+    _print_targets(check_strategy_target(getattr(strategy, "target", ""), strategy.needs))
     try:
         result = run_selection(store, dataset, strategy, args.budget, seed=args.seed, k=args.k)
     except MissingGradients:
@@ -538,8 +540,13 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_gradients(args: argparse.Namespace) -> int:
+    from core.gradients.target_report import describe_paths, require_responses
+
     store = _store(args)
     dataset = _dataset(store, args)
+    targets = describe_paths(args.target)  # what each target holds, before the model loads
+    require_responses(targets)  # one without responses has no task gradient: refused
+    _print_targets(targets)
     report = _compute_gradients(store, dataset, args.target, _pairs(args.param, "--param"))
     speed = f", {report['examples_per_second']} examples/s" if report["examples_per_second"] else " (cached)"
     print(f"gradient features of {report['rows']} examples, d={report['d']}{speed}; graph stored")
@@ -547,6 +554,14 @@ def cmd_gradients(args: argparse.Namespace) -> int:
         print(f"target {name}: features {key}")
     print(f"done in {report['seconds']} s")
     return 0
+
+
+def _print_targets(reports: list[Any]) -> None:
+    """Each target's rows, responses and response length on stdout; what to watch out for on stderr."""
+    for report in reports:
+        print(report.line())
+        for note in report.warnings():
+            print(f"warning: {note}", file=sys.stderr)
 
 
 def _compute_gradients(store: Any, dataset: Any, targets: list[str], params: dict[str, str]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from app import figures, queries
 from app.job_panel import JobView, job_panel, launch
 from app.state import pick_dataset, store, workspace
 from app.text import hover, plain
-from app.widgets import target_files
+from app.widgets import target_files, target_summary
 from core import jobs
 from core.errors import MissingGradients
 from core.gradients import pipeline, views
@@ -45,6 +45,7 @@ def launch_panel() -> None:
     chosen = st.multiselect(
         "Target sets", target_files(workspace()), key="gradient_targets", format_func=lambda p: Path(p).name
     )
+    target_summary(chosen)  # a target without responses is refused when the job is launched
     current = pipeline.current_config(store(), dataset.dataset_id)  # a new target must match computed features
     cols = st.columns(3)
     d = cols[0].number_input(
