@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from core.storage import datasets as ds
 from core.storage import selections
 from core.storage.database import Store
@@ -40,3 +42,22 @@ def test_select_page_previews_saves_compares_and_the_export_page_exports_it(page
     export.selectbox(key="export_what").select(1).run()
     assert not export.exception
     assert export.metric[0].value == "5 of 24"
+
+
+def test_a_picked_target_is_described_and_one_without_responses_is_refused_for_less(page, prepared_workspace):
+    rows = [{"instruction": f"Question {i} about bread", "input": "", "output": ""} for i in range(12)]
+    (prepared_workspace / "targets").mkdir()
+    target = prepared_workspace / "targets" / "prompts.jsonl"
+    target.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    at = page("select").run()
+    at.selectbox(key="strategy").select("less").run()
+    at.multiselect(key="param_less_target").select(str(target)).run()
+
+    shown = " ".join(caption.value for caption in at.caption).replace("\\", "")  # unescape the markdown
+    assert "target prompts: 12 rows, 0 with a response" in shown
+    assert "end-of-turn token alone" in at.warning[0].value.replace("\\", "")  # told before anything runs
+    at.number_input(key="budget").set_value(4.0).run()
+    at.button(key="preview").click().run()
+    assert not at.exception
+    error = at.error[0].value.replace("\\", "")
+    assert "has no responses" in error and "embedding_knn" in error
