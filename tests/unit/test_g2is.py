@@ -329,3 +329,19 @@ def test_embedding_knn_takes_the_top_mean_cosine():
     target = unit_rows(rng, 4, 6)
     expected = np.argsort(-(embeddings @ target.T).mean(axis=1), kind="stable")[:7]
     assert embedding_knn_select(embeddings, target, 7).tolist() == expected.tolist()
+
+
+def test_the_walk_follows_a_drifting_neighbour_chain_past_a_better_aligned_row():
+    # Why G2IS picked fewer GSM8K rows than LESS on a GSM8K target (docs/algorithms.md 4.9.9): C2 compares
+    # with the running sum, not the anchor, so each step may lose a little alignment and the walk goes where
+    # the graph leads; the 2-degree row B is never reached, while the "w/o graph" ranking takes it second.
+    anchor, c15, c30, c45, c60, b = range(6)
+    features = at(0, 15, 30, 45, 60, 2)
+    neighbours = np.array([[c15, b], [c30, b], [c45, b], [c60, b], [c45, b], [anchor, c15]])
+
+    walked = gradient_walk(features, neighbours, at(0), np.ones(1), 5)
+    ranked = walk_without_graph(features, at(0), np.ones(1), 5)
+
+    assert walked.picks.tolist() == [anchor, c15, c30, c45, c60]
+    assert walked.via.tolist() == ["anchor"] + ["neighbour"] * 4
+    assert ranked.picks.tolist() == [anchor, b, c15, c30, c45]
