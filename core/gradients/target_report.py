@@ -85,8 +85,10 @@ def no_responses_message(report: TargetReport) -> str:
 
 
 def answered_rows(eval_set: EvalSet) -> list[int]:
-    """Positions of the rows with a non-empty (not only whitespace) response."""
-    return [i for i, row in enumerate(eval_set.rows) if row.output.strip()]
+    """Positions of the rows with a response, by the one rule for "empty" (whitespace of any kind is empty)."""
+    from core.models.passes import is_empty_response
+
+    return [i for i, row in enumerate(eval_set.rows) if not is_empty_response(row.output)]
 
 
 def describe(eval_set: EvalSet) -> TargetReport:
