@@ -3,10 +3,10 @@
 A gradient method (LESS, G2IS and its gradient ablations) computes each target row's loss on the row's
 *response*. A row whose output is empty still has one supervised token, the end-of-turn marker after the
 empty answer, so its gradient says how the model ends a turn, not how it solves the task: on a 30-row
-GSM8K target given as prompts only, G2IS picked 80 % empty rows and LESS none of the task's own rows. So
-a target with no responses is refused for those methods, a partly-empty one is computed on its answered
-rows only, and a small one is flagged (docs/algorithms.md 4.1). Embedding strategies embed the prompt
-fields and may use any of them.
+GSM8K target given as prompts only, G2IS picked 80 % empty rows and LESS none of the task's own rows
+(issue 15). So a target with no responses is refused for those methods, a partly-empty one is computed on
+its answered rows only, and a small one is flagged (docs/algorithms.md 4.1). Embedding strategies embed
+the prompt fields and may use any of them.
 """
 
 from __future__ import annotations
