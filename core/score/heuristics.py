@@ -39,7 +39,7 @@ _SENTENCE_BREAK = re.compile(r"[.!?][\"')\]]?\s+[A-Z0-9\"']")
 _CLOSING = re.compile(r"\b(?:yours|sincerely|regards|best wishes|respectfully|cheers)\b[^.!?]*$", re.IGNORECASE)
 _CODE_LINE = re.compile(
     r"^\s*(?:def |class |import |from \S+ import|#include|#!|<\?php|<[a-zA-Z/!]|(?:public|private|static) |"
-    r"function\b|const |let |var |return\b|SELECT |INSERT |UPDATE |CREATE |echo |print\(|console\.)"
+    r"function\b|const |let |var |return\b|(?:SELECT|INSERT|UPDATE|CREATE) |echo |print\(|console\.)"
     r"|[;{}]\s*$|^\s*[\w.\[\]]+\s*[-+*/]?=\s*\S",  # case-sensitive: "Let x be" is prose, "let x" is code
 )
 _STRING_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'')  # one line; brackets in it do not count

@@ -124,6 +124,7 @@ def test_the_cli_lists_every_family_with_its_parameters(capsys):
         "within",
         "quality",
         "temperature",
+        "include_empty",
     }
     assert "kmeans" in listing["clusterers"] and "umap" in listing["reducers"] and "hashing" in listing["embedders"]
     assert cli.main(["params", "loops"]) == 0
