@@ -182,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score examples with a registered scorer (cached, resumable)")
     _add_common(p)
-    p.add_argument("--scorer", required=True, help="perplexity, ifd or tfidf_diversity")
+    p.add_argument(
+        "--scorer",
+        required=True,
+        help="heuristics, tfidf_diversity, perplexity, ifd or reward (all, with their parameters: `python -m core params scorers`)",
+    )
     p.add_argument("--model", default=None, help="causal LM path or hub id (default: packaged SmolLM2-135M-Instruct)")
     p.add_argument("--max-length", type=int, default=None, help="truncate rendered examples to this many tokens")
     p.add_argument(

@@ -153,3 +153,13 @@ def test_the_k_sweep_builds_its_clusterer_through_the_registry(monkeypatch):
     np.testing.assert_array_equal(labels[3], np.arange(12) % 3)
     with pytest.raises(KeyError, match="unknown clusterer"):
         clustering.sweep_k(vectors, [2], clusterer="nope")
+
+
+def test_the_score_command_help_names_every_registered_scorer(capsys):
+    from core import cli
+    from core.score.scorers import SCORERS
+
+    with pytest.raises(SystemExit):
+        cli.main(["score", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert all(name in shown for name in SCORERS.names())
