@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app.state import store
-from core.export import ExportBundle, build_export
+from core.export import ExportPreview, preview
 from core.models.passes import empty_responses
 from core.storage import curation
 from core.storage import datasets as ds
@@ -54,13 +54,16 @@ def cached_summary(dataset: ds.DatasetInfo) -> dict[str, int]:
     return summary(str(store().workspace), version(), dataset.dataset_id)
 
 
-@st.cache_data(max_entries=4, show_spinner="Building the export...")
-def export_bundle(workspace: str, data_version: int, dataset_id: int, k: int, selection_id: int | None) -> ExportBundle:
-    return build_export(store(), ds.get_dataset(store(), dataset_id), k, selection_id=selection_id)
+@st.cache_data(max_entries=8, show_spinner=False)
+def export_preview(
+    workspace: str, data_version: int, dataset_id: int, k: int, selection_id: int | None
+) -> ExportPreview:
+    return preview(store(), ds.get_dataset(store(), dataset_id), selection_id=selection_id)
 
 
-def cached_export(dataset: ds.DatasetInfo, selection_id: int | None = None) -> ExportBundle:
-    return export_bundle(str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k), selection_id)
+def cached_export_preview(dataset: ds.DatasetInfo, selection_id: int | None = None) -> ExportPreview:
+    """Counts only: the export itself is written to a file when the curator asks for it."""
+    return export_preview(str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k), selection_id)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

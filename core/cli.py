@@ -406,7 +406,7 @@ def cmd_weight(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from core.errors import UnusablePath
-    from core.export import build_export, check_target, existing_outputs, write_export
+    from core.export import check_target, existing_outputs, stream_export
 
     store = _store(args)
     target = Path(args.out)
@@ -416,9 +416,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         names = " and ".join(str(path) for path in existing)
         verb = "exist" if len(existing) > 1 else "exists"
         raise UnusablePath(f"{names} already {verb}; pass --force to overwrite")
-    bundle = build_export(store, _dataset(store, args), selection_id=args.selection)
-    out, manifest = write_export(bundle, target)
-    print(f"wrote {bundle.n_rows} rows to {out} (manifest: {manifest})")
+    written = stream_export(store, _dataset(store, args), target, selection_id=args.selection)
+    print(f"wrote {written.n_rows} rows to {written.jsonl_path} (manifest: {written.manifest_path})")
     return 0
 
 

@@ -1,15 +1,20 @@
-"""Export page: per-cluster counts of what will be exported, then download or write JSONL + manifest."""
+"""Export page: per-cluster counts of what will be exported, then download or write JSONL + manifest.
+
+Nothing is exported while the page renders (only counted). A download button, when clicked, streams the
+export into the workspace's ``exports/downloads`` folder and hands that file to the browser; "Write to path"
+streams it into ``exports/`` and never loads it into the app.
+"""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import streamlit as st
 
 from app import queries
-from app.state import pick_dataset, workspace
+from app.state import pick_dataset, store, workspace
 from app.text import clip, plain
-from core.export import write_export
+from core.export import download_export, stream_export
 from core.safe_paths import resolve_inside
 
 st.title("Export")
@@ -36,9 +41,9 @@ else:
         f"Exports **selection #{selection_id}** in pick order, with its original fields, plus a manifest with "
         "the strategy, parameters, seed, budget and the pool it was drawn from."
     )
-bundle = queries.cached_export(dataset, selection_id)
-per_cluster = bundle.manifest["counts"]["per_cluster"]
-st.metric("Examples to export", f"{bundle.n_rows} of {dataset.n_rows}")
+counts = queries.cached_export_preview(dataset, selection_id)
+per_cluster = counts.per_cluster
+st.metric("Examples to export", f"{counts.n_rows} of {dataset.n_rows}")
 st.dataframe(
     [
         {
@@ -56,10 +61,21 @@ st.dataframe(
 )
 
 stem = f"{dataset.name}-curated" if selection_id is None else f"{dataset.name}-selection-{selection_id}"
+workspace_store, dataset_id = store(), dataset.dataset_id
+
+
+def _written(manifest: bool) -> bytes:
+    """The download's bytes, read from the export file written for it (run by Streamlit when clicked)."""
+    from core.storage import datasets as ds
+
+    written = download_export(workspace_store, ds.get_dataset(workspace_store, dataset_id), selection_id, stem)
+    return Path(written.manifest_path if manifest else written.jsonl_path).read_bytes()
+
+
 left, right = st.columns(2)
 left.download_button(
     "Download JSONL",
-    bundle.jsonl,
+    lambda: _written(manifest=False),
     file_name=f"{stem}.jsonl",
     mime="application/jsonl",
     key="download_jsonl",
@@ -67,10 +83,15 @@ left.download_button(
 )
 right.download_button(
     "Download manifest",
-    json.dumps(bundle.manifest, indent=2),
+    lambda: _written(manifest=True),
     file_name=f"{stem}.manifest.json",
     mime="application/json",
     key="download_manifest",
+)
+st.caption(
+    "A download writes the export into the workspace's exports/downloads folder first, then sends that file; "
+    "the browser download passes through the app's memory (about 0.5 GB per million typical rows). "
+    "For a large export, write it to a path below: it is written in chunks and never loaded into the app."
 )
 
 with st.container(border=True):
@@ -80,8 +101,11 @@ with st.container(border=True):
     )
     if st.button("Write to path", key="write_export"):
         try:
-            out, manifest = write_export(bundle, resolve_inside(export_dir, relative))
+            written = stream_export(store(), dataset, resolve_inside(export_dir, relative), selection_id=selection_id)
         except ValueError as exc:  # a path leaving the folder, or naming a folder: the message names it
             st.error(plain(exc))
         else:
-            st.success(f"Wrote {bundle.n_rows} rows to {plain(out)} and the manifest to {plain(manifest)}.")
+            st.success(
+                f"Wrote {written.n_rows} rows to {plain(written.jsonl_path)} "
+                f"and the manifest to {plain(written.manifest_path)}."
+            )

@@ -8,12 +8,20 @@ score keys, and the rows are written in pick order.
 Each line is a row's JSON object as ingest stored it (``json.dumps(row, ensure_ascii=False)``): the input's
 fields, order, values and types, but its bytes only when the input was written that way (no ``\\u`` escapes,
 ``", "`` and ``": "`` separators); docs/user-guide.md says so under Export.
+
+:func:`stream_export` writes a file of any size with flat memory: the stored JSON texts are read a chunk of
+rows at a time, hashed and appended as they come, the example ids spooled to a scratch file, and both files
+appear at their paths only when complete (``core.atomic``). :func:`build_export` holds everything in memory;
+it serves small exports and tests, and is the reference the streamed bytes are checked against.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +31,7 @@ import core
 from core import atomic
 from core.errors import UnusablePath
 from core.safe_paths import check_writable_folder
-from core.storage import curation
+from core.storage import curation, selections
 from core.storage import datasets as ds
 from core.storage.database import Store
 
@@ -45,35 +53,189 @@ def manifest_path_for(out_path: Path) -> Path:
     return out_path.with_name(out_path.stem + ".manifest.json")
 
 
+DEFAULT_CHUNK_ROWS = 20_000  # about 10-20 MB of stored JSON text per chunk at typical row sizes
+
+
+@dataclass(frozen=True)
+class WrittenExport:
+    """Where a streamed export was written, and what it holds."""
+
+    jsonl_path: Path
+    manifest_path: Path
+    n_rows: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ExportPreview:
+    """What an export would hold, counted without reading a text: the rows and the manifest's per-cluster table."""
+
+    n_rows: int
+    per_cluster: dict[str, dict[str, Any]]
+
+
 def build_export(
     store: Store, dataset: ds.DatasetInfo, k: int | None = None, selection_id: int | None = None
 ) -> ExportBundle:
     """Every example that is not vetoed (itself or through its cluster at ``k``, default the active k),
-    or the examples of a saved selection in pick order (at the selection's k)."""
+    or the examples of a saved selection in pick order (at the selection's k), held in memory."""
     selection = _selection(store, dataset, selection_id) if selection_id is not None else None
-    k = int(selection["k"] if selection else (k or dataset.active_k or 0))
-    if not k:
-        raise ValueError(f"dataset {dataset.name!r} has no clustering yet; prepare it first")
+    k = _export_k(dataset, k, selection)
     kept = curation.kept_rows(store, dataset.dataset_id, k)
     if selection:
         everything = curation.all_rows(store, dataset.dataset_id, k).set_index("row_idx")
-        kept = everything.loc[selection["row_idx"]].reset_index()
+        row_idx = list(selections.items(store, int(selection["manifest"]["id"])).row_idx)
+        kept = everything.loc[row_idx].reset_index()
     jsonl = "".join(line + "\n" for line in kept.original).encode("utf-8")
-    clusters = curation.clusters(store, dataset.dataset_id, k)
-    kept_per_cluster = kept.groupby("cluster_id").size().to_dict()
-    per_cluster = {
-        str(int(row.cluster_id)): {
-            "label": row.label,
-            "size": int(row.size),
-            "exported": int(kept_per_cluster.get(row.cluster_id, 0)),
-            "vetoed": bool(row.vetoed),
-            "weight": float(row.weight),
+    manifest = _manifest(
+        store,
+        dataset,
+        k,
+        selection,
+        dict(kept.cluster_id.value_counts()),
+        {"sha256": hashlib.sha256(jsonl).hexdigest(), "rows": len(kept)},
+    )
+    return ExportBundle(jsonl, {**manifest, "example_ids": list(kept.example_id)})
+
+
+def stream_export(
+    store: Store,
+    dataset: ds.DatasetInfo,
+    out_path: str | Path,
+    k: int | None = None,
+    selection_id: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> WrittenExport:
+    """Write what :func:`build_export` holds, byte for byte, to ``out_path`` and its manifest beside it,
+    ``chunk_rows`` rows at a time; overwrites both (callers that must not check :func:`existing_outputs`).
+
+    The rows, the decisions and the counts come from one read of the workspace, so the manifest describes
+    exactly the rows written; other writers wait until the last row is read.
+    """
+    out_path = Path(out_path)
+    check_target(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest_path = manifest_path_for(out_path)
+    with atomic.replacing(manifest_path) as manifest_scratch, atomic.replacing(out_path) as jsonl_scratch:
+        ids_path = jsonl_scratch.with_name("example_ids.part")  # removed with the scratch folder
+        with store.read():  # one connection for every read below: the rows agree with the manifest
+            selection = _selection(store, dataset, selection_id) if selection_id is not None else None
+            k = _export_k(dataset, k, selection)
+            chunks = (
+                selections.item_chunks(store, selection_id, k, chunk_rows)
+                if selection_id is not None
+                else curation.kept_row_chunks(store, dataset.dataset_id, k, chunk_rows)
+            )
+            n_rows, sha256, per_cluster = _write_rows(chunks, jsonl_scratch, ids_path)
+            output = {"sha256": sha256, "rows": n_rows, "file": out_path.name}
+            manifest = _manifest(store, dataset, k, selection, per_cluster, output)
+        _write_manifest(manifest_scratch, manifest, ids_path, n_rows)
+    return WrittenExport(out_path, manifest_path, n_rows, sha256)
+
+
+def preview(store: Store, dataset: ds.DatasetInfo, selection_id: int | None = None) -> ExportPreview:
+    """The rows an export would hold and its per-cluster table, from counts alone (cheap at a million rows)."""
+    with store.read():
+        selection = _selection(store, dataset, selection_id) if selection_id is not None else None
+        k = _export_k(dataset, None, selection)
+        counts = (
+            selections.cluster_counts(store, selection_id, k)
+            if selection_id is not None
+            else curation.kept_counts(store, dataset.dataset_id, k)
+        )
+        per_cluster = _per_cluster(store, dataset, k, counts)
+    return ExportPreview(sum(counts.values()), per_cluster)
+
+
+def download_export(store: Store, dataset: ds.DatasetInfo, selection_id: int | None, stem: str) -> WrittenExport:
+    """The export behind the page's download buttons, written (streamed) once per data version.
+
+    It lives in ``exports/downloads/v<data version>/<stem>.jsonl``; the JSONL and the manifest buttons share it,
+    and a click after a change writes a fresh one and removes the older versions' folders.
+    """
+    downloads = store.workspace / "exports" / "downloads"
+    folder = downloads / f"v{store.data_version()}"
+    out_path = folder / f"{stem}.jsonl"
+    manifest_path = manifest_path_for(out_path)
+    if out_path.exists() and manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        return WrittenExport(out_path, manifest_path, manifest["output"]["rows"], manifest["output"]["sha256"])
+    for old in downloads.glob("v*"):
+        if old != folder and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)  # a reader still holding a file keeps it until closed
+    return stream_export(store, dataset, out_path, selection_id=selection_id)
+
+
+def _export_k(dataset: ds.DatasetInfo, k: int | None, selection: dict[str, Any] | None) -> int:
+    chosen = int(selection["k"] if selection else (k or dataset.active_k or 0))
+    if not chosen:
+        raise ValueError(f"dataset {dataset.name!r} has no clustering yet; prepare it first")
+    return chosen
+
+
+def _write_rows(
+    chunks: Iterable[list[tuple[str, int, str]]], jsonl_path: Path, ids_path: Path
+) -> tuple[int, str, Counter[int]]:
+    """Append each chunk's JSON texts to ``jsonl_path`` and its ids (as the manifest writes them, each after
+    ``,``) to ``ids_path``; returns the rows written, their SHA-256 and the rows per cluster."""
+    digest, per_cluster, n_rows = hashlib.sha256(), Counter[int](), 0
+    with jsonl_path.open("wb") as jsonl, ids_path.open("w", encoding="utf-8") as ids:
+        for chunk in chunks:
+            data = "".join(original + "\n" for _, _, original in chunk).encode("utf-8")
+            digest.update(data)
+            jsonl.write(data)
+            ids.write("".join(",\n    " + json.dumps(example_id, ensure_ascii=False) for example_id, _, _ in chunk))
+            per_cluster.update(int(cluster_id) for _, cluster_id, _ in chunk)
+            n_rows += len(chunk)
+    return n_rows, digest.hexdigest(), per_cluster
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any], ids_path: Path, n_rows: int) -> None:
+    """Write ``manifest`` plus the spooled example ids as ``json.dumps(..., indent=2, ensure_ascii=False)``
+    writes the whole dict, without holding the ids: the ids are its last key, so the text is the dict's
+    dump with an empty list, whose ``[]`` is replaced by the spooled items."""
+    text = json.dumps({**manifest, "example_ids": []}, indent=2, ensure_ascii=False)
+    empty = "[]\n}"
+    with path.open("w", encoding="utf-8") as out:
+        if not n_rows:
+            out.write(text + "\n")
+            return
+        out.write(text[: -len(empty)] + "[")
+        with ids_path.open(encoding="utf-8") as ids:
+            ids.read(1)  # the comma before the first id
+            shutil.copyfileobj(ids, out)
+        out.write("\n  ]\n}\n")
+
+
+def _per_cluster(
+    store: Store, dataset: ds.DatasetInfo, k: int, exported: Mapping[Any, int]
+) -> dict[str, dict[str, Any]]:
+    table = curation.clusters(store, dataset.dataset_id, k).to_dict("records")
+    return {
+        str(int(row["cluster_id"])): {
+            "label": row["label"],
+            "size": int(row["size"]),
+            "exported": int(exported.get(int(row["cluster_id"]), 0)),
+            "vetoed": bool(row["vetoed"]),
+            "weight": float(row["weight"]),
         }
-        for row in clusters.itertuples()
+        for row in table
     }
+
+
+def _manifest(
+    store: Store,
+    dataset: ds.DatasetInfo,
+    k: int,
+    selection: dict[str, Any] | None,
+    exported: Mapping[int, int],
+    output: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything in the manifest but the example ids (which the caller appends last)."""
+    per_cluster = _per_cluster(store, dataset, k, exported)
     decisions = curation.decisions(store, dataset.dataset_id)
     active = decisions["clusters_by_k"].get(str(k), {"vetoed_clusters": [], "weights": {}})
-    manifest = {
+    return {
         "app": {"name": "curation-studio", "version": core.__version__},
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "selection": selection["manifest"] if selection else "every non-vetoed example",
@@ -97,22 +259,18 @@ def build_export(
         },
         "vetoes": {"clusters": active["vetoed_clusters"], "examples": decisions["vetoed_examples"]},
         "weights": active["weights"],
-        "counts": {"exported": len(kept), "total": dataset.n_rows, "per_cluster": per_cluster},
-        "output": {"sha256": hashlib.sha256(jsonl).hexdigest(), "rows": len(kept)},
-        "example_ids": list(kept.example_id),
+        "counts": {"exported": int(output["rows"]), "total": dataset.n_rows, "per_cluster": per_cluster},
+        "output": output,
     }
-    return ExportBundle(jsonl, manifest)
 
 
 def _selection(store: Store, dataset: ds.DatasetInfo, selection_id: int) -> dict[str, Any]:
-    from core.storage import selections
-
     record = selections.get(store, selection_id)
     if record["dataset_id"] != dataset.dataset_id:
         raise ValueError(f"selection {selection_id} belongs to another dataset than {dataset.name!r}")
     keys = ("name", "strategy", "params", "seed", "budget", "size", "pool_hash", "pool_size", "decisions", "score_keys")
     manifest = {"id": selection_id, **{key: record[key] for key in keys}, "created_at": str(record["created_at"])}
-    return {"k": record["k"], "row_idx": list(selections.items(store, selection_id).row_idx), "manifest": manifest}
+    return {"k": record["k"], "manifest": manifest}
 
 
 def check_target(out_path: Path) -> None:

@@ -15,6 +15,8 @@ from core.errors import UnknownCluster
 from core.storage.database import one_row
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import duckdb
     import pandas as pd
 
@@ -234,6 +236,50 @@ def kept_rows(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
             "ORDER BY e.row_idx",
             [k, dataset_id],
         ).df()
+
+
+ExportRow = tuple[str, int, str]
+"""One exported example: its example_id, its cluster at the export's k and its original row's JSON text."""
+
+_KEPT_JOINS = (
+    "FROM examples e "
+    "JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ? "
+    "LEFT JOIN cluster_decisions d ON d.dataset_id = a.dataset_id AND d.k = a.k AND d.cluster_id = a.cluster_id "
+    "LEFT JOIN example_vetoes v ON v.dataset_id = e.dataset_id AND v.example_id = e.example_id "
+    "WHERE e.dataset_id = ? AND NOT coalesce(d.vetoed, FALSE) AND NOT coalesce(v.vetoed, FALSE) "
+)
+
+
+def kept_row_chunks(store: Store, dataset_id: int, k: int, chunk_rows: int) -> Iterator[list[ExportRow]]:
+    """What :func:`kept_rows` returns, in row order, a range of ``chunk_rows`` row numbers at a time.
+
+    Every chunk is read through one connection, held until the last chunk is taken (or the iterator closed),
+    so the rows agree with the decisions read alongside them: a veto made meanwhile waits its turn. A chunk
+    is a range of row numbers, so DuckDB sorts one chunk at a time, never the whole table's texts.
+    """
+    with store.read() as con:
+        top = int(
+            one_row(con.execute("SELECT coalesce(max(row_idx), -1) FROM examples WHERE dataset_id = ?", [dataset_id]))[
+                0
+            ]
+        )
+        for start in range(0, top + 1, chunk_rows):
+            rows = con.execute(
+                "SELECT e.example_id, a.cluster_id, e.original "
+                + _KEPT_JOINS
+                + "AND e.row_idx >= ? AND e.row_idx < ? AND a.row_idx >= ? AND a.row_idx < ? ORDER BY e.row_idx",
+                [k, dataset_id, start, start + chunk_rows, start, start + chunk_rows],
+            ).fetchall()
+            if rows:
+                yield rows
+
+
+def kept_counts(store: Store, dataset_id: int, k: int) -> dict[int, int]:
+    """How many examples each cluster at ``k`` keeps (clusters keeping none are absent): the export's counts
+    without reading a text."""
+    with store.read() as con:
+        rows = con.execute("SELECT a.cluster_id, count(*) " + _KEPT_JOINS + "GROUP BY a.cluster_id", [k, dataset_id])
+        return {int(cluster): int(n) for cluster, n in rows.fetchall()}
 
 
 def all_rows(store: Store, dataset_id: int, k: int) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,3 +94,31 @@ def item_texts(store: Store, selection_id: int) -> pd.DataFrame:
             "WHERE i.selection_id = ? ORDER BY i.position",
             [selection_id],
         ).df()
+
+
+def item_chunks(store: Store, selection_id: int, k: int, chunk_rows: int) -> Iterator[list[tuple[str, int, str]]]:
+    """The selection's examples in pick order, ``chunk_rows`` picks at a time: example_id, cluster at ``k``,
+    original row's JSON text. One connection serves every chunk (see ``curation.kept_row_chunks``)."""
+    with store.read() as con:
+        (count,) = one_row(con.execute("SELECT count(*) FROM selection_items WHERE selection_id = ?", [selection_id]))
+        for start in range(0, int(count), chunk_rows):
+            yield con.execute(
+                "SELECT e.example_id, a.cluster_id, e.original FROM selection_items i "
+                "JOIN selections s ON s.selection_id = i.selection_id "
+                "JOIN examples e ON e.dataset_id = s.dataset_id AND e.row_idx = i.row_idx "
+                "JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ? "
+                "WHERE i.selection_id = ? AND i.position >= ? AND i.position < ? ORDER BY i.position",
+                [k, selection_id, start, start + chunk_rows],
+            ).fetchall()
+
+
+def cluster_counts(store: Store, selection_id: int, k: int) -> dict[int, int]:
+    """How many picks each cluster at ``k`` holds (clusters with none are absent)."""
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT a.cluster_id, count(*) FROM selection_items i JOIN selections s ON s.selection_id = i.selection_id "
+            "JOIN assignments a ON a.dataset_id = s.dataset_id AND a.row_idx = i.row_idx AND a.k = ? "
+            "WHERE i.selection_id = ? GROUP BY a.cluster_id",
+            [k, selection_id],
+        )
+        return {int(cluster): int(n) for cluster, n in rows.fetchall()}
