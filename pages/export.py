@@ -90,7 +90,7 @@ right.download_button(
 )
 st.caption(
     "A download writes the export into the workspace's exports/downloads folder first, then sends that file; "
-    "the browser download passes through the app's memory (about 0.5 GB per million typical rows). "
+    "the browser download passes through the app's memory (about 0.7 GB per million rows of typical length). "
     "For a large export, write it to a path below: it is written in chunks and never loaded into the app."
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +18,12 @@ from app.state import pick_dataset, store, workspace
 from app.text import clip, hover, plain
 from app.widgets import target_files, target_picker
 from core import jobs
-from core.export import build_export
+from core.export import download_export
 from core.runs import run as runs
 from core.runs.loops import LOOPS
 from core.select.strategies import STRATEGIES
+from core.storage import datasets as ds
+from core.storage.database import Store
 from core.train.trainer import TrainConfig
 
 st.title("Runs")
@@ -183,10 +186,23 @@ def run_detail(run_id: str) -> None:
     if status.state == "done" and final.exists():
         cols[0].download_button("Download adapter (zip)", _zip(final), f"{run_id}-adapter.zip", key=f"adapter_{run_id}")
     if selection_id is not None:
-        bundle = build_export(store(), dataset, selection_id=int(selection_id))
-        cols[1].download_button(
-            "Download its selection (JSONL)", bundle.jsonl, f"{run_id}-selection.jsonl", key=f"sel_{run_id}"
+        cols[1].download_button(  # written on click from the export file (pages/export.py), not on every render
+            "Download its selection (JSONL)",
+            _selection_download(store(), dataset, int(selection_id), f"{run_id}-selection"),
+            f"{run_id}-selection.jsonl",
+            key=f"sel_{run_id}",
         )
+
+
+def _selection_download(
+    workspace_store: Store, dataset: ds.DatasetInfo, selection_id: int, stem: str
+) -> Callable[[], bytes]:
+    """What the selection's download button runs when clicked: the streamed export's file, read then."""
+
+    def read() -> bytes:
+        return download_export(workspace_store, dataset, selection_id, stem).jsonl_path.read_bytes()
+
+    return read
 
 
 def _decisions_per_round(records: list[dict]) -> None:

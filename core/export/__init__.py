@@ -118,7 +118,7 @@ def stream_export(
     manifest_path = manifest_path_for(out_path)
     with atomic.replacing(manifest_path) as manifest_scratch, atomic.replacing(out_path) as jsonl_scratch:
         ids_path = jsonl_scratch.with_name("example_ids.part")  # removed with the scratch folder
-        with store.read():  # one connection for every read below: the rows agree with the manifest
+        with curation.bounded_scan(store):  # one connection for every read below: the rows agree with the manifest
             selection = _selection(store, dataset, selection_id) if selection_id is not None else None
             k = _export_k(dataset, k, selection)
             chunks = (
@@ -210,7 +210,7 @@ def _write_manifest(path: Path, manifest: dict[str, Any], ids_path: Path, n_rows
 def _per_cluster(
     store: Store, dataset: ds.DatasetInfo, k: int, exported: Mapping[Any, int]
 ) -> dict[str, dict[str, Any]]:
-    table = curation.clusters(store, dataset.dataset_id, k).to_dict("records")
+    table = curation.cluster_states(store, dataset.dataset_id, k).to_dict("records")
     return {
         str(int(row["cluster_id"])): {
             "label": row["label"],
