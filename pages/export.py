@@ -101,7 +101,10 @@ with st.container(border=True):
     )
     if st.button("Write to path", key="write_export"):
         try:
-            written = stream_export(store(), dataset, resolve_inside(export_dir, relative), selection_id=selection_id)
+            with st.spinner("Writing the export (about 20 s per million rows)..."):
+                written = stream_export(
+                    store(), dataset, resolve_inside(export_dir, relative), selection_id=selection_id
+                )
         except ValueError as exc:  # a path leaving the folder, or naming a folder: the message names it
             st.error(plain(exc))
         else:
