@@ -17,7 +17,7 @@ import numpy as np
 
 from core import ingest
 from core.cluster import clustering, labels
-from core.cluster.reduce import DEFAULT_REDUCER, REDUCERS
+from core.cluster.reduce import DEFAULT_REDUCER, MAP_SAMPLE, MAP_SAMPLE_ABOVE, REDUCERS
 from core.embed.embedders import build_embedder
 from core.errors import DatasetExists, DatasetNotFound
 from core.progress import Progress
@@ -43,6 +43,15 @@ class PrepareOptions:
     seed: int = 0
     silhouette_sample: int = 10_000
     replace: bool = False
+    # Above sweep_sample_above rows each k-means of the sweep is fitted on a seeded sweep_sample-row sample and
+    # every row assigned to its nearest centroid; above map_sample_above rows the map is fitted on a seeded
+    # map_sample-row sample and the other rows placed (core/cluster/reduce.py); above sweep_sample_above rows
+    # each cluster's label is read from at most label_texts_per_cluster of its texts (seeded).
+    sweep_sample_above: int = clustering.FIT_SAMPLE_ABOVE
+    sweep_sample: int = clustering.FIT_SAMPLE
+    map_sample_above: int = MAP_SAMPLE_ABOVE
+    map_sample: int = MAP_SAMPLE
+    label_texts_per_cluster: int = labels.TEXTS_PER_CLUSTER
 
 
 @dataclasses.dataclass
@@ -61,6 +70,7 @@ class PrepareReport:
     knee_k: int | None = None
     active_k: int | None = None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    sample_notes: list[str] = dataclasses.field(default_factory=list)  # which stages ran on a sample, and how
 
 
 def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: Progress | None = None) -> PrepareReport:
@@ -111,18 +121,37 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
             seed=options.seed,
             silhouette_sample=options.silhouette_sample,
             progress=progress,
+            sampling=SweepSampling(options.sweep_sample_above, options.sweep_sample, options.label_texts_per_cluster),
         )
     ds.update_dataset(store, dataset_id, k_grid=grid, best_k=choice.best_k, knee_k=choice.knee_k, active_k=choice.k)
     progress.start("map", 1)
+    reducer = REDUCERS.build(
+        DEFAULT_REDUCER, seed=options.seed, fit_sample_above=options.map_sample_above, sample_size=options.map_sample
+    )
     with timer("umap"):
-        coords = REDUCERS.build(DEFAULT_REDUCER, seed=options.seed).reduce(embeddings)
+        coords = reducer.reduce(embeddings)
     with timer("store"):
         ds.save_map(store, dataset_id, coords)
     progress.advance()  # the last point where a cancel stops the prepare; after it the dataset is ready
     ds.update_dataset(store, dataset_id, status="ready")
     report = _report(ds.get_dataset(store, dataset_id), reused=False, seconds=timer.seconds)
     report.embedded, report.embeddings_cached = embedded, cached
+    report.sample_notes = _sample_notes(store, report, options)
     return report
+
+
+def _sample_notes(store: Store, report: PrepareReport, options: PrepareOptions) -> list[str]:
+    """One line per stage that ran on a sample (the sweep, the map), for the CLI and the job status."""
+    notes = []
+    sweep = clustering.sample_note(stored_sweep(store, report.dataset_id), report.n_rows)
+    if sweep:
+        notes.append(sweep)
+    if report.n_rows > options.map_sample_above and options.map_sample < report.n_rows:
+        notes.append(
+            f"map fitted on a {options.map_sample:,}-row sample, the other {report.n_rows - options.map_sample:,} "
+            "rows placed by their nearest sample rows."
+        )
+    return notes
 
 
 def dataset_name(path: Path, options: PrepareOptions) -> str:
@@ -220,6 +249,16 @@ def _k_grid(path: Path, k_grid: Sequence[int] | None, n_rows: int) -> list[int]:
     return grid
 
 
+@dataclasses.dataclass(frozen=True)
+class SweepSampling:
+    """When the sweep fits on a sample (above ``fit_above`` rows, ``fit_rows`` of them) and how many texts per
+    cluster its labels read."""
+
+    fit_above: int = clustering.FIT_SAMPLE_ABOVE
+    fit_rows: int = clustering.FIT_SAMPLE
+    label_texts_per_cluster: int = labels.TEXTS_PER_CLUSTER  # applies above ``fit_above`` rows only
+
+
 def run_sweep(
     store: Store,
     dataset_id: int,
@@ -230,9 +269,11 @@ def run_sweep(
     seed: int,
     silhouette_sample: int,
     progress: Progress,
+    sampling: SweepSampling | None = None,
 ) -> clustering.KChoice:
     """k-means for every k of ``grid`` with diagnostics and labels; stores them; returns the default k of all
     the k stored (best silhouette, else knee, else smallest, with the reason)."""
+    sampling = sampling or SweepSampling()
     grid = [k for k in grid if 1 <= k <= len(embeddings)]
     if not grid:
         raise ValueError(f"no valid k in the grid for {len(embeddings)} rows")
@@ -244,12 +285,14 @@ def run_sweep(
         silhouette_sample=silhouette_sample,
         on_k_done=lambda _: progress.advance(),
         clusterer=clustering.DEFAULT_CLUSTERER,
+        fit_sample_above=sampling.fit_above,
+        fit_sample=sampling.fit_rows,
     )
-    counts, vocabulary = labels.term_counts(texts)
-    # empty clusters are already dropped, so a k can hold fewer clusters than k: label the ones it has
-    cluster_labels = {
-        k: labels.cluster_terms(counts, vocabulary, found, int(found.max()) + 1) for k, found in labels_by_k.items()
-    }
+    # empty clusters are already dropped, so a k can hold fewer clusters than k: label the ones it has. Labels
+    # read a sample of each cluster's texts only where the sweep fits on a sample; below, every text as before.
+    sampled = len(embeddings) > sampling.fit_above
+    per_cluster = sampling.label_texts_per_cluster if sampled else len(texts)
+    cluster_labels = labels.labels_by_k(texts, labels_by_k, per_cluster=per_cluster, seed=seed)
     ds.save_sweep(store, dataset_id, [dataclasses.asdict(p) for p in points], labels_by_k, cluster_labels)
     return clustering.choose_default_k(stored_sweep(store, dataset_id))
 
@@ -257,7 +300,14 @@ def run_sweep(
 def stored_sweep(store: Store, dataset_id: int) -> list[clustering.SweepPoint]:
     """Every k stored for a dataset, as sweep points."""
     rows = ds.load_sweep(store, dataset_id).to_dict("records")
+    for row in rows:  # a NULL fit_rows (fitted on every row) reads back as NaN
+        row["fit_rows"] = None if row.get("fit_rows") is None or np.isnan(row["fit_rows"]) else int(row["fit_rows"])
     return [clustering.SweepPoint(**row) for row in rows]
+
+
+def sample_note(store: Store, dataset: ds.DatasetInfo) -> str | None:
+    """How the stored sweep was sampled (see :func:`core.cluster.clustering.sample_note`), or None."""
+    return clustering.sample_note(stored_sweep(store, dataset.dataset_id), dataset.n_rows)
 
 
 def sweep_notes(store: Store, dataset: ds.DatasetInfo, *, extend_hint: str) -> list[str]:
