@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from core.storage import datasets as ds
 from core.storage.database import Store
 
 EMBED_CHUNK = 1024
+READ_CHUNK = 16 * EMBED_CHUNK  # rows of text read from the store at a time while embedding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,9 +107,8 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
             )
     else:
         dataset_id = info.dataset_id
-    texts = ds.example_texts(store, dataset_id)
     with timer("embed"):
-        embedded, cached = embed_missing(store, embedder, texts, options.embed_fields, progress)
+        embedded, cached = embed_missing(store, embedder, dataset_id, options.embed_fields, progress)
     with timer("load"):
         embeddings = ds.load_embeddings(store, dataset_id, embedder.cache_key())
     with timer("k_sweep"):
@@ -116,7 +116,7 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
             store,
             dataset_id,
             embeddings,
-            _label_texts(texts, options.embed_fields),
+            TextReader(store, dataset_id, options.embed_fields),
             grid,
             seed=options.seed,
             silhouette_sample=options.silhouette_sample,
@@ -210,32 +210,56 @@ def _text_hash(example: ingest.Example, fields: tuple[str, ...]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _label_texts(texts: Any, fields: tuple[str, ...]) -> list[str]:
+class TextReader:
+    """The embedded texts of chosen rows, read from the store when asked (labels read a sample of them)."""
+
+    def __init__(self, store: Store, dataset_id: int, fields: tuple[str, ...]) -> None:
+        self.store, self.dataset_id, self.fields = store, dataset_id, fields
+
+    def __call__(self, rows: np.ndarray) -> list[str]:
+        frame = ds.texts_at_rows(self.store, self.dataset_id, rows)
+        if not np.array_equal(frame.row_idx.to_numpy(), rows):
+            raise ValueError("rows must be distinct, sorted and within the dataset")
+        return _embed_texts(frame, self.fields)
+
+
+def _embed_texts(frame: Any, fields: tuple[str, ...]) -> list[str]:
     return [
-        ingest.embed_text(i, x, o, fields) for i, x, o in zip(texts.instruction, texts.input, texts.output, strict=True)
+        ingest.embed_text(i, x, o, fields) for i, x, o in zip(frame.instruction, frame.input, frame.output, strict=True)
     ]
 
 
 def embed_missing(
-    store: Store, embedder: Any, texts: Any, fields: tuple[str, ...], progress: Progress
+    store: Store, embedder: Any, dataset_id: int, fields: tuple[str, ...], progress: Progress
 ) -> tuple[int, int]:
-    """Embed the texts whose hash has no cached vector, in chunks committed one by one.
+    """Embed the dataset's texts whose hash has no cached vector, in chunks committed one by one.
 
-    Returns (texts embedded now, texts found in the cache). Chunks are taken in text-length order so each
-    chunk's batches hold texts of similar length (the embedder sorts by exact token count inside a chunk).
+    Returns (texts embedded now, texts found in the cache). Texts are read from the store ``READ_CHUNK`` rows
+    at a time, so a prepare never holds every text as a Python string; inside a read, chunks are taken in
+    text-length order so each chunk's batches hold texts of similar length (the embedder sorts by exact token
+    count inside a chunk).
     """
     key = embedder.cache_key()
-    unique: dict[str, str] = {}
-    for text_hash, text in zip(texts.text_hash, _label_texts(texts, fields), strict=True):
-        unique.setdefault(text_hash, text)
+    hashes = ds.text_hashes(store, dataset_id)
+    n_rows, unique = len(hashes), set(hashes)
+    del hashes
     cached = ds.cached_text_hashes(store, key, list(unique))
-    missing = sorted((h for h in unique if h not in cached), key=lambda h: len(unique[h]))
-    progress.start("embed", len(missing))
-    for start in range(0, len(missing), EMBED_CHUNK):
-        chunk = missing[start : start + EMBED_CHUNK]
-        vectors = embedder.embed([unique[h] for h in chunk], progress=progress.advance)
-        ds.put_embeddings(store, key, chunk, vectors)
-    return len(missing), len(cached)
+    missing = unique - cached
+    n_missing = len(missing)
+    progress.start("embed", n_missing)
+    for start in range(0, n_rows, READ_CHUNK):
+        frame = ds.texts_in_rows(store, dataset_id, start, start + READ_CHUNK)
+        pending: dict[str, str] = {}
+        for text_hash, text in zip(frame.text_hash, _embed_texts(frame, fields), strict=True):
+            if text_hash in missing:
+                pending.setdefault(text_hash, text)
+        missing -= pending.keys()
+        order = sorted(pending, key=lambda h: len(pending[h]))
+        for first in range(0, len(order), EMBED_CHUNK):
+            chunk = order[first : first + EMBED_CHUNK]
+            vectors = embedder.embed([pending[h] for h in chunk], progress=progress.advance)
+            ds.put_embeddings(store, key, chunk, vectors)
+    return n_missing, len(cached)
 
 
 def _k_grid(path: Path, k_grid: Sequence[int] | None, n_rows: int) -> list[int]:
@@ -263,7 +287,7 @@ def run_sweep(
     store: Store,
     dataset_id: int,
     embeddings: np.ndarray,
-    texts: list[str],
+    texts: Sequence[str] | Callable[[np.ndarray], list[str]],
     grid: list[int],
     *,
     seed: int,
@@ -291,7 +315,7 @@ def run_sweep(
     # empty clusters are already dropped, so a k can hold fewer clusters than k: label the ones it has. Labels
     # read a sample of each cluster's texts only where the sweep fits on a sample; below, every text as before.
     sampled = len(embeddings) > sampling.fit_above
-    per_cluster = sampling.label_texts_per_cluster if sampled else len(texts)
+    per_cluster = sampling.label_texts_per_cluster if sampled else len(embeddings)
     cluster_labels = labels.labels_by_k(texts, labels_by_k, per_cluster=per_cluster, seed=seed)
     ds.save_sweep(store, dataset_id, [dataclasses.asdict(p) for p in points], labels_by_k, cluster_labels)
     return clustering.choose_default_k(stored_sweep(store, dataset_id))
@@ -332,7 +356,7 @@ def add_k_values(store: Store, dataset: ds.DatasetInfo, ks: list[int], progress:
     embeddings = ds.load_embeddings(store, dataset.dataset_id, dataset.embedder_key or "")
     if min(ks) < 2 or max(ks) > len(embeddings):
         raise ValueError(f"k must be between 2 and the number of rows ({len(embeddings)})")
-    texts = _label_texts(ds.example_texts(store, dataset.dataset_id), tuple(dataset.embed_fields))
+    texts = TextReader(store, dataset.dataset_id, tuple(dataset.embed_fields))
     choice = run_sweep(
         store, dataset.dataset_id, embeddings, texts, ks, seed=dataset.seed, silhouette_sample=10_000, progress=progress
     )

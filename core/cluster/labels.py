@@ -19,7 +19,7 @@ every text, so up to that size labels are exactly those of all texts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,14 +69,21 @@ def _is_junk(token: str) -> bool:
 
 
 def labels_by_k(
-    texts: Sequence[str], found_by_k: dict[int, np.ndarray], *, per_cluster: int = TEXTS_PER_CLUSTER, seed: int = 0
+    texts: Sequence[str] | Callable[[np.ndarray], list[str]],
+    found_by_k: dict[int, np.ndarray],
+    *,
+    per_cluster: int = TEXTS_PER_CLUSTER,
+    seed: int = 0,
 ) -> dict[int, list[dict[str, Any]]]:
     """``cluster_terms`` for every k of a sweep (``found_by_k``: a cluster id 0..k'-1 per row), each cluster read
-    from at most ``per_cluster`` of its texts, drawn in one seeded order shared by every k; sizes count every row."""
-    order = np.random.default_rng(seed).permutation(len(texts))
+    from at most ``per_cluster`` of its texts, drawn in one seeded order shared by every k; sizes count every row.
+    ``texts`` is every row's text, or a function giving the texts of sorted rows (so only the sample is read)."""
+    if not found_by_k:
+        return {}
+    order = np.random.default_rng(seed).permutation(len(next(iter(found_by_k.values()))))
     rows_by_k = {k: _first_per_cluster(found, order, per_cluster) for k, found in found_by_k.items()}
-    union = np.unique(np.concatenate(list(rows_by_k.values()))) if rows_by_k else np.array([], dtype=np.int64)
-    counts, vocabulary = term_counts([texts[i] for i in union])
+    union = np.unique(np.concatenate(list(rows_by_k.values())))
+    counts, vocabulary = term_counts(texts(union) if callable(texts) else [texts[i] for i in union])
     result = {}
     for k, found in found_by_k.items():
         rows, n_clusters = rows_by_k[k], int(found.max()) + 1

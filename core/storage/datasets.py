@@ -397,3 +397,28 @@ def all_assignments(store: Store, dataset_id: int) -> pd.DataFrame:
             "SELECT k, row_idx, cluster_id FROM assignments WHERE dataset_id = ? ORDER BY k, row_idx", [dataset_id]
         ).df()
 
+
+def texts_in_rows(store: Store, dataset_id: int, start: int, stop: int) -> pd.DataFrame:
+    """row_idx, instruction, input, output, text_hash of the rows ``start <= row_idx < stop``, in row order: what
+    embedding reads chunk by chunk, so a prepare never holds every text at once."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT row_idx, instruction, input, output, text_hash FROM examples "
+            "WHERE dataset_id = ? AND row_idx >= ? AND row_idx < ? ORDER BY row_idx",
+            [dataset_id, int(start), int(stop)],
+        ).df()
+
+
+def texts_at_rows(store: Store, dataset_id: int, rows: np.ndarray) -> pd.DataFrame:
+    """row_idx, instruction, input, output of the given rows (any number: joined, not listed), in row order."""
+    import pyarrow as pa
+
+    with store.read() as con:
+        con.register("wanted_rows", pa.table({"row_idx": np.asarray(rows, dtype=np.int32)}))
+        frame = con.execute(
+            "SELECT e.row_idx, e.instruction, e.input, e.output FROM examples e JOIN wanted_rows w USING (row_idx) "
+            "WHERE e.dataset_id = ? ORDER BY e.row_idx",
+            [dataset_id],
+        ).df()
+        con.unregister("wanted_rows")
+    return frame

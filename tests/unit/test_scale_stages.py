@@ -132,3 +132,57 @@ def test_a_sampled_prepare_clusters_maps_and_labels_every_row_and_says_so(tmp_pa
     points = curation.map_points(store, dataset.dataset_id, 4)
     assert len(points) == 24
     assert np.isfinite(points[["x", "y"]].to_numpy()).all()
+
+
+def test_embedding_reads_texts_in_chunks_and_embeds_each_distinct_text_once(tmp_path: Path, monkeypatch) -> None:
+    import core.prepare as pipeline
+    from tests.conftest import KeywordEmbedder
+
+    calls: list[int] = []
+    real_embed = KeywordEmbedder.embed
+
+    def counting_embed(self, texts, progress=None):
+        calls.append(len(texts))
+        return real_embed(self, texts, progress)
+
+    def no_whole_table(*args, **kwargs):
+        raise AssertionError("prepare read every text at once")
+
+    monkeypatch.setattr(KeywordEmbedder, "embed", counting_embed)
+    monkeypatch.setattr(pipeline, "READ_CHUNK", 5)
+    monkeypatch.setattr(ds, "example_texts", no_whole_table)
+    rows = keyword_rows() + keyword_rows()[:3]  # three exact duplicates, in a later chunk than their originals
+    source = write_jsonl(tmp_path / "dupes.jsonl", rows)
+    store = Store(tmp_path / "ws")
+
+    report = prepare(store, source, PrepareOptions(name="dupes", embedder=KEYWORD_EMBEDDER, k_grid=(2, 4), seed=0))
+
+    assert (report.embedded, report.embeddings_cached) == (24, 0)
+    assert max(calls) <= 5 and sum(calls) == 24
+    embeddings = ds.load_embeddings(store, report.dataset_id, ds.get_dataset(store, "dupes").embedder_key or "")
+    assert embeddings.shape[0] == 27
+    assert np.array_equal(embeddings[24:], embeddings[:3])
+    assert report.best_k == 4
+
+
+def test_cli_prepare_says_when_the_sweep_and_the_map_ran_on_samples(tmp_path: Path, monkeypatch, capsys) -> None:
+    import dataclasses
+
+    import core.prepare as pipeline
+    from core.cli import main
+
+    real_prepare = pipeline.prepare
+    low = {"sweep_sample_above": 10, "sweep_sample": 12, "map_sample_above": 10, "map_sample": 12}
+    # the thresholds of a million-row file, scaled down to 24 rows: the CLI has no flags for them
+    monkeypatch.setattr(pipeline, "prepare", lambda s, p, o, g: real_prepare(s, p, dataclasses.replace(o, **low), g))
+    source = write_jsonl(tmp_path / "tiny.jsonl", keyword_rows())
+
+    code = main(
+        ["prepare", str(source), "--embedder", "keyword-test", "--k-grid", "2,4", "--workspace", str(tmp_path / "ws")]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.startswith("prepared 'tiny': 24 rows")
+    assert "note: k-means fitted on a 12-row sample, assigned over 24 rows; silhouette on 24 rows" in captured.err
+    assert "note: map fitted on a 12-row sample, the other 12 rows placed by their nearest sample rows." in captured.err
