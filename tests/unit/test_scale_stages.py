@@ -186,3 +186,20 @@ def test_cli_prepare_says_when_the_sweep_and_the_map_ran_on_samples(tmp_path: Pa
     assert captured.out.startswith("prepared 'tiny': 24 rows")
     assert "note: k-means fitted on a 12-row sample, assigned over 24 rows; silhouette on 24 rows" in captured.err
     assert "note: map fitted on a 12-row sample, the other 12 rows placed by their nearest sample rows." in captured.err
+
+
+def test_placing_rows_through_the_ivf_index_keeps_a_copy_on_its_sample_row(blobs: np.ndarray, monkeypatch) -> None:
+    from core.cluster import reduce
+
+    monkeypatch.setattr(reduce, "EXACT_SEARCH_UP_TO", 50)  # a 100-row sample then goes through the IVF index
+    sample = map_sample(len(blobs), 100, 0)
+    outside = np.setdiff1d(np.arange(len(blobs)), sample)
+    embeddings = blobs.copy()
+    embeddings[outside[0]] = blobs[sample[5]]
+    sample_coords = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
+
+    coords = reduce.place_by_neighbours(embeddings, sample, sample_coords, 3)
+
+    assert np.isfinite(coords).all()
+    assert np.array_equal(coords[sample], sample_coords)
+    assert np.linalg.norm(coords[outside[0]] - sample_coords[5]) < 0.01
