@@ -4,10 +4,11 @@ Up to ``fit_sample_above`` rows UMAP is fitted on every row. Above it, UMAP is f
 every other row is placed by ``extend``: ``"neighbours"`` (default) puts a row at the distance-weighted mean of
 the map positions of its nearest sample rows in embedding space (faiss, in chunks), ``"transform"`` uses UMAP's
 own ``transform``. ``bench/map_scale.py`` measures both against a full fit (docs/algorithms.md 1.8): on the
-51k-row pool, with a 10,000-row sample, placing by the 3 nearest sample rows kept 70 % of the full fit's
-10-nearest-neighbour preservation and UMAP's transform 30 %, at 19 s and 566 s per 100k placed rows, so the
-neighbour placement (3 neighbours) is the default. Neither reaches the full fit: a map fitted on a sample is
-coarser inside each neighbourhood, which `python -m core prepare` says.
+51k-row pool, with a 10,000-row sample, placing each row on its nearest sample row kept 149 % of the full fit's
+10-nearest-neighbour preservation (rows sharing a nearest sample row share a spot, and are near in embedding
+space), the mean of 3 nearest 70 %, of 10 nearest 44 % (a mean of positions falls between map regions), UMAP's
+transform 30 % at 3-4 times the time. So each row goes on its nearest sample row (``place_neighbors=1``); a
+map fitted on a sample shows no order below the sample's resolution, which ``python -m core prepare`` says.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class UMAPReducer:
     fit_sample_above: int = MAP_SAMPLE_ABOVE
     sample_size: int = MAP_SAMPLE
     extend: Literal["neighbours", "transform"] = "neighbours"
-    place_neighbors: int = 3
+    place_neighbors: int = 1
 
     def reduce(self, embeddings: np.ndarray) -> np.ndarray:
         n = len(embeddings)
@@ -103,7 +104,7 @@ def map_sample(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def place_by_neighbours(
-    embeddings: np.ndarray, sample: np.ndarray, sample_coords: np.ndarray, neighbours: int = 3
+    embeddings: np.ndarray, sample: np.ndarray, sample_coords: np.ndarray, neighbours: int = 1
 ) -> np.ndarray:
     """(N, 2) coordinates: the sample rows keep ``sample_coords``; every other row goes to the mean of its
     ``neighbours`` nearest sample rows' coordinates (cosine), weighted by 1 / (cosine distance + 1e-6), so a
