@@ -279,6 +279,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             f"prepared {report.name!r}: {report.n_rows} rows, {report.embedded} embedded, "
             f"{report.embeddings_cached} from cache; best silhouette k={report.best_k}, knee k={report.knee_k}"
         )
+        for note in report.sample_notes:  # a large dataset's sweep and map run on samples: say how
+            print(f"note: {note}", file=sys.stderr)
     _print_sweep_notes(store, report.name)
     if report.n_skipped:
         print(f"skipped {report.n_skipped} bad rows:")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from core import ingest
 from core.cluster import clustering, labels
-from core.cluster.reduce import DEFAULT_REDUCER, REDUCERS
+from core.cluster.reduce import DEFAULT_REDUCER, MAP_SAMPLE, MAP_SAMPLE_ABOVE, REDUCERS
 from core.embed.embedders import build_embedder
 from core.errors import DatasetExists, DatasetNotFound
 from core.progress import Progress
@@ -28,6 +28,7 @@ from core.storage import datasets as ds
 from core.storage.database import Store
 
 EMBED_CHUNK = 1024
+READ_CHUNK = 16 * EMBED_CHUNK  # rows of text read from the store at a time while embedding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,15 @@ class PrepareOptions:
     seed: int = 0
     silhouette_sample: int = 10_000
     replace: bool = False
+    # Above sweep_sample_above rows each k-means of the sweep is fitted on a seeded sweep_sample-row sample and
+    # every row assigned to its nearest centroid; above map_sample_above rows the map is fitted on a seeded
+    # map_sample-row sample and the other rows placed (core/cluster/reduce.py); above sweep_sample_above rows
+    # each cluster's label is read from at most label_texts_per_cluster of its texts (seeded).
+    sweep_sample_above: int = clustering.FIT_SAMPLE_ABOVE
+    sweep_sample: int = clustering.FIT_SAMPLE
+    map_sample_above: int = MAP_SAMPLE_ABOVE
+    map_sample: int = MAP_SAMPLE
+    label_texts_per_cluster: int = labels.TEXTS_PER_CLUSTER
 
 
 @dataclasses.dataclass
@@ -61,6 +71,7 @@ class PrepareReport:
     knee_k: int | None = None
     active_k: int | None = None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    sample_notes: list[str] = dataclasses.field(default_factory=list)  # which stages ran on a sample, and how
 
 
 def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: Progress | None = None) -> PrepareReport:
@@ -96,9 +107,8 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
             )
     else:
         dataset_id = info.dataset_id
-    texts = ds.example_texts(store, dataset_id)
     with timer("embed"):
-        embedded, cached = embed_missing(store, embedder, texts, options.embed_fields, progress)
+        embedded, cached = embed_missing(store, embedder, dataset_id, options.embed_fields, progress)
     with timer("load"):
         embeddings = ds.load_embeddings(store, dataset_id, embedder.cache_key())
     with timer("k_sweep"):
@@ -106,23 +116,42 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
             store,
             dataset_id,
             embeddings,
-            _label_texts(texts, options.embed_fields),
+            TextReader(store, dataset_id, options.embed_fields),
             grid,
             seed=options.seed,
             silhouette_sample=options.silhouette_sample,
             progress=progress,
+            sampling=SweepSampling(options.sweep_sample_above, options.sweep_sample, options.label_texts_per_cluster),
         )
     ds.update_dataset(store, dataset_id, k_grid=grid, best_k=choice.best_k, knee_k=choice.knee_k, active_k=choice.k)
     progress.start("map", 1)
+    reducer = REDUCERS.build(
+        DEFAULT_REDUCER, seed=options.seed, fit_sample_above=options.map_sample_above, sample_size=options.map_sample
+    )
     with timer("umap"):
-        coords = REDUCERS.build(DEFAULT_REDUCER, seed=options.seed).reduce(embeddings)
+        coords = reducer.reduce(embeddings)
     with timer("store"):
         ds.save_map(store, dataset_id, coords)
     progress.advance()  # the last point where a cancel stops the prepare; after it the dataset is ready
     ds.update_dataset(store, dataset_id, status="ready")
     report = _report(ds.get_dataset(store, dataset_id), reused=False, seconds=timer.seconds)
     report.embedded, report.embeddings_cached = embedded, cached
+    report.sample_notes = _sample_notes(store, report, options)
     return report
+
+
+def _sample_notes(store: Store, report: PrepareReport, options: PrepareOptions) -> list[str]:
+    """One line per stage that ran on a sample (the sweep, the map), for the CLI and the job status."""
+    notes = []
+    sweep = clustering.sample_note(stored_sweep(store, report.dataset_id), report.n_rows)
+    if sweep:
+        notes.append(sweep)
+    if report.n_rows > options.map_sample_above and options.map_sample < report.n_rows:
+        notes.append(
+            f"map fitted on a {options.map_sample:,}-row sample, the other {report.n_rows - options.map_sample:,} "
+            "rows placed by their nearest sample rows."
+        )
+    return notes
 
 
 def dataset_name(path: Path, options: PrepareOptions) -> str:
@@ -181,32 +210,56 @@ def _text_hash(example: ingest.Example, fields: tuple[str, ...]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _label_texts(texts: Any, fields: tuple[str, ...]) -> list[str]:
+class TextReader:
+    """The embedded texts of chosen rows, read from the store when asked (labels read a sample of them)."""
+
+    def __init__(self, store: Store, dataset_id: int, fields: tuple[str, ...]) -> None:
+        self.store, self.dataset_id, self.fields = store, dataset_id, fields
+
+    def __call__(self, rows: np.ndarray) -> list[str]:
+        frame = ds.texts_at_rows(self.store, self.dataset_id, rows)
+        if not np.array_equal(frame.row_idx.to_numpy(), rows):
+            raise ValueError("rows must be distinct, sorted and within the dataset")
+        return _embed_texts(frame, self.fields)
+
+
+def _embed_texts(frame: Any, fields: tuple[str, ...]) -> list[str]:
     return [
-        ingest.embed_text(i, x, o, fields) for i, x, o in zip(texts.instruction, texts.input, texts.output, strict=True)
+        ingest.embed_text(i, x, o, fields) for i, x, o in zip(frame.instruction, frame.input, frame.output, strict=True)
     ]
 
 
 def embed_missing(
-    store: Store, embedder: Any, texts: Any, fields: tuple[str, ...], progress: Progress
+    store: Store, embedder: Any, dataset_id: int, fields: tuple[str, ...], progress: Progress
 ) -> tuple[int, int]:
-    """Embed the texts whose hash has no cached vector, in chunks committed one by one.
+    """Embed the dataset's texts whose hash has no cached vector, in chunks committed one by one.
 
-    Returns (texts embedded now, texts found in the cache). Chunks are taken in text-length order so each
-    chunk's batches hold texts of similar length (the embedder sorts by exact token count inside a chunk).
+    Returns (texts embedded now, texts found in the cache). Texts are read from the store ``READ_CHUNK`` rows
+    at a time, so a prepare never holds every text as a Python string; inside a read, chunks are taken in
+    text-length order so each chunk's batches hold texts of similar length (the embedder sorts by exact token
+    count inside a chunk).
     """
     key = embedder.cache_key()
-    unique: dict[str, str] = {}
-    for text_hash, text in zip(texts.text_hash, _label_texts(texts, fields), strict=True):
-        unique.setdefault(text_hash, text)
+    hashes = ds.text_hashes(store, dataset_id)
+    n_rows, unique = len(hashes), set(hashes)
+    del hashes
     cached = ds.cached_text_hashes(store, key, list(unique))
-    missing = sorted((h for h in unique if h not in cached), key=lambda h: len(unique[h]))
-    progress.start("embed", len(missing))
-    for start in range(0, len(missing), EMBED_CHUNK):
-        chunk = missing[start : start + EMBED_CHUNK]
-        vectors = embedder.embed([unique[h] for h in chunk], progress=progress.advance)
-        ds.put_embeddings(store, key, chunk, vectors)
-    return len(missing), len(cached)
+    missing = unique - cached
+    n_missing = len(missing)
+    progress.start("embed", n_missing)
+    for start in range(0, n_rows, READ_CHUNK):
+        frame = ds.texts_in_rows(store, dataset_id, start, start + READ_CHUNK)
+        pending: dict[str, str] = {}
+        for text_hash, text in zip(frame.text_hash, _embed_texts(frame, fields), strict=True):
+            if text_hash in missing:
+                pending.setdefault(text_hash, text)
+        missing -= pending.keys()
+        order = sorted(pending, key=lambda h: len(pending[h]))
+        for first in range(0, len(order), EMBED_CHUNK):
+            chunk = order[first : first + EMBED_CHUNK]
+            vectors = embedder.embed([pending[h] for h in chunk], progress=progress.advance)
+            ds.put_embeddings(store, key, chunk, vectors)
+    return n_missing, len(cached)
 
 
 def _k_grid(path: Path, k_grid: Sequence[int] | None, n_rows: int) -> list[int]:
@@ -220,19 +273,31 @@ def _k_grid(path: Path, k_grid: Sequence[int] | None, n_rows: int) -> list[int]:
     return grid
 
 
+@dataclasses.dataclass(frozen=True)
+class SweepSampling:
+    """When the sweep fits on a sample (above ``fit_above`` rows, ``fit_rows`` of them) and how many texts per
+    cluster its labels read."""
+
+    fit_above: int = clustering.FIT_SAMPLE_ABOVE
+    fit_rows: int = clustering.FIT_SAMPLE
+    label_texts_per_cluster: int = labels.TEXTS_PER_CLUSTER  # applies above ``fit_above`` rows only
+
+
 def run_sweep(
     store: Store,
     dataset_id: int,
     embeddings: np.ndarray,
-    texts: list[str],
+    texts: Sequence[str] | Callable[[np.ndarray], list[str]],
     grid: list[int],
     *,
     seed: int,
     silhouette_sample: int,
     progress: Progress,
+    sampling: SweepSampling | None = None,
 ) -> clustering.KChoice:
     """k-means for every k of ``grid`` with diagnostics and labels; stores them; returns the default k of all
     the k stored (best silhouette, else knee, else smallest, with the reason)."""
+    sampling = sampling or SweepSampling()
     grid = [k for k in grid if 1 <= k <= len(embeddings)]
     if not grid:
         raise ValueError(f"no valid k in the grid for {len(embeddings)} rows")
@@ -244,12 +309,14 @@ def run_sweep(
         silhouette_sample=silhouette_sample,
         on_k_done=lambda _: progress.advance(),
         clusterer=clustering.DEFAULT_CLUSTERER,
+        fit_sample_above=sampling.fit_above,
+        fit_sample=sampling.fit_rows,
     )
-    counts, vocabulary = labels.term_counts(texts)
-    # empty clusters are already dropped, so a k can hold fewer clusters than k: label the ones it has
-    cluster_labels = {
-        k: labels.cluster_terms(counts, vocabulary, found, int(found.max()) + 1) for k, found in labels_by_k.items()
-    }
+    # empty clusters are already dropped, so a k can hold fewer clusters than k: label the ones it has. Labels
+    # read a sample of each cluster's texts only where the sweep fits on a sample; below, every text as before.
+    sampled = len(embeddings) > sampling.fit_above
+    per_cluster = sampling.label_texts_per_cluster if sampled else len(embeddings)
+    cluster_labels = labels.labels_by_k(texts, labels_by_k, per_cluster=per_cluster, seed=seed)
     ds.save_sweep(store, dataset_id, [dataclasses.asdict(p) for p in points], labels_by_k, cluster_labels)
     return clustering.choose_default_k(stored_sweep(store, dataset_id))
 
@@ -257,7 +324,14 @@ def run_sweep(
 def stored_sweep(store: Store, dataset_id: int) -> list[clustering.SweepPoint]:
     """Every k stored for a dataset, as sweep points."""
     rows = ds.load_sweep(store, dataset_id).to_dict("records")
+    for row in rows:  # a NULL fit_rows (fitted on every row) reads back as NaN
+        row["fit_rows"] = None if row.get("fit_rows") is None or np.isnan(row["fit_rows"]) else int(row["fit_rows"])
     return [clustering.SweepPoint(**row) for row in rows]
+
+
+def sample_note(store: Store, dataset: ds.DatasetInfo) -> str | None:
+    """How the stored sweep was sampled (see :func:`core.cluster.clustering.sample_note`), or None."""
+    return clustering.sample_note(stored_sweep(store, dataset.dataset_id), dataset.n_rows)
 
 
 def sweep_notes(store: Store, dataset: ds.DatasetInfo, *, extend_hint: str) -> list[str]:
@@ -282,7 +356,7 @@ def add_k_values(store: Store, dataset: ds.DatasetInfo, ks: list[int], progress:
     embeddings = ds.load_embeddings(store, dataset.dataset_id, dataset.embedder_key or "")
     if min(ks) < 2 or max(ks) > len(embeddings):
         raise ValueError(f"k must be between 2 and the number of rows ({len(embeddings)})")
-    texts = _label_texts(ds.example_texts(store, dataset.dataset_id), tuple(dataset.embed_fields))
+    texts = TextReader(store, dataset.dataset_id, tuple(dataset.embed_fields))
     choice = run_sweep(
         store, dataset.dataset_id, embeddings, texts, ks, seed=dataset.seed, silhouette_sample=10_000, progress=progress
     )

@@ -7,7 +7,7 @@ import streamlit as st
 from app import figures, queries
 from app.state import pick_dataset, store
 from app.widgets import StreamlitProgress
-from core.prepare import add_k_values, choose_k, sweep_notes
+from core.prepare import add_k_values, choose_k, sample_note, sweep_notes
 
 st.title("Diagnostics")
 dataset = pick_dataset()
@@ -19,6 +19,9 @@ st.caption(
     f"Chosen k={k}; best silhouette k={dataset.best_k}; elbow knee k={dataset.knee_k}. "
     "Silhouettes use cosine distance, exact up to 10,000 rows and on a seeded 10,000-row sample above."
 )
+sampled = sample_note(store(), dataset)  # a large dataset's sweep is fitted on a sample: say so before the charts
+if sampled:
+    st.info(sampled[0].upper() + sampled[1:])
 # the sweep can be unable to decide (no best k) or decide at the grid's edge: say so before the charts
 hint = "Add those values to 'Sweep these k values' below and press Run sweep."
 for note in sweep_notes(store(), dataset, extend_hint=hint):

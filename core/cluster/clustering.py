@@ -8,6 +8,11 @@ a seeded sample above (1.3 s per k at any N).
 A fit can leave clusters empty when the data has fewer distinct points than k (k-means++ then picks the same
 point twice): the empty clusters are dropped and the ids renumbered 0..k'-1, and ``SweepPoint.n_clusters``
 keeps k'. Only k values fitted in full (k' = k) with a defined silhouette can be the "best" k.
+
+Above ``fit_sample_above`` rows (default 100,000) each k-means is fitted on a seeded sample of ``fit_sample``
+rows and every row is then assigned to its nearest centroid (faiss, in chunks); the inertia (elbow) is summed
+over every row from that assignment, and ``SweepPoint.fit_rows`` records the sample's size so the Diagnostics
+page and the CLI can say so (``sample_note``). At or below the threshold nothing changes: the fit is on every row.
 """
 
 from __future__ import annotations
@@ -101,6 +106,7 @@ class SweepPoint:
     max_size: int
     seed: int
     n_clusters: int | None = None  # non-empty clusters; None (a point built by hand) means all k
+    fit_rows: int | None = None  # rows k-means was fitted on when fewer than all (then assigned over all); None: all
 
     @property
     def full(self) -> bool:
@@ -145,6 +151,11 @@ def silhouette(embeddings: np.ndarray, labels: np.ndarray, *, sample: int, seed:
     return float(score), n if size is None else size
 
 
+FIT_SAMPLE_ABOVE = 100_000  # above this many rows the sweep fits k-means on a sample and assigns the rest
+FIT_SAMPLE = 100_000  # rows of that sample: k-means' centroids are stable long before, the assignment is cheap
+ASSIGN_CHUNK = 65_536  # rows searched at once when assigning to centroids: bounds the distance arrays
+
+
 def sweep_k(
     embeddings: np.ndarray,
     grid: Sequence[int],
@@ -153,12 +164,22 @@ def sweep_k(
     silhouette_sample: int = 10_000,
     on_k_done: Callable[[SweepPoint], None] | None = None,
     clusterer: str = DEFAULT_CLUSTERER,
+    fit_sample_above: int = FIT_SAMPLE_ABOVE,
+    fit_sample: int = FIT_SAMPLE,
 ) -> tuple[list[SweepPoint], dict[int, np.ndarray]]:
-    """Fit the registered ``clusterer`` (k-means) for every k of ``grid``; returns the diagnostics and the labels per k."""
+    """Fit the registered ``clusterer`` (k-means) for every k of ``grid``; returns the diagnostics and the labels
+    per k. Above ``fit_sample_above`` rows each fit uses a seeded sample of ``fit_sample`` rows and every row is
+    assigned to its nearest centroid."""
     points: list[SweepPoint] = []
     labels_by_k: dict[int, np.ndarray] = {}
+    n = len(embeddings)
+    sample = fit_rows_sample(n, fit_sample_above, fit_sample, seed)
     for k in sorted(set(int(k) for k in grid)):
-        result = CLUSTERERS.build(clusterer, k=k, seed=seed).fit(embeddings)
+        if sample is None:
+            result = CLUSTERERS.build(clusterer, k=k, seed=seed).fit(embeddings)
+        else:
+            fitted = CLUSTERERS.build(clusterer, k=k, seed=seed).fit(embeddings[sample])
+            result = assign_to_centroids(embeddings, fitted.centroids)
         kept = drop_empty_clusters(result.labels)
         score, used = silhouette(embeddings, kept, sample=silhouette_sample, seed=seed)
         sizes = np.bincount(kept)
@@ -172,12 +193,51 @@ def sweep_k(
             int(sizes.max()),
             seed,
             n_clusters=len(sizes),
+            fit_rows=None if sample is None else len(sample),
         )
         points.append(point)
         labels_by_k[k] = kept
         if on_k_done:
             on_k_done(point)
     return points, labels_by_k
+
+
+def fit_rows_sample(n: int, fit_sample_above: int, fit_sample: int, seed: int) -> np.ndarray | None:
+    """The sorted seeded rows the sweep fits on, or None when it fits on all ``n`` rows."""
+    if n <= fit_sample_above or fit_sample >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, fit_sample, replace=False))
+
+
+def assign_to_centroids(embeddings: np.ndarray, centroids: np.ndarray) -> Clustering:
+    """Every row's nearest centroid (squared L2, exact, in chunks) and the inertia summed over every row."""
+    import faiss
+
+    index = faiss.IndexFlatL2(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    labels = np.empty(len(embeddings), dtype=np.int32)
+    inertia = 0.0
+    for start in range(0, len(embeddings), ASSIGN_CHUNK):
+        chunk = np.ascontiguousarray(embeddings[start : start + ASSIGN_CHUNK], dtype=np.float32)
+        distances, nearest = index.search(chunk, 1)
+        labels[start : start + len(chunk)] = nearest[:, 0]
+        inertia += float(distances.sum(dtype=np.float64))
+    return Clustering(labels, centroids, inertia)
+
+
+def sample_note(points: Sequence[SweepPoint], n_rows: int) -> str | None:
+    """What a user should know when the sweep was fitted on a sample, e.g. "k-means fitted on a 100,000-row
+    sample, assigned over 1,000,000 rows; silhouette on 10,000 rows"; None when every k was fitted on all rows."""
+    fitted = sorted({p.fit_rows for p in points if p.fit_rows is not None})
+    if not fitted:
+        return None
+    rows = " / ".join(f"{f:,}" for f in fitted)
+    used = sorted({p.silhouette_sample for p in points if p.silhouette_sample})
+    silhouette = f"; silhouette on {' / '.join(f'{u:,}' for u in used)} rows" if used else ""
+    return (
+        f"k-means fitted on a {rows}-row sample, assigned over {n_rows:,} rows{silhouette}; "
+        "inertia summed over every row."
+    )
 
 
 def drop_empty_clusters(labels: np.ndarray) -> np.ndarray:

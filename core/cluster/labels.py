@@ -10,11 +10,16 @@ punctuation, ``_`` and template markers such as ``###`` never are. English stop 
 templates (``### Instruction:`` ... ``### Response:``) and tokens that look like code rather than words
 (``x1``, ``x_1``, hashes, base64) are no terms either, nor is a bigram holding one. A cluster left without
 terms is labelled ``cluster N``.
+
+A cluster's label is read from at most ``TEXTS_PER_CLUSTER`` of its texts (``labels_by_k``): one seeded random
+order of the rows is drawn, and each cluster of each k takes its first texts in that order, so the k values share
+most of the texts read and a sweep at a million rows counts terms in a fraction of them. Smaller clusters use
+every text, so up to that size labels are exactly those of all texts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +32,7 @@ TEMPLATE_WORDS = frozenset({"instruction", "instructions", "input", "output", "r
 # python3, word2vec); longer than _LONGEST_WORD, a token is glued-together code or data, rarely a word.
 _LONG_CODE_TOKEN = 16
 _LONGEST_WORD = 30
+TEXTS_PER_CLUSTER = 1_000  # c-TF-IDF's top terms of a cluster are stable long before (a few hundred texts)
 
 
 def term_counts(texts: Sequence[str]) -> tuple[Any, np.ndarray]:
@@ -62,13 +68,49 @@ def _is_junk(token: str) -> bool:
     return (has_digit and len(token) >= _LONG_CODE_TOKEN) or len(token) > _LONGEST_WORD
 
 
+def labels_by_k(
+    texts: Sequence[str] | Callable[[np.ndarray], list[str]],
+    found_by_k: dict[int, np.ndarray],
+    *,
+    per_cluster: int = TEXTS_PER_CLUSTER,
+    seed: int = 0,
+) -> dict[int, list[dict[str, Any]]]:
+    """``cluster_terms`` for every k of a sweep (``found_by_k``: a cluster id 0..k'-1 per row), each cluster read
+    from at most ``per_cluster`` of its texts, drawn in one seeded order shared by every k; sizes count every row.
+    ``texts`` is every row's text, or a function giving the texts of sorted rows (so only the sample is read)."""
+    if not found_by_k:
+        return {}
+    order = np.random.default_rng(seed).permutation(len(next(iter(found_by_k.values()))))
+    rows_by_k = {k: _first_per_cluster(found, order, per_cluster) for k, found in found_by_k.items()}
+    union = np.unique(np.concatenate(list(rows_by_k.values())))
+    counts, vocabulary = term_counts(texts(union) if callable(texts) else [texts[i] for i in union])
+    result = {}
+    for k, found in found_by_k.items():
+        rows, n_clusters = rows_by_k[k], int(found.max()) + 1
+        picked = None if counts is None else counts[np.searchsorted(union, rows)]
+        sizes = np.bincount(found, minlength=n_clusters)
+        result[k] = cluster_terms(picked, vocabulary, found[rows], n_clusters, sizes=sizes)
+    return result
+
+
+def _first_per_cluster(found: np.ndarray, order: np.ndarray, per_cluster: int) -> np.ndarray:
+    """The sorted rows that come among the first ``per_cluster`` of their cluster in the random ``order``."""
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    by_cluster = np.lexsort((rank, found))  # rows grouped by cluster, each group in random order
+    groups = found[by_cluster]
+    starts = np.searchsorted(groups, groups, side="left")
+    return np.sort(by_cluster[np.arange(len(by_cluster)) - starts < per_cluster])
+
+
 def cluster_terms(
-    counts: Any, vocabulary: np.ndarray, labels: np.ndarray, k: int, top: int = 5
+    counts: Any, vocabulary: np.ndarray, labels: np.ndarray, k: int, top: int = 5, sizes: np.ndarray | None = None
 ) -> list[dict[str, Any]]:
-    """For each cluster 0..k-1: its size, its ``top`` distinctive terms, and a label made of the first three."""
+    """For each cluster 0..k-1: its size (``sizes`` when the rows given are a sample, else counted), its ``top``
+    distinctive terms, and a label made of the first three."""
     import scipy.sparse as sp
 
-    sizes = np.bincount(labels, minlength=k)
+    sizes = np.bincount(labels, minlength=k) if sizes is None else sizes
     if counts is None or counts.shape[1] == 0:
         return [{"cluster_id": c, "terms": [], "label": f"cluster {c}", "size": int(sizes[c])} for c in range(k)]
     membership = sp.csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(k, len(labels)))

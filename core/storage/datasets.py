@@ -262,7 +262,8 @@ def save_sweep(
             for table in ("k_sweep", "assignments", "cluster_labels"):
                 con.execute(f"DELETE FROM {table} WHERE dataset_id = ? AND k = ?", [dataset_id, k])
             con.execute(
-                "INSERT INTO k_sweep VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO k_sweep (dataset_id, k, inertia, silhouette, silhouette_sample, min_size, median_size, "
+                "max_size, seed, fit_rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     dataset_id,
                     k,
@@ -273,6 +274,7 @@ def save_sweep(
                     point["median_size"],
                     point["max_size"],
                     point["seed"],
+                    point.get("fit_rows"),
                 ],
             )
             labels = labels_by_k[k]
@@ -297,7 +299,8 @@ def save_sweep(
 
 
 def load_sweep(store: Store, dataset_id: int) -> pd.DataFrame:
-    """The k sweep diagnostics (one row per k, ascending), with the number of non-empty clusters each k kept.
+    """The k sweep diagnostics (one row per k, ascending), with the number of non-empty clusters each k kept
+    and ``fit_rows``, the rows k-means was fitted on when fewer than all (else missing).
 
     ``n_clusters`` is counted from the stored assignments rather than stored, so sweeps stored before it
     existed report it too.
@@ -306,7 +309,7 @@ def load_sweep(store: Store, dataset_id: int) -> pd.DataFrame:
         return con.execute(
             "SELECT s.k, s.inertia, s.silhouette, s.silhouette_sample, s.min_size, s.median_size, s.max_size, "
             "s.seed, (SELECT count(DISTINCT a.cluster_id) FROM assignments a "
-            "WHERE a.dataset_id = s.dataset_id AND a.k = s.k) AS n_clusters "
+            "WHERE a.dataset_id = s.dataset_id AND a.k = s.k) AS n_clusters, s.fit_rows "
             "FROM k_sweep s WHERE s.dataset_id = ? ORDER BY s.k",
             [dataset_id],
         ).df()
@@ -393,3 +396,29 @@ def all_assignments(store: Store, dataset_id: int) -> pd.DataFrame:
         return con.execute(
             "SELECT k, row_idx, cluster_id FROM assignments WHERE dataset_id = ? ORDER BY k, row_idx", [dataset_id]
         ).df()
+
+
+def texts_in_rows(store: Store, dataset_id: int, start: int, stop: int) -> pd.DataFrame:
+    """row_idx, instruction, input, output, text_hash of the rows ``start <= row_idx < stop``, in row order: what
+    embedding reads chunk by chunk, so a prepare never holds every text at once."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT row_idx, instruction, input, output, text_hash FROM examples "
+            "WHERE dataset_id = ? AND row_idx >= ? AND row_idx < ? ORDER BY row_idx",
+            [dataset_id, int(start), int(stop)],
+        ).df()
+
+
+def texts_at_rows(store: Store, dataset_id: int, rows: np.ndarray) -> pd.DataFrame:
+    """row_idx, instruction, input, output of the given rows (any number: joined, not listed), in row order."""
+    import pyarrow as pa
+
+    with store.read() as con:
+        con.register("wanted_rows", pa.table({"row_idx": np.asarray(rows, dtype=np.int32)}))
+        frame = con.execute(
+            "SELECT e.row_idx, e.instruction, e.input, e.output FROM examples e JOIN wanted_rows w USING (row_idx) "
+            "WHERE e.dataset_id = ? ORDER BY e.row_idx",
+            [dataset_id],
+        ).df()
+        con.unregister("wanted_rows")
+    return frame

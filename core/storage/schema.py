@@ -6,7 +6,7 @@ change is not recomputed.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -65,6 +65,8 @@ SCHEMA_STATEMENTS = (
         seed INTEGER,
         PRIMARY KEY (dataset_id, k)
     )""",
+    # added in schema 5: the rows k-means was fitted on when a large sweep fitted on a sample (NULL: every row)
+    "ALTER TABLE k_sweep ADD COLUMN IF NOT EXISTS fit_rows INTEGER",
     """CREATE TABLE IF NOT EXISTS assignments (
         dataset_id INTEGER,
         k INTEGER,
