@@ -49,7 +49,7 @@ def _cluster_state(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, clus
 
 def set_cluster_veto(store: Store, dataset_id: int, k: int, cluster_id: int, vetoed: bool) -> bool:
     """Veto (or un-veto) a cluster; returns whether anything changed."""
-    with store.write() as con:
+    with store.write(bump="decisions") as con:
         old_vetoed, weight = _cluster_state(con, dataset_id, k, cluster_id)
         if old_vetoed == vetoed:
             return False
@@ -66,7 +66,7 @@ def set_cluster_weight(store: Store, dataset_id: int, k: int, cluster_id: int, w
     """Set a cluster's weight (0 to MAX_WEIGHT; 1 is neutral); returns whether anything changed."""
     if not 0.0 <= weight <= MAX_WEIGHT:
         raise ValueError(f"a cluster weight must be between 0 and {MAX_WEIGHT}, not {weight}")
-    with store.write() as con:
+    with store.write(bump="decisions") as con:
         vetoed, old_weight = _cluster_state(con, dataset_id, k, cluster_id)
         if abs(old_weight - weight) < 1e-12:
             return False
@@ -81,7 +81,7 @@ def set_cluster_weight(store: Store, dataset_id: int, k: int, cluster_id: int, w
 
 def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: bool) -> bool:
     """Veto (or un-veto) one example by id; returns whether anything changed."""
-    with store.write() as con:
+    with store.write(bump="decisions") as con:
         if (
             con.execute(
                 "SELECT 1 FROM examples WHERE dataset_id = ? AND example_id = ?", [dataset_id, example_id]
@@ -106,7 +106,7 @@ def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: boo
 
 def record_choice(store: Store, dataset_id: int, action: str, target: str, old: Any, new: Any) -> None:
     """Keep a history row for a decision stored elsewhere (e.g. choosing k)."""
-    with store.write() as con:
+    with store.write(bump="decisions") as con:
         _record(con, dataset_id, action, target, old, new)
 
 
@@ -145,6 +145,67 @@ def clusters(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
             """,
             [dataset_id, dataset_id, k, dataset_id, k],
         ).df()
+
+
+def cluster_overview(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
+    """The part of :func:`clusters` that no decision changes: id, label, size, duplicate rows (one row per cluster)."""
+    with store.read() as con:
+        return con.execute(
+            """
+            WITH dup AS (
+                SELECT content_hash FROM examples WHERE dataset_id = ? GROUP BY content_hash HAVING count(*) > 1
+            ), members AS (
+                SELECT a.cluster_id, count(*) FILTER (WHERE e.content_hash IN (SELECT content_hash FROM dup)) AS n
+                FROM assignments a JOIN examples e ON e.dataset_id = a.dataset_id AND e.row_idx = a.row_idx
+                WHERE a.dataset_id = ? AND a.k = ? GROUP BY a.cluster_id
+            )
+            SELECT l.cluster_id, l.label, l.size, coalesce(m.n, 0) AS duplicate_rows
+            FROM cluster_labels l LEFT JOIN members m ON m.cluster_id = l.cluster_id
+            WHERE l.dataset_id = ? AND l.k = ? ORDER BY l.cluster_id
+            """,
+            [dataset_id, dataset_id, k, dataset_id, k],
+        ).df()
+
+
+def cluster_overlay(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
+    """The decisions on clusters at ``k``: cluster id, vetoed, weight, vetoed examples, for clusters with any
+    decision (the others are not vetoed, weight 1, no vetoed examples). Small: it reads the decision tables
+    and only the assignments of vetoed examples."""
+    with store.read() as con:
+        return con.execute(
+            """
+            WITH vetoed_examples AS (
+                SELECT a.cluster_id, count(*) AS n FROM example_vetoes v
+                JOIN examples e ON e.dataset_id = v.dataset_id AND e.example_id = v.example_id
+                JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ?
+                WHERE v.dataset_id = ? AND v.vetoed GROUP BY a.cluster_id
+            ), decided AS (
+                SELECT cluster_id, vetoed, weight FROM cluster_decisions WHERE dataset_id = ? AND k = ?
+            )
+            SELECT coalesce(d.cluster_id, x.cluster_id) AS cluster_id, coalesce(d.vetoed, FALSE) AS vetoed,
+                   coalesce(d.weight, 1.0) AS weight, coalesce(x.n, 0) AS vetoed_examples
+            FROM decided d FULL OUTER JOIN vetoed_examples x ON x.cluster_id = d.cluster_id
+            ORDER BY cluster_id
+            """,
+            [k, dataset_id, dataset_id, k],
+        ).df()
+
+
+def vetoed_points(store: Store, dataset_id: int, k: int) -> tuple[list[int], list[int]]:
+    """The vetoed clusters at ``k`` and the row indices of the vetoed examples: the map's veto overlay, small
+    enough to re-read after every click (the map's coordinates are read once per clustering)."""
+    with store.read() as con:
+        clusters = con.execute(
+            "SELECT cluster_id FROM cluster_decisions WHERE dataset_id = ? AND k = ? AND vetoed ORDER BY cluster_id",
+            [dataset_id, k],
+        ).fetchall()
+        rows = con.execute(
+            "SELECT e.row_idx FROM example_vetoes v "
+            "JOIN examples e ON e.dataset_id = v.dataset_id AND e.example_id = v.example_id "
+            "WHERE v.dataset_id = ? AND v.vetoed ORDER BY e.row_idx",
+            [dataset_id],
+        ).fetchall()
+    return [int(c) for (c,) in clusters], [int(r) for (r,) in rows]
 
 
 def examples(
@@ -186,8 +247,20 @@ def examples(
     return page, int(total)
 
 
-def map_points(store: Store, dataset_id: int, k: int, snippet_chars: int = 120) -> pd.DataFrame:
-    """Map coordinates with cluster id, veto state and an instruction snippet, one row per example."""
+def map_points(
+    store: Store, dataset_id: int, k: int, snippet_chars: int = 120, *, with_vetoed: bool = True
+) -> pd.DataFrame:
+    """Map coordinates with cluster id, veto state and an instruction snippet, one row per example
+    (``with_vetoed=False``: without the veto state, so the result depends on no decision)."""
+    if not with_vetoed:
+        with store.read() as con:
+            return con.execute(
+                "SELECT m.row_idx, m.x, m.y, a.cluster_id, left(e.instruction, ?) AS snippet "
+                "FROM map_coords m JOIN examples e ON e.dataset_id = m.dataset_id AND e.row_idx = m.row_idx "
+                "JOIN assignments a ON a.dataset_id = m.dataset_id AND a.row_idx = m.row_idx AND a.k = ? "
+                "WHERE m.dataset_id = ? ORDER BY m.row_idx",
+                [snippet_chars, k, dataset_id],
+            ).df()
     with store.read() as con:
         return con.execute(
             "SELECT m.row_idx, m.x, m.y, a.cluster_id, left(e.instruction, ?) AS snippet, "
