@@ -174,6 +174,8 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
             "cluster_decisions",
             "example_vetoes",
             "history",
+            "search_postings",
+            "search_vocab",
             "datasets",
         ):
             con.execute(f"DELETE FROM {table} WHERE dataset_id = ?", [dataset_id])  # table names are constants

@@ -185,4 +185,15 @@ SCHEMA_STATEMENTS = (
         dst INTEGER,
         weight REAL
     )""",
+    # the keyword search's word index (core/storage/search.py): distinct words, and which rows hold each
+    """CREATE TABLE IF NOT EXISTS search_vocab (
+        dataset_id INTEGER,
+        word_id INTEGER,
+        word VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS search_postings (
+        dataset_id INTEGER,
+        word_id INTEGER,
+        row_idx INTEGER
+    )""",
 )
