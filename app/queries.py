@@ -9,6 +9,10 @@ map's coordinates or the clusters' sizes and labels.
 
 from __future__ import annotations
 
+import functools
+import sys
+
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -18,6 +22,12 @@ from core.models.passes import empty_responses
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import DataVersions
+
+
+@functools.cache
+def _whitespace() -> str:
+    """Every character Python's ``str.strip`` removes."""
+    return "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
 
 
 def versions() -> DataVersions:
@@ -55,7 +65,8 @@ def sweep(workspace: str, derived_version: int, dataset_id: int) -> pd.DataFrame
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def summary(workspace: str, derived_version: int, dataset_id: int) -> dict[str, int]:
-    empty = int(empty_responses(ds.outputs(store(), dataset_id)).sum())  # the one rule, not SQL's trim
+    # the one rule (Python's strip), not SQL's trim, on the few responses made only of whitespace
+    empty = int(empty_responses(ds.outputs_made_of(store(), dataset_id, _whitespace())).sum())
     return {**curation.dataset_summary(store(), dataset_id), "empty_outputs": empty}
 
 
@@ -120,3 +131,13 @@ def signals(workspace: str, derived_version: int, dataset_id: int) -> pd.DataFra
 
 def cached_signals(dataset: ds.DatasetInfo) -> pd.DataFrame:
     return signals(str(store().workspace), versions().derived, dataset.dataset_id)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def assignment(workspace: str, derived_version: int, dataset_id: int, k: int) -> np.ndarray:
+    return ds.assignments(store(), dataset_id, k)
+
+
+def cached_assignment(dataset: ds.DatasetInfo) -> np.ndarray:
+    """The cluster id of every row at the active k, in row order (ids only: no coordinates, no text)."""
+    return assignment(str(store().workspace), versions().derived, dataset.dataset_id, int(dataset.active_k))

@@ -395,3 +395,16 @@ def all_assignments(store: Store, dataset_id: int) -> pd.DataFrame:
         return con.execute(
             "SELECT k, row_idx, cluster_id FROM assignments WHERE dataset_id = ? ORDER BY k, row_idx", [dataset_id]
         ).df()
+
+
+def outputs_made_of(store: Store, dataset_id: int, characters: str) -> list[str]:
+    """The responses made only of ``characters`` (the empty ones too), in row order: the few an empty-response
+    count must look at, rather than every response of a large dataset."""
+    others = "[^" + "".join(f"\\x{{{ord(c):x}}}" for c in characters) + "]"  # RE2: every character by code point
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT output FROM examples WHERE dataset_id = ? AND NOT regexp_matches(coalesce(output, ''), ?) "
+            "ORDER BY row_idx",
+            [dataset_id, others],
+        ).fetchall()
+    return [text or "" for (text,) in rows]

@@ -189,7 +189,8 @@ SCHEMA_STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS search_vocab (
         dataset_id INTEGER,
         word_id INTEGER,
-        word VARCHAR
+        word VARCHAR,
+        n_rows INTEGER
     )""",
     """CREATE TABLE IF NOT EXISTS search_postings (
         dataset_id INTEGER,

@@ -42,8 +42,8 @@ def build_index(store: Store, dataset_id: int) -> int:
             [_SPLIT_SQL, dataset_id],
         )
         con.execute(
-            "INSERT INTO search_vocab SELECT ?, row_number() OVER (ORDER BY word) - 1, word "
-            "FROM (SELECT DISTINCT word FROM new_words)",
+            "INSERT INTO search_vocab SELECT ?, row_number() OVER (ORDER BY word) - 1, word, n_rows "
+            "FROM (SELECT word, count(*) AS n_rows FROM new_words GROUP BY word)",
             [dataset_id],
         )
         con.execute(
@@ -92,6 +92,19 @@ def _word_rows(conditions: list[tuple[str, str]], dataset_id: int) -> tuple[str,
     return " INTERSECT ".join(parts), params
 
 
+def _rarest(con: duckdb.DuckDBPyConnection, dataset_id: int, conditions: list[tuple[str, str]]) -> tuple[str, str]:
+    """The condition whose words are held by the fewest rows (counted from the vocabulary alone)."""
+
+    def rows_of(condition: tuple[str, str]) -> int:
+        sql, value = condition
+        total = con.execute(
+            f"SELECT coalesce(sum(n_rows), 0) FROM search_vocab WHERE dataset_id = ? AND {sql}", [dataset_id, value]
+        )
+        return int(one_row(total)[0])
+
+    return min(conditions, key=rows_of)
+
+
 def is_indexed(con: duckdb.DuckDBPyConnection, dataset_id: int) -> bool:
     """Whether the dataset has a word index (a dataset prepared before the index existed has none)."""
     return con.execute("SELECT 1 FROM search_vocab WHERE dataset_id = ? LIMIT 1", [dataset_id]).fetchone() is not None
@@ -109,9 +122,12 @@ def matching(con: duckdb.DuckDBPyConnection, dataset_id: int, keyword: str, alia
     conditions = word_conditions(keyword)
     if not conditions or not is_indexed(con, dataset_id):
         return exact, [keyword, keyword]
-    query, params = _word_rows(conditions, dataset_id)
     if conditions[0][0] == "contains(word, ?)" and conditions[0][1] == keyword.lower():
+        query, params = _word_rows(conditions, dataset_id)
         return f"{alias}.row_idx IN ({query})", params
+    # a phrase: the rows of its rarest word only (intersecting with "the" or "of" costs more than it
+    # saves); the substring test below checks the rest
+    query, params = _word_rows([_rarest(con, dataset_id, conditions)], dataset_id)
     rows = con.execute(f"SELECT DISTINCT row_idx FROM ({query}) ORDER BY row_idx", params).fetchall()
     if not rows:
         return "FALSE", []
