@@ -2,15 +2,17 @@
 
 A search is a case-insensitive substring search of the instruction or the output, with every character of
 the keyword literal (``%`` and ``_`` too). Scanning every text costs about 3.5 s at a million rows on two
-cores (``ILIKE``; 1.5-2.5 s for a pre-lowered column or a regular expression: docs/benchmarks.md), so the
+cores (``ILIKE``, 4-7 s under load; 2-4 s for a pre-lowered column or a regular expression: docs/benchmarks.md), so the
 words of each row are indexed instead, DuckDB's full-text extension being unavailable offline: a vocabulary
 (``search_vocab``: each distinct lower-cased run of letters and digits) and postings (``search_postings``:
 which rows hold each word). A keyword's runs of letters and digits name the words a matching row must hold:
 a run inside the keyword is a whole word of the text, the first run may end a longer word, the last may
-begin one, and a keyword that is one run may sit anywhere inside a word. The rows holding such words for
-every run are the candidates, and the substring test on the candidates alone gives the exact answer. A
+begin one, and a keyword that is one run may sit anywhere inside a word. A one-word keyword is answered by
+the index alone (a row holds it exactly when one of its words does); for a phrase, the rows holding the
+rarest run's words are the candidates, and the substring test on them alone gives the exact answer. A
 keyword with no letter or digit (``%``), or a dataset prepared before the index existed, is answered by a
-scan: the same answer, more slowly.
+scan: the same answer, more slowly. Words are runs of ASCII letters and digits after DuckDB's ``lower``;
+any other character only separates words, which keeps the candidates a superset of the matches.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def matching(con: duckdb.DuckDBPyConnection, dataset_id: int, keyword: str, alia
     if not rows:
         return "FALSE", []
     # the candidates as a constant list: DuckDB then filters the scan by it, where a join with the postings
-    # reads every row's text (0.35 s against 0.01-0.03 s at 200k rows, docs/benchmarks.md)
+    # reads every row's text before the join removes it
     return f"({alias}.row_idx IN (SELECT unnest(?)) AND {exact})", [[row for (row,) in rows], keyword, keyword]
 
 
