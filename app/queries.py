@@ -141,3 +141,17 @@ def assignment(workspace: str, derived_version: int, dataset_id: int, k: int) ->
 def cached_assignment(dataset: ds.DatasetInfo) -> np.ndarray:
     """The cluster id of every row at the active k, in row order (ids only: no coordinates, no text)."""
     return assignment(str(store().workspace), versions().derived, dataset.dataset_id, int(dataset.active_k))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def example_total(
+    workspace: str, derived_version: int, dataset_id: int, k: int, cluster_id: int | None, search: str | None
+) -> int:
+    return curation.count_examples(store(), dataset_id, k, cluster_id=cluster_id, search=search)
+
+
+def cached_example_total(dataset: ds.DatasetInfo, *, cluster_id: int | None = None, search: str | None = None) -> int:
+    """How many examples a cluster or a search holds: counted once per clustering and keyword, not on every
+    rerun (a veto or a page change does not change it)."""
+    workspace, k = str(store().workspace), int(dataset.active_k)
+    return example_total(workspace, versions().derived, dataset.dataset_id, k, cluster_id, search)

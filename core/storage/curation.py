@@ -219,24 +219,55 @@ def examples(
     limit: int = 20,
     offset: int = 0,
 ) -> tuple[pd.DataFrame, int]:
-    """A page of examples (optionally one cluster's, optionally matching a keyword) and the total count.
+    """A page of examples (optionally one cluster's, optionally matching a keyword) and the total count."""
+    with store.read():  # one connection for both
+        total = count_examples(store, dataset_id, k, cluster_id=cluster_id, search=search)
+        page = example_page(store, dataset_id, k, cluster_id=cluster_id, search=search, limit=limit, offset=offset)
+    return page, total
 
-    The rows are chosen on the examples table alone (the cluster through its row indices, the keyword through
-    the word index of :mod:`core.storage.search`); cluster ids, vetoes and copies are joined to the page's
-    rows only, so a page costs the same at a million rows as at a thousand."""
+
+def _chosen(
+    con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, cluster_id: int | None, search: str | None
+) -> tuple[str, list[Any]]:
+    """A query of the row indices of the chosen examples, on the examples table alone (the cluster through
+    its row indices, the keyword through the word index of :mod:`core.storage.search`)."""
     where = ["e.dataset_id = ?"]
     params: list[Any] = [dataset_id]
     if cluster_id is not None:
         where.append("e.row_idx IN (SELECT row_idx FROM assignments WHERE dataset_id = ? AND k = ? AND cluster_id = ?)")
         params += [dataset_id, k, cluster_id]
+    if search:  # every character of the keyword is literal, '%' and '_' too
+        condition, search_params = keyword_search.matching(con, dataset_id, search)
+        where.append(condition)
+        params += search_params
+    return f"SELECT e.row_idx FROM examples e WHERE {' AND '.join(where)}", params
+
+
+def count_examples(
+    store: Store, dataset_id: int, k: int, *, cluster_id: int | None = None, search: str | None = None
+) -> int:
+    """How many examples :func:`example_page` pages through."""
     with store.read() as con:
-        if search:  # every character of the keyword is literal, '%' and '_' too
-            condition, search_params = keyword_search.matching(con, dataset_id, search)
-            where.append(condition)
-            params += search_params
-        chosen = f"SELECT e.row_idx FROM examples e WHERE {' AND '.join(where)}"
-        total = one_row(con.execute(f"SELECT count(*) FROM ({chosen})", params))[0]
-        page = con.execute(
+        chosen, params = _chosen(con, dataset_id, k, cluster_id, search)
+        return int(one_row(con.execute(f"SELECT count(*) FROM ({chosen})", params))[0])
+
+
+def example_page(
+    store: Store,
+    dataset_id: int,
+    k: int,
+    *,
+    cluster_id: int | None = None,
+    search: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> pd.DataFrame:
+    """A page of examples in row order (optionally one cluster's, optionally matching a keyword) with cluster
+    id, veto and copies. Those are joined to the page's rows only, so a page costs the same at a million rows
+    as at a thousand."""
+    with store.read() as con:
+        chosen, params = _chosen(con, dataset_id, k, cluster_id, search)
+        return con.execute(
             f"""
             WITH page AS ({chosen} ORDER BY e.row_idx LIMIT ? OFFSET ?),
             rows AS (
@@ -256,7 +287,6 @@ def examples(
             """,
             [*params, limit, offset, dataset_id, dataset_id, k],
         ).df()
-    return page, int(total)
 
 
 def map_points(
