@@ -6,6 +6,7 @@ titles, so every dataset-derived string goes through :func:`app.text.hover` befo
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -184,3 +185,18 @@ def walk_path(points: pd.DataFrame, path: pd.DataFrame) -> go.Figure:
     _map_layout(figure)
     figure.update_layout(showlegend=True, dragmode="pan")
     return figure
+
+
+def binned_histogram(values: pd.Series, name: str, bins: int = 50) -> go.Figure:
+    """A histogram binned here, so the browser gets ``bins`` bars, not one value per row."""
+    finite = values.dropna().to_numpy(dtype=float)
+    counts, edges = np.histogram(finite, bins=bins) if finite.size else (np.zeros(0), np.zeros(1))
+    figure = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_line_width=0))
+    figure.update_layout(xaxis_title=name, yaxis_title="rows", bargap=0, margin={"t": 10})
+    return figure
+
+
+def sample_rows(frame: pd.DataFrame, limit: int, seed: int = 0) -> pd.DataFrame:
+    """At most ``limit`` rows of ``frame``, a seeded sample in row order when there are more (a scatter of a
+    million points would send them all to the browser on every rerun)."""
+    return frame if len(frame) <= limit else frame.sample(n=limit, random_state=seed).sort_index()

@@ -1,8 +1,18 @@
-"""Cached reads for the pages. Every cache key includes the workspace's data version, so a write anywhere
-(this session, another session, the CLI or a background job) invalidates exactly the stale entries."""
+"""Cached reads for the pages. Every cache key includes the data version the read depends on, so a write
+anywhere (this session, another session, the CLI or a background job) invalidates exactly the stale entries.
+
+The version is split by what changed (``Store.versions``): reads of derived data (texts, clusters, the map,
+scores, selections) are keyed on the derived version, the decision overlays (vetoed flags, weights) on the
+decisions version, and the page joins the two. So a veto re-reads a few small decision tables, never the
+map's coordinates or the clusters' sizes and labels.
+"""
 
 from __future__ import annotations
 
+import functools
+import sys
+
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -11,47 +21,84 @@ from core.export import ExportPreview, preview
 from core.models.passes import empty_responses
 from core.storage import curation
 from core.storage import datasets as ds
+from core.storage.database import DataVersions
+
+
+@functools.cache
+def _whitespace() -> str:
+    """Every character Python's ``str.strip`` removes."""
+    return "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def versions() -> DataVersions:
+    return store().versions()
 
 
 def version() -> int:
-    return store().data_version()
+    return versions().total
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def clusters(workspace: str, data_version: int, dataset_id: int, k: int) -> pd.DataFrame:
-    return curation.clusters(store(), dataset_id, k)
+def cluster_overview(workspace: str, derived_version: int, dataset_id: int, k: int) -> pd.DataFrame:
+    return curation.cluster_overview(store(), dataset_id, k)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cluster_overlay(workspace: str, decisions_version: int, dataset_id: int, k: int) -> pd.DataFrame:
+    return curation.cluster_overlay(store(), dataset_id, k)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def map_points(workspace: str, data_version: int, dataset_id: int, k: int) -> pd.DataFrame:
-    return curation.map_points(store(), dataset_id, k)
+def map_points(workspace: str, derived_version: int, dataset_id: int, k: int) -> pd.DataFrame:
+    return curation.map_points(store(), dataset_id, k, with_vetoed=False)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def vetoed_points(workspace: str, decisions_version: int, dataset_id: int, k: int) -> tuple[list[int], list[int]]:
+    return curation.vetoed_points(store(), dataset_id, k)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def sweep(workspace: str, data_version: int, dataset_id: int) -> pd.DataFrame:
+def sweep(workspace: str, derived_version: int, dataset_id: int) -> pd.DataFrame:
     return ds.load_sweep(store(), dataset_id)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def summary(workspace: str, data_version: int, dataset_id: int) -> dict[str, int]:
-    empty = int(empty_responses(ds.outputs(store(), dataset_id)).sum())  # the one rule, not SQL's trim
+def summary(workspace: str, derived_version: int, dataset_id: int) -> dict[str, int]:
+    # the one rule (Python's strip), not SQL's trim, on the few responses made only of whitespace
+    empty = int(empty_responses(ds.outputs_made_of(store(), dataset_id, _whitespace())).sum())
     return {**curation.dataset_summary(store(), dataset_id), "empty_outputs": empty}
 
 
 def cached_clusters(dataset: ds.DatasetInfo) -> pd.DataFrame:
-    return clusters(str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k))
+    """One row per cluster (as :func:`core.storage.curation.clusters`): the overview joined with the decisions."""
+    current, workspace, k = versions(), str(store().workspace), int(dataset.active_k)
+    overview = cluster_overview(workspace, current.derived, dataset.dataset_id, k)
+    overlay = cluster_overlay(workspace, current.decisions, dataset.dataset_id, k).set_index("cluster_id")
+    table = overview.copy()
+    ids = table["cluster_id"]
+    table["vetoed"] = ids.map(overlay["vetoed"]).fillna(False).astype(bool)
+    table["weight"] = ids.map(overlay["weight"]).fillna(1.0).astype(float)
+    table["vetoed_examples"] = ids.map(overlay["vetoed_examples"]).fillna(0).astype(int)
+    return table[["cluster_id", "label", "size", "vetoed", "weight", "vetoed_examples", "duplicate_rows"]]
 
 
 def cached_map(dataset: ds.DatasetInfo) -> pd.DataFrame:
-    return map_points(str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k))
+    """The map's points with a ``vetoed`` column: the coordinates cached per clustering, the veto overlay
+    from a small decisions query, joined here."""
+    current, workspace, k = versions(), str(store().workspace), int(dataset.active_k)
+    points = map_points(workspace, current.derived, dataset.dataset_id, k)
+    clusters, rows = vetoed_points(workspace, current.decisions, dataset.dataset_id, k)
+    vetoed = points["cluster_id"].isin(clusters).to_numpy() | points["row_idx"].isin(rows).to_numpy()
+    return points.assign(vetoed=vetoed)
 
 
 def cached_sweep(dataset: ds.DatasetInfo) -> pd.DataFrame:
-    return sweep(str(store().workspace), version(), dataset.dataset_id)
+    return sweep(str(store().workspace), versions().derived, dataset.dataset_id)
 
 
 def cached_summary(dataset: ds.DatasetInfo) -> dict[str, int]:
-    return summary(str(store().workspace), version(), dataset.dataset_id)
+    return summary(str(store().workspace), versions().derived, dataset.dataset_id)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -67,22 +114,46 @@ def cached_export_preview(dataset: ds.DatasetInfo, selection_id: int | None = No
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def selection_list(workspace: str, data_version: int, dataset_id: int) -> pd.DataFrame:
+def selection_list(workspace: str, derived_version: int, dataset_id: int) -> pd.DataFrame:
     from core.storage import selections
 
     return selections.listing(store(), dataset_id)
 
 
 def cached_selections(dataset: ds.DatasetInfo) -> pd.DataFrame:
-    return selection_list(str(store().workspace), version(), dataset.dataset_id)
+    return selection_list(str(store().workspace), versions().derived, dataset.dataset_id)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def signals(workspace: str, data_version: int, dataset_id: int) -> pd.DataFrame:
+def signals(workspace: str, derived_version: int, dataset_id: int) -> pd.DataFrame:
     from core.score.quality import raw_signals
 
     return raw_signals(store(), ds.get_dataset(store(), dataset_id))
 
 
 def cached_signals(dataset: ds.DatasetInfo) -> pd.DataFrame:
-    return signals(str(store().workspace), version(), dataset.dataset_id)
+    return signals(str(store().workspace), versions().derived, dataset.dataset_id)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def assignment(workspace: str, derived_version: int, dataset_id: int, k: int) -> np.ndarray:
+    return ds.assignments(store(), dataset_id, k)
+
+
+def cached_assignment(dataset: ds.DatasetInfo) -> np.ndarray:
+    """The cluster id of every row at the active k, in row order (ids only: no coordinates, no text)."""
+    return assignment(str(store().workspace), versions().derived, dataset.dataset_id, int(dataset.active_k))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def example_total(
+    workspace: str, derived_version: int, dataset_id: int, k: int, cluster_id: int | None, search: str | None
+) -> int:
+    return curation.count_examples(store(), dataset_id, k, cluster_id=cluster_id, search=search)
+
+
+def cached_example_total(dataset: ds.DatasetInfo, *, cluster_id: int | None = None, search: str | None = None) -> int:
+    """How many examples a cluster or a search holds: counted once per clustering and keyword, not on every
+    rerun (a veto or a page change does not change it)."""
+    workspace, k = str(store().workspace), int(dataset.active_k)
+    return example_total(workspace, versions().derived, dataset.dataset_id, k, cluster_id, search)

@@ -23,7 +23,7 @@ from core.errors import DatasetExists, DatasetNotFound
 from core.progress import Progress
 from core.registry import spec_of
 from core.safe_paths import check_dataset_name
-from core.storage import curation
+from core.storage import curation, search
 from core.storage import datasets as ds
 from core.storage.database import Store
 
@@ -132,6 +132,8 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
         coords = reducer.reduce(embeddings)
     with timer("store"):
         ds.save_map(store, dataset_id, coords)
+    with timer("search_index"):
+        search.build_index(store, dataset_id)
     progress.advance()  # the last point where a cancel stops the prepare; after it the dataset is ready
     ds.update_dataset(store, dataset_id, status="ready")
     report = _report(ds.get_dataset(store, dataset_id), reused=False, seconds=timer.seconds)

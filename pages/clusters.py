@@ -117,10 +117,10 @@ def cluster_card(cluster_id: int) -> None:
 
 def examples_list(*, key: str, cluster_id: int | None = None, search: str | None = None) -> None:
     page_key = "page" if key == "cluster" else f"{key}_page"
-    _, total = curation.examples(store(), dataset.dataset_id, k, cluster_id=cluster_id, search=search, limit=0)
+    total = queries.cached_example_total(dataset, cluster_id=cluster_id, search=search)
     pages = max(1, -(-total // PAGE_SIZE))
     page = st.number_input(f"Page (of {pages}; {total} examples)", 1, pages, key=page_key)
-    frame, _ = curation.examples(
+    frame = curation.example_page(
         store(),
         dataset.dataset_id,
         k,

@@ -3,10 +3,11 @@ and confirm or dismiss the proposed vetoes of clusters below the threshold."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app import queries
+from app import figures, queries
 from app.job_panel import JobView, job_panel, launch
 from app.params_form import params_form
 from app.state import pick_dataset, store
@@ -19,6 +20,8 @@ from core.score import quality
 from core.score.job import ScoreJob
 from core.score.scorers import SCORERS
 from core.storage import curation
+
+SCATTER_POINTS = 20_000  # the scatter draws at most this many rows: a seeded sample beyond it
 
 st.title("Quality")
 dataset = pick_dataset()
@@ -105,7 +108,7 @@ weights = weights_form(available)
 threshold = st.slider("Threshold", 0.0, 1.0, quality.DEFAULT_THRESHOLD, 0.05, key="threshold")
 combined = quality.combined(quality.normalise(raw), weights)
 clusters = queries.cached_clusters(dataset)
-assignment = queries.cached_map(dataset).set_index("row_idx").cluster_id.reindex(range(len(combined)))
+assignment = pd.Series(queries.cached_assignment(dataset))
 means = quality.cluster_quality(combined, assignment.to_numpy())
 passing = int((combined >= threshold).sum())
 st.metric("Examples at or above the threshold", f"{passing} of {len(combined)}")
@@ -114,10 +117,12 @@ st.metric("Clusters at or above the threshold", f"{int((means >= threshold).sum(
 left, right = st.columns(2)
 score_names = [c for c in raw.columns if raw[c].notna().any()]
 shown = left.selectbox("Histogram of", score_names, key="hist_score")
-left.plotly_chart(px.histogram(raw, x=shown, nbins=50), key="histogram")
+left.plotly_chart(figures.binned_histogram(raw[shown], shown), key="histogram")
 x_name = right.selectbox("Scatter x", score_names, key="scatter_x")
 y_name = right.selectbox("Scatter y", score_names, index=min(1, len(score_names) - 1), key="scatter_y")
-scatter = raw.assign(row_idx=raw.index, cluster=assignment)
+scatter = figures.sample_rows(raw.assign(row_idx=raw.index, cluster=assignment), SCATTER_POINTS)
+if len(scatter) < len(raw):
+    right.caption(f"A random sample of {len(scatter):,} of {len(raw):,} rows.")
 event = right.plotly_chart(
     px.scatter(scatter, x=x_name, y=y_name, custom_data=["row_idx"], render_mode="webgl"),
     key="scatter",

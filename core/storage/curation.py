@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UnknownCluster
+from core.storage import search as keyword_search
 from core.storage.database import one_row
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def _cluster_state(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, clus
 
 def set_cluster_veto(store: Store, dataset_id: int, k: int, cluster_id: int, vetoed: bool) -> bool:
     """Veto (or un-veto) a cluster; returns whether anything changed."""
-    with store.write() as con:
+    with store.write(bump="decisions") as con:
         old_vetoed, weight = _cluster_state(con, dataset_id, k, cluster_id)
         if old_vetoed == vetoed:
             return False
@@ -69,7 +70,7 @@ def set_cluster_weight(store: Store, dataset_id: int, k: int, cluster_id: int, w
     """Set a cluster's weight (0 to MAX_WEIGHT; 1 is neutral); returns whether anything changed."""
     if not 0.0 <= weight <= MAX_WEIGHT:
         raise ValueError(f"a cluster weight must be between 0 and {MAX_WEIGHT}, not {weight}")
-    with store.write() as con:
+    with store.write(bump="decisions") as con:
         vetoed, old_weight = _cluster_state(con, dataset_id, k, cluster_id)
         if abs(old_weight - weight) < 1e-12:
             return False
@@ -84,7 +85,7 @@ def set_cluster_weight(store: Store, dataset_id: int, k: int, cluster_id: int, w
 
 def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: bool) -> bool:
     """Veto (or un-veto) one example by id; returns whether anything changed."""
-    with store.write() as con:
+    with store.write(bump="decisions") as con:
         if (
             con.execute(
                 "SELECT 1 FROM examples WHERE dataset_id = ? AND example_id = ?", [dataset_id, example_id]
@@ -109,7 +110,7 @@ def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: boo
 
 def record_choice(store: Store, dataset_id: int, action: str, target: str, old: Any, new: Any) -> None:
     """Keep a history row for a decision stored elsewhere (e.g. choosing k)."""
-    with store.write() as con:
+    with store.write(bump="decisions") as con:
         _record(con, dataset_id, action, target, old, new)
 
 
@@ -163,6 +164,67 @@ def cluster_states(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
         ).df()
 
 
+def cluster_overview(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
+    """The part of :func:`clusters` that no decision changes: id, label, size, duplicate rows (one row per cluster)."""
+    with store.read() as con:
+        return con.execute(
+            """
+            WITH dup AS (
+                SELECT content_hash FROM examples WHERE dataset_id = ? GROUP BY content_hash HAVING count(*) > 1
+            ), members AS (
+                SELECT a.cluster_id, count(*) FILTER (WHERE e.content_hash IN (SELECT content_hash FROM dup)) AS n
+                FROM assignments a JOIN examples e ON e.dataset_id = a.dataset_id AND e.row_idx = a.row_idx
+                WHERE a.dataset_id = ? AND a.k = ? GROUP BY a.cluster_id
+            )
+            SELECT l.cluster_id, l.label, l.size, coalesce(m.n, 0) AS duplicate_rows
+            FROM cluster_labels l LEFT JOIN members m ON m.cluster_id = l.cluster_id
+            WHERE l.dataset_id = ? AND l.k = ? ORDER BY l.cluster_id
+            """,
+            [dataset_id, dataset_id, k, dataset_id, k],
+        ).df()
+
+
+def cluster_overlay(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
+    """The decisions on clusters at ``k``: cluster id, vetoed, weight, vetoed examples, for clusters with any
+    decision (the others are not vetoed, weight 1, no vetoed examples). Small: it reads the decision tables
+    and only the assignments of vetoed examples."""
+    with store.read() as con:
+        return con.execute(
+            """
+            WITH vetoed_examples AS (
+                SELECT a.cluster_id, count(*) AS n FROM example_vetoes v
+                JOIN examples e ON e.dataset_id = v.dataset_id AND e.example_id = v.example_id
+                JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ?
+                WHERE v.dataset_id = ? AND v.vetoed GROUP BY a.cluster_id
+            ), decided AS (
+                SELECT cluster_id, vetoed, weight FROM cluster_decisions WHERE dataset_id = ? AND k = ?
+            )
+            SELECT coalesce(d.cluster_id, x.cluster_id) AS cluster_id, coalesce(d.vetoed, FALSE) AS vetoed,
+                   coalesce(d.weight, 1.0) AS weight, coalesce(x.n, 0) AS vetoed_examples
+            FROM decided d FULL OUTER JOIN vetoed_examples x ON x.cluster_id = d.cluster_id
+            ORDER BY cluster_id
+            """,
+            [k, dataset_id, dataset_id, k],
+        ).df()
+
+
+def vetoed_points(store: Store, dataset_id: int, k: int) -> tuple[list[int], list[int]]:
+    """The vetoed clusters at ``k`` and the row indices of the vetoed examples: the map's veto overlay, small
+    enough to re-read after every click (the map's coordinates are read once per clustering)."""
+    with store.read() as con:
+        clusters = con.execute(
+            "SELECT cluster_id FROM cluster_decisions WHERE dataset_id = ? AND k = ? AND vetoed ORDER BY cluster_id",
+            [dataset_id, k],
+        ).fetchall()
+        rows = con.execute(
+            "SELECT e.row_idx FROM example_vetoes v "
+            "JOIN examples e ON e.dataset_id = v.dataset_id AND e.example_id = v.example_id "
+            "WHERE v.dataset_id = ? AND v.vetoed ORDER BY e.row_idx",
+            [dataset_id],
+        ).fetchall()
+    return [int(c) for (c,) in clusters], [int(r) for (r,) in rows]
+
+
 def examples(
     store: Store,
     dataset_id: int,
@@ -174,36 +236,89 @@ def examples(
     offset: int = 0,
 ) -> tuple[pd.DataFrame, int]:
     """A page of examples (optionally one cluster's, optionally matching a keyword) and the total count."""
+    with store.read():  # one connection for both
+        total = count_examples(store, dataset_id, k, cluster_id=cluster_id, search=search)
+        page = example_page(store, dataset_id, k, cluster_id=cluster_id, search=search, limit=limit, offset=offset)
+    return page, total
+
+
+def _chosen(
+    con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, cluster_id: int | None, search: str | None
+) -> tuple[str, list[Any]]:
+    """A query of the row indices of the chosen examples, on the examples table alone (the cluster through
+    its row indices, the keyword through the word index of :mod:`core.storage.search`)."""
     where = ["e.dataset_id = ?"]
     params: list[Any] = [dataset_id]
     if cluster_id is not None:
-        where.append("a.cluster_id = ?")
-        params.append(cluster_id)
-    if search:
-        # DuckDB's LIKE has no default escape character: name it, so '%' and '_' in the search are literal
-        where.append("(e.instruction ILIKE ? ESCAPE '\\' OR e.output ILIKE ? ESCAPE '\\')")
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params += [pattern, pattern]
-    condition = " AND ".join(where)
-    base = (
-        "FROM examples e LEFT JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ? "
-        "LEFT JOIN example_vetoes v ON v.dataset_id = e.dataset_id AND v.example_id = e.example_id "
-        f"WHERE {condition}"
-    )
+        where.append("e.row_idx IN (SELECT row_idx FROM assignments WHERE dataset_id = ? AND k = ? AND cluster_id = ?)")
+        params += [dataset_id, k, cluster_id]
+    if search:  # every character of the keyword is literal, '%' and '_' too
+        condition, search_params = keyword_search.matching(con, dataset_id, search)
+        where.append(condition)
+        params += search_params
+    return f"SELECT e.row_idx FROM examples e WHERE {' AND '.join(where)}", params
+
+
+def count_examples(
+    store: Store, dataset_id: int, k: int, *, cluster_id: int | None = None, search: str | None = None
+) -> int:
+    """How many examples :func:`example_page` pages through."""
     with store.read() as con:
-        total = one_row(con.execute(f"SELECT count(*) {base}", [k, *params]))[0]
-        page = con.execute(
-            "SELECT e.row_idx, e.example_id, a.cluster_id, e.instruction, e.input, e.output, e.location, "
-            "coalesce(v.vetoed, FALSE) AS vetoed, "
-            "(SELECT count(*) FROM examples d WHERE d.dataset_id = e.dataset_id AND d.content_hash = e.content_hash) "
-            f"AS copies {base} ORDER BY e.row_idx LIMIT ? OFFSET ?",
-            [k, *params, limit, offset],
+        chosen, params = _chosen(con, dataset_id, k, cluster_id, search)
+        return int(one_row(con.execute(f"SELECT count(*) FROM ({chosen})", params))[0])
+
+
+def example_page(
+    store: Store,
+    dataset_id: int,
+    k: int,
+    *,
+    cluster_id: int | None = None,
+    search: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> pd.DataFrame:
+    """A page of examples in row order (optionally one cluster's, optionally matching a keyword) with cluster
+    id, veto and copies. Those are joined to the page's rows only, so a page costs the same at a million rows
+    as at a thousand."""
+    with store.read() as con:
+        chosen, params = _chosen(con, dataset_id, k, cluster_id, search)
+        return con.execute(
+            f"""
+            WITH page AS ({chosen} ORDER BY e.row_idx LIMIT ? OFFSET ?),
+            rows AS (
+                SELECT e.* FROM examples e WHERE e.dataset_id = ? AND e.row_idx IN (SELECT row_idx FROM page)
+            ),
+            copies AS (
+                SELECT content_hash, count(*) AS copies FROM examples
+                WHERE dataset_id = ? AND content_hash IN (SELECT content_hash FROM rows) GROUP BY content_hash
+            )
+            SELECT r.row_idx, r.example_id, a.cluster_id, r.instruction, r.input, r.output, r.location,
+                   coalesce(v.vetoed, FALSE) AS vetoed, c.copies
+            FROM rows r
+            LEFT JOIN assignments a ON a.dataset_id = r.dataset_id AND a.k = ? AND a.row_idx = r.row_idx
+            LEFT JOIN example_vetoes v ON v.dataset_id = r.dataset_id AND v.example_id = r.example_id
+            JOIN copies c ON c.content_hash = r.content_hash
+            ORDER BY r.row_idx
+            """,
+            [*params, limit, offset, dataset_id, dataset_id, k],
         ).df()
-    return page, int(total)
 
 
-def map_points(store: Store, dataset_id: int, k: int, snippet_chars: int = 120) -> pd.DataFrame:
-    """Map coordinates with cluster id, veto state and an instruction snippet, one row per example."""
+def map_points(
+    store: Store, dataset_id: int, k: int, snippet_chars: int = 120, *, with_vetoed: bool = True
+) -> pd.DataFrame:
+    """Map coordinates with cluster id, veto state and an instruction snippet, one row per example
+    (``with_vetoed=False``: without the veto state, so the result depends on no decision)."""
+    if not with_vetoed:
+        with store.read() as con:
+            return con.execute(
+                "SELECT m.row_idx, m.x, m.y, a.cluster_id, left(e.instruction, ?) AS snippet "
+                "FROM map_coords m JOIN examples e ON e.dataset_id = m.dataset_id AND e.row_idx = m.row_idx "
+                "JOIN assignments a ON a.dataset_id = m.dataset_id AND a.row_idx = m.row_idx AND a.k = ? "
+                "WHERE m.dataset_id = ? ORDER BY m.row_idx",
+                [snippet_chars, k, dataset_id],
+            ).df()
     with store.read() as con:
         return con.execute(
             "SELECT m.row_idx, m.x, m.y, a.cluster_id, left(e.instruction, ?) AS snippet, "

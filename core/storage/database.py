@@ -7,7 +7,9 @@ at a time, under an exclusive lock on ``<workspace>/.lock``; long computations (
 scoring) happen outside the lock. So a curator can veto while a job runs, the CLI works while the app is
 open, and nobody ever sees DuckDB's lock error: a process that finds the workspace busy waits its turn.
 Every write bumps a data version, mirrored to a small file so caches can be keyed on it without opening
-the database.
+the database. The version is also split by what changed: the curator's decisions (vetoes, weights) and
+everything else (examples, embeddings, clusterings, maps, scores, selections: data derived from the
+dataset), so a veto invalidates only the caches that read decisions, not the map, clusters and texts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from core import atomic, config
 from core.errors import WorkspaceBusy
@@ -30,6 +32,20 @@ if TYPE_CHECKING:
     import duckdb
 
 DB_FILENAME = "curate.duckdb"
+
+Bump = Literal["all", "decisions", "none"]
+"""What a write changed: ``"decisions"`` only the curator's decisions (cluster and example vetoes, cluster
+weights, their history), ``"all"`` anything (the safe default), ``"none"`` nothing a page shows."""
+
+_VERSION_KEYS = ("data_version", "decisions_version", "derived_version")
+
+
+class DataVersions(NamedTuple):
+    """The store's write counters: every write, decision writes, and writes of anything else (derived data)."""
+
+    total: int
+    decisions: int
+    derived: int
 
 
 class Store:
@@ -41,9 +57,10 @@ class Store:
         self.db_path = self.workspace / DB_FILENAME
         self.lock_path = self.workspace / ".lock"
         self.version_path = self.workspace / "data_version"
+        self.versions_path = self.workspace / "data_versions"
         self._local = threading.local()
         self._thread_lock = threading.RLock()
-        with self.write(bump=False) as con:  # opening a workspace is not a data change: caches stay valid
+        with self.write(bump="none") as con:  # opening a workspace is not a data change: caches stay valid
             self._migrate(con)
 
     def __repr__(self) -> str:
@@ -56,26 +73,34 @@ class Store:
             yield con
 
     @contextmanager
-    def write(self, bump: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection inside one transaction: committed (and the data version bumped) on success, else rolled back."""
+    def write(self, bump: Bump | bool = "all") -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed (and the data versions bumped) on success, else rolled back.
+
+        ``bump`` says what the write changes (:data:`Bump`; ``True`` is ``"all"``, ``False`` is ``"none"``). A
+        write nested in another takes the outer one's bump widened to cover its own, so a decision write inside
+        a derived one, or the reverse, still bumps every version either touched.
+        """
+        kind: Bump = "all" if bump is True else "none" if bump is False else bump
         outer = getattr(self._local, "in_write", False)
         with self._connection() as con:
             if outer:
+                self._local.bump = _widen(self._local.bump, kind)
                 yield con
                 return
             self._local.in_write = True
+            self._local.bump = kind
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
-                version = self._bump_version(con) if bump else None
+                version = self._bump_version(con, self._local.bump) if self._local.bump != "none" else None
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
             finally:
                 self._local.in_write = False
-        if version is not None:
-            self._mirror_version(version)
+            if version is not None:  # still under the lock, so two writers cannot mirror out of order
+                self._mirror_version(version)
 
     def data_version(self) -> int:
         """The number of committed writes so far; read from a file, so it never waits for the lock."""
@@ -83,6 +108,22 @@ class Store:
             return int(self.version_path.read_text() or 0)
         except (FileNotFoundError, ValueError):
             return 0
+
+    def versions(self) -> DataVersions:
+        """Every write, decision writes and derived-data writes so far; read from a file, never waiting for the lock.
+
+        A cache keyed on ``decisions`` (and ``derived``) stays valid until a decision (or derived) write.
+        """
+        total = self.data_version()
+        try:
+            versions = DataVersions(*(int(part) for part in self.versions_path.read_text().split()))
+        except (FileNotFoundError, ValueError, TypeError):
+            versions = None
+        if versions is None or versions.total != total:
+            # no split mirrored for this total (a workspace written before the split, or by an older app): the
+            # total stands in for both, which changes on every write, so nothing is ever served stale
+            return DataVersions(total, total, total)
+        return versions
 
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -111,14 +152,38 @@ class Store:
             )
         elif int(row[0]) < SCHEMA_VERSION:  # the statements above added the new tables; older apps must now refuse
             con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+        for key in _VERSION_KEYS[1:]:  # a workspace from before the split starts both counters at its total
+            con.execute(
+                "INSERT INTO meta SELECT ?, value FROM meta WHERE key = 'data_version' ON CONFLICT (key) DO NOTHING",
+                [key],
+            )
 
     @staticmethod
-    def _bump_version(con: duckdb.DuckDBPyConnection) -> int:
-        con.execute("UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'")
-        return int(one_row(con.execute("SELECT value FROM meta WHERE key = 'data_version'"))[0])
+    def _bump_version(con: duckdb.DuckDBPyConnection, kind: Bump) -> DataVersions:
+        keys = ["data_version"]
+        if kind in ("all", "decisions"):
+            keys.append("decisions_version")
+        if kind in ("all",):
+            keys.append("derived_version")
+        con.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE list_contains(?, key)", [keys]
+        )
+        rows = dict(
+            con.execute("SELECT key, value FROM meta WHERE list_contains(?, key)", [list(_VERSION_KEYS)]).fetchall()
+        )
+        return DataVersions(*(int(rows[key]) for key in _VERSION_KEYS))
 
-    def _mirror_version(self, version: int) -> None:
-        atomic.write_text(self.version_path, str(version))
+    def _mirror_version(self, versions: DataVersions) -> None:
+        atomic.write_text(self.versions_path, " ".join(str(value) for value in versions))
+        # written last: a reader that sees the new total and the old split only re-reads a cache once more
+        atomic.write_text(self.version_path, str(versions.total))
+
+
+def _widen(current: Bump, extra: Bump) -> Bump:
+    """The bump covering both: "none" adds nothing, two different kinds make "all"."""
+    if current == extra or extra == "none":
+        return current
+    return extra if current == "none" else "all"
 
 
 def one_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:

@@ -174,6 +174,8 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
             "cluster_decisions",
             "example_vetoes",
             "history",
+            "search_postings",
+            "search_vocab",
             "datasets",
         ):
             con.execute(f"DELETE FROM {table} WHERE dataset_id = ?", [dataset_id])  # table names are constants
@@ -422,3 +424,16 @@ def texts_at_rows(store: Store, dataset_id: int, rows: np.ndarray) -> pd.DataFra
         ).df()
         con.unregister("wanted_rows")
     return frame
+
+
+def outputs_made_of(store: Store, dataset_id: int, characters: str) -> list[str]:
+    """The responses made only of ``characters`` (the empty ones too), in row order: the few an empty-response
+    count must look at, rather than every response of a large dataset."""
+    others = "[^" + "".join(f"\\x{{{ord(c):x}}}" for c in characters) + "]"  # RE2: every character by code point
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT output FROM examples WHERE dataset_id = ? AND NOT regexp_matches(coalesce(output, ''), ?) "
+            "ORDER BY row_idx",
+            [dataset_id, others],
+        ).fetchall()
+    return [text or "" for (text,) in rows]

@@ -187,4 +187,16 @@ SCHEMA_STATEMENTS = (
         dst INTEGER,
         weight REAL
     )""",
+    # the keyword search's word index (core/storage/search.py): distinct words, and which rows hold each
+    """CREATE TABLE IF NOT EXISTS search_vocab (
+        dataset_id INTEGER,
+        word_id INTEGER,
+        word VARCHAR,
+        n_rows INTEGER
+    )""",
+    """CREATE TABLE IF NOT EXISTS search_postings (
+        dataset_id INTEGER,
+        word_id INTEGER,
+        row_idx INTEGER
+    )""",
 )

@@ -134,3 +134,25 @@ def test_a_kmq_selection_from_the_workspace_reports_the_empty_cluster_and_the_cl
     args = ["select", "--strategy", "kmq", "--budget", "12", "--workspace", str(store.workspace)]
     assert main(args) == 0
     assert f"note: {note}" in capsys.readouterr().out
+
+
+def test_the_whitespace_only_responses_come_from_storage_without_reading_the_others(tmp_path):
+    """The Datasets page counts empty responses from the few responses made only of whitespace: Python's
+    whitespace, so a response of an ideographic space or a vertical tab counts, as the one rule says."""
+    from core.prepare import PrepareOptions, prepare
+
+    rows = keyword_rows()
+    odd = ["\u3000", "\x0b\n", "\u2028 ", "a\u3000", " . "]
+    for i, text in enumerate(odd):
+        rows[i]["output"] = text
+    store = Store(tmp_path / "ws")
+    prepare(
+        store,
+        write_jsonl(tmp_path / "odd.jsonl", rows),
+        PrepareOptions(name="odd", embedder=KEYWORD_EMBEDDER, k_grid=(2,)),
+    )
+    whitespace = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+
+    found = ds.outputs_made_of(store, ds.get_dataset(store, "odd").dataset_id, whitespace)
+
+    assert found == odd[:3]
