@@ -168,14 +168,13 @@ class _StageLog:
         def run(*args: Any, **kwargs: Any) -> Any:
             self.sampler.enter(stage)
             start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.sampler.sample()
-                seconds = time.perf_counter() - start
-                self.stages.append({"stage": stage, "seconds": seconds, "peak_rss": self.sampler.peaks[stage]})
-                self.sampler.enter("between")
-                self.write()
+            result = function(*args, **kwargs)  # a stage stopped by --until raises and is not recorded
+            self.sampler.sample()
+            seconds = time.perf_counter() - start
+            self.stages.append({"stage": stage, "seconds": seconds, "peak_rss": self.sampler.peaks[stage]})
+            self.sampler.enter("between")
+            self.write()
+            return result
 
         return run
 

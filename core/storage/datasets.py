@@ -129,13 +129,16 @@ def insert_dataset(
                 seed,
             ],
         )
+        # The occurrence numbers are computed on two narrow columns and paired with the rows by position: a
+        # window over the whole rows sorted every text (at 300k rows 6.5 s and 1.34 GB against 4.2 s, 1.04 GB).
         con.execute(
-            "INSERT INTO examples SELECT ?, row_idx, "
-            "left(content_hash, 16) || CASE WHEN n > 1 THEN '-' || CAST(n AS VARCHAR) ELSE '' END, "
-            "location, instruction, input, output, messages, original, content_hash, prompt_hash, text_hash "
-            "FROM (SELECT *, row_number() OVER (PARTITION BY content_hash ORDER BY row_idx) AS n "
-            "FROM read_parquet(?)) ORDER BY row_idx",
-            [dataset_id, str(staged.path)],
+            "INSERT INTO examples SELECT ?, s.row_idx, "
+            "left(s.content_hash, 16) || CASE WHEN d.n > 1 THEN '-' || CAST(d.n AS VARCHAR) ELSE '' END, "
+            "s.location, s.instruction, s.input, s.output, s.messages, s.original, s.content_hash, s.prompt_hash, "
+            "s.text_hash FROM read_parquet(?) s POSITIONAL JOIN (SELECT n FROM (SELECT row_idx, "
+            "row_number() OVER (PARTITION BY content_hash ORDER BY row_idx) AS n FROM read_parquet(?)) "
+            "ORDER BY row_idx) d",
+            [dataset_id, str(staged.path), str(staged.path)],
         )
     return int(dataset_id)
 
