@@ -220,6 +220,7 @@ def child_ingest(args: argparse.Namespace) -> None:
     """Read ``args.file`` as the prepare's ingest and store steps did before (old) or do now (new), short of
     DuckDB: wall seconds and peak RSS."""
     from core import prepare as pipeline
+    from core.progress import Progress
 
     log = _StageLog(args.status)
     options = pipeline.PrepareOptions(name="scale", embedder={"name": "hashing"})
@@ -228,7 +229,7 @@ def child_ingest(args: argparse.Namespace) -> None:
 
         def read_new() -> int:
             with ExampleStaging(args.workspace) as staged:
-                return pipeline._read_into(staged, args.file, options, pipeline.ingest.BATCH_ROWS).n_rows
+                return pipeline._read_into(staged, args.file, options, pipeline.ingest.BATCH_ROWS, Progress()).n_rows
 
         n_rows = log.timed("ingest", read_new)()
     else:

@@ -86,7 +86,7 @@ def prepare(
     progress.start("ingest", 1)
     with ExampleStaging(store.workspace) as staged:  # the file's rows, until they are known to be good
         with timer("ingest"):
-            found = _read_into(staged, path, options, batch_rows)
+            found = _read_into(staged, path, options, batch_rows, progress)
         progress.advance()
         grid = _k_grid(path, options.k_grid, found.n_rows)  # checked before anything is stored
         embedder = build_embedder(options.embedder)
@@ -147,14 +147,17 @@ def dataset_name(path: Path, options: PrepareOptions) -> str:
         raise ValueError(f"{exc} (the name comes from the file's name: give the dataset a name)") from None
 
 
-def _read_into(staged: ExampleStaging, path: Path, options: PrepareOptions, batch_rows: int) -> ingest.IngestSummary:
+def _read_into(
+    staged: ExampleStaging, path: Path, options: PrepareOptions, batch_rows: int, progress: Progress
+) -> ingest.IngestSummary:
     """Read the file batch by batch into ``staged``, each row with the hash of its embedded text; raises the
-    file's IngestError (the staged rows are then dropped with the staging file)."""
+    file's IngestError, or Cancelled between batches (the staged rows are then dropped with the staging file)."""
     stream = ingest.DatasetStream(
         path, mapping=options.mapping, skip_bad_rows=options.skip_bad_rows, batch_rows=batch_rows
     )
     for batch in stream.batches():
         staged.add(batch, [_text_hash(example, options.embed_fields) for example in batch])
+        progress.check()  # a million rows take a minute: a cancel need not wait for the end of the file
     return stream.summary()
 
 

@@ -171,3 +171,23 @@ def test_batches_are_bounded_and_the_summary_waits_for_the_last(tmp_path: Path) 
 
     assert sizes == [3, 3, 2]
     assert (stream.summary().n_rows, stream.summary().shape) == (8, "alpaca")
+
+
+def test_a_cancel_during_the_read_stops_it_between_batches_and_stores_nothing(workspace: Path, tmp_path: Path) -> None:
+    from core.progress import Cancelled, Progress
+
+    path = write_jsonl(tmp_path / "long.jsonl", keyword_rows(per_topic=2))
+    asked = iter([False, False, True])  # the start of the ingest, after batch 1, after batch 2: stop
+    before = store_snapshot(workspace)
+
+    with pytest.raises(Cancelled, match="cancelled during ingest"):
+        prepare(
+            Store(workspace),
+            path,
+            PrepareOptions(name="long", **OPTIONS),
+            Progress(should_stop=lambda: next(asked, True)),
+            batch_rows=2,
+        )
+
+    assert store_snapshot(workspace) == before
+    assert not list(workspace.glob(".staging-*"))
