@@ -26,6 +26,7 @@ from core.safe_paths import check_dataset_name
 from core.storage import curation, search
 from core.storage import datasets as ds
 from core.storage.database import Store
+from core.storage.staging import ExampleStaging
 
 EMBED_CHUNK = 1024
 READ_CHUNK = 16 * EMBED_CHUNK  # rows of text read from the store at a time while embedding
@@ -74,8 +75,18 @@ class PrepareReport:
     sample_notes: list[str] = dataclasses.field(default_factory=list)  # which stages ran on a sample, and how
 
 
-def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: Progress | None = None) -> PrepareReport:
-    """Ingest ``path`` into ``store`` and compute embeddings, the k sweep, labels and the map."""
+def prepare(
+    store: Store,
+    path: str | Path,
+    options: PrepareOptions,
+    progress: Progress | None = None,
+    *,
+    batch_rows: int = ingest.BATCH_ROWS,
+) -> PrepareReport:
+    """Ingest ``path`` into ``store`` and compute embeddings, the k sweep, labels and the map.
+
+    The file is read ``batch_rows`` rows at a time into a staging file, so memory does not grow with it.
+    """
     progress = progress or Progress()
     path = Path(path)
     name = dataset_name(path, options)
@@ -84,29 +95,29 @@ def prepare(store: Store, path: str | Path, options: PrepareOptions, progress: P
             raise ValueError(f"cannot embed field {field!r}; choose from {ingest.MAPPABLE_FIELDS}")
     timer = _Timer()
     progress.start("ingest", 1)
-    with timer("ingest"):
-        result = ingest.read_dataset(path, mapping=options.mapping, skip_bad_rows=options.skip_bad_rows)
-    progress.advance()
-    grid = _k_grid(path, options.k_grid, len(result.examples))  # checked before anything is stored
-    embedder = build_embedder(options.embedder)
-    info = _existing(store, name, result, options)
-    if info is not None and info.status == "ready":
-        return _report(info, reused=True, seconds=timer.seconds)
-    if info is None:
-        hashes = [_text_hash(e, options.embed_fields) for e in result.examples]
-        with timer("store"):
-            dataset_id = ds.insert_dataset(
-                store,
-                result,
-                name=name,
-                embedder=spec_of(embedder),
-                embedder_key=embedder.cache_key(),
-                embed_fields=list(options.embed_fields),
-                seed=options.seed,
-                text_hashes=hashes,
-            )
-    else:
-        dataset_id = info.dataset_id
+    with ExampleStaging(store.workspace) as staged:  # the file's rows, until they are known to be good
+        with timer("ingest"):
+            found = _read_into(staged, path, options, batch_rows, progress)
+        progress.advance()
+        grid = _k_grid(path, options.k_grid, found.n_rows)  # checked before anything is stored
+        embedder = build_embedder(options.embedder)
+        info = _existing(store, name, found, options)
+        if info is not None and info.status == "ready":
+            return _report(info, reused=True, seconds=timer.seconds)
+        if info is None:
+            with timer("store"):
+                dataset_id = ds.insert_dataset(
+                    store,
+                    found,
+                    staged,
+                    name=name,
+                    embedder=spec_of(embedder),
+                    embedder_key=embedder.cache_key(),
+                    embed_fields=list(options.embed_fields),
+                    seed=options.seed,
+                )
+        else:
+            dataset_id = info.dataset_id
     with timer("embed"):
         embedded, cached = embed_missing(store, embedder, dataset_id, options.embed_fields, progress)
     with timer("load"):
@@ -167,7 +178,21 @@ def dataset_name(path: Path, options: PrepareOptions) -> str:
         raise ValueError(f"{exc} (the name comes from the file's name: give the dataset a name)") from None
 
 
-def _existing(store: Store, name: str, result: ingest.IngestResult, options: PrepareOptions) -> ds.DatasetInfo | None:
+def _read_into(
+    staged: ExampleStaging, path: Path, options: PrepareOptions, batch_rows: int, progress: Progress
+) -> ingest.IngestSummary:
+    """Read the file batch by batch into ``staged``, each row with the hash of its embedded text; raises the
+    file's IngestError, or Cancelled between batches (the staged rows are then dropped with the staging file)."""
+    stream = ingest.DatasetStream(
+        path, mapping=options.mapping, skip_bad_rows=options.skip_bad_rows, batch_rows=batch_rows
+    )
+    for batch in stream.batches():
+        staged.add(batch, [_text_hash(example, options.embed_fields) for example in batch])
+        progress.check()  # a million rows take a minute: a cancel need not wait for the end of the file
+    return stream.summary()
+
+
+def _existing(store: Store, name: str, result: ingest.IngestSummary, options: PrepareOptions) -> ds.DatasetInfo | None:
     try:
         info = ds.get_dataset(store, name)
     except DatasetNotFound:

@@ -3,8 +3,10 @@
 Formats: ``.jsonl``, ``.json`` (an array), ``.csv``, ``.parquet``; text files in UTF-8 (a byte-order mark
 allowed), UTF-16 or UTF-32. Shapes: Alpaca (``instruction``/``input``/``output``), chat ``messages``
 (role/content), ShareGPT ``conversations`` (from/value), or any columns named by an explicit mapping. Every problem is reported with the file, the
-line (or row) and the field. This module never touches storage: it returns an :class:`IngestResult`
-that the store writes in one transaction, so a failing file stores nothing.
+line (or row) and the field. This module never touches storage: :class:`DatasetStream` hands out a file's
+rows in batches, read in bounded chunks (a ``.json`` array excepted), which the store stages and inserts
+only once the whole file is known to be good, so a failing file stores nothing; :func:`read_dataset`
+collects them in memory for small files.
 
 Besides malformed rows, two kinds of row are refused: a row whose texts exceed ``CURATE_MAX_ROW_BYTES``
 (see :func:`core.config.max_row_bytes`), and a row whose own ``id`` field repeats an earlier row's.
@@ -12,6 +14,7 @@ Besides malformed rows, two kinds of row are refused: a row whose texts exceed `
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -19,6 +22,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,9 @@ _WIDE_BOMS = (
     (b"\xfe\xff", "utf-16", "UTF-16"),
 )
 _WIDE_SAMPLE = 4096  # bytes looked at to tell UTF-16 without a mark from UTF-8; even, so pairs stay aligned
+_SHAPE_SAMPLE = 200  # rows whose fields tell the file's shape
+_CHUNK_BYTES = 1 << 20  # bytes read from a file at a time
+BATCH_ROWS = 5_000  # rows a DatasetStream hands out at a time: memory stays flat, per-batch costs stay small
 
 
 class RowError(ValueError):
@@ -116,13 +123,32 @@ class _Record:
     value: Any
 
 
+@dataclass(frozen=True)
+class IngestSummary:
+    """What a :class:`DatasetStream` found besides the rows it handed out: how the file was read and the bad rows."""
+
+    path: Path
+    file_sha256: str
+    shape: str
+    mapping: dict[str, str | None]
+    n_rows: int
+    bad_rows: list[BadRow]
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.bad_rows)
+
+
 def read_dataset(
     path: str | Path,
     *,
     mapping: Mapping[str, str | None] | None = None,
     skip_bad_rows: bool = False,
 ) -> IngestResult:
-    """Read and validate a dataset file.
+    """Read and validate a dataset file with every row in memory (evaluation sets, targets, small files).
+
+    A dataset of any size is read in batches with :class:`DatasetStream` instead; this is the same read,
+    collected, with each row's id assigned (:func:`assign_ids`).
 
     Parameters
     ----------
@@ -132,25 +158,134 @@ def read_dataset(
     skip_bad_rows : when False (default) the first bad row raises :class:`IngestError`; when True the
         bad rows are reported in ``IngestResult.bad_rows`` and the good ones kept.
     """
-    path = Path(path)
+    stream = DatasetStream(path, mapping=mapping, skip_bad_rows=skip_bad_rows)
+    examples = [example for batch in stream.batches() for example in batch]
+    found = stream.summary()
+    return IngestResult(found.path, found.file_sha256, found.shape, found.mapping, assign_ids(examples), found.bad_rows)
+
+
+class DatasetStream:
+    """One pass over a dataset file that hands out its validated rows in batches, so memory stays flat.
+
+    Iterate :meth:`batches` to the end (each batch at most ``batch_rows`` examples, in file order, their
+    ``example_id`` still empty: see :func:`assign_ids`), then call :meth:`summary`: it raises the file's
+    :class:`IngestError` when a row was bad (unless ``skip_bad_rows``) or none was usable. The batches are
+    therefore provisional until :meth:`summary` returns; the store stages them in a file and inserts them
+    only then, so a bad last row still stores nothing. The errors are those of a whole-file read: the first
+    bad row, with the count of the rest (so the whole file is read even after a bad row, though no more
+    batches are handed out), reader errors (malformed JSON, bad bytes) before field errors.
+
+    ``.jsonl`` and ``.csv`` are read 1 MiB at a time (UTF-16 and UTF-32 files transcoded as they are read),
+    ``.parquet`` a batch of rows at a time; a ``.json`` array is parsed whole (the standard library has no
+    streaming JSON parser), so a large dataset is better given as JSON Lines. The file's SHA-256 is
+    computed from the same reads.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        mapping: Mapping[str, str | None] | None = None,
+        skip_bad_rows: bool = False,
+        batch_rows: int = BATCH_ROWS,
+    ):
+        self.path = Path(path)
+        self._suffix = _check_file(self.path)
+        self._mapping = mapping
+        self._skip_bad_rows = skip_bad_rows
+        self._batch_rows = max(1, batch_rows)
+        self._read_bad: list[BadRow] = []  # refused by the file's reader: malformed JSON, bad bytes
+        self._row_bad: list[BadRow] = []  # refused by normalisation: a field missing, of the wrong type
+        self._n_good = 0
+        self._found: tuple[str, dict[str, str | None]] = ("", {})
+        self._sha256: str | None = None
+
+    def batches(self) -> Iterator[list[Example]]:
+        """The good rows in batches; a file-level problem (unknown shape, not Parquet) raises IngestError."""
+        max_bytes = config.max_row_bytes()  # read once per file, not once per row
+        first_seen: dict[str, str] = {}  # JSON text of a user id -> location of the row that first carried it
+        with _HashingFile(self.path) as handle:
+            records = _read_records(self.path, self._suffix, handle, self._read_bad)
+            head = list(islice(records, _SHAPE_SAMPLE))
+            self._found = _detect_shape(self.path, head, self._mapping)
+            batch: list[Example] = []
+            for record in chain(head, records):
+                example = self._normalise(record, max_bytes, first_seen)
+                if example is None or not self._keeping():
+                    continue
+                batch.append(example)
+                if len(batch) >= self._batch_rows:
+                    yield batch
+                    batch = []
+            if batch and self._keeping():
+                yield batch
+            self._sha256 = handle.hexdigest()
+
+    def summary(self) -> IngestSummary:
+        """How the file was read; raises the file's IngestError if a row was bad (and not skipped) or none good."""
+        if self._sha256 is None:
+            raise RuntimeError("DatasetStream.summary() needs every batch read first")
+        bad = self._read_bad + self._row_bad
+        if bad and not self._skip_bad_rows:
+            raise _first_error(self.path, bad, any_good=self._n_good > 0)
+        if not self._n_good:
+            raise _nothing_usable(self.path, bad)
+        shape, resolved = self._found
+        return IngestSummary(self.path, self._sha256, shape, resolved, self._n_good, bad)
+
+    def _keeping(self) -> bool:
+        """Whether good rows are still handed out: not after a bad row, unless bad rows are skipped."""
+        return self._skip_bad_rows or not (self._read_bad or self._row_bad)
+
+    def _normalise(self, record: _Record, max_bytes: int, first_seen: dict[str, str]) -> Example | None:
+        shape, resolved = self._found
+        try:
+            example = _normalise(record, shape, resolved, max_bytes)
+            _check_unique_id(example.original, record.location, first_seen)
+        except RowError as exc:
+            self._row_bad.append(BadRow(record.location, exc.field_name, str(exc)))
+            return None
+        self._n_good += 1
+        return example
+
+
+def _check_file(path: Path) -> str:
+    """The file's suffix, once the file is known to exist, to be of a supported type and not to be blank."""
     if not path.is_file():
         raise IngestError(path, "file not found")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise IngestError(path, f"unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise IngestError(path, "the file is empty")
-    bad: list[BadRow] = []
-    max_bytes = config.max_row_bytes()  # read once per file, not once per row
-    records = list(_read_records(path, suffix, raw, bad))
-    shape, resolved = _detect_shape(path, records, mapping)
-    examples = _normalise_all(records, shape, resolved, bad, max_bytes)
-    if bad and not skip_bad_rows:
-        raise _first_error(path, bad, any_good=bool(examples))
-    if not examples:
-        raise _nothing_usable(path, bad)
-    return IngestResult(path, hashlib.sha256(raw).hexdigest(), shape, resolved, _assign_ids(examples), bad)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            if chunk.strip():  # stops at the first chunk with text: a real file is read no further here
+                return suffix
+    raise IngestError(path, "the file is empty")
+
+
+class _HashingFile:
+    """A file read in chunks, each added to the file's SHA-256 as it goes by."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by __exit__
+        self._sha = hashlib.sha256()
+
+    def __enter__(self) -> _HashingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def chunks(self) -> Iterator[bytes]:
+        while chunk := self._file.read(_CHUNK_BYTES):
+            self._sha.update(chunk)
+            yield chunk
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of the whole file: what is left unread (all of a Parquet file) is read for it now."""
+        for _ in self.chunks():
+            pass
+        return self._sha.hexdigest()
 
 
 def _first_error(path: Path, bad: list[BadRow], any_good: bool) -> IngestError:
@@ -188,38 +323,53 @@ def _encoding_hint(path: Path, bad: list[BadRow]) -> str:
     )
 
 
-def _read_records(path: Path, suffix: str, raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
-    if suffix != ".parquet":
-        raw = _as_utf8(path, raw)
+def _read_records(path: Path, suffix: str, handle: _HashingFile, bad: list[BadRow]) -> Iterator[_Record]:
+    if suffix == ".parquet":
+        yield from _read_parquet(path)  # pyarrow reads the file itself; the handle only hashes it
+        return
+    chunks = _as_utf8(path, handle.chunks())
     if suffix == ".jsonl":
-        yield from _read_jsonl(raw, bad)
+        yield from _read_jsonl(chunks, bad)
     elif suffix == ".json":
-        yield from _read_json_array(path, raw, bad)
-    elif suffix == ".csv":
-        yield from _read_csv(path, raw, bad)
+        yield from _read_json_array(path, b"".join(chunks), bad)
     else:
-        yield from _read_parquet(path)
+        yield from _read_csv(path, chunks, bad)
 
 
-def _as_utf8(path: Path, raw: bytes) -> bytes:
-    """A UTF-16 or UTF-32 text file re-encoded as UTF-8; any other file's bytes as they are.
+def _as_utf8(path: Path, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """A UTF-16 or UTF-32 text file's chunks re-encoded as UTF-8; any other file's chunks as they are.
 
     Read byte by byte as UTF-8, every row of a UTF-16 file is bad, and the errors (a 0xff byte, a NUL) do not
-    say why. Such a file is read instead, when its byte-order mark or its NUL bytes say what it is.
+    say why. Such a file is read instead, when its byte-order mark or its NUL bytes (in the first chunk) say
+    what it is; it is decoded chunk by chunk, so a damaged spot is named by its byte in the whole file.
     """
-    found = _wide_encoding(raw)
+    first = b""
+    for chunk in chunks:  # the sample the encoding is told from (a single chunk but for tiny reads)
+        first += chunk
+        if len(first) >= _WIDE_SAMPLE:
+            break
+    found = _wide_encoding(first)
     if found is None:
-        return raw
+        yield first
+        yield from chunks
+        return
     codec, label = found
-    try:
-        return raw.decode(codec).encode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise IngestError(
-            path,
-            f"looks like {label} text but is not valid {label} ({exc.reason} at byte {exc.start}), so it may be "
-            f"cut short or damaged; save it again as UTF-8 (iconv -f {label} -t UTF-8 {path.name} > "
-            f"fixed{path.suffix} converts it, and names the bad spot)",
-        ) from None
+    decoder = codecs.getincrementaldecoder(codec)()
+    consumed = 0  # bytes given to the decoder so far
+    for chunk in chain([first], chunks, [b""]):  # the empty chunk ends the stream: a cut-short pair fails there
+        consumed += len(chunk)
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:  # exc.object is what the decoder held back plus this chunk
+            byte = consumed - len(exc.object) + exc.start
+            raise IngestError(
+                path,
+                f"looks like {label} text but is not valid {label} ({exc.reason} at byte {byte}), so it may be "
+                f"cut short or damaged; save it again as UTF-8 (iconv -f {label} -t UTF-8 {path.name} > "
+                f"fixed{path.suffix} converts it, and names the bad spot)",
+            ) from None
+        if text:  # half a character gives none; an empty chunk would read as the end of the file
+            yield text.encode("utf-8")
 
 
 def _wide_encoding(raw: bytes) -> tuple[str, str] | None:
@@ -243,6 +393,32 @@ def _strip_bom(raw: bytes) -> bytes:
     return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
 
 
+def _without_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks with a UTF-8 byte-order mark at the start of the file removed."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= 3:
+            break
+    yield _strip_bom(head)
+    yield from chunks
+
+
+def _split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The bytes split at every b"\\n" (the newline itself dropped), as ``bytes.split`` would split them whole."""
+    pieces: list[bytes] = []  # the line being gathered; a list, so a very long line is not copied per chunk
+    for chunk in chunks:
+        if b"\n" not in chunk:
+            pieces.append(chunk)
+            continue
+        lines = chunk.split(b"\n")
+        if pieces:
+            lines[0] = b"".join([*pieces, lines[0]])
+        pieces = [lines.pop()]
+        yield from lines
+    yield b"".join(pieces)
+
+
 def _decode_line(line: bytes) -> str:
     try:
         return line.decode("utf-8")
@@ -250,8 +426,8 @@ def _decode_line(line: bytes) -> str:
         raise RowError(None, f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})") from None
 
 
-def _read_jsonl(raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
-    for number, line in enumerate(_strip_bom(raw).split(b"\n"), start=1):
+def _read_jsonl(chunks: Iterator[bytes], bad: list[BadRow]) -> Iterator[_Record]:
+    for number, line in enumerate(_split_lines(_without_bom(chunks)), start=1):
         location = f"line {number}"
         try:
             text = _decode_line(line)
@@ -308,6 +484,7 @@ def _decode_whole(path: Path, raw: bytes) -> str:
 
 def _read_json_array(path: Path, raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
     text = _decode_whole(path, raw)
+    del raw  # the text and the parsed rows are what the rest needs: the whole file, held once less
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -317,6 +494,7 @@ def _read_json_array(path: Path, raw: bytes, bad: list[BadRow]) -> Iterator[_Rec
     if not isinstance(value, list):
         raise IngestError(path, f"a .json file must hold an array of rows, found {_type_name(value)}")
     check_surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    del text
     for number, item in enumerate(value, start=1):
         try:
             if check_surrogates:
@@ -327,12 +505,8 @@ def _read_json_array(path: Path, raw: bytes, bad: list[BadRow]) -> Iterator[_Rec
         yield _Record(f"row {number}", number, item)
 
 
-def _read_csv(path: Path, raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
-    text = _decode_whole(path, raw)
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise IngestError(path, "contains a NUL byte", f"line {line}")
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _read_csv(path: Path, chunks: Iterator[bytes], bad: list[BadRow]) -> Iterator[_Record]:
+    reader = csv.reader(_csv_lines(path, _without_bom(chunks)))
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as exc:
@@ -354,15 +528,51 @@ def _read_csv(path: Path, raw: bytes, bad: list[BadRow]) -> Iterator[_Record]:
         yield _Record(f"line {number}", number, dict(zip(header, cells, strict=True)))
 
 
+def _csv_lines(path: Path, chunks: Iterator[bytes]) -> Iterator[str]:
+    """The file's text, decoded as UTF-8 as it is read, line by line as ``io.StringIO(text, newline="")`` splits
+    it (at \\r\\n, \\r or \\n, ends kept, which the csv module needs to read quoted line breaks). A byte that is
+    not UTF-8, or a NUL, raises IngestError naming its line: neither can be a skippable row of a CSV file."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0  # "\n" in the text before this chunk
+    pending = ""  # the last line of the previous chunk, which may go on in this one
+    for chunk in chain(chunks, [None]):  # None ends the stream: a cut-short character fails there
+        try:
+            text = decoder.decode(chunk or b"", final=chunk is None)
+        except UnicodeDecodeError as exc:  # exc.object is what the decoder held back (never a newline) plus chunk
+            line = newlines + exc.object[: exc.start].count(b"\n") + 1
+            raise IngestError(path, f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x})", f"line {line}") from None
+        if "\x00" in text:
+            line = newlines + text[: text.index("\x00")].count("\n") + 1
+            raise IngestError(path, "contains a NUL byte", f"line {line}")
+        newlines += text.count("\n")
+        lines = io.StringIO(pending + text, newline="").readlines()
+        # held back unless it ends in "\n": it may go on, and a "\r" may be the first half of "\r\n"
+        pending = lines.pop() if chunk is not None and lines and not lines[-1].endswith("\n") else ""
+        yield from lines
+
+
 def _read_parquet(path: Path) -> Iterator[_Record]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        raise IngestError(path, f"not a readable Parquet file ({type(exc).__name__}: {exc})") from None
-    for number, row in enumerate(table.to_pylist(), start=1):
-        yield _Record(f"row {number}", number, row)
+        raise _not_parquet(path, exc) from None
+    number = 0
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as exc:  # a damaged row group further on
+            raise _not_parquet(path, exc) from None
+        if batch is None:
+            return
+        for row in batch.to_pylist():
+            number += 1
+            yield _Record(f"row {number}", number, row)
+
+
+def _not_parquet(path: Path, exc: Exception) -> IngestError:
+    return IngestError(path, f"not a readable Parquet file ({type(exc).__name__}: {exc})")
 
 
 def _type_name(value: Any) -> str:
@@ -385,7 +595,7 @@ def _detect_shape(
     path: Path, records: list[_Record], mapping: Mapping[str, str | None] | None
 ) -> tuple[str, dict[str, str | None]]:
     columns: list[str] = []
-    for record in records[:200]:
+    for record in records[:_SHAPE_SAMPLE]:
         if isinstance(record.value, dict):
             columns += [key for key in record.value if key not in columns]
     if mapping:
@@ -422,22 +632,6 @@ def _check_mapping(path: Path, mapping: Mapping[str, str | None], columns: list[
                 f"(columns: {', '.join(columns) or 'none'})",
             )
     return resolved
-
-
-def _normalise_all(
-    records: list[_Record], shape: str, mapping: dict[str, str | None], bad: list[BadRow], max_bytes: int
-) -> list[Example]:
-    examples = []
-    first_seen: dict[str, str] = {}  # JSON text of a user id -> location of the row that first carried it
-    for record in records:
-        try:
-            example = _normalise(record, shape, mapping, max_bytes)
-            _check_unique_id(example.original, record.location, first_seen)
-        except RowError as exc:
-            bad.append(BadRow(record.location, exc.field_name, str(exc)))
-        else:
-            examples.append(example)
-    return examples
 
 
 def _check_unique_id(row: dict[str, Any], location: str, first_seen: dict[str, str]) -> None:
@@ -586,8 +780,12 @@ def _hash(content: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _assign_ids(examples: list[Example]) -> list[Example]:
-    """Give each row a stable id: its content hash, with an occurrence suffix for exact duplicates."""
+def assign_ids(examples: list[Example]) -> list[Example]:
+    """Give each row a stable id: its content hash, with an occurrence suffix for exact duplicates.
+
+    The store gives the rows of a streamed file the same ids in SQL (``core.storage.staging``), so that no
+    table of every hash is kept in memory; a unit test holds the two to the same result.
+    """
     seen: dict[str, int] = {}
     assigned = []
     for example in examples:
@@ -605,15 +803,17 @@ def embed_text(example_instruction: str, example_input: str, example_output: str
 
 
 def columns_of(path: str | Path, max_rows: int = 200) -> list[str]:
-    """The field names seen in the first ``max_rows`` rows (for a column-mapping form); [] if unreadable."""
+    """The field names seen in the first ``max_rows`` rows (for a column-mapping form); [] if unreadable.
+    Only the start of the file is read (the whole of a ``.json`` array)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        records = _read_records(path, path.suffix.lower(), raw, [])
-        columns: list[str] = []
-        for _, record in zip(range(max_rows), records, strict=False):
-            if isinstance(record.value, dict):
-                columns += [key for key in record.value if key not in columns]
-        return columns
+        suffix = _check_file(path)
+        with _HashingFile(path) as handle:
+            records = _read_records(path, suffix, handle, [])
+            columns: list[str] = []
+            for _, record in zip(range(max_rows), records, strict=False):
+                if isinstance(record.value, dict):
+                    columns += [key for key in record.value if key not in columns]
+            return columns
     except (OSError, IngestError):
         return []

@@ -1,6 +1,7 @@
 """Datasets, their examples, the embedding cache, k sweeps and map coordinates: reads and writes.
 
-All SQL here uses ``?`` parameters; bulk rows go in through Arrow tables registered on the connection.
+All SQL here uses ``?`` parameters; bulk rows go in through Arrow tables registered on the connection, a new
+dataset's examples through a staging Parquet file (:mod:`core.storage.staging`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from core.storage.database import one_row
 if TYPE_CHECKING:
     import pandas as pd
 
-    from core.ingest import IngestResult
+    from core.ingest import IngestSummary
     from core.storage.database import Store
+    from core.storage.staging import ExampleStaging
 
 
 @dataclass(frozen=True)
@@ -89,19 +91,21 @@ def get_dataset(store: Store, ref: str | int | None = None) -> DatasetInfo:
 
 def insert_dataset(
     store: Store,
-    result: IngestResult,
+    found: IngestSummary,
+    staged: ExampleStaging,
     *,
     name: str,
     embedder: dict[str, Any],
     embedder_key: str,
     embed_fields: list[str],
     seed: int,
-    text_hashes: list[str],
 ) -> int:
-    """Store a freshly read file and its examples in one transaction; returns the new dataset id."""
-    import pyarrow as pa
+    """Store a read file and its examples, staged in ``staged``, in one transaction; returns the new dataset id.
 
-    columns = _example_columns(result, text_hashes)
+    Each example's id is its content hash's first 16 characters, with "-n" on the n-th repeat of an exact
+    duplicate in row order: :func:`core.ingest.assign_ids`, in SQL, so no table of every hash is held in memory.
+    """
+    staged.close()
     with store.write() as con:
         dataset_id = one_row(con.execute("SELECT nextval('dataset_ids')"))[0]
         con.execute(
@@ -111,13 +115,13 @@ def insert_dataset(
             [
                 dataset_id,
                 name,
-                str(result.path),
-                result.file_sha256,
-                result.shape,
-                json.dumps(result.mapping),
-                len(result.examples),
-                result.n_skipped,
-                json.dumps([bad.describe() for bad in result.bad_rows]),
+                str(found.path),
+                found.file_sha256,
+                found.shape,
+                json.dumps(found.mapping),
+                staged.n_rows,
+                found.n_skipped,
+                json.dumps([bad.describe() for bad in found.bad_rows]),
                 datetime.now(UTC).replace(tzinfo=None),
                 json.dumps(embedder),
                 embedder_key,
@@ -125,31 +129,18 @@ def insert_dataset(
                 seed,
             ],
         )
-        columns["dataset_id"] = [dataset_id] * len(result.examples)
-        con.register("new_examples", pa.table(columns))
+        # The occurrence numbers are computed on two narrow columns and paired with the rows by position: a
+        # window over the whole rows sorted every text (at 300k rows 6.5 s and 1.34 GB against 4.2 s, 1.04 GB).
         con.execute(
-            "INSERT INTO examples SELECT dataset_id, row_idx, example_id, location, instruction, input, output, "
-            "messages, original, content_hash, prompt_hash, text_hash FROM new_examples"
+            "INSERT INTO examples SELECT ?, s.row_idx, "
+            "left(s.content_hash, 16) || CASE WHEN d.n > 1 THEN '-' || CAST(d.n AS VARCHAR) ELSE '' END, "
+            "s.location, s.instruction, s.input, s.output, s.messages, s.original, s.content_hash, s.prompt_hash, "
+            "s.text_hash FROM read_parquet(?) s POSITIONAL JOIN (SELECT n FROM (SELECT row_idx, "
+            "row_number() OVER (PARTITION BY content_hash ORDER BY row_idx) AS n FROM read_parquet(?)) "
+            "ORDER BY row_idx) d",
+            [dataset_id, str(staged.path), str(staged.path)],
         )
-        con.unregister("new_examples")
     return int(dataset_id)
-
-
-def _example_columns(result: IngestResult, text_hashes: list[str]) -> dict[str, list[Any]]:
-    examples = result.examples
-    return {
-        "row_idx": list(range(len(examples))),
-        "example_id": [e.example_id for e in examples],
-        "location": [e.location for e in examples],
-        "instruction": [e.instruction for e in examples],
-        "input": [e.input for e in examples],
-        "output": [e.output for e in examples],
-        "messages": [json.dumps(e.messages, ensure_ascii=False) if e.messages else None for e in examples],
-        "original": [json.dumps(e.original, ensure_ascii=False, default=str) for e in examples],
-        "content_hash": [e.content_hash for e in examples],
-        "prompt_hash": [e.prompt_hash for e in examples],
-        "text_hash": text_hashes,
-    }
 
 
 def delete_dataset(store: Store, dataset_id: int) -> None:
