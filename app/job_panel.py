@@ -19,6 +19,7 @@ import streamlit as st
 from app.state import workspace
 from app.text import plain
 from core import jobs
+from core.progress import count_text
 
 Launcher = Callable[[Path, jobs.JobSpec], str]
 
@@ -58,7 +59,9 @@ def job_panel(view: JobView) -> None:
     for status in jobs.list_jobs(workspace(), kind=view.kind)[: view.limit]:
         what = view.title(status)
         if status.active:
-            st.progress(status.fraction, text=f"{what}: {status.stage} {status.done}/{status.total}")
+            st.progress(
+                status.fraction, text=f"{what}: {status.stage} {count_text(status.stage, status.done, status.total)}"
+            )
             if status.message:
                 st.caption(plain(status.message))
             if st.button("Cancel", key=f"cancel_{status.job_id}"):

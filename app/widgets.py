@@ -12,7 +12,7 @@ from app.state import sync_widget
 from app.text import plain
 from core import config
 from core.models.passes import is_empty_response
-from core.progress import Progress
+from core.progress import Progress, count_text
 
 
 class StreamlitProgress(Progress):
@@ -25,7 +25,9 @@ class StreamlitProgress(Progress):
 
     def update(self) -> None:
         fraction = min(1.0, self.done / self.total) if self.total else 0.0
-        self._bar.progress(fraction, text=f"{self._label}: {self.stage} {self.done}/{self.total}")
+        self._bar.progress(
+            fraction, text=f"{self._label}: {self.stage} {count_text(self.stage, self.done, self.total)}"
+        )
 
     def close(self) -> None:
         self._bar.empty()

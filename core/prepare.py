@@ -94,11 +94,9 @@ def prepare(
         if field not in ingest.MAPPABLE_FIELDS:
             raise ValueError(f"cannot embed field {field!r}; choose from {ingest.MAPPABLE_FIELDS}")
     timer = _Timer()
-    progress.start("ingest", 1)
     with ExampleStaging(store.workspace) as staged:  # the file's rows, until they are known to be good
         with timer("ingest"):
             found = _read_into(staged, path, options, batch_rows, progress)
-        progress.advance()
         grid = _k_grid(path, options.k_grid, found.n_rows)  # checked before anything is stored
         embedder = build_embedder(options.embedder)
         info = _existing(store, name, found, options)
@@ -182,14 +180,25 @@ def _read_into(
     staged: ExampleStaging, path: Path, options: PrepareOptions, batch_rows: int, progress: Progress
 ) -> ingest.IngestSummary:
     """Read the file batch by batch into ``staged``, each row with the hash of its embedded text; raises the
-    file's IngestError, or Cancelled between batches (the staged rows are then dropped with the staging file)."""
+    file's IngestError, or Cancelled between batches (the staged rows are then dropped with the staging file).
+
+    Progress counts the file's bytes read (its size is known before the first row, its row count only after
+    the last), so a million rows show a percentage rather than one step at the end."""
     stream = ingest.DatasetStream(
         path, mapping=options.mapping, skip_bad_rows=options.skip_bad_rows, batch_rows=batch_rows
     )
+    progress.start("ingest", stream.size_bytes)
     for batch in stream.batches():
         staged.add(batch, [_text_hash(example, options.embed_fields) for example in batch])
-        progress.check()  # a million rows take a minute: a cancel need not wait for the end of the file
-    return stream.summary()
+        _advance_to(progress, stream.bytes_read)  # also checks for a cancel: it need not wait for the file's end
+    found = stream.summary()
+    _advance_to(progress, stream.size_bytes)
+    return found
+
+
+def _advance_to(progress: Progress, done: int) -> None:
+    """Advance to ``done`` units of the stage's total (no further: a file that grew while read overshoots)."""
+    progress.advance(max(0, min(done, progress.total) - progress.done))
 
 
 def _existing(store: Store, name: str, result: ingest.IngestSummary, options: PrepareOptions) -> ds.DatasetInfo | None:

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-UNITS = {"embed": "text", "k sweep": "k", "ingest": "file"}
+UNITS = {"embed": "text", "k sweep": "k", "ingest": "B"}
+BYTE_STAGES = {stage for stage, unit in UNITS.items() if unit == "B"}  # shown scaled: 12.3MB/1.02GB
+
+
+def count_text(stage: str, done: int, total: int) -> str:
+    """How far a stage is, for a label: ``3/10``, or for a stage counted in bytes ``12.3/970.0 MB``."""
+    if stage not in BYTE_STAGES:
+        return f"{done}/{total}"
+    for power, unit in ((3, "GB"), (2, "MB"), (1, "kB")):
+        if total >= 1000**power:
+            return f"{done / 1000**power:.1f}/{total / 1000**power:.1f} {unit}"
+    return f"{done}/{total} B"
 
 
 class Cancelled(Exception):
@@ -63,7 +74,8 @@ class TqdmProgress(Progress):
         from tqdm import tqdm
 
         self.close()
-        self._bar = tqdm(total=total, desc=stage, unit=UNITS.get(stage, "step"), dynamic_ncols=True, delay=0.5)
+        unit, scale = UNITS.get(stage, "step"), stage in BYTE_STAGES
+        self._bar = tqdm(total=total, desc=stage, unit=unit, unit_scale=scale, dynamic_ncols=True, delay=0.5)
         super().start(stage, total)
 
     def update(self) -> None:

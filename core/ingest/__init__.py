@@ -199,12 +199,21 @@ class DatasetStream:
         self._n_good = 0
         self._found: tuple[str, dict[str, str | None]] = ("", {})
         self._sha256: str | None = None
+        self.size_bytes = self.path.stat().st_size  # for progress: bytes_read reaches it at the end
+        self._handle: _HashingFile | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of the file read so far: a JSON Lines or CSV file's count grows with the batches; a JSON
+        array and a Parquet file (read whole, or by pyarrow itself) jump to the size when they are hashed."""
+        return self._handle.bytes_read if self._handle is not None else 0
 
     def batches(self) -> Iterator[list[Example]]:
         """The good rows in batches; a file-level problem (unknown shape, not Parquet) raises IngestError."""
         max_bytes = config.max_row_bytes()  # read once per file, not once per row
         first_seen: dict[str, str] = {}  # JSON text of a user id -> location of the row that first carried it
         with _HashingFile(self.path) as handle:
+            self._handle = handle
             records = _read_records(self.path, self._suffix, handle, self._read_bad)
             head = list(islice(records, _SHAPE_SAMPLE))
             self._found = _detect_shape(self.path, head, self._mapping)
@@ -269,6 +278,7 @@ class _HashingFile:
     def __init__(self, path: Path):
         self._file = open(path, "rb")  # noqa: SIM115 - closed by __exit__
         self._sha = hashlib.sha256()
+        self.bytes_read = 0
 
     def __enter__(self) -> _HashingFile:
         return self
@@ -279,6 +289,7 @@ class _HashingFile:
     def chunks(self) -> Iterator[bytes]:
         while chunk := self._file.read(_CHUNK_BYTES):
             self._sha.update(chunk)
+            self.bytes_read += len(chunk)
             yield chunk
 
     def hexdigest(self) -> str:

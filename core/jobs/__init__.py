@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import importlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from core import atomic
+from core.processes import process_alive
 from core.progress import Progress
 
 ACTIVE_STATES = ("queued", "running")
@@ -213,28 +213,13 @@ def relaunch(workspace: Path, job_id: str) -> None:
     _spawn(job_dir)
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def read_status(workspace: Path, job_id: str) -> JobStatus:
     """The job's status; an active job whose process is gone is reported as ``interrupted``."""
     job_dir = job_folder(workspace, job_id)
     data = json.loads((job_dir / "status.json").read_text())
     known = {f.name for f in dataclasses.fields(JobStatus)}
     status = JobStatus(**{k: v for k, v in data.items() if k in known})
-    if status.active and status.pid and not _alive(status.pid):
+    if status.active and status.pid and not process_alive(status.pid):
         # the worker writes its final state before exiting, so a vanished active worker was killed
         time.sleep(0.2)
         data = json.loads((job_dir / "status.json").read_text())

@@ -7,16 +7,23 @@ of a file whose last row is bad, and one transaction held open for the whole rea
 writer of the workspace (a curator's veto, a job's results) for as long as the read takes. The staging
 file costs neither: it is written outside the workspace lock, dropped when a bad row turns up, and read
 back by DuckDB inside the transaction that inserts the dataset (:func:`core.storage.datasets.insert_dataset`).
+
+A staging file's name carries its writer's process id. A writer killed outright (``kill -9``, the machine's
+memory running out) cannot remove its file, so each new staging file first removes those whose writer is no
+longer running (:func:`remove_stale`); a live writer's file is never touched.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from core.processes import process_alive
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,12 +45,16 @@ _TEXT_COLUMNS = (
     "text_hash",
 )
 
+_PREFIX = ".staging-"
+_WRITER_PID = re.compile(r"^\.staging-(\d+)-")  # the pid written into the name by ExampleStaging
+
 
 class ExampleStaging:
     """A temporary Parquet file of examples, in row order; removed when the ``with`` block ends."""
 
     def __init__(self, folder: Path):
-        handle, name = tempfile.mkstemp(prefix=".staging-", suffix=".parquet", dir=folder)
+        remove_stale(folder)
+        handle, name = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=".parquet", dir=folder)
         os.close(handle)
         self.path = Path(name)
         self.n_rows = 0
@@ -75,6 +86,21 @@ class ExampleStaging:
             self._writer = _empty_writer(self.path)
         self._writer.close()
         self._closed = True
+
+
+def remove_stale(folder: Path) -> list[Path]:
+    """Remove the staging files in ``folder`` whose writing process is gone, and return them.
+
+    A file whose name carries no pid (written before names carried one) is kept: its writer cannot be told.
+    """
+    removed = []
+    for path in folder.glob(f"{_PREFIX}*.parquet"):
+        found = _WRITER_PID.match(path.name)
+        if found is None or process_alive(int(found.group(1))):
+            continue
+        path.unlink(missing_ok=True)  # missing: another process removed it first
+        removed.append(path)
+    return removed
 
 
 def _batch_table(examples: Sequence[Example], text_hashes: Sequence[str], *, first_row: int) -> pa.Table:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import core.ingest
 from core.errors import IngestError
 from core.ingest import DatasetStream, read_dataset
 from core.prepare import PrepareOptions, prepare
+from core.progress import Progress, count_text
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.conftest import KEYWORD_EMBEDDER, keyword_rows, write_jsonl
@@ -191,3 +193,65 @@ def test_a_cancel_during_the_read_stops_it_between_batches_and_stores_nothing(wo
 
     assert store_snapshot(workspace) == before
     assert not list(workspace.glob(".staging-*"))
+
+
+class _Recorder(Progress):
+    """Every (stage, done, total) shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[tuple[str, int, int]] = []
+
+    def update(self) -> None:
+        self.shown.append((self.stage, self.done, self.total))
+
+
+def test_ingest_progress_counts_bytes_read_and_reaches_the_file_size(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 400 rows: the first 200 are read before any batch, to tell the file's shape
+    path = write_jsonl(tmp_path / "rows.jsonl", keyword_rows(per_topic=100))
+    monkeypatch.setattr(core.ingest, "_CHUNK_BYTES", 1000)  # several reads per batch, as 1 MiB reads of 1 GB
+    progress = _Recorder()
+
+    prepare(Store(workspace), path, PrepareOptions(name="rows", **OPTIONS), progress, batch_rows=20)
+
+    ingest = [(done, total) for stage, done, total in progress.shown if stage == "ingest"]
+    size = path.stat().st_size
+    assert {total for _, total in ingest} == {size}
+    dones = [done for done, _ in ingest]
+    assert dones == sorted(dones) and dones[-1] == size
+    assert len({done for done in dones if 0 < done < size}) >= 3  # a percentage shown while the file is read
+
+
+def test_a_byte_count_is_shown_scaled_and_other_counts_as_they_are() -> None:
+    assert count_text("ingest", 12_345_678, 970_000_000) == "12.3/970.0 MB"
+    assert count_text("ingest", 1_500_000_000, 2_000_000_000) == "1.5/2.0 GB"
+    assert count_text("ingest", 10, 300) == "10/300 B"
+    assert count_text("embed", 3, 10) == "3/10"
+
+
+def _dead_pid() -> int:
+    """A process id no process has: one above the kernel's largest."""
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    except OSError:
+        return 2**22 + 1
+
+
+def test_the_next_prepare_removes_a_killed_writers_staging_file_and_keeps_a_live_ones(
+    workspace: Path, tmp_path: Path
+) -> None:
+    killed = workspace / f".staging-{_dead_pid()}-abc123.parquet"  # left by a kill -9 during an ingest
+    running = workspace / f".staging-{os.getppid()}-def456.parquet"  # another process, ingesting now
+    unnamed = workspace / ".staging-ghi789.parquet"  # named before names carried a pid: its writer is unknown
+    for staged in (killed, running, unnamed):
+        staged.write_bytes(b"PAR1 partly written")
+    path = write_jsonl(tmp_path / "rows.jsonl", keyword_rows(per_topic=2))
+
+    prepare(Store(workspace), path, PrepareOptions(name="rows", **OPTIONS))
+
+    assert not killed.exists()
+    assert running.read_bytes() == b"PAR1 partly written"
+    assert unnamed.exists()
+    assert sorted(p.name for p in workspace.glob(".staging-*")) == sorted([running.name, unnamed.name])
