@@ -152,6 +152,7 @@ KINDS: dict[str, JobKind] = {
     "score": JobKind("core.score.job:ScoreJob", "core.score.job:execute"),
     "gradients": JobKind("core.gradients.job:GradientsJob", "core.gradients.job:execute"),
     "train": JobKind("core.runs.run:RunSpec", "core.runs.run:execute_run"),
+    "sweep": JobKind("core.sweep_job:SweepJob", "core.sweep_job:execute"),
 }
 
 
