@@ -199,3 +199,20 @@ def test_diagnostics_page_only_notes_the_k_past_the_distinct_points(page):
     assert [w.value for w in at.warning] == [
         "Empty clusters were dropped (the data has fewer distinct points than k): k=6 gave 4."
     ]
+
+
+def test_diagnostics_page_shows_a_running_sweep_with_cancel_and_blocks_a_second_one(page, prepared_workspace):
+    folder = jobs.jobs_dir(prepared_workspace) / "20261203-000000-abcdef"
+    folder.mkdir(parents=True)
+    params = {"dataset": "tiny", "ks": [5, 7], "choose": None}
+    jobs.write_status(
+        folder, job_id=folder.name, kind="sweep", state="running", stage="k sweep", done=1, total=2, params=params
+    )
+
+    at = page("diagnostics").run()
+
+    assert not at.exception
+    assert at.button(key="run_sweep").disabled and at.button(key="use_k").disabled
+    assert at.button(key=f"cancel_{folder.name}").label == "Cancel"
+    at.button(key=f"cancel_{folder.name}").click().run()
+    assert (folder / "cancel").exists()  # the worker stops at its next k
