@@ -153,6 +153,7 @@ KINDS: dict[str, JobKind] = {
     "gradients": JobKind("core.gradients.job:GradientsJob", "core.gradients.job:execute"),
     "train": JobKind("core.runs.run:RunSpec", "core.runs.run:execute_run"),
     "sweep": JobKind("core.sweep_job:SweepJob", "core.sweep_job:execute"),
+    "select": JobKind("core.select.job:SelectJob", "core.select.job:execute"),
 }
 
 
