@@ -1,13 +1,16 @@
-"""Diagnostics page: elbow and silhouette by k, cluster sizes, and choosing k or sweeping more values."""
+"""Diagnostics page: elbow and silhouette by k, cluster sizes, and choosing k or sweeping more values (a job)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app import figures, queries
-from app.state import pick_dataset, store
-from app.widgets import StreamlitProgress
-from core.prepare import add_k_values, choose_k, sample_note, sweep_notes
+from app.job_panel import JobView, job_panel, launch
+from app.state import pick_dataset, store, workspace
+from app.text import plain
+from core import jobs
+from core.prepare import sample_note, sweep_notes
+from core.sweep_job import SweepJob
 
 st.title("Diagnostics")
 dataset = pick_dataset()
@@ -35,17 +38,35 @@ left.plotly_chart(figures.size_histogram(sizes), key="size_histogram")
 right.dataframe(sweep.round(4), hide_index=True, key="sweep_table")
 
 
-def run_with_progress(label: str, work) -> None:
-    progress = StreamlitProgress(label)
-    try:
-        work(progress)
-    finally:
-        progress.close()
-    st.rerun()
+def job_title(status: jobs.JobStatus) -> str:
+    """Names a sweep job by what it does (markdown-safe: the dataset name goes through ``plain``)."""
+    params = status.params
+    what = f"Fitting k={params['choose']}" if params.get("choose") and not params.get("ks") else "Sweeping k"
+    return f"{what} on {plain(str(params.get('dataset', '')), 80)}"
 
 
+def show_outcome(status: jobs.JobStatus) -> None:
+    if status.state == "done":
+        ks = ", ".join(map(str, status.result.get("ks") or []))
+        swept = f"Swept k={ks}; " if ks else ""
+        st.success(f"{swept}chosen k={status.result.get('active_k')}.")
+
+
+def running_job() -> jobs.JobStatus | None:
+    """This dataset's sweep job still running, if any: a second one would fit beside it and race to store."""
+    return next(
+        (s for s in jobs.list_jobs(workspace(), kind="sweep") if s.active and s.params.get("dataset") == dataset.name),
+        None,
+    )
+
+
+busy = running_job() is not None
 with st.container(border=True):
     st.subheader("Choose k")
+    st.caption(
+        f"Fitting runs in the background ({dataset.n_rows:,} rows; at a million rows each k takes minutes): "
+        "you can leave this page, and Cancel stops it between k values with the stored sweep unchanged."
+    )
     cols = st.columns([2, 1])
     new_k = cols[0].number_input(
         "k (any value; one not swept yet is fitted now, without re-embedding)",
@@ -54,15 +75,16 @@ with st.container(border=True):
         value=k,
         key="k_choice",
     )
-    if cols[1].button("Use this k", key="use_k", disabled=int(new_k) == k):
-        run_with_progress(f"Fitting k={int(new_k)}", lambda p: choose_k(store(), dataset, int(new_k), p))
+    if cols[1].button("Use this k", key="use_k", disabled=int(new_k) == k or busy):
+        launch(SweepJob(dataset=dataset.name, choose=int(new_k)), "sweep_job")
     grid_text = st.text_input(
         "Sweep these k values (comma-separated)", ", ".join(map(str, dataset.k_grid)), key="k_grid"
     )
-    if st.button("Run sweep", key="run_sweep"):
+    if st.button("Run sweep", key="run_sweep", disabled=busy):
         try:
             grid = sorted({int(part) for part in grid_text.split(",") if part.strip()})
         except ValueError:
             st.error("The k values must be whole numbers separated by commas.")
         else:
-            run_with_progress("Sweeping k", lambda p: add_k_values(store(), dataset, grid, p))
+            launch(SweepJob(dataset=dataset.name, ks=tuple(grid)), "sweep_job")
+    job_panel(JobView("sweep", "sweep_job", job_title, show_outcome))

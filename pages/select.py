@@ -1,15 +1,20 @@
-"""Select page: run a selection strategy on the kept examples, preview it per cluster, save, compare."""
+"""Select page: run a selection strategy on the kept examples (a background job above 100k rows), preview it per
+cluster, save, compare."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app import queries
+from app.job_panel import JobView, job_panel, launch
 from app.params_form import params_form
 from app.state import pick_dataset, store, workspace
 from app.text import plain
 from app.widgets import target_picker
+from core import jobs
 from core.errors import MissingScores
+from core.select import job as select_job
+from core.select.job import SelectJob
 from core.select.run import build_strategy, compare, per_cluster, run_selection, save_selection
 from core.select.strategies import STRATEGIES
 
@@ -35,7 +40,14 @@ def settings() -> tuple[str, dict[str, object], float, int]:
 
 name, params, budget, seed = settings()
 request = (dataset.dataset_id, k, name, tuple(sorted(params.items())), budget, seed)
-if st.button("Preview", key="preview", type="primary"):
+in_page = dataset.n_rows <= select_job.PREVIEW_IN_PAGE_ROWS
+if not in_page:
+    st.caption(
+        f"{dataset.n_rows:,} rows: the preview runs in the background (progress and Cancel below); "
+        "you can leave this page meanwhile."
+    )
+clicked = st.button("Preview", key="preview", type="primary")
+if clicked and in_page:
     try:
         with st.spinner(f"Selecting with {name}..."):
             result = run_selection(store(), dataset, build_strategy(name, params), budget, seed=seed, k=k)
@@ -43,6 +55,27 @@ if st.button("Preview", key="preview", type="primary"):
     except (MissingScores, ValueError) as exc:
         st.session_state.pop("selection_preview", None)
         st.error(plain(exc))  # messages can name a target file or a score
+elif clicked:
+    spec = SelectJob(dataset=dataset.name, strategy=name, params=params, budget=budget, seed=seed, k=k)
+    if launch(spec, "select_job"):
+        st.session_state["select_job_request"] = request
+        st.session_state.pop("selection_preview", None)
+
+
+def job_title(status: jobs.JobStatus) -> str:
+    return f"Selecting with {plain(str(status.params.get('strategy', '')), 40)}"
+
+
+def job_outcome(status: jobs.JobStatus) -> None:
+    """Shows the finished job's selection as the preview below (once: a saved preview is not brought back)."""
+    if status.state == "done" and st.session_state.get("select_job_shown") != status.job_id:
+        st.session_state["select_job_shown"] = status.job_id
+        result = select_job.load_result(workspace(), status.job_id)
+        st.session_state["selection_preview"] = (st.session_state.get("select_job_request"), result)
+
+
+if not in_page or st.session_state.get("select_job"):
+    job_panel(JobView("select", "select_job", job_title, job_outcome))
 
 preview = st.session_state.get("selection_preview")
 if preview and preview[0] == request:

@@ -152,6 +152,8 @@ KINDS: dict[str, JobKind] = {
     "score": JobKind("core.score.job:ScoreJob", "core.score.job:execute"),
     "gradients": JobKind("core.gradients.job:GradientsJob", "core.gradients.job:execute"),
     "train": JobKind("core.runs.run:RunSpec", "core.runs.run:execute_run"),
+    "sweep": JobKind("core.sweep_job:SweepJob", "core.sweep_job:execute"),
+    "select": JobKind("core.select.job:SelectJob", "core.select.job:execute"),
 }
 
 

@@ -90,17 +90,54 @@ def test_datasets_page_asks_for_a_column_mapping_when_the_shape_is_unknown(page,
     assert at.selectbox(key="map_input").options == ["(none)", "prompt", "completion"]
 
 
-def test_diagnostics_page_marks_k_and_chooses_a_new_k_without_reembedding(page, prepared_workspace):
+def _wait_for_job(workspace: Path, job_id: str) -> jobs.JobStatus:
+    deadline = time.monotonic() + 180
+    while jobs.read_status(workspace, job_id).active:
+        assert time.monotonic() < deadline, jobs.read_log(workspace, job_id)
+        time.sleep(0.3)
+    return jobs.read_status(workspace, job_id)
+
+
+def test_diagnostics_page_chooses_a_new_k_in_a_background_job_without_reembedding(page, prepared_workspace):
     at = page("diagnostics").run()
     assert not at.exception
     assert "Chosen k=4" in at.caption[0].value
     at.number_input(key="k_choice").set_value(3).run()
     at.button(key="use_k").click().run()
+    assert not at.exception
+    job_id = at.session_state["sweep_job"]
+    status = jobs.read_status(prepared_workspace, job_id)
+    assert (status.kind, status.params) == ("sweep", {"dataset": "tiny", "ks": [], "choose": 3})
+    assert _wait_for_job(prepared_workspace, job_id).state == "done", jobs.read_log(prepared_workspace, job_id)
+    at.run()
     store = Store(prepared_workspace)
     dataset = ds.get_dataset(store, "tiny")
     assert dataset.active_k == 3
     assert 3 in set(ds.load_sweep(store, dataset.dataset_id).k)
     assert "Chosen k=3" in at.caption[0].value
+    assert any("chosen k=3" in s.value for s in at.success)
+
+
+def test_diagnostics_page_sweeps_more_k_in_a_background_job_and_shows_them(page, prepared_workspace):
+    at = page("diagnostics").run()
+    assert 5 not in set(at.dataframe[0].value["k"])
+    at.text_input(key="k_grid").input("2, 5").run()
+    at.button(key="run_sweep").click().run()
+    assert not at.exception
+    job_id = at.session_state["sweep_job"]
+    assert _wait_for_job(prepared_workspace, job_id).state == "done", jobs.read_log(prepared_workspace, job_id)
+    at.run()
+    assert {2, 4, 5, 6} <= set(at.dataframe[0].value["k"])
+    assert "Chosen k=4" in at.caption[0].value  # a sweep adds k values; it does not change the chosen one
+    assert any("Swept k=2, 5" in s.value for s in at.success)
+
+
+def test_diagnostics_page_refuses_a_k_past_the_rows_at_the_button(page, prepared_workspace):
+    at = page("diagnostics").run()
+    at.text_input(key="k_grid").input("2, 500").run()
+    at.button(key="run_sweep").click().run()
+    assert "k must be a whole number from 2 to 24" in at.error[0].value
+    assert jobs.list_jobs(prepared_workspace) == []
 
 
 def test_export_page_counts_and_writes_inside_the_export_folder(page, prepared_workspace):
@@ -162,3 +199,20 @@ def test_diagnostics_page_only_notes_the_k_past_the_distinct_points(page):
     assert [w.value for w in at.warning] == [
         "Empty clusters were dropped (the data has fewer distinct points than k): k=6 gave 4."
     ]
+
+
+def test_diagnostics_page_shows_a_running_sweep_with_cancel_and_blocks_a_second_one(page, prepared_workspace):
+    folder = jobs.jobs_dir(prepared_workspace) / "20261203-000000-abcdef"
+    folder.mkdir(parents=True)
+    params = {"dataset": "tiny", "ks": [5, 7], "choose": None}
+    jobs.write_status(
+        folder, job_id=folder.name, kind="sweep", state="running", stage="k sweep", done=1, total=2, params=params
+    )
+
+    at = page("diagnostics").run()
+
+    assert not at.exception
+    assert at.button(key="run_sweep").disabled and at.button(key="use_k").disabled
+    assert at.button(key=f"cancel_{folder.name}").label == "Cancel"
+    at.button(key=f"cancel_{folder.name}").click().run()
+    assert (folder / "cancel").exists()  # the worker stops at its next k

@@ -61,3 +61,31 @@ def test_a_picked_target_is_described_and_one_without_responses_is_refused_for_l
     assert not at.exception
     error = at.error[0].value.replace("\\", "")
     assert "has no responses" in error and "embedding_knn" in error
+
+
+def test_above_the_in_page_limit_a_preview_runs_as_a_job_and_shows_when_it_ends(page, prepared_workspace, monkeypatch):
+    import time
+
+    from core import jobs
+    from core.select import job as select_job
+
+    monkeypatch.setattr(select_job, "PREVIEW_IN_PAGE_ROWS", 10)  # tiny's 24 rows are then "large"
+    at = page("select").run()
+    assert "24 rows: the preview runs in the background" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="strategy").select("random").run()
+    at.number_input(key="budget").set_value(5.0).run()
+    at.button(key="preview").click().run()
+    assert not at.exception
+    job_id = at.session_state["select_job"]
+    deadline = time.monotonic() + 180
+    while jobs.read_status(prepared_workspace, job_id).active:
+        assert time.monotonic() < deadline, jobs.read_log(prepared_workspace, job_id)
+        time.sleep(0.3)
+    assert jobs.read_status(prepared_workspace, job_id).state == "done", jobs.read_log(prepared_workspace, job_id)
+    at.run()
+    assert not at.exception
+    assert at.metric[0].value == "5 of 24 kept examples"
+    at.button(key="save_selection").click().run()
+    assert "Saved selection #1" in at.success[0].value
+    store = Store(prepared_workspace)
+    assert len(selections.items(store, 1)) == 5

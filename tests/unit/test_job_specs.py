@@ -16,8 +16,10 @@ from core.prepare import PrepareOptions
 from core.prepare_job import PrepareJob
 from core.runs.run import RunSpec
 from core.score.job import ScoreJob
+from core.select.job import SelectJob
 from core.storage import datasets as ds
 from core.storage.database import Store
+from core.sweep_job import SweepJob
 
 HASHING = {"name": "hashing"}
 
@@ -43,11 +45,13 @@ def _specs(source: Path, target: Path) -> list[jobs.JobSpec]:
         ScoreJob(dataset="tiny", scorer="perplexity", params={"model": "m", "max_length": 96}, limit=8),
         GradientsJob(dataset="tiny", config={"d": 64, "neighbours": 6}, targets=(str(target),)),
         RunSpec(dataset="tiny", strategy="random", budget=4, eval_paths=[str(target)]),
+        SweepJob(dataset="tiny", ks=(3, 5), choose=5),
+        SelectJob(dataset="tiny", strategy="random", budget=5.0, seed=3, k=4),
     ]
 
 
 def test_every_kind_names_its_spec_class_and_worker_function() -> None:
-    assert set(jobs.KINDS) == {"prepare", "score", "gradients", "train"}
+    assert set(jobs.KINDS) == {"prepare", "score", "gradients", "train", "sweep", "select"}
     for kind, where in jobs.KINDS.items():
         assert jobs.spec_class(kind).kind == kind
         assert callable(jobs.resolve(where.run))
@@ -70,6 +74,7 @@ def test_specs_read_the_params_of_jobs_written_before_they_existed() -> None:
     assert ScoreJob.from_params({"dataset": "tiny", "scorer": "heuristics"}) == ScoreJob("tiny", "heuristics")
     gradients = GradientsJob.from_params({"dataset": "tiny", "config": {"d": 8}, "targets": ["t.jsonl"]})
     assert gradients == GradientsJob("tiny", {"d": 8}, ("t.jsonl",))
+    assert SweepJob.from_params({"dataset": "tiny", "choose": 3}) == SweepJob("tiny", choose=3)
 
 
 def _refused(spec: jobs.JobSpec, workspace: Path, field: str, match: str) -> None:
@@ -124,6 +129,40 @@ def test_a_job_on_a_dataset_whose_prepare_has_not_finished_is_refused(workspace:
     ds.update_dataset(store, ds.get_dataset(store, "tiny").dataset_id, status="embedding")
     _refused(ScoreJob(dataset="tiny", scorer="heuristics"), workspace, "dataset", "let its prepare finish")
     _refused(GradientsJob(dataset="tiny"), workspace, "dataset", "let its prepare finish")
+    _refused(SweepJob(dataset="tiny", ks=(3,)), workspace, "dataset", "let its prepare finish")
+    _refused(SelectJob(dataset="tiny", strategy="random"), workspace, "dataset", "let its prepare finish")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "match"),
+    [
+        ({"dataset": "nope"}, "dataset", "No dataset named 'nope'"),
+        ({"strategy": "best"}, "strategy", "best"),
+        ({"params": {"temperature": 1}}, "params", "no parameter"),
+        ({"budget": 0.0}, "budget", "above 0"),
+        ({"seed": -1}, "seed", "from 0"),
+    ],
+)
+def test_a_bad_select_job_is_refused_naming_the_field(
+    workspace: Path, changes: dict[str, Any], field: str, match: str
+) -> None:
+    _refused(dataclasses.replace(SelectJob(dataset="tiny", strategy="random"), **changes), workspace, field, match)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "match"),
+    [
+        ({"dataset": "nope"}, "dataset", "No dataset named 'nope'"),
+        ({"ks": (), "choose": None}, "ks", "k values to sweep or a k to choose"),
+        ({"ks": (1, 4)}, "ks", r"from 2 to 24 \(the rows\), not \[1\]"),
+        ({"ks": (4, 25)}, "ks", r"not \[25\]"),
+        ({"choose": 100}, "choose", r"not \[100\]"),
+    ],
+)
+def test_a_bad_sweep_job_is_refused_naming_the_field(
+    workspace: Path, changes: dict[str, Any], field: str, match: str
+) -> None:
+    _refused(dataclasses.replace(SweepJob(dataset="tiny", ks=(3,)), **changes), workspace, field, match)
 
 
 @pytest.mark.parametrize(
@@ -184,3 +223,21 @@ def test_launch_writes_nothing_for_an_invalid_spec(workspace: Path, tmp_path: Pa
         jobs.launch(workspace, Impostor(dataset="tiny", scorer="heuristics"))
     assert jobs.list_jobs(workspace) == []
     assert not jobs.jobs_dir(workspace).exists() or not any(jobs.jobs_dir(workspace).iterdir())
+
+
+def test_a_select_job_leaves_the_selection_in_its_folder_as_run_selection_computes_it(workspace: Path) -> None:
+    from core.progress import Progress
+    from core.select import job as select_job
+    from core.select.run import build_strategy, run_selection
+
+    job_dir = jobs.job_folder(workspace, "20261203-000000-select")
+    job_dir.mkdir(parents=True)
+    spec = SelectJob(dataset="tiny", strategy="random", budget=5.0, seed=3)
+
+    result = select_job.execute(workspace, spec, Progress(), job_dir)
+
+    stored = select_job.load_result(workspace, job_dir.name)
+    store = Store(workspace)
+    direct = run_selection(store, ds.get_dataset(store, "tiny"), build_strategy("random"), 5.0, seed=3)
+    assert result["selected"] == 5 and stored.example_ids == direct.example_ids
+    assert (stored.pool_hash, stored.row_idx) == (direct.pool_hash, direct.row_idx)
