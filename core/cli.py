@@ -195,8 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="LM matrix products: auto (bf16 where the hardware has it, the default), bf16 or fp32",
     )
-    p.add_argument("--limit", type=int, default=None, help="score a seeded sample of at most N unscored examples")
-    p.add_argument("--yes", action="store_true", help="do not wait after printing the time estimate")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="score a seeded sample of at most N unscored examples, stratified by cluster (at least one each)",
+    )
+    p.add_argument("--yes", action="store_true", help="run even when the estimate is over an hour")
 
     p = sub.add_parser("scores", help="per-cluster mean and spread of every stored score, and combined quality")
     _add_common(p)
@@ -458,6 +463,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if todo.empty:
         print(f"every example of {dataset.name!r} already has {args.scorer} scores: nothing to compute")
         return 0
+    _confirm_score_cost(args, len(todo))
     if scorer.uses_model:
         rate, seconds = estimate_seconds(scorer, todo)
         print(f"estimate: {len(todo)} examples at {rate:.2f}/s on this device = {seconds / 60:.1f} min")
@@ -473,6 +479,24 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"in {report.seconds:.1f} s"
     )
     return 0
+
+
+def _confirm_score_cost(args: argparse.Namespace, n_rows: int) -> None:
+    """Print the cost measured by bench/score.py before any model loads; refuse a run longer than
+    ``cost.CONFIRM_SECONDS`` without --yes, naming the bounded form (a stratified --limit)."""
+    from core.score import cost
+
+    line = cost.cost_line(args.scorer, n_rows, args.precision or "auto")
+    if line is None:
+        return
+    print(line)
+    seconds = cost.projected_seconds(args.scorer, n_rows, args.precision or "auto") or 0.0
+    if seconds > cost.CONFIRM_SECONDS and not args.yes:
+        sample = max(1, int(cost.CONFIRM_SECONDS * (cost.rate(args.scorer, args.precision or "auto") or 1)))
+        raise ValueError(
+            f"scoring {n_rows:,} examples with {args.scorer} runs for about {cost.duration(seconds)}: "
+            f"add --yes to run it all, or --limit {sample} for a stratified sample of about {cost.duration(cost.CONFIRM_SECONDS)}"
+        )
 
 
 def cmd_scores(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from app.widgets import plain_text
 from core import jobs
 from core.models.passes import is_empty_response
 from core.registry import changed_values
-from core.score import quality
+from core.score import cost, quality
 from core.score.job import ScoreJob
 from core.score.scorers import SCORERS
 from core.storage import curation
@@ -33,12 +33,15 @@ k = int(dataset.active_k)
 def launch_panel() -> None:
     cols = st.columns([2, 1, 1])
     scorer = cols[0].selectbox("Scorer", SCORERS.names(), key="scorer")
-    limit = cols[1].number_input("At most (0 = all)", 0, dataset.n_rows, 0, key="score_limit")
+    limit = cols[1].number_input(
+        "At most (0 = all; a sample stratified by cluster)", 0, dataset.n_rows, 0, key="score_limit"
+    )
     st.caption(SCORERS.summary(scorer))
     values = params_form(SCORERS, scorer, "score")
     if SCORERS.get(scorer).uses_model:
+        cost_notice(scorer, int(limit) or dataset.n_rows, str(values.get("precision") or "auto"))
         st.caption(
-            "LM scorers run SmolLM2-135M-Instruct (packaged) unless you name another model, about 1-3 examples/s "
+            "LM scorers run SmolLM2-135M-Instruct (packaged) unless you name another model, about 2-4 examples/s "
             "on a 2-core CPU; the job measures its speed on a few examples first and shows the estimate here. "
             "The reward scorer needs a sequence-classification reward model. "
             "Scores are cached by scorer, model, parameters and example text."
@@ -46,6 +49,14 @@ def launch_panel() -> None:
     if cols[2].button("Score", key="start_score", type="primary"):
         params = changed_values(SCORERS.params(scorer), values)
         launch(ScoreJob(dataset=dataset.name, scorer=scorer, params=params, limit=int(limit) or None), "score_job")
+
+
+def cost_notice(scorer: str, n_rows: int, precision: str) -> None:
+    """The cost from bench/score.py's measured rates, before the button: saying it loads no model."""
+    line = cost.cost_line(scorer, n_rows, precision)
+    if line is not None:
+        long_run = (cost.projected_seconds(scorer, n_rows, precision) or 0.0) > cost.CONFIRM_SECONDS
+        (st.warning if long_run else st.info)(line[0].upper() + line[1:] + ".")
 
 
 def scoring(status: jobs.JobStatus) -> str:

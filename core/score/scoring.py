@@ -1,8 +1,9 @@
 """Score a dataset with a registered scorer: estimate first, then chunks committed one by one (resumable).
 
 Scores already stored for the same scorer key and example content are reused, so scoring again costs
-nothing and an interrupted run resumes where it stopped. ``limit`` scores a seeded random sample of the
-unscored examples, so a partial run still covers every cluster; ``only`` restricts scoring to given
+nothing and an interrupted run resumes where it stopped. ``limit`` scores a seeded sample of the unscored
+examples stratified by cluster (proportional to each cluster's unscored count, at least one per cluster), so a
+partial run covers every cluster; ``only`` restricts scoring to given
 examples (a resumed job finishes the sample it drew instead of drawing another). A scorer's model is
 loaded before any work, so a bad model path fails at once with one clear line (:class:`ModelLoadError`).
 """
@@ -67,16 +68,55 @@ def pending(
     seed: int = 0,
     only: Collection[str] | None = None,
 ) -> pd.DataFrame:
-    """The unique examples still to score: a seeded sample of ``limit`` of them when given, or those of the
-    content hashes ``only`` (then ``limit`` is ignored)."""
+    """The unique examples still to score: a seeded sample of ``limit`` of them stratified by the active
+    clusters (:func:`stratified_sample`) when given, or those of the content hashes ``only`` (then ``limit`` is
+    ignored)."""
     examples = _examples(store, dataset.dataset_id)
     done = score_store.scored_hashes(store, score_key_for(store, dataset, scorer))
     todo = examples[~examples.content_hash.isin(done)]
     if only is not None:
         return todo[todo.content_hash.isin(set(only))]
     if limit is not None and len(todo) > limit and not scorer.set_dependent:
-        todo = todo.sample(n=limit, random_state=seed).sort_index()
+        clusters = _clusters_of(store, dataset, todo)
+        todo = todo.iloc[np.sort(stratified_sample(clusters, limit, seed))]
     return todo
+
+
+def _clusters_of(store: Store, dataset: DatasetInfo, frame: pd.DataFrame) -> np.ndarray:
+    """The active cluster of each row of ``frame`` (all zero before a clustering exists)."""
+    if dataset.active_k is None:
+        return np.zeros(len(frame), dtype=int)
+    return assignments(store, dataset.dataset_id, int(dataset.active_k))[frame.row_idx.to_numpy()]
+
+
+def stratified_quotas(sizes: np.ndarray, limit: int) -> np.ndarray:
+    """How many to draw from each cluster: one from each (while ``limit`` allows, largest clusters first),
+    the rest proportional to the sizes left, rounded by largest remainder, never above a cluster's size.
+
+    A uniform sample of a few hundred from a million rows misses the small clusters entirely, and the Quality
+    page ranks clusters: each needs at least one score to be ranked at all.
+    """
+    sizes = np.asarray(sizes, dtype=int)
+    quotas = np.zeros(len(sizes), dtype=int)
+    order = np.argsort(-sizes, kind="stable")
+    quotas[order[: min(limit, len(sizes))]] = 1
+    while (left := min(limit, int(sizes.sum())) - int(quotas.sum())) > 0:
+        room = (sizes - quotas).astype(float)
+        exact = room / room.sum() * left
+        extra = np.floor(exact).astype(int)
+        rest = left - int(extra.sum())
+        extra[np.lexsort((np.arange(len(sizes)), -(exact - extra)))[:rest]] += 1
+        quotas = np.minimum(quotas + extra, sizes)
+    return quotas
+
+
+def stratified_sample(clusters: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """Positions of a seeded sample of ``limit`` rows with :func:`stratified_quotas` per cluster."""
+    rng = np.random.default_rng(seed)
+    ids, inverse, sizes = np.unique(clusters, return_inverse=True, return_counts=True)
+    quotas = stratified_quotas(sizes, limit)
+    picks = [rng.choice(np.flatnonzero(inverse == i), quotas[i], replace=False) for i in range(len(ids))]
+    return np.concatenate(picks) if picks else np.zeros(0, dtype=int)
 
 
 def load_model(scorer: Scorer) -> None:
