@@ -13,8 +13,10 @@ from app.text import plain
 from app.widgets import target_picker
 from core import jobs
 from core.errors import MissingScores
+from core.select import cost
 from core.select import job as select_job
 from core.select.job import SelectJob
+from core.select.pool import resolve_budget
 from core.select.run import build_strategy, compare, per_cluster, run_selection, save_selection
 from core.select.strategies import STRATEGIES
 
@@ -38,7 +40,20 @@ def settings() -> tuple[str, dict[str, object], float, int]:
     return name, params, float(budget), int(seed)
 
 
+def cost_notice(name: str, budget: float) -> None:
+    """The projected cost of a selection past a minute, before Preview (the dataset's rows bound the pool)."""
+    try:
+        count = resolve_budget(budget, dataset.n_rows, dataset.n_rows)
+    except ValueError:
+        return  # a fractional count: the run itself says what is wrong with it
+    seconds = cost.projected_seconds(name, dataset.n_rows, count)
+    if seconds is not None and seconds > cost.ANNOUNCE_SECONDS:
+        line = cost.cost_line(name, dataset.n_rows, count)
+        st.warning(f"{line[0].upper()}{line[1:]}. Instead: {cost.COSTS[name].bounded}.")
+
+
 name, params, budget, seed = settings()
+cost_notice(name, budget)
 request = (dataset.dataset_id, k, name, tuple(sorted(params.items())), budget, seed)
 in_page = dataset.n_rows <= select_job.PREVIEW_IN_PAGE_ROWS
 if not in_page:
