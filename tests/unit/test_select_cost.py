@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import core.select.targeted  # noqa: F401  (registers the targeted strategies)
 from core.cli import main
 from core.select import cost
