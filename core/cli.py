@@ -545,7 +545,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.target:
         params["target"] = args.target
     strategy = build_strategy(args.strategy, params)
-    _confirm_select_cost(args, dataset.n_rows)
+    _confirm_select_cost(args, dataset.n_rows, int(getattr(strategy, "candidates", 0)))
     _print_targets(check_strategy_target(getattr(strategy, "target", ""), strategy.needs))
     try:
         result = run_selection(store, dataset, strategy, args.budget, seed=args.seed, k=args.k)
@@ -570,7 +570,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm_select_cost(args: argparse.Namespace, rows: int) -> None:
+def _confirm_select_cost(args: argparse.Namespace, rows: int, candidates: int) -> None:
     """State the projected cost (core.select.cost) of a selection past a minute, before the pool loads;
     refuse one past ``cost.CONFIRM_SECONDS`` without --yes, naming the bounded form. The dataset's rows stand
     for the pool (the kept ones are fewer): an upper bound, known without loading anything."""
@@ -578,16 +578,16 @@ def _confirm_select_cost(args: argparse.Namespace, rows: int) -> None:
     from core.select.pool import resolve_budget
 
     budget = resolve_budget(args.budget, rows, rows)
-    seconds = cost.projected_seconds(args.strategy, rows, budget)
+    seconds = cost.projected_seconds(args.strategy, rows, budget, candidates)
     if seconds is not None and seconds <= cost.ANNOUNCE_SECONDS:
         return
     if seconds is None and rows <= cost.CALIBRATION_ROWS:  # not measured, but no bigger than the benchmark's pool
         return
-    print(cost.cost_line(args.strategy, rows, budget))
-    if cost.needs_confirmation(args.strategy, rows, budget) and not args.yes:
+    print(cost.cost_line(args.strategy, rows, budget, candidates))
+    if cost.needs_confirmation(args.strategy, rows, budget, candidates) and not args.yes:
         raise ValueError(
             f"{args.strategy} would run for longer than {cost.CONFIRM_SECONDS:.0f} s: add --yes to run it, "
-            f"or use {cost.COSTS[args.strategy].bounded}"
+            f"or use {cost.bounded_form(args.strategy, rows, budget)}"
         )
 
 

@@ -40,20 +40,20 @@ def settings() -> tuple[str, dict[str, object], float, int]:
     return name, params, float(budget), int(seed)
 
 
-def cost_notice(name: str, budget: float) -> None:
+def cost_notice(name: str, budget: float, candidates: int) -> None:
     """The projected cost of a selection past a minute, before Preview (the dataset's rows bound the pool)."""
     try:
         count = resolve_budget(budget, dataset.n_rows, dataset.n_rows)
     except ValueError:
         return  # a fractional count: the run itself says what is wrong with it
-    seconds = cost.projected_seconds(name, dataset.n_rows, count)
+    seconds = cost.projected_seconds(name, dataset.n_rows, count, candidates)
     if seconds is not None and seconds > cost.ANNOUNCE_SECONDS:
-        line = cost.cost_line(name, dataset.n_rows, count)
-        st.warning(f"{line[0].upper()}{line[1:]}. Instead: {cost.COSTS[name].bounded}.")
+        line = cost.cost_line(name, dataset.n_rows, count, candidates)
+        st.warning(f"{line[0].upper()}{line[1:]}. Instead: {cost.bounded_form(name, dataset.n_rows, count)}.")
 
 
 name, params, budget, seed = settings()
-cost_notice(name, budget)
+cost_notice(name, budget, int(str(params.get("candidates") or 0)))
 request = (dataset.dataset_id, k, name, tuple(sorted(params.items())), budget, seed)
 in_page = dataset.n_rows <= select_job.PREVIEW_IN_PAGE_ROWS
 if not in_page:

@@ -60,6 +60,10 @@ COSTS: dict[str, StrategyCost] = {
 }
 
 
+# The strategies with a ``candidates`` shortlist (core.select.strategies.shortlist).
+SHORTLISTED = frozenset({"k_center", "qdit"})
+
+
 def growth(law: str, rows: int, budget: int) -> float:
     """The law's value at ``rows`` and ``budget`` (only ratios of it mean anything)."""
     laws = {
@@ -71,27 +75,51 @@ def growth(law: str, rows: int, budget: int) -> float:
     return laws[law]
 
 
-def projected_seconds(strategy: str, rows: int, budget: int) -> float | None:
-    """Seconds to select ``budget`` of ``rows`` with ``strategy`` on the reference CPU; None when not measured."""
+def projected_seconds(strategy: str, rows: int, budget: int, candidates: int = 0) -> float | None:
+    """Seconds to select ``budget`` of ``rows`` with ``strategy`` on the reference CPU; None when not measured.
+    ``candidates`` (k_center, qdit): the strategy runs on a shortlist of that many rows (at least the budget)."""
     cost = COSTS[strategy]
     if cost.load_seconds is None or cost.strategy_seconds is None:
         return None
-    ratio = growth(cost.law, rows, budget) / growth(cost.law, CALIBRATION_ROWS, CALIBRATION_BUDGET)
+    searched = min(rows, max(candidates, budget)) if candidates > 0 else rows
+    ratio = growth(cost.law, searched, budget) / growth(cost.law, CALIBRATION_ROWS, CALIBRATION_BUDGET)
     return cost.load_seconds * rows / CALIBRATION_ROWS + cost.strategy_seconds * ratio
 
 
-def cost_line(strategy: str, rows: int, budget: int) -> str:
+def fitting_candidates(strategy: str, rows: int, budget: int) -> int | None:
+    """The largest shortlist (``candidates``) that keeps the projection within ``CONFIRM_SECONDS``, for the
+    strategies that take one; None when they do not, or when not even a shortlist of ``budget`` rows fits."""
+    if strategy not in SHORTLISTED or projected_seconds(strategy, rows, budget, budget) is None:
+        return None
+    low, high = budget, rows
+    if (projected_seconds(strategy, rows, budget, low) or 0.0) > CONFIRM_SECONDS:
+        return None
+    while high - low > max(1, low // 100):  # bisection to 1 %: the projection grows with the shortlist
+        middle = (low + high) // 2
+        fits = (projected_seconds(strategy, rows, budget, middle) or 0.0) <= CONFIRM_SECONDS
+        low, high = (middle, high) if fits else (low, middle)
+    return low
+
+
+def cost_line(strategy: str, rows: int, budget: int, candidates: int = 0) -> str:
     """One sentence: the projected time (or the growth law where it was not measured)."""
-    seconds = projected_seconds(strategy, rows, budget)
+    seconds = projected_seconds(strategy, rows, budget, candidates)
     law = COSTS[strategy].law
     if seconds is None:
         return f"{strategy} on {rows:,} rows: cost not measured; it grows as {law}"
     return f"{strategy} selecting {budget:,} of {rows:,} rows takes about {_duration(seconds)} (grows as {law})"
 
 
-def needs_confirmation(strategy: str, rows: int, budget: int) -> bool:
+def needs_confirmation(strategy: str, rows: int, budget: int, candidates: int = 0) -> bool:
     """Whether the projection passes ``CONFIRM_SECONDS``."""
-    return (projected_seconds(strategy, rows, budget) or 0.0) > CONFIRM_SECONDS
+    return (projected_seconds(strategy, rows, budget, candidates) or 0.0) > CONFIRM_SECONDS
+
+
+def bounded_form(strategy: str, rows: int, budget: int) -> str:
+    """What to run instead: a fitting shortlist where the strategy takes one, else the named alternatives."""
+    fits = fitting_candidates(strategy, rows, budget)
+    shortlist = f"--param candidates={fits} (a shortlist per cluster), or " if fits else ""
+    return shortlist + COSTS[strategy].bounded
 
 
 def _duration(seconds: float) -> str:

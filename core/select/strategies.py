@@ -46,6 +46,28 @@ def include_empty_param() -> Any:
     return param(False, help="also pick rows whose response is empty or whitespace only (left out by default)")
 
 
+def candidates_param() -> Any:
+    """The ``candidates`` field of the greedy strategies that pass over the pool per pick (a fresh field each)."""
+    return param(
+        0,
+        help="pick from a seeded shortlist of this many rows, drawn per cluster in proportion to its size "
+        "(0: the whole pool); bounds the run on a large pool (core/select/cost.py)",
+        low=0,
+    )
+
+
+def shortlist(pool: Pool, candidates: int, budget: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Sorted positions of a seeded shortlist of ``max(candidates, budget)`` rows, each cluster's share by its
+    size; None (the whole pool) when ``candidates`` is 0 or the shortlist would hold the whole pool."""
+    size = max(candidates, budget)
+    if candidates <= 0 or size >= len(pool):
+        return None
+    _, inverse, sizes = np.unique(pool.cluster_ids, return_inverse=True, return_counts=True)
+    groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(sizes)[:-1])
+    quotas = allocate(sizes, size)
+    return np.sort(np.concatenate([rng.choice(g, q, replace=False) for g, q in zip(groups, quotas, strict=True)]))
+
+
 def parameters(name: str) -> list[Param]:
     """The hyperparameters of strategy ``name`` with their types, defaults and choices (see :class:`Param`)."""
     return STRATEGIES.params(name)
@@ -214,8 +236,12 @@ class KCenterStrategy:
     name: ClassVar[str] = "k_center"
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
     uses_cluster_weights: ClassVar[bool] = False
+    candidates: int = candidates_param()
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        short = shortlist(pool, self.candidates, budget, rng)
+        if short is not None:
+            return short[dataclasses.replace(self, candidates=0).select(pool.subset(short), budget, rng=rng)]
         vectors = np.ascontiguousarray(pool.array("embeddings"), dtype=np.float32)
         return greedy.farthest_first(vectors, budget, first=int(rng.integers(len(vectors))))
 
@@ -264,8 +290,12 @@ class QDITStrategy:
     normalise_coverage: bool = True
     neighbours: int = 64
     include_empty: bool = include_empty_param()
+    candidates: int = candidates_param()
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        short = shortlist(pool, self.candidates, budget, rng)
+        if short is not None:  # coverage is then measured over the shortlist: a sample of the pool
+            return short[dataclasses.replace(self, candidates=0).select(pool.subset(short), budget, rng=rng)]
         vectors = np.ascontiguousarray(pool.array("embeddings"), dtype=np.float32)
         q = pool.quality(self.quality)
         if self.neighbours <= 0 or self.neighbours + 1 >= len(vectors):

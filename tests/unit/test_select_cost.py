@@ -37,3 +37,41 @@ def test_the_cli_refuses_a_long_selection_without_yes(workspace, monkeypatch, ca
     assert "add --yes" in err and "km_closest or kmq" in err
     assert main([*command, "--yes"]) == 0
     assert "selection 1:" in capsys.readouterr().out  # the refused run saved nothing
+
+
+def test_a_shortlist_bounds_k_center_and_qdit_and_covers_every_cluster():
+    import numpy as np
+    import pandas as pd
+
+    from core.select.pool import Pool
+    from core.select.strategies import KCenterStrategy, QDITStrategy, shortlist
+
+    rng = np.random.default_rng(0)
+    clusters = np.repeat([0, 1, 2], [300, 60, 6])
+    vectors = rng.standard_normal((len(clusters), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = pd.DataFrame({"quality": rng.uniform(size=len(clusters))})
+    pool = Pool(np.arange(len(clusters)), [str(i) for i in range(len(clusters))], clusters, {}, embeddings=vectors)
+    short = shortlist(pool, 40, 10, np.random.default_rng(1))
+    assert len(short) == 40 and set(clusters[short]) == {0, 1, 2}  # every cluster has its share
+    assert shortlist(pool, 0, 10, rng) is None  # 0: the whole pool, as before
+    picks = KCenterStrategy(candidates=40).select(pool, 10, rng=np.random.default_rng(1))
+    assert len(set(picks)) == 10 and set(picks) <= set(short)  # the same seed draws the same shortlist
+    qdit = QDITStrategy(candidates=40, quality="quality", neighbours=0)
+    picks = qdit.select(dataclasses_replace_scores(pool, scores), 10, rng=np.random.default_rng(1))
+    assert len(set(picks)) == 10 and set(picks) <= set(short)
+    # at a million rows qdit's all-pairs graph over the suggested shortlist fits the limit, the whole pool not;
+    # k_center passes over its candidates once per pick, so 100,000 picks stay too slow even from a shortlist
+    fits = cost.fitting_candidates("qdit", 1_000_000, 100_000)
+    assert fits is not None and 100_000 <= fits < 1_000_000
+    assert not cost.needs_confirmation("qdit", 1_000_000, 100_000, fits)
+    assert f"--param candidates={fits}" in cost.bounded_form("qdit", 1_000_000, 100_000)
+    assert cost.fitting_candidates("k_center", 1_000_000, 100_000) is None
+    assert "candidates" not in cost.bounded_form("k_center", 1_000_000, 100_000)
+    assert cost.fitting_candidates("k_center", 1_000_000, 10_000) is not None  # a 1 % budget can
+
+
+def dataclasses_replace_scores(pool, scores):
+    import dataclasses
+
+    return dataclasses.replace(pool, scores=scores)
