@@ -56,14 +56,25 @@ def warn_if_shared() -> None:
         )
 
 
-def sync_widget(key: str, stored: Any) -> None:
-    """Make the widget ``key`` show ``stored`` whenever the stored value changed since this session last saw it.
+def synced_key(base: str, stored: Any) -> str:
+    """The key to give the widget ``base`` so that it shows ``stored``, the value in the store now.
 
-    A keyed widget keeps its own session value across reruns and ignores ``value=``, so without this a
-    session would keep showing a veto or weight that another session (or the CLI, or a run) has changed.
-    A value this session just set is stored by its on_change before the rerun, so it is never undone.
+    A keyed widget keeps its own session value across reruns and ignores ``value=``, so a session would keep
+    showing a veto or weight that another session (or the CLI, or a run) has changed. Writing the stored
+    value into the widget's own state is not safe: a rerun can interrupt the run before the widget reaches
+    the browser, and the browser's next message then carries its old value back as a change, whose
+    on_change would undo the other session's write. So when the store differs from what this widget
+    shows, the widget gets a new key (``base``, then ``base~1``, ``base~2``...) holding the stored value,
+    and the browser's old value of the old key is a change to nothing. A value this session just set is
+    stored by its on_change before the rerun, so it matches and keeps its key (and its keyboard focus).
     """
-    seen = f"{key}__stored"
-    if key not in st.session_state or st.session_state.get(seen) != stored:
+    generation_key = f"{base}__generation"
+    generation = int(st.session_state.get(generation_key, 0))
+    key = base if generation == 0 else f"{base}~{generation}"
+    if key not in st.session_state:
         st.session_state[key] = stored
-        st.session_state[seen] = stored
+    elif st.session_state[key] != stored:
+        st.session_state[generation_key] = generation + 1
+        key = f"{base}~{generation + 1}"
+        st.session_state[key] = stored
+    return key

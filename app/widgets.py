@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.state import sync_widget
+from app.state import synced_key
 from app.text import plain
 from core import config
 from core.models.passes import is_empty_response
@@ -62,8 +62,7 @@ def example_card(row: object, on_veto: Callable[[str, bool], None], key_prefix: 
             plain_text(row.input)
         st.caption("output")
         plain_text("(empty response)" if is_empty_response(row.output) else row.output)
-        key = f"{key_prefix}_veto_{example_id}"
-        sync_widget(key, bool(row.vetoed))  # another session may have vetoed it since
+        key = synced_key(f"{key_prefix}_veto_{example_id}", bool(row.vetoed))  # another session may have vetoed it
         st.checkbox("Veto this example", key=key, on_change=lambda: on_veto(example_id, st.session_state[key]))
 
 

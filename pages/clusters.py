@@ -7,7 +7,7 @@ from collections import Counter
 import streamlit as st
 
 from app import figures, queries
-from app.state import pick_dataset, store, sync_widget
+from app.state import pick_dataset, store, synced_key
 from app.text import clip, plain
 from app.widgets import example_card
 from core.score import quality
@@ -92,9 +92,9 @@ def cluster_card(cluster_id: int) -> None:
     row = table[table.cluster_id == cluster_id].iloc[0].to_dict()  # a dict: Series.size is not the column
     st.subheader(f"Cluster {cluster_id}: {plain(row['label'], 120)}")  # labels are words of the data
     st.caption(f"{int(row['size'])} examples · {int(row['duplicate_rows'])} exact-duplicate rows")
-    veto_key, weight_key = f"veto_cluster_{k}_{cluster_id}", f"weight_{k}_{cluster_id}"
-    sync_widget(veto_key, bool(row["vetoed"]))  # another session may have changed them since
-    sync_widget(weight_key, float(row["weight"]))
+    # another session may have changed them since: the keys follow the store (see synced_key)
+    veto_key = synced_key(f"veto_cluster_{k}_{cluster_id}", bool(row["vetoed"]))
+    weight_key = synced_key(f"weight_{k}_{cluster_id}", float(row["weight"]))
     st.toggle(
         "Vetoed (leave this cluster out)",
         key=veto_key,

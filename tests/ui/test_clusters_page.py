@@ -71,9 +71,10 @@ def test_changes_made_elsewhere_show_in_an_open_session_after_a_rerun(page, prep
     curation.set_example_veto(store, dataset.dataset_id, example_id, True)
     at.run()
 
-    assert at.toggle(key=f"veto_cluster_{k}_1").value is True
-    assert at.slider(key=f"weight_{k}_1").value == 3.0
-    assert at.checkbox(key=f"search_veto_{example_id}").value is True
+    # each widget is shown afresh under a new key (an old value echoed by the browser then changes nothing)
+    assert at.toggle(key=f"veto_cluster_{k}_1~1").value is True
+    assert at.slider(key=f"weight_{k}_1~1").value == 3.0
+    assert at.checkbox(key=f"search_veto_{example_id}~1").value is True
 
 
 def test_example_text_is_shown_as_plain_text(page, tmp_path, monkeypatch):
@@ -108,3 +109,17 @@ def test_map_can_be_colored_by_a_score(page, prepared_workspace):
     assert not at.exception
     at.selectbox(key="color_by").select("combined quality").run()
     assert not at.exception
+
+
+def test_a_value_changed_elsewhere_gets_a_new_key_so_the_browsers_old_value_cannot_undo_it(monkeypatch):
+    # the race once seen in a real browser: session two re-rendered a veto made by session one, was
+    # interrupted before the toggle reached its browser, and the browser's old value then un-vetoed it
+    from app import state
+
+    widgets: dict = {}
+    monkeypatch.setattr(state.st, "session_state", widgets)
+    assert state.synced_key("veto", False) == "veto" and widgets["veto"] is False
+    assert state.synced_key("veto", True) == "veto~1"  # another session vetoed: a fresh widget shows it
+    assert widgets["veto"] is False  # the old key keeps the browser's value: echoing it back is no change
+    widgets["veto~1"] = False  # this session un-vetoes; its on_change stores False before the rerun
+    assert state.synced_key("veto", False) == "veto~1"  # its own change keeps the key (and the focus)
