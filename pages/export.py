@@ -80,6 +80,7 @@ left.download_button(
     mime="application/jsonl",
     key="download_jsonl",
     type="primary",
+    on_click="ignore",  # no rerun: a rerun racing the click could drop the file's callable before it ran
 )
 right.download_button(
     "Download manifest",
@@ -87,6 +88,7 @@ right.download_button(
     file_name=f"{stem}.manifest.json",
     mime="application/json",
     key="download_manifest",
+    on_click="ignore",
 )
 st.caption(
     "A download writes the export into the workspace's exports/downloads folder first, then sends that file; "

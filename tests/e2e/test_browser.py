@@ -17,7 +17,7 @@ from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.conftest import keyword_rows, write_jsonl
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, choose_option, serve
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, choose_option, serve, wait_idle
 
 pytestmark = [pytest.mark.e2e, NEEDS_CHROMIUM]
 
@@ -65,6 +65,7 @@ def test_veto_a_cluster_then_export_leaves_its_rows_out(served_app: tuple[str, P
         page.get_by_role("link", name="Export").click()
         expect(page.get_by_role("heading", name="Export", exact=True, level=1)).to_be_visible()
         expect(page.get_by_text(f"{dataset.n_rows - len(members)} of {dataset.n_rows}")).to_be_visible()
+        wait_idle(page)  # a click during a run can miss the button the run replaces
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Download JSONL").click()
         exported = tmp_path / "export.jsonl"
@@ -131,6 +132,7 @@ def test_save_a_kmq_selection_then_export_it(served_app: tuple[str, Path], tmp_p
         expect(page.get_by_text(f"6 of {dataset.n_rows}", exact=True)).to_be_visible()  # the bundle was rebuilt
         exported = tmp_path / "selection.jsonl"
         for _ in range(10):  # the button can still serve the previous bundle for a moment after the rerun
+            wait_idle(page)  # a click during a run can miss the button the run replaces
             with page.expect_download() as download_info:
                 page.get_by_role("button", name="Download JSONL").click()
             download_info.value.save_as(exported)

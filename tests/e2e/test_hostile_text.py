@@ -20,7 +20,7 @@ import pytest
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
-from tests.e2e.browser import NEEDS_CHROMIUM, choose_option, new_page, serve
+from tests.e2e.browser import NEEDS_CHROMIUM, choose_option, new_page, serve, wait_idle
 from tests.ui.test_hostile_text_pages import (
     BOLD_HTML,
     DATASET_NAME,
@@ -220,6 +220,7 @@ def test_export_holds_the_hostile_rows_unchanged(served: tuple[str, Path, Path],
         page = new_page(playwright, accept_downloads=True)
         visit(page, url, "export", "Export")
         expect(page.get_by_role("combobox", name="What to export")).to_have_value("Every non-vetoed example")
+        wait_idle(page)  # a click during a run can miss the button the run replaces
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Download JSONL").click()
         exported = tmp_path / "export.jsonl"
