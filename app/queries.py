@@ -74,13 +74,7 @@ def cached_clusters(dataset: ds.DatasetInfo) -> pd.DataFrame:
     """One row per cluster (as :func:`core.storage.curation.clusters`): the overview joined with the decisions."""
     current, workspace, k = versions(), str(store().workspace), int(dataset.active_k)
     overview = cluster_overview(workspace, current.derived, dataset.dataset_id, k)
-    overlay = cluster_overlay(workspace, current.decisions, dataset.dataset_id, k).set_index("cluster_id")
-    table = overview.copy()
-    ids = table["cluster_id"]
-    table["vetoed"] = ids.map(overlay["vetoed"]).fillna(False).astype(bool)
-    table["weight"] = ids.map(overlay["weight"]).fillna(1.0).astype(float)
-    table["vetoed_examples"] = ids.map(overlay["vetoed_examples"]).fillna(0).astype(int)
-    return table[["cluster_id", "label", "size", "vetoed", "weight", "vetoed_examples", "duplicate_rows"]]
+    return curation.with_overlay(overview, cluster_overlay(workspace, current.decisions, dataset.dataset_id, k))
 
 
 def cached_map(dataset: ds.DatasetInfo) -> pd.DataFrame:

@@ -126,29 +126,19 @@ def history(store: Store, dataset_id: int, limit: int = 200) -> pd.DataFrame:
 
 def clusters(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
     """One row per cluster at ``k``: id, label, size, vetoed, weight, vetoed examples, duplicate rows."""
-    with store.read() as con:
-        return con.execute(
-            """
-            WITH dup AS (
-                SELECT content_hash FROM examples WHERE dataset_id = ? GROUP BY content_hash HAVING count(*) > 1
-            ), members AS (
-                SELECT a.cluster_id, e.example_id, e.content_hash IN (SELECT content_hash FROM dup) AS is_dup
-                FROM assignments a JOIN examples e ON e.dataset_id = a.dataset_id AND e.row_idx = a.row_idx
-                WHERE a.dataset_id = ? AND a.k = ?
-            )
-            SELECT l.cluster_id, l.label, l.size,
-                   coalesce(d.vetoed, FALSE) AS vetoed, coalesce(d.weight, 1.0) AS weight,
-                   count(v.example_id) FILTER (WHERE v.vetoed) AS vetoed_examples,
-                   count(*) FILTER (WHERE m.is_dup) AS duplicate_rows
-            FROM cluster_labels l
-            LEFT JOIN cluster_decisions d ON d.dataset_id = l.dataset_id AND d.k = l.k AND d.cluster_id = l.cluster_id
-            LEFT JOIN members m ON m.cluster_id = l.cluster_id
-            LEFT JOIN example_vetoes v ON v.dataset_id = l.dataset_id AND v.example_id = m.example_id
-            WHERE l.dataset_id = ? AND l.k = ?
-            GROUP BY ALL ORDER BY l.cluster_id
-            """,
-            [dataset_id, dataset_id, k, dataset_id, k],
-        ).df()
+    return with_overlay(cluster_overview(store, dataset_id, k), cluster_overlay(store, dataset_id, k))
+
+
+def with_overlay(overview: pd.DataFrame, overlay: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cluster_overview` joined with :func:`cluster_overlay` (clusters without a decision: not vetoed,
+    weight 1, no vetoed examples); the app joins its two cached halves with this too."""
+    decided = overlay.set_index("cluster_id")
+    table = overview.copy()
+    ids = table["cluster_id"]
+    table["vetoed"] = ids.map(decided["vetoed"]).fillna(False).astype(bool)
+    table["weight"] = ids.map(decided["weight"]).fillna(1.0).astype(float)
+    table["vetoed_examples"] = ids.map(decided["vetoed_examples"]).fillna(0).astype(int)
+    return table[["cluster_id", "label", "size", "vetoed", "weight", "vetoed_examples", "duplicate_rows"]]
 
 
 def cluster_states(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
