@@ -36,6 +36,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--until", choices=("store", "all"), default="all", help="stop each prepare after this")
     parser.add_argument("--compare-ingest", action="store_true", help="also the in-memory ingest of before")
     parser.add_argument("--skip-prepare", action="store_true", help="only build the datasets (and compare)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each prepared workspace as <out>/ws-<N> (for bench.map_browser)"
+    )
     parser.add_argument("--child", choices=("prepare", "ingest-old", "ingest-new"), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
@@ -272,13 +276,17 @@ def _baseline_ingest(folder: Path) -> Any:
     return module
 
 
-def run_child(kind: str, file: Path, until: str, timeout: float) -> dict[str, Any]:
-    """One child process; its status file, with ``timed_out`` when it was stopped."""
+def run_child(kind: str, file: Path, until: str, timeout: float, keep: Path | None = None) -> dict[str, Any]:
+    """One child process; its status file, with ``timed_out`` when it was stopped. ``keep``: the workspace
+    goes there (replacing what was there) and stays after the run."""
     with tempfile.TemporaryDirectory(prefix="scale-", dir=OUT if OUT.exists() else None) as scratch:
         status = Path(scratch) / "status.json"
+        workspace = keep or Path(scratch) / "ws"
+        if keep is not None and keep.exists():
+            shutil.rmtree(keep)
         command = [sys.executable, "-m", "bench.scale", "--child", kind, "--file", str(file)]
-        command += ["--workspace", str(Path(scratch) / "ws"), "--status", str(status), "--until", until]
-        (Path(scratch) / "ws").mkdir()
+        command += ["--workspace", str(workspace), "--status", str(status), "--until", until]
+        workspace.mkdir(parents=True)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         try:
             completed = subprocess.run(command, cwd=ROOT, env=env, timeout=timeout, capture_output=True, text=True)
@@ -407,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[int, dict[str, Any]] = {}
     if not args.skip_prepare:
         for n in sizes:
-            results[n] = run_child("prepare", files[n], args.until, args.timeout)
+            keep = args.out / f"ws-{n}" if args.keep else None
+            results[n] = run_child("prepare", files[n], args.until, args.timeout, keep)
         print_targets(results, print_prepare(results))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out / f"scale-{stamp}.json"

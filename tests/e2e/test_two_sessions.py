@@ -42,10 +42,11 @@ def _open_cluster_zero(browser, url: str):
     return page
 
 
-def _wait_for(condition, what: str, timeout: float = 90) -> None:
+def _wait_for(condition, what: str, timeout: float = 90, history=None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"{what} never reached the store"
+        told = "" if history is None else f"; the decisions recorded:\n{history()}"
+        assert time.monotonic() < deadline, f"{what} never reached the store{told}"
         time.sleep(0.3)
 
 
@@ -70,6 +71,9 @@ def test_two_sessions_change_one_cluster_at_once_and_each_sees_the_other(served_
         row = curation.clusters(store, dataset.dataset_id, dataset.active_k).iloc[0]
         return bool(row.vetoed), float(row.weight)
 
+    def history() -> str:  # shown when a change is lost: which session wrote what, in order
+        return curation.history(store, dataset.dataset_id).to_string()
+
     with sync_playwright() as playwright:
         expect.set_options(timeout=90_000)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -81,8 +85,12 @@ def test_two_sessions_change_one_cluster_at_once_and_each_sees_the_other(served_
         expect(first.get_by_role("switch", name=VETO)).to_be_checked()
         for step in range(1, 6):  # ... while the other raises the weight of the same cluster, 0.1 a key press
             second.get_by_role("slider").press("ArrowRight")  # found afresh: a rerun may re-render it
-            _wait_for(lambda step=step: round(cluster_zero()[1], 1) == round(1 + step / 10, 1), f"weight step {step}")
-        _wait_for(lambda: cluster_zero() == (True, 1.5), "the veto and the weight")
+            _wait_for(
+                lambda step=step: round(cluster_zero()[1], 1) == round(1 + step / 10, 1),
+                f"weight step {step}",
+                history=history,
+            )
+        _wait_for(lambda: cluster_zero() == (True, 1.5), "the veto and the weight", history=history)
 
         _rerun(first, "bread")
         _rerun(second, "python")
