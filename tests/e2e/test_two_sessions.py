@@ -99,4 +99,4 @@ def test_two_sessions_change_one_cluster_at_once_and_each_sees_the_other(served_
         expect(first.get_by_role("switch", name=VETO)).to_be_checked()  # its own change stays
         expect(second.get_by_role("slider")).to_have_value("1.5")
         browser.close()
-    assert cluster_zero() == (True, 1.5)
+    assert cluster_zero() == (True, 1.5), history()
