@@ -57,24 +57,26 @@ def warn_if_shared() -> None:
 
 
 def synced_key(base: str, stored: Any) -> str:
-    """The key to give the widget ``base`` so that it shows ``stored``, the value in the store now.
+    """The key to give the widget ``base`` so that it shows ``stored``, the value in the store now. The
+    widget must also be given ``value=stored``.
 
     A keyed widget keeps its own session value across reruns and ignores ``value=``, so a session would keep
     showing a veto or weight that another session (or the CLI, or a run) has changed. Writing the stored
-    value into the widget's own state is not safe: a rerun can interrupt the run before the widget reaches
-    the browser, and the browser's next message then carries its old value back as a change, whose
-    on_change would undo the other session's write. So when the store differs from what this widget
-    shows, the widget gets a new key (``base``, then ``base~1``, ``base~2``...) holding the stored value,
-    and the browser's old value of the old key is a change to nothing. A value this session just set is
-    stored by its on_change before the rerun, so it matches and keeps its key (and its keyboard focus).
+    value into the widget's state is not safe: a rerun can interrupt the run before the widget reaches the
+    browser, and the browser's next message then carries its old value back as a change, whose on_change
+    would undo the other session's write. Nor is giving the widget a new key whose state is set through
+    ``st.session_state``: the browser builds the new widget from its default (``value=``) before it applies
+    the state, and a rerun sent in between carried that default back as a change (seen in the two-sessions
+    browser test: another session's veto undone by a weight change). So when the store differs from what
+    this widget shows, the widget gets a new key (``base``, then ``base~1``, ``base~2``...) with no state,
+    and ``value=stored`` makes the stored value its default, the only value the browser ever sees for it.
+    A value this session just set is stored by its on_change before the rerun, so it matches and keeps its
+    key (and its keyboard focus).
     """
     generation_key = f"{base}__generation"
     generation = int(st.session_state.get(generation_key, 0))
     key = base if generation == 0 else f"{base}~{generation}"
-    if key not in st.session_state:
-        st.session_state[key] = stored
-    elif st.session_state[key] != stored:
+    if key in st.session_state and st.session_state[key] != stored:
         st.session_state[generation_key] = generation + 1
         key = f"{base}~{generation + 1}"
-        st.session_state[key] = stored
     return key

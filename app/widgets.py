@@ -62,8 +62,11 @@ def example_card(row: object, on_veto: Callable[[str, bool], None], key_prefix: 
             plain_text(row.input)
         st.caption("output")
         plain_text("(empty response)" if is_empty_response(row.output) else row.output)
-        key = synced_key(f"{key_prefix}_veto_{example_id}", bool(row.vetoed))  # another session may have vetoed it
-        st.checkbox("Veto this example", key=key, on_change=lambda: on_veto(example_id, st.session_state[key]))
+        vetoed = bool(row.vetoed)
+        key = synced_key(f"{key_prefix}_veto_{example_id}", vetoed)  # another session may have vetoed it
+        st.checkbox(
+            "Veto this example", value=vetoed, key=key, on_change=lambda: on_veto(example_id, st.session_state[key])
+        )
 
 
 def target_files(workspace: Path) -> list[str]:

@@ -67,3 +67,17 @@ def max_row_bytes() -> int:
     if limit <= 0:
         raise ValueError(f"CURATE_MAX_ROW_BYTES must be positive, not {limit}")
     return limit
+
+
+def map_points() -> int:
+    """How many points the map draws one by one (``CURATE_MAP_POINTS``, default 20,000); above, it draws a
+    density image of every point and a sample of this many (``core.cluster.density``). Each drawn point costs
+    about 12 bytes on every rerun and a marker in the browser's WebGL canvas."""
+    value = os.environ.get("CURATE_MAP_POINTS", "").strip() or "20_000"
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ValueError(f"CURATE_MAP_POINTS must be a whole number of points, not {value!r}") from None
+    if limit <= 0:
+        raise ValueError(f"CURATE_MAP_POINTS must be positive, not {limit}")
+    return limit

@@ -10,6 +10,7 @@ from app import figures, queries
 from app.state import pick_dataset, store, synced_key
 from app.text import clip, plain
 from app.widgets import example_card
+from core.cluster import density
 from core.score import quality
 from core.storage import curation
 
@@ -37,10 +38,27 @@ def open_cluster(cluster_id: int | None) -> None:
         st.session_state["page"] = 1
 
 
+def _clicked_row(point: dict) -> int | None:
+    """The row index a clicked map point carries (the first of its customdata on the full map)."""
+    data = point.get("customdata")
+    if data is None:
+        return None
+    return int(data[0]) if isinstance(data, list | tuple) else int(data)
+
+
 def on_map_select() -> None:
-    points = st.session_state["map"].selection.get("points", [])
-    clusters = Counter(int(p["customdata"][1]) for p in points if p.get("customdata"))
-    st.session_state["map_selected"] = len(points)
+    """A box or lasso takes every row inside it (not only the drawn points: above the map's point limit only a
+    sample is drawn); a click takes the clicked points. Opens the cluster most of them belong to; a single
+    clicked point is also shown in full."""
+    selection = st.session_state["map"].selection
+    points = queries.cached_map(dataset)
+    inside = density.in_selection(points.x.to_numpy(), points.y.to_numpy(), selection)
+    clicked = [row for row in map(_clicked_row, selection.get("points", [])) if row is not None]
+    if inside is None:
+        inside = points.row_idx.isin(clicked).to_numpy()
+    st.session_state["map_row"] = clicked[0] if len(clicked) == 1 and inside.sum() <= 1 else None
+    clusters = Counter(points.cluster_id.to_numpy()[inside].tolist())
+    st.session_state["map_selected"] = int(inside.sum())
     open_cluster(clusters.most_common(1)[0][0] if clusters else None)
 
 
@@ -54,7 +72,7 @@ signals = queries.cached_signals(dataset)
 color_options = ["cluster", "combined quality", *[c for c in signals.columns if signals[c].notna().any()]]
 color_by = st.selectbox("Color the map by", color_options, key="color_by")
 if color_by == "cluster":
-    figure = figures.cluster_map(points, st.session_state.get("open_cluster"))
+    figure = figures.cluster_map(points, st.session_state.get("open_cluster"), labels)
 else:
     values = quality.example_quality_from(signals) if color_by == "combined quality" else signals[color_by]
     figure = figures.score_map(points, values.reindex(points.row_idx).reset_index(drop=True), color_by)
@@ -65,8 +83,16 @@ st.plotly_chart(
     selection_mode=("points", "box", "lasso"),
     config={"displaylogo": False},
 )
+how = "Click a point to read it and open its cluster; the toolbar's lasso or box selects a region."
+if len(points) > density.points_limit():
+    how += (
+        f" {len(points):,} points: shading shows how many lie in each spot, coloured by the most common cluster "
+        f"(or the mean score); {density.points_limit():,} sampled points are drawn on top to hover and click. "
+        "A box or lasso takes every point inside it."
+    )
+st.caption(how)
 if st.session_state.get("map_selected", 0) > 1:
-    st.caption(f"{st.session_state['map_selected']} points selected; opened the cluster most of them belong to.")
+    st.caption(f"{st.session_state['map_selected']:,} points selected; opened the cluster most of them belong to.")
 
 left, right = st.columns([1, 1])
 with left:
@@ -93,10 +119,12 @@ def cluster_card(cluster_id: int) -> None:
     st.subheader(f"Cluster {cluster_id}: {plain(row['label'], 120)}")  # labels are words of the data
     st.caption(f"{int(row['size'])} examples · {int(row['duplicate_rows'])} exact-duplicate rows")
     # another session may have changed them since: the keys follow the store (see synced_key)
-    veto_key = synced_key(f"veto_cluster_{k}_{cluster_id}", bool(row["vetoed"]))
-    weight_key = synced_key(f"weight_{k}_{cluster_id}", float(row["weight"]))
+    vetoed, weight = bool(row["vetoed"]), float(row["weight"])
+    veto_key = synced_key(f"veto_cluster_{k}_{cluster_id}", vetoed)
+    weight_key = synced_key(f"weight_{k}_{cluster_id}", weight)
     st.toggle(
         "Vetoed (leave this cluster out)",
+        value=vetoed,
         key=veto_key,
         on_change=lambda: curation.set_cluster_veto(
             store(), dataset.dataset_id, k, cluster_id, st.session_state[veto_key]
@@ -106,6 +134,7 @@ def cluster_card(cluster_id: int) -> None:
         "Weight (share of this cluster in selections; 1 = neutral)",
         0.0,
         5.0,
+        value=weight,
         step=0.1,
         key=weight_key,
         on_change=lambda: curation.set_cluster_weight(
@@ -115,7 +144,14 @@ def cluster_card(cluster_id: int) -> None:
     examples_list(cluster_id=cluster_id, key="cluster")
 
 
-def examples_list(*, key: str, cluster_id: int | None = None, search: str | None = None) -> None:
+def examples_list(
+    *, key: str, cluster_id: int | None = None, search: str | None = None, row_idx: int | None = None
+) -> None:
+    if row_idx is not None:  # one row: no pager
+        frame = curation.example_page(store(), dataset.dataset_id, k, row_idx=row_idx, limit=1)
+        for row in frame.itertuples():
+            example_card(row, veto_example, key_prefix=key)
+        return
     page_key = "page" if key == "cluster" else f"{key}_page"
     total = queries.cached_example_total(dataset, cluster_id=cluster_id, search=search)
     pages = max(1, -(-total // PAGE_SIZE))
@@ -130,11 +166,11 @@ def examples_list(*, key: str, cluster_id: int | None = None, search: str | None
         offset=(int(page) - 1) * PAGE_SIZE,
     )
     for row in frame.itertuples():
-        example_card(
-            row,
-            lambda example_id, vetoed: curation.set_example_veto(store(), dataset.dataset_id, example_id, vetoed),
-            key_prefix=key,
-        )
+        example_card(row, veto_example, key_prefix=key)
+
+
+def veto_example(example_id: str, vetoed: bool) -> None:
+    curation.set_example_veto(store(), dataset.dataset_id, example_id, vetoed)
 
 
 with right:
@@ -150,6 +186,10 @@ with right:
         format_func=lambda c: f"{c}: {clip(labels[c], 80)}",  # option labels are plain text; long ones cut
         on_change=lambda: open_cluster(st.session_state["cluster_pick"]),
     )
+    clicked_row = st.session_state.get("map_row")
+    if clicked_row is not None:
+        st.caption(f"The point you clicked (row {clicked_row}):")
+        examples_list(row_idx=int(clicked_row), key="point")
     current = st.session_state.get("open_cluster")
     if current in options:
         cluster_card(int(current))

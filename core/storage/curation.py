@@ -233,12 +233,20 @@ def examples(
 
 
 def _chosen(
-    con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, cluster_id: int | None, search: str | None
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    k: int,
+    cluster_id: int | None,
+    search: str | None,
+    row_idx: int | None = None,
 ) -> tuple[str, list[Any]]:
     """A query of the row indices of the chosen examples, on the examples table alone (the cluster through
-    its row indices, the keyword through the word index of :mod:`core.storage.search`)."""
+    its row indices, the keyword through the word index of :mod:`core.storage.search`; ``row_idx``: that row)."""
     where = ["e.dataset_id = ?"]
     params: list[Any] = [dataset_id]
+    if row_idx is not None:
+        where.append("e.row_idx = ?")
+        params.append(row_idx)
     if cluster_id is not None:
         where.append("e.row_idx IN (SELECT row_idx FROM assignments WHERE dataset_id = ? AND k = ? AND cluster_id = ?)")
         params += [dataset_id, k, cluster_id]
@@ -267,12 +275,13 @@ def example_page(
     search: str | None = None,
     limit: int = 20,
     offset: int = 0,
+    row_idx: int | None = None,
 ) -> pd.DataFrame:
-    """A page of examples in row order (optionally one cluster's, optionally matching a keyword) with cluster
-    id, veto and copies. Those are joined to the page's rows only, so a page costs the same at a million rows
-    as at a thousand."""
+    """A page of examples in row order (optionally one cluster's, optionally matching a keyword, or the one
+    row ``row_idx``) with cluster id, veto and copies. Those are joined to the page's rows only, so a page
+    costs the same at a million rows as at a thousand."""
     with store.read() as con:
-        chosen, params = _chosen(con, dataset_id, k, cluster_id, search)
+        chosen, params = _chosen(con, dataset_id, k, cluster_id, search, row_idx)
         return con.execute(
             f"""
             WITH page AS ({chosen} ORDER BY e.row_idx LIMIT ? OFFSET ?),
@@ -299,26 +308,25 @@ def map_points(
     store: Store, dataset_id: int, k: int, snippet_chars: int = 120, *, with_vetoed: bool = True
 ) -> pd.DataFrame:
     """Map coordinates with cluster id, veto state and an instruction snippet, one row per example
-    (``with_vetoed=False``: without the veto state, so the result depends on no decision)."""
-    if not with_vetoed:
-        with store.read() as con:
-            return con.execute(
-                "SELECT m.row_idx, m.x, m.y, a.cluster_id, left(e.instruction, ?) AS snippet "
-                "FROM map_coords m JOIN examples e ON e.dataset_id = m.dataset_id AND e.row_idx = m.row_idx "
-                "JOIN assignments a ON a.dataset_id = m.dataset_id AND a.row_idx = m.row_idx AND a.k = ? "
-                "WHERE m.dataset_id = ? ORDER BY m.row_idx",
-                [snippet_chars, k, dataset_id],
-            ).df()
+    (``with_vetoed=False``: without the veto state, so the result depends on no decision; ``snippet_chars=0``:
+    without the snippet, for a map too large to carry text, which reads no text at all)."""
+    snippet = ", left(e.instruction, ?) AS snippet" if snippet_chars else ""
+    texts = "JOIN examples e ON e.dataset_id = m.dataset_id AND e.row_idx = m.row_idx " if snippet_chars else ""
+    vetoed = ""
+    decisions = ""
+    if with_vetoed:
+        vetoed = ", coalesce(d.vetoed, FALSE) OR coalesce(v.vetoed, FALSE) AS vetoed"
+        decisions = (
+            "LEFT JOIN cluster_decisions d ON d.dataset_id = a.dataset_id AND d.k = a.k AND d.cluster_id = a.cluster_id "
+            "LEFT JOIN examples ev ON ev.dataset_id = m.dataset_id AND ev.row_idx = m.row_idx "
+            "LEFT JOIN example_vetoes v ON v.dataset_id = ev.dataset_id AND v.example_id = ev.example_id "
+        )
     with store.read() as con:
         return con.execute(
-            "SELECT m.row_idx, m.x, m.y, a.cluster_id, left(e.instruction, ?) AS snippet, "
-            "coalesce(d.vetoed, FALSE) OR coalesce(v.vetoed, FALSE) AS vetoed "
-            "FROM map_coords m JOIN examples e ON e.dataset_id = m.dataset_id AND e.row_idx = m.row_idx "
+            f"SELECT m.row_idx, m.x, m.y, a.cluster_id{snippet}{vetoed} FROM map_coords m {texts}"
             "JOIN assignments a ON a.dataset_id = m.dataset_id AND a.row_idx = m.row_idx AND a.k = ? "
-            "LEFT JOIN cluster_decisions d ON d.dataset_id = a.dataset_id AND d.k = a.k AND d.cluster_id = a.cluster_id "
-            "LEFT JOIN example_vetoes v ON v.dataset_id = e.dataset_id AND v.example_id = e.example_id "
-            "WHERE m.dataset_id = ? ORDER BY m.row_idx",
-            [snippet_chars, k, dataset_id],
+            f"{decisions}WHERE m.dataset_id = ? ORDER BY m.row_idx",
+            [*([snippet_chars] if snippet_chars else []), k, dataset_id],
         ).df()
 
 

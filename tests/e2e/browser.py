@@ -92,13 +92,16 @@ def wait_idle(page: Any, timeout: float = 90, settle: float = 1.0) -> None:
 
 
 @contextmanager
-def serve(workspace: Path, *extra: str, address: str | None = "127.0.0.1") -> Iterator[str]:
+def serve(
+    workspace: Path, *extra: str, address: str | None = "127.0.0.1", env: dict[str, str] | None = None
+) -> Iterator[str]:
     """``streamlit run app/main.py`` on a free port for ``workspace``; yields its URL, stops it by its PID.
 
-    ``address`` None leaves the address to ``.streamlit/config.toml`` (what ``make run`` does).
+    ``address`` None leaves the address to ``.streamlit/config.toml`` (what ``make run`` does); ``env``: more
+    environment variables for the server (``CURATE_*`` settings).
     """
     port = free_port()
-    env = dict(os.environ, CURATE_WORKSPACE=str(workspace))
+    env = dict(os.environ, CURATE_WORKSPACE=str(workspace), **(env or {}))
     command = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port)]
     command += ["--server.address", address] if address else []
     command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", *extra]

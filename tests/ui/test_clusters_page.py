@@ -118,8 +118,14 @@ def test_a_value_changed_elsewhere_gets_a_new_key_so_the_browsers_old_value_cann
 
     widgets: dict = {}
     monkeypatch.setattr(state.st, "session_state", widgets)
-    assert state.synced_key("veto", False) == "veto" and widgets["veto"] is False
+    assert state.synced_key("veto", False) == "veto" and "veto" not in widgets  # value=False makes it
+    widgets["veto"] = False  # the widget's state once drawn
     assert state.synced_key("veto", True) == "veto~1"  # another session vetoed: a fresh widget shows it
+    # ... through its value= alone: no state is written for the new key, so the browser never sees a default
+    # that differs from the stored value (a written state reached the browser after the default, and a rerun
+    # sent in between carried the default back as a change)
+    assert "veto~1" not in widgets
     assert widgets["veto"] is False  # the old key keeps the browser's value: echoing it back is no change
+    widgets["veto~1"] = True  # drawn with value=True
     widgets["veto~1"] = False  # this session un-vetoes; its on_change stores False before the rerun
     assert state.synced_key("veto", False) == "veto~1"  # its own change keeps the key (and the focus)

@@ -1,0 +1,112 @@
+"""The map above its point limit: a density image of every point, a sample drawn on top, and a box or lasso
+that takes every row inside it (core.cluster.density, app.figures)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+import pytest
+
+from app import figures
+from core.cluster import density
+
+
+def _points(n: int, clusters: int = 8, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cluster = rng.integers(0, clusters, n)
+    centers = np.stack([np.arange(clusters) * 10.0, np.zeros(clusters)], axis=1)
+    xy = centers[cluster] + rng.normal(size=(n, 2))
+    return pd.DataFrame(
+        {"row_idx": np.arange(n), "x": xy[:, 0], "y": xy[:, 1], "cluster_id": cluster, "vetoed": cluster == 2}
+    )
+
+
+def test_each_cell_takes_its_most_common_label_and_counts_every_point() -> None:
+    x = np.array([0.1, 0.1, 0.1, 9.9, 9.9])
+    y = np.array([0.1, 0.1, 0.1, 9.9, 9.9])
+    labels = np.array([3, 3, 5, density.NO_LABEL, density.NO_LABEL])
+    grid = density.label_grid(x, y, labels, bins=4)
+    assert grid.counts.sum() == 5
+    assert grid.dominant is not None
+    corner, far = density.cells(np.array([0.1, 9.9]), np.array([0.1, 9.9]), grid.extent, 4)
+    assert grid.dominant[corner] == 3 and grid.counts[corner] == 3
+    assert grid.dominant[far] == density.NO_LABEL  # vetoed points are most common there: drawn grey
+    assert (grid.dominant[grid.counts == 0] < density.NO_LABEL).all()  # empty cells are marked empty
+
+
+def test_a_cell_shows_the_mean_of_the_values_it_has() -> None:
+    x, y = np.array([0.0, 0.0, 10.0]), np.array([0.0, 0.0, 10.0])
+    grid = density.value_grid(x, y, np.array([1.0, 3.0, np.nan]), bins=2)
+    assert grid.mean is not None
+    low, high = density.cells(np.array([0.0, 10.0]), np.array([0.0, 10.0]), grid.extent, 2)
+    assert grid.mean[low] == pytest.approx(2.0)
+    assert np.isnan(grid.mean[high]) and grid.counts[high] == 1  # a point without a value still counts
+
+
+def test_a_lasso_takes_exactly_the_points_inside_it() -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-1, 1, 20_000), rng.uniform(-1, 1, 20_000)
+    triangle = ([-0.5, 0.5, 0.0], [-0.5, -0.5, 0.5])
+    inside = density.in_polygon(x, y, *triangle)
+    # the same triangle by half-planes
+    expected = (y >= -0.5) & (y <= 0.5 - np.abs(x) * 2) & (np.abs(x) <= 0.5)
+    assert (inside != expected).sum() <= 3  # points on an edge may fall either way
+    assert 2_000 < inside.sum() < 3_000  # the triangle is an eighth of the square
+
+
+def test_a_selection_of_boxes_and_lassos_is_their_union_and_a_click_is_none() -> None:
+    x, y = np.array([0.0, 5.0, 10.0]), np.array([0.0, 5.0, 10.0])
+    box = {"x": [-1, 1], "y": [1, -1]}  # corners in any order
+    lasso = {"x": [9, 11, 11, 9], "y": [9, 9, 11, 11]}
+    chosen = density.in_selection(x, y, {"box": [box], "lasso": [lasso], "points": []})
+    assert chosen is not None and chosen.tolist() == [True, False, True]
+    assert density.in_selection(x, y, {"points": [{"customdata": 1}], "box": [], "lasso": []}) is None
+
+
+def test_the_sample_is_the_same_on_every_call_and_every_point_when_few() -> None:
+    assert density.sample_positions(50, limit=100).tolist() == list(range(50))
+    first, again = density.sample_positions(100_000, limit=500), density.sample_positions(100_000, limit=500)
+    assert len(first) == 500 and (first == again).all() and (np.diff(first) > 0).all()
+
+
+def test_above_the_limit_the_map_sends_a_density_image_and_a_sample_without_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CURATE_MAP_POINTS", "1000")
+    points = _points(30_000)
+    labels = {c: f"topic {c}" for c in range(8)}
+    figure = figures.cluster_map(points, highlight=1, labels=labels)
+    assert len(figure.layout.images) == 1 and figure.layout.images[0].source.startswith("data:image/png;base64,")
+    drawn = sum(len(trace.x) for trace in figure.data)
+    assert drawn == 1000  # the sample, not every point
+    grey = [trace for trace in figure.data if trace.marker.color == figures.VETOED_COLOR]
+    assert grey and all("(vetoed)" in trace.hovertemplate for trace in grey)  # cluster 2 is vetoed
+    assert any("topic 5" in trace.hovertemplate for trace in figure.data)  # the hover names the cluster
+    sent = json.loads(pio.to_json(figure, validate=False))
+    assert all("snippet" not in json.dumps(trace) for trace in sent["data"])
+
+
+def test_a_veto_changes_the_density_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CURATE_MAP_POINTS", "1000")
+    points = _points(30_000)
+    before = figures.cluster_map(points.assign(vetoed=False)).layout.images[0].source
+    after = figures.cluster_map(points).layout.images[0].source
+    assert before != after
+
+
+def test_the_score_map_above_the_limit_greys_points_without_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CURATE_MAP_POINTS", "1000")
+    points = _points(30_000)
+    values = pd.Series(np.where(points.cluster_id == 0, np.nan, points.x))
+    figure = figures.score_map(points, values, "<b>ifd</b>")
+    assert len(figure.layout.images) == 1
+    unscored, scored = figure.data
+    assert unscored.marker.color == figures.VETOED_COLOR and len(unscored.x) + len(scored.x) == 1000
+    assert "<b>" not in json.dumps(json.loads(pio.to_json(figure, validate=False))["data"])  # the name is escaped
+
+
+def test_a_few_thousand_points_get_a_coarser_grid_than_a_million() -> None:
+    assert density.grid_bins(2_000) < 100 < density.grid_bins(100_000) == density.grid_bins(1_000_000) == 512
