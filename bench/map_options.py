@@ -11,11 +11,13 @@ grey, what a veto does on the Clusters page).
 Measured per option, each step with a timeout (``--timeout``, default 120 s; a step past it is FAILED with
 why, and the option's later steps are skipped):
 
-- first render: seconds from navigation until a ``canvas`` is visible in the page or one of its frames, the
-  script is idle (``[data-testid=stApp][data-test-script-state=notRunning]``) and two animation frames have
-  passed (the browser's main thread is free again, so the data was parsed and handed to the renderer), and
+- first render: seconds from navigation until the script is idle
+  (``[data-testid=stApp][data-test-script-state=notRunning]``) and the largest canvas of the page or its frames
+  shows points (a screenshot of its area, polled, has over 0.5 % of its pixels off the background colour), and
   the bytes received over the websocket meanwhile (payload lengths of ``framereceived``);
-- the same for a click on ``rerun`` and then on ``veto`` (from the click until a run started and ended);
+- the same for a click on ``rerun`` and then on ``veto`` (from the click until a run started and ended, and
+  two animation frames); for ``veto`` also the seconds until the map's pixels changed on screen (some widgets
+  redraw after the script has ended);
 - the streamlit server's peak RSS (itself and its children, sampled every 0.2 s with psutil);
 - what the script reports about itself: the seconds to build the figure (and, for the density image, the
   PNG's size);
@@ -28,9 +30,11 @@ sample), ``pydeck`` (a deck.gl ``ScatterplotLayer`` of every point) and ``embedd
 embedding-atlas Streamlit component, run under another Python, ``--atlas-python``, since it is not a
 dependency of the app).
 
-WebGL: the project's ``CHROMIUM_ARGS`` disable the GPU, which leaves WebGL 1 only (SwiftShader); deck.gl and
-embedding-atlas need WebGL 2 (or WebGPU), so this benchmark drops ``--disable-gpu`` and adds
-``--enable-unsafe-swiftshader --use-angle=swiftshader`` for every option: all of them render on the CPU.
+WebGL: the project's ``CHROMIUM_ARGS`` disable the GPU, which leaves WebGL 1 only (SwiftShader); deck.gl needs
+WebGL 2 and embedding-atlas's map WebGPU, so this benchmark drops ``--disable-gpu`` and adds
+``--enable-unsafe-swiftshader --use-angle=swiftshader --enable-unsafe-webgpu`` for every option: all of them
+render on the CPU (SwiftShader). The atlas widget fetches DuckDB-WASM from cdn.jsdelivr.net, which this offline
+box cannot reach; the benchmark answers those requests with the same version's files from the wheel.
 
 Run from the project root: ``python -m bench.map_options --points 1000000`` (add ``--points 100000`` for the
 comparison). It prints one table and the load average at the start and the end, and writes JSON to
@@ -60,6 +64,7 @@ OPTIONS = ("plotly_full", "plotly_density_sample", "pydeck", "embedding_atlas")
 BROWSER_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + [
     "--enable-unsafe-swiftshader",
     "--use-angle=swiftshader",
+    "--enable-unsafe-webgpu",
 ]
 SELECTION = {
     "plotly_full": "points, box, lasso (on_select: selection.points with customdata, .box, .lasso); hover in browser",
@@ -279,25 +284,88 @@ IDLE_JS = (
 FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
 
-def canvas_visible(page: Any) -> bool:
+def map_canvas(page: Any) -> Any | None:
+    """The largest visible canvas of the page or its frames (the map), or None."""
+    best, best_area = None, 0.0
     for frame in page.frames:
         try:
-            if frame.locator("canvas").first.is_visible():
-                return True
+            canvases = frame.locator("canvas")
+            for i in range(canvases.count()):
+                box = canvases.nth(i).bounding_box()
+                if box and box["width"] * box["height"] > best_area:
+                    best, best_area = canvases.nth(i), box["width"] * box["height"]
         except Exception:  # a frame can detach while we look
             continue
-    return False
+    return best
 
 
-def wait_first_render(page: Any, deadline: float) -> None:
+def snapshot(canvas: Any) -> Any:
+    """What the map's area shows on screen (composited: a plotly image under the canvas counts too)."""
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(canvas.screenshot(timeout=30_000))).convert("RGB")
+
+
+def inked(image: Any) -> float:
+    """Share of the pixels that differ from the most common colour (the background)."""
+    import numpy as np
+
+    pixels = np.asarray(image).reshape(-1, 3).astype(np.int16)
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    background = colours[counts.argmax()]
+    return float((np.abs(pixels - background).max(axis=1) > 30).mean())
+
+
+def changed(before: Any, after: Any) -> int:
+    """How many pixels differ clearly between two snapshots."""
+    import numpy as np
+
+    a, b = np.asarray(before).astype(np.int16), np.asarray(after).astype(np.int16)
+    if a.shape != b.shape:
+        return a.size
+    return int((np.abs(a - b).max(axis=2) > 30).sum())
+
+
+def blocked_by(page: Any) -> str | None:
+    """A message in which a component says it cannot draw (embedding-atlas without WebGPU)."""
+    for frame in page.frames:
+        try:
+            loc = frame.get_by_text("WebGPU is unavailable")
+            if loc.count() and loc.first.is_visible():
+                return loc.first.inner_text()[:200]
+        except Exception:
+            continue
+    return None
+
+
+def wait_first_render(page: Any, deadline: float) -> str | None:
+    """Until the script is idle and the map's canvas shows points (over 0.5 % of its pixels inked).
+
+    Returns the message of a component that says it cannot draw (then the rest of it may still work).
+    """
     app = page.locator("[data-testid=stApp]")
     while time.monotonic() < deadline:
         state = app.get_attribute("data-test-script-state") if app.count() else None
-        if state == "notRunning" and canvas_visible(page):
-            page.evaluate(FRAMES_JS)
-            return
-        time.sleep(0.1)
-    raise TimeoutError("no visible canvas with the script idle")
+        message = blocked_by(page) if state == "notRunning" else None
+        if message:
+            return message
+        canvas = map_canvas(page) if state == "notRunning" else None
+        if canvas is not None and canvas.is_visible() and inked(snapshot(canvas)) > 0.005:
+            return None
+        time.sleep(0.3)
+    raise TimeoutError("no visible canvas with points drawn, with the script idle")
+
+
+def wait_visible_change(page: Any, before: Any, deadline: float) -> bool:
+    """Until the map's pixels differ from ``before`` (some widgets redraw after the script has ended)."""
+    while time.monotonic() < deadline:
+        canvas = map_canvas(page)
+        if canvas is not None and changed(before, snapshot(canvas)) > 20:
+            return True
+        time.sleep(0.3)
+    return False
 
 
 def route_duckdb_cdn(context: Any, python: str, log: list[str]) -> None:
@@ -394,13 +462,23 @@ def measure(option: str, n: int, args: argparse.Namespace, work: Path) -> dict[s
                 try:
                     if button is None:
                         page.goto(url, wait_until="commit")
-                        wait_first_render(page, deadline)
+                        blocked = wait_first_render(page, deadline)
+                        if blocked:
+                            # The map cannot draw; the reruns are still measured (script and bytes).
+                            result["failed"] = f"first: the map did not draw; the component says: {blocked}"
                     else:
+                        canvas = map_canvas(page)
+                        shot = snapshot(canvas) if canvas is not None and "failed" not in result else None
+                        before, started = received[0], time.monotonic()
                         page.evaluate(WATCH_JS)
                         page.get_by_role("button", name=button, exact=True).click()
                         page.wait_for_function(IDLE_JS, timeout=args.timeout * 1000, polling=100)
                         page.evaluate(FRAMES_JS)
                     result[f"{step}_s"] = round(time.monotonic() - started, 2)
+                    if step == "veto" and shot is not None:
+                        # The grey cluster on screen: for most options it is there when the script ends.
+                        seen = wait_visible_change(page, shot, started + args.timeout)
+                        result["veto_visible_s"] = round(time.monotonic() - started, 2) if seen else None
                     result[f"{step}_mb"] = round((received[0] - before) / 1e6, 3)
                     # A picture of each state, to check by eye that the map was really drawn.
                     page.screenshot(path=str(SHOTS / f"{option}-{n}-{step}.png"))
@@ -447,6 +525,9 @@ def notes(r: dict[str, Any]) -> str:
     pngs = [x["png_bytes"] for x in builds if "png_bytes" in x]
     if pngs:
         parts.append(f"PNG {pngs[0] / 1e3:.0f} kB")
+    if "veto_visible_s" in r:
+        seen = r.get("veto_visible_s")
+        parts.append(f"grey on screen after {seen} s" if seen is not None else "no visible change after veto")
     parts.append(f"server peak RSS {r['server_peak_rss_gb']} GB")
     if "failed" in r:
         parts.append("FAILED " + r["failed"])
@@ -478,8 +559,11 @@ def main() -> None:
         "|---|---:|---|---|---|---|---|"
     )
     for r in results:
+        first = fmt(r.get("first_s"), r.get("first_mb"))
+        if r.get("failed", "").startswith("first") and r.get("first_s") is not None:
+            first = f"FAILED: no map (page idle after {first})"
         print(
-            f"| {r['option']} | {r['n']:,} | {fmt(r.get('first_s'), r.get('first_mb'))} "
+            f"| {r['option']} | {r['n']:,} | {first} "
             f"| {fmt(r.get('rerun_s'), r.get('rerun_mb'))} | {fmt(r.get('veto_s'), r.get('veto_mb'))} "
             f"| {r['selection']} | {notes(r)} |"
         )
