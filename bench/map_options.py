@@ -55,6 +55,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -352,8 +354,11 @@ def wait_first_render(page: Any, deadline: float) -> str | None:
         if message:
             return message
         canvas = map_canvas(page) if state == "notRunning" else None
-        if canvas is not None and canvas.is_visible() and inked(snapshot(canvas)) > 0.005:
-            return None
+        try:
+            if canvas is not None and canvas.is_visible() and inked(snapshot(canvas)) > 0.005:
+                return None
+        except PlaywrightTimeout:  # the page's main thread is still busy with the data: look again
+            continue
         time.sleep(0.3)
     raise TimeoutError("no visible canvas with points drawn, with the script idle")
 
@@ -362,8 +367,11 @@ def wait_visible_change(page: Any, before: Any, deadline: float) -> bool:
     """Until the map's pixels differ from ``before`` (some widgets redraw after the script has ended)."""
     while time.monotonic() < deadline:
         canvas = map_canvas(page)
-        if canvas is not None and changed(before, snapshot(canvas)) > 20:
-            return True
+        try:
+            if canvas is not None and changed(before, snapshot(canvas)) > 20:
+                return True
+        except PlaywrightTimeout:
+            continue
         time.sleep(0.3)
     return False
 
