@@ -9,7 +9,8 @@ not rebuild it: N points (seed 0) in 64 Gaussian blobs, columns ``row_idx`` int3
 grey, what a veto does on the Clusters page).
 
 Measured per option, each step with a timeout (``--timeout``, default 120 s; a step past it is FAILED with
-why, and the option's later steps are skipped):
+why, and the option's later steps are skipped; a component that shows its own "cannot draw" message is FAILED
+too, its reruns still measured):
 
 - first render: seconds from navigation until the script is idle
   (``[data-testid=stApp][data-test-script-state=notRunning]``) and the largest canvas of the page or its frames
