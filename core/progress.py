@@ -6,7 +6,11 @@ core calls the same :class:`Progress` methods and checks for cancellation betwee
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import _thread
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
 
 UNITS = {"embed": "text", "k sweep": "k", "ingest": "B"}
 BYTE_STAGES = {stage for stage, unit in UNITS.items() if unit == "B"}  # shown scaled: 12.3MB/1.02GB
@@ -61,6 +65,43 @@ class Progress:
 
     def update(self) -> None:
         """Show the current state (default: nothing)."""
+
+
+@contextlib.contextmanager
+def interruptible(progress: Progress, poll_seconds: float = 0.5) -> Iterator[None]:
+    """Let a cancel stop a block that never checks for one (a selection strategy's own loop, one library call).
+
+    A watcher thread polls ``progress.stop_requested()`` and, when a stop is asked, interrupts the main thread
+    (as Ctrl-C would), which raises :class:`Cancelled` here. The interrupt lands between Python bytecodes, so a
+    long single call into C (one faiss search) ends first. Only for work that stores nothing as it goes (a
+    preview), and only in the main thread with Python's own SIGINT handler; elsewhere the block simply runs.
+    """
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    finished, fired = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(poll_seconds):
+            if progress.stop_requested():
+                fired.set()
+                _thread.interrupt_main()
+                return
+
+    watcher = threading.Thread(target=watch, name="cancel-watcher", daemon=True)
+    watcher.start()
+    try:
+        try:
+            yield
+        finally:  # the watcher has stopped before we leave, so no interrupt can land after the block
+            finished.set()
+            watcher.join()
+    except KeyboardInterrupt:
+        if fired.is_set():
+            raise Cancelled(f"cancelled during {progress.stage or 'start-up'}") from None
+        raise
 
 
 class TqdmProgress(Progress):

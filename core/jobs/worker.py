@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -58,4 +59,7 @@ def run_job(job_dir: Path) -> int:
 
 
 if __name__ == "__main__":
+    # a worker started from a background shell inherits SIGINT ignored; core.progress.interruptible (Cancel in
+    # the middle of a selection) needs Python's own handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(run_job(Path(sys.argv[1])))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core import atomic, jobs
-from core.progress import Progress
+from core.progress import Progress, interruptible
 from core.select.run import SelectionResult
 
 # Above this many rows a preview runs in the background: loading the pool alone (ids, clusters, scores) grows
@@ -80,7 +80,8 @@ def execute(workspace: Path, spec: SelectJob, progress: Progress, job_dir: Path)
     progress.start("select", 1)
     dataset = ds.get_dataset(store, spec.dataset)
     strategy = build_strategy(spec.strategy, spec.params)
-    result = run_selection(store, dataset, strategy, spec.budget, seed=spec.seed, k=spec.k)
+    with interruptible(progress):  # a strategy checks no progress: Cancel stops it mid-way (it stores nothing)
+        result = run_selection(store, dataset, strategy, spec.budget, seed=spec.seed, k=spec.k)
     atomic.write_json(job_dir / RESULT_FILE, dataclasses.asdict(result), default=_plain)
     progress.advance()
     return {"selected": len(result.example_ids), "pool_size": result.pool_size, "seconds": round(result.seconds, 2)}
