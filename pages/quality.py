@@ -38,25 +38,33 @@ def launch_panel() -> None:
     )
     st.caption(SCORERS.summary(scorer))
     values = params_form(SCORERS, scorer, "score")
+    confirmed = True
     if SCORERS.get(scorer).uses_model:
-        cost_notice(scorer, int(limit) or dataset.n_rows, str(values.get("precision") or "auto"))
+        confirmed = cost_notice(scorer, int(limit) or dataset.n_rows, str(values.get("precision") or "auto"))
         st.caption(
             "LM scorers run SmolLM2-135M-Instruct (packaged) unless you name another model, about 2-4 examples/s "
             "on a 2-core CPU; the job measures its speed on a few examples first and shows the estimate here. "
             "The reward scorer needs a sequence-classification reward model. "
             "Scores are cached by scorer, model, parameters and example text."
         )
-    if cols[2].button("Score", key="start_score", type="primary"):
+    if cols[2].button("Score", key="start_score", type="primary", disabled=not confirmed):
         params = changed_values(SCORERS.params(scorer), values)
         launch(ScoreJob(dataset=dataset.name, scorer=scorer, params=params, limit=int(limit) or None), "score_job")
 
 
-def cost_notice(scorer: str, n_rows: int, precision: str) -> None:
-    """The cost from bench/score.py's measured rates, before the button: saying it loads no model."""
+def cost_notice(scorer: str, n_rows: int, precision: str) -> bool:
+    """The cost from bench/score.py's measured rates, before the button: saying it loads no model. A run past
+    ``cost.CONFIRM_SECONDS`` (an hour) needs a tick first, as the CLI needs ``--yes``; returns whether the
+    Score button may start it."""
     line = cost.cost_line(scorer, n_rows, precision)
-    if line is not None:
-        long_run = (cost.projected_seconds(scorer, n_rows, precision) or 0.0) > cost.CONFIRM_SECONDS
-        (st.warning if long_run else st.info)(line[0].upper() + line[1:] + ".")
+    if line is None:
+        return True
+    seconds = cost.projected_seconds(scorer, n_rows, precision) or 0.0
+    long_run = seconds > cost.CONFIRM_SECONDS
+    (st.warning if long_run else st.info)(line[0].upper() + line[1:] + ".")
+    if not long_run:
+        return True
+    return st.checkbox(f"Start it anyway: about {cost.duration(seconds)}", key=f"score_confirm_{scorer}_{n_rows}")
 
 
 def scoring(status: jobs.JobStatus) -> str:
