@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,25 +59,35 @@ def warn_if_shared() -> None:
 
 def synced_key(base: str, stored: Any) -> str:
     """The key to give the widget ``base`` so that it shows ``stored``, the value in the store now. The
-    widget must also be given ``value=stored``.
+    widget must also be given ``value=stored``, and its on_change must go through :func:`if_current`.
 
     A keyed widget keeps its own session value across reruns and ignores ``value=``, so a session would keep
     showing a veto or weight that another session (or the CLI, or a run) has changed. Writing the stored
     value into the widget's state is not safe: a rerun can interrupt the run before the widget reaches the
     browser, and the browser's next message then carries its old value back as a change, whose on_change
-    would undo the other session's write. Nor is giving the widget a new key whose state is set through
-    ``st.session_state``: the browser builds the new widget from its default (``value=``) before it applies
-    the state, and a rerun sent in between carried that default back as a change (seen in the two-sessions
-    browser test: another session's veto undone by a weight change). So when the store differs from what
-    this widget shows, the widget gets a new key (``base``, then ``base~1``, ``base~2``...) with no state,
-    and ``value=stored`` makes the stored value its default, the only value the browser ever sees for it.
-    A value this session just set is stored by its on_change before the rerun, so it matches and keeps its
-    key (and its keyboard focus).
+    would undo the other session's write. So when the store differs from what this widget shows, the widget
+    gets a new key (``base``, then ``base~1``, ``base~2``...) with no state, and ``value=stored`` makes the
+    stored value its default. The retired key can still send a value: a browser that has not yet drawn the
+    new widget sends the old one's, and Streamlit, having dropped the old widget's state at the end of the
+    run that retired it, takes that for a change (seen in the two-sessions browser test, with a log of every
+    callback: a weight change in one session undid the other's veto through the retired toggle). So
+    :func:`if_current` ignores changes of retired keys. A value this session just set is stored by its
+    on_change before the rerun, so it matches and keeps its key (and its keyboard focus).
     """
-    generation_key = f"{base}__generation"
-    generation = int(st.session_state.get(generation_key, 0))
-    key = base if generation == 0 else f"{base}~{generation}"
+    generation = int(st.session_state.get(f"{base}__generation", 0))
+    key = _generation_key(base, generation)
     if key in st.session_state and st.session_state[key] != stored:
-        st.session_state[generation_key] = generation + 1
-        key = f"{base}~{generation + 1}"
+        st.session_state[f"{base}__generation"] = generation + 1
+        key = _generation_key(base, generation + 1)
     return key
+
+
+def _generation_key(base: str, generation: int) -> str:
+    return base if generation == 0 else f"{base}~{generation}"
+
+
+def if_current(base: str, key: str, apply: Callable[[Any], Any]) -> None:
+    """An on_change for a widget keyed by :func:`synced_key`: ``apply(value)`` when ``key`` is the widget's
+    current key, nothing when it is a retired one (a stale browser echoing a value it showed before)."""
+    if key == _generation_key(base, int(st.session_state.get(f"{base}__generation", 0))):
+        apply(st.session_state[key])

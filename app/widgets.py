@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.state import synced_key
+from app.state import if_current, synced_key
 from app.text import plain
 from core import config
 from core.models.passes import is_empty_response
@@ -62,10 +62,13 @@ def example_card(row: object, on_veto: Callable[[str, bool], None], key_prefix: 
             plain_text(row.input)
         st.caption("output")
         plain_text("(empty response)" if is_empty_response(row.output) else row.output)
-        vetoed = bool(row.vetoed)
-        key = synced_key(f"{key_prefix}_veto_{example_id}", vetoed)  # another session may have vetoed it
+        vetoed, base = bool(row.vetoed), f"{key_prefix}_veto_{example_id}"
+        key = synced_key(base, vetoed)  # another session may have vetoed it
         st.checkbox(
-            "Veto this example", value=vetoed, key=key, on_change=lambda: on_veto(example_id, st.session_state[key])
+            "Veto this example",
+            value=vetoed,
+            key=key,
+            on_change=lambda: if_current(base, key, lambda value: on_veto(example_id, value)),
         )
 
 

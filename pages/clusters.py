@@ -7,7 +7,7 @@ from collections import Counter
 import streamlit as st
 
 from app import figures, queries
-from app.state import pick_dataset, store, synced_key
+from app.state import if_current, pick_dataset, store, synced_key
 from app.text import clip, plain
 from app.widgets import example_card
 from core.cluster import density
@@ -120,14 +120,16 @@ def cluster_card(cluster_id: int) -> None:
     st.caption(f"{int(row['size'])} examples · {int(row['duplicate_rows'])} exact-duplicate rows")
     # another session may have changed them since: the keys follow the store (see synced_key)
     vetoed, weight = bool(row["vetoed"]), float(row["weight"])
-    veto_key = synced_key(f"veto_cluster_{k}_{cluster_id}", vetoed)
-    weight_key = synced_key(f"weight_{k}_{cluster_id}", weight)
+    veto_base, weight_base = f"veto_cluster_{k}_{cluster_id}", f"weight_{k}_{cluster_id}"
+    veto_key, weight_key = synced_key(veto_base, vetoed), synced_key(weight_base, weight)
     st.toggle(
         "Vetoed (leave this cluster out)",
         value=vetoed,
         key=veto_key,
-        on_change=lambda: curation.set_cluster_veto(
-            store(), dataset.dataset_id, k, cluster_id, st.session_state[veto_key]
+        on_change=lambda: if_current(
+            veto_base,
+            veto_key,
+            lambda value: curation.set_cluster_veto(store(), dataset.dataset_id, k, cluster_id, value),
         ),
     )
     st.slider(
@@ -137,8 +139,10 @@ def cluster_card(cluster_id: int) -> None:
         value=weight,
         step=0.1,
         key=weight_key,
-        on_change=lambda: curation.set_cluster_weight(
-            store(), dataset.dataset_id, k, cluster_id, float(st.session_state[weight_key])
+        on_change=lambda: if_current(
+            weight_base,
+            weight_key,
+            lambda value: curation.set_cluster_weight(store(), dataset.dataset_id, k, cluster_id, float(value)),
         ),
     )
     examples_list(cluster_id=cluster_id, key="cluster")

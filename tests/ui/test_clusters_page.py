@@ -129,3 +129,10 @@ def test_a_value_changed_elsewhere_gets_a_new_key_so_the_browsers_old_value_cann
     widgets["veto~1"] = True  # drawn with value=True
     widgets["veto~1"] = False  # this session un-vetoes; its on_change stores False before the rerun
     assert state.synced_key("veto", False) == "veto~1"  # its own change keeps the key (and the focus)
+
+    applied: list = []
+    widgets["veto"] = True  # a browser that has not drawn the new toggle yet echoes the retired one ...
+    state.if_current("veto", "veto", applied.append)
+    assert applied == []  # ... and nothing is written (this once undid another session's veto)
+    state.if_current("veto", "veto~1", applied.append)
+    assert applied == [False]  # the current toggle's change is applied
