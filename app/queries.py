@@ -20,7 +20,7 @@ from app.state import store
 from core.cluster import density
 from core.export import ExportPreview, preview
 from core.models.passes import empty_responses
-from core.storage import curation
+from core.storage import curation, search
 from core.storage import datasets as ds
 from core.storage.database import DataVersions
 
@@ -73,6 +73,16 @@ def summary(workspace: str, derived_version: int, dataset_id: int) -> dict[str, 
     # the one rule (Python's strip), not SQL's trim, on the few responses made only of whitespace
     empty = int(empty_responses(ds.outputs_made_of(store(), dataset_id, _whitespace())).sum())
     return {**curation.dataset_summary(store(), dataset_id), "empty_outputs": empty}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def search_indexed(workspace: str, derived_version: int, dataset_id: int) -> bool:
+    return search.has_index(store(), dataset_id)
+
+
+def cached_search_indexed(dataset: ds.DatasetInfo) -> bool:
+    """Whether keyword searches of the dataset use the word index (else they scan every text)."""
+    return search_indexed(str(store().workspace), versions().derived, dataset.dataset_id)
 
 
 def cached_clusters(dataset: ds.DatasetInfo) -> pd.DataFrame:

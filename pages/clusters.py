@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 
 import streamlit as st
@@ -203,5 +204,11 @@ with right:
 st.divider()
 st.subheader("Search examples")
 query = st.text_input("Keyword in instruction or output", key="search").strip()
+if query and not queries.cached_search_indexed(dataset):
+    st.caption(
+        "This dataset was prepared before the word index existed, so each search reads every text (seconds at "
+        "a million rows). Build the index once:"
+    )
+    st.code(f"python -m core index --dataset {shlex.quote(dataset.name)}", language="bash")
 if query:
     examples_list(search=query, key="search")

@@ -107,6 +107,12 @@ def _rarest(con: duckdb.DuckDBPyConnection, dataset_id: int, conditions: list[tu
     return min(conditions, key=rows_of)
 
 
+def has_index(store: Store, dataset_id: int) -> bool:
+    """:func:`is_indexed`, through the store (for a page that says whether searches scan)."""
+    with store.read() as con:
+        return is_indexed(con, dataset_id)
+
+
 def is_indexed(con: duckdb.DuckDBPyConnection, dataset_id: int) -> bool:
     """Whether the dataset has a word index (a dataset prepared before the index existed has none)."""
     return con.execute("SELECT 1 FROM search_vocab WHERE dataset_id = ? LIMIT 1", [dataset_id]).fetchone() is not None

@@ -136,3 +136,19 @@ def test_a_value_changed_elsewhere_gets_a_new_key_so_the_browsers_old_value_cann
     assert applied == []  # ... and nothing is written (this once undid another session's veto)
     state.if_current("veto", "veto~1", applied.append)
     assert applied == [False]  # the current toggle's change is applied
+
+
+def test_searching_a_dataset_without_the_word_index_says_how_to_build_it(page, prepared_workspace) -> None:
+    from core.storage import datasets as ds
+    from core.storage import search
+    from core.storage.database import Store
+
+    at = page("clusters").run()
+    at.text_input(key="search").input("python").run()
+    assert not [c for c in at.code if "core index" in c.value]  # indexed at prepare: nothing to say
+    store = Store(prepared_workspace)
+    with store.write() as con:  # as a dataset prepared before the index existed
+        search.drop_index(con, ds.get_dataset(store, "tiny").dataset_id)
+    at.text_input(key="search").input("about python").run()
+    assert [c.value for c in at.code] == ["python -m core index --dataset tiny"]
+    assert any(box.key.startswith("search_veto_") for box in at.checkbox)  # and the scan still answers

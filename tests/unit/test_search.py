@@ -157,3 +157,17 @@ def test_deleting_a_dataset_deletes_its_index(store: Store) -> None:
 
     with store.read() as con:
         assert not search.is_indexed(con, dataset_id)
+
+
+def test_the_index_command_gives_an_old_dataset_its_word_index(store: Store, capsys) -> None:
+    from core.cli import main
+
+    indexed = {keyword: _found(store, keyword) for keyword in KEYWORDS}
+    with store.write() as con:  # a dataset prepared before the index existed
+        search.drop_index(con, _dataset(store))
+    assert not search.has_index(store, _dataset(store))
+
+    assert main(["index", "--workspace", str(store.workspace), "--dataset", "rows"]) == 0
+    assert "words indexed" in capsys.readouterr().out
+    assert search.has_index(store, _dataset(store))
+    assert {keyword: _found(store, keyword) for keyword in KEYWORDS} == indexed
