@@ -14,12 +14,15 @@ import sys
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from app import figures
 from app.state import store
 from core.cluster import density
 from core.export import ExportPreview, preview
 from core.models.passes import empty_responses
+from core.score import quality
 from core.storage import curation, search
 from core.storage import datasets as ds
 from core.storage.database import DataVersions
@@ -144,6 +147,35 @@ def signals(workspace: str, derived_version: int, dataset_id: int) -> pd.DataFra
 
 def cached_signals(dataset: ds.DatasetInfo) -> pd.DataFrame:
     return signals(str(store().workspace), versions().derived, dataset.dataset_id)
+
+
+def cached_map_figure(dataset: ds.DatasetInfo, color_by: str, highlight: int | None) -> go.Figure:
+    """The Clusters map, coloured by cluster (``"cluster"``), by combined quality or by one signal, built once
+    per data version: at a million rows building it (the density grid, its PNG, the sample's traces) takes
+    0.5-1 s, which a search or a page turn should not pay again."""
+    current = versions()
+    return map_figure(
+        str(store().workspace), current.derived, current.decisions, dataset, dataset.dataset_id, color_by, highlight
+    )
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def map_figure(
+    workspace: str,
+    derived_version: int,
+    decisions_version: int,
+    _dataset: ds.DatasetInfo,
+    dataset_id: int,
+    color_by: str,
+    highlight: int | None,
+) -> go.Figure:
+    points = cached_map(_dataset)
+    if color_by == "cluster":
+        table = cached_clusters(_dataset)
+        return figures.cluster_map(points, highlight, dict(zip(table.cluster_id, table.label, strict=True)))
+    scores = cached_signals(_dataset)
+    values = quality.example_quality_from(scores) if color_by == "combined quality" else scores[color_by]
+    return figures.score_map(points, values.reindex(points.row_idx).reset_index(drop=True), color_by)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

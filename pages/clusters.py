@@ -7,12 +7,11 @@ from collections import Counter
 
 import streamlit as st
 
-from app import figures, queries
+from app import queries
 from app.state import if_current, pick_dataset, store, synced_key
 from app.text import clip, plain
 from app.widgets import example_card
 from core.cluster import density
-from core.score import quality
 from core.storage import curation
 
 PAGE_SIZE = 20
@@ -72,13 +71,9 @@ points = queries.cached_map(dataset)
 signals = queries.cached_signals(dataset)
 color_options = ["cluster", "combined quality", *[c for c in signals.columns if signals[c].notna().any()]]
 color_by = st.selectbox("Color the map by", color_options, key="color_by")
-if color_by == "cluster":
-    figure = figures.cluster_map(points, st.session_state.get("open_cluster"), labels)
-else:
-    values = quality.example_quality_from(signals) if color_by == "combined quality" else signals[color_by]
-    figure = figures.score_map(points, values.reindex(points.row_idx).reset_index(drop=True), color_by)
+highlight = st.session_state.get("open_cluster") if color_by == "cluster" else None
 st.plotly_chart(
-    figure,
+    queries.cached_map_figure(dataset, color_by, highlight),
     key="map",
     on_select=on_map_select,
     selection_mode=("points", "box", "lasso"),

@@ -94,3 +94,11 @@ def test_a_derived_write_rereads_the_map(page, prepared_workspace, calls):
     assert not at.exception
     assert calls["map_points"] == 2
     assert calls["cluster_overview"] == 2
+
+
+def test_a_search_or_a_page_turn_does_not_rebuild_the_map(page, drawn):
+    at = page("clusters").run()
+    built = len(drawn)
+    at.text_input(key="search").input("python").run()
+    assert not at.exception
+    assert len(drawn) == built  # the figure came from the cache: nothing it shows changed
