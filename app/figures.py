@@ -284,14 +284,24 @@ def node_link(nodes: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
 
 
 def walk_path(points: pd.DataFrame, path: pd.DataFrame) -> go.Figure:
-    """The map in grey with a selection's picks joined in pick order, one color per walk component."""
+    """The map in grey with a selection's picks joined in pick order, one color per walk component. Above
+    the map's point limit the grey background is its seeded sample, and a pick's hover names its row (the
+    points carry no snippet then)."""
+    background = points.iloc[density.sample_positions(len(points))]
     figure = go.Figure(
         go.Scattergl(
-            x=points.x, y=points.y, mode="markers", marker={"color": VETOED_COLOR, "size": 4}, hoverinfo="skip"
+            x=background.x.to_numpy(np.float32),
+            y=background.y.to_numpy(np.float32),
+            mode="markers",
+            marker={"color": VETOED_COLOR, "size": 4},
+            hoverinfo="skip",
         )
     )
     where = points.set_index("row_idx")[["x", "y"]]
-    snippets = points.set_index("row_idx").snippet
+    if "snippet" in points:
+        snippets = points.set_index("row_idx").snippet
+    else:
+        snippets = pd.Series({int(r): f"row {int(r)}" for r in path.row_idx}, dtype=object)
     for component, steps in path.groupby("component", sort=True):
         xy = where.loc[steps.row_idx]
         figure.add_trace(

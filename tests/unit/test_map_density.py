@@ -110,3 +110,15 @@ def test_the_score_map_above_the_limit_greys_points_without_a_value(monkeypatch:
 
 def test_a_few_thousand_points_get_a_coarser_grid_than_a_million() -> None:
     assert density.grid_bins(2_000) < 100 < density.grid_bins(100_000) == density.grid_bins(1_000_000) == 512
+
+
+def test_the_walk_map_above_the_limit_draws_a_sample_and_names_each_pick_by_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CURATE_MAP_POINTS", "1000")
+    points = _points(30_000)  # no snippet column: the map above the limit reads no text
+    path = pd.DataFrame({"row_idx": [5, 17, 29_999], "component": [0, 0, 1], "position": [0, 1, 2], "via": "walk"})
+    figure = figures.walk_path(points, path)
+    assert len(figure.data[0].x) == 1000  # the grey background is the sample
+    picks = [point for trace in figure.data[1:] for point in trace.customdata]
+    assert [point[2] for point in picks] == ["row 5", "row 17", "row 29999"]
