@@ -62,7 +62,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=OUT, help="folder for the datasets and results")
     parser.add_argument("--data-dir", type=Path, help="the pool's folder (default: bench.prepare.DATA_DIR)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one size's prepare may run")
-    parser.add_argument("--until", choices=("store", "all"), default="all", help="stop each prepare after this")
+    parser.add_argument(
+        "--until", choices=("store", "embed", "all"), default="all", help="stop each prepare after this stage"
+    )
     parser.add_argument("--compare-ingest", action="store_true", help="also the in-memory ingest of before")
     parser.add_argument("--skip-prepare", action="store_true", help="only build the datasets (and compare)")
     parser.add_argument(
@@ -208,15 +210,14 @@ def child_prepare(args: argparse.Namespace) -> None:
         setattr(module, name, log.timed(stage, getattr(module, name)))
     reducer_class = type(REDUCERS.build(pipeline.DEFAULT_REDUCER, seed=0))
     reducer_class.reduce = log.timed("umap", reducer_class.reduce)
-    stop_after_store = args.until == "store"
-    progress = Progress(should_stop=lambda: stop_after_store and any(s["stage"] == "store" for s in log.stages))
+    progress = Progress(should_stop=lambda: args.until != "all" and any(s["stage"] == args.until for s in log.stages))
     options = pipeline.PrepareOptions(name="scale", embedder={"name": "hashing"})
     start = time.perf_counter()
     try:
         report = pipeline.prepare(Store(args.workspace), args.file, options, progress)
         done = {"n_rows": report.n_rows, "timer": report.seconds, "best_k": report.best_k}
     except Cancelled:
-        done = {"stopped_after": "store"}
+        done = {"stopped_after": args.until}
     log.write(total_seconds=time.perf_counter() - start, **done)
 
 

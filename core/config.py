@@ -81,3 +81,16 @@ def map_points() -> int:
     if limit <= 0:
         raise ValueError(f"CURATE_MAP_POINTS must be positive, not {limit}")
     return limit
+
+
+def embed_write_rows() -> int:
+    """Vectors the prepare commits to the embedding cache at once (``CURATE_EMBED_WRITE_ROWS``, default 16,384):
+    fewer, larger commits keep embedding linear at a million rows; smaller ones lose less to a kill."""
+    value = os.environ.get("CURATE_EMBED_WRITE_ROWS", "").strip() or "16_384"
+    try:
+        rows = int(value)
+    except ValueError:
+        raise ValueError(f"CURATE_EMBED_WRITE_ROWS must be a whole number of rows, not {value!r}") from None
+    if rows <= 0:
+        raise ValueError(f"CURATE_EMBED_WRITE_ROWS must be positive, not {rows}")
+    return rows

@@ -174,8 +174,11 @@ def _prepared(workspace: Path, name: str) -> dict[str, Any]:
 
 
 def test_a_prepare_killed_mid_way_resumes_to_the_result_of_an_uninterrupted_prepare(
-    workspace: Path, big_file: Path, big_reference: Path
+    workspace: Path, big_file: Path, big_reference: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(
+        "CURATE_EMBED_WRITE_ROWS", str(EMBED_CHUNK)
+    )  # the worker commits every chunk: a kill lands between
     store = Store(workspace)
     tiny = ds.get_dataset(store, "tiny")  # another dataset of the workspace, already prepared and curated
     _curate(store, tiny)

@@ -204,3 +204,32 @@ def test_placing_rows_through_the_ivf_index_keeps_a_copy_on_its_sample_row(blobs
     assert np.isfinite(coords).all()
     assert np.array_equal(coords[sample], sample_coords)
     assert np.linalg.norm(coords[outside[0]] - sample_coords[5]) < 0.01
+
+
+def test_embedding_commits_vectors_in_writes_of_the_configured_size(tmp_path: Path, monkeypatch) -> None:
+    import core.prepare as pipeline
+    from tests.conftest import KeywordEmbedder
+
+    written: list[int] = []
+    real_put = ds.put_embeddings
+
+    def counting_put(store, key, hashes, vectors):
+        written.append(len(hashes))
+        return real_put(store, key, hashes, vectors)
+
+    monkeypatch.setattr(ds, "put_embeddings", counting_put)
+    monkeypatch.setattr(pipeline, "EMBED_CHUNK", 4)
+    monkeypatch.setenv("CURATE_EMBED_WRITE_ROWS", "10")
+    calls: list[int] = []
+    real_embed = KeywordEmbedder.embed
+    monkeypatch.setattr(
+        KeywordEmbedder,
+        "embed",
+        lambda self, texts, progress=None: calls.append(len(texts)) or real_embed(self, texts, progress),
+    )
+    store = Store(tmp_path / "ws")
+    source = write_jsonl(tmp_path / "rows.jsonl", keyword_rows())
+    prepare(store, source, PrepareOptions(name="rows", embedder=KEYWORD_EMBEDDER, k_grid=(2,), seed=0))
+
+    assert sum(written) == 24 and len(calls) == 6  # six chunks of 4 embedded ...
+    assert written == [12, 12]  # ... committed in two writes of at least 10 (each commit costs a fixed time)
