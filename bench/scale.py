@@ -335,7 +335,7 @@ def print_prepare(results: dict[int, dict[str, Any]]) -> list[tuple[str, bool | 
         print(f"{stage:<10}" + "".join(cells))
     for n in sizes:
         record = results[n]
-        state = "stopped at --timeout" if record["timed_out"] else record.get("stopped_after") and "until store"
+        state = "stopped at --timeout" if record["timed_out"] else record.get("stopped_after") and f"until {record['stopped_after']}"
         print(
             f"{n:>9,} rows: total {record.get('total_seconds', float('nan')):.1f} s, process peak RSS "
             f"{record['max_rss'] / 1e9:.2f} GB, load {' '.join(f'{x:.2f}' for x in record['load'])}"
