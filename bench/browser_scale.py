@@ -29,13 +29,17 @@ with the project's ``CHROMIUM_ARGS`` (a 1400x1000 viewport):
    coordinates chosen here from the stored map coordinates (``curation.map_points``) to hold 8k-12k rows (a
    square around the densest cell of a 64x64 grid, its half-width bisected), converted to pixels with the
    plotly axes' ``l2p``; until the caption "N points selected" is visible and the script is idle. Reports N
-   against the count computed here.
+   against the count computed here, and how long the drag's mouse moves took (plotly tests the lasso against
+   the drawn sample on every move).
 7. Export: on the Export page, click "Download JSONL"; until the browser's download has finished; its size.
 
 "Idle" is read from Streamlit's ``data-test-script-state`` attribute on ``[data-testid=stApp]``: a
 MutationObserver installed in every page records each change with a timestamp, and a step ends at the last
 change to ``notRunning`` after the action, once a run has started after the action and the state has then
-stayed ``notRunning`` for ``--settle`` seconds (the settle wait itself is not counted). A step's time is the
+stayed ``notRunning`` for ``--settle`` seconds (the settle wait itself is not counted); page switches end
+with the first run after the click instead, since the pages with a job panel rerun a polling fragment every
+second. Each sample also records when the first run began, how many runs there were, when the visible
+condition held, and the browser's main thread busy time (long tasks, over 50 ms each) in the step. A step's time is the
 later of that moment and the moment its visible condition held (polled every 50 ms). A step that times out is
 FAILED with what was seen and a screenshot in ``bench/results/browser_scale-shots``; the run goes on with a
 fresh page.
@@ -83,6 +87,10 @@ new MutationObserver(() => {
   const last = window.__states[window.__states.length - 1];
   if (s && (!last || last[1] !== s)) window.__states.push([Date.now(), s]);
 }).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
+window.__busy = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__busy.push([performance.timeOrigin + e.startTime, e.duration]);
+}).observe({type: 'longtask', buffered: true});
 """
 AXES_JS = """(corners) => {
   const gd = document.querySelector('.js-plotly-plot');
@@ -90,6 +98,9 @@ AXES_JS = """(corners) => {
   return {pixels: corners.map(([x, y]) => [box.left + xa._offset + xa.l2p(x), box.top + ya._offset + ya.l2p(y)]),
           xrange: xa.range, yrange: ya.range};
 }"""
+IMAGE_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
+  const s = gd && gd.layout.images && gd.layout.images[0] ? gd.layout.images[0].source : '';
+  return s.length + ':' + s.slice(-96); }"""
 MAP_DRAWN_JS = """() => {
   const gd = document.querySelector('.js-plotly-plot');
   return !!(gd && gd._fullData && gd.layout.images && gd.layout.images.length > 0
@@ -168,16 +179,20 @@ class Bench:
                 time.sleep(0.05)
         else:
             idle_at = self.idle_since(start * 1000, deadline, need_run)
+        end = max(ready_at, idle_at)
         states = self.page.evaluate("() => window.__states || []")
         # what a reader needs to see where the time went: the visible condition's moment, the runs it took
+        busy = self.page.evaluate("() => window.__busy || []")
         self.detail = {
+            # the page's main thread busy in tasks over 50 ms (plotly drawing, parsing) during the step
+            "browser_busy_s": round(sum(d for t, d in busy if start * 1000 <= t <= end * 1000) / 1000, 3),
             "visible_s": round(ready_at - start, 3),
             "runs": sum(1 for t, s in states if t >= start * 1000 and s == "running"),
             "first_run_start_s": next(
                 (round(t / 1000 - start, 3) for t, s in states if t >= start * 1000 and s == "running"), None
             ),
         }
-        return max(ready_at, idle_at) - start, self.received
+        return end - start, self.received
 
     def shot(self, name: str) -> str:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -350,7 +365,11 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                         raise TimeoutError(f"the store never said vetoed={vetoed} for cluster {cid}")
                     time.sleep(0.05)
 
-            return bench.timed(lambda: bench.page.get_by_text(VETO).click(), ready)
+            before = bench.page.evaluate(IMAGE_JS)
+            timed = bench.timed(lambda: bench.page.get_by_text(VETO).click(), ready)
+            # whether the density image (grey where vetoed rows prevail) had changed when the step ended
+            bench.detail["map_image_changed"] = bench.page.evaluate(IMAGE_JS) != before
+            return timed
 
         def vetoes() -> dict[str, Any]:
             out: dict[str, Any] = {"samples": [], "bytes": [], "bytes_target": MB, "clusters": opened}
@@ -424,6 +443,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                 "mouse_up_returned_s": round(marks["released"] - marks["start"], 3),
                 "visible_s": [bench.detail["visible_s"]],
                 "runs": [bench.detail["runs"]],
+                "browser_busy_s": [bench.detail["browser_busy_s"]],
                 "first_run_start_s": [bench.detail["first_run_start_s"]],
                 "selected_in_app": selected,
                 "inside_box_python": expected_lasso,
