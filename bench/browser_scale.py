@@ -11,7 +11,8 @@ tests/e2e/browser.py's ``serve``) and every page is visited once to warm its cac
 with the project's ``CHROMIUM_ARGS`` (a 1400x1000 viewport):
 
 1. Clusters first render: a new browser page navigates to ``/clusters``; timed until the map's density image
-   and its drawn sample are in the plot and the script is idle. 5 samples, a new page each.
+   and its drawn sample are in the plot and the script is idle. 5 samples, each a new page in its own browser
+   context (an empty cache: the app's bundle is loaded again).
 2. Open a cluster: pick a different cluster each time in "Open a cluster"; until its heading "Cluster N:" is
    visible and the script is idle. 5 samples.
 3. Veto round trip: click "Vetoed (leave this cluster out)" on the open cluster; until the switch is checked,
