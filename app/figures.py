@@ -79,22 +79,68 @@ def score_map(points: pd.DataFrame, values: pd.Series, name: str) -> go.Figure:
 
 def cluster_density_map(points: pd.DataFrame, highlight: int | None, labels: dict[int, str]) -> go.Figure:
     """Every point as a density image (a cell takes its most common cluster's colour, grey when vetoed points
-    are most common, and is darker the more points it holds) under a seeded sample drawn as markers, one trace
-    per cluster so that the hover names the cluster. Only coordinates, row ids and cluster ids of the sample go
-    to the browser: a click opens the row's text on the page."""
+    are most common, and is darker the more points it holds) under a seeded sample drawn as one WebGL trace,
+    with the largest clusters' labels written on the map. Only coordinates, row ids and cluster ids of the
+    sample go to the browser: a click opens the row's text on the page.
+
+    One trace with numeric colours rather than a trace per cluster, and no highlight of the open cluster:
+    in Chromium without a GPU every changed figure is redrawn on the CPU, about a second for 64 traces of a
+    20,000-point sample (bench/browser_scale.py), so opening a cluster leaves the figure as it is (the
+    browser keeps it; Streamlit sends a reference) and a veto redraws a single trace. ``highlight`` is kept
+    for the signature of :func:`cluster_map`."""
+    del highlight
     x, y = points.x.to_numpy(), points.y.to_numpy()
-    vetoed = points.vetoed.to_numpy()
-    grid = density.label_grid(x, y, np.where(vetoed, density.NO_LABEL, points.cluster_id.to_numpy()))
+    vetoed, clusters = points.vetoed.to_numpy(), points.cluster_id.to_numpy()
+    grid = density.label_grid(x, y, np.where(vetoed, density.NO_LABEL, clusters))
     figure = go.Figure()
     _add_image(figure, _label_image(grid), grid.extent)
     sample = points.iloc[density.sample_positions(len(points))]
-    for (cluster, is_vetoed), part in sample.groupby([sample.cluster_id, sample.vetoed], sort=True):
-        color = VETOED_COLOR if is_vetoed else PALETTE[int(cluster) % len(PALETTE)]
-        name = f"cluster {int(cluster)}: {hover(labels.get(int(cluster), ''), 60)}{' (vetoed)' if is_vetoed else ''}"
-        trace = _sample_trace(part, color, f"{name}<br>row %{{customdata}}")
-        trace.marker.size = 8 if highlight is not None and cluster == highlight else 4
-        figure.add_trace(trace)
+    codes = np.where(sample.vetoed.to_numpy(), len(PALETTE), sample.cluster_id.to_numpy() % len(PALETTE))
+    trace = _sample_trace(sample, VETOED_COLOR, "cluster %{customdata[1]} · row %{customdata[0]}")
+    trace.customdata = _sample_ids(sample)
+    trace.marker.update(
+        color=codes.astype(np.uint8), colorscale=_DISCRETE, cmin=-0.5, cmax=len(PALETTE) + 0.5, showscale=False
+    )
+    figure.add_trace(trace)
+    for annotation in _cluster_annotations(sample, clusters, vetoed, labels):
+        figure.add_annotation(annotation)
     return _map_layout(figure)
+
+
+# the palette, then grey for vetoed, as a stepped colour scale over [-0.5, n + 0.5]: value i takes colour i
+_DISCRETE = [
+    [bound, color]
+    for i, color in enumerate([*PALETTE, VETOED_COLOR])
+    for bound in (i / (len(PALETTE) + 1), (i + 1) / (len(PALETTE) + 1))
+]
+MAP_LABELS = 40  # the largest clusters whose label is written on the map
+
+
+def _cluster_annotations(
+    sample: pd.DataFrame, clusters: np.ndarray, vetoed: np.ndarray, labels: dict[int, str]
+) -> list[dict]:
+    """The label of each of the :data:`MAP_LABELS` largest clusters at the median of its sampled points,
+    greyed and marked when the cluster is vetoed (most of its rows vetoed); HTML-escaped like every text."""
+    ids, sizes = np.unique(clusters, return_counts=True)
+    vetoed_rows = np.bincount(clusters[vetoed], minlength=int(ids.max()) + 1 if len(ids) else 0)
+    annotations = []
+    for cluster in ids[np.argsort(-sizes, kind="stable")][:MAP_LABELS]:
+        part = sample[sample.cluster_id == cluster]
+        if part.empty:
+            continue
+        is_vetoed = vetoed_rows[cluster] * 2 > sizes[ids == cluster][0]
+        text = hover(labels.get(int(cluster), f"cluster {int(cluster)}"), 28) + (" (vetoed)" if is_vetoed else "")
+        annotations.append(
+            {
+                "x": float(part.x.median()),
+                "y": float(part.y.median()),
+                "text": text,
+                "showarrow": False,
+                "font": {"size": 10, "color": "#777777" if is_vetoed else "#222222"},
+                "bgcolor": "rgba(255,255,255,0.6)",
+            }
+        )
+    return annotations
 
 
 def score_density_map(points: pd.DataFrame, values: pd.Series, name: str) -> go.Figure:
@@ -135,6 +181,11 @@ def _sample_trace(part: pd.DataFrame, color: str, hovertext: str) -> go.Scatterg
         customdata=part.row_idx.to_numpy(np.int32),
         hovertemplate=f"{hovertext} · click to read it<extra></extra>",
     )
+
+
+def _sample_ids(part: pd.DataFrame) -> np.ndarray:
+    """Row index and cluster id of each drawn point, packed as int32 pairs."""
+    return np.column_stack([part.row_idx.to_numpy(np.int64), part.cluster_id.to_numpy(np.int64)]).astype(np.int32)
 
 
 def _label_image(grid: density.Grid) -> np.ndarray:

@@ -41,6 +41,8 @@ def open_cluster(cluster_id: int | None) -> None:
 def _clicked_row(point: dict) -> int | None:
     """The row index a clicked map point carries (the first of its customdata on the full map)."""
     data = point.get("customdata")
+    if isinstance(data, dict):  # a row of a packed 2-D array arrives as {"0": row, "1": cluster}
+        data = [data[key] for key in sorted(data, key=int)]
     if data is None:
         return None
     return int(data[0]) if isinstance(data, list | tuple) else int(data)

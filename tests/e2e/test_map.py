@@ -36,7 +36,7 @@ POINT_JS = """() => {
 MAP_STATE_JS = """() => {
   const gd = document.querySelector('.js-plotly-plot');
   return {image: gd.layout.images[0].source.length + ':' + gd.layout.images[0].source.slice(-64),
-          vetoed: gd._fullData.filter(t => (t.hovertemplate || '').includes('(vetoed)')).length};
+          vetoed: (gd.layout.annotations || []).filter(a => a.text.includes('(vetoed)')).length};
 }"""
 
 
@@ -101,7 +101,7 @@ def test_hover_click_lasso_and_veto_on_the_density_map(served_map: tuple[str, Pa
         wait_idle(page)
         page.wait_for_function(
             "(old) => { const gd = document.querySelector('.js-plotly-plot');"
-            " return gd._fullData.some(t => (t.hovertemplate || '').includes('(vetoed)'))"
+            " return (gd.layout.annotations || []).some(a => a.text.includes('(vetoed)'))"
             " && gd.layout.images[0].source.slice(-64) !== old; }",
             arg=before["image"].split(":", 1)[1],
         )
