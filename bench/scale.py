@@ -23,7 +23,12 @@ exponent log(t2/t1)/log(n2/n1); then the targets with PASS/FAIL: prepare of 1M r
 8 GB peak RSS, no stage's exponent above 1.15 between 300k and 1M (a target whose sizes were not run is
 reported as not measured). Results go to ``<out>/scale-<timestamp>.json``.
 
-Run from the project root: ``.venv/bin/python -m bench.scale --sizes 100000,300000`` (see docs/benchmarks.md).
+4. **The browser** (``--browser``): ``bench.browser_scale`` on the largest size's workspace (kept as
+   ``<out>/ws-<N>``): the Clusters page's first render, open, veto, search, page switches, a lasso of about
+   10,000 rows and the export in Chromium, each against its target.
+
+Run from the project root: ``.venv/bin/python -m bench.scale --sizes 100000,300000`` (see docs/benchmarks.md);
+every figure and target of issue 16 from one command: ``.venv/bin/python -m bench.scale --browser``.
 """
 
 from __future__ import annotations
@@ -68,7 +73,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare-ingest", action="store_true", help="also the in-memory ingest of before")
     parser.add_argument("--skip-prepare", action="store_true", help="only build the datasets (and compare)")
     parser.add_argument(
-        "--keep", action="store_true", help="keep each prepared workspace as <out>/ws-<N> (for bench.map_browser)"
+        "--keep", action="store_true", help="keep each prepared workspace as <out>/ws-<N> (for bench.browser_scale)"
+    )
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="then run bench.browser_scale (Chromium) on the largest size's workspace (implies --keep)",
     )
     parser.add_argument("--child", choices=("prepare", "ingest-old", "ingest-new"), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
@@ -335,7 +345,11 @@ def print_prepare(results: dict[int, dict[str, Any]]) -> list[tuple[str, bool | 
         print(f"{stage:<10}" + "".join(cells))
     for n in sizes:
         record = results[n]
-        state = "stopped at --timeout" if record["timed_out"] else record.get("stopped_after") and f"until {record['stopped_after']}"
+        state = (
+            "stopped at --timeout"
+            if record["timed_out"]
+            else record.get("stopped_after") and f"until {record['stopped_after']}"
+        )
         print(
             f"{n:>9,} rows: total {record.get('total_seconds', float('nan')):.1f} s, process peak RSS "
             f"{record['max_rss'] / 1e9:.2f} GB, load {' '.join(f'{x:.2f}' for x in record['load'])}"
@@ -416,9 +430,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[int, dict[str, Any]] = {}
     if not args.skip_prepare:
         for n in sizes:
-            keep = args.out / f"ws-{n}" if args.keep else None
+            keep = args.out / f"ws-{n}" if args.keep or args.browser else None
             results[n] = run_child("prepare", files[n], args.until, args.timeout, keep)
         print_targets(results, print_prepare(results))
+    if args.browser and not args.skip_prepare:
+        largest = args.out / f"ws-{max(sizes)}"
+        print(f"\nthe curator's path in Chromium on {largest} (bench.browser_scale):", flush=True)
+        command = [sys.executable, "-m", "bench.browser_scale", "--workspace", str(largest), "--timeout", "300"]
+        subprocess.run(command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out / f"scale-{stamp}.json"
     out.write_text(json.dumps({"sizes": sizes, "prepare": results, "ingest": compare}, indent=1))
