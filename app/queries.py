@@ -151,15 +151,19 @@ def cached_signals(dataset: ds.DatasetInfo) -> pd.DataFrame:
 
 def cached_map_figure(dataset: ds.DatasetInfo, color_by: str, highlight: int | None) -> go.Figure:
     """The Clusters map, coloured by cluster (``"cluster"``), by combined quality or by one signal, built once
-    per data version: at a million rows building it (the density grid, its PNG, the sample's traces) takes
-    0.5-1 s, which a search or a page turn should not pay again."""
+    per data version: at a million rows building it (the density grid, its PNG, the sample's trace) takes
+    0.1-0.2 s, which a search or a page turn should not pay again. Cached as a resource, so a rerun gets the
+    figure itself rather than unpickling a copy; nothing may change it (``st.plotly_chart`` only reads it).
+    The highlighted cluster counts only where the map draws it (every point shown)."""
+    if dataset.n_rows > density.points_limit():
+        highlight = None
     current = versions()
     return map_figure(
         str(store().workspace), current.derived, current.decisions, dataset, dataset.dataset_id, color_by, highlight
     )
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)  # the figure itself, not a pickled copy per rerun
 def map_figure(
     workspace: str,
     derived_version: int,
