@@ -116,6 +116,13 @@ def load() -> str:
 class Bench:
     """One browser, the current page, the websocket byte counter, and the step timer."""
 
+    def note(self, out: dict[str, Any], seconds: float, received: int) -> None:
+        """Add one timed sample to a step's record: seconds, bytes and the details of the last timing."""
+        out["samples"].append(round(seconds, 3))
+        out["bytes"].append(received)
+        for key, value in self.detail.items():
+            out.setdefault(key, []).append(value)
+
     def __init__(self, playwright: Any, url: str, settle: float, timeout: float) -> None:
         self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         self.url, self.settle, self.timeout = url, settle, timeout
@@ -324,10 +331,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
             for i in range(samples):
                 bench.new_page()
                 seconds, received = bench.timed(lambda: goto(bench, "clusters"), lambda: map_drawn(bench))
-                out["samples"].append(round(seconds, 3))
-                out["bytes"].append(received)
-                for key, value in bench.detail.items():
-                    out.setdefault(key, []).append(value)
+                bench.note(out, seconds, received)
                 if i == 0:
                     out["screenshot"] = bench.shot(f"{dataset.n_rows}-first_render")
             return out
@@ -345,10 +349,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                         bench.page.get_by_role("heading", name=re.compile(rf"^Cluster {cid}:"))
                     ).to_be_visible(),
                 )
-                out["samples"].append(round(seconds, 3))
-                out["bytes"].append(received)
-                for key, value in bench.detail.items():
-                    out.setdefault(key, []).append(value)
+                bench.note(out, seconds, received)
             return out
 
         record("2 open a cluster", 1.0, open_clusters, bench)
@@ -379,10 +380,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                 expect(bench.page.get_by_role("heading", name=re.compile(rf"^Cluster {cid}:"))).to_be_visible()
                 bench.idle_since(time.time() * 1000 - 60_000, time.monotonic() + timeout, need_run=False)
                 seconds, received = veto_once(cid, True)
-                out["samples"].append(round(seconds, 3))
-                out["bytes"].append(received)
-                for key, value in bench.detail.items():
-                    out.setdefault(key, []).append(value)
+                bench.note(out, seconds, received)
                 seconds, received = veto_once(cid, False)
                 unveto["samples"].append(round(seconds, 3))
                 unveto["bytes"].append(received)
@@ -407,10 +405,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                 seconds, received = bench.timed(
                     act, lambda label=label: expect(bench.page.get_by_text(label).first).to_be_visible()
                 )
-                out["samples"].append(round(seconds, 3))
-                out["bytes"].append(received)
-                for key, value in bench.detail.items():
-                    out.setdefault(key, []).append(value)
+                bench.note(out, seconds, received)
             return out
 
         record("4 keyword search", 1.0, searches, bench)
@@ -461,10 +456,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                 link = bench.page.get_by_role("link", name=name, exact=True)
                 seconds, received = bench.timed(link.click, lambda name=name: heading(bench, name), first_run=True)
                 time.sleep(settle)  # then let the page's own work (a polling fragment's runs) pass
-                out["samples"].append(round(seconds, 3))
-                out["bytes"].append(received)
-                for key, value in bench.detail.items():
-                    out.setdefault(key, []).append(value)
+                bench.note(out, seconds, received)
             return out
 
         record("5 page switches", 1.0, switches, bench)

@@ -59,38 +59,32 @@ def max_row_bytes() -> int:
     missing newline, a whole document pasted into one cell), and a row that size would stall embedding and
     the browser. Raise the limit for files that really hold such rows.
     """
-    value = os.environ.get("CURATE_MAX_ROW_BYTES", "").strip() or "1_048_576"
-    try:
-        limit = int(value)  # int() also reads 1_048_576
-    except ValueError:
-        raise ValueError(f"CURATE_MAX_ROW_BYTES must be a whole number of bytes, not {value!r}") from None
-    if limit <= 0:
-        raise ValueError(f"CURATE_MAX_ROW_BYTES must be positive, not {limit}")
-    return limit
+    return _positive_int("CURATE_MAX_ROW_BYTES", 1_048_576, "bytes")
 
 
 def map_points() -> int:
     """How many points the map draws one by one (``CURATE_MAP_POINTS``, default 20,000); above, it draws a
     density image of every point and a sample of this many (``core.cluster.density``). Each drawn point costs
-    about 12 bytes on every rerun and a marker in the browser's WebGL canvas."""
-    value = os.environ.get("CURATE_MAP_POINTS", "").strip() or "20_000"
-    try:
-        limit = int(value)
-    except ValueError:
-        raise ValueError(f"CURATE_MAP_POINTS must be a whole number of points, not {value!r}") from None
-    if limit <= 0:
-        raise ValueError(f"CURATE_MAP_POINTS must be positive, not {limit}")
-    return limit
+    about 12 bytes when the map changes and a marker in the browser's WebGL canvas."""
+    return _positive_int("CURATE_MAP_POINTS", 20_000, "points")
 
 
 def embed_write_rows() -> int:
     """Vectors the prepare commits to the embedding cache at once (``CURATE_EMBED_WRITE_ROWS``, default 16,384):
     fewer, larger commits keep embedding linear at a million rows; smaller ones lose less to a kill."""
-    value = os.environ.get("CURATE_EMBED_WRITE_ROWS", "").strip() or "16_384"
+    return _positive_int("CURATE_EMBED_WRITE_ROWS", 16_384, "rows")
+
+
+def _positive_int(name: str, default: int, unit: str) -> int:
+    """The whole positive number in the environment variable ``name`` (``1_048_576`` reads too), else
+    ``default``; anything else is refused naming the variable."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
     try:
-        rows = int(value)
+        number = int(value)
     except ValueError:
-        raise ValueError(f"CURATE_EMBED_WRITE_ROWS must be a whole number of rows, not {value!r}") from None
-    if rows <= 0:
-        raise ValueError(f"CURATE_EMBED_WRITE_ROWS must be positive, not {rows}")
-    return rows
+        raise ValueError(f"{name} must be a whole number of {unit}, not {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be positive, not {number}")
+    return number

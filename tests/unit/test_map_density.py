@@ -128,3 +128,10 @@ def test_the_walk_map_above_the_limit_draws_a_sample_and_names_each_pick_by_row(
     assert len(figure.data[0].x) == 1000  # the grey background is the sample
     picks = [point for trace in figure.data[1:] for point in trace.customdata]
     assert [point[2] for point in picks] == ["row 5", "row 17", "row 29999"]
+
+
+@pytest.mark.parametrize("value", ["many", "0", "-5"])
+def test_a_bad_point_limit_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("CURATE_MAP_POINTS", value)
+    with pytest.raises(ValueError, match="CURATE_MAP_POINTS must be"):
+        density.points_limit()
