@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.jobs import FileProgress
 from core.progress import Cancelled, Progress, interruptible
+
+
+@pytest.fixture(autouse=True)
+def python_sigint_handler() -> Iterator[None]:
+    """What the job worker sets at start: a test run from a background shell (CI, ``make test &``) inherits
+    SIGINT ignored, and then ``interruptible`` (rightly) lets the block run."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def _busy(seconds: float) -> int:
@@ -54,3 +65,9 @@ def test_a_select_preview_job_stops_mid_strategy_when_cancelled(
         select_job.execute(tmp_path, spec, FileProgress(job_dir), job_dir)
     assert time.monotonic() - start < 15
     assert not (job_dir / select_job.RESULT_FILE).exists()  # nothing was written
+
+
+def test_with_sigint_ignored_the_block_runs_to_its_end() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background shell leaves it: nothing to interrupt with
+    with interruptible(Progress(should_stop=lambda: True), poll_seconds=0.01):
+        assert _busy(0.2) > 0
