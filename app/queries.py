@@ -56,7 +56,7 @@ def cluster_overlay(workspace: str, decisions_version: int, dataset_id: int, k: 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def map_points(workspace: str, derived_version: int, dataset_id: int, k: int, snippets: bool = True) -> pd.DataFrame:
-    points = curation.map_points(store(), dataset_id, k, SNIPPET_CHARS if snippets else 0, with_vetoed=False)
+    points = curation.map_points(store(), dataset_id, k, SNIPPET_CHARS if snippets else 0)
     # 16 bytes a point at a million rows instead of 28 (pandas reads DuckDB's integers as int64, floats as f64)
     return points.astype({"row_idx": np.int32, "x": np.float32, "y": np.float32, "cluster_id": np.int32})
 

@@ -279,7 +279,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
     table = curation.clusters(store, dataset_id, k)
     assert not table.vetoed.any(), "the workspace copy has vetoed clusters already"
     big = table.sort_values("size", ascending=False).cluster_id.tolist()
-    points = curation.map_points(store, dataset_id, k, 0, with_vetoed=False)
+    points = curation.map_points(store, dataset_id, k, 0)
     box, expected_lasso = lasso_box(points.x.to_numpy(np.float64), points.y.to_numpy(np.float64))
     words = search_words(store, dataset, samples)
     totals = {w: curation.count_examples(store, dataset_id, k, search=w) for w in words}

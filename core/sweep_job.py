@@ -27,13 +27,8 @@ class SweepJob:
     choose: int | None = None
 
     def validate(self, workspace: Path) -> None:
-        from core.storage import datasets as ds
-        from core.storage.database import Store
 
-        with jobs.blame("dataset"):
-            dataset = ds.get_dataset(Store(workspace), self.dataset)
-        if dataset.status != "ready":
-            raise jobs.InvalidJob("dataset", f"{self.dataset!r} is {dataset.status}: let its prepare finish first")
+        dataset = jobs.ready_dataset(workspace, self.dataset)
         if not self.ks and self.choose is None:
             raise jobs.InvalidJob("ks", "give k values to sweep or a k to choose")
         for field, values in (("ks", self.ks), ("choose", () if self.choose is None else (self.choose,))):

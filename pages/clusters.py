@@ -69,7 +69,6 @@ def on_table_select() -> None:
     open_cluster(int(table.cluster_id.iloc[rows[0]]) if rows else None)
 
 
-points = queries.cached_map(dataset)
 signals = queries.cached_signals(dataset)
 color_options = ["cluster", "combined quality", *[c for c in signals.columns if signals[c].notna().any()]]
 color_by = st.selectbox("Color the map by", color_options, key="color_by")
@@ -82,9 +81,9 @@ st.plotly_chart(
     config={"displaylogo": False},
 )
 how = "Click a point to read it and open its cluster; the toolbar's lasso or box selects a region."
-if len(points) > density.points_limit():
+if dataset.n_rows > density.points_limit():  # every row has a place on the map
     how += (
-        f" {len(points):,} points: shading shows how many lie in each spot, coloured by the most common cluster "
+        f" {dataset.n_rows:,} points: shading shows how many lie in each spot, coloured by the most common cluster "
         f"(or the mean score); {density.points_limit():,} sampled points are drawn on top to hover and click. "
         "A box or lasso takes every point inside it."
     )

@@ -39,14 +39,9 @@ class GradientsJob:
     def validate(self, workspace: Path) -> None:
         from core.gradients import target_report
         from core.gradients.pipeline import GradientConfig
-        from core.storage import datasets as ds
-        from core.storage.database import Store
         from core.train.evaluate import load_eval_set
 
-        with jobs.blame("dataset"):
-            dataset = ds.get_dataset(Store(workspace), self.dataset)
-        if dataset.status != "ready":
-            raise jobs.InvalidJob("dataset", f"{self.dataset!r} is {dataset.status}: let its prepare finish first")
+        jobs.ready_dataset(workspace, self.dataset)
         known = {field.name for field in dataclasses.fields(GradientConfig)}
         unknown = set(self.config) - known
         if unknown:

@@ -116,6 +116,19 @@ def blame(field: str) -> Iterator[None]:
         raise InvalidJob(field, str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)) from exc
 
 
+def ready_dataset(workspace: Path, name: str) -> Any:
+    """The dataset ``name`` of ``workspace`` (a ``DatasetInfo``), refused as the job's ``dataset`` field when it
+    does not exist or its prepare has not finished: every job on a dataset checks this first."""
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    with blame("dataset"):
+        dataset = ds.get_dataset(Store(workspace), name)
+    if dataset.status != "ready":
+        raise InvalidJob("dataset", f"{name!r} is {dataset.status}: let its prepare finish first")
+    return dataset
+
+
 class JobSpec(Protocol):
     """What a job does: a frozen dataclass of one kind, stored in the job folder as ``params.json``."""
 

@@ -77,14 +77,12 @@ class RunSpec:
         from core.runs.loops import LOOPS
         from core.select.run import build_strategy
         from core.select.strategies import STRATEGIES
-        from core.storage import datasets as ds
         from core.storage import selections
         from core.storage.database import Store
         from core.train.evaluate import load_eval_set
 
         store = Store(workspace)
-        with jobs.blame("dataset"):
-            ds.get_dataset(store, self.dataset)
+        jobs.ready_dataset(workspace, self.dataset)
         self.train_config()
         loops = ("none", *LOOPS.names())
         if self.loop not in loops:

@@ -33,13 +33,8 @@ class ScoreJob:
     def validate(self, workspace: Path) -> None:
         from core.score.scorers import SCORERS
         from core.score.scoring import build_scorer
-        from core.storage import datasets as ds
-        from core.storage.database import Store
 
-        with jobs.blame("dataset"):
-            dataset = ds.get_dataset(Store(workspace), self.dataset)
-        if dataset.status != "ready":
-            raise jobs.InvalidJob("dataset", f"{self.dataset!r} is {dataset.status}: let its prepare finish first")
+        jobs.ready_dataset(workspace, self.dataset)
         with jobs.blame("scorer"):
             SCORERS.get(self.scorer)
         with jobs.blame("params"):

@@ -38,13 +38,8 @@ class SelectJob:
     def validate(self, workspace: Path) -> None:
         from core.select.run import build_strategy
         from core.select.strategies import STRATEGIES
-        from core.storage import datasets as ds
-        from core.storage.database import Store
 
-        with jobs.blame("dataset"):
-            dataset = ds.get_dataset(Store(workspace), self.dataset)
-        if dataset.status != "ready":
-            raise jobs.InvalidJob("dataset", f"{self.dataset!r} is {dataset.status}: let its prepare finish first")
+        jobs.ready_dataset(workspace, self.dataset)
         with jobs.blame("strategy"):
             STRATEGIES.get(self.strategy)
         with jobs.blame("params"):

@@ -304,28 +304,17 @@ def example_page(
         ).df()
 
 
-def map_points(
-    store: Store, dataset_id: int, k: int, snippet_chars: int = 120, *, with_vetoed: bool = True
-) -> pd.DataFrame:
-    """Map coordinates with cluster id, veto state and an instruction snippet, one row per example
-    (``with_vetoed=False``: without the veto state, so the result depends on no decision; ``snippet_chars=0``:
-    without the snippet, for a map too large to carry text, which reads no text at all)."""
+def map_points(store: Store, dataset_id: int, k: int, snippet_chars: int = 120) -> pd.DataFrame:
+    """Map coordinates with cluster id and an instruction snippet, one row per example; it depends on no
+    decision (the page joins the veto overlay of :func:`vetoed_points`). ``snippet_chars=0``: no snippet,
+    for a map too large to carry text, which then reads no text at all."""
     snippet = ", left(e.instruction, ?) AS snippet" if snippet_chars else ""
     texts = "JOIN examples e ON e.dataset_id = m.dataset_id AND e.row_idx = m.row_idx " if snippet_chars else ""
-    vetoed = ""
-    decisions = ""
-    if with_vetoed:
-        vetoed = ", coalesce(d.vetoed, FALSE) OR coalesce(v.vetoed, FALSE) AS vetoed"
-        decisions = (
-            "LEFT JOIN cluster_decisions d ON d.dataset_id = a.dataset_id AND d.k = a.k AND d.cluster_id = a.cluster_id "
-            "LEFT JOIN examples ev ON ev.dataset_id = m.dataset_id AND ev.row_idx = m.row_idx "
-            "LEFT JOIN example_vetoes v ON v.dataset_id = ev.dataset_id AND v.example_id = ev.example_id "
-        )
     with store.read() as con:
         return con.execute(
-            f"SELECT m.row_idx, m.x, m.y, a.cluster_id{snippet}{vetoed} FROM map_coords m {texts}"
+            f"SELECT m.row_idx, m.x, m.y, a.cluster_id{snippet} FROM map_coords m {texts}"
             "JOIN assignments a ON a.dataset_id = m.dataset_id AND a.row_idx = m.row_idx AND a.k = ? "
-            f"{decisions}WHERE m.dataset_id = ? ORDER BY m.row_idx",
+            "WHERE m.dataset_id = ? ORDER BY m.row_idx",
             [*([snippet_chars] if snippet_chars else []), k, dataset_id],
         ).df()
 

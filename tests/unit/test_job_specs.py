@@ -241,3 +241,14 @@ def test_a_select_job_leaves_the_selection_in_its_folder_as_run_selection_comput
     direct = run_selection(store, ds.get_dataset(store, "tiny"), build_strategy("random"), 5.0, seed=3)
     assert result["selected"] == 5 and stored.example_ids == direct.example_ids
     assert (stored.pool_hash, stored.row_idx) == (direct.pool_hash, direct.row_idx)
+
+
+def test_every_job_on_a_dataset_still_preparing_is_refused_before_it_starts(
+    workspace: Path, template_file: Path, target: Path
+) -> None:
+    store = Store(workspace)
+    ds.update_dataset(store, ds.get_dataset(store, "tiny").dataset_id, status="preparing")
+    on_a_dataset = [spec for spec in _specs(template_file, target) if spec.kind != "prepare"]
+    for spec in on_a_dataset:
+        with pytest.raises(jobs.InvalidJob, match="dataset: 'tiny' is preparing: let its prepare finish first"):
+            spec.validate(workspace)
