@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from app import figures
+from app import map_spec
 from app.state import store
 from core.cluster import density
 from core.export import ExportPreview, preview
@@ -98,7 +98,7 @@ def cached_clusters(dataset: ds.DatasetInfo) -> pd.DataFrame:
 def cached_map(dataset: ds.DatasetInfo) -> pd.DataFrame:
     """The map's points with a ``vetoed`` column: the coordinates cached per clustering, the veto overlay
     from a small decisions query, joined here. Above ``density.points_limit()`` rows the map draws a
-    density image and a sample (app/figures.py), so no hover snippet is read."""
+    density image and a sample (app/map_spec.py), so no hover snippet is read."""
     current, workspace, k = versions(), str(store().workspace), int(dataset.active_k)
     snippets = dataset.n_rows <= density.points_limit()
     points = map_points(workspace, current.derived, dataset.dataset_id, k, snippets)
@@ -149,37 +149,34 @@ def cached_signals(dataset: ds.DatasetInfo) -> pd.DataFrame:
     return signals(str(store().workspace), versions().derived, dataset.dataset_id)
 
 
-def cached_map_figure(dataset: ds.DatasetInfo, color_by: str, highlight: int | None) -> go.Figure:
-    """The Clusters map, coloured by cluster (``"cluster"``), by combined quality or by one signal, built once
-    per data version: at a million rows building it (the density grid, its PNG, the sample's trace) takes
-    0.1-0.2 s, which a search or a page turn should not pay again. Cached as a resource, so a rerun gets the
-    figure itself rather than unpickling a copy; nothing may change it (``st.plotly_chart`` only reads it).
-    The highlighted cluster counts only where the map draws it (every point shown)."""
-    if dataset.n_rows > density.points_limit():
-        highlight = None
+def cached_map_spec(dataset: ds.DatasetInfo, color_by: str, highlight: int | None) -> dict[str, Any]:
+    """What the Clusters map draws (app/map_spec.py), coloured by cluster (``"cluster"``), by combined quality
+    or by one signal, built once per data version: at a million rows building it (the density grid, its PNG,
+    the packed sample) takes 0.1-0.2 s, which a search or a page turn should not pay again. The open cluster
+    (``highlight``) is set on a copy, so opening one builds nothing."""
     current = versions()
-    return map_figure(
-        str(store().workspace), current.derived, current.decisions, dataset, dataset.dataset_id, color_by, highlight
+    spec = map_spec_of(
+        str(store().workspace), current.derived, current.decisions, dataset, dataset.dataset_id, color_by
     )
+    return map_spec.with_highlight(spec, highlight if color_by == "cluster" else None)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)  # the figure itself, not a pickled copy per rerun
-def map_figure(
+@st.cache_resource(max_entries=8, show_spinner=False)  # the spec itself, not a pickled copy per rerun
+def map_spec_of(
     workspace: str,
     derived_version: int,
     decisions_version: int,
     _dataset: ds.DatasetInfo,
     dataset_id: int,
     color_by: str,
-    highlight: int | None,
-) -> go.Figure:
+) -> dict[str, Any]:
     points = cached_map(_dataset)
     if color_by == "cluster":
         table = cached_clusters(_dataset)
-        return figures.cluster_map(points, highlight, dict(zip(table.cluster_id, table.label, strict=True)))
+        return map_spec.cluster_spec(points, dict(zip(table.cluster_id, table.label, strict=True)))
     scores = cached_signals(_dataset)
     values = quality.example_quality_from(scores) if color_by == "combined quality" else scores[color_by]
-    return figures.score_map(points, values.reindex(points.row_idx).reset_index(drop=True), color_by)
+    return map_spec.score_spec(points, values.reindex(points.row_idx).reset_index(drop=True), color_by)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -10,13 +10,14 @@ is deleted at the end) because the benchmark vetoes clusters. The app is served 
 tests/e2e/browser.py's ``serve``) and every page is visited once to warm its caches. Then, in Debian Chromium
 with the project's ``CHROMIUM_ARGS`` (a 1400x1000 viewport):
 
-1. Clusters first render: a new browser page navigates to ``/clusters``; timed until the map's density image
-   and its drawn sample are in the plot and the script is idle. 5 samples, each a new page in its own browser
+1. Clusters first render: a new browser page navigates to ``/clusters``; timed until the map component says
+   its density image and its drawn sample are on the canvas and the script is idle. 5 samples, each a new page in its own browser
    context (an empty cache: the app's bundle is loaded again).
 2. Open a cluster: pick a different cluster each time in "Open a cluster"; until its heading "Cluster N:" is
    visible and the script is idle. 5 samples.
 3. Veto round trip: click "Vetoed (leave this cluster out)" on the open cluster; until the switch is checked,
    the script is idle and the store (``core.storage.curation.clusters``, read from this process) says vetoed.
+   Each veto also records whether the map had drawn it (a new revision) into the same canvas.
    The same cluster is then un-vetoed the same way; un-vetoes are reported as their own row, not in the veto
    median. 5 of each. Also the websocket bytes the browser received from the click until idle (sum of
    ``framereceived`` payload lengths): target under 1 MB per veto rerun.
@@ -26,12 +27,11 @@ with the project's ``CHROMIUM_ARGS`` (a 1400x1000 viewport):
    (words of 6+ letters), on a fresh page without an open cluster.
 5. Page switches: click the sidebar links Datasets, Clusters, Diagnostics, Quality, Select, Export in turn;
    each until its h1 heading is visible and the script is idle. Median over the 6 switches.
-6. Lasso: a fresh Clusters page; the modebar's lasso tool; a mouse drag around a rectangle in data
+6. Lasso: a fresh Clusters page; the map's Lasso button; a mouse drag around a rectangle in data
    coordinates chosen here from the stored map coordinates (``curation.map_points``) to hold 8k-12k rows (a
-   square around the densest cell of a 64x64 grid, its half-width bisected), converted to pixels with the
-   plotly axes' ``l2p``; until the caption "N points selected" is visible and the script is idle. Reports N
-   against the count computed here, and how long the drag's mouse moves took (plotly tests the lasso against
-   the drawn sample on every move).
+   square around the densest cell of a 64x64 grid, its half-width bisected), converted to pixels by the map
+   component's own transform (``curateMap.toViewport``); until the caption "N points selected" is visible and
+   the script is idle. Reports N against the count computed here, and how long the drag's mouse moves took.
 7. Export: on the Export page, click "Download JSONL"; until the browser's download has finished; its size.
 
 "Idle" is read from Streamlit's ``data-test-script-state`` attribute on ``[data-testid=stApp]``: a
@@ -93,20 +93,8 @@ new PerformanceObserver((list) => {
   for (const e of list.getEntries()) window.__busy.push([performance.timeOrigin + e.startTime, e.duration]);
 }).observe({type: 'longtask', buffered: true});
 """
-AXES_JS = """(corners) => {
-  const gd = document.querySelector('.js-plotly-plot');
-  const box = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  return {pixels: corners.map(([x, y]) => [box.left + xa._offset + xa.l2p(x), box.top + ya._offset + ya.l2p(y)]),
-          xrange: xa.range, yrange: ya.range};
-}"""
-IMAGE_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
-  const s = gd && gd.layout.images && gd.layout.images[0] ? gd.layout.images[0].source : '';
-  return s.length + ':' + s.slice(-96); }"""
-MAP_DRAWN_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  return !!(gd && gd._fullData && gd.layout.images && gd.layout.images.length > 0
-            && gd._fullData.some(t => t.x && t.x.length > 0));
-}"""
+AXES_JS = """(root, corners) => ({pixels: corners.map(([x, y]) => root.curateMap.toViewport(x, y))})"""
+MAP = ".curate-map"  # the map component's root (app/map_component.js); its data-* attributes say what it drew
 
 
 def load() -> str:
@@ -192,7 +180,7 @@ class Bench:
         # what a reader needs to see where the time went: the visible condition's moment, the runs it took
         busy = self.page.evaluate("() => window.__busy || []")
         self.detail = {
-            # the page's main thread busy in tasks over 50 ms (plotly drawing, parsing) during the step
+            # the page's main thread busy in tasks over 50 ms (drawing, parsing) during the step
             "browser_busy_s": round(sum(d for t, d in busy if start * 1000 <= t <= end * 1000) / 1000, 3),
             "visible_s": round(ready_at - start, 3),
             "runs": sum(1 for t, s in states if t >= start * 1000 and s == "running"),
@@ -217,7 +205,12 @@ def goto(bench: Bench, path: str) -> None:
 
 
 def map_drawn(bench: Bench) -> None:
-    bench.page.wait_for_function(MAP_DRAWN_JS, timeout=bench.timeout * 1000, polling=50)
+    """The map's density image and its drawn sample are on the canvas."""
+    from playwright.sync_api import expect
+
+    root = bench.page.locator(MAP)
+    expect(root).to_have_attribute("data-image", "drawn", timeout=bench.timeout * 1000)
+    expect(root).to_have_attribute("data-drawn", re.compile(r"^[1-9]"), timeout=bench.timeout * 1000)
 
 
 def heading(bench: Bench, name: str) -> None:
@@ -367,10 +360,14 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                         raise TimeoutError(f"the store never said vetoed={vetoed} for cluster {cid}")
                     time.sleep(0.05)
 
-            before = bench.page.evaluate(IMAGE_JS)
+            root = bench.page.locator(MAP)
+            before = root.get_attribute("data-revision")
+            root.locator("canvas").evaluate("c => { c.mark = 1 }")
             timed = bench.timed(lambda: bench.page.get_by_text(VETO).click(), ready)
-            # whether the density image (grey where vetoed rows prevail) had changed when the step ended
-            bench.detail["map_image_changed"] = bench.page.evaluate(IMAGE_JS) != before
+            # whether the map had drawn the veto (its image grey where vetoed rows prevail, its label marked)
+            # when the step ended, into the same canvas (not a map mounted afresh)
+            bench.detail["map_redrawn"] = root.get_attribute("data-revision") != before
+            bench.detail["same_canvas"] = root.locator("canvas").evaluate("c => c.mark === 1")
             return timed
 
         def vetoes() -> dict[str, Any]:
@@ -413,8 +410,9 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
         def lasso() -> dict[str, Any]:
             fresh_clusters_page()
             x0, y0, x1, y1 = box
-            axes = bench.page.evaluate(AXES_JS, [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0 + (y1 - y0) * 0.02]])
-            bench.page.locator(".modebar-btn[data-val='lasso']").first.click()
+            corners = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0 + (y1 - y0) * 0.02]]
+            axes = bench.page.locator(MAP).evaluate(AXES_JS, corners)
+            bench.page.locator(MAP).get_by_role("button", name="Lasso").click()
             pixels = axes["pixels"]
 
             marks: dict[str, float] = {}

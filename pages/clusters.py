@@ -7,7 +7,7 @@ from collections import Counter
 
 import streamlit as st
 
-from app import queries
+from app import map_component, queries
 from app.state import if_current, pick_dataset, store, synced_key
 from app.text import clip, plain
 from app.widgets import example_card
@@ -38,29 +38,24 @@ def open_cluster(cluster_id: int | None) -> None:
         st.session_state["page"] = 1
 
 
-def _clicked_row(point: dict) -> int | None:
-    """The row index a clicked map point carries (the first of its customdata on the full map)."""
-    data = point.get("customdata")
-    if isinstance(data, dict):  # a row of a packed 2-D array arrives as {"0": row, "1": cluster}
-        data = [data[key] for key in sorted(data, key=int)]
-    if data is None:
-        return None
-    return int(data[0]) if isinstance(data, list | tuple) else int(data)
+def on_map_click() -> None:
+    """A click on a drawn point shows that row in full and opens its cluster."""
+    clicked = map_component.event("map", "click")
+    if clicked:
+        st.session_state["map_row"], st.session_state["map_selected"] = int(clicked["row"]), 1
+        open_cluster(int(clicked["cluster"]))
 
 
 def on_map_select() -> None:
     """A box or lasso takes every row inside it (not only the drawn points: above the map's point limit only a
-    sample is drawn); a click takes the clicked points. Opens the cluster most of them belong to; a single
-    clicked point is also shown in full."""
-    selection = st.session_state["map"].selection
+    sample is drawn) and opens the cluster most of them belong to."""
+    selection = map_component.event("map", "select") or {}
     points = queries.cached_map(dataset)
     inside = density.in_selection(points.x.to_numpy(), points.y.to_numpy(), selection)
-    clicked = [row for row in map(_clicked_row, selection.get("points", [])) if row is not None]
     if inside is None:
-        inside = points.row_idx.isin(clicked).to_numpy()
-    st.session_state["map_row"] = clicked[0] if len(clicked) == 1 and inside.sum() <= 1 else None
+        return
     clusters = Counter(points.cluster_id.to_numpy()[inside].tolist())
-    st.session_state["map_selected"] = int(inside.sum())
+    st.session_state["map_row"], st.session_state["map_selected"] = None, int(inside.sum())
     open_cluster(clusters.most_common(1)[0][0] if clusters else None)
 
 
@@ -73,14 +68,13 @@ signals = queries.cached_signals(dataset)
 color_options = ["cluster", "combined quality", *[c for c in signals.columns if signals[c].notna().any()]]
 color_by = st.selectbox("Color the map by", color_options, key="color_by")
 highlight = st.session_state.get("open_cluster") if color_by == "cluster" else None
-st.plotly_chart(
-    queries.cached_map_figure(dataset, color_by, highlight),
-    key="map",
-    on_select=on_map_select,
-    selection_mode=("points", "box", "lasso"),
-    config={"displaylogo": False},
+map_component.show(
+    queries.cached_map_spec(dataset, color_by, highlight), key="map", on_click=on_map_click, on_select=on_map_select
 )
-how = "Click a point to read it and open its cluster; the toolbar's lasso or box selects a region."
+how = (
+    "Hover a point to see its cluster, click it to read it and open its cluster; drag to pan, scroll to zoom; "
+    "Box or Lasso selects a region (double-click: the whole map again)."
+)
 if dataset.n_rows > density.points_limit():  # every row has a place on the map
     how += (
         f" {dataset.n_rows:,} points: shading shows how many lie in each spot, coloured by the most common cluster "

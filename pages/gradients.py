@@ -9,7 +9,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from app import figures, queries
+from app import figures, map_component, map_spec, queries
 from app.job_panel import JobView, job_panel, launch
 from app.state import pick_dataset, store, workspace
 from app.text import hover, plain
@@ -82,6 +82,15 @@ st.caption(
 )
 
 computed = views.targets(store(), dataset.dataset_id)
+
+
+def show_neighbours() -> None:
+    """A click on the alignment map shows that example's gradient neighbourhood."""
+    clicked = map_component.event("alignment_map", "click")
+    if clicked and 0 <= int(clicked["row"]) < pool.n_rows:
+        st.session_state["neighbour_row"] = int(clicked["row"])
+
+
 if computed:
     st.subheader("Which clusters help each target")
     table = views.cluster_target_alignment(store(), dataset.dataset_id, k)
@@ -97,10 +106,11 @@ if computed:
     target = st.selectbox("Color the map by alignment with", list(computed), key="alignment_target")
     values = views.example_alignment(store(), dataset.dataset_id, computed[target])
     points = queries.cached_map(dataset)
-    st.plotly_chart(
-        figures.score_map(points, values.reindex(points.row_idx).reset_index(drop=True), f"alignment with {target}"),
-        key="alignment_map",
+    aligned = values.reindex(points.row_idx).reset_index(drop=True)
+    map_component.show(
+        map_spec.score_spec(points, aligned, f"alignment with {target}"), key="alignment_map", on_click=show_neighbours
     )
+    st.caption("Click a point to see its gradient neighbourhood below.")
 else:
     st.info("No target set computed yet: pick one above and compute, to see which clusters help it.")
 

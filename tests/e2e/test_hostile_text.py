@@ -10,6 +10,7 @@ readable as text on the cluster cards, and the exported JSONL holds the input ro
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,16 +64,6 @@ CLEAN = {
     "directives": 0,
     "overflow": 0,
 }
-# Viewport coordinates of every point of the first plotly chart, from plotly's own axes.
-POINTS = """() => {
-    const gd = document.querySelector('.js-plotly-plot');
-    const box = gd.getBoundingClientRect();
-    const { xaxis, yaxis } = gd._fullLayout;
-    const trace = gd._fullData[0];
-    return Array.from(trace.x, (x, i) => [
-        box.left + xaxis._offset + xaxis.l2p(x), box.top + yaxis._offset + yaxis.l2p(trace.y[i]),
-    ]);
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +102,17 @@ def visit(page: Any, url: str, path: str, heading: str) -> None:
 
 
 def hover_map(page: Any) -> list[str]:
-    """Move the mouse over every point of the map; returns the hover labels' text seen."""
-    chart = page.locator(".js-plotly-plot").first
-    chart.scroll_into_view_if_needed()
-    page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullData?.length > 0")
+    """Move the mouse over every drawn point of the map; returns the hover labels' text seen."""
+    from playwright.sync_api import expect
+
+    root = page.locator(".curate-map").first
+    root.scroll_into_view_if_needed()
+    expect(root).to_have_attribute("data-drawn", re.compile(r"^[1-9]"))  # the points are decoded and drawn
     labels = []
-    for x, y in page.evaluate(POINTS):
-        page.mouse.move(x, y)
-        time.sleep(0.15)
-        labels.append(page.locator(".hoverlayer").first.text_content() or "")
+    for point in root.evaluate("r => r.curateMap.points()"):
+        page.mouse.move(point["x"], point["y"])
+        time.sleep(0.05)
+        labels.append(root.locator(".tip").text_content() or "")
     page.mouse.move(0, 0)
     return labels
 
@@ -149,6 +142,7 @@ def test_hostile_text_stays_text_on_every_page(served: tuple[str, Path, Path]) -
             expect(page.get_by_role("heading", name=f"Cluster {cluster}:")).to_be_visible()
             expect(page.get_by_text("Veto this example").first).to_be_visible()
             assert_inert(page, watch, f"cluster {cluster}")
+            wait_idle(page)  # the card's texts arrive one by one: read them once the run has finished
             cards = page.locator('[data-testid="stText"]').all_text_contents()
             shown += cards
             if any(BOLD_HTML in card for card in cards):

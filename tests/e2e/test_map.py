@@ -1,7 +1,7 @@
 """Real-browser test of the map above its point limit (a density image and a drawn sample), on the project's
 sample data with the limit lowered to 300 points (``CURATE_MAP_POINTS``): hover a drawn point, click it and
 read its text, lasso a region and get every row inside it (not only the drawn ones), veto the opened
-cluster and see the map change."""
+cluster and see the map change in place (the same canvas, its zoom kept)."""
 
 from __future__ import annotations
 
@@ -21,23 +21,6 @@ pytestmark = [pytest.mark.e2e, NEEDS_CHROMIUM]
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "sample.jsonl"
 LIMIT = 300
 VETO = "Vetoed (leave this cluster out)"
-
-# Page coordinates of the first drawn point of a trace, and what the figure holds, read from plotly's own
-# state: the axes' data-to-pixel functions place the point where the mouse must go.
-POINT_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  const box = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  const traces = gd._fullData.filter(t => t.x && t.x.length > 0);
-  const t = traces[Math.floor(traces.length / 2)];
-  return {px: box.left + xa._offset + xa.l2p(t.x[0]), py: box.top + ya._offset + ya.l2p(t.y[0]),
-          row: Number(t.customdata[0]), drawn: gd._fullData.reduce((n, d) => n + (d.x ? d.x.length : 0), 0),
-          left: box.left + xa._offset, top: box.top + ya._offset, width: xa._length, height: ya._length};
-}"""
-MAP_STATE_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  return {image: gd.layout.images[0].source.length + ':' + gd.layout.images[0].source.slice(-64),
-          vetoed: (gd.layout.annotations || []).filter(a => a.text.includes('(vetoed)')).length};
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -62,25 +45,29 @@ def test_hover_click_lasso_and_veto_on_the_density_map(served_map: tuple[str, Pa
         expect.set_options(timeout=90_000)
         page.goto(f"{url}/clusters")
         expect(page.get_by_text(f"{LIMIT} sampled points are drawn on top")).to_be_visible()
-        expect(page.locator(".js-plotly-plot .imagelayer image")).to_have_count(1)  # the density image
+        root = page.locator(".curate-map")
+        expect(root).to_have_attribute("data-drawn", str(LIMIT))  # the sample, not every row
         wait_idle(page)
-        point = page.evaluate(POINT_JS)
-        assert point["drawn"] == LIMIT  # the sample, not every row
+        assert int(root.get_attribute("data-labels") or 0) > 0  # cluster labels written on the map
+        points = root.evaluate("r => r.curateMap.points()")
+        point = points[len(points) // 2]
 
-        page.mouse.move(point["px"], point["py"])  # hover names the row and says a click reads it
-        expect(page.locator(".hoverlayer")).to_contain_text("click to read it")
-        row = int(re.search(r"row (\d+)", page.locator(".hoverlayer").text_content() or "").group(1))
+        page.mouse.move(point["x"], point["y"])  # hover names the row, its cluster's label, and says a click reads it
+        tip = root.locator(".tip")
+        expect(tip).to_contain_text("click to read it")
+        row = int(re.search(r"row (\d+)", tip.text_content() or "").group(1))
         # (several rows may share a spot: the one hovered is the one clicked)
 
-        page.mouse.click(point["px"], point["py"])  # a click shows that row's text on the page
+        page.mouse.click(point["x"], point["y"])  # a click shows that row's text on the page
         expect(page.get_by_text(f"The point you clicked (row {row}):")).to_be_visible()
         text = curation.example_page(store, dataset.dataset_id, dataset.active_k, row_idx=row, limit=1)
         expect(page.get_by_text(text.instruction.iloc[0][:40], exact=False).first).to_be_visible()
         wait_idle(page)
 
         # a lasso around the middle of the map takes every row inside it, drawn or not
-        page.locator(".modebar-btn[data-val='lasso']").first.click()
-        left, top, width, height = point["left"], point["top"], point["width"], point["height"]
+        root.get_by_role("button", name="Lasso").click()
+        canvas = root.locator("canvas").bounding_box()
+        left, top, width, height = canvas["x"], canvas["y"], canvas["width"], canvas["height"]
         corners = [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9), (0.1, 0.12)]
         page.mouse.move(left + width * corners[0][0], top + height * corners[0][1])
         page.mouse.down()
@@ -94,18 +81,23 @@ def test_hover_click_lasso_and_veto_on_the_density_map(served_map: tuple[str, Pa
         expect(page.get_by_role("heading", name=re.compile(r"^Cluster \d+:"))).to_be_visible()
         wait_idle(page)
 
-        before = page.evaluate(MAP_STATE_JS)
-        assert before["vetoed"] == 0
-        page.get_by_text(VETO).click()  # veto the opened cluster: the map greys it
+        # zoom in, then veto the opened cluster: the same canvas redraws, greys it, and keeps the zoom
+        root.get_by_role("button", name="Pan").click()
+        page.mouse.move(left + width / 2, top + height / 2)
+        page.mouse.wheel(0, -400)
+        root.locator("canvas").evaluate("c => { c.mark = 'before the veto' }")
+        zoomed = len(root.evaluate("r => r.curateMap.points()"))
+        assert zoomed < LIMIT  # fewer points in view
+        revision = root.get_attribute("data-revision")
+        page.get_by_text(VETO).click()
         expect(page.get_by_role("switch", name=VETO)).to_be_checked()
+        expect(root).not_to_have_attribute("data-revision", revision or "")
         wait_idle(page)
-        page.wait_for_function(
-            "(old) => { const gd = document.querySelector('.js-plotly-plot');"
-            " return (gd.layout.annotations || []).some(a => a.text.includes('(vetoed)'))"
-            " && gd.layout.images[0].source.slice(-64) !== old; }",
-            arg=before["image"].split(":", 1)[1],
-        )
-        assert page.evaluate(MAP_STATE_JS)["image"] != before["image"]  # the density image changed too
+        assert root.locator("canvas").evaluate("c => c.mark") == "before the veto"  # not mounted afresh
+        assert len(root.evaluate("r => r.curateMap.points()")) == zoomed  # the curator's zoom is kept
+        root.get_by_role("button", name="Reset view").click()
+        vetoed = root.evaluate("r => r.curateMap.labels().filter(l => l.vetoed).length")
+        assert vetoed >= 1  # its label on the map says "(vetoed)"
         browser.close()
     vetoed = curation.clusters(store, dataset.dataset_id, dataset.active_k).vetoed
     assert vetoed.sum() == 1

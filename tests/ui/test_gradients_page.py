@@ -50,21 +50,22 @@ def test_with_features_the_page_shows_alignment_neighbourhood_and_walk(page, wit
     at = page("gradients").run()
     assert not at.exception, at.exception
     specs = [chart.proto.spec for chart in at.get("plotly_chart")]
-    between = json.loads(specs.pop(2))  # the clusters x clusters alignment, in its expander
+    between = json.loads(specs.pop(1))  # the clusters x clusters alignment, in its expander
     assert between["data"][0]["type"] == "heatmap" and len(between["data"][0]["x"]) == 2  # the tiny dataset's k
-    assert len(specs) == 4  # heatmap, alignment map, neighbourhood, walk path
+    assert len(specs) == 3  # heatmap, neighbourhood, walk path
     heatmap = json.loads(specs[0])
     assert heatmap["data"][0]["type"] == "heatmap" and heatmap["data"][0]["x"] == ["bread_target"]
-    assert "alignment with bread_target" in specs[1]
-    neighbourhood = json.loads(specs[2])
+    (alignment,) = at.get("bidi_component")  # the map coloured by alignment, drawn by the map component
+    assert json.loads(alignment.proto.json)["legend"]["title"] == "alignment with bread_target"
+    neighbourhood = json.loads(specs[1])
     colors = {trace["line"]["color"] for trace in neighbourhood["data"] if trace.get("mode") == "lines"}
     assert colors <= {"#2a9d4b", "#d62728"} and colors  # aligned / conflicting edges
-    walk = json.loads(specs[3])
+    walk = json.loads(specs[2])
     picked = sum(len(trace["x"]) for trace in walk["data"][1:])
     assert picked == walked > 0  # every pick of the saved walk, in its components
     at.number_input(key="neighbour_row").set_value(3).run()
     assert not at.exception
-    assert '"3"' in at.get("plotly_chart")[3].proto.spec  # the chosen row is the centre node's label
+    assert '"3"' in at.get("plotly_chart")[2].proto.spec  # the chosen row is the centre node's label
 
 
 def test_the_select_page_runs_less_toward_a_target_picked_from_the_workspace(page, with_features, target_file):

@@ -172,7 +172,9 @@ def test_clusters_page_shows_every_example_verbatim(hostile_page) -> None:
     for fragment in HOSTILE:
         assert any(card.startswith(fragment + "\n") for card in cards), fragment  # st.text: shown verbatim
     assert LONG_WORD in cards
-    assert any("&lt;script&gt;window.__pwned=1&lt;/script&gt;" in spec for spec in plotly_specs(at))  # hover
+    # the map's hover snippets go as plain strings, which its component writes with textContent (never as HTML)
+    (drawn,) = at.get("bidi_component")
+    assert any("<script>window.__pwned=1</script>" in text for text in json.loads(drawn.proto.json)["snippets"])
 
 
 def test_cluster_search_shows_hostile_rows_as_text(hostile_page) -> None:

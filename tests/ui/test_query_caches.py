@@ -3,6 +3,7 @@ the clusters' overview or the texts; a derived write (a new clustering) does re-
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 import streamlit as st
 
-from app import figures
+from app import map_spec
 from core.prepare import add_k_values
 from core.storage import curation
 from core.storage import datasets as ds
@@ -38,13 +39,13 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 def drawn(monkeypatch: pytest.MonkeyPatch) -> list[pd.DataFrame]:
     """The points each rerun drew on the cluster map."""
     maps: list[pd.DataFrame] = []
-    original = figures.cluster_map
+    original = map_spec.cluster_spec
 
     def recording(points: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
         maps.append(points.copy())
         return original(points, *args, **kwargs)
 
-    monkeypatch.setattr(figures, "cluster_map", recording)
+    monkeypatch.setattr(map_spec, "cluster_spec", recording)
     return maps
 
 
@@ -101,4 +102,8 @@ def test_a_search_or_a_page_turn_does_not_rebuild_the_map(page, drawn):
     built = len(drawn)
     at.text_input(key="search").input("python").run()
     assert not at.exception
-    assert len(drawn) == built  # the figure came from the cache: nothing it shows changed
+    assert len(drawn) == built  # the map came from the cache: nothing it shows changed
+    at.selectbox(key="cluster_pick").select(1).run()
+    assert len(drawn) == built  # opening a cluster draws it larger on a copy of the cached map
+    (shown,) = at.get("bidi_component")
+    assert json.loads(shown.proto.json)["highlight"] == 1

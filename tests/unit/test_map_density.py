@@ -1,16 +1,15 @@
 """The map above its point limit: a density image of every point, a sample drawn on top, and a box or lasso
-that takes every row inside it (core.cluster.density, app.figures)."""
+that takes every row inside it (core.cluster.density, app.map_spec, app.figures)."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.io as pio
 import pytest
 
-from app import figures
+from app import figures, map_spec
 from core.cluster import density
 
 
@@ -78,40 +77,65 @@ def test_above_the_limit_the_map_sends_a_density_image_and_a_sample_without_text
     monkeypatch.setenv("CURATE_MAP_POINTS", "1000")
     points = _points(30_000)
     labels = {c: f"topic {c}" for c in range(8)}
-    figure = figures.cluster_map(points, highlight=1, labels=labels)
-    assert len(figure.layout.images) == 1 and figure.layout.images[0].source.startswith("data:image/png;base64,")
-    (drawn,) = figure.data  # one trace: a redraw in a GPU-less browser costs per trace
-    assert len(drawn.x) == 1000  # the sample, not every point
-    rows, clusters = drawn.customdata[:, 0], drawn.customdata[:, 1]
+    spec = map_spec.cluster_spec(points, labels)
+    assert spec["image"].startswith("data:image/png;base64,") and spec["n_points"] == 30_000
+    rows, clusters = map_spec.decode(spec, "row"), map_spec.decode(spec, "cluster")
+    assert len(rows) == 1000  # the sample, not every point
     assert (points.cluster_id.to_numpy()[rows] == clusters).all()  # each point carries its row and cluster
-    texts = [annotation.text for annotation in figure.layout.annotations]
+    texts = [label["text"] for label in spec["labels"]]
     assert "topic 5" in texts and "topic 2 (vetoed)" in texts  # labels on the map, the veto said
-    sent = json.loads(pio.to_json(figure, validate=False))
-    assert all("snippet" not in json.dumps(trace) for trace in sent["data"])
+    assert spec["names"][5] == "topic 5" and spec["snippets"] is None  # hover names the cluster; no text sent
+    # the places survive the trip: uint16 steps of the extent are far below a pixel
+    x0, x1 = spec["extent"][:2]
+    placed = x0 + map_spec.decode(spec, "x") / 65535 * (x1 - x0)
+    assert np.abs(placed - points.x.to_numpy()[rows]).max() < (x1 - x0) / 60_000
+    assert sum(len(packed) for packed in spec["points"].values()) < 1000 * 20  # under 20 bytes a drawn point
 
 
-def test_a_veto_changes_the_image_and_the_labels_but_not_the_drawn_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_veto_changes_the_colours_image_and_labels_but_not_the_drawn_places(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CURATE_MAP_POINTS", "1000")
     points = _points(30_000)
-    before, after = figures.cluster_map(points.assign(vetoed=False)), figures.cluster_map(points)
-    assert before.layout.images[0].source != after.layout.images[0].source  # cluster 2's spots turn grey
-    assert [a.text for a in before.layout.annotations] != [a.text for a in after.layout.annotations]
-    # the sample's arrays are the same, and plotly.js is told so: a veto does not recompute the WebGL trace
-    assert before.layout.datarevision == after.layout.datarevision
-    for name in ("x", "y", "customdata"):
-        assert np.array_equal(getattr(before.data[0], name), getattr(after.data[0], name))
-    assert before.data[0].marker.color == after.data[0].marker.color
+    before, after = map_spec.cluster_spec(points.assign(vetoed=False), {}), map_spec.cluster_spec(points, {})
+    assert before["image"] != after["image"]  # cluster 2's spots turn grey
+    assert [a["text"] for a in before["labels"]] != [a["text"] for a in after["labels"]]
+    assert before["points_id"] == after["points_id"]  # the browser keeps its decoded places
+    assert before["revision"] != after["revision"]  # and knows to draw again
+    grey = map_spec.decode(after, "color") == after["vetoed_color"]
+    assert (map_spec.decode(after, "cluster")[grey] == 2).all() and grey.any()
+    assert not (map_spec.decode(before, "color") == before["vetoed_color"]).any()
 
 
-def test_the_score_map_above_the_limit_greys_points_without_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_below_the_limit_every_point_is_drawn_with_a_one_line_snippet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CURATE_MAP_POINTS", "1000")
+    points = _points(500).assign(snippet=lambda f: ["<b>line</b>\nnext " + str(i) for i in f.row_idx])
+    spec = map_spec.cluster_spec(points, {0: "zero"})
+    assert spec["image"] is None and len(map_spec.decode(spec, "row")) == 500
+    # plain text, one line: the component writes it with textContent, so markup stays visible as typed
+    assert spec["snippets"][7] == "<b>line</b> next 7"
+    opened = map_spec.with_highlight(spec, 3)
+    assert opened["highlight"] == 3 and opened["revision"] != spec["revision"] and spec["highlight"] is None
+
+
+def test_the_score_map_greys_vetoed_points_and_lightens_those_without_a_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("CURATE_MAP_POINTS", "1000")
     points = _points(30_000)
     values = pd.Series(np.where(points.cluster_id == 0, np.nan, points.x))
-    figure = figures.score_map(points, values, "<b>ifd</b>")
-    assert len(figure.layout.images) == 1
-    unscored, scored = figure.data
-    assert unscored.marker.color == figures.VETOED_COLOR and len(unscored.x) + len(scored.x) == 1000
-    assert "<b>" not in json.dumps(json.loads(pio.to_json(figure, validate=False))["data"])  # the name is escaped
+    spec = map_spec.score_spec(points, values, "<b>ifd</b>")
+    assert spec["image"] is not None and spec["legend"]["title"] == "<b>ifd</b>"  # drawn as text, not markup
+    colors, clusters = map_spec.decode(spec, "color"), map_spec.decode(spec, "cluster")
+    palette = spec["palette"]
+    assert {palette[c] for c in colors[clusters == 2]} == {map_spec.VETOED_COLOR}  # vetoed: grey, not a score
+    assert {palette[c] for c in colors[clusters == 0]} == {map_spec.NO_VALUE_COLOR}
+    assert np.isnan(map_spec.decode(spec, "value")[clusters == 0]).all()
+
+
+def test_the_map_component_never_parses_dataset_text_as_html() -> None:
+    source = (Path(map_spec.__file__).parent / "map_component.js").read_text()
+    assert "textContent" in source and "fillText" in source
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in source, sink
 
 
 def test_a_few_thousand_points_get_a_coarser_grid_than_a_million() -> None:
