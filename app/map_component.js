@@ -116,10 +116,13 @@ function drawLabels(state) {
   ctx.textBaseline = "middle";
   const placed = [];
   for (const label of data.labels || []) {
-    const [sx, sy] = toScreen(state, label.x, label.y);
+    const [px, py] = toScreen(state, label.x, label.y);
+    if (px < 0 || px > state.width || py < 0 || py > state.height) continue;
     const w = ctx.measureText(label.text).width + 8, h = 16;
+    // a label near an edge is moved inside the map rather than cut
+    const sx = Math.min(Math.max(px, w / 2 + 1), state.width - w / 2 - 1);
+    const sy = Math.min(Math.max(py, h / 2 + 1), state.height - h / 2 - 1);
     const box = [sx - w / 2, sy - h / 2, sx + w / 2, sy + h / 2];
-    if (box[2] < 0 || box[0] > state.width || box[3] < 0 || box[1] > state.height) continue;
     if (placed.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) continue;
     placed.push(box);
     ctx.fillStyle = "rgba(255,255,255,0.78)";
@@ -302,7 +305,7 @@ function listen(state) {
 
 function resize(state) {
   const ratio = window.devicePixelRatio || 1;
-  const width = Math.max(200, state.root.clientWidth);
+  const width = Math.max(200, state.root.clientWidth - 2); // the canvas's 1-pixel border on each side
   if (width === state.width && state.canvas.height === Math.round(HEIGHT * ratio)) return;
   state.width = width;
   state.height = HEIGHT;
