@@ -143,7 +143,7 @@ def examples_list(
     *, key: str, cluster_id: int | None = None, search: str | None = None, row_idx: int | None = None
 ) -> None:
     if row_idx is not None:  # one row: no pager
-        frame = curation.example_page(store(), dataset.dataset_id, k, row_idx=row_idx, limit=1)
+        frame = queries.cached_example_page(dataset, row_idx=row_idx, limit=1)
         for row in frame.itertuples():
             example_card(row, veto_example, key_prefix=key)
         return
@@ -151,15 +151,8 @@ def examples_list(
     total = queries.cached_example_total(dataset, cluster_id=cluster_id, search=search)
     pages = max(1, -(-total // PAGE_SIZE))
     page = st.number_input(f"Page (of {pages}; {total} examples)", 1, pages, key=page_key)
-    frame = curation.example_page(
-        store(),
-        dataset.dataset_id,
-        k,
-        cluster_id=cluster_id,
-        search=search,
-        limit=PAGE_SIZE,
-        offset=(int(page) - 1) * PAGE_SIZE,
-    )
+    offset = (int(page) - 1) * PAGE_SIZE
+    frame = queries.cached_example_page(dataset, cluster_id=cluster_id, search=search, offset=offset, limit=PAGE_SIZE)
     for row in frame.itertuples():
         example_card(row, veto_example, key_prefix=key)
 

@@ -304,6 +304,20 @@ def example_page(
         ).df()
 
 
+def vetoed_examples_among(store: Store, dataset_id: int, example_ids: list[str]) -> set[str]:
+    """Which of ``example_ids`` are vetoed: the veto overlay of a page of examples whose text, cluster and
+    copies were read (and cached) before; a lookup of a few ids, whatever the dataset's size."""
+    if not example_ids:
+        return set()
+    marks = ", ".join("?" for _ in example_ids)
+    with store.read() as con:
+        rows = con.execute(
+            f"SELECT example_id FROM example_vetoes WHERE dataset_id = ? AND vetoed AND example_id IN ({marks})",
+            [dataset_id, *example_ids],
+        ).fetchall()
+    return {str(example_id) for (example_id,) in rows}
+
+
 def map_points(store: Store, dataset_id: int, k: int, snippet_chars: int = 120) -> pd.DataFrame:
     """Map coordinates with cluster id and an instruction snippet, one row per example; it depends on no
     decision (the page joins the veto overlay of :func:`vetoed_points`). ``snippet_chars=0``: no snippet,

@@ -24,7 +24,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts the storage reads behind the cached queries (the AppTest script runs in this process)."""
     st.cache_data.clear()
     counter: Counter[str] = Counter()
-    for name in ("map_points", "cluster_overview", "cluster_overlay", "vetoed_points", "count_examples"):
+    for name in ("map_points", "cluster_overview", "cluster_overlay", "vetoed_points", "count_examples", "example_page"):
         original = getattr(curation, name)
 
         def counted(*args: Any, _name: str = name, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
@@ -65,6 +65,7 @@ def test_a_veto_rereads_the_overlays_but_not_the_map_or_the_clusters(page, prepa
     assert calls["cluster_overview"] == 1
     assert calls["cluster_overlay"] == overlays + 1  # the decisions were read again
     assert calls["count_examples"] == 1  # the cluster's pager was not recounted
+    assert calls["example_page"] == 1  # nor its page of texts read again: only the page's vetoes
     shown = drawn[-1]
     assert set(shown.loc[shown.vetoed, "cluster_id"]) == {2}  # and the map shows the veto
     assert shown.loc[shown.vetoed].shape[0] == int((shown.cluster_id == 2).sum()) > 0
