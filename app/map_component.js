@@ -72,8 +72,12 @@ function draw(state) {
   const [x0, x1, y0, y1] = data.extent;
   if (state.image) {
     const [ax, ay] = toScreen(state, x0, y1), [bx, by] = toScreen(state, x1, y0);
-    ctx.imageSmoothingEnabled = false; // a cell is a cell: smoothing would blend a vetoed cell into its neighbours
+    // unsmoothed while a cell is a few pixels (a vetoed cell stays grey, not blended into its neighbours);
+    // smoothed once zoomed in, where cells would otherwise show as blocks
+    ctx.imageSmoothingEnabled = (bx - ax) / state.image.width > 3;
+    ctx.globalAlpha = data.image_alpha ?? 1;
     ctx.drawImage(state.image, ax, ay, bx - ax, by - ay);
+    ctx.globalAlpha = 1;
   }
   drawPoints(state);
   drawLabels(state);
@@ -116,7 +120,8 @@ function drawLabels(state) {
   ctx.textBaseline = "middle";
   const placed = [];
   for (const label of data.labels || []) {
-    const [px, py] = toScreen(state, label.x, label.y);
+    const [px, cy] = toScreen(state, label.x, label.y);
+    const py = cy - 14; // just above the cluster's middle, so the label does not hide its densest points
     if (px < 0 || px > state.width || py < 0 || py > state.height) continue;
     const w = ctx.measureText(label.text).width + 8, h = 16;
     // a label near an edge is moved inside the map rather than cut
@@ -125,7 +130,7 @@ function drawLabels(state) {
     const box = [sx - w / 2, sy - h / 2, sx + w / 2, sy + h / 2];
     if (placed.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) continue;
     placed.push(box);
-    ctx.fillStyle = "rgba(255,255,255,0.78)";
+    ctx.fillStyle = "rgba(255,255,255,0.7)";
     ctx.fillRect(box[0], box[1], w, h);
     ctx.fillStyle = label.vetoed ? "#8a8a8a" : "#1b1b1b";
     ctx.fillText(label.text, sx, sy + 0.5);
@@ -209,6 +214,24 @@ function setMode(state, mode) {
     button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
   }
   state.canvas.style.cursor = mode === "pan" ? "grab" : "crosshair";
+}
+
+function zoomTo(state, cluster) {
+  // the view around a cluster's drawn points (the middle 96 % of them, so a few strays do not widen it),
+  // never closer than a twentieth of the map
+  const { points, data } = state, xs = [], ys = [];
+  for (let i = 0; i < points.n; i++) {
+    if (points.cluster[i] === cluster) { xs.push(points.x[i]); ys.push(points.y[i]); }
+  }
+  if (!xs.length) return;
+  xs.sort((a, b) => a - b);
+  ys.sort((a, b) => a - b);
+  const at = (v, q) => v[Math.min(v.length - 1, Math.floor(q * v.length))];
+  const [x0, x1, y0, y1] = data.extent;
+  const cx = (at(xs, 0.02) + at(xs, 0.98)) / 2, cy = (at(ys, 0.02) + at(ys, 0.98)) / 2;
+  const w = Math.max((at(xs, 0.98) - at(xs, 0.02)) * 1.6, (x1 - x0) / 20) / 2;
+  const h = Math.max((at(ys, 0.98) - at(ys, 0.02)) * 1.6, (y1 - y0) / 20) / 2;
+  state.view = [cx - w, cx + w, cy - h, cy + h];
 }
 
 function resetView(state) {
@@ -372,6 +395,9 @@ export default function (component) {
     state.points.value = decode(data.points.value, Float32Array);
   }
   if (!previous || previous.extent.join() !== data.extent.join()) state.view = [...data.extent];
+  if (data.focus != null && data.highlight != null && (!previous || previous.focus !== data.focus)) {
+    zoomTo(state, data.highlight);
+  }
   setImage(state, data.image);
   setLegend(state);
   for (const button of state.root.querySelectorAll("button[data-mode=box], button[data-mode=lasso]")) {

@@ -2,11 +2,12 @@
 
 A spec is a JSON-ready dict: the extent of the map, the drawn points as packed base64 arrays (x and y as
 uint16 steps of the extent, row and cluster as int32, a uint16 colour index into ``palette``, optionally a
-float32 value), a density image of every point above ``density.points_limit()``, the clusters' labels to write
+float32 value), a density image of every point (from :data:`DENSITY_FROM` points), the clusters' labels to write
 on the map, every cluster's name for the hover, a legend, and two identities: ``points_id`` (the drawn
 points' places; the browser decodes them again only when it changes) and ``revision`` (everything drawn; what
 tests and benchmarks wait on). Up to the limit every point is drawn, each with a one-line snippet for the
-hover; above it a seeded sample, and the hover names the row (a click reads its text on the page).
+hover; above it a seeded sample, and the hover names the row (a click reads its text on the page). From
+:data:`DENSITY_FROM` points a density image lies under the points: many rows often share one spot of the map.
 
 Vetoed points are grey in both colourings (by cluster and by score); a score map's points without a value are
 a lighter grey. Texts are sent as plain strings: the component writes them with ``fillText`` and
@@ -35,6 +36,7 @@ NO_VALUE_COLOR = "#e4e4e4"
 SNIPPET_CHARS = 100  # a hover snippet is one line
 LABEL_CHARS = 28  # a label written on the map
 NAME_CHARS = 60  # a cluster's name in the hover
+DENSITY_FROM = 500  # from this many points the density image is drawn under them: where rows pile up on one spot
 MAP_LABELS = 40  # the largest clusters whose label is written on the map (overlapping ones are skipped)
 VIRIDIS = [unlabel_rgb(c) for c in sample_colorscale("Viridis", list(np.linspace(0, 1, 256)))]
 
@@ -45,7 +47,7 @@ def cluster_spec(points: pd.DataFrame, labels: dict[int, str], highlight: int | 
     clusters, vetoed = points.cluster_id.to_numpy(np.int64), points.vetoed.to_numpy(bool)
     colors = np.where(vetoed, len(PALETTE), clusters % len(PALETTE)).astype(np.uint16)
     image = None
-    if len(points) > density.points_limit():
+    if len(points) >= DENSITY_FROM:
         x, y = points.x.to_numpy(), points.y.to_numpy()
         image = png_uri(label_image(density.label_grid(x, y, np.where(vetoed, density.NO_LABEL, clusters))))
     spec = _spec(points, colors, [*PALETTE, VETOED_COLOR], image)
@@ -73,7 +75,7 @@ def score_spec(points: pd.DataFrame, values: pd.Series, name: str) -> dict[str, 
     vetoed = points.vetoed.to_numpy(bool) if "vetoed" in points else np.zeros(len(points), bool)
     colors[vetoed] = 257
     image = None
-    if len(points) > density.points_limit():
+    if len(points) >= DENSITY_FROM:
         grid = density.value_grid(points.x.to_numpy(), points.y.to_numpy(), scores)
         image = png_uri(value_image(grid, low, high))
     palette = [_hex(rgb) for rgb in VIRIDIS] + [NO_VALUE_COLOR, VETOED_COLOR]
@@ -98,6 +100,11 @@ def score_spec(points: pd.DataFrame, values: pd.Series, name: str) -> dict[str, 
     return _with_revision(spec)
 
 
+def point_size(n_drawn: int) -> int:
+    """Pixels a drawn point takes: larger when few are drawn, so a small map stays readable, smaller when many."""
+    return 6 if n_drawn <= 1_000 else 5 if n_drawn <= 5_000 else 4 if n_drawn <= 12_000 else 3
+
+
 def positions(points: pd.DataFrame) -> np.ndarray:
     """Which of ``points`` are drawn: all up to the limit, else the seeded sample (the same on every rerun)."""
     return density.sample_positions(len(points))
@@ -119,10 +126,13 @@ def _spec(points: pd.DataFrame, colors: np.ndarray, palette: list[str], image: s
         "points_id": hashlib.blake2b("".join(places).encode(), digest_size=8).hexdigest(),
         "palette": palette,
         "image": image,
-        "point_size": 5 if image is None else 3,
+        # under every point (up to the limit) the image is a faint halo of where rows pile up; above, it is the map
+        "image_alpha": 0.45 if len(drawn) == len(points) else 1.0,
+        "point_size": point_size(len(drawn)),
+        "point_alpha": 0.9 if len(drawn) <= 2_000 else 0.75,
         "snippets": None,
     }
-    if image is None and "snippet" in points:
+    if len(points) <= density.points_limit() and "snippet" in points:
         spec["snippets"] = [clip(one_line(text), SNIPPET_CHARS) for text in points.snippet.iloc[drawn]]
     return spec
 
@@ -218,9 +228,11 @@ def _hex(rgb: Any) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def with_highlight(spec: dict[str, Any], cluster: int | None) -> dict[str, Any]:
-    """A copy of ``spec`` with ``cluster`` drawn larger (the open one); the arrays are shared, not copied."""
+def with_highlight(spec: dict[str, Any], cluster: int | None, focus: int | None = None) -> dict[str, Any]:
+    """A copy of ``spec`` with ``cluster`` drawn larger (the open one); the arrays are shared, not copied.
+    ``focus``: a number that changes each time the page wants the map zoomed to that cluster (opened from the
+    table or the picker, not from the map itself)."""
     if cluster is None:
         return spec
-    revision = hashlib.blake2b(f"{spec['revision']}:{cluster}".encode(), digest_size=8).hexdigest()
-    return spec | {"highlight": int(cluster), "revision": revision}
+    revision = hashlib.blake2b(f"{spec['revision']}:{cluster}:{focus}".encode(), digest_size=8).hexdigest()
+    return spec | {"highlight": int(cluster), "focus": focus, "revision": revision}

@@ -162,16 +162,18 @@ def cached_signals(dataset: ds.DatasetInfo) -> pd.DataFrame:
     return signals(str(store().workspace), versions().derived, dataset.dataset_id)
 
 
-def cached_map_spec(dataset: ds.DatasetInfo, color_by: str, highlight: int | None) -> dict[str, Any]:
+def cached_map_spec(
+    dataset: ds.DatasetInfo, color_by: str, highlight: int | None, focus: int | None = None
+) -> dict[str, Any]:
     """What the Clusters map draws (app/map_spec.py), coloured by cluster (``"cluster"``), by combined quality
     or by one signal, built once per data version: at a million rows building it (the density grid, its PNG,
     the packed sample) takes 0.1-0.2 s, which a search or a page turn should not pay again. The open cluster
-    (``highlight``) is set on a copy, so opening one builds nothing."""
+    (``highlight``, and ``focus`` to zoom to it) is set on a copy, so opening one builds nothing."""
     current = versions()
     spec = map_spec_of(
         str(store().workspace), current.derived, current.decisions, dataset, dataset.dataset_id, color_by
     )
-    return map_spec.with_highlight(spec, highlight if color_by == "cluster" else None)
+    return map_spec.with_highlight(spec, highlight if color_by == "cluster" else None, focus)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)  # the spec itself, not a pickled copy per rerun

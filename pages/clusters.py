@@ -31,11 +31,15 @@ st.caption(
 )
 
 
-def open_cluster(cluster_id: int | None) -> None:
+def open_cluster(cluster_id: int | None, focus: bool = False) -> None:
+    """Open a cluster's card; ``focus``: also zoom the map to it (when it was opened from the table or the
+    picker: a click or a lasso on the map is where the curator already looks)."""
     if cluster_id is not None:
         st.session_state["open_cluster"] = int(cluster_id)
         st.session_state["cluster_pick"] = int(cluster_id)
         st.session_state["page"] = 1
+        if focus:
+            st.session_state["map_focus"] = st.session_state.get("map_focus", 0) + 1
 
 
 def on_map_click() -> None:
@@ -61,7 +65,7 @@ def on_map_select() -> None:
 
 def on_table_select() -> None:
     rows = st.session_state["cluster_table"].selection.get("rows", [])
-    open_cluster(int(table.cluster_id.iloc[rows[0]]) if rows else None)
+    open_cluster(int(table.cluster_id.iloc[rows[0]]) if rows else None, focus=True)
 
 
 signals = queries.cached_signals(dataset)
@@ -69,7 +73,10 @@ color_options = ["cluster", "combined quality", *[c for c in signals.columns if 
 color_by = st.selectbox("Color the map by", color_options, key="color_by")
 highlight = st.session_state.get("open_cluster") if color_by == "cluster" else None
 map_component.show(
-    queries.cached_map_spec(dataset, color_by, highlight), key="map", on_click=on_map_click, on_select=on_map_select
+    queries.cached_map_spec(dataset, color_by, highlight, st.session_state.get("map_focus")),
+    key="map",
+    on_click=on_map_click,
+    on_select=on_map_select,
 )
 how = (
     "Hover a point to see its cluster, click it to read it and open its cluster; drag to pan, scroll to zoom; "
@@ -172,7 +179,7 @@ with right:
         index=None,
         placeholder="choose a cluster",
         format_func=lambda c: f"{c}: {clip(labels[c], 80)}",  # option labels are plain text; long ones cut
-        on_change=lambda: open_cluster(st.session_state["cluster_pick"]),
+        on_change=lambda: open_cluster(st.session_state["cluster_pick"], focus=True),
     )
     clicked_row = st.session_state.get("map_row")
     if clicked_row is not None:

@@ -15,7 +15,7 @@ from core.prepare import PrepareOptions, prepare
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, serve, wait_idle
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, choose_option, serve, wait_idle
 
 pytestmark = [pytest.mark.e2e, NEEDS_CHROMIUM]
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "sample.jsonl"
@@ -98,6 +98,18 @@ def test_hover_click_lasso_and_veto_on_the_density_map(served_map: tuple[str, Pa
         root.get_by_role("button", name="Reset view").click()
         vetoed = root.evaluate("r => r.curateMap.labels().filter(l => l.vetoed).length")
         assert vetoed >= 1  # its label on the map says "(vetoed)"
+
+        # a cluster opened from the picker is zoomed to: most points in view are its own
+        wait_idle(page)
+        whole = root.evaluate("r => r.curateMap.points()")
+        smallest = min({p["cluster"] for p in whole}, key=lambda c: sum(p["cluster"] == c for p in whole))
+        choose_option(page, "Open a cluster", f"{smallest}:")
+        expect(page.get_by_role("heading", name=re.compile(rf"^Cluster {smallest}:"))).to_be_visible()
+        wait_idle(page)
+        shown = root.evaluate("r => r.curateMap.points()")
+        own = sum(p["cluster"] == smallest for p in shown)
+        assert own >= 0.9 * sum(p["cluster"] == smallest for p in whole)  # (nearly) all of it in view
+        assert own / len(shown) > own / len(whole)  # and closer than the whole map
         browser.close()
     vetoed = curation.clusters(store, dataset.dataset_id, dataset.active_k).vetoed
     assert vetoed.sum() == 1

@@ -24,7 +24,14 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts the storage reads behind the cached queries (the AppTest script runs in this process)."""
     st.cache_data.clear()
     counter: Counter[str] = Counter()
-    for name in ("map_points", "cluster_overview", "cluster_overlay", "vetoed_points", "count_examples", "example_page"):
+    for name in (
+        "map_points",
+        "cluster_overview",
+        "cluster_overlay",
+        "vetoed_points",
+        "count_examples",
+        "example_page",
+    ):
         original = getattr(curation, name)
 
         def counted(*args: Any, _name: str = name, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:

@@ -107,13 +107,18 @@ def test_a_veto_changes_the_colours_image_and_labels_but_not_the_drawn_places(mo
 
 def test_below_the_limit_every_point_is_drawn_with_a_one_line_snippet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CURATE_MAP_POINTS", "1000")
-    points = _points(500).assign(snippet=lambda f: ["<b>line</b>\nnext " + str(i) for i in f.row_idx])
+    points = _points(300).assign(snippet=lambda f: ["<b>line</b>\nnext " + str(i) for i in f.row_idx])
     spec = map_spec.cluster_spec(points, {0: "zero"})
-    assert spec["image"] is None and len(map_spec.decode(spec, "row")) == 500
+    assert spec["image"] is None and len(map_spec.decode(spec, "row")) == 300
+    # from a few hundred points a density image lies under them too (many rows can share one spot)
+    assert map_spec.cluster_spec(_points(800), {})["image"] is not None
+    assert map_spec.cluster_spec(_points(800), {})["point_size"] > spec["point_size"] - 1 > 0
     # plain text, one line: the component writes it with textContent, so markup stays visible as typed
     assert spec["snippets"][7] == "<b>line</b> next 7"
     opened = map_spec.with_highlight(spec, 3)
     assert opened["highlight"] == 3 and opened["revision"] != spec["revision"] and spec["highlight"] is None
+    focused = map_spec.with_highlight(spec, 3, focus=1)  # opened from the table: the map zooms to it, once
+    assert focused["focus"] == 1 and focused["revision"] != opened["revision"]
 
 
 def test_the_score_map_greys_vetoed_points_and_lightens_those_without_a_value(
