@@ -387,6 +387,10 @@ def run_sweep(
     sampled = len(embeddings) > sampling.fit_above
     per_cluster = sampling.label_texts_per_cluster if sampled else len(embeddings)
     cluster_labels = labels.labels_by_k(texts, labels_by_k, per_cluster=per_cluster, seed=seed)
+    for k, items in cluster_labels.items():  # each cluster's row nearest its centre, shown beside its label
+        chosen = clustering.representatives(embeddings, labels_by_k[k])
+        for item in items:
+            item["representative_row"] = chosen.get(int(item["cluster_id"]))
     ds.save_sweep(store, dataset_id, [dataclasses.asdict(p) for p in points], labels_by_k, cluster_labels)
     return clustering.choose_default_k(stored_sweep(store, dataset_id))
 

@@ -95,7 +95,8 @@ if st.session_state.get("map_selected", 0) > 1:
 left, right = st.columns([1, 1])
 with left:
     st.subheader("All clusters")
-    shown = table[["cluster_id", "label", "size", "vetoed", "weight", "duplicate_rows", "vetoed_examples"]]
+    columns = ["cluster_id", "label", "size", "vetoed", "weight", "duplicate_rows", "vetoed_examples"]
+    shown = table[columns + [c for c in ("representative",) if c in table]]
     st.dataframe(
         shown,
         column_config={
@@ -103,6 +104,9 @@ with left:
             "label": st.column_config.TextColumn("label", width="medium"),
             "duplicate_rows": st.column_config.NumberColumn("duplicates", width="small"),
             "vetoed_examples": st.column_config.NumberColumn("vetoed examples", width="small"),
+            "representative": st.column_config.TextColumn(
+                "nearest the centre", help="the start of the instruction nearest the cluster's centre", width="large"
+            ),
         },
         hide_index=True,
         key="cluster_table",
@@ -116,6 +120,9 @@ def cluster_card(cluster_id: int) -> None:
     row = table[table.cluster_id == cluster_id].iloc[0].to_dict()  # a dict: Series.size is not the column
     st.subheader(f"Cluster {cluster_id}: {plain(row['label'], 120)}")  # labels are words of the data
     st.caption(f"{int(row['size'])} examples · {int(row['duplicate_rows'])} exact-duplicate rows")
+    if row.get("representative"):  # dataset text: st.text shows it as typed
+        st.caption(f"Nearest the cluster's centre (row {int(row['representative_row'])}):")
+        st.text(row["representative"])
     # another session may have changed them since: the keys follow the store (see synced_key)
     vetoed, weight = bool(row["vetoed"]), float(row["weight"])
     veto_base, weight_base = f"veto_cluster_{k}_{cluster_id}", f"weight_{k}_{cluster_id}"

@@ -330,3 +330,39 @@ def _edge_note(points: Sequence[SweepPoint], best: int | None, n_rows: int) -> s
     return (
         f"The best silhouette k={best} is the {side} k swept: the silhouette may peak outside the grid; try k={values}."
     )
+
+
+def representatives(embeddings: np.ndarray, labels: np.ndarray, chunk: int = ASSIGN_CHUNK) -> dict[int, int]:
+    """Each cluster's representative row: the one closest (cosine) to the mean of its rows' embeddings.
+
+    The exact medoid (least total distance to the cluster's other rows) costs a cluster's size squared; the
+    row nearest the centre is the usual stand-in (BERTopic's representative documents, Lilac's cluster
+    examples) and costs two passes over the rows, in chunks so no (rows x dimensions) copy is made."""
+    from scipy import sparse
+
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0:
+        return {}
+    n_clusters = int(labels.max()) + 1
+    sums = np.zeros((n_clusters, embeddings.shape[1]), dtype=np.float64)
+    for start in range(0, len(labels), chunk):  # a one-hot (clusters x rows) product sums each cluster's rows
+        part = labels[start : start + chunk]
+        one_hot = sparse.csr_matrix((np.ones(len(part)), (part, np.arange(len(part)))), shape=(n_clusters, len(part)))
+        sums += one_hot @ np.asarray(embeddings[start : start + chunk], dtype=np.float64)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    centres = (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    best = np.full(n_clusters, -np.inf)
+    best_row = np.full(n_clusters, -1, dtype=np.int64)
+    for start in range(0, len(labels), chunk):
+        part = labels[start : start + chunk]
+        rows = np.asarray(embeddings[start : start + chunk], dtype=np.float32)
+        row_norms = np.linalg.norm(rows, axis=1)
+        cosine = np.einsum("ij,ij->i", rows, centres[part]) / np.where(row_norms > 0, row_norms, 1.0)
+        # the best row of each cluster in this chunk (highest cosine, then the lowest row), kept if it beats
+        # the chunks before
+        order = np.lexsort((np.arange(len(part)), -cosine, part))
+        first = order[np.r_[True, part[order][1:] != part[order][:-1]]]
+        better = cosine[first] > best[part[first]]
+        best[part[first][better]] = cosine[first][better]
+        best_row[part[first][better]] = start + first[better]
+    return {int(c): int(r) for c, r in enumerate(best_row) if r >= 0}

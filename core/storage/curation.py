@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from core.storage.database import Store
 
 MAX_WEIGHT = 10.0
+REPRESENTATIVE_CHARS = 200  # the start of a cluster's representative instruction, for tables
 
 
 def _now() -> datetime:
@@ -138,7 +139,8 @@ def with_overlay(overview: pd.DataFrame, overlay: pd.DataFrame) -> pd.DataFrame:
     table["vetoed"] = ids.map(decided["vetoed"]).fillna(False).astype(bool)
     table["weight"] = ids.map(decided["weight"]).fillna(1.0).astype(float)
     table["vetoed_examples"] = ids.map(decided["vetoed_examples"]).fillna(0).astype(int)
-    return table[["cluster_id", "label", "size", "vetoed", "weight", "vetoed_examples", "duplicate_rows"]]
+    columns = ["cluster_id", "label", "size", "vetoed", "weight", "vetoed_examples", "duplicate_rows"]
+    return table[columns + [c for c in ("representative_row", "representative") if c in table]]
 
 
 def cluster_states(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
@@ -155,7 +157,8 @@ def cluster_states(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
 
 
 def cluster_overview(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
-    """The part of :func:`clusters` that no decision changes: id, label, size, duplicate rows (one row per cluster)."""
+    """The part of :func:`clusters` that no decision changes: id, label, size, duplicate rows, and the row
+    nearest the cluster's centre with the start of its instruction (one row per cluster)."""
     with store.read() as con:
         return con.execute(
             """
@@ -166,11 +169,13 @@ def cluster_overview(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
                 FROM assignments a JOIN examples e ON e.dataset_id = a.dataset_id AND e.row_idx = a.row_idx
                 WHERE a.dataset_id = ? AND a.k = ? GROUP BY a.cluster_id
             )
-            SELECT l.cluster_id, l.label, l.size, coalesce(m.n, 0) AS duplicate_rows
+            SELECT l.cluster_id, l.label, l.size, coalesce(m.n, 0) AS duplicate_rows,
+                   l.representative_row, coalesce(left(r.instruction, ?), '') AS representative
             FROM cluster_labels l LEFT JOIN members m ON m.cluster_id = l.cluster_id
+            LEFT JOIN examples r ON r.dataset_id = l.dataset_id AND r.row_idx = l.representative_row
             WHERE l.dataset_id = ? AND l.k = ? ORDER BY l.cluster_id
             """,
-            [dataset_id, dataset_id, k, dataset_id, k],
+            [dataset_id, dataset_id, k, REPRESENTATIVE_CHARS, dataset_id, k],
         ).df()
 
 

@@ -306,8 +306,17 @@ def save_sweep(
             con.unregister("new_assign")
             for item in cluster_labels[k]:
                 con.execute(
-                    "INSERT INTO cluster_labels VALUES (?, ?, ?, ?, ?, ?)",
-                    [dataset_id, k, item["cluster_id"], item["label"], json.dumps(item["terms"]), item["size"]],
+                    "INSERT INTO cluster_labels (dataset_id, k, cluster_id, label, terms, size, representative_row) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        dataset_id,
+                        k,
+                        item["cluster_id"],
+                        item["label"],
+                        json.dumps(item["terms"]),
+                        item["size"],
+                        item.get("representative_row"),
+                    ],
                 )
 
 

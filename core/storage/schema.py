@@ -83,6 +83,8 @@ SCHEMA_STATEMENTS = (
         size INTEGER,
         PRIMARY KEY (dataset_id, k, cluster_id)
     )""",
+    # each cluster's row nearest its centre (NULL for clusterings stored before it existed)
+    "ALTER TABLE cluster_labels ADD COLUMN IF NOT EXISTS representative_row INTEGER",
     """CREATE TABLE IF NOT EXISTS map_coords (
         dataset_id INTEGER,
         row_idx INTEGER,

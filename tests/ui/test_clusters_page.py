@@ -26,6 +26,10 @@ def test_choosing_a_cluster_opens_its_card_with_its_examples(page, prepared_work
     assert any(c.value.startswith("6 examples · 0 exact-duplicate rows") for c in at.caption)
     texts = [t.value for t in at.text]
     assert sum(label in text for text in texts) >= 6  # the six examples of this keyword cluster
+    # the instruction nearest the cluster's centre, above its examples
+    nearest = table.set_index("cluster_id").loc[1]
+    assert any(c.value == f"Nearest the cluster's centre (row {nearest.representative_row}):" for c in at.caption)
+    assert texts[0] == nearest.representative
 
 
 def test_veto_toggle_and_weight_slider_are_stored_at_once(page, prepared_workspace):
