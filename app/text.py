@@ -59,3 +59,23 @@ def hover(text: object, limit: int | None = None) -> str:
     ``&quot;``. ``%`` becomes an entity so a name placed in a hovertemplate cannot read other fields.
     """
     return html.escape(one_line(clip(text, limit)), quote=False).replace("%", "&#37;")
+
+
+def keyword_in_context(text: object, keyword: str, width: int = 80) -> str | None:
+    """Markdown of one line of ``text`` around the first occurrence of ``keyword`` (any case), the keyword
+    highlighted: ``width`` characters either side, each part escaped with :func:`plain`, so neither the text
+    nor the keyword can close the highlight or start anything else. None when the keyword is not in the text."""
+    value, wanted = one_line(text), one_line(keyword)
+    at = value.lower().find(wanted.lower()) if wanted else -1
+    if at < 0:
+        return None
+    start, end = max(0, at - width), min(len(value), at + len(wanted) + width)
+    before = (ELLIPSIS if start > 0 else "") + value[start:at]
+    after = value[at + len(wanted) : end] + (ELLIPSIS if end < len(value) else "")
+    match = _escaped(value[at : at + len(wanted)])
+    return f"{_escaped(before)}:orange-background[**{match}**]{_escaped(after)}"
+
+
+def _escaped(part: str) -> str:
+    """:func:`plain` of one piece of a line, its blanks at either end kept (the pieces are joined again)."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", _TEXT_REWRITES.sub(WORD_JOINER, part))
