@@ -15,7 +15,7 @@ revert restores the state right after a batch by undoing every batch after it, a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -178,14 +178,9 @@ def _resolve(batches: list[Batch]) -> list[Batch]:
     by_id: dict[int, Batch] = {}
     resolved = []
     for batch in batches:
-        done = Batch(
-            **{
-                **batch.__dict__,
-                "in_effect": effect[batch.batch_id],
-                "undone_by": undone_by.get(batch.batch_id) if not effect[batch.batch_id] else None,
-            }
-        )
-        done = Batch(**{**done.__dict__, "summary": _summary(done, by_id), "change": _change(done)})
+        in_effect = effect[batch.batch_id]
+        done = replace(batch, in_effect=in_effect, undone_by=None if in_effect else undone_by.get(batch.batch_id))
+        done = replace(done, summary=_summary(done, by_id), change=_change(done))
         by_id[batch.batch_id] = done
         resolved.append(done)
     return resolved
