@@ -80,3 +80,24 @@ def test_map_selection_veto_and_the_history_expander(page, prepared_workspace):
     # undoing the selection's batch now: the revert did not touch its rows, so it is allowed
     at.button(key=f"undo_{first.batch_id}").click().run()
     assert _vetoed(store, dataset_id) == []
+
+
+def test_an_undo_refused_names_the_later_batch_and_undo_anyway_forces_it(page, prepared_workspace):
+    store, dataset_id = _state(prepared_workspace)
+    at = page("clusters").run()
+    at.text_input(key="search").input("python").run()
+    at.button(key="veto_search").click().run()
+    (bulk,) = history.batches(store, dataset_id)
+    box = next(box for box in at.checkbox if box.key.split("~")[0].startswith("search_veto_"))
+    box.uncheck().run()  # a later batch changes one of the same examples
+    later = history.batches(store, dataset_id)[0]
+    assert later.summary.startswith("un-vetoed example ") and later.actor == bulk.actor
+
+    at.button(key=f"undo_{bulk.batch_id}").click().run()
+
+    assert not at.exception
+    assert len(_vetoed(store, dataset_id)) == 5  # refused: nothing written
+    assert f"batch \\#{later.batch_id}" in at.error[0].value
+    at.button(key="undo_force").click().run()
+    assert _vetoed(store, dataset_id) == []
+    assert at.success[0].value.startswith("Undid")
