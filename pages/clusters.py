@@ -59,7 +59,8 @@ def on_map_select() -> None:
         return
     clusters = Counter(points.cluster_id.to_numpy()[inside].tolist())
     st.session_state["map_row"], st.session_state["map_selected"] = None, int(inside.sum())
-    st.session_state["map_selected_rows"] = points.row_idx.to_numpy()[inside]  # for "Veto the N selected"
+    # for "Veto the N selected": kept with its dataset and k, so a switch of either cannot veto other rows
+    st.session_state["map_selected_rows"] = (dataset.dataset_id, k, points.row_idx.to_numpy()[inside])
     open_cluster(clusters.most_common(1)[0][0] if clusters else None)
 
 
@@ -131,7 +132,8 @@ def decisions_bar() -> None:
     if refused:
         st.error(plain(refused[1]))
         st.button("Undo anyway", key="undo_force", on_click=undo_batch, args=(refused[0], True))
-    selected = st.session_state.get("map_selected_rows")
+    chosen = st.session_state.get("map_selected_rows")
+    selected = chosen[2] if chosen is not None and chosen[:2] == (dataset.dataset_id, k) else None
     if st.session_state.get("map_selected", 0) > 1:
         st.caption(f"{st.session_state['map_selected']:,} points selected; opened the cluster most of them belong to.")
         if selected is not None and len(selected):

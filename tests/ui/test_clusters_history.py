@@ -53,7 +53,10 @@ def test_map_selection_veto_and_the_history_expander(page, prepared_workspace):
     store, dataset_id = _state(prepared_workspace)
     at = page("clusters").run()
     at.session_state["map_selected"] = 3  # what on_map_select leaves after a lasso around rows 0, 1 and 2
-    at.session_state["map_selected_rows"] = np.array([0, 1, 2])
+    at.session_state["map_selected_rows"] = (dataset_id + 1, 4, np.array([0, 1, 2]))  # another dataset's
+    at.run()
+    assert "veto_selection" not in [button.key for button in at.button]
+    at.session_state["map_selected_rows"] = (dataset_id, 4, np.array([0, 1, 2]))
     at.run()
     assert at.button(key="veto_selection").label == "Veto the 3 selected examples"
 
