@@ -23,7 +23,7 @@ from core.cluster import density
 from core.export import ExportPreview, preview
 from core.models.passes import empty_responses
 from core.score import quality
-from core.storage import curation, search
+from core.storage import curation, history, search
 from core.storage import datasets as ds
 from core.storage.database import DataVersions
 
@@ -253,3 +253,18 @@ def cached_example_total(dataset: ds.DatasetInfo, *, cluster_id: int | None = No
     rerun (a veto or a page change does not change it)."""
     workspace, k = str(store().workspace), int(dataset.active_k)
     return example_total(workspace, versions().derived, dataset.dataset_id, k, cluster_id, search)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def batches(workspace: str, decisions_version: int, dataset_id: int, limit: int) -> list[history.Batch]:
+    return history.batches(store(), dataset_id, None if limit <= 0 else limit)
+
+
+def cached_batches(dataset: ds.DatasetInfo, limit: int = 30) -> list[history.Batch]:
+    """The dataset's decision batches, newest first, with summaries; re-read after any decision write."""
+    return batches(str(store().workspace), versions().decisions, dataset.dataset_id, limit)
+
+
+def cached_latest_undoable(dataset: ds.DatasetInfo) -> history.Batch | None:
+    """What the Undo button undoes: the newest batch in effect that is not itself an undo."""
+    return history.latest_undoable(batches(str(store().workspace), versions().decisions, dataset.dataset_id, 0))

@@ -46,6 +46,14 @@ def pick_dataset(ready_only: bool = True) -> ds.DatasetInfo | None:
     return next(d for d in datasets if d.name == name)
 
 
+def actor() -> str:
+    """Who this session is in the decisions' history: "app session" and the first 8 characters of its id."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    return f"app session {context.session_id[:8]}" if context is not None else "app"
+
+
 def warn_if_shared() -> None:
     """A sidebar note when another app server has this workspace open (changes there show here on a rerun)."""
     others = presence.other_apps(workspace())

@@ -83,12 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="make this k the active clustering (fitted if not swept)")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("veto", help="veto a cluster (--cluster) or an example (--example); --undo reverses")
+    p = sub.add_parser(
+        "veto",
+        help="veto a cluster (--cluster), an example (--example), or every example matching a keyword (--search) "
+        "or given by row (--rows) as one batch; --undo-veto un-vetoes",
+    )
     _add_common(p)
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--cluster", type=int)
-    target.add_argument("--example")
-    p.add_argument("--undo", action="store_true")
+    target.add_argument("--cluster", type=int, help="a cluster of the active k (the cluster itself is vetoed)")
+    target.add_argument("--example", help="one example, by its id")
+    target.add_argument("--search", metavar="WORD", help="every example whose instruction or output holds WORD")
+    target.add_argument("--rows", metavar="LIST", help="rows by number (as the app shows them), e.g. 1,2,5-9")
+    p.add_argument("--undo-veto", "--undo", dest="undo", action="store_true", help="un-veto instead")
 
     p = sub.add_parser("weight", help="set a cluster's weight (1 is neutral)")
     _add_common(p)
@@ -223,9 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(p)
 
-    p = sub.add_parser("history", help="the decisions taken on a dataset, newest first")
+    p = sub.add_parser("history", help="the decisions taken on a dataset, newest first, one line per batch")
     _add_common(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=None, help="at most N batches (--json: N rows; default 200)")
+    p.add_argument("--json", action="store_true", help="every history row, with its batch id and actor")
+
+    p = sub.add_parser("undo", help="undo a batch of decisions (default: the latest one in effect)")
+    _add_common(p)
+    p.add_argument("--batch", type=int, default=None, metavar="ID", help="the batch to undo (see `history`)")
+    p.add_argument(
+        "--force", action="store_true", help="write the old values back even where a later batch changed them"
+    )
+
+    p = sub.add_parser("revert", help="bring every decision back to what it was right after a batch or history row")
+    _add_common(p)
+    p.add_argument("--to", type=int, required=True, metavar="HISTORY_ID", help="a batch or history row id")
     return parser
 
 
@@ -393,20 +411,65 @@ def _print_sweep_notes(store: Any, name: str) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
+CLI_ACTOR = "cli"
+
+
+def parse_rows(text: str) -> list[int]:
+    """``1,2,5-9`` as [1, 2, 5, 6, 7, 8, 9]; a ValueError naming the bad part."""
+    rows: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        low, dash, high = part.partition("-")
+        try:
+            first, last = int(low), int(high) if dash else int(low)
+        except ValueError:
+            raise ValueError(f"--rows takes row numbers and ranges such as 1,2,5-9, not {part!r}") from None
+        if first < 0 or last < first:
+            raise ValueError(f"--rows: {part!r} is not a range of row numbers (from 0, low-high)")
+        rows.extend(range(first, last + 1))
+    return rows
+
+
 def cmd_veto(args: argparse.Namespace) -> int:
     from core.storage import curation
 
     store = _store(args)
     dataset = _dataset(store, args)
     vetoed = not args.undo
+    if args.search is not None or args.rows is not None:
+        return _bulk_veto(store, dataset, args, vetoed)
     if args.cluster is not None:
-        changed = curation.set_cluster_veto(store, dataset.dataset_id, dataset.active_k, args.cluster, vetoed)
+        changed = curation.set_cluster_veto(
+            store, dataset.dataset_id, dataset.active_k, args.cluster, vetoed, actor=CLI_ACTOR
+        )
         target = f"cluster {args.cluster} (k={dataset.active_k})"
     else:
-        changed = curation.set_example_veto(store, dataset.dataset_id, args.example, vetoed)
+        changed = curation.set_example_veto(store, dataset.dataset_id, args.example, vetoed, actor=CLI_ACTOR)
         target = f"example {args.example}"
     state = "vetoed" if vetoed else "not vetoed"
     print(f"{target} is now {state}" if changed else f"{target} was already {state}")
+    return 0
+
+
+def _bulk_veto(store: Any, dataset: Any, args: argparse.Namespace, vetoed: bool) -> int:
+    """Every example matching ``--search`` or numbered in ``--rows``, vetoed (or un-vetoed) as one batch."""
+    from core.storage import curation
+
+    if args.search is not None:
+        if not args.search.strip():
+            raise ValueError("--search needs a word")
+        rows: Any = curation.matching_rows(store, dataset.dataset_id, dataset.active_k, search=args.search.strip())
+        reason = f"search: {args.search.strip()!r}"
+        if len(rows) == 0:
+            print(f"no example matches {args.search.strip()!r}: nothing changed")
+            return 0
+    else:
+        rows = parse_rows(args.rows)
+        reason = f"rows {args.rows}"
+    changed = curation.bulk_example_veto(store, dataset.dataset_id, rows, vetoed, actor=CLI_ACTOR, reason=reason)
+    verb = "vetoed" if vetoed else "un-vetoed"
+    already = len(set(rows)) - changed
+    note = f"; {already:,} already {'vetoed' if vetoed else 'not vetoed'}" if already else ""
+    print(f"{verb} {changed:,} of {len(set(rows)):,} examples ({reason}){note}")
     return 0
 
 
@@ -415,7 +478,7 @@ def cmd_weight(args: argparse.Namespace) -> int:
 
     store = _store(args)
     dataset = _dataset(store, args)
-    curation.set_cluster_weight(store, dataset.dataset_id, dataset.active_k, args.cluster, args.value)
+    curation.set_cluster_weight(store, dataset.dataset_id, dataset.active_k, args.cluster, args.value, actor=CLI_ACTOR)
     print(f"cluster {args.cluster} (k={dataset.active_k}) weight = {args.value:g}")
     return 0
 
@@ -438,17 +501,41 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from core.storage import curation
+    from core.storage import curation, history
 
     store = _store(args)
-    frame = curation.history(store, _dataset(store, args).dataset_id)
+    dataset_id = _dataset(store, args).dataset_id
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be at least 1")
     if args.json:
+        frame = curation.history(store, dataset_id, args.limit or 200)
         print(frame.to_json(orient="records", date_format="iso"))
-    else:
-        for row in frame.itertuples():
-            print(
-                f"{row.changed_at:%Y-%m-%d %H:%M:%S}  {row.action:<15} {row.target:<22} {row.old_value} -> {row.new_value}"
-            )
+        return 0
+    for batch in history.batches(store, dataset_id, args.limit or 200):
+        when = f"{batch.changed_at:%Y-%m-%d %H:%M:%S}" if batch.changed_at else "?"
+        state = "" if batch.in_effect else f"  [undone by #{batch.undone_by}]"
+        change = f"  ({batch.change})" if batch.change else ""
+        print(f"#{batch.batch_id:<6} {when}  {batch.actor:<20} {batch.summary}{change}{state}")
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from core.storage import history
+
+    store = _store(args)
+    dataset_id = _dataset(store, args).dataset_id
+    done = history.undo(store, dataset_id, args.batch, actor=CLI_ACTOR, force=args.force)
+    print(f"{done.summary}: {done.changed:,} decisions written back (recorded as #{done.batch_id})")
+    return 0
+
+
+def cmd_revert(args: argparse.Namespace) -> int:
+    from core.storage import history
+
+    store = _store(args)
+    dataset_id = _dataset(store, args).dataset_id
+    done = history.revert_to(store, dataset_id, args.to, actor=CLI_ACTOR)
+    print(f"{done.summary}: {done.changed:,} decisions written back (recorded as #{done.batch_id})")
     return 0
 
 
@@ -880,6 +967,8 @@ COMMANDS = {
     "weight": cmd_weight,
     "export": cmd_export,
     "history": cmd_history,
+    "undo": cmd_undo,
+    "revert": cmd_revert,
     "index": cmd_index,
     "score": cmd_score,
     "scores": cmd_scores,

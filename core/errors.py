@@ -68,3 +68,17 @@ class WorkspaceNotFound(LookupError):
 class UnusableTarget(ValueError):
     """A target set a method cannot use as given (a gradient method on rows without responses); the message
     says why and what to use instead."""
+
+
+class UndoRefused(RuntimeError):
+    """A batch of decisions that cannot be undone as asked: a later batch changed some of its targets since (the
+    message names it), it is already undone, or it holds no decision that can be written back (choosing k).
+    ``later`` holds the ids of the later batches in the way, newest first."""
+
+    def __init__(self, message: str, later: tuple[int, ...] = ()):
+        self.later = later
+        super().__init__(message)
+
+
+class UnknownBatch(LookupError):
+    """No batch (or history row) with that id in the dataset's history, or nothing left to undo."""

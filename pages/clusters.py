@@ -1,4 +1,5 @@
-"""Clusters page: the map, the cluster table, a cluster's card (veto, weight, examples), keyword search."""
+"""Clusters page: the map, the cluster table, a cluster's card (veto, weight, examples), keyword search, bulk
+vetoes (a search's results, a box or lasso selection), Undo and the history of decisions."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from collections import Counter
 import streamlit as st
 
 from app import map_component, queries
-from app.state import if_current, pick_dataset, store, synced_key
+from app.state import actor, if_current, pick_dataset, store, synced_key
 from app.text import clip, plain
 from app.widgets import example_card
 from core.cluster import density
-from core.storage import curation
+from core.errors import UndoRefused, UnknownBatch
+from core.storage import curation, history
 
 PAGE_SIZE = 20
 
@@ -47,6 +49,7 @@ def on_map_click() -> None:
     clicked = map_component.event("map", "click")
     if clicked:
         st.session_state["map_row"], st.session_state["map_selected"] = int(clicked["row"]), 1
+        st.session_state["map_selected_rows"] = None
         open_cluster(int(clicked["cluster"]))
 
 
@@ -60,6 +63,8 @@ def on_map_select() -> None:
         return
     clusters = Counter(points.cluster_id.to_numpy()[inside].tolist())
     st.session_state["map_row"], st.session_state["map_selected"] = None, int(inside.sum())
+    # for "Veto the N selected": kept with its dataset and k, so a switch of either cannot veto other rows
+    st.session_state["map_selected_rows"] = (dataset.dataset_id, k, points.row_idx.to_numpy()[inside])
     open_cluster(clusters.most_common(1)[0][0] if clusters else None)
 
 
@@ -89,8 +94,70 @@ if dataset.n_rows > density.points_limit():  # every row has a place on the map
         "A box or lasso takes every point inside it."
     )
 st.caption(how)
-if st.session_state.get("map_selected", 0) > 1:
-    st.caption(f"{st.session_state['map_selected']:,} points selected; opened the cluster most of them belong to.")
+
+
+def bulk_veto(rows: object, vetoed: bool, reason: str) -> None:
+    """Veto (or un-veto) many examples as one batch of the history; the notice says how many changed."""
+    changed = curation.bulk_example_veto(store(), dataset.dataset_id, rows, vetoed, actor=actor(), reason=reason)
+    verb = "Vetoed" if vetoed else "Un-vetoed"
+    st.session_state["curation_notice"] = f"{verb} {changed:,} examples ({reason})."
+
+
+def veto_search(keyword: str, vetoed: bool) -> None:
+    rows = curation.matching_rows(store(), dataset.dataset_id, k, search=keyword)
+    bulk_veto(rows, vetoed, f"search: {keyword!r}")
+
+
+def undo_batch(batch_id: int, force: bool = False) -> None:
+    """Undo one batch (the one its button names, even if another session added a newer batch meanwhile)."""
+    try:
+        done = history.undo(store(), dataset.dataset_id, batch_id, actor=actor(), force=force)
+    except UndoRefused as exc:
+        st.session_state["undo_refused"] = (batch_id, str(exc))
+        return
+    except UnknownBatch as exc:
+        st.session_state["curation_notice"] = str(exc)
+        return
+    st.session_state["curation_notice"] = f"{done.summary[:1].upper()}{done.summary[1:]} ({done.changed:,} changed)."
+
+
+def revert_to(batch_id: int) -> None:
+    try:
+        done = history.revert_to(store(), dataset.dataset_id, batch_id, actor=actor())
+    except UnknownBatch as exc:
+        st.session_state["curation_notice"] = str(exc)
+        return
+    st.session_state["curation_notice"] = f"{done.summary[:1].upper()}{done.summary[1:]} ({done.changed:,} changed)."
+
+
+def decisions_bar() -> None:
+    """The last action's notice, a refused undo (with "Undo anyway"), the selection's bulk veto and Undo."""
+    notice = st.session_state.pop("curation_notice", None)
+    if notice:
+        st.success(plain(notice))  # it may quote a search: plain text
+    refused = st.session_state.pop("undo_refused", None)
+    if refused:
+        st.error(plain(refused[1]))
+        st.button("Undo anyway", key="undo_force", on_click=undo_batch, args=(refused[0], True))
+    chosen = st.session_state.get("map_selected_rows")
+    selected = chosen[2] if chosen is not None and chosen[:2] == (dataset.dataset_id, k) else None
+    if st.session_state.get("map_selected", 0) > 1:
+        st.caption(f"{st.session_state['map_selected']:,} points selected; opened the cluster most of them belong to.")
+        if selected is not None and len(selected):
+            st.button(
+                f"Veto the {len(selected):,} selected examples",
+                key="veto_selection",
+                on_click=bulk_veto,
+                args=(selected, True, "map selection"),
+            )
+    latest = queries.cached_latest_undoable(dataset)
+    if latest is not None:
+        button, caption = st.columns([1, 6], vertical_alignment="center")
+        button.button("Undo", key="undo_last", on_click=undo_batch, args=(latest.batch_id,))
+        caption.caption(plain(f"Undo: {latest.summary}"))
+
+
+decisions_bar()
 
 left, right = st.columns([1, 1])
 with left:
@@ -134,7 +201,7 @@ def cluster_card(cluster_id: int) -> None:
         on_change=lambda: if_current(
             veto_base,
             veto_key,
-            lambda value: curation.set_cluster_veto(store(), dataset.dataset_id, k, cluster_id, value),
+            lambda value: curation.set_cluster_veto(store(), dataset.dataset_id, k, cluster_id, value, actor()),
         ),
     )
     st.slider(
@@ -147,7 +214,9 @@ def cluster_card(cluster_id: int) -> None:
         on_change=lambda: if_current(
             weight_base,
             weight_key,
-            lambda value: curation.set_cluster_weight(store(), dataset.dataset_id, k, cluster_id, float(value)),
+            lambda value: curation.set_cluster_weight(
+                store(), dataset.dataset_id, k, cluster_id, float(value), actor()
+            ),
         ),
     )
     examples_list(cluster_id=cluster_id, key="cluster")
@@ -172,7 +241,7 @@ def examples_list(
 
 
 def veto_example(example_id: str, vetoed: bool) -> None:
-    curation.set_example_veto(store(), dataset.dataset_id, example_id, vetoed)
+    curation.set_example_veto(store(), dataset.dataset_id, example_id, vetoed, actor())
 
 
 with right:
@@ -208,4 +277,28 @@ if query and not queries.cached_search_indexed(dataset):
     )
     st.code(f"python -m core index --dataset {shlex.quote(dataset.name)}", language="bash")
 if query:
+    matches = queries.cached_example_total(dataset, search=query)
+    if matches:
+        veto_all, unveto_all = st.columns(2)
+        veto_all.button(
+            f"Veto all {matches:,} matching examples", key="veto_search", on_click=veto_search, args=(query, True)
+        )
+        unveto_all.button(
+            f"Un-veto all {matches:,} matching examples", key="unveto_search", on_click=veto_search, args=(query, False)
+        )
     examples_list(search=query, key="search")
+
+with st.expander("History"):
+    listing = queries.cached_batches(dataset)
+    if not listing:
+        st.caption("No decision taken on this dataset yet.")
+    for number, batch in enumerate(listing):
+        what, undo, revert = st.columns([6, 1, 1.4], vertical_alignment="center")
+        when = f"{batch.changed_at:%Y-%m-%d %H:%M:%S}" if batch.changed_at else "?"
+        state = "" if batch.in_effect else f" · undone by #{batch.undone_by}"
+        change = f" · {batch.change}" if batch.change else ""
+        what.caption(plain(f"#{batch.batch_id} · {batch.summary}{change} · {when} · {batch.actor}{state}"))
+        if batch.reversible and batch.in_effect:
+            undo.button("Undo", key=f"undo_{batch.batch_id}", on_click=undo_batch, args=(batch.batch_id,))
+        if number > 0:  # the newest batch is where the decisions are already
+            revert.button("Revert to here", key=f"revert_{batch.batch_id}", on_click=revert_to, args=(batch.batch_id,))

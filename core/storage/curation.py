@@ -1,42 +1,33 @@
 """The curator's decisions (cluster vetoes, cluster weights, example vetoes) and the views that show them.
 
-Every change is written at once in its own transaction, together with a history row (what, old, new,
-time), so it survives a restart and can be audited. Cluster decisions belong to one clustering (a k);
-example vetoes belong to the dataset.
+Every change is written at once in its own transaction, together with its history rows (what, old, new,
+time, who) under one batch per user action (:mod:`core.storage.history`, which also undoes and reverts), so
+it survives a restart and can be audited. A bulk veto of many examples is one transaction and one batch.
+Cluster decisions belong to one clustering (a k); example vetoes belong to the dataset.
 """
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UnknownCluster
+from core.storage import history as decision_history
 from core.storage import search as keyword_search
 from core.storage.database import one_row
+from core.storage.history import DEFAULT_ACTOR
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     import duckdb
+    import numpy as np
     import pandas as pd
 
     from core.storage.database import Store
 
 MAX_WEIGHT = 10.0
 REPRESENTATIVE_CHARS = 200  # the start of a cluster's representative instruction, for tables
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _record(con: duckdb.DuckDBPyConnection, dataset_id: int, action: str, target: str, old: Any, new: Any) -> None:
-    con.execute(
-        "INSERT INTO history (dataset_id, changed_at, action, target, old_value, new_value) VALUES (?, ?, ?, ?, ?, ?)",
-        [dataset_id, _now(), action, target, json.dumps(old), json.dumps(new)],
-    )
 
 
 def _cluster_state(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, cluster_id: int) -> tuple[bool, float]:
@@ -52,7 +43,9 @@ def _cluster_state(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, clus
     return (bool(row[0]), float(row[1])) if row else (False, 1.0)
 
 
-def set_cluster_veto(store: Store, dataset_id: int, k: int, cluster_id: int, vetoed: bool) -> bool:
+def set_cluster_veto(
+    store: Store, dataset_id: int, k: int, cluster_id: int, vetoed: bool, actor: str = DEFAULT_ACTOR
+) -> bool:
     """Veto (or un-veto) a cluster; returns whether anything changed."""
     with store.write(bump="decisions") as con:
         old_vetoed, weight = _cluster_state(con, dataset_id, k, cluster_id)
@@ -63,11 +56,14 @@ def set_cluster_veto(store: Store, dataset_id: int, k: int, cluster_id: int, vet
             "DO UPDATE SET vetoed = excluded.vetoed",
             [dataset_id, k, cluster_id, vetoed, weight],
         )
-        _record(con, dataset_id, "cluster_veto", f"k={k}/cluster={cluster_id}", old_vetoed, vetoed)
+        target = f"k={k}/cluster={cluster_id}"
+        decision_history.record(con, dataset_id, "cluster_veto", target, old_vetoed, vetoed, actor=actor)
     return True
 
 
-def set_cluster_weight(store: Store, dataset_id: int, k: int, cluster_id: int, weight: float) -> bool:
+def set_cluster_weight(
+    store: Store, dataset_id: int, k: int, cluster_id: int, weight: float, actor: str = DEFAULT_ACTOR
+) -> bool:
     """Set a cluster's weight (0 to MAX_WEIGHT; 1 is neutral); returns whether anything changed."""
     if not 0.0 <= weight <= MAX_WEIGHT:
         raise ValueError(f"a cluster weight must be between 0 and {MAX_WEIGHT}, not {weight}")
@@ -80,11 +76,12 @@ def set_cluster_weight(store: Store, dataset_id: int, k: int, cluster_id: int, w
             "DO UPDATE SET weight = excluded.weight",
             [dataset_id, k, cluster_id, vetoed, weight],
         )
-        _record(con, dataset_id, "cluster_weight", f"k={k}/cluster={cluster_id}", old_weight, weight)
+        target = f"k={k}/cluster={cluster_id}"
+        decision_history.record(con, dataset_id, "cluster_weight", target, old_weight, weight, actor=actor)
     return True
 
 
-def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: bool) -> bool:
+def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: bool, actor: str = DEFAULT_ACTOR) -> bool:
     """Veto (or un-veto) one example by id; returns whether anything changed."""
     with store.write(bump="decisions") as con:
         if (
@@ -105,24 +102,104 @@ def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: boo
             "DO UPDATE SET vetoed = excluded.vetoed",
             [dataset_id, example_id, vetoed],
         )
-        _record(con, dataset_id, "example_veto", example_id, old, vetoed)
+        decision_history.record(con, dataset_id, "example_veto", example_id, old, vetoed, actor=actor)
     return True
 
 
-def record_choice(store: Store, dataset_id: int, action: str, target: str, old: Any, new: Any) -> None:
+def bulk_example_veto(
+    store: Store,
+    dataset_id: int,
+    example_ids_or_rows: Iterable[str] | Iterable[int] | np.ndarray,
+    vetoed: bool,
+    actor: str = DEFAULT_ACTOR,
+    reason: str | None = None,
+) -> int:
+    """Veto (or un-veto) many examples, given by example id or by row index, in one transaction and one history
+    batch (``reason`` says where they came from: "search: 'lorem'"); only the examples whose state changes get a
+    history row. Returns how many changed. Set-based (the ids go in as an Arrow table), so 100k rows take
+    about as long as a few statements. An id or row not in the dataset is an error and nothing is written."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = np.asarray(
+        list(example_ids_or_rows) if not isinstance(example_ids_or_rows, np.ndarray) else example_ids_or_rows
+    )
+    if values.size == 0:
+        return 0
+    by_row = np.issubdtype(values.dtype, np.integer)
+    column = "row_idx" if by_row else "example_id"
+    chosen = pa.table({column: pa.array(values.astype(np.int64) if by_row else values.astype(str))})
+    with store.write(bump="decisions") as con:
+        con.register("bulk_chosen", chosen)
+        try:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE bulk_changes AS "
+                "SELECT DISTINCT e.example_id, coalesce(v.vetoed, FALSE) AS old FROM examples e "
+                f"LEFT JOIN example_vetoes v ON v.dataset_id = e.dataset_id AND v.example_id = e.example_id "
+                f"WHERE e.dataset_id = ? AND e.{column} IN (SELECT {column} FROM bulk_chosen)",
+                [dataset_id],
+            )
+            _refuse_unknown(con, dataset_id, column)
+            changed = int(one_row(con.execute("SELECT count(*) FROM bulk_changes WHERE old <> ?", [vetoed]))[0])
+            if changed:
+                batch_id = decision_history.new_batch(con, dataset_id, actor, reason=reason)
+                con.execute(
+                    "INSERT INTO history (dataset_id, changed_at, action, target, old_value, new_value, batch_id, actor) "
+                    "SELECT ?, ?, 'example_veto', example_id, CAST(to_json(old) AS VARCHAR), ?, ?, ? FROM bulk_changes "
+                    "WHERE old <> ? ORDER BY example_id",
+                    [dataset_id, decision_history.now(), "true" if vetoed else "false", batch_id, actor, vetoed],
+                )
+                con.execute(
+                    "INSERT INTO example_vetoes SELECT ?, example_id, ? FROM bulk_changes WHERE old <> ? "
+                    "ON CONFLICT (dataset_id, example_id) DO UPDATE SET vetoed = excluded.vetoed",
+                    [dataset_id, vetoed, vetoed],
+                )
+        finally:
+            con.execute("DROP TABLE IF EXISTS bulk_changes")
+            con.unregister("bulk_chosen")
+    return changed
+
+
+def _refuse_unknown(con: duckdb.DuckDBPyConnection, dataset_id: int, column: str) -> None:
+    """A LookupError naming (up to five of) the chosen ids or rows that are not in the dataset."""
+    missing = con.execute(
+        f"SELECT DISTINCT {column} FROM bulk_chosen WHERE {column} NOT IN "
+        f"(SELECT {column} FROM examples WHERE dataset_id = ?) ORDER BY 1",
+        [dataset_id],
+    ).fetchall()
+    if missing:
+        shown = ", ".join(repr(m) if column == "example_id" else str(m) for (m,) in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        what = "rows" if column == "row_idx" else "example ids"
+        raise LookupError(f"no {what} {shown}{more} in this dataset; nothing was vetoed")
+
+
+def matching_rows(
+    store: Store, dataset_id: int, k: int, *, cluster_id: int | None = None, search: str | None = None
+) -> np.ndarray:
+    """The row indices of every example :func:`example_page` pages through (a cluster's, a keyword's), in order."""
+    import numpy as np
+
+    with store.read() as con:
+        chosen, params = _chosen(con, dataset_id, k, cluster_id, search)
+        rows = con.execute(f"{chosen} ORDER BY e.row_idx", params).fetchnumpy()["row_idx"]
+    return np.asarray(rows, dtype=np.int64)
+
+
+def record_choice(
+    store: Store, dataset_id: int, action: str, target: str, old: Any, new: Any, actor: str = DEFAULT_ACTOR
+) -> None:
     """Keep a history row for a decision stored elsewhere (e.g. choosing k)."""
     with store.write(bump="decisions") as con:
-        _record(con, dataset_id, action, target, old, new)
+        decision_history.record(con, dataset_id, action, target, old, new, actor=actor)
 
 
-def history(store: Store, dataset_id: int, limit: int = 200) -> pd.DataFrame:
-    """The most recent decisions, newest first."""
-    with store.read() as con:
-        return con.execute(
-            "SELECT changed_at, action, target, old_value, new_value FROM history WHERE dataset_id = ? "
-            "ORDER BY history_id DESC LIMIT ?",
-            [dataset_id, limit],
-        ).df()
+def history(store: Store, dataset_id: int, limit: int = 200, *, by_batch: bool = False) -> pd.DataFrame:
+    """The most recent decisions, newest first: one row per history row (with its batch id and actor), or with
+    ``by_batch`` one row per batch with a summary a curator reads (:func:`core.storage.history.batch_frame`)."""
+    if by_batch:
+        return decision_history.batch_frame(store, dataset_id, limit)
+    return decision_history.rows(store, dataset_id, limit)
 
 
 def clusters(store: Store, dataset_id: int, k: int) -> pd.DataFrame:

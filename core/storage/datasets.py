@@ -165,6 +165,7 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
             "cluster_decisions",
             "example_vetoes",
             "history",
+            "history_batches",
             "search_postings",
             "search_vocab",
             "datasets",

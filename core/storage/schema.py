@@ -6,7 +6,7 @@ change is not recomputed.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -165,6 +165,23 @@ SCHEMA_STATEMENTS = (
         target VARCHAR,
         old_value VARCHAR,
         new_value VARCHAR
+    )""",
+    # added in schema 6: the user action a row belongs to (its batch: one id for every row of a bulk veto, an
+    # undo or a revert) and who took it; a row of an older workspace is a batch of one (its own id), actor unknown
+    "ALTER TABLE history ADD COLUMN IF NOT EXISTS batch_id BIGINT",
+    "ALTER TABLE history ADD COLUMN IF NOT EXISTS actor VARCHAR",
+    "UPDATE history SET batch_id = history_id WHERE batch_id IS NULL",
+    # one row per batch (core/storage/history.py): its kind (change, undo, revert), why it was taken (the search
+    # a bulk veto came from) and which batches it undoes; batch ids are drawn from history_ids, so every batch
+    # id and history id is one number line in the order they were taken
+    """CREATE TABLE IF NOT EXISTS history_batches (
+        batch_id BIGINT PRIMARY KEY,
+        dataset_id INTEGER,
+        created_at TIMESTAMP,
+        actor VARCHAR,
+        kind VARCHAR,
+        reason VARCHAR,
+        undoes BIGINT[]
     )""",
     """CREATE TABLE IF NOT EXISTS gradient_sets (
         feature_key VARCHAR PRIMARY KEY,

@@ -172,6 +172,9 @@ def test_prepare_of_a_missing_file_creates_no_workspace(tmp_path: Path, capsys: 
         ["runs"],
         ["scores"],
         ["veto", "--cluster", "0"],
+        ["veto", "--search", "lorem"],
+        ["undo"],
+        ["revert", "--to", "1"],
         ["export", "--out", "x.jsonl"],
     ],
 )

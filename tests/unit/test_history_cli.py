@@ -1,0 +1,94 @@
+"""The command line's bulk veto (--search, --rows), history by batch, undo and revert, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.cli import main, parse_rows
+from core.storage import curation
+from core.storage import datasets as ds
+from core.storage.database import Store
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _vetoed(workspace: Path) -> list[str]:
+    store = Store(workspace)
+    return curation.decisions(store, ds.get_dataset(store, "tiny").dataset_id)["vetoed_examples"]
+
+
+def test_parse_rows() -> None:
+    assert parse_rows("1,2,5-9") == [1, 2, 5, 6, 7, 8, 9]
+    assert parse_rows(" 3 ") == [3]
+
+
+def test_cli_bulk_veto_history_undo_and_revert(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = ("--workspace", str(workspace), "--dataset", "tiny")
+
+    assert _run(capsys, "veto", "--search", "python", *ws)[:2] == (0, "vetoed 6 of 6 examples (search: 'python')\n")
+    assert len(_vetoed(workspace)) == 6
+    code, out, _ = _run(capsys, "veto", "--rows", "0-2,5", *ws)
+    assert code == 0 and out.startswith("vetoed ") and out.endswith("of 4 examples (rows 0-2,5)\n")
+    assert (
+        _run(capsys, "veto", "--search", "no such words", *ws)[1]
+        == "no example matches 'no such words': nothing changed\n"
+    )
+
+    code, out, _ = _run(capsys, "history", "--limit", "5", *ws)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2  # the two bulk vetoes, newest first
+    assert "cli" in lines[1] and "vetoed 6 examples (search: 'python')  (6 kept → vetoed)" in lines[1]
+    first_batch, rows_batch = (line.split()[0].removeprefix("#") for line in (lines[1], lines[0]))
+    rows = json.loads(_run(capsys, "history", "--json", *ws)[1])
+    assert {row["actor"] for row in rows if row["action"] == "example_veto"} == {"cli"}
+
+    code, out, _ = _run(capsys, "undo", *ws)  # the latest batch: the rows
+    assert code == 0 and out.startswith(f"undid #{rows_batch}: vetoed ")
+    assert "examples (rows 0-2,5): " in out
+    assert len(_vetoed(workspace)) == 6
+    code, out, _ = _run(capsys, "veto", "--search", "python", "--undo-veto", *ws)
+    assert (code, out) == (0, "un-vetoed 6 of 6 examples (search: 'python')\n")
+    code, _, err = _run(capsys, "undo", "--batch", first_batch, *ws)  # the un-veto changed its targets since
+    assert code == 1 and err.startswith(f"error: cannot undo batch #{first_batch} (vetoed 6 examples")
+    assert err.count("\n") == 1
+    code, out, _ = _run(capsys, "undo", "--batch", first_batch, "--force", *ws)  # already as it left them
+    assert code == 0 and ": 0 decisions written back (recorded as #" in out
+    assert _vetoed(workspace) == []
+
+    code, out, _ = _run(capsys, "revert", "--to", first_batch, *ws)
+    assert code == 0 and out.startswith(f"reverted to #{first_batch}: undid 3 batches: ")
+    assert len(_vetoed(workspace)) == 6
+
+    assert _run(capsys, "veto", "--cluster", "0", *ws)[:2] == (0, "cluster 0 (k=4) is now vetoed\n")
+    assert "vetoed cluster 0 (k=4)" in _run(capsys, "history", "--limit", "1", *ws)[1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("veto", "--rows", "1,x"), "error: --rows takes row numbers and ranges such as 1,2,5-9, not 'x'"),
+        (("veto", "--rows", "5-2"), "error: --rows: '5-2' is not a range of row numbers"),
+        (("veto", "--rows", "3,99"), "error: no rows 99 in this dataset; nothing was vetoed"),
+        (("veto", "--search", " "), "error: --search needs a word"),
+        (("undo",), "error: nothing to undo"),
+        (("undo", "--batch", "999"), "error: no batch #999 in this dataset's history"),
+        (("revert", "--to", "999"), "error: no history row or batch #999"),
+        (("history", "--limit", "0"), "error: --limit must be at least 1"),
+    ],
+)
+def test_cli_history_errors_are_one_line(
+    workspace: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], message: str
+) -> None:
+    code, out, err = _run(capsys, *argv, "--workspace", str(workspace))
+
+    assert (code, out) == (1, "")
+    assert err.startswith(message)
+    assert err.count("\n") == 1
+    assert _vetoed(workspace) == []
