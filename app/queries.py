@@ -268,3 +268,31 @@ def cached_batches(dataset: ds.DatasetInfo, limit: int = 30) -> list[history.Bat
 def cached_latest_undoable(dataset: ds.DatasetInfo) -> history.Batch | None:
     """What the Undo button undoes: the newest batch in effect that is not itself an undo."""
     return history.latest_undoable(batches(str(store().workspace), versions().decisions, dataset.dataset_id, 0))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def cluster_scores(workspace: str, derived_version: int, dataset_id: int, k: int) -> pd.DataFrame:
+    """Per cluster at ``k``: mean combined quality (NaN when no scorer has run) and the share of rows carrying
+    any defect flag (duplicates and empty responses count before any scorer); linear in the rows."""
+    from core.score.quality import SIGNALS, example_quality_from, has_scores
+
+    raw = cached_signals(ds.get_dataset(store(), dataset_id))
+    clusters = assignment(workspace, derived_version, dataset_id, k)
+    sizes = np.bincount(clusters).astype(np.float64)
+    flags = [name for name in raw.columns if name in SIGNALS and SIGNALS[name].is_flag]
+    flagged = (raw[flags].fillna(0.0).to_numpy() > 0).any(axis=1) if flags else np.zeros(len(raw), dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.bincount(clusters, weights=flagged.astype(np.float64), minlength=len(sizes)) / sizes
+        if has_scores(raw):
+            quality = example_quality_from(raw).to_numpy(np.float64)
+            means = np.bincount(clusters, weights=quality, minlength=len(sizes)) / sizes
+        else:
+            means = np.full(len(sizes), np.nan)
+    present = np.flatnonzero(sizes)
+    return pd.DataFrame({"cluster_id": present, "quality": means[present], "flagged": shares[present]})
+
+
+def cached_cluster_table(dataset: ds.DatasetInfo) -> pd.DataFrame:
+    """:func:`cached_clusters` with each cluster's mean quality and flagged share (from the derived cache)."""
+    scores = cluster_scores(str(store().workspace), versions().derived, dataset.dataset_id, int(dataset.active_k))
+    return cached_clusters(dataset).merge(scores, on="cluster_id", how="left")

@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from app.state import if_current, synced_key
-from app.text import plain
+from app.text import keyword_in_context, plain
 from core import config
 from core.models.passes import is_empty_response
 from core.progress import Progress, count_text
@@ -48,14 +48,23 @@ def plain_text(text: str) -> None:
         st.text(text)
 
 
-def example_card(row: object, on_veto: Callable[[str, bool], None], key_prefix: str) -> None:
-    """One example as plain text (never markdown or HTML), with its own veto checkbox."""
+def example_card(
+    row: object, on_veto: Callable[[str, bool], None], key_prefix: str, highlight: str | None = None
+) -> None:
+    """One example as plain text (never markdown or HTML), with its own veto checkbox; ``highlight``: a search
+    keyword, shown highlighted in one line of context (escaped) above the full text."""
     example_id = str(row.example_id)
     title = f"{plain(row.location, 80)} · id {plain(example_id, 80)} · cluster {row.cluster_id}"
     if int(row.copies) > 1:
         title += f" · exact duplicate ×{int(row.copies)}"
     with st.container(border=True):
         st.caption(title)
+        if highlight:
+            for field in ("instruction", "input", "output"):
+                shown = keyword_in_context(getattr(row, field), highlight)
+                if shown:
+                    st.markdown(f"{field}: {shown}")
+                    break
         plain_text(row.instruction)
         if row.input:
             st.caption("input")

@@ -33,15 +33,19 @@ st.caption(
 )
 
 
-def open_cluster(cluster_id: int | None, focus: bool = False) -> None:
+def open_cluster(cluster_id: int | None, focus: bool = False, from_table: bool = False) -> None:
     """Open a cluster's card; ``focus``: also zoom the map to it (when it was opened from the table or the
-    picker: a click or a lasso on the map is where the curator already looks)."""
+    picker: a click or a lasso on the map is where the curator already looks). Opened from anywhere but the
+    table, the table's ticks are cleared (a new key), so no row stays ticked for a cluster no longer open."""
     if cluster_id is not None:
         st.session_state["open_cluster"] = int(cluster_id)
         st.session_state["cluster_pick"] = int(cluster_id)
         st.session_state["page"] = 1
         if focus:
             st.session_state["map_focus"] = st.session_state.get("map_focus", 0) + 1
+        if not from_table:
+            st.session_state["table_generation"] = st.session_state.get("table_generation", 0) + 1
+            st.session_state["table_ticked"] = []
 
 
 def on_map_click() -> None:
@@ -69,8 +73,16 @@ def on_map_select() -> None:
 
 
 def on_table_select() -> None:
-    rows = st.session_state["cluster_table"].selection.get("rows", [])
-    open_cluster(int(table.cluster_id.iloc[rows[0]]) if rows else None, focus=True)
+    """Ticked rows of the cluster table: the newest one ticked opens (and the map zooms to it); two or more
+    get the bulk buttons below the table."""
+    key = f"cluster_table~{st.session_state.get('table_generation', 0)}"
+    rows = st.session_state[key].selection.get("rows", [])
+    before = st.session_state.get("table_ticked") or []
+    ticked = [int(table.cluster_id.iloc[r]) for r in rows]
+    st.session_state["table_ticked"] = ticked
+    added = [c for c in ticked if c not in before]
+    if added:
+        open_cluster(added[-1], focus=True, from_table=True)
 
 
 signals = queries.cached_signals(dataset)
@@ -159,28 +171,85 @@ def decisions_bar() -> None:
 
 decisions_bar()
 
-left, right = st.columns([1, 1])
-with left:
-    st.subheader("All clusters")
-    columns = ["cluster_id", "label", "size", "vetoed", "weight", "duplicate_rows", "vetoed_examples"]
-    shown = table[columns + [c for c in ("representative",) if c in table]]
-    st.dataframe(
-        shown,
-        column_config={
-            "cluster_id": st.column_config.NumberColumn("cluster", width="small"),
-            "label": st.column_config.TextColumn("label", width="medium"),
-            "duplicate_rows": st.column_config.NumberColumn("duplicates", width="small"),
-            "vetoed_examples": st.column_config.NumberColumn("vetoed examples", width="small"),
-            "representative": st.column_config.TextColumn(
-                "nearest the centre", help="the start of the instruction nearest the cluster's centre", width="large"
-            ),
-        },
-        hide_index=True,
-        key="cluster_table",
-        on_select=on_table_select,
-        selection_mode="single-row",
-        height=420,
+st.subheader("All clusters")
+st.caption(
+    "Click a row to open its cluster; tick several (the boxes on the left) to veto, un-veto or weigh them "
+    "together, as one step that one Undo reverts."
+)
+open_now = st.session_state.get("open_cluster")
+view = queries.cached_cluster_table(dataset)
+columns = ["cluster_id", "label", "size", "vetoed", "weight", "quality", "flagged", "duplicate_rows"]
+columns += ["vetoed_examples", "representative"]
+shown = view[[c for c in columns if c in view]].assign(vetoed=view.vetoed.map({True: "vetoed", False: ""}))
+if shown.get("quality") is not None and shown["quality"].isna().all():
+    shown = shown.drop(columns="quality")  # no scorer has run: nothing to show
+st.dataframe(
+    shown.style.apply(
+        lambda row: ["background-color: #fff3cd" if row["cluster_id"] == open_now else "" for _ in row], axis=1
+    ),
+    column_config={
+        "cluster_id": st.column_config.NumberColumn("cluster", width="small"),
+        "label": st.column_config.TextColumn("label", width="medium"),
+        "size": st.column_config.NumberColumn("size", width="small"),
+        "vetoed": st.column_config.TextColumn("status", width="small"),
+        "weight": st.column_config.NumberColumn("weight", width="small", format="%.1f"),
+        "quality": st.column_config.ProgressColumn(
+            "quality", help="mean combined quality (Quality page)", min_value=0.0, max_value=1.0, format="%.2f"
+        ),
+        "flagged": st.column_config.ProgressColumn(
+            "flagged", help="share of rows with a defect flag", min_value=0.0, max_value=1.0, format="percent"
+        ),
+        "duplicate_rows": st.column_config.NumberColumn("duplicates", width="small"),
+        "vetoed_examples": st.column_config.NumberColumn("vetoed examples", width="small"),
+        "representative": st.column_config.TextColumn(
+            "nearest the centre", help="the start of the instruction nearest the cluster's centre", width="large"
+        ),
+    },
+    hide_index=True,
+    key=f"cluster_table~{st.session_state.get('table_generation', 0)}",
+    on_select=on_table_select,
+    selection_mode="multi-row",
+    height=min(38 + 35 * len(shown), 460),
+    use_container_width=True,
+)
+
+
+def bulk_clusters(cluster_ids: list[int], **decision: object) -> None:
+    """Veto, un-veto or weigh the ticked clusters as one batch of the history."""
+    names = ", ".join(str(c) for c in cluster_ids[:8]) + ("…" if len(cluster_ids) > 8 else "")
+    changed = curation.bulk_cluster_decision(
+        store(), dataset.dataset_id, k, cluster_ids, actor=actor(), reason=f"clusters {names}", **decision
     )
+    st.session_state["curation_notice"] = f"{changed} decisions changed on {len(cluster_ids)} clusters."
+
+
+ticked = st.session_state.get("table_ticked") or []
+if len(ticked) > 1:
+    veto_them, keep_them, weight_them, set_weight = st.columns([1.3, 1.3, 1.2, 1], vertical_alignment="bottom")
+    veto_them.button(
+        f"Veto the {len(ticked)} ticked clusters",
+        key="veto_ticked",
+        on_click=bulk_clusters,
+        args=(ticked,),
+        kwargs={"vetoed": True},
+    )
+    keep_them.button(
+        f"Un-veto the {len(ticked)} ticked clusters",
+        key="unveto_ticked",
+        on_click=bulk_clusters,
+        args=(ticked,),
+        kwargs={"vetoed": False},
+    )
+    weight = weight_them.number_input("Weight", 0.0, curation.MAX_WEIGHT, 1.0, 0.1, key="ticked_weight")
+    set_weight.button(
+        f"Weigh the {len(ticked)}",
+        key="weigh_ticked",
+        on_click=bulk_clusters,
+        args=(ticked,),
+        kwargs={"weight": float(weight)},
+    )
+
+left, right = st.columns([1, 1])
 
 
 def cluster_card(cluster_id: int) -> None:
@@ -237,14 +306,14 @@ def examples_list(
     offset = (int(page) - 1) * PAGE_SIZE
     frame = queries.cached_example_page(dataset, cluster_id=cluster_id, search=search, offset=offset, limit=PAGE_SIZE)
     for row in frame.itertuples():
-        example_card(row, veto_example, key_prefix=key)
+        example_card(row, veto_example, key_prefix=key, highlight=search)
 
 
 def veto_example(example_id: str, vetoed: bool) -> None:
     curation.set_example_veto(store(), dataset.dataset_id, example_id, vetoed, actor())
 
 
-with right:
+with left:
     options = list(table.cluster_id)
     if st.session_state.get("cluster_pick") not in options:
         st.session_state["cluster_pick"] = None
@@ -267,26 +336,29 @@ with right:
     else:
         st.info("Click or lasso points on the map, pick a row of the table, or choose a cluster here.")
 
-st.divider()
-st.subheader("Search examples")
-query = st.text_input("Keyword in instruction or output", key="search").strip()
-if query and not queries.cached_search_indexed(dataset):
-    st.caption(
-        "This dataset was prepared before the word index existed, so each search reads every text (seconds at "
-        "a million rows). Build the index once:"
-    )
-    st.code(f"python -m core index --dataset {shlex.quote(dataset.name)}", language="bash")
-if query:
-    matches = queries.cached_example_total(dataset, search=query)
-    if matches:
-        veto_all, unveto_all = st.columns(2)
-        veto_all.button(
-            f"Veto all {matches:,} matching examples", key="veto_search", on_click=veto_search, args=(query, True)
+with right:  # search results in their own panel, beside the open cluster
+    st.subheader("Search examples")
+    query = st.text_input("Keyword in instruction or output", key="search").strip()
+    if query and not queries.cached_search_indexed(dataset):
+        st.caption(
+            "This dataset was prepared before the word index existed, so each search reads every text (seconds at "
+            "a million rows). Build the index once:"
         )
-        unveto_all.button(
-            f"Un-veto all {matches:,} matching examples", key="unveto_search", on_click=veto_search, args=(query, False)
-        )
-    examples_list(search=query, key="search")
+        st.code(f"python -m core index --dataset {shlex.quote(dataset.name)}", language="bash")
+    if query:
+        matches = queries.cached_example_total(dataset, search=query)
+        if matches:
+            veto_all, unveto_all = st.columns(2)
+            veto_all.button(
+                f"Veto all {matches:,} matching examples", key="veto_search", on_click=veto_search, args=(query, True)
+            )
+            unveto_all.button(
+                f"Un-veto all {matches:,} matching examples",
+                key="unveto_search",
+                on_click=veto_search,
+                args=(query, False),
+            )
+        examples_list(search=query, key="search")
 
 with st.expander("History"):
     listing = queries.cached_batches(dataset)

@@ -81,6 +81,48 @@ def set_cluster_weight(
     return True
 
 
+def bulk_cluster_decision(
+    store: Store,
+    dataset_id: int,
+    k: int,
+    cluster_ids: Iterable[int],
+    *,
+    vetoed: bool | None = None,
+    weight: float | None = None,
+    actor: str = DEFAULT_ACTOR,
+    reason: str | None = None,
+) -> int:
+    """Veto or un-veto (``vetoed``) and/or weigh (``weight``) several clusters at ``k`` in one transaction and
+    one history batch, so one undo reverts them together; only clusters whose state changes get a history row.
+    Returns how many decisions changed. An unknown cluster is an error and nothing is written."""
+    if weight is not None and not 0.0 <= weight <= MAX_WEIGHT:
+        raise ValueError(f"a cluster weight must be between 0 and {MAX_WEIGHT}, not {weight}")
+    changed, batch_id = 0, None
+    with store.write(bump="decisions") as con:
+        for cluster_id in sorted({int(c) for c in cluster_ids}):
+            old_vetoed, old_weight = _cluster_state(con, dataset_id, k, cluster_id)
+            new_vetoed = old_vetoed if vetoed is None else vetoed
+            new_weight = old_weight if weight is None else float(weight)
+            target = f"k={k}/cluster={cluster_id}"
+            for action, old, new in (
+                ("cluster_veto", old_vetoed, new_vetoed),
+                ("cluster_weight", old_weight, new_weight),
+            ):
+                if old == new:
+                    continue
+                if batch_id is None:
+                    batch_id = decision_history.new_batch(con, dataset_id, actor, reason=reason)
+                decision_history.record(con, dataset_id, action, target, old, new, batch_id=batch_id, actor=actor)
+                changed += 1
+            if (new_vetoed, new_weight) != (old_vetoed, old_weight):
+                con.execute(
+                    "INSERT INTO cluster_decisions VALUES (?, ?, ?, ?, ?) ON CONFLICT (dataset_id, k, cluster_id) "
+                    "DO UPDATE SET vetoed = excluded.vetoed, weight = excluded.weight",
+                    [dataset_id, k, cluster_id, new_vetoed, new_weight],
+                )
+    return changed
+
+
 def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: bool, actor: str = DEFAULT_ACTOR) -> bool:
     """Veto (or un-veto) one example by id; returns whether anything changed."""
     with store.write(bump="decisions") as con:

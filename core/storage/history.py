@@ -228,9 +228,15 @@ def _what(batch: Batch) -> str:
         if batch.n_rows == 1:
             verb = "vetoed" if batch.last_new == "true" else "un-vetoed"
             return f"{verb} {_cluster_words(batch.first_target)}"
+        if batch.n_false == 0:
+            return f"vetoed {_plural(batch.n_true, 'cluster')}"
+        if batch.n_true == 0:
+            return f"un-vetoed {_plural(batch.n_false, 'cluster')}"
         return f"vetoed {batch.n_true:,} and un-vetoed {_plural(batch.n_false, 'cluster')}"
     if action == "cluster_weight" and batch.n_rows == 1:
         return f"weight of {_cluster_words(batch.first_target)}"
+    if action == "cluster_weight":
+        return f"weight of {_plural(batch.n_rows, 'cluster')} set to {batch.last_new}"
     if action == "choose_k":
         return f"chose k={batch.last_new}"
     if action == "dismiss_veto_proposal":

@@ -183,3 +183,26 @@ def test_an_older_workspace_gains_the_batch_columns_and_keeps_its_history(worksp
     history.undo(store, dataset_id)
     assert not curation.clusters(store, dataset_id, K).vetoed.any()
     assert curation.history(store, dataset_id).actor.iloc[0] == "app"
+
+
+def test_clusters_chosen_together_are_vetoed_and_weighed_in_one_batch_and_undone_together(
+    prepared_workspace: Path,
+) -> None:
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    k = dataset.active_k
+    changed = curation.bulk_cluster_decision(
+        store, dataset.dataset_id, k, [0, 1], vetoed=True, actor="test", reason="table selection"
+    )
+    assert changed == 2
+    assert curation.bulk_cluster_decision(store, dataset.dataset_id, k, [0, 1], vetoed=True) == 0  # nothing new
+    curation.bulk_cluster_decision(store, dataset.dataset_id, k, [1, 2], weight=2.5)
+    table = curation.clusters(store, dataset.dataset_id, k).set_index("cluster_id")
+    assert list(table.vetoed.loc[[0, 1, 2]]) == [True, True, False]
+    assert list(table.weight.loc[[0, 1, 2]]) == [1.0, 2.5, 2.5]
+    listing = history.batches(store, dataset.dataset_id)
+    assert listing[0].summary == "weight of 2 clusters set to 2.5"
+    assert listing[1].summary == "vetoed 2 clusters (table selection)"
+    history.undo(store, dataset.dataset_id, listing[1].batch_id, actor="test")  # the veto of both, whole
+    table = curation.clusters(store, dataset.dataset_id, k).set_index("cluster_id")
+    assert not table.vetoed.loc[[0, 1]].any() and table.weight.loc[1] == 2.5  # the later weights stay

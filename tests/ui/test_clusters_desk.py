@@ -1,0 +1,59 @@
+"""Clusters page as a desk: the cluster table with quality and flag shares, the open cluster marked in it,
+clusters ticked together and vetoed or weighed as one undoable step, search hits highlighted in context."""
+
+from __future__ import annotations
+
+from core.score import scoring
+from core.score.scorers import HeuristicsScorer
+from core.storage import curation, history
+from core.storage import datasets as ds
+from core.storage.database import Store
+
+
+def test_ticked_clusters_are_vetoed_and_weighed_together_and_one_undo_reverts_them(page, prepared_workspace):
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    k = dataset.active_k
+    at = page("clusters").run()
+    assert not at.exception
+    at.session_state["table_ticked"] = [1, 2]  # as two ticks in the table leave it
+    at.run()
+    assert at.button(key="veto_ticked").label == "Veto the 2 ticked clusters"
+    at.button(key="veto_ticked").click().run()
+    vetoed = curation.clusters(store, dataset.dataset_id, k).set_index("cluster_id").vetoed
+    assert list(vetoed.loc[[0, 1, 2]]) == [False, True, True]
+    (batch,) = history.batches(store, dataset.dataset_id)
+    assert batch.summary == "vetoed 2 clusters (clusters 1, 2)"
+
+    at.number_input(key="ticked_weight").set_value(3.0).run()
+    at.button(key="weigh_ticked").click().run()
+    assert list(curation.clusters(store, dataset.dataset_id, k).weight.iloc[1:3]) == [3.0, 3.0]
+
+    at.button(key="undo_last").click().run()  # the weights, then the vetoes, each as one step
+    at.button(key="undo_last").click().run()
+    table = curation.clusters(store, dataset.dataset_id, k)
+    assert not table.vetoed.any() and (table.weight == 1.0).all()
+
+
+def test_the_table_shows_quality_and_flag_shares_and_marks_the_open_cluster(page, prepared_workspace):
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    at = page("clusters").run()
+    (frame,) = at.dataframe
+    assert "quality" not in frame.value.columns  # no scorer has run yet
+    assert {"flagged", "vetoed", "representative"} <= set(frame.value.columns)
+
+    scoring.score_dataset(store, dataset, HeuristicsScorer())
+    at.selectbox(key="cluster_pick").select(2).run()
+    (frame,) = at.dataframe
+    assert "quality" in frame.value.columns and frame.value["quality"].between(0, 1).all()
+    assert b"#fff3cd" in frame.proto.SerializeToString()  # the open cluster's row is marked
+
+
+def test_search_hits_show_the_keyword_highlighted_in_context(page, prepared_workspace):
+    at = page("clusters").run()
+    at.text_input(key="search").input("python").run()
+    assert not at.exception
+    highlighted = [m.value for m in at.markdown if ":orange-background[**" in m.value]
+    assert len(highlighted) == 6  # one line per hit
+    assert all("python" in line.lower() for line in highlighted)
