@@ -113,7 +113,7 @@ def test_save_a_kmq_selection_then_export_it(served_app: tuple[str, Path], tmp_p
         expect.set_options(timeout=90_000)
         page.goto(f"{url}/select")
         expect(page.get_by_role("heading", name="Select", exact=True, level=1)).to_be_visible()
-        expect(page.get_by_role("combobox", name="Strategy")).to_have_value("kmq")
+        expect(page.get_by_role("combobox", name="Strategy")).to_have_value("kMQ (k-means quality)")  # its human name
         budget = page.get_by_label("Budget: a count, or a fraction below 1 of the dataset's rows")
         budget.fill("6")
         budget.press("Enter")
