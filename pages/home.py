@@ -103,17 +103,18 @@ cols[4].metric("Runs", len(dataset_runs))
 
 
 def scoring_cost() -> str:
-    """The heuristics take seconds; the LM scorers' cost comes from bench/score.py's measured rates."""
-    lines = [f"heuristics and TF-IDF diversity: seconds to a minute for {n_rows:,} rows"]
-    for scorer in ("ifd", "perplexity"):
-        if scorer not in scorers:
-            lines.append(score_cost.cost_line(scorer, n_rows) or "")
+    """What the scorers not run yet cost: the heuristic ones take seconds, the LM ones come from bench/score.py's
+    measured rates."""
+    lines = [] if "heuristics" in scorers else [f"heuristics: seconds for {n_rows:,} rows"]
+    lines += [score_cost.cost_line(scorer, n_rows) or "" for scorer in ("ifd", "perplexity") if scorer not in scorers]
     return "; ".join(line for line in lines if line)
 
 
 def selection_cost() -> str:
+    """kMQ (the default strategy) at a 10 % budget, from its calibrated growth law."""
     budget = max(1, n_rows // 10)
-    return select_cost.cost_line("kmq", n_rows, budget).replace("kmq", STRATEGIES.title("kmq"), 1) + " at 10 %"
+    seconds = select_cost.projected_seconds("kmq", n_rows, budget) or 0.0
+    return f"{STRATEGIES.title('kmq')} picking {budget:,} of {n_rows:,} rows (10 %): {duration(seconds)}"
 
 
 def decisions() -> str:
@@ -223,7 +224,7 @@ else:
     with st.container(border=True):
         st.markdown(f"**Next step for {name}: {following.title}**, {following.status}.")
         if following.cost:
-            st.caption(f"Cost on this machine: {following.cost}.")
+            st.caption(f"Estimated cost: {following.cost}.")
         st.page_link(page_path(following.page), label=f"Go to {PAGE_TITLES[following.page]}", icon=following.icon)
 
 st.subheader("Where it stands")
