@@ -229,7 +229,7 @@ else:
 
 st.subheader("Where it stands")
 for step in plan:
-    mark = ":material/check_circle:" if step.done else (":material/radio_button_unchecked:")
+    mark = "✔" if step.done else "○"  # characters, not :material/ icons: no markdown directive in this body
     left, middle, right = st.columns([3, 6, 2], vertical_alignment="center")
     left.markdown(f"{mark} **{step.title}**" + (" (optional)" if step.optional else ""))
     middle.markdown(step.status + (f"  \n:gray[{step.cost}]" if step.cost else ""))
