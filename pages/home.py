@@ -207,7 +207,7 @@ def steps() -> list[Step]:
             bool(exports),
             (
                 f"{count(len(exports), 'export')}; newest: {plain(exports[0].jsonl_path.name, 80)} "
-                f"({exports[0].selection}, {exports[0].n_rows:,} rows)"
+                f"({plain(exports[0].selection, 80)}, {exports[0].n_rows:,} rows)"  # a manifest is a file anyone can edit
                 if exports
                 else "not exported yet"
             ),
@@ -232,5 +232,7 @@ for step in plan:
     mark = "✔" if step.done else "○"  # characters, not :material/ icons: no markdown directive in this body
     left, middle, right = st.columns([3, 6, 2], vertical_alignment="center")
     left.markdown(f"{mark} **{step.title}**" + (" (optional)" if step.optional else ""))
-    middle.markdown(step.status + (f"  \n:gray[{step.cost}]" if step.cost else ""))
+    middle.markdown(step.status)
+    if step.cost:
+        middle.caption(step.cost)
     right.page_link(page_path(step.page), label=PAGE_TITLES[step.page], icon=step.icon)

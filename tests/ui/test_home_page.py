@@ -28,7 +28,7 @@ def test_home_is_the_default_page_and_names_the_next_step_with_its_cost(page) ->
     assert "scoring 24 examples with ifd takes about" in costs  # the cost from core.score.cost's measured rates
     assert "Go to Quality" in links(at)
     assert {"Datasets", "Clusters", "Quality", "Gradient graph", "Select", "Runs", "Export"} <= set(links(at))
-    assert "kMQ (k-means quality) picking 2 of 24 rows (10 %): under a second" in text  # human name, cost
+    assert "kMQ (k-means quality) picking 2 of 24 rows (10 %): under a second" in costs  # human name, cost
 
 
 def test_home_follows_the_dataset_through_score_select_and_export(page, prepared_workspace: Path) -> None:
@@ -45,7 +45,7 @@ def test_home_follows_the_dataset_through_score_select_and_export(page, prepared
     text = " ".join(m.value for m in at.markdown)
     assert "scored with heuristics" in text
     assert f"newest #{selection_id} six at random (6 examples)" in text
-    assert f"1 export; newest: tiny\\-selection\\.jsonl (selection #{selection_id}, 6 rows)" in text  # escaped
+    assert f"1 export; newest: tiny\\-selection\\.jsonl (selection \\#{selection_id}, 6 rows)" in text  # escaped
     assert "Next step for tiny: Fine-tune and compare" in text
     assert "Go to Runs" in links(at)
 
