@@ -89,12 +89,15 @@ def test_color_the_map_by_a_score(served_app: tuple[str, Path]) -> None:
         expect.set_options(timeout=90_000)
         page.goto(f"{url}/clusters")
         expect(page.get_by_role("heading", name="Clusters", exact=True, level=1)).to_be_visible()
-        expect(page.locator(".cbtitle")).to_have_count(0)  # colored by cluster: a legend, no color bar
+        legend = page.locator(".curate-map .legend")  # the map component's legend (app/map_component.js)
+        expect(legend).to_contain_text("colour: cluster")
+        expect(legend.locator(".ramp")).to_have_count(0)  # colored by cluster: swatches, no colour ramp
 
         choose_option(page, "Color the map by", "response_length")
-        expect(page.locator(".cbtitle").filter(has_text="response_length")).to_be_visible()
+        expect(legend).to_contain_text("response_length")
+        expect(legend.locator(".ramp")).to_have_count(1)
         choose_option(page, "Color the map by", "combined quality")
-        expect(page.locator(".cbtitle").filter(has_text="combined quality")).to_be_visible()
+        expect(legend).to_contain_text("combined quality")
         browser.close()
 
 
