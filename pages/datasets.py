@@ -90,7 +90,7 @@ def embedder_choice(column: Any) -> str:
         "Embedder",
         names,
         index=names.index(DEFAULT_EMBEDDER),
-        format_func=lambda name: getattr(EMBEDDERS.get(name), "title", name),
+        format_func=EMBEDDERS.title,
         key="embedder",
     )
 

@@ -31,14 +31,10 @@ dataset = pick_dataset()
 if dataset is None:
     st.stop()
 
-# Measured on the 2-core CPU with SmolLM2-135M and LoRA (bench/train.py); refined by this workspace's last run.
-DEFAULT_TOKENS_PER_SECOND = 120.0
 
-
-def estimate_seconds(examples: int, epochs: int, max_length: int) -> float:
-    """Training time from the last finished run's speed (or the benchmark's), assuming ~60 % of max_length."""
-    rate = next((s.tokens_per_second for s in runs.list_runs(workspace()) if s.tokens_per_second), None)
-    return examples * epochs * 0.6 * max_length / (rate or DEFAULT_TOKENS_PER_SECOND)
+def strategy_title(name: str) -> str:
+    """A loop's or a strategy's human name (their registries declare it)."""
+    return LOOPS.title(name) if name in LOOPS.names() else STRATEGIES.title(name)
 
 
 def run_target(key: str) -> str:
@@ -66,7 +62,9 @@ def launch_form() -> None:
         examples = int(saved[saved.selection_id == spec["selection_id"]]["size"].iloc[0])
     else:
         options = [*LOOPS.names(), *STRATEGIES.names()]  # the selection-and-fine-tune loops, then the strategies
-        choice = cols[0].selectbox("Strategy", options, index=options.index("kmq"), key="run_strategy")
+        choice = cols[0].selectbox(
+            "Strategy", options, index=options.index("kmq"), format_func=strategy_title, key="run_strategy"
+        )
         spec["budget"] = float(
             cols[1].number_input("Budget (count, or fraction < 1)", 0.001, value=150.0, key="run_budget")
         )
@@ -74,7 +72,7 @@ def launch_form() -> None:
         examples = round(budget * dataset.n_rows) if budget < 1 else int(budget)
         if choice in LOOPS.names():
             spec["loop"] = choice
-            spec["rounds"] = int(st.number_input(LOOPS.get(choice).title, 1, value=2, key="run_rounds"))
+            spec["rounds"] = int(st.number_input(LOOPS.get(choice).rounds_label, 1, value=2, key="run_rounds"))
             st.caption(LOOPS.summary(choice))
             spec["loop_params"] = params_form(LOOPS, choice, "run_loop")
         else:
@@ -105,7 +103,7 @@ def launch_form() -> None:
         "generate": generate,
         "name": cols[2].text_input("Run name", "", key="run_name") or None,
     }
-    minutes = estimate_seconds(examples, config["epochs"], config["max_length"]) / 60
+    minutes = runs.training_seconds(workspace(), examples, config["epochs"], config["max_length"]) / 60
     st.caption(
         f"Estimate: about {minutes:.0f} min of training for {examples} examples, plus evaluation and model load."
     )

@@ -28,8 +28,9 @@ k = int(dataset.active_k)
 
 
 def settings() -> tuple[str, dict[str, object], float, int]:
-    name = st.selectbox("Strategy", STRATEGIES.names(), index=STRATEGIES.names().index("kmq"), key="strategy")
-    st.caption(STRATEGIES.summary(name))
+    names = STRATEGIES.names()
+    name = st.selectbox("Strategy", names, index=names.index("kmq"), format_func=STRATEGIES.title, key="strategy")
+    st.caption(f"{STRATEGIES.summary(name)} (id `{name}` in the CLI and manifests)")
     # targeted strategies: the task the selection should help, from the known target files
     params = params_form(STRATEGIES, name, "param", custom={"target": lambda key: target_picker(workspace(), key)})
     left, right = st.columns(2)

@@ -166,6 +166,54 @@ def download_export(store: Store, dataset: ds.DatasetInfo, selection_id: int | N
     return stream_export(store, dataset, out_path, selection_id=selection_id)
 
 
+@dataclass(frozen=True)
+class PastExport:
+    """An export found in the workspace's ``exports/`` folder, read from its manifest."""
+
+    jsonl_path: Path
+    selection: str  # "every non-vetoed example", or "selection #N"
+    n_rows: int
+    created_at: str
+
+
+# The manifest's last key; what comes before it is bounded (counts per cluster, decisions) and holds the rest.
+_IDS_KEY = '\n  "example_ids": ['
+_HEAD_BYTES = 4 << 20
+
+
+def past_exports(workspace: Path, dataset_name: str) -> list[PastExport]:
+    """The exports of ``dataset_name`` under ``<workspace>/exports`` (downloads included), newest first.
+
+    Only each manifest's head is read, up to its example ids (a million-row manifest holds a million ids);
+    a manifest that cannot be read, or whose head is past 4 MB, is left out.
+    """
+    found = []
+    for manifest_path in (workspace / "exports").rglob("*.manifest.json"):
+        head = _manifest_head(manifest_path)
+        if head is None or (head.get("dataset") or {}).get("name") != dataset_name:
+            continue
+        selection = head.get("selection")
+        what = f"selection #{selection.get('id')}" if isinstance(selection, dict) else str(selection)
+        jsonl = manifest_path.with_name(manifest_path.name.removesuffix(".manifest.json") + ".jsonl")
+        rows = int((head.get("output") or {}).get("rows", 0))
+        found.append(PastExport(jsonl, what, rows, str(head.get("created_at", ""))))
+    return sorted(found, key=lambda e: e.created_at, reverse=True)
+
+
+def _manifest_head(path: Path) -> dict[str, Any] | None:
+    """The manifest without its example ids, or None when unreadable."""
+    try:
+        with path.open(encoding="utf-8") as file:
+            text = file.read(_HEAD_BYTES)
+    except (OSError, UnicodeDecodeError):
+        return None
+    cut = text.find(_IDS_KEY)
+    try:
+        return json.loads(text[:cut].rstrip().removesuffix(",") + "\n}" if cut >= 0 else text)
+    except ValueError:
+        return None  # cut short, or not a manifest
+
+
 def _export_k(dataset: ds.DatasetInfo, k: int | None, selection: dict[str, Any] | None) -> int:
     chosen = int(selection["k"] if selection else (k or dataset.active_k or 0))
     if not chosen:

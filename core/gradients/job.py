@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 PROJECTIONS = ("sparse", "rademacher")
 PRECISIONS = ("auto", "fp32", "bf16")
+# One batched backward pass per example with the default 135M model on the reference 2-core CPU (the Gradient
+# graph page's figure: 25 min for the 2,240-row sample data); the warmup and the graph come on top.
+EXAMPLES_PER_SECOND = 1.5
 POSITIVE = ("lora_r", "lora_alpha", "warmup_epochs", "max_length", "neighbours", "batch_size")
 
 

@@ -125,7 +125,8 @@ class IterativeKMQConfig:
     """
 
     name: ClassVar[str] = "iterative_kmq"
-    title: ClassVar[str] = "Rounds (iterative kMQ)"
+    title: ClassVar[str] = "Iterative kMQ (select and fine-tune in rounds)"
+    rounds_label: ClassVar[str] = "Rounds (iterative kMQ)"
     run_fields: ClassVar[tuple[str, ...]] = ("budget", "rounds", "rng_seed")
 
     budget: int

@@ -96,7 +96,8 @@ class IterITConfig:
     """
 
     name: ClassVar[str] = "iterit"
-    title: ClassVar[str] = "Epochs, each on its own selection (IterIT)"
+    title: ClassVar[str] = "IterIT (a fresh selection every epoch)"
+    rounds_label: ClassVar[str] = "Epochs, each on its own selection (IterIT)"
     run_fields: ClassVar[tuple[str, ...]] = ("epochs", "per_epoch")
 
     epochs: int

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
 
 class LoopConfig(Protocol):
-    """A loop's settings. ``title`` names its rounds on the Runs page; ``run_fields`` are set by the run."""
+    """A loop's settings. ``title`` is its human name in the Runs page's picker, ``rounds_label`` names its
+    rounds there; ``run_fields`` are set by the run."""
 
     name: ClassVar[str]
     title: ClassVar[str]
+    rounds_label: ClassVar[str]
     run_fields: ClassVar[tuple[str, ...]]
 
     @classmethod

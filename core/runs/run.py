@@ -133,6 +133,17 @@ def list_runs(workspace: Path) -> list[jobs.JobStatus]:
     return jobs.list_jobs(workspace, RUN_KIND)
 
 
+# Measured on the 2-core CPU with SmolLM2-135M and LoRA (bench/train.py); refined by this workspace's last run.
+DEFAULT_TOKENS_PER_SECOND = 120.0
+
+
+def training_seconds(workspace: Path, examples: int, epochs: int, max_length: int) -> float:
+    """Training time from the last finished run's speed (or the benchmark's), assuming ~60 % of max_length
+    (the Runs page states it before Launch, the home page before the first run)."""
+    rate = next((s.tokens_per_second for s in list_runs(workspace) if s.tokens_per_second), None)
+    return examples * epochs * 0.6 * max_length / (rate or DEFAULT_TOKENS_PER_SECOND)
+
+
 def losses(workspace: Path, run_id: str) -> pd.DataFrame:
     """The run's loss per optimizer step so far (columns step, loss, tokens_per_second)."""
     rows = _log_rows(run_dir(workspace, run_id) / "losses.jsonl")

@@ -27,9 +27,11 @@ from core.select.pool import Pool
 
 
 class SelectionStrategy(Protocol):
-    """Picks at most ``budget`` distinct positions of ``pool``, in order."""
+    """Picks at most ``budget`` distinct positions of ``pool``, in order. ``name`` is its id (CLI, job files,
+    manifests), ``title`` the human name the pages' pickers show."""
 
     name: ClassVar[str]
+    title: ClassVar[str]
     needs: ClassVar[frozenset[str]]
     uses_cluster_weights: ClassVar[bool]
 
@@ -89,6 +91,7 @@ class RandomStrategy:
     """Uniform sample without replacement."""
 
     name: ClassVar[str] = "random"
+    title: ClassVar[str] = "Random (uniform sample)"
     needs: ClassVar[frozenset[str]] = frozenset()
     uses_cluster_weights: ClassVar[bool] = False
 
@@ -102,6 +105,7 @@ class LongestStrategy:
     """The longest responses ("Long Is More"), length in words and punctuation marks; ties by row order."""
 
     name: ClassVar[str] = "longest"
+    title: ClassVar[str] = "Longest responses"
     needs: ClassVar[frozenset[str]] = frozenset({"outputs"})
     uses_cluster_weights: ClassVar[bool] = False
     include_empty: bool = include_empty_param()
@@ -119,6 +123,7 @@ class IFDTopKStrategy:
     """
 
     name: ClassVar[str] = "ifd_topk"
+    title: ClassVar[str] = "IFD top-k (Cherry / Superfiltering)"
     needs: ClassVar[frozenset[str]] = frozenset({"scores"})
     uses_cluster_weights: ClassVar[bool] = False
     include_empty: bool = include_empty_param()
@@ -135,6 +140,7 @@ class KMRandomStrategy:
     """kM-Random: the k-means clusters, quotas by ``allocation``, uniform sampling within each cluster."""
 
     name: ClassVar[str] = "km_random"
+    title: ClassVar[str] = "kM-Random (random within k-means clusters)"
     needs: ClassVar[frozenset[str]] = frozenset()
     uses_cluster_weights: ClassVar[bool] = True
     allocation: Allocation = "proportional"
@@ -165,6 +171,7 @@ class KMQStrategy:
     """
 
     name: ClassVar[str] = "kmq"
+    title: ClassVar[str] = "kMQ (k-means quality)"
     needs: ClassVar[frozenset[str]] = frozenset({"scores"})
     uses_cluster_weights: ClassVar[bool] = True
     allocation: Allocation = "proportional"
@@ -208,6 +215,7 @@ class KMClosestStrategy:
     """
 
     name: ClassVar[str] = "km_closest"
+    title: ClassVar[str] = "kM-Closest (nearest each k-means centroid)"
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
     uses_cluster_weights: ClassVar[bool] = False
     iterations: int = 20
@@ -234,6 +242,7 @@ class KCenterStrategy:
     """Greedy k-center (farthest-first) on cosine distance; the first center is drawn with the seed."""
 
     name: ClassVar[str] = "k_center"
+    title: ClassVar[str] = "k-Center (farthest-first coverage)"
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
     uses_cluster_weights: ClassVar[bool] = False
     candidates: int = candidates_param()
@@ -257,6 +266,7 @@ class DeitaStrategy:
     """
 
     name: ClassVar[str] = "deita"
+    title: ClassVar[str] = "Deita (score with a diversity filter)"
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "scores"})
     uses_cluster_weights: ClassVar[bool] = False
     threshold: float = 0.9
@@ -283,6 +293,7 @@ class QDITStrategy:
     """
 
     name: ClassVar[str] = "qdit"
+    title: ClassVar[str] = "QDIT (quality-diversity greedy)"
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "scores"})
     uses_cluster_weights: ClassVar[bool] = False
     alpha: float = 0.5
@@ -315,6 +326,7 @@ class IterITGreedyStrategy:
     """
 
     name: ClassVar[str] = "iterit_greedy"
+    title: ClassVar[str] = "IterIT static (IFD x TF-IDF greedy)"
     needs: ClassVar[frozenset[str]] = frozenset({"scores", "outputs"})
     uses_cluster_weights: ClassVar[bool] = False
     decay: float = 0.1

@@ -30,6 +30,7 @@ class LessStrategy:
     warmup's end), where LESS sums several weighted by their learning rates (docs/algorithms.md 4.2 item 4)."""
 
     name: ClassVar[str] = "less"
+    title: ClassVar[str] = "LESS (LoRA gradients toward a target)"
     needs: ClassVar[frozenset[str]] = frozenset({"gradients", "target"})
     uses_cluster_weights: ClassVar[bool] = False
     target: str = ""
@@ -110,6 +111,7 @@ class G2ISStrategy(_WalkParameters):
     selection's report says by how much), ``neighbours`` is M (at most what the stored graph holds)."""
 
     name: ClassVar[str] = "g2is"
+    title: ClassVar[str] = "G2IS (gradient-graph walk toward a target)"
     needs: ClassVar[frozenset[str]] = frozenset({"gradients", "graph", "target"})
     uses_cluster_weights: ClassVar[bool] = False
 
@@ -127,6 +129,7 @@ class G2ISNoGraphStrategy(_WalkParameters):
     the highest signed cosine to it, with no walk (our reading of the paper's ablation)."""
 
     name: ClassVar[str] = "g2is_no_graph"
+    title: ClassVar[str] = "G2IS without the graph (ablation)"
     needs: ClassVar[frozenset[str]] = frozenset({"gradients", "target"})
     uses_cluster_weights: ClassVar[bool] = False
 
@@ -142,6 +145,7 @@ class G2ISEmbeddingStrategy(_WalkParameters):
     pool and of the target set, over a top-M embedding-neighbour graph built on the fly."""
 
     name: ClassVar[str] = "g2is_embeddings"
+    title: ClassVar[str] = "G2IS on embeddings (ablation)"
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "target_embeddings"})
     uses_cluster_weights: ClassVar[bool] = False
 
@@ -163,6 +167,7 @@ class EmbeddingKNNStrategy:
     embedding and the target rows' embeddings (same embedder and fields as the dataset)."""
 
     name: ClassVar[str] = "embedding_knn"
+    title: ClassVar[str] = "Embedding kNN (nearest to a target)"
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "target_embeddings"})
     uses_cluster_weights: ClassVar[bool] = False
     target: str = ""

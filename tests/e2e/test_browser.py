@@ -89,12 +89,15 @@ def test_color_the_map_by_a_score(served_app: tuple[str, Path]) -> None:
         expect.set_options(timeout=90_000)
         page.goto(f"{url}/clusters")
         expect(page.get_by_role("heading", name="Clusters", exact=True, level=1)).to_be_visible()
-        expect(page.locator(".cbtitle")).to_have_count(0)  # colored by cluster: a legend, no color bar
+        legend = page.locator(".curate-map .legend")  # the map component's legend (app/map_component.js)
+        expect(legend).to_contain_text("colour: cluster")
+        expect(legend.locator(".ramp")).to_have_count(0)  # colored by cluster: swatches, no colour ramp
 
         choose_option(page, "Color the map by", "response_length")
-        expect(page.locator(".cbtitle").filter(has_text="response_length")).to_be_visible()
+        expect(legend).to_contain_text("response_length")
+        expect(legend.locator(".ramp")).to_have_count(1)
         choose_option(page, "Color the map by", "combined quality")
-        expect(page.locator(".cbtitle").filter(has_text="combined quality")).to_be_visible()
+        expect(legend).to_contain_text("combined quality")
         browser.close()
 
 
@@ -113,7 +116,7 @@ def test_save_a_kmq_selection_then_export_it(served_app: tuple[str, Path], tmp_p
         expect.set_options(timeout=90_000)
         page.goto(f"{url}/select")
         expect(page.get_by_role("heading", name="Select", exact=True, level=1)).to_be_visible()
-        expect(page.get_by_role("combobox", name="Strategy")).to_have_value("kmq")
+        expect(page.get_by_role("combobox", name="Strategy")).to_have_value("kMQ (k-means quality)")  # its human name
         budget = page.get_by_label("Budget: a count, or a fraction below 1 of the dataset's rows")
         budget.fill("6")
         budget.press("Enter")

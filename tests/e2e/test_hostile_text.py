@@ -128,6 +128,10 @@ def test_hostile_text_stays_text_on_every_page(served: tuple[str, Path, Path]) -
         page = new_page(playwright, viewport={"width": 1400, "height": 1000})
         watch = Watch(page)
 
+        visit(page, url, "", "Curation studio")  # the home page names the dataset and its newest selection
+        expect(page.get_by_text("Where it stands")).to_be_visible()
+        assert_inert(page, watch, "home")
+
         visit(page, url, "datasets", "Datasets")
         expect(page.get_by_role("heading", name="Summary:")).to_be_visible()
         assert_inert(page, watch, "datasets")

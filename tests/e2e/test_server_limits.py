@@ -49,7 +49,7 @@ def test_an_upload_over_the_limit_is_refused_with_a_message(tmp_path: Path) -> N
     big.write_text(row * (2 * 1024 * 1024 // len(row) + 1))  # just over 2 MB
     with serve(workspace, "--server.maxUploadSize", "1") as url, sync_playwright() as playwright:
         page = new_page(playwright)
-        page.goto(url)  # Datasets is the default page: its address is the root
+        page.goto(f"{url}/datasets")
         expect(page.get_by_role("heading", name="Datasets", exact=True, level=1)).to_be_visible()
         page.get_by_text("Upload a file").click()
         expect(page.get_by_text("1MB per file")).to_be_visible()

@@ -254,3 +254,11 @@ def test_runs_page_shows_selection_run_names_and_errors_plain(hostile_page) -> N
 def test_diagnostics_and_gradient_pages_run_clean(hostile_page) -> None:
     for name in ("diagnostics", "gradients"):
         assert_inert(hostile_page(name).run())
+
+
+def test_home_page_names_the_dataset_and_its_selection_plain(hostile_workspace: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CURATE_WORKSPACE", str(hostile_workspace))
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=60).run()  # home: the default page
+    assert at.title[0].value == "Curation studio"
+    assert_inert(at)
+    assert_visible(at, (DATASET_NAME, SELECTION_NAME[:40]))

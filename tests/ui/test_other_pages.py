@@ -16,8 +16,9 @@ from tests.conftest import keyword_rows, write_jsonl
 def test_main_routes_to_every_page(page):
     at = page("main").run()
     assert not at.exception
-    assert at.title[0].value == "Datasets"
+    assert at.title[0].value == "Curation studio"  # the home page is the default
     for name, title in [
+        ("datasets", "Datasets"),
         ("clusters", "Clusters"),
         ("diagnostics", "Diagnostics"),
         ("quality", "Quality"),

@@ -19,7 +19,7 @@ def test_a_held_workspace_shows_who_holds_it_not_a_trace(page, prepared_workspac
 
     app.run()  # once the holder is gone, the same session works again
     assert not app.exception and not app.error
-    assert app.title[0].value == "Datasets"
+    assert app.title[0].value == "Curation studio"  # the home page
 
 
 def test_another_app_on_the_workspace_is_named_in_the_sidebar(page, prepared_workspace: Path) -> None:

@@ -68,6 +68,18 @@ def test_a_registry_parses_builds_and_refuses_unknown_parameters():
         registry.get("other")
 
 
+def test_a_title_is_the_human_name_and_the_id_stands_in_for_a_missing_one():
+    from core.select.strategies import STRATEGIES
+
+    registry: Registry[Toy] = Registry("toy")
+    registry.register(Toy)
+    assert registry.title("toy") == "toy"  # no title declared
+    assert STRATEGIES.title("kmq") == "kMQ (k-means quality)"
+    for family in (STRATEGIES, LOOPS):  # every member names itself for the pickers, each differently
+        titles = [family.get(name).__dict__.get("title") for name in family.names()]
+        assert all(titles) and len(set(titles)) == len(titles), titles
+
+
 def test_each_loop_is_a_frozen_config_whose_run_fields_come_from_the_run():
     assert LOOPS.names() == ["iterative_kmq", "iterit"]
     kmq = config_for_run("iterative_kmq", budget=9, rounds=3, seed=4, params={"within": "softmax"})
