@@ -8,7 +8,7 @@ from collections import Counter
 
 import streamlit as st
 
-from app import map_component, queries
+from app import keys, map_component, queries
 from app.state import actor, if_current, pick_dataset, store, synced_key
 from app.text import clip, plain
 from app.widgets import example_card
@@ -170,6 +170,38 @@ def decisions_bar() -> None:
 
 
 decisions_bar()
+
+
+def step_cluster(delta: int) -> None:
+    """Open the next (or previous) cluster in the table's order, and zoom the map to it."""
+    options = [int(c) for c in table.cluster_id]
+    current = st.session_state.get("open_cluster")
+    at = options.index(current) if current in options else (-1 if delta > 0 else 0)
+    open_cluster(options[(at + delta) % len(options)], focus=True)
+
+
+def toggle_open_veto() -> None:
+    current = st.session_state.get("open_cluster")
+    if current in set(table.cluster_id):
+        vetoed = bool(table.set_index("cluster_id").vetoed[current])
+        curation.set_cluster_veto(store(), dataset.dataset_id, k, int(current), not vetoed, actor())
+
+
+def undo_latest() -> None:
+    latest = queries.cached_latest_undoable(dataset)
+    if latest is not None:
+        undo_batch(latest.batch_id)
+
+
+keys.bind(
+    {
+        "j": ("next cluster", lambda: step_cluster(1)),
+        "k": ("previous cluster", lambda: step_cluster(-1)),
+        "x": ("veto or un-veto the open cluster", toggle_open_veto),
+        "u": ("undo", undo_latest),
+    },
+    key="cluster_keys",
+)
 
 st.subheader("All clusters")
 st.caption(

@@ -110,6 +110,19 @@ def test_hover_click_lasso_and_veto_on_the_density_map(served_map: tuple[str, Pa
         own = sum(p["cluster"] == smallest for p in shown)
         assert own >= 0.9 * sum(p["cluster"] == smallest for p in whole)  # (nearly) all of it in view
         assert own / len(shown) > own / len(whole)  # and closer than the whole map
+
+        # the keyboard: j opens the next cluster, x vetoes the open one, u undoes it
+        page.mouse.click(5, 5)  # focus the page, not a text field
+        page.keyboard.press("j")
+        ids = [int(c) for c in curation.clusters(store, dataset.dataset_id, dataset.active_k).cluster_id]
+        following = ids[(ids.index(smallest) + 1) % len(ids)]
+        expect(page.get_by_role("heading", name=re.compile(rf"^Cluster {following}:"))).to_be_visible()
+        wait_idle(page)
+        page.keyboard.press("x")
+        expect(page.get_by_role("switch", name=VETO)).to_be_checked()
+        wait_idle(page)
+        page.keyboard.press("u")
+        expect(page.get_by_role("switch", name=VETO)).not_to_be_checked()
         browser.close()
     vetoed = curation.clusters(store, dataset.dataset_id, dataset.active_k).vetoed
     assert vetoed.sum() == 1
