@@ -136,14 +136,18 @@ def cached_summary(dataset: ds.DatasetInfo) -> dict[str, int]:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def export_preview(
-    workspace: str, data_version: int, dataset_id: int, k: int, selection_id: int | None
+    workspace: str, data_version: int, dataset_id: int, k: int, selection_id: int | None, tag: str | None = None
 ) -> ExportPreview:
-    return preview(store(), ds.get_dataset(store(), dataset_id), selection_id=selection_id)
+    return preview(store(), ds.get_dataset(store(), dataset_id), selection_id=selection_id, tag=tag)
 
 
-def cached_export_preview(dataset: ds.DatasetInfo, selection_id: int | None = None) -> ExportPreview:
+def cached_export_preview(
+    dataset: ds.DatasetInfo, selection_id: int | None = None, tag: str | None = None
+) -> ExportPreview:
     """Counts only: the export itself is written to a file when the curator asks for it."""
-    return export_preview(str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k), selection_id)
+    return export_preview(
+        str(store().workspace), version(), dataset.dataset_id, int(dataset.active_k), selection_id, tag
+    )
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -302,3 +306,15 @@ def cached_cluster_table(dataset: ds.DatasetInfo) -> pd.DataFrame:
     """:func:`cached_clusters` with each cluster's mean quality and flagged share (from the derived cache)."""
     scores = cluster_scores(str(store().workspace), versions().derived, dataset.dataset_id, int(dataset.active_k))
     return cached_clusters(dataset).merge(scores, on="cluster_id", how="left")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def tag_listing(workspace: str, decisions_version: int, dataset_id: int) -> tuple[dict[str, int], dict[str, list[str]]]:
+    from core.storage import tags
+
+    return tags.all_tags(store(), dataset_id), tags.cluster_tags(store(), dataset_id)
+
+
+def cached_tags(dataset: ds.DatasetInfo) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Every tag of the dataset with its count, and the tags on each cluster reference; re-read after a decision."""
+    return tag_listing(str(store().workspace), versions().decisions, dataset.dataset_id)

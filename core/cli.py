@@ -96,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--rows", metavar="LIST", help="rows by number (as the app shows them), e.g. 1,2,5-9")
     p.add_argument("--undo-veto", "--undo", dest="undo", action="store_true", help="un-veto instead")
 
+    p = sub.add_parser(
+        "tag",
+        help="put a free tag on clusters (--cluster), examples (--example, --rows) or every example matching a "
+        "keyword (--search), as one batch; --remove takes it off; with no target, lists the dataset's tags",
+    )
+    _add_common(p)
+    p.add_argument("tag", nargs="?", default=None, help="the tag (1 to 60 characters)")
+    chosen = p.add_mutually_exclusive_group()
+    chosen.add_argument("--cluster", metavar="IDS", help="clusters of the active k, e.g. 3 or 1,4,7")
+    chosen.add_argument("--example", help="one example, by its id")
+    chosen.add_argument("--search", metavar="WORD", help="every example whose instruction or output holds WORD")
+    chosen.add_argument("--rows", metavar="LIST", help="rows by number (as the app shows them), e.g. 1,2,5-9")
+    p.add_argument("--remove", action="store_true", help="take the tag off instead")
+
     p = sub.add_parser("weight", help="set a cluster's weight (1 is neutral)")
     _add_common(p)
     p.add_argument("--cluster", type=int, required=True)
@@ -107,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--out", required=True, help="output .jsonl path")
     p.add_argument("--selection", type=int, default=None, help="export this saved selection (see `selections`)")
+    p.add_argument("--tag", default=None, help="only the kept examples carrying this tag (themselves or their cluster)")
     p.add_argument("--force", action="store_true", help="overwrite the output file and its manifest if they exist")
 
     p = sub.add_parser("select", help="run a selection strategy on the kept examples and save the selection")
@@ -450,6 +465,48 @@ def cmd_veto(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tag(args: argparse.Namespace) -> int:
+    from core.storage import curation, tags
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    targets = [args.cluster, args.example, args.search, args.rows]
+    if args.tag is None or all(t is None for t in targets):
+        if args.tag is not None:
+            raise ValueError("say what to tag: --cluster, --example, --search or --rows")
+        found = tags.all_tags(store, dataset.dataset_id)
+        print("\n".join(f"{tag}\t{n}" for tag, n in found.items()) if found else "no tags yet")
+        return 0
+    k = dataset.active_k
+    if args.cluster is not None:
+        refs = [tags.cluster_ref(k, c) for c in parse_rows(args.cluster)]
+        known = set(curation.cluster_states(store, dataset.dataset_id, k).cluster_id)
+        unknown = [c for c in parse_rows(args.cluster) if c not in known]
+        if unknown:
+            raise ValueError(f"no cluster {unknown[0]} at k={k}")
+        what = f"clusters {args.cluster} (k={k})"
+    elif args.example is not None:
+        if not curation.example_ids_at(store, dataset.dataset_id, example_ids=[args.example]):
+            raise LookupError(f"no example with id {args.example!r} in this dataset")
+        refs, what = [tags.example_ref(args.example)], f"example {args.example}"
+    else:
+        search = args.search.strip() if args.search is not None else None
+        rows = (
+            curation.matching_rows(store, dataset.dataset_id, k, search=search)
+            if search
+            else parse_rows(args.rows or "")
+        )
+        ids = curation.example_ids_at(store, dataset.dataset_id, rows=[int(r) for r in rows])
+        if len(ids) < len(set(int(r) for r in rows)):
+            raise LookupError(f"rows {args.rows} name rows this dataset does not have (it has {dataset.n_rows})")
+        refs, what = [tags.example_ref(i) for i in ids], (f"search: {search!r}" if search else f"rows {args.rows}")
+    changed = tags.set_tag(store, dataset.dataset_id, refs, args.tag, not args.remove, actor=CLI_ACTOR, reason=what)
+    verb = "took" if args.remove else "put"
+    where = "off" if args.remove else "on"
+    print(f"{verb} {args.tag.strip()!r} {where} {changed:,} of {len(set(refs)):,} ({what})")
+    return 0
+
+
 def _bulk_veto(store: Any, dataset: Any, args: argparse.Namespace, vetoed: bool) -> int:
     """Every example matching ``--search`` or numbered in ``--rows``, vetoed (or un-vetoed) as one batch."""
     from core.storage import curation
@@ -495,7 +552,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         names = " and ".join(str(path) for path in existing)
         verb = "exist" if len(existing) > 1 else "exists"
         raise UnusablePath(f"{names} already {verb}; pass --force to overwrite")
-    written = stream_export(store, _dataset(store, args), target, selection_id=args.selection)
+    written = stream_export(store, _dataset(store, args), target, selection_id=args.selection, tag=args.tag)
     print(f"wrote {written.n_rows} rows to {written.jsonl_path} (manifest: {written.manifest_path})")
     return 0
 
@@ -964,6 +1021,7 @@ COMMANDS = {
     "datasets": cmd_datasets,
     "clusters": cmd_clusters,
     "veto": cmd_veto,
+    "tag": cmd_tag,
     "weight": cmd_weight,
     "export": cmd_export,
     "history": cmd_history,

@@ -14,7 +14,7 @@ from app.text import clip, plain
 from app.widgets import example_card
 from core.cluster import density
 from core.errors import UndoRefused, UnknownBatch
-from core.storage import curation, history
+from core.storage import curation, history, tags
 
 PAGE_SIZE = 20
 
@@ -115,6 +115,12 @@ def bulk_veto(rows: object, vetoed: bool, reason: str) -> None:
     st.session_state["curation_notice"] = f"{verb} {changed:,} examples ({reason})."
 
 
+def search_ids(keyword: str) -> list[str]:
+    """The ids of every example a keyword search finds (for tagging them all)."""
+    rows = curation.matching_rows(store(), dataset.dataset_id, k, search=keyword)
+    return curation.example_ids_at(store(), dataset.dataset_id, rows=[int(r) for r in rows])
+
+
 def veto_search(keyword: str, vetoed: bool) -> None:
     rows = curation.matching_rows(store(), dataset.dataset_id, k, search=keyword)
     bulk_veto(rows, vetoed, f"search: {keyword!r}")
@@ -210,7 +216,9 @@ st.caption(
 )
 open_now = st.session_state.get("open_cluster")
 view = queries.cached_cluster_table(dataset)
-columns = ["cluster_id", "label", "size", "vetoed", "weight", "quality", "flagged", "duplicate_rows"]
+known_tags, tags_by_ref = queries.cached_tags(dataset)
+view = view.assign(tags=[", ".join(tags_by_ref.get(tags.cluster_ref(k, c), [])) for c in view.cluster_id])
+columns = ["cluster_id", "label", "size", "vetoed", "weight", "tags", "quality", "flagged", "duplicate_rows"]
 columns += ["vetoed_examples", "representative"]
 shown = view[[c for c in columns if c in view]].assign(vetoed=view.vetoed.map({True: "vetoed", False: ""}))
 if shown.get("quality") is not None and shown["quality"].isna().all():
@@ -225,6 +233,7 @@ st.dataframe(
         "size": st.column_config.NumberColumn("size", width="small"),
         "vetoed": st.column_config.TextColumn("status", width="small"),
         "weight": st.column_config.NumberColumn("weight", width="small", format="%.1f"),
+        "tags": st.column_config.TextColumn("tags", width="small"),
         "quality": st.column_config.ProgressColumn(
             "quality", help="mean combined quality (Quality page)", min_value=0.0, max_value=1.0, format="%.2f"
         ),
@@ -255,6 +264,17 @@ def bulk_clusters(cluster_ids: list[int], **decision: object) -> None:
     st.session_state["curation_notice"] = f"{changed} decisions changed on {len(cluster_ids)} clusters."
 
 
+def tag_rows_or_clusters(refs: list[str], field: str, reason: str, present: bool = True) -> None:
+    """Put the tag typed in ``field`` on ``refs`` (or take it off) as one batch of the history."""
+    tag = str(st.session_state.get(field, "")).strip()
+    try:
+        changed = tags.set_tag(store(), dataset.dataset_id, refs, tag, present, actor(), reason=reason)
+    except ValueError as exc:
+        st.session_state["curation_notice"] = str(exc)
+        return
+    st.session_state["curation_notice"] = f"{'Tagged' if present else 'Untagged'} {changed:,} ({reason}): {tag!r}."
+
+
 ticked = st.session_state.get("table_ticked") or []
 if len(ticked) > 1:
     veto_them, keep_them, weight_them, set_weight = st.columns([1.3, 1.3, 1.2, 1], vertical_alignment="bottom")
@@ -280,8 +300,27 @@ if len(ticked) > 1:
         args=(ticked,),
         kwargs={"weight": float(weight)},
     )
+    tag_field, tag_button = st.columns([3, 1], vertical_alignment="bottom")
+    tag_field.text_input("Tag", key="ticked_tag", placeholder="a free tag, e.g. needs review")
+    tag_button.button(
+        f"Tag the {len(ticked)}",
+        key="tag_ticked",
+        on_click=tag_rows_or_clusters,
+        args=([tags.cluster_ref(k, c) for c in ticked], "ticked_tag", f"clusters {', '.join(map(str, ticked[:8]))}"),
+    )
 
 left, right = st.columns([1, 1])
+
+
+def retag(ref: str, before: list[str], after: list[str]) -> None:
+    """The tags chosen for a cluster: each added or removed one is a batch of the history."""
+    for tag in sorted(set(after) - set(before)):
+        try:
+            tags.set_tag(store(), dataset.dataset_id, [ref], tag, True, actor(), reason=ref)
+        except ValueError as exc:
+            st.session_state["curation_notice"] = str(exc)
+    for tag in sorted(set(before) - set(after)):
+        tags.set_tag(store(), dataset.dataset_id, [ref], tag, False, actor(), reason=ref)
 
 
 def cluster_card(cluster_id: int) -> None:
@@ -291,6 +330,18 @@ def cluster_card(cluster_id: int) -> None:
     if row.get("representative"):  # dataset text: st.text shows it as typed
         st.caption(f"Nearest the cluster's centre (row {int(row['representative_row'])}):")
         st.text(row["representative"])
+    ref = tags.cluster_ref(k, cluster_id)
+    current_tags = tags_by_ref.get(ref, [])
+    tags_base = f"tags_{k}_{cluster_id}"
+    tags_key = synced_key(tags_base, current_tags)
+    st.multiselect(
+        "Tags (type a new one and press Enter)",
+        sorted(set(known_tags) | set(current_tags)),
+        default=current_tags,
+        key=tags_key,
+        accept_new_options=True,
+        on_change=lambda: if_current(tags_base, tags_key, lambda value: retag(ref, current_tags, value)),
+    )
     # another session may have changed them since: the keys follow the store (see synced_key)
     vetoed, weight = bool(row["vetoed"]), float(row["weight"])
     veto_base, weight_base = f"veto_cluster_{k}_{cluster_id}", f"weight_{k}_{cluster_id}"
@@ -389,6 +440,15 @@ with right:  # search results in their own panel, beside the open cluster
                 key="unveto_search",
                 on_click=veto_search,
                 args=(query, False),
+            )
+            tag_field, tag_button = st.columns([3, 1], vertical_alignment="bottom")
+            tag_field.text_input("Tag", key="search_tag", placeholder="a free tag for every match")
+            tag_button.button(
+                f"Tag all {matches:,}",
+                key="tag_search",
+                on_click=lambda: tag_rows_or_clusters(
+                    [tags.example_ref(i) for i in search_ids(query)], "search_tag", f"search: {query!r}"
+                ),
             )
         examples_list(search=query, key="search")
 

@@ -41,7 +41,16 @@ else:
         f"Exports **selection #{selection_id}** in pick order, with its original fields, plus a manifest with "
         "the strategy, parameters, seed, budget and the pool it was drawn from."
     )
-counts = queries.cached_export_preview(dataset, selection_id)
+known_tags = queries.cached_tags(dataset)[0] if selection_id is None else {}
+tag = None
+if known_tags:
+    tag = st.selectbox(
+        "Only examples carrying a tag (tagged themselves or through their cluster)",
+        [None, *known_tags],
+        format_func=lambda t: "any (no tag filter)" if t is None else f"{t} ({known_tags[t]} tagged)",
+        key="export_tag",
+    )
+counts = queries.cached_export_preview(dataset, selection_id, tag)
 per_cluster = counts.per_cluster
 st.metric("Examples to export", f"{counts.n_rows} of {dataset.n_rows}")
 st.dataframe(
@@ -61,6 +70,8 @@ st.dataframe(
 )
 
 stem = f"{dataset.name}-curated" if selection_id is None else f"{dataset.name}-selection-{selection_id}"
+if tag is not None:  # a file name: the tag's letters and digits only
+    stem += "-tag-" + ("".join(c if c.isalnum() else "-" for c in tag).strip("-") or "tag")
 workspace_store, dataset_id = store(), dataset.dataset_id
 
 
@@ -68,7 +79,7 @@ def _written(manifest: bool) -> bytes:
     """The download's bytes, read from the export file written for it (run by Streamlit when clicked)."""
     from core.storage import datasets as ds
 
-    written = download_export(workspace_store, ds.get_dataset(workspace_store, dataset_id), selection_id, stem)
+    written = download_export(workspace_store, ds.get_dataset(workspace_store, dataset_id), selection_id, stem, tag)
     return Path(written.manifest_path if manifest else written.jsonl_path).read_bytes()
 
 
@@ -105,7 +116,7 @@ with st.container(border=True):
         try:
             with st.spinner("Writing the export (about 20 s per million rows)..."):
                 written = stream_export(
-                    store(), dataset, resolve_inside(export_dir, relative), selection_id=selection_id
+                    store(), dataset, resolve_inside(export_dir, relative), selection_id=selection_id, tag=tag
                 )
         except ValueError as exc:  # a path leaving the folder, or naming a folder: the message names it
             st.error(plain(exc))

@@ -75,13 +75,19 @@ class ExportPreview:
 
 
 def build_export(
-    store: Store, dataset: ds.DatasetInfo, k: int | None = None, selection_id: int | None = None
+    store: Store,
+    dataset: ds.DatasetInfo,
+    k: int | None = None,
+    selection_id: int | None = None,
+    tag: str | None = None,
 ) -> ExportBundle:
-    """Every example that is not vetoed (itself or through its cluster at ``k``, default the active k),
-    or the examples of a saved selection in pick order (at the selection's k), held in memory."""
+    """Every example that is not vetoed (itself or through its cluster at ``k``, default the active k; with
+    ``tag``, only those carrying it), or the examples of a saved selection in pick order (at the selection's k),
+    held in memory."""
+    _check_filter(selection_id, tag)
     selection = _selection(store, dataset, selection_id) if selection_id is not None else None
     k = _export_k(dataset, k, selection)
-    kept = curation.kept_rows(store, dataset.dataset_id, k)
+    kept = curation.kept_rows(store, dataset.dataset_id, k, tag)
     if selection:
         everything = curation.all_rows(store, dataset.dataset_id, k).set_index("row_idx")
         row_idx = list(selections.items(store, int(selection["manifest"]["id"])).row_idx)
@@ -94,6 +100,7 @@ def build_export(
         selection,
         dict(kept.cluster_id.value_counts()),
         {"sha256": hashlib.sha256(jsonl).hexdigest(), "rows": len(kept)},
+        tag,
     )
     return ExportBundle(jsonl, {**manifest, "example_ids": list(kept.example_id)})
 
@@ -105,6 +112,7 @@ def stream_export(
     k: int | None = None,
     selection_id: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    tag: str | None = None,
 ) -> WrittenExport:
     """Write what :func:`build_export` holds, byte for byte, to ``out_path`` and its manifest beside it,
     ``chunk_rows`` rows at a time; overwrites both (callers that must not check :func:`existing_outputs`).
@@ -112,6 +120,7 @@ def stream_export(
     The rows, the decisions and the counts come from one read of the workspace, so the manifest describes
     exactly the rows written; other writers wait until the last row is read.
     """
+    _check_filter(selection_id, tag)
     out_path = Path(out_path)
     check_target(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,30 +133,35 @@ def stream_export(
             chunks = (
                 selections.item_chunks(store, selection_id, k, chunk_rows)
                 if selection_id is not None
-                else curation.kept_row_chunks(store, dataset.dataset_id, k, chunk_rows)
+                else curation.kept_row_chunks(store, dataset.dataset_id, k, chunk_rows, tag)
             )
             n_rows, sha256, per_cluster = _write_rows(chunks, jsonl_scratch, ids_path)
             output = {"sha256": sha256, "rows": n_rows, "file": out_path.name}
-            manifest = _manifest(store, dataset, k, selection, per_cluster, output)
+            manifest = _manifest(store, dataset, k, selection, per_cluster, output, tag)
         _write_manifest(manifest_scratch, manifest, ids_path, n_rows)
     return WrittenExport(out_path, manifest_path, n_rows, sha256)
 
 
-def preview(store: Store, dataset: ds.DatasetInfo, selection_id: int | None = None) -> ExportPreview:
+def preview(
+    store: Store, dataset: ds.DatasetInfo, selection_id: int | None = None, tag: str | None = None
+) -> ExportPreview:
     """The rows an export would hold and its per-cluster table, from counts alone (cheap at a million rows)."""
+    _check_filter(selection_id, tag)
     with store.read():
         selection = _selection(store, dataset, selection_id) if selection_id is not None else None
         k = _export_k(dataset, None, selection)
         counts = (
             selections.cluster_counts(store, selection_id, k)
             if selection_id is not None
-            else curation.kept_counts(store, dataset.dataset_id, k)
+            else curation.kept_counts(store, dataset.dataset_id, k, tag)
         )
         per_cluster = _per_cluster(store, dataset, k, counts)
     return ExportPreview(sum(counts.values()), per_cluster)
 
 
-def download_export(store: Store, dataset: ds.DatasetInfo, selection_id: int | None, stem: str) -> WrittenExport:
+def download_export(
+    store: Store, dataset: ds.DatasetInfo, selection_id: int | None, stem: str, tag: str | None = None
+) -> WrittenExport:
     """The export behind the page's download buttons, written (streamed) once per data version.
 
     It lives in ``exports/downloads/v<data version>/<stem>.jsonl``; the JSONL and the manifest buttons share it,
@@ -163,7 +177,7 @@ def download_export(store: Store, dataset: ds.DatasetInfo, selection_id: int | N
     for old in downloads.glob("v*"):
         if old != folder and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)  # a reader still holding a file keeps it until closed
-    return stream_export(store, dataset, out_path, selection_id=selection_id)
+    return stream_export(store, dataset, out_path, selection_id=selection_id, tag=tag)
 
 
 @dataclass(frozen=True)
@@ -278,6 +292,7 @@ def _manifest(
     selection: dict[str, Any] | None,
     exported: Mapping[int, int],
     output: dict[str, Any],
+    tag: str | None = None,
 ) -> dict[str, Any]:
     """Everything in the manifest but the example ids (which the caller appends last)."""
     per_cluster = _per_cluster(store, dataset, k, exported)
@@ -286,7 +301,10 @@ def _manifest(
     return {
         "app": {"name": "curation-studio", "version": core.__version__},
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "selection": selection["manifest"] if selection else "every non-vetoed example",
+        "selection": selection["manifest"]
+        if selection
+        else (f"every non-vetoed example tagged {tag!r}" if tag else "every non-vetoed example"),
+        "filter": {"tag": tag} if tag else None,
         "dataset": {
             "name": dataset.name,
             "source_path": dataset.source_path,
@@ -310,6 +328,12 @@ def _manifest(
         "counts": {"exported": int(output["rows"]), "total": dataset.n_rows, "per_cluster": per_cluster},
         "output": output,
     }
+
+
+def _check_filter(selection_id: int | None, tag: str | None) -> None:
+    """A tag filters the kept pool; a saved selection is exported as it was picked."""
+    if selection_id is not None and tag is not None:
+        raise ValueError("a tag filters the kept examples; a saved selection is exported whole (give one or the other)")
 
 
 def _selection(store: Store, dataset: ds.DatasetInfo, selection_id: int) -> dict[str, Any]:

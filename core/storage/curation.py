@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import UnknownCluster
 from core.storage import history as decision_history
 from core.storage import search as keyword_search
+from core.storage import tags as tags_store
 from core.storage.database import one_row
 from core.storage.history import DEFAULT_ACTOR
 
@@ -226,6 +227,30 @@ def matching_rows(
         chosen, params = _chosen(con, dataset_id, k, cluster_id, search)
         rows = con.execute(f"{chosen} ORDER BY e.row_idx", params).fetchnumpy()["row_idx"]
     return np.asarray(rows, dtype=np.int64)
+
+
+def example_ids_at(
+    store: Store, dataset_id: int, *, rows: list[int] | None = None, example_ids: list[str] | None = None
+) -> list[str]:
+    """The ids of the examples at ``rows`` (or those of ``example_ids`` the dataset has), in row order; rows or
+    ids it lacks are left out, so a caller compares the counts."""
+    import pyarrow as pa
+
+    column, values = ("row_idx", rows) if rows is not None else ("example_id", example_ids or [])
+    if not values:
+        return []
+    chosen = pa.table({column: pa.array(values, pa.int64() if rows is not None else pa.string())})
+    with store.read() as con:
+        con.register("chosen_ids", chosen)
+        try:
+            found = con.execute(
+                f"SELECT example_id FROM examples WHERE dataset_id = ? AND {column} IN (SELECT {column} FROM chosen_ids) "
+                "ORDER BY row_idx",
+                [dataset_id],
+            ).fetchall()
+        finally:
+            con.unregister("chosen_ids")
+    return [str(example_id) for (example_id,) in found]
 
 
 def record_choice(
@@ -478,17 +503,17 @@ def decisions(store: Store, dataset_id: int) -> dict[str, Any]:
     return {"clusters_by_k": by_k, "vetoed_examples": [row[0] for row in example_rows]}
 
 
-def kept_rows(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
-    """Every example not vetoed (neither itself nor its cluster at ``k``), in row order, with its original fields."""
+def kept_rows(store: Store, dataset_id: int, k: int, tag: str | None = None) -> pd.DataFrame:
+    """Every example not vetoed (neither itself nor its cluster at ``k``), in row order, with its original fields;
+    with ``tag``, only those carrying it."""
+    condition, params = _tag_filter(dataset_id, tag)
     with store.read() as con:
         return con.execute(
-            "SELECT e.row_idx, e.example_id, a.cluster_id, e.original FROM examples e "
-            "JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ? "
-            "LEFT JOIN cluster_decisions d ON d.dataset_id = a.dataset_id AND d.k = a.k AND d.cluster_id = a.cluster_id "
-            "LEFT JOIN example_vetoes v ON v.dataset_id = e.dataset_id AND v.example_id = e.example_id "
-            "WHERE e.dataset_id = ? AND NOT coalesce(d.vetoed, FALSE) AND NOT coalesce(v.vetoed, FALSE) "
-            "ORDER BY e.row_idx",
-            [k, dataset_id],
+            "SELECT e.row_idx, e.example_id, a.cluster_id, e.original "
+            + _KEPT_JOINS
+            + condition
+            + "ORDER BY e.row_idx",
+            [k, dataset_id, *params],
         ).df()
 
 
@@ -524,8 +549,18 @@ _KEPT_JOINS = (
 )
 
 
-def kept_row_chunks(store: Store, dataset_id: int, k: int, chunk_rows: int) -> Iterator[list[ExportRow]]:
-    """What :func:`kept_rows` returns, in row order, a range of ``chunk_rows`` row numbers at a time.
+def _tag_filter(dataset_id: int, tag: str | None) -> tuple[str, list[Any]]:
+    """The condition (and its parameters) keeping only rows that carry ``tag`` (themselves or their cluster)."""
+    if tag is None:
+        return "", []
+    return f"AND {tags_store.tagged_condition()} ", tags_store.tagged_params(dataset_id, tag)
+
+
+def kept_row_chunks(
+    store: Store, dataset_id: int, k: int, chunk_rows: int, tag: str | None = None
+) -> Iterator[list[ExportRow]]:
+    """What :func:`kept_rows` returns, in row order, a range of ``chunk_rows`` row numbers at a time; with
+    ``tag``, only the rows carrying it (tagged themselves or through their cluster at ``k``).
 
     Every chunk is read through one connection, held until the last chunk is taken (or the iterator closed),
     so the rows agree with the decisions read alongside them: a veto made meanwhile waits its turn. A chunk
@@ -538,21 +573,27 @@ def kept_row_chunks(store: Store, dataset_id: int, k: int, chunk_rows: int) -> I
             ]
         )
         for start in range(0, top + 1, chunk_rows):
+            condition, params = _tag_filter(dataset_id, tag)
             rows = con.execute(
                 "SELECT e.example_id, a.cluster_id, e.original "
                 + _KEPT_JOINS
+                + condition
                 + "AND e.row_idx >= ? AND e.row_idx < ? AND a.row_idx >= ? AND a.row_idx < ? ORDER BY e.row_idx",
-                [k, dataset_id, start, start + chunk_rows, start, start + chunk_rows],
+                [k, dataset_id, *params, start, start + chunk_rows, start, start + chunk_rows],
             ).fetchall()
             if rows:
                 yield rows
 
 
-def kept_counts(store: Store, dataset_id: int, k: int) -> dict[int, int]:
+def kept_counts(store: Store, dataset_id: int, k: int, tag: str | None = None) -> dict[int, int]:
     """How many examples each cluster at ``k`` keeps (clusters keeping none are absent): the export's counts
     without reading a text."""
     with store.read() as con:
-        rows = con.execute("SELECT a.cluster_id, count(*) " + _KEPT_JOINS + "GROUP BY a.cluster_id", [k, dataset_id])
+        condition, params = _tag_filter(dataset_id, tag)
+        rows = con.execute(
+            "SELECT a.cluster_id, count(*) " + _KEPT_JOINS + condition + "GROUP BY a.cluster_id",
+            [k, dataset_id, *params],
+        )
         return {int(cluster): int(n) for cluster, n in rows.fetchall()}
 
 

@@ -166,6 +166,7 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
             "example_vetoes",
             "history",
             "history_batches",
+            "tags",
             "search_postings",
             "search_vocab",
             "datasets",

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from core.storage.database import Store
 
-REVERSIBLE = ("cluster_veto", "cluster_weight", "example_veto")
+REVERSIBLE = ("cluster_veto", "cluster_weight", "example_veto", "tag")
 """The actions undo can write back; the others (choosing k, dismissing a proposal) are kept as a record only."""
 
 DEFAULT_ACTOR = "app"
@@ -237,6 +237,12 @@ def _what(batch: Batch) -> str:
         return f"weight of {_cluster_words(batch.first_target)}"
     if action == "cluster_weight":
         return f"weight of {_plural(batch.n_rows, 'cluster')} set to {batch.last_new}"
+    if action == "tag":
+        pair = json.loads(batch.first_target or '["", ""]')
+        verb = "tagged" if batch.n_true else "untagged"
+        what = "cluster" if str(pair[0]).startswith("k=") else "example"
+        count = batch.n_true + batch.n_false
+        return f"{verb} {_plural(count, what)} '{pair[1]}'" if count > 1 else f"{verb} {pair[0]} '{pair[1]}'"
     if action == "choose_k":
         return f"chose k={batch.last_new}"
     if action == "dismiss_veto_proposal":
@@ -322,18 +328,21 @@ WITH picked AS (
 SELECT p.*, CASE p.action
         WHEN 'example_veto' THEN CAST(to_json(coalesce(v.vetoed, FALSE)) AS VARCHAR)
         WHEN 'cluster_veto' THEN CAST(to_json(coalesce(d.vetoed, FALSE)) AS VARCHAR)
+        WHEN 'tag' THEN CAST(to_json(t.tag IS NOT NULL) AS VARCHAR)
         ELSE CAST(to_json(coalesce(d.weight, 1.0)) AS VARCHAR) END AS current
 FROM parsed p
 LEFT JOIN example_vetoes v ON p.action = 'example_veto' AND v.dataset_id = ? AND v.example_id = p.target
-LEFT JOIN cluster_decisions d ON p.action <> 'example_veto' AND d.dataset_id = ? AND d.k = p.k
+LEFT JOIN cluster_decisions d ON p.action IN ('cluster_veto', 'cluster_weight') AND d.dataset_id = ? AND d.k = p.k
     AND d.cluster_id = p.cluster_id
+LEFT JOIN tags t ON p.action = 'tag' AND t.dataset_id = ? AND t.ref = json_extract_string(p.target, '$[0]')
+    AND t.tag = json_extract_string(p.target, '$[1]')
 """
 
 
 def _plan(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_ids: Sequence[int]) -> None:
     """``undo_plan``: for each target the batches touched, the value to restore (its value before the first of
     their rows), the value they left (after the last) and its value now."""
-    con.execute(_PLAN, [dataset_id, [int(b) for b in batch_ids], list(REVERSIBLE), dataset_id, dataset_id])
+    con.execute(_PLAN, [dataset_id, [int(b) for b in batch_ids], list(REVERSIBLE), dataset_id, dataset_id, dataset_id])
 
 
 def _conflicts(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_id: int) -> list[tuple[int, int]]:
@@ -378,6 +387,16 @@ def _apply(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_id: int, actor
         "SELECT ?, k, cluster_id, FALSE, CAST(restore AS DOUBLE) FROM undo_plan "
         f"WHERE action = 'cluster_weight' AND k IS NOT NULL AND {differs} "
         "ON CONFLICT (dataset_id, k, cluster_id) DO UPDATE SET weight = excluded.weight",
+        [dataset_id],
+    )
+    con.execute(
+        "INSERT INTO tags SELECT ?, json_extract_string(target, '$[0]'), json_extract_string(target, '$[1]') "
+        f"FROM undo_plan WHERE action = 'tag' AND restore = 'true' AND {differs} ON CONFLICT DO NOTHING",
+        [dataset_id],
+    )
+    con.execute(
+        "DELETE FROM tags WHERE dataset_id = ? AND (ref, tag) IN (SELECT json_extract_string(target, '$[0]'), "
+        f"json_extract_string(target, '$[1]') FROM undo_plan WHERE action = 'tag' AND restore = 'false' AND {differs})",
         [dataset_id],
     )
     return changed

@@ -174,6 +174,13 @@ SCHEMA_STATEMENTS = (
     # one row per batch (core/storage/history.py): its kind (change, undo, revert), why it was taken (the search
     # a bulk veto came from) and which batches it undoes; batch ids are drawn from history_ids, so every batch
     # id and history id is one number line in the order they were taken
+    # free tags on clusters ("k=4/cluster=3") and examples ("example=<id>"), set by the curator (core/storage/tags.py)
+    """CREATE TABLE IF NOT EXISTS tags (
+        dataset_id INTEGER,
+        ref VARCHAR,
+        tag VARCHAR,
+        PRIMARY KEY (dataset_id, ref, tag)
+    )""",
     """CREATE TABLE IF NOT EXISTS history_batches (
         batch_id BIGINT PRIMARY KEY,
         dataset_id INTEGER,
