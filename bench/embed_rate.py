@@ -27,7 +27,11 @@ texts / embedding seconds. The windows run alternately, 1M 50k 1M 50k ..., in on
 load hits both; between repeats the window's vectors are removed again
 (``core.storage.datasets.delete_embeddings``). Printed per window: texts, start-up, embedding seconds,
 texts/s, commits, load average; then the median rates, rate(1M)/rate(50k), PASS/FAIL against >= 0.90, and the
-projected whole 1M MiniLM embedding: start-up + distinct texts / rate at 1M.
+projected whole 1M MiniLM embedding: start-up + distinct texts / rate at 1M. The window's texts are the
+file's last rows (shorter than its average: FLAN chain-of-thought and Code Alpaca rows), so the model runs
+faster on them than on the whole file; a second projection therefore times the model alone on a seeded random
+sample of the file's rows (``--sample``) and adds the store's seconds per text measured at 1M:
+start-up + distinct texts x (model seconds per sampled text + store seconds per window text at 1M).
 Results go to ``bench/results/scale/embed-rate-<timestamp>.json``; the scratch copies are deleted.
 
 Run from the project root: ``.venv/bin/python -m bench.embed_rate`` (``--texts W --repeats R``; about 12 min
@@ -64,6 +68,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="scale", help="the dataset's name in that workspace")
     parser.add_argument("--file", type=Path, default=OUT / "scale-1000000.jsonl", help="its source file")
     parser.add_argument("--small-rows", type=int, default=50_000, help="rows of the small dataset")
+    parser.add_argument("--sample", type=int, default=3_000, help="random rows whose texts time the model alone")
     parser.add_argument("--scratch", type=Path, default=OUT, help="folder for the scratch copies (deleted)")
     return parser.parse_args(argv)
 
@@ -209,7 +214,39 @@ def print_window(number: int, record: dict[str, Any]) -> None:
     )
 
 
-def summary(windows: list[dict[str, Any]], n_distinct_large: int) -> dict[str, Any]:
+def time_sample(store: Any, dataset_id: int, n_rows: int, fields: tuple[str, ...], embedder: Any, size: int) -> dict:
+    """Seconds per text of the model alone on a seeded random sample of ``size`` rows (the file's mix of texts)."""
+    from core import prepare as pipeline
+
+    rows = np.sort(np.random.default_rng(0).choice(n_rows, size=min(size, n_rows), replace=False))
+    texts = pipeline.TextReader(store, dataset_id, fields)(rows)
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    embedder.embed(texts)
+    seconds = time.perf_counter() - start
+    return {
+        "texts": len(texts),
+        "seconds": seconds,
+        "mean_chars": float(np.mean([len(t) for t in texts])),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
+
+
+def window_mean_chars(store: Any, dataset_id: int, n_rows: int, fields: tuple[str, ...], window: list[str]) -> float:
+    """The mean length in characters of the window's texts (read from the dataset's last rows)."""
+    from core import prepare as pipeline
+    from core.storage import datasets as ds
+
+    frame = ds.texts_in_rows(store, dataset_id, max(0, n_rows - 2 * len(window)), n_rows)
+    wanted = set(window)
+    texts = dict(
+        (h, t) for h, t in zip(frame.text_hash, pipeline._embed_texts(frame, fields), strict=True) if h in wanted
+    )
+    return float(np.mean([len(t) for t in texts.values()]))
+
+
+def summary(windows: list[dict[str, Any]], n_distinct_large: int, sample: dict[str, Any]) -> dict[str, Any]:
     """Median rates, start-ups and store seconds per size, the ratio of the median rates and its verdict, the
     median of each 1M window's rate over the 50k window after it (the pair ran under about the same load), and
     the projected 1M embedding."""
@@ -225,12 +262,16 @@ def summary(windows: list[dict[str, Any]], n_distinct_large: int) -> dict[str, A
     small = [w for w in windows if w["size"] == "50k"]
     pairs = [a["rate"] / b["rate"] for a, b in zip(large, small, strict=True)]
     projected = median["1M"]["startup_seconds"] + n_distinct_large / median["1M"]["rate"]
+    per_text = sample["seconds"] / sample["texts"] + median["1M"]["store_seconds"] / windows[0]["texts"]
+    projected_mix = median["1M"]["startup_seconds"] + n_distinct_large * per_text
     return {
         "median": median,
         "ratio": ratio,
         "pair_ratios": pairs,
         "passed": ratio >= TARGET_RATIO,
         "projected_1m_seconds": projected,
+        "projected_1m_mix_seconds": projected_mix,
+        "sample": sample,
     }
 
 
@@ -284,10 +325,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             for label, store, dataset_id in (("1M", large, info.dataset_id), ("50k", small, small_id)):
                 windows.append(run_window(label, store, dataset_id, fields, embedder, window))
                 print_window(len(windows), windows[-1])
+        sample = time_sample(large, info.dataset_id, info.n_rows, fields, embedder, args.sample)
+        sample["window_mean_chars"] = window_mean_chars(large, info.dataset_id, info.n_rows, fields, window)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    result = summary(windows, len(distinct))
+    result = summary(windows, len(distinct), sample)
     for size in ("1M", "50k"):
         entry = result["median"][size]
         print(
@@ -303,6 +346,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"projected MiniLM embedding of the 1M file: {result['median']['1M']['startup_seconds']:.0f} s start-up + "
         f"{len(distinct):,} texts / {result['median']['1M']['rate']:.1f} texts/s = {projected:,.0f} s "
         f"({projected / 3600:.2f} h)"
+    )
+    sample, mix = result["sample"], result["projected_1m_mix_seconds"]
+    print(
+        f"the model alone on {sample['texts']:,} random rows of the file (mean {sample['mean_chars']:.0f} characters, "
+        f"the window's {sample['window_mean_chars']:.0f}): {sample['texts'] / sample['seconds']:.1f} texts/s, load "
+        f"{_load(sample['load_before'])} -> {_load(sample['load_after'])}\n"
+        f"projected with the file's mix of texts: start-up + {len(distinct):,} x (model "
+        f"{sample['seconds'] / sample['texts'] * 1e3:.2f} ms + store at 1M "
+        f"{result['median']['1M']['store_seconds'] / args.texts * 1e3:.3f} ms) = {mix:,.0f} s ({mix / 3600:.2f} h)"
     )
     out = OUT / f"embed-rate-{time.strftime('%Y%m%d-%H%M%S')}.json"
     record = {"texts": args.texts, "repeats": args.repeats, "key": key, "windows": windows, **result}
