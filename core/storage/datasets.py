@@ -223,6 +223,22 @@ def put_embeddings(store: Store, embedder_key: str, hashes: list[str], vectors: 
         con.unregister("new_vectors")
 
 
+def delete_embeddings(store: Store, embedder_key: str, hashes: list[str]) -> int:
+    """Remove the cached vectors of ``hashes`` under ``embedder_key`` (others are kept); returns how many were
+    removed. The next prepare of a dataset holding those texts embeds them again (bench/embed_rate.py re-opens
+    a window of texts this way between its repeats)."""
+    import pyarrow as pa
+
+    with store.write() as con:
+        con.register("doomed", pa.table({"text_hash": pa.array(list(set(hashes)), pa.string())}))
+        (removed,) = con.execute(
+            "DELETE FROM embedding_cache WHERE embedder_key = ? AND text_hash IN (SELECT text_hash FROM doomed)",
+            [embedder_key],
+        ).fetchone()
+        con.unregister("doomed")
+    return int(removed)
+
+
 EMBEDDING_BATCH_ROWS = 65_536  # rows of vectors read at a time by load_embeddings
 
 
