@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     chosen.add_argument("--rows", metavar="LIST", help="rows by number (as the app shows them), e.g. 1,2,5-9")
     p.add_argument("--remove", action="store_true", help="take the tag off instead")
 
+    p = sub.add_parser("rename", help="name a cluster of the active k (--clear: back to its computed label)")
+    _add_common(p)
+    p.add_argument("--cluster", type=int, required=True)
+    named = p.add_mutually_exclusive_group(required=True)
+    named.add_argument("--name", help="the cluster's name (at most 80 characters)")
+    named.add_argument("--clear", action="store_true", help="drop the name")
+
     p = sub.add_parser("weight", help="set a cluster's weight (1 is neutral)")
     _add_common(p)
     p.add_argument("--cluster", type=int, required=True)
@@ -462,6 +469,21 @@ def cmd_veto(args: argparse.Namespace) -> int:
         target = f"example {args.example}"
     state = "vetoed" if vetoed else "not vetoed"
     print(f"{target} is now {state}" if changed else f"{target} was already {state}")
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    from core.storage import curation
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    name = None if args.clear else args.name
+    changed = curation.set_cluster_name(
+        store, dataset.dataset_id, dataset.active_k, args.cluster, name, actor=CLI_ACTOR
+    )
+    label = curation.cluster_states(store, dataset.dataset_id, dataset.active_k).set_index("cluster_id").label
+    state = f"is now {label[args.cluster]!r}" if changed else f"was already {label[args.cluster]!r}"
+    print(f"cluster {args.cluster} (k={dataset.active_k}) {state}")
     return 0
 
 
@@ -1022,6 +1044,7 @@ COMMANDS = {
     "clusters": cmd_clusters,
     "veto": cmd_veto,
     "tag": cmd_tag,
+    "rename": cmd_rename,
     "weight": cmd_weight,
     "export": cmd_export,
     "history": cmd_history,

@@ -330,6 +330,20 @@ def cluster_card(cluster_id: int) -> None:
     if row.get("representative"):  # dataset text: st.text shows it as typed
         st.caption(f"Nearest the cluster's centre (row {int(row['representative_row'])}):")
         st.text(row["representative"])
+    name_base = f"name_{k}_{cluster_id}"
+    stored_name = row.get("name") or ""
+    name_key = synced_key(name_base, stored_name)
+    st.text_input(
+        f"Name (blank: the computed label, {clip(row.get('terms_label') or row['label'], 60)})",
+        value=stored_name,
+        key=name_key,
+        max_chars=curation.MAX_NAME,
+        on_change=lambda: if_current(
+            name_base,
+            name_key,
+            lambda value: curation.set_cluster_name(store(), dataset.dataset_id, k, cluster_id, value, actor()),
+        ),
+    )
     ref = tags.cluster_ref(k, cluster_id)
     current_tags = tags_by_ref.get(ref, [])
     tags_base = f"tags_{k}_{cluster_id}"

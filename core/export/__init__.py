@@ -275,7 +275,8 @@ def _per_cluster(
     table = curation.cluster_states(store, dataset.dataset_id, k).to_dict("records")
     return {
         str(int(row["cluster_id"])): {
-            "label": row["label"],
+            "label": row["label"],  # the curator's name for it when there is one
+            "computed_label": row.get("terms_label", row["label"]),
             "size": int(row["size"]),
             "exported": int(exported.get(int(row["cluster_id"]), 0)),
             "vetoed": bool(row["vetoed"]),

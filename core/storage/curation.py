@@ -124,6 +124,44 @@ def bulk_cluster_decision(
     return changed
 
 
+MAX_NAME = 80  # characters of a cluster's name
+
+
+def set_cluster_name(
+    store: Store, dataset_id: int, k: int, cluster_id: int, name: str | None, actor: str = DEFAULT_ACTOR
+) -> bool:
+    """Name a cluster of the clustering at ``k`` (``None`` or blank: back to its computed label); the name is
+    a decision like a veto (history, undo), kept when the sweep at that k is run again. Returns whether it
+    changed."""
+    value = " ".join(str(name).split()) if name is not None else ""
+    if len(value) > MAX_NAME:
+        raise ValueError(f"a cluster's name has at most {MAX_NAME} characters, not {len(value)}")
+    with store.write(bump="decisions") as con:
+        _cluster_state(con, dataset_id, k, cluster_id)  # an unknown cluster is an error
+        row = con.execute(
+            "SELECT name FROM cluster_names WHERE dataset_id = ? AND k = ? AND cluster_id = ?",
+            [dataset_id, k, cluster_id],
+        ).fetchone()
+        old = row[0] if row else None
+        new = value or None
+        if old == new:
+            return False
+        if new is None:
+            con.execute(
+                "DELETE FROM cluster_names WHERE dataset_id = ? AND k = ? AND cluster_id = ?",
+                [dataset_id, k, cluster_id],
+            )
+        else:
+            con.execute(
+                "INSERT INTO cluster_names VALUES (?, ?, ?, ?) ON CONFLICT (dataset_id, k, cluster_id) "
+                "DO UPDATE SET name = excluded.name",
+                [dataset_id, k, cluster_id, new],
+            )
+        target = f"k={k}/cluster={cluster_id}"
+        decision_history.record(con, dataset_id, "cluster_name", target, old, new, actor=actor)
+    return True
+
+
 def set_example_veto(store: Store, dataset_id: int, example_id: str, vetoed: bool, actor: str = DEFAULT_ACTOR) -> bool:
     """Veto (or un-veto) one example by id; returns whether anything changed."""
     with store.write(bump="decisions") as con:
@@ -283,8 +321,14 @@ def with_overlay(overview: pd.DataFrame, overlay: pd.DataFrame) -> pd.DataFrame:
     table["vetoed"] = ids.map(decided["vetoed"]).fillna(False).astype(bool)
     table["weight"] = ids.map(decided["weight"]).fillna(1.0).astype(float)
     table["vetoed_examples"] = ids.map(decided["vetoed_examples"]).fillna(0).astype(int)
+    # a curator's name replaces the computed label; the words stay in ``terms_label``
+    names = ids.map(decided["name"]) if "name" in decided else ids.map(lambda _: None)
+    table["terms_label"] = table["label"]
+    table["name"] = names.where(names.notna(), None)
+    table["label"] = [n if isinstance(n, str) and n else lab for n, lab in zip(names, table["label"], strict=True)]
     columns = ["cluster_id", "label", "size", "vetoed", "weight", "vetoed_examples", "duplicate_rows"]
-    return table[columns + [c for c in ("representative_row", "representative") if c in table]]
+    extra = ("representative_row", "representative", "name", "terms_label")
+    return table[columns + [c for c in extra if c in table]]
 
 
 def cluster_states(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
@@ -292,9 +336,10 @@ def cluster_states(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
     per-example counts, so without a pass over the examples (the export's manifest at a million rows)."""
     with store.read() as con:
         return con.execute(
-            "SELECT l.cluster_id, l.label, l.size, coalesce(d.vetoed, FALSE) AS vetoed, "
-            "coalesce(d.weight, 1.0) AS weight FROM cluster_labels l "
+            "SELECT l.cluster_id, coalesce(n.name, l.label) AS label, l.size, coalesce(d.vetoed, FALSE) AS vetoed, "
+            "coalesce(d.weight, 1.0) AS weight, n.name AS name, l.label AS terms_label FROM cluster_labels l "
             "LEFT JOIN cluster_decisions d ON d.dataset_id = l.dataset_id AND d.k = l.k AND d.cluster_id = l.cluster_id "
+            "LEFT JOIN cluster_names n ON n.dataset_id = l.dataset_id AND n.k = l.k AND n.cluster_id = l.cluster_id "
             "WHERE l.dataset_id = ? AND l.k = ? ORDER BY l.cluster_id",
             [dataset_id, k],
         ).df()
@@ -337,13 +382,19 @@ def cluster_overlay(store: Store, dataset_id: int, k: int) -> pd.DataFrame:
                 WHERE v.dataset_id = ? AND v.vetoed GROUP BY a.cluster_id
             ), decided AS (
                 SELECT cluster_id, vetoed, weight FROM cluster_decisions WHERE dataset_id = ? AND k = ?
+            ), named AS (
+                SELECT cluster_id, name FROM cluster_names WHERE dataset_id = ? AND k = ?
+            ), ids AS (
+                SELECT cluster_id FROM decided UNION SELECT cluster_id FROM vetoed_examples
+                UNION SELECT cluster_id FROM named
             )
-            SELECT coalesce(d.cluster_id, x.cluster_id) AS cluster_id, coalesce(d.vetoed, FALSE) AS vetoed,
-                   coalesce(d.weight, 1.0) AS weight, coalesce(x.n, 0) AS vetoed_examples
-            FROM decided d FULL OUTER JOIN vetoed_examples x ON x.cluster_id = d.cluster_id
-            ORDER BY cluster_id
+            SELECT i.cluster_id, coalesce(d.vetoed, FALSE) AS vetoed, coalesce(d.weight, 1.0) AS weight,
+                   coalesce(x.n, 0) AS vetoed_examples, n.name
+            FROM ids i LEFT JOIN decided d ON d.cluster_id = i.cluster_id
+            LEFT JOIN vetoed_examples x ON x.cluster_id = i.cluster_id LEFT JOIN named n ON n.cluster_id = i.cluster_id
+            ORDER BY i.cluster_id
             """,
-            [k, dataset_id, dataset_id, k],
+            [k, dataset_id, dataset_id, k, dataset_id, k],
         ).df()
 
 

@@ -163,6 +163,7 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
             "cluster_labels",
             "map_coords",
             "cluster_decisions",
+            "cluster_names",
             "example_vetoes",
             "history",
             "history_batches",

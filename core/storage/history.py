@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from core.storage.database import Store
 
-REVERSIBLE = ("cluster_veto", "cluster_weight", "example_veto", "tag")
+REVERSIBLE = ("cluster_veto", "cluster_weight", "example_veto", "tag", "cluster_name")
 """The actions undo can write back; the others (choosing k, dismissing a proposal) are kept as a record only."""
 
 DEFAULT_ACTOR = "app"
@@ -237,6 +237,10 @@ def _what(batch: Batch) -> str:
         return f"weight of {_cluster_words(batch.first_target)}"
     if action == "cluster_weight":
         return f"weight of {_plural(batch.n_rows, 'cluster')} set to {batch.last_new}"
+    if action == "cluster_name" and batch.n_rows == 1:
+        new_name = json.loads(batch.last_new or "null")
+        where = _cluster_words(batch.first_target)
+        return f"named {where} {new_name!r}" if new_name else f"gave {where} back its computed label"
     if action == "tag":
         pair = json.loads(batch.first_target or '["", ""]')
         verb = "tagged" if batch.n_true else "untagged"
@@ -253,6 +257,9 @@ def _what(batch: Batch) -> str:
 def _state(action: str | None, value: str | None) -> str:
     if action in ("example_veto", "cluster_veto"):
         return "vetoed" if value == "true" else "kept"
+    if action == "cluster_name":
+        name = json.loads(value or "null")
+        return repr(name) if name else "(computed label)"
     return str(value)
 
 
@@ -329,6 +336,7 @@ SELECT p.*, CASE p.action
         WHEN 'example_veto' THEN CAST(to_json(coalesce(v.vetoed, FALSE)) AS VARCHAR)
         WHEN 'cluster_veto' THEN CAST(to_json(coalesce(d.vetoed, FALSE)) AS VARCHAR)
         WHEN 'tag' THEN CAST(to_json(t.tag IS NOT NULL) AS VARCHAR)
+        WHEN 'cluster_name' THEN CAST(to_json(n.name) AS VARCHAR)
         ELSE CAST(to_json(coalesce(d.weight, 1.0)) AS VARCHAR) END AS current
 FROM parsed p
 LEFT JOIN example_vetoes v ON p.action = 'example_veto' AND v.dataset_id = ? AND v.example_id = p.target
@@ -336,13 +344,17 @@ LEFT JOIN cluster_decisions d ON p.action IN ('cluster_veto', 'cluster_weight') 
     AND d.cluster_id = p.cluster_id
 LEFT JOIN tags t ON p.action = 'tag' AND t.dataset_id = ? AND t.ref = json_extract_string(p.target, '$[0]')
     AND t.tag = json_extract_string(p.target, '$[1]')
+LEFT JOIN cluster_names n ON p.action = 'cluster_name' AND n.dataset_id = ? AND n.k = p.k AND n.cluster_id = p.cluster_id
 """
 
 
 def _plan(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_ids: Sequence[int]) -> None:
     """``undo_plan``: for each target the batches touched, the value to restore (its value before the first of
     their rows), the value they left (after the last) and its value now."""
-    con.execute(_PLAN, [dataset_id, [int(b) for b in batch_ids], list(REVERSIBLE), dataset_id, dataset_id, dataset_id])
+    con.execute(
+        _PLAN,
+        [dataset_id, [int(b) for b in batch_ids], list(REVERSIBLE), dataset_id, dataset_id, dataset_id, dataset_id],
+    )
 
 
 def _conflicts(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_id: int) -> list[tuple[int, int]]:
@@ -387,6 +399,17 @@ def _apply(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_id: int, actor
         "SELECT ?, k, cluster_id, FALSE, CAST(restore AS DOUBLE) FROM undo_plan "
         f"WHERE action = 'cluster_weight' AND k IS NOT NULL AND {differs} "
         "ON CONFLICT (dataset_id, k, cluster_id) DO UPDATE SET weight = excluded.weight",
+        [dataset_id],
+    )
+    con.execute(
+        "DELETE FROM cluster_names WHERE dataset_id = ? AND (k, cluster_id) IN (SELECT k, cluster_id FROM undo_plan "
+        f"WHERE action = 'cluster_name' AND (restore IS NULL OR restore = 'null') AND {differs})",
+        [dataset_id],
+    )
+    con.execute(
+        "INSERT INTO cluster_names SELECT ?, k, cluster_id, json_extract_string(restore, '$') FROM undo_plan "
+        f"WHERE action = 'cluster_name' AND restore IS NOT NULL AND restore <> 'null' AND {differs} "
+        "ON CONFLICT (dataset_id, k, cluster_id) DO UPDATE SET name = excluded.name",
         [dataset_id],
     )
     con.execute(

@@ -174,6 +174,14 @@ SCHEMA_STATEMENTS = (
     # one row per batch (core/storage/history.py): its kind (change, undo, revert), why it was taken (the search
     # a bulk veto came from) and which batches it undoes; batch ids are drawn from history_ids, so every batch
     # id and history id is one number line in the order they were taken
+    # the name a curator gave a cluster of one clustering; it replaces the computed label wherever one is shown
+    """CREATE TABLE IF NOT EXISTS cluster_names (
+        dataset_id INTEGER,
+        k INTEGER,
+        cluster_id INTEGER,
+        name VARCHAR NOT NULL,
+        PRIMARY KEY (dataset_id, k, cluster_id)
+    )""",
     # free tags on clusters ("k=4/cluster=3") and examples ("example=<id>"), set by the curator (core/storage/tags.py)
     """CREATE TABLE IF NOT EXISTS tags (
         dataset_id INTEGER,

@@ -34,3 +34,18 @@ def test_tag_a_cluster_and_a_search_then_export_only_the_tagged(page, prepared_w
     export.selectbox(key="export_tag").select("keep").run()
     assert not export.exception
     assert export.metric[0].value == f"6 of {dataset.n_rows}"
+
+
+def test_a_cluster_renamed_in_its_card_shows_its_name_in_the_table_and_heading(page, prepared_workspace):
+    store = Store(prepared_workspace)
+    k = ds.get_dataset(store, "tiny").active_k
+    at = page("clusters").run()
+    at.selectbox(key="cluster_pick").select(3).run()
+    at.text_input(key=f"name_{k}_3").input("Sourdough questions").run()
+    assert not at.exception
+    assert any(h.value == "Cluster 3: Sourdough questions" for h in at.subheader)
+    (table,) = at.dataframe
+    assert table.value.set_index("cluster_id").loc[3, "label"] == "Sourdough questions"
+    assert history.batches(store, ds.get_dataset(store, "tiny").dataset_id)[0].summary == (
+        f"named cluster 3 (k={k}) 'Sourdough questions'"
+    )

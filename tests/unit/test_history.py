@@ -206,3 +206,31 @@ def test_clusters_chosen_together_are_vetoed_and_weighed_in_one_batch_and_undone
     history.undo(store, dataset.dataset_id, listing[1].batch_id, actor="test")  # the veto of both, whole
     table = curation.clusters(store, dataset.dataset_id, k).set_index("cluster_id")
     assert not table.vetoed.loc[[0, 1]].any() and table.weight.loc[1] == 2.5  # the later weights stay
+
+
+def test_a_clusters_name_replaces_its_label_everywhere_and_is_undone_like_a_veto(prepared_workspace: Path) -> None:
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    k = dataset.active_k
+    computed = curation.clusters(store, dataset.dataset_id, k).set_index("cluster_id").label[2]
+    assert curation.set_cluster_name(store, dataset.dataset_id, k, 2, "  Bread   baking ", actor="t")
+    assert not curation.set_cluster_name(store, dataset.dataset_id, k, 2, "Bread baking")
+    table = curation.clusters(store, dataset.dataset_id, k).set_index("cluster_id")
+    assert table.label[2] == "Bread baking" and table.terms_label[2] == computed
+    assert curation.cluster_states(store, dataset.dataset_id, k).set_index("cluster_id").label[2] == "Bread baking"
+    (batch,) = history.batches(store, dataset.dataset_id)
+    assert batch.summary == f"named cluster 2 (k={k}) 'Bread baking'"
+    history.undo(store, dataset.dataset_id, batch.batch_id, actor="t")
+    assert curation.clusters(store, dataset.dataset_id, k).set_index("cluster_id").label[2] == computed
+    with pytest.raises(ValueError, match="at most 80"):
+        curation.set_cluster_name(store, dataset.dataset_id, k, 2, "x" * 81)
+
+    # kept when that k is clustered again, and written into an export's manifest
+    from core.export import build_export
+    from core.prepare import add_k_values
+
+    curation.set_cluster_name(store, dataset.dataset_id, k, 2, "Bread baking")
+    add_k_values(store, ds.get_dataset(store, "tiny"), [k])
+    assert curation.clusters(store, dataset.dataset_id, k).set_index("cluster_id").label[2] == "Bread baking"
+    per_cluster = build_export(store, ds.get_dataset(store, "tiny")).manifest["counts"]["per_cluster"]
+    assert per_cluster["2"]["label"] == "Bread baking" and per_cluster["2"]["computed_label"] == computed

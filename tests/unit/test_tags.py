@@ -80,3 +80,18 @@ def test_the_cli_tags_lists_undoes_and_exports_by_tag(
     assert code != 0 and "no cluster 99" in err
     code, _, err = _run(capsys, "tag", "x", "--example", "nope", *ws)
     assert code != 0 and "no example with id 'nope'" in err
+
+
+def test_the_cli_renames_a_cluster_and_clears_the_name(prepared_workspace: Path, capsys: pytest.CaptureFixture[str]):
+    ws = ("--workspace", str(prepared_workspace), "--dataset", "tiny")
+    k = ds.get_dataset(Store(prepared_workspace), "tiny").active_k
+    assert _run(capsys, "rename", "--cluster", "1", "--name", "Python code", *ws)[1] == (
+        f"cluster 1 (k={k}) is now 'Python code'\n"
+    )
+    assert _run(capsys, "rename", "--cluster", "1", "--name", "Python code", *ws)[1].endswith(
+        "was already 'Python code'\n"
+    )
+    code, out, _ = _run(capsys, "rename", "--cluster", "1", "--clear", *ws)
+    assert code == 0 and "Python code" not in out
+    code, _, err = _run(capsys, "rename", "--cluster", "99", "--name", "x", *ws)
+    assert code != 0 and "cluster 99" in err
