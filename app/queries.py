@@ -299,7 +299,42 @@ def cluster_scores(workspace: str, derived_version: int, dataset_id: int, k: int
         else:
             means = np.full(len(sizes), np.nan)
     present = np.flatnonzero(sizes)
-    return pd.DataFrame({"cluster_id": present, "quality": means[present], "flagged": shares[present]})
+    return pd.DataFrame(
+        {
+            "cluster_id": present,
+            "quality": means[present],
+            "flagged": shares[present],
+            "main_flag": _main_flags(raw, flags, clusters, sizes)[present],
+        }
+    )
+
+
+MAIN_FLAG_SHARE = 0.3  # a flag names a cluster's main defect from this share of its rows
+
+
+def _main_flags(raw: pd.DataFrame, flags: list[str], clusters: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per cluster id, its most common defect flag when it covers at least :data:`MAIN_FLAG_SHARE` of its rows,
+    as "62 % cut off response"; "" otherwise."""
+    out = np.full(len(sizes), "", dtype=object)
+    if not flags:
+        return out
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.stack(
+            [
+                np.bincount(
+                    clusters, weights=(raw[f].fillna(0.0).to_numpy() > 0).astype(np.float64), minlength=len(sizes)
+                )
+                / sizes
+                for f in flags
+            ],
+            axis=1,
+        )
+    best = np.nan_to_num(shares).argmax(axis=1)
+    for cluster in np.flatnonzero(sizes):
+        share = shares[cluster, best[cluster]]
+        if share >= MAIN_FLAG_SHARE:
+            out[cluster] = f"{share:.0%} {flags[best[cluster]].replace('_', ' ')}"
+    return out
 
 
 def cached_cluster_table(dataset: ds.DatasetInfo) -> pd.DataFrame:

@@ -218,7 +218,8 @@ open_now = st.session_state.get("open_cluster")
 view = queries.cached_cluster_table(dataset)
 known_tags, tags_by_ref = queries.cached_tags(dataset)
 view = view.assign(tags=[", ".join(tags_by_ref.get(tags.cluster_ref(k, c), [])) for c in view.cluster_id])
-columns = ["cluster_id", "label", "size", "vetoed", "weight", "tags", "quality", "flagged", "duplicate_rows"]
+columns = ["cluster_id", "label", "size", "vetoed", "weight", "tags", "quality", "flagged", "main_flag"]
+columns += ["duplicate_rows"]
 columns += ["vetoed_examples", "representative"]
 shown = view[[c for c in columns if c in view]].assign(vetoed=view.vetoed.map({True: "vetoed", False: ""}))
 if shown.get("quality") is not None and shown["quality"].isna().all():
@@ -240,6 +241,7 @@ st.dataframe(
         "flagged": st.column_config.ProgressColumn(
             "flagged", help="share of rows with a defect flag", min_value=0.0, max_value=1.0, format="percent"
         ),
+        "main_flag": st.column_config.TextColumn("main defect", help="the flag on most of its rows (30 % or more)"),
         "duplicate_rows": st.column_config.NumberColumn("duplicates", width="small"),
         "vetoed_examples": st.column_config.NumberColumn("vetoed examples", width="small"),
         "representative": st.column_config.TextColumn(
@@ -327,6 +329,9 @@ def cluster_card(cluster_id: int) -> None:
     row = table[table.cluster_id == cluster_id].iloc[0].to_dict()  # a dict: Series.size is not the column
     st.subheader(f"Cluster {cluster_id}: {plain(row['label'], 120)}")  # labels are words of the data
     st.caption(f"{int(row['size'])} examples · {int(row['duplicate_rows'])} exact-duplicate rows")
+    main_flag = view.set_index("cluster_id").main_flag.get(cluster_id, "") if "main_flag" in view else ""
+    if main_flag:
+        st.caption(f"Main defect: {main_flag} of its rows.")
     if row.get("representative"):  # dataset text: st.text shows it as typed
         st.caption(f"Nearest the cluster's centre (row {int(row['representative_row'])}):")
         st.text(row["representative"])
