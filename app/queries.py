@@ -272,7 +272,8 @@ def batches(workspace: str, decisions_version: int, dataset_id: int, limit: int)
 
 def cached_batches(dataset: ds.DatasetInfo, limit: int = 30) -> list[history.Batch]:
     """The dataset's decision batches, newest first, with summaries; re-read after any decision write."""
-    return batches(str(store().workspace), versions().decisions, dataset.dataset_id, limit)
+    # one cached listing of every batch (what Undo needs too), sliced here
+    return batches(str(store().workspace), versions().decisions, dataset.dataset_id, 0)[:limit]
 
 
 def cached_latest_undoable(dataset: ds.DatasetInfo) -> history.Batch | None:

@@ -47,7 +47,8 @@ def test_the_table_shows_quality_and_flag_shares_and_marks_the_open_cluster(page
     at.selectbox(key="cluster_pick").select(2).run()
     (frame,) = at.dataframe
     assert "quality" in frame.value.columns and frame.value["quality"].between(0, 1).all()
-    assert b"#fff3cd" in frame.proto.SerializeToString()  # the open cluster's row is marked
+    marked = frame.value.set_index("cluster_id")["open"]
+    assert marked[2] == "▶" and (marked.drop(2) == "").all()  # the open cluster's row is marked
 
 
 def test_search_hits_show_the_keyword_highlighted_in_context(page, prepared_workspace):
