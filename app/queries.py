@@ -354,3 +354,41 @@ def tag_listing(workspace: str, decisions_version: int, dataset_id: int) -> tupl
 def cached_tags(dataset: ds.DatasetInfo) -> tuple[dict[str, int], dict[str, list[str]]]:
     """Every tag of the dataset with its count, and the tags on each cluster reference; re-read after a decision."""
     return tag_listing(str(store().workspace), versions().decisions, dataset.dataset_id)
+
+
+def compact_examples(dataset: ds.DatasetInfo, page: pd.DataFrame) -> pd.DataFrame:
+    """A page of examples as one line each for a table: the texts cut to a line, copies, "vetoed", the defect
+    flags each row carries and its combined quality (once a scorer has run), looked up in the cached signals."""
+    from app.text import clip, one_line
+    from core.score.quality import SIGNALS, has_scores
+
+    raw = cached_signals(dataset)
+    rows = page.row_idx.to_numpy(np.int64)
+    flags = [name for name in raw.columns if name in SIGNALS and SIGNALS[name].is_flag]
+    on_rows = raw.iloc[rows] if len(rows) else raw.iloc[[]]
+    flagged = [
+        ", ".join(name.replace("_", " ") for name in flags if (on_rows[name].iloc[i] or 0) > 0)
+        for i in range(len(rows))
+    ]
+    table = pd.DataFrame(
+        {
+            "row_idx": rows,
+            "instruction": [clip(one_line(t), 140) for t in page.instruction],
+            "input": [clip(one_line(t), 60) for t in page.input],
+            "output": [clip(one_line(t), 140) for t in page.output],
+            "copies": page.copies.to_numpy(),
+            "vetoed": ["vetoed" if v else "" for v in page.vetoed],
+            "flags": flagged,
+        }
+    )
+    if has_scores(raw):
+        table["quality"] = quality_of_rows(str(store().workspace), versions().derived, dataset.dataset_id)[rows]
+    return table
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def quality_of_rows(workspace: str, derived_version: int, dataset_id: int) -> np.ndarray:
+    """Every row's combined quality (default weights), computed once per data version (0.1-0.3 s at 1M)."""
+    from core.score.quality import example_quality_from
+
+    return example_quality_from(cached_signals(ds.get_dataset(store(), dataset_id))).to_numpy(np.float64)

@@ -391,7 +391,56 @@ def cluster_card(cluster_id: int) -> None:
             ),
         ),
     )
-    examples_list(cluster_id=cluster_id, key="cluster")
+    view_as = st.segmented_control(
+        "Examples as", ["table", "cards"], default="table", required=True, key="examples_view"
+    )
+    if view_as == "cards":
+        examples_list(cluster_id=cluster_id, key="cluster")
+    else:
+        examples_table(cluster_id)
+
+
+TABLE_PAGE = 50  # rows of a cluster's compact table
+
+
+def examples_table(cluster_id: int) -> None:
+    """A cluster's examples as a compact table, a page of :data:`TABLE_PAGE` rows: one line each (instruction,
+    input, output, copies, vetoed, its defect flags, its quality), sortable by any column; ticked rows are
+    vetoed or un-vetoed together (one batch) and one ticked row is shown in full below."""
+    total = queries.cached_example_total(dataset, cluster_id=cluster_id)
+    pages = max(1, -(-total // TABLE_PAGE))
+    page = st.number_input(f"Page (of {pages}; {total} examples)", 1, pages, key="table_page")
+    offset = (int(page) - 1) * TABLE_PAGE
+    frame = queries.cached_example_page(dataset, cluster_id=cluster_id, offset=offset, limit=TABLE_PAGE)
+    compact = queries.compact_examples(dataset, frame)
+    picked = st.dataframe(
+        compact,
+        column_config={
+            "row_idx": st.column_config.NumberColumn("row", width="small"),
+            "vetoed": st.column_config.TextColumn("status", width="small"),
+            "copies": st.column_config.NumberColumn("copies", width="small"),
+            "quality": st.column_config.ProgressColumn("quality", min_value=0.0, max_value=1.0, format="%.2f"),
+        },
+        hide_index=True,
+        key=f"examples_table_{cluster_id}_{page}",
+        on_select="rerun",
+        selection_mode="multi-row",
+        height=min(38 + 35 * len(compact), 460),
+    )
+    ticked = [int(compact.row_idx.iloc[i]) for i in picked.selection.get("rows", [])]
+    if not ticked:
+        st.caption("Tick rows to veto them together; one ticked row is shown in full here.")
+        return
+    veto_them, keep_them = st.columns(2)
+    reason = f"cluster {cluster_id} table"
+    veto_them.button(
+        f"Veto the {len(ticked)} ticked", key="veto_ticked_rows", on_click=bulk_veto, args=(ticked, True, reason)
+    )
+    keep_them.button(
+        f"Un-veto the {len(ticked)} ticked", key="unveto_ticked_rows", on_click=bulk_veto, args=(ticked, False, reason)
+    )
+    if len(ticked) == 1:
+        examples_list(row_idx=ticked[0], key="ticked")
 
 
 def examples_list(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -62,3 +63,8 @@ def fake_run(
     (folder / "evals.json").write_text(json.dumps(evals))
     (folder / "final").mkdir()
     (folder / "final" / "adapter_model.safetensors").write_bytes(b"weights")
+
+
+def cluster_table(at: AppTest) -> Any:
+    """The Clusters page's table of clusters (the page holds other tables: a cluster's examples)."""
+    return next(frame for frame in at.dataframe if {"cluster_id", "label", "size"} <= set(frame.value.columns))

@@ -8,6 +8,7 @@ from core.score.scorers import HeuristicsScorer
 from core.storage import curation, history
 from core.storage import datasets as ds
 from core.storage.database import Store
+from tests.ui.conftest import cluster_table
 
 
 def test_ticked_clusters_are_vetoed_and_weighed_together_and_one_undo_reverts_them(page, prepared_workspace):
@@ -39,13 +40,13 @@ def test_the_table_shows_quality_and_flag_shares_and_marks_the_open_cluster(page
     store = Store(prepared_workspace)
     dataset = ds.get_dataset(store, "tiny")
     at = page("clusters").run()
-    (frame,) = at.dataframe
+    frame = cluster_table(at)
     assert "quality" not in frame.value.columns  # no scorer has run yet
     assert {"flagged", "vetoed", "representative"} <= set(frame.value.columns)
 
     scoring.score_dataset(store, dataset, HeuristicsScorer())
     at.selectbox(key="cluster_pick").select(2).run()
-    (frame,) = at.dataframe
+    frame = cluster_table(at)
     assert "quality" in frame.value.columns and frame.value["quality"].between(0, 1).all()
     marked = frame.value.set_index("cluster_id")["open"]
     assert marked[2] == "▶" and (marked.drop(2) == "").all()  # the open cluster's row is marked

@@ -24,12 +24,16 @@ def test_choosing_a_cluster_opens_its_card_with_its_examples(page, prepared_work
     label = table.label.iloc[1]
     assert any(h.value == f"Cluster 1: {label}" for h in at.subheader)
     assert any(c.value.startswith("6 examples · 0 exact-duplicate rows") for c in at.caption)
-    texts = [t.value for t in at.text]
-    assert sum(label in text for text in texts) >= 6  # the six examples of this keyword cluster
     # the instruction nearest the cluster's centre, above its examples
     nearest = table.set_index("cluster_id").loc[1]
     assert any(c.value == f"Nearest the cluster's centre (row {nearest.representative_row}):" for c in at.caption)
-    assert texts[0] == nearest.representative
+    assert at.text[0].value == nearest.representative
+    # its examples as a compact table, one line each, by default
+    compact = next(d.value for d in at.dataframe if "instruction" in d.value.columns)
+    assert len(compact) == 6 and all(label in text for text in compact.instruction)
+    at.segmented_control(key="examples_view").set_value("cards").run()  # or as cards, in full
+    texts = [t.value for t in at.text]
+    assert sum(label in text for text in texts) >= 6  # the six examples of this keyword cluster
 
 
 def test_veto_toggle_and_weight_slider_are_stored_at_once(page, prepared_workspace):
@@ -96,6 +100,7 @@ def test_example_text_is_shown_as_plain_text(page, tmp_path, monkeypatch):
     monkeypatch.setenv("CURATE_WORKSPACE", str(workspace))
     at = page("clusters").run()
     at.selectbox(key="cluster_pick").select(0).run()
+    at.segmented_control(key="examples_view").set_value("cards").run()
     assert hostile in [t.value for t in at.text]  # st.text: shown verbatim, never as markdown or HTML
     assert not any("<script>" in m.value for m in at.markdown)
 

@@ -167,13 +167,15 @@ def test_clusters_page_shows_every_example_verbatim(hostile_page) -> None:
     cards: list[str] = []
     for cluster in at.selectbox(key="cluster_pick").options:
         at.selectbox(key="cluster_pick").select(int(cluster.split(":")[0])).run()
+        if at.segmented_control(key="examples_view").value != "cards":  # every example in full
+            at.segmented_control(key="examples_view").set_value("cards").run()
         assert_inert(at)
         cards += [t.value for t in at.text]
     for fragment in HOSTILE:
         assert any(card.startswith(fragment + "\n") for card in cards), fragment  # st.text: shown verbatim
     assert LONG_WORD in cards
     # the map's hover snippets go as plain strings, which its component writes with textContent (never as HTML)
-    (drawn,) = at.get("bidi_component")
+    drawn = next(c for c in at.get("bidi_component") if c.proto.component_name == "curate_map")
     assert any("<script>window.__pwned=1</script>" in text for text in json.loads(drawn.proto.json)["snippets"])
 
 

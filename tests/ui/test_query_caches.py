@@ -113,5 +113,5 @@ def test_a_search_or_a_page_turn_does_not_rebuild_the_map(page, drawn):
     assert len(drawn) == built  # the map came from the cache: nothing it shows changed
     at.selectbox(key="cluster_pick").select(1).run()
     assert len(drawn) == built  # opening a cluster draws it larger on a copy of the cached map
-    (shown,) = at.get("bidi_component")
+    shown = next(c for c in at.get("bidi_component") if c.proto.component_name == "curate_map")
     assert json.loads(shown.proto.json)["highlight"] == 1

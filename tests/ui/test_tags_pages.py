@@ -6,6 +6,7 @@ from __future__ import annotations
 from core.storage import datasets as ds
 from core.storage import history, tags
 from core.storage.database import Store
+from tests.ui.conftest import cluster_table
 
 
 def test_tag_a_cluster_and_a_search_then_export_only_the_tagged(page, prepared_workspace):
@@ -20,7 +21,7 @@ def test_tag_a_cluster_and_a_search_then_export_only_the_tagged(page, prepared_w
     assert tags.tags_of(store, dataset.dataset_id, [tags.cluster_ref(k, 1)]) == {
         tags.cluster_ref(k, 1): ["needs review"]
     }
-    (table,) = at.dataframe
+    table = cluster_table(at)
     assert table.value.set_index("cluster_id").loc[1, "tags"] == "needs review"
 
     at.text_input(key="search").input("python").run()
@@ -44,7 +45,7 @@ def test_a_cluster_renamed_in_its_card_shows_its_name_in_the_table_and_heading(p
     at.text_input(key=f"name_{k}_3").input("Sourdough questions").run()
     assert not at.exception
     assert any(h.value == "Cluster 3: Sourdough questions" for h in at.subheader)
-    (table,) = at.dataframe
+    table = cluster_table(at)
     assert table.value.set_index("cluster_id").loc[3, "label"] == "Sourdough questions"
     assert history.batches(store, ds.get_dataset(store, "tiny").dataset_id)[0].summary == (
         f"named cluster 3 (k={k}) 'Sourdough questions'"
