@@ -102,3 +102,11 @@ def test_cli_score_then_scores_reports_quality_per_cluster_and_by_k(workspace, c
     assert report["threshold"] == 0.3
     assert all(0.0 <= cluster["quality_mean"] <= 1.0 for cluster in report["clusters"])
     assert [row["k"] for row in report["share_below_by_k"]] == [2, 4, 6]
+
+
+def test_only_absurdly_long_responses_are_length_outliers():
+    lengths = pd.Series([1.0, 3, 5, 8, 10, 12, 15, 20, 25, 30, 2000, np.nan])
+    flags = quality.length_outliers(lengths)
+    assert list(flags.iloc[:11]) == [0.0] * 10 + [1.0]  # a one-word answer is not flagged: short is not bad
+    assert np.isnan(flags.iloc[11])
+    assert quality.is_flag("length_outlier") and quality.is_flag("gibberish") and not quality.is_flag("reward")

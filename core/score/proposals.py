@@ -1,0 +1,143 @@
+"""Proposed cluster vetoes, each with the reasons a curator can check before accepting it.
+
+A cluster is proposed on one of two grounds, never on one weak signal alone (docs/algorithms.md 2.6):
+
+- **flags**: at least ``FLAG_SHARE`` of its rows carry a defect, that is a strong flag (one whose penalty is
+  at least ``STRONG_PENALTY``: empty, cut off, wrong arithmetic, gibberish, perplexity outlier, exact
+  duplicate at the defaults) or two weak ones together (near duplicate, length outlier);
+- **scores**: its mean combined quality is below the threshold and, on at least ``MIN_SCORE_SIGNALS``
+  weighted continuous signals, its rows sit on average in the bottom ``SCORE_PERCENTILE`` of the dataset.
+
+Each proposal names those signals, the share of the cluster a flag raised against the share of the whole
+dataset (a flag on 90% of a cluster and 3% of the data is a defect group; on 40% of both it is the data), or
+the percentile of the cluster's mean score, and the rows that drive it: its flagged rows first, then its
+lowest-quality ones. Only this module decides; the Quality page shows what it returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from core.score import quality
+
+FLAG_SHARE = 0.5
+STRONG_PENALTY = 0.5
+SCORE_PERCENTILE = 0.2
+MIN_SCORE_SIGNALS = 2
+EXAMPLES = 5
+REASON_SHARE = 0.05  # a flag on fewer of the cluster's rows than this is not named among its reasons
+
+
+@dataclasses.dataclass(frozen=True)
+class Reason:
+    """One signal behind a proposal. ``kind`` ``flag``: ``value`` is the share of the cluster's rows it raised,
+    ``dataset`` the share of the whole dataset's. ``kind`` ``score``: ``value`` is the cluster's mean percentile
+    rank on the signal (0 = the dataset's worst), ``dataset`` 0.5 (the dataset's own mean rank)."""
+
+    signal: str
+    kind: str
+    value: float
+    dataset: float
+
+    def text(self) -> str:
+        if self.kind == "flag":
+            return f"{self.signal}: {self.value:.0%} of the cluster's rows (the dataset: {self.dataset:.1%})"
+        return f"{self.signal}: its rows average the {self.value:.0%} percentile of the dataset (lower is worse)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Proposal:
+    """A cluster proposed for veto: why (``ground`` ``flags`` or ``scores`` and the ``reasons``), how much of
+    it is defective (``flagged_share``), its mean combined ``quality``, and the row indices of its
+    ``examples`` (the rows that drive the proposal, worst first)."""
+
+    cluster_id: int
+    size: int
+    quality: float
+    ground: str
+    flagged_share: float
+    reasons: tuple[Reason, ...]
+    examples: tuple[int, ...]
+
+    def summary(self) -> str:
+        if self.ground == "flags":
+            head = f"{self.flagged_share:.0%} of its {self.size} rows carry a defect flag"
+        else:
+            head = f"mean quality {self.quality:.2f}, low on {len(self.reasons)} scores"
+        return head + ": " + "; ".join(reason.text() for reason in self.reasons)
+
+
+def defective(raw: pd.DataFrame, weights: dict[str, float]) -> pd.Series:
+    """Per row: True when a strong flag (penalty >= ``STRONG_PENALTY``) or two weak ones (penalty > 0) are raised."""
+    strong, weak = _flags(raw, weights)
+    raised = raw.reindex(columns=strong + weak).fillna(0.0) >= 0.5
+    return raised[strong].any(axis=1) | (raised[weak].sum(axis=1) >= 2)
+
+
+def _flags(raw: pd.DataFrame, weights: dict[str, float]) -> tuple[list[str], list[str]]:
+    present = [name for name, signal in quality.SIGNALS.items() if signal.is_flag and name in raw]
+    strong = [name for name in present if weights.get(name, 0.0) >= STRONG_PENALTY]
+    weak = [name for name in present if 0.0 < weights.get(name, 0.0) < STRONG_PENALTY]
+    return strong, weak
+
+
+def propose(
+    raw: pd.DataFrame,
+    weights: dict[str, float],
+    assignment: np.ndarray,
+    threshold: float = quality.DEFAULT_THRESHOLD,
+    skip: set[int] | frozenset[int] = frozenset(),
+) -> list[Proposal]:
+    """The proposed vetoes of the clusters of ``assignment`` (a cluster id per row of ``raw``, the output of
+    :func:`core.score.quality.raw_signals`) under the curator's ``weights`` and ``threshold``; clusters in
+    ``skip`` (vetoed or dismissed) are left out. Flag-grounded proposals first, most defective first."""
+    raw = raw.reset_index(drop=True)
+    clusters = pd.Series(np.asarray(assignment), index=raw.index)
+    normalised = quality.normalise(raw)
+    combined = quality.combined(normalised, weights)
+    bad = defective(raw, weights)
+    strong, weak = _flags(raw, weights)
+    continuous = [name for name in normalised if not quality.SIGNALS[name].is_flag and weights.get(name, 0) > 0]
+    flag_rates = {name: float((raw[name].fillna(0) >= 0.5).mean()) for name in strong + weak}
+    result = []
+    for cluster_id, rows in clusters.groupby(clusters).groups.items():
+        if int(cluster_id) in skip:
+            continue
+        members = pd.Index(rows)
+        mean_quality = float(combined[members].mean())
+        share = float(bad[members].mean())
+        if share >= FLAG_SHARE:
+            reasons = [
+                Reason(name, "flag", float((raw.loc[members, name].fillna(0) >= 0.5).mean()), flag_rates[name])
+                for name in strong + weak
+            ]
+            reasons = sorted((r for r in reasons if r.value >= REASON_SHARE), key=lambda r: -r.value)
+            ground = "flags"
+        else:
+            low = [
+                Reason(name, "score", float(normalised.loc[members, name].mean()), 0.5)
+                for name in continuous
+                if normalised.loc[members, name].notna().any()
+            ]
+            reasons = sorted((r for r in low if r.value <= SCORE_PERCENTILE), key=lambda r: r.value)
+            if not (mean_quality < threshold and len(reasons) >= MIN_SCORE_SIGNALS):
+                continue
+            ground = "scores"
+        order = pd.DataFrame({"bad": bad[members], "quality": combined[members]}).sort_values(
+            ["bad", "quality"], ascending=[False, True], kind="stable"
+        )
+        result.append(
+            Proposal(
+                cluster_id=int(cluster_id),
+                size=len(members),
+                quality=mean_quality,
+                ground=ground,
+                flagged_share=share,
+                reasons=tuple(reasons),
+                examples=tuple(int(row) for row in order.index[:EXAMPLES]),
+            )
+        )
+    return sorted(result, key=lambda p: (p.ground != "flags", -p.flagged_share, p.quality))
