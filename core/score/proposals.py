@@ -1,6 +1,6 @@
 """Proposed cluster vetoes, each with the reasons a curator can check before accepting it.
 
-A cluster is proposed on one of two grounds, never on one weak signal alone (docs/algorithms.md 2.6):
+A cluster is proposed on one of two grounds, never on one weak signal alone (docs/algorithms.md 1.9):
 
 - **flags**: at least ``FLAG_SHARE`` of its rows carry a defect, that is a strong flag (one whose penalty is
   at least ``STRONG_PENALTY``: empty, cut off, wrong arithmetic, gibberish, perplexity outlier, exact

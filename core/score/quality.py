@@ -183,6 +183,19 @@ def cluster_quality(quality: pd.Series, cluster_ids: np.ndarray) -> pd.Series:
     return quality.groupby(np.asarray(cluster_ids)).mean()
 
 
+def picks_below(
+    quality: pd.Series, cluster_ids: np.ndarray, rows: list[int], threshold: float = DEFAULT_THRESHOLD
+) -> tuple[int, int]:
+    """How many of ``rows`` (row indices, a selection) lie in clusters whose mean ``quality`` is below
+    ``threshold``, and how many such clusters they come from: a strategy that samples by quality still draws
+    from every cluster it gives a quota, so a low cluster can keep a share of the picks."""
+    means = cluster_quality(quality, cluster_ids)
+    low = set(means.index[means < threshold])
+    picked = pd.Series(np.asarray(cluster_ids)[np.asarray(rows, dtype=int)]) if len(rows) else pd.Series([])
+    below = picked[picked.isin(low)]
+    return len(below), int(below.nunique())
+
+
 def share_below_by_k(
     store: Store, dataset: DatasetInfo, quality: pd.Series, threshold: float = DEFAULT_THRESHOLD
 ) -> pd.DataFrame:
