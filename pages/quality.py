@@ -95,10 +95,13 @@ def weights_form(available: list[str]) -> dict[str, float]:
     return weights
 
 
-def proposals_panel(raw: pd.DataFrame, weights: dict[str, float], threshold: float, table: pd.DataFrame) -> None:
+def proposals_panel(
+    raw: pd.DataFrame, normalised: pd.DataFrame, weights: dict[str, float], threshold: float, table: pd.DataFrame
+) -> None:
     """The proposed vetoes (decided in core.score.proposals), each with its reasons and the rows behind it."""
-    skip = curation.dismissed_proposals(store(), dataset.dataset_id, k) | set(table.cluster_id[table.vetoed])
-    found = propose(raw, weights, queries.cached_assignment(dataset), threshold, skip={int(c) for c in skip})
+    skip = {int(c) for c in curation.dismissed_proposals(store(), dataset.dataset_id, k)}
+    skip |= {int(c) for c in table.cluster_id[table.vetoed.astype(bool)]}
+    found = propose(raw, weights, queries.cached_assignment(dataset), threshold, skip=skip, normalised=normalised)
     st.subheader(f"Proposed vetoes ({len(found)})")
     st.caption(
         f"A cluster is proposed when at least {FLAG_SHARE:.0%} of its rows carry a defect flag, or when its mean "
@@ -140,7 +143,8 @@ if not quality.has_scores(raw):
 st.subheader("Combined quality")
 weights = weights_form(available)
 threshold = st.slider("Threshold", 0.0, 1.0, quality.DEFAULT_THRESHOLD, 0.05, key="threshold")
-combined = quality.combined(quality.normalise(raw), weights)
+normalised = quality.normalise(raw)
+combined = quality.combined(normalised, weights)
 clusters = queries.cached_clusters(dataset)
 assignment = pd.Series(queries.cached_assignment(dataset))
 means = quality.cluster_quality(combined, assignment.to_numpy())
@@ -181,4 +185,4 @@ st.dataframe(
     hide_index=True,
     key="quality_table",
 )
-proposals_panel(raw, weights, threshold, clusters)
+proposals_panel(raw, normalised, weights, threshold, clusters)

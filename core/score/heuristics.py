@@ -311,7 +311,7 @@ _CONSONANT_RUN = re.compile(r"[^aeiouy]{5,}")
 # keyboard-mash strings of spam and broken generations are full of them.
 _ODD_PAIR = re.compile(r"q[^u]|q$|[jvxz][bcdfgjkmnpqstvwxz]|[bcfgkmpt][jqxz]|([jvkqwx])\1")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
-_URL = re.compile(r"\S*(?:https?://|www\.)\S*")
+_URL = re.compile(r"(?:https?://|www\.)\S*")  # no \S* before it: quadratic on a long word
 
 
 def looks_gibberish(text: str) -> bool:

@@ -90,49 +90,52 @@ def propose(
     assignment: np.ndarray,
     threshold: float = quality.DEFAULT_THRESHOLD,
     skip: set[int] | frozenset[int] = frozenset(),
+    normalised: pd.DataFrame | None = None,
 ) -> list[Proposal]:
     """The proposed vetoes of the clusters of ``assignment`` (a cluster id per row of ``raw``, the output of
-    :func:`core.score.quality.raw_signals`) under the curator's ``weights`` and ``threshold``; clusters in
-    ``skip`` (vetoed or dismissed) are left out. Flag-grounded proposals first, most defective first."""
+        :func:`core.score.quality.raw_signals`) under the curator's ``weights`` and ``threshold``; clusters in
+        ``skip`` (vetoed or dismissed) are left out; ``normalised`` is ``quality.normalise(raw)`` when the caller has
+    it already (2 s of a million rows). Flag-grounded proposals first, most defective first."""
     raw = raw.reset_index(drop=True)
     clusters = pd.Series(np.asarray(assignment), index=raw.index)
-    normalised = quality.normalise(raw)
+    normalised = quality.normalise(raw) if normalised is None else normalised.reset_index(drop=True)
     combined = quality.combined(normalised, weights)
     bad = defective(raw, weights)
     strong, weak = _flags(raw, weights)
     continuous = [name for name in normalised if not quality.SIGNALS[name].is_flag and weights.get(name, 0) > 0]
-    flag_rates = {name: float((raw[name].fillna(0) >= 0.5).mean()) for name in strong + weak}
+    raised = raw.reindex(columns=strong + weak).fillna(0.0) >= 0.5
+    # per-cluster tables computed once (groupby, not a loop over clusters: a million rows, hundreds of clusters)
+    by_cluster = pd.DataFrame({"bad": bad, "quality": combined}).groupby(clusters)
+    shares, means, sizes = by_cluster.bad.mean(), by_cluster.quality.mean(), by_cluster.size()
+    flag_shares = raised.groupby(clusters).mean()
+    flag_rates = raised.mean()
+    score_means = normalised[continuous].groupby(clusters).mean()
     result = []
-    for cluster_id, rows in clusters.groupby(clusters).groups.items():
+    for cluster_id in shares.index:
         if int(cluster_id) in skip:
             continue
-        members = pd.Index(rows)
-        mean_quality = float(combined[members].mean())
-        share = float(bad[members].mean())
+        share, mean_quality = float(shares[cluster_id]), float(means[cluster_id])
         if share >= FLAG_SHARE:
             reasons = [
-                Reason(name, "flag", float((raw.loc[members, name].fillna(0) >= 0.5).mean()), flag_rates[name])
+                Reason(name, "flag", float(flag_shares.at[cluster_id, name]), float(flag_rates[name]))
                 for name in strong + weak
             ]
             reasons = sorted((r for r in reasons if r.value >= REASON_SHARE), key=lambda r: -r.value)
             ground = "flags"
         else:
-            low = [
-                Reason(name, "score", float(normalised.loc[members, name].mean()), 0.5)
-                for name in continuous
-                if normalised.loc[members, name].notna().any()
-            ]
+            low = [Reason(name, "score", float(score_means.at[cluster_id, name]), 0.5) for name in continuous]
             reasons = sorted((r for r in low if r.value <= SCORE_PERCENTILE), key=lambda r: r.value)
             if not (mean_quality < threshold and len(reasons) >= MIN_SCORE_SIGNALS):
                 continue
             ground = "scores"
+        members = clusters.index[clusters.to_numpy() == cluster_id]
         order = pd.DataFrame({"bad": bad[members], "quality": combined[members]}).sort_values(
             ["bad", "quality"], ascending=[False, True], kind="stable"
         )
         result.append(
             Proposal(
                 cluster_id=int(cluster_id),
-                size=len(members),
+                size=int(sizes[cluster_id]),
                 quality=mean_quality,
                 ground=ground,
                 flagged_share=share,

@@ -190,3 +190,12 @@ def test_text_in_no_language_is_gibberish(text):
 )
 def test_prose_short_answers_code_maths_and_other_languages_are_not_gibberish(text):
     assert not heuristics.looks_gibberish(text)
+
+
+def test_gibberish_is_judged_in_linear_time_on_a_long_word():
+    import time
+
+    started = time.perf_counter()
+    for text in ("w" * 200_000, "x" * 100_000 + " https://" + "y" * 100_000, "ab " * 100_000):
+        heuristics.looks_gibberish(text)
+    assert time.perf_counter() - started < 2  # a regex that backtracks over the word took minutes
