@@ -6,7 +6,8 @@ A cluster is proposed on one of two grounds, never on one weak signal alone (doc
   at least ``STRONG_PENALTY``: empty, cut off, wrong arithmetic, gibberish, perplexity outlier, exact
   duplicate at the defaults) or two weak ones together (near duplicate, length outlier);
 - **scores**: its mean combined quality is below the threshold and, on at least ``MIN_SCORE_SIGNALS``
-  weighted continuous signals, its rows sit on average in the bottom ``SCORE_PERCENTILE`` of the dataset.
+  weighted continuous signals scored on at least ``MIN_SCORED_ROWS`` of its rows, its rows sit on average in
+  the bottom ``SCORE_PERCENTILE`` of the dataset.
 
 Each proposal names those signals, the share of the cluster a flag raised against the share of the whole
 dataset (a flag on 90% of a cluster and 3% of the data is a defect group; on 40% of both it is the data), or
@@ -25,8 +26,9 @@ from core.score import quality
 
 FLAG_SHARE = 0.5
 STRONG_PENALTY = 0.5
-SCORE_PERCENTILE = 0.2
+SCORE_PERCENTILE = 0.1
 MIN_SCORE_SIGNALS = 2
+MIN_SCORED_ROWS = 5  # a cluster's mean score over fewer scored rows (an LM run on a sample) proves nothing
 EXAMPLES = 5
 REASON_SHARE = 0.05  # a flag on fewer of the cluster's rows than this is not named among its reasons
 
@@ -110,6 +112,7 @@ def propose(
     flag_shares = raised.groupby(clusters).mean()
     flag_rates = raised.mean()
     score_means = normalised[continuous].groupby(clusters).mean()
+    score_counts = normalised[continuous].notna().groupby(clusters).sum()
     result = []
     for cluster_id in shares.index:
         if int(cluster_id) in skip:
@@ -123,7 +126,11 @@ def propose(
             reasons = sorted((r for r in reasons if r.value >= REASON_SHARE), key=lambda r: -r.value)
             ground = "flags"
         else:
-            low = [Reason(name, "score", float(score_means.at[cluster_id, name]), 0.5) for name in continuous]
+            low = [
+                Reason(name, "score", float(score_means.at[cluster_id, name]), 0.5)
+                for name in continuous
+                if score_counts.at[cluster_id, name] >= MIN_SCORED_ROWS
+            ]
             reasons = sorted((r for r in low if r.value <= SCORE_PERCENTILE), key=lambda r: r.value)
             if not (mean_quality < threshold and len(reasons) >= MIN_SCORE_SIGNALS):
                 continue

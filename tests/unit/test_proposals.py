@@ -48,8 +48,8 @@ def test_a_penalty_of_zero_takes_a_flag_out_of_the_proposals():
 
 
 def test_low_scores_propose_only_below_the_threshold_and_on_two_signals():
-    clusters = np.repeat([0, 1, 2, 3, 4], 4)
-    low_first = np.arange(20, dtype=float)  # cluster 0 holds the lowest values
+    clusters = np.repeat(np.arange(10), 6)
+    low_first = np.arange(60, dtype=float)  # cluster 0 holds the lowest values
     raw = pd.DataFrame({"reward": low_first, "tfidf_diversity": low_first, "response_length": low_first})
     one_signal = {"reward": 1.0, "tfidf_diversity": 0.0}
     assert proposals.propose(raw, one_signal, clusters, threshold=0.5) == []  # low, but on one signal only
@@ -59,6 +59,8 @@ def test_low_scores_propose_only_below_the_threshold_and_on_two_signals():
     assert [reason.signal for reason in found.reasons] == ["reward", "tfidf_diversity"]
     assert found.reasons[0].value < proposals.SCORE_PERCENTILE and "percentile" in found.reasons[0].text()
     assert proposals.propose(raw, two_signals, clusters, threshold=0.05) == []  # above the curator's threshold
+    raw.loc[1:3, "reward"] = np.nan  # one scored row left in cluster 0 (an LM run on a sample): no evidence
+    assert proposals.propose(raw, two_signals, clusters, threshold=0.5) == []
 
 
 def test_response_length_is_not_a_score_by_default_so_concise_clusters_are_not_proposed():
