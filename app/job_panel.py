@@ -59,9 +59,8 @@ def job_panel(view: JobView) -> None:
     for status in jobs.list_jobs(workspace(), kind=view.kind)[: view.limit]:
         what = view.title(status)
         if status.active:
-            st.progress(
-                status.fraction, text=f"{what}: {status.stage} {count_text(status.stage, status.done, status.total)}"
-            )
+            count = count_text(status.stage, status.done, status.total) if status.total else ""  # not "0/0"
+            st.progress(status.fraction, text=f"{what}: {status.stage or 'starting'} {count}".rstrip())
             if status.message:
                 st.caption(plain(status.message))
             if st.button("Cancel", key=f"cancel_{status.job_id}"):

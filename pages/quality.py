@@ -18,8 +18,9 @@ from core.models.passes import is_empty_response
 from core.registry import changed_values
 from core.score import cost, quality
 from core.score.job import ScoreJob
+from core.score.proposals import FLAG_SHARE, MIN_SCORE_SIGNALS, propose
 from core.score.scorers import SCORERS
-from core.storage import curation
+from core.storage import curation, datasets
 
 SCATTER_POINTS = 20_000  # the scatter draws at most this many rows: a seeded sample beyond it
 
@@ -94,15 +95,32 @@ def weights_form(available: list[str]) -> dict[str, float]:
     return weights
 
 
-def proposals(cluster_means, threshold: float, table) -> None:
-    dismissed = curation.dismissed_proposals(store(), dataset.dataset_id, k)
-    low = [c for c, q in cluster_means.items() if q < threshold and c not in dismissed]
-    low = [c for c in low if not bool(table.vetoed[table.cluster_id == c].iloc[0])]
-    st.subheader(f"Proposed vetoes ({len(low)})")
-    for cluster in low:
+def proposals_panel(
+    raw: pd.DataFrame, normalised: pd.DataFrame, weights: dict[str, float], threshold: float, table: pd.DataFrame
+) -> None:
+    """The proposed vetoes (decided in core.score.proposals), each with its reasons and the rows behind it."""
+    skip = {int(c) for c in curation.dismissed_proposals(store(), dataset.dataset_id, k)}
+    skip |= {int(c) for c in table.cluster_id[table.vetoed.astype(bool)]}
+    found = propose(raw, weights, queries.cached_assignment(dataset), threshold, skip=skip, normalised=normalised)
+    st.subheader(f"Proposed vetoes ({len(found)})")
+    st.caption(
+        f"A cluster is proposed when at least {FLAG_SHARE:.0%} of its rows carry a defect flag, or when its mean "
+        f"quality is below the threshold and it is low on {MIN_SCORE_SIGNALS} or more scores; never on one weak "
+        "signal alone."
+    )
+    for proposal in found:
+        cluster = proposal.cluster_id
         label = table.label[table.cluster_id == cluster].iloc[0]
         cols = st.columns([4, 1, 1])
-        cols[0].markdown(f"Cluster {cluster}: {plain(label, 120)} · quality {cluster_means[cluster]:.2f}")
+        cols[0].markdown(f"Cluster {cluster}: {plain(label, 120)} · quality {proposal.quality:.2f}")
+        cols[0].caption(plain(proposal.summary()))
+        with cols[0].expander(f"The {len(proposal.examples)} rows behind it"):
+            rows = list(proposal.examples)
+            frame = datasets.examples_at(store(), dataset.dataset_id, rows).set_index("row_idx").loc[rows]
+            flags = [name for name in raw if quality.is_flag(name)]
+            raised = raw.loc[rows, flags].fillna(0) >= 0.5
+            frame.insert(0, "flags", [", ".join(n for n in flags if row[n]) for _, row in raised.iterrows()])
+            st.dataframe(frame.reset_index(), hide_index=True, key=f"proposal_rows_{cluster}")  # plain cells
         if cols[1].button("Veto", key=f"accept_{cluster}"):
             curation.set_cluster_veto(store(), dataset.dataset_id, k, int(cluster), True)
             st.rerun()
@@ -125,7 +143,8 @@ if not quality.has_scores(raw):
 st.subheader("Combined quality")
 weights = weights_form(available)
 threshold = st.slider("Threshold", 0.0, 1.0, quality.DEFAULT_THRESHOLD, 0.05, key="threshold")
-combined = quality.combined(quality.normalise(raw), weights)
+normalised = quality.normalise(raw)
+combined = quality.combined(normalised, weights)
 clusters = queries.cached_clusters(dataset)
 assignment = pd.Series(queries.cached_assignment(dataset))
 means = quality.cluster_quality(combined, assignment.to_numpy())
@@ -134,7 +153,9 @@ st.metric("Examples at or above the threshold", f"{passing} of {len(combined)}")
 st.metric("Clusters at or above the threshold", f"{int((means >= threshold).sum())} of {len(means)}")
 
 left, right = st.columns(2)
-score_names = [c for c in raw.columns if raw[c].notna().any()]
+# real scores first, so the default charts show a distribution, not the 0/1 of a flag
+names = [c for c in raw.columns if raw[c].notna().any()]
+score_names = [c for c in names if not quality.is_flag(c)] + [c for c in names if quality.is_flag(c)]
 shown = left.selectbox("Histogram of", score_names, key="hist_score")
 left.plotly_chart(figures.binned_histogram(raw[shown], shown), key="histogram")
 x_name = right.selectbox("Scatter x", score_names, key="scatter_x")
@@ -164,4 +185,4 @@ st.dataframe(
     hide_index=True,
     key="quality_table",
 )
-proposals(means, threshold, clusters)
+proposals_panel(raw, normalised, weights, threshold, clusters)

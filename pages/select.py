@@ -13,6 +13,7 @@ from app.text import plain
 from app.widgets import target_picker
 from core import jobs
 from core.errors import MissingScores
+from core.score import quality
 from core.select import cost
 from core.select import job as select_job
 from core.select.job import SelectJob
@@ -93,10 +94,25 @@ def job_outcome(status: jobs.JobStatus) -> None:
 if not in_page or st.session_state.get("select_job"):
     job_panel(JobView("select", "select_job", job_title, job_outcome))
 
+
+def low_quality_note(rows: list[int]) -> None:
+    """How many picks come from clusters whose mean combined quality (default weights) is below the threshold."""
+    raw = queries.cached_signals(dataset)
+    if not quality.has_scores(raw):
+        return
+    threshold = quality.DEFAULT_THRESHOLD
+    picks, clusters = quality.picks_below(quality.example_quality_from(raw), queries.cached_assignment(dataset), rows)
+    st.caption(
+        f"{picks} of the {len(rows)} picks come from {clusters} clusters whose mean quality is below {threshold} "
+        "(default weights; the Quality page proposes the clusters to veto, with their reasons)."
+    )
+
+
 preview = st.session_state.get("selection_preview")
 if preview and preview[0] == request:
     result = preview[1]
     st.metric("Selected", f"{len(result.example_ids)} of {result.pool_size} kept examples")
+    low_quality_note(result.row_idx)
     if result.report.get("shortfall"):  # G2IS's walk may stop early; the paper's code says nothing, we do
         st.warning(
             f"{result.report['shortfall']} short of the budget of {result.report['budget']}: "

@@ -282,3 +282,61 @@ class _Texts:
 def text_similarity(a: frozenset[str], b: frozenset[str]) -> float:
     """Jaccard similarity of two sets of character trigrams (1.0 for two empty texts)."""
     return len(a & b) / len(a | b) if a or b else 1.0
+
+
+# Gibberish: text in no language. Two cheap tests agree before a text is flagged: few of its words are common
+# function words (every sentence of English, French, Spanish, German, Italian or Portuguese uses some), and
+# many of its words cannot be pronounced (no vowel, a long consonant run, a letter pair English spells
+# with no word). Short texts (labels, names, numbers), code and text mostly in other scripts are not judged.
+GIBBERISH_MIN_WORDS = 5
+GIBBERISH_COMMON_SHARE = 0.12
+GIBBERISH_ODD_SHARE = 0.2
+_COMMON_WORDS = _word_set(
+    # English
+    "a an the and or but if of to in on at by for with from as is are was were be been am it its this that these "
+    "those there here i you he she we they me him her us them my your his our their what which who when where why "
+    "how not no yes do does did have has had will would can could should may might must so than then too very "
+    "all any some one two each more most other such only also just about into over after before up down out off "
+    "again now new first like get make use used way time many much well even because while both same own "
+    # French, Spanish, Italian, Portuguese, German
+    "le la les un une des du de et est en que qui pour pas sur avec dans ce il elle nous vous ils sont au aux "
+    "el los las y es del por con para una lo se su al como mas pero sus le ya muy "
+    "il di che non per una sono gli della con del alla anche come "
+    "o os um uma da do em que com não por mais para como "
+    "der die das und ist nicht ein eine zu den mit sich des auf für im dem von sie es auch"
+)
+_VOWELS = frozenset("aeiouy")
+_CONSONANT_RUN = re.compile(r"[^aeiouy]{5,}")
+# Letter pairs no common English word spells (q not before u, j/v/x/z doubled or before a consonant): the
+# keyboard-mash strings of spam and broken generations are full of them.
+_ODD_PAIR = re.compile(r"q[^u]|q$|[jvxz][bcdfgjkmnpqstvwxz]|[bcfgkmpt][jqxz]|([jvkqwx])\1")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+_URL = re.compile(r"(?:https?://|www\.)\S*")  # no \S* before it: quadratic on a long word
+
+
+def looks_gibberish(text: str) -> bool:
+    """Whether ``text`` reads as no language: at least ``GIBBERISH_MIN_WORDS`` Latin-letter words, under
+    ``GIBBERISH_COMMON_SHARE`` of them common function words, and at least ``GIBBERISH_ODD_SHARE`` of them
+    unpronounceable (:func:`_odd_word`). Code and text mostly outside the Latin alphabet are not judged."""
+    text = _URL.sub(" ", text)  # a link's path is letters of no language, and no defect
+    words = [word.lower() for word in _LATIN_WORD.findall(text)]
+    if len(words) < GIBBERISH_MIN_WORDS:
+        return False
+    letters = sum(ch.isalpha() for ch in text)
+    if letters and sum(len(word) for word in words) < 0.8 * letters:
+        return False  # mostly another script: nothing here to judge it by
+    common = sum(word in _COMMON_WORDS for word in words)
+    if common >= GIBBERISH_COMMON_SHARE * len(words) or _is_code(text):
+        return False
+    return sum(_odd_word(word) for word in words) >= GIBBERISH_ODD_SHARE * len(words)
+
+
+_ABBREVIATIONS = _word_set("tbsp tsp lbs qt pt hrs mph kph mpg cwt pkg std btw nth")
+
+
+def _odd_word(word: str) -> bool:
+    """A word of three or more letters with no vowel, five consonants in a row or a pair English never spells
+    (two-letter words are too often units, notes or initials: ``ml``, ``Db``, ``JS``)."""
+    if len(word) < 3 or word in _ABBREVIATIONS:
+        return False
+    return not (_VOWELS & set(word)) or bool(_CONSONANT_RUN.search(word) or _ODD_PAIR.search(word))

@@ -1,9 +1,10 @@
 """Combined quality in [0, 1], computed at query time from the stored raw scores and curator settings.
 
-Continuous signals (perplexity, IFD, reward, diversity, length) are mapped to [0, 1] with 1 = good by
+Continuous signals (perplexity, IFD, reward, diversity; length only when a curator weighs it, its default
+weight is 0) are mapped to [0, 1] with 1 = good by
 their percentile rank in the dataset, which is robust to their very different scales, and combined as a
-weighted mean. Defect flags (empty or cut-off response, wrong arithmetic, perplexity outlier,
-duplicates) are not averaged in: a mean would let a clean score on four other signals hide an empty
+weighted mean. Defect flags (empty or cut-off response, wrong arithmetic, gibberish, perplexity or length
+outlier, duplicates) are not averaged in: a mean would let a clean score on four other signals hide an empty
 answer. Each flag instead multiplies the quality by ``1 - penalty`` when it is raised, so a penalty of
 1 zeroes a flagged example and 0 ignores the flag. Moving a weight or a penalty reruns no model.
 
@@ -57,13 +58,17 @@ SIGNALS: dict[str, Signal] = {
     "perplexity": Signal("lower", 1.0),
     "ifd": Signal("ifd", 1.0),
     "tfidf_diversity": Signal("higher", 0.5),
-    "response_length": Signal("higher", 0.5),
+    # Off by default: a short correct answer ("Paris.") is not a worse one. Length's extremes are flags
+    # (empty, cut off, absurdly long); a curator who wants longer answers gives it a weight.
+    "response_length": Signal("higher", 0.0),
     "empty_response": Signal("flag", 1.0),
     "cut_off_response": Signal("flag", 0.8),
     "arithmetic_error": Signal("flag", 0.8),
+    "gibberish": Signal("flag", 0.8),
     "perplexity_outlier": Signal("flag", 0.8),
     "exact_duplicate": Signal("flag", 0.5),
     "near_duplicate": Signal("flag", 0.2),
+    "length_outlier": Signal("flag", 0.2),
 }
 DEFAULT_WEIGHTS = {name: signal.default for name, signal in SIGNALS.items()}
 FROM_DATA = frozenset({"exact_duplicate", "empty_response"})
@@ -102,8 +107,8 @@ def combined(normalised: pd.DataFrame, weights: dict[str, float]) -> pd.Series:
     signal starts from 1; a row with neither is NaN.
     """
     used = [name for name in normalised if weights.get(name, 0) > 0]
-    flags = [name for name in used if _is_flag(name)]
-    continuous = [name for name in used if not _is_flag(name)]
+    flags = [name for name in used if is_flag(name)]
+    continuous = [name for name in used if not is_flag(name)]
     base = pd.Series(np.nan, index=normalised.index)
     if continuous:
         values = normalised[continuous]
@@ -121,7 +126,8 @@ def combined(normalised: pd.DataFrame, weights: dict[str, float]) -> pd.Series:
     return base
 
 
-def _is_flag(name: str) -> bool:
+def is_flag(name: str) -> bool:
+    """Whether ``name`` is a known 0/1 defect flag (a signal of another name counts as continuous)."""
     return name in SIGNALS and SIGNALS[name].is_flag
 
 
@@ -135,6 +141,13 @@ def perplexity_outliers(perplexity: pd.Series, z: float = OUTLIER_Z) -> pd.Serie
     return ((logs - median) / spread > z).astype(float).where(logs.notna())
 
 
+def length_outliers(length: pd.Series, z: float = OUTLIER_Z) -> pd.Series:
+    """1.0 where a response is absurdly long for the dataset: log length more than ``z`` robust standard
+    deviations above the median (as :func:`perplexity_outliers`), else 0.0. Short responses are not flagged
+    here: an empty or cut-off one has its own flag, and a short complete one is often the right answer."""
+    return perplexity_outliers(length.astype(float).clip(lower=1.0), z)
+
+
 def raw_signals(store: Store, dataset: DatasetInfo) -> pd.DataFrame:
     """Every stored score of the dataset's examples (row order) plus the flags of :data:`FROM_DATA`."""
     keys = list(score_store.latest_keys(store, dataset.dataset_id).values())
@@ -145,6 +158,8 @@ def raw_signals(store: Store, dataset: DatasetInfo) -> pd.DataFrame:
     raw["empty_response"] = empty_responses(datasets.outputs(store, dataset.dataset_id)).astype(float)
     if "perplexity" in raw:
         raw["perplexity_outlier"] = perplexity_outliers(raw["perplexity"])
+    if "response_length" in raw:
+        raw["length_outlier"] = length_outliers(raw["response_length"])
     return raw
 
 
@@ -166,6 +181,19 @@ def example_quality(store: Store, dataset: DatasetInfo, weights: dict[str, float
 def cluster_quality(quality: pd.Series, cluster_ids: np.ndarray) -> pd.Series:
     """Mean combined quality per cluster id."""
     return quality.groupby(np.asarray(cluster_ids)).mean()
+
+
+def picks_below(
+    quality: pd.Series, cluster_ids: np.ndarray, rows: list[int], threshold: float = DEFAULT_THRESHOLD
+) -> tuple[int, int]:
+    """How many of ``rows`` (row indices, a selection) lie in clusters whose mean ``quality`` is below
+    ``threshold``, and how many such clusters they come from: a strategy that samples by quality still draws
+    from every cluster it gives a quota, so a low cluster can keep a share of the picks."""
+    means = cluster_quality(quality, cluster_ids)
+    low = set(means.index[means < threshold])
+    picked = pd.Series(np.asarray(cluster_ids)[np.asarray(rows, dtype=int)]) if len(rows) else pd.Series([])
+    below = picked[picked.isin(low)]
+    return len(below), int(below.nunique())
 
 
 def share_below_by_k(

@@ -6,8 +6,8 @@
   the instruction does not help predict the response.
 - ``tfidf_diversity``: IterIT's response diversity, the row sum of the L2-normalised 1-3-gram TF-IDF row
   of each response, fitted on the responses of the scored set (docs/algorithms.md 3.3).
-- ``heuristics``: response length, empty and cut-off responses, wrong stated arithmetic, near duplicates
-  (embedding neighbours with nearly the same response).
+- ``heuristics``: response length, empty and cut-off responses, wrong stated arithmetic, gibberish (text in
+  no language), near duplicates (embedding neighbours with nearly the same response).
 - ``reward``: any sequence-classification reward model given by path (off by default).
 
 An empty or whitespace-only response (:func:`core.models.passes.is_empty_response`) has no LM score: the
@@ -32,7 +32,7 @@ import pandas as pd
 from core.models.passes import empty_responses
 from core.registry import Registry
 from core.score.arithmetic import arithmetic_errors
-from core.score.heuristics import looks_cut_off, near_duplicates
+from core.score.heuristics import looks_cut_off, looks_gibberish, near_duplicates
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -215,13 +215,17 @@ class TfidfDiversityScorer:
 
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+PROGRESS_ROWS = 256  # the heuristics scorer reports progress every this many rows
 
 
 @SCORERS.register
 @dataclasses.dataclass(frozen=True)
 class HeuristicsScorer:
     """Cheap signals: response length (words and punctuation), empty or cut-off responses, wrong stated
-    arithmetic (:mod:`core.score.arithmetic`), near duplicates (docs/algorithms.md 1.7).
+    arithmetic (:mod:`core.score.arithmetic`), gibberish, near duplicates (docs/algorithms.md 1.7).
+
+    Gibberish (:func:`core.score.heuristics.looks_gibberish`) is judged on the response, on the prompt and on
+    both together: a nonsense prompt makes a nonsense example even when the answer plays along.
 
     A cut-off response stops where a finished one cannot (:func:`core.score.heuristics.looks_cut_off`):
     an open code block or bracket, a dangling word or comma, prose whose last sentence is unpunctuated;
@@ -240,7 +244,7 @@ class HeuristicsScorer:
     key_ignores: ClassVar[frozenset[str]] = frozenset()
     needs_embeddings: ClassVar[bool] = True
     # Bumped whenever a flag's rule changes, so that scores cached under the old rules are recomputed.
-    rules: ClassVar[int] = 2
+    rules: ClassVar[int] = 3
     near_duplicate_threshold: float = 0.95
     arithmetic_check: bool = True
 
@@ -250,22 +254,37 @@ class HeuristicsScorer:
     def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
         outputs = list(examples.output)
         prompts = [f"{i}\n\n{x}" for i, x in zip(examples.instruction, examples.input, strict=True)]
-        result = {
-            "response_length": np.array([len(_TOKEN.findall(text)) for text in outputs], dtype=float),
-            "empty_response": empty_responses(outputs).astype(float),
-            "cut_off_response": np.array(
-                [looks_cut_off(text, prompt) for text, prompt in zip(outputs, prompts, strict=True)], dtype=float
-            ),
-        }
-        if self.arithmetic_check:
-            result["arithmetic_error"] = np.array([arithmetic_errors(text) > 0 for text in outputs], dtype=float)
+        columns: dict[str, list[float]] = {name: [] for name in self._row_flags()}
+        for start in range(0, len(outputs), PROGRESS_ROWS):  # the per-row rules report as they go
+            stop = min(start + PROGRESS_ROWS, len(outputs))
+            for text, prompt in zip(outputs[start:stop], prompts[start:stop], strict=True):
+                for name, value in self._row_values(text, prompt).items():
+                    columns[name].append(value)
+            if progress:
+                progress(stop - start)
+        result = {name: np.array(values, dtype=float) for name, values in columns.items()}
+        result["empty_response"] = empty_responses(outputs).astype(float)
         if "embedding" in examples:
             result["near_duplicate"] = near_duplicates(
                 np.stack(examples.embedding.to_numpy()), self.near_duplicate_threshold, prompts, outputs
             )
-        if progress:
-            progress(len(outputs))
         return result
+
+    def _row_flags(self) -> list[str]:
+        names = ["response_length", "cut_off_response", "gibberish"]
+        return [*names, "arithmetic_error"] if self.arithmetic_check else names
+
+    def _row_values(self, text: str, prompt: str) -> dict[str, float]:
+        values = {
+            "response_length": float(len(_TOKEN.findall(text))),
+            "cut_off_response": float(looks_cut_off(text, prompt)),
+            "gibberish": float(
+                looks_gibberish(text) or looks_gibberish(prompt) or looks_gibberish(f"{prompt}\n{text}")
+            ),
+        }
+        if self.arithmetic_check:
+            values["arithmetic_error"] = float(arithmetic_errors(text) > 0)
+        return values
 
 
 @SCORERS.register

@@ -184,6 +184,8 @@ def score_dataset(
     """
     progress = progress or Progress()
     started = time.perf_counter()
+    # a stage from the start: until the first one a job's bar read "0/0" while the unscored rows were found
+    progress.start("find unscored examples", 1)
     key = score_key_for(store, dataset, scorer)
     score_store.register_run(store, key, scorer.name, spec_of(scorer))
     todo = pending(store, dataset, scorer, limit, only=only)
@@ -196,10 +198,25 @@ def score_dataset(
     step = len(todo) if scorer.set_dependent else chunk
     for begin in range(0, len(todo), max(step, 1)):
         part = todo.iloc[begin : begin + step]
-        values = scorer.score(part)
+        reported = _RowsDone(progress, len(part))  # the scorer's own reports move the bar within a chunk
+        values = scorer.score(part, progress=reported)
         score_store.put_scores(store, key, list(part.content_hash), values)
-        progress.advance(len(part))  # a cancel stops here, after this chunk was committed
+        progress.advance(len(part) - reported.done)  # a cancel stops here, after this chunk was committed
     return ScoreReport(scorer.name, key, len(todo), cached, time.perf_counter() - started)
+
+
+class _RowsDone:
+    """A scorer's progress callback for one chunk: moves the job's count by the rows it reports, never past the
+    chunk (a set-dependent scorer scores every row in one call, and the bar stood at 0 until it returned)."""
+
+    def __init__(self, progress: Progress, rows: int):
+        self.progress, self.rows, self.done = progress, rows, 0
+
+    def __call__(self, n: float) -> None:
+        step = max(0, min(int(n), self.rows - self.done))
+        self.done += step
+        self.progress.done += step
+        self.progress.update()
 
 
 def _with_embeddings(store: Store, dataset: DatasetInfo, frame: pd.DataFrame) -> pd.DataFrame:

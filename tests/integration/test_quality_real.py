@@ -108,3 +108,23 @@ def test_the_defect_signals_fire_on_their_planted_groups(scored):
     assert by_topic.perplexity_outlier.mean()["planted/gibberish"] >= 0.75
     truncated = scored[scored.topic == "planted/truncated"]
     assert ((truncated.empty_response + truncated.cut_off_response) >= 1).mean() >= 0.75
+
+
+def test_with_lm_scores_every_proposed_veto_is_a_planted_group_and_says_why(scored):
+    from core.score import proposals
+
+    raw = scored.drop(columns=["topic", "cluster", "quality"]).reset_index(drop=True)
+    topics, clusters = scored.topic.reset_index(drop=True), scored.cluster.to_numpy()
+    found = proposals.propose(raw, quality.DEFAULT_WEIGHTS, clusters)
+    assert found
+    for proposal in found:
+        members = topics[clusters == proposal.cluster_id]
+        assert members.value_counts().index[0].startswith("planted/"), (proposal.summary(), members.value_counts())
+        assert proposal.reasons
+    proposed = {p.cluster_id for p in found}
+    for topic in PLANTED_BAD:  # each bad group is proposed, or its rows flagged where it shares a cluster
+        rows = topics == topic
+        caught = pd.Series(clusters, index=topics.index).isin(proposed) | proposals.defective(
+            raw, quality.DEFAULT_WEIGHTS
+        )
+        assert caught[rows].mean() >= 0.9, topic

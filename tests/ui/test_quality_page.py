@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from core import jobs
 from core.storage import curation
 from core.storage import datasets as ds
 from core.storage.database import Store
+from tests.conftest import KEYWORD_EMBEDDER, keyword_rows, write_jsonl
+
+GIBBERISH = "wazjk troku greq kozz blorf quex snimfrex drylp."
+
+
+@pytest.fixture
+def prepared_workspace(tmp_path):
+    """The tiny dataset with two defect topics: every "planet" answer states wrong arithmetic, every "bread"
+    answer is gibberish; "python" and "capital" are clean (and short)."""
+    from core.prepare import PrepareOptions, prepare
+
+    rows = keyword_rows()
+    for number, row in enumerate(rows):
+        if "planet" in row["instruction"]:
+            row["output"] = f"{number} plus 2 is {number + 5}."
+        elif "bread" in row["instruction"]:
+            row["output"] = GIBBERISH
+    path = write_jsonl(tmp_path / "tiny.jsonl", rows)
+    workspace = tmp_path / "ws"
+    prepare(Store(workspace), path, PrepareOptions(name="tiny", embedder=KEYWORD_EMBEDDER, k_grid=(4,), seed=0))
+    return workspace
 
 
 def _wait(workspace, job_id):
@@ -27,12 +50,21 @@ def test_quality_page_scores_weighs_and_proposes_vetoes(page, prepared_workspace
     assert _wait(prepared_workspace, at.session_state["score_job"]).state == "done"
     at.run()
     assert not at.exception
-    assert at.metric[0].value == "24 of 24"  # no defect in the tiny data: every example passes 0.3
+    assert at.metric[0].value == "12 of 24"  # the flagged half is multiplied by 1 - 0.8: below 0.3
 
-    at.slider(key="threshold").set_value(1.0).run()  # now only perfect examples pass; lowest clusters proposed
     accept = [b for b in at.button if b.key.startswith("accept_")]
     dismiss = [b for b in at.button if b.key.startswith("dismiss_")]
-    assert accept and len(accept) == len(dismiss)
+    assert len(accept) == len(dismiss) == 2  # the two defect topics, not the clean ones
+    captions = " ".join(caption.value for caption in at.caption).replace("\\", "")  # plain() escapes markdown
+    assert "arithmetic_error: 100% of the cluster's rows" in captions and "gibberish: 100%" in captions
+    shown = [frame.value for frame in at.dataframe if "flags" in frame.value.columns]  # AppTest keeps no key
+    assert len(shown) == 2 and all(len(rows) == 5 for rows in shown)  # the rows behind each, as plain cells
+    assert {"flags", "instruction", "output"} <= set(shown[0].columns)
+    assert all("arithmetic_error" in flags or "gibberish" in flags for flags in shown[0]["flags"])
+    assert at.selectbox(key="hist_score").value == "response_length"  # a real score, not a 0/1 flag
+
+    at.slider(key="threshold").set_value(1.0).run()  # a threshold alone proposes no clean cluster
+    assert len([b for b in at.button if b.key.startswith("accept_")]) == 2
     cluster = int(accept[0].key.removeprefix("accept_"))
     accept[0].click().run()
     store = Store(prepared_workspace)

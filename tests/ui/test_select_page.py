@@ -89,3 +89,36 @@ def test_above_the_in_page_limit_a_preview_runs_as_a_job_and_shows_when_it_ends(
     assert "Saved selection #1" in at.success[0].value
     store = Store(prepared_workspace)
     assert len(selections.items(store, 1)) == 5
+
+
+def test_the_preview_says_how_many_picks_come_from_clusters_below_the_quality_threshold(page, tmp_path, monkeypatch):
+    from core.prepare import PrepareOptions, prepare
+    from core.score import quality, scoring
+    from tests.conftest import KEYWORD_EMBEDDER, keyword_rows, write_jsonl
+
+    rows = keyword_rows()
+    for number, row in enumerate(rows):
+        if "planet" in row["instruction"]:
+            row["output"] = f"{number} plus 2 is {number + 5}."  # wrong arithmetic: quality 0.2
+    workspace = tmp_path / "low"
+    store = Store(workspace)
+    prepare(store, write_jsonl(tmp_path / "low.jsonl", rows), PrepareOptions(embedder=KEYWORD_EMBEDDER, k_grid=(4,)))
+    dataset = ds.get_dataset(store)
+    scoring.score_dataset(store, dataset, scoring.build_scorer("heuristics"))
+    monkeypatch.setenv("CURATE_WORKSPACE", str(workspace))
+    at = page("select").run()
+    at.number_input(key="budget").set_value(12.0).run()
+    at.button(key="preview").click().run()
+    assert not at.exception
+    picked = selections_preview_rows(at)
+    expected, _ = quality.picks_below(
+        quality.example_quality(store, dataset), ds.assignments(store, dataset.dataset_id, 4), picked
+    )
+    assert expected > 0  # kMQ gave the low cluster its quota
+    note = next(caption.value for caption in at.caption if "picks come from" in caption.value)
+    assert note.startswith(f"{expected} of the 12 picks come from 1 clusters whose mean quality is below 0.3")
+
+
+def selections_preview_rows(at) -> list[int]:
+    """The row indices of the page's current preview (what the caption counts)."""
+    return list(at.session_state["selection_preview"][1].row_idx)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.score import scorers
+from core.score import heuristics, scorers
 
 COMPLETE_FUNCTION = '''def count_vowels(text):
     """How many vowels the text has."""
@@ -158,3 +158,44 @@ def test_the_same_rationale_ending_in_a_different_answer_is_not_a_near_duplicate
     ]
     result = scorers.HeuristicsScorer(near_duplicate_threshold=0.95).score(_frame(rows, _close_vectors(2)))
     np.testing.assert_array_equal(result["near_duplicate"], [0, 0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "wazjk troku greq kozz blorf quex snimfrex drylp.",
+        "Th qck brwn fx jmps vr th lzy dg.",
+        "bnnl skag wort besk viskglezz skoxxog plaskplem quex lto beg grug ixyd kuq.",
+    ],
+)
+def test_text_in_no_language_is_gibberish(text):
+    assert heuristics.looks_gibberish(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Paris.",  # short answers are not judged
+        "The capital of France is Paris, and it is also its largest city.",
+        "Db major has 5 flats: Bb, Eb, Ab, Db, Gb.",  # notes, units and initials
+        "Multiply every quantity by 2:\n- 400 g flour\n- 4 eggs\n- 600 ml milk\n- 2 tbsp sugar\n- 4 tsp baking powder",
+        "def fizz(n):\n    return [str(i) for i in range(n) if i % 3]",  # code
+        "x = 12 * 7\ny = x - 5\nprint(y)",
+        "48 / 6 = 8, so each friend gets 8 apples.\n#### 8",  # maths
+        "Le chat est sur la table et il dort dans le soleil.",  # another language
+        "Der Hund ist nicht im Garten, er schläft auf dem Sofa.",
+        "这是一个测试句子，用来检查其他文字。",  # another script
+        "See https://www.example.com/xq7z/kdjfh/qwrtz for the full schedule of the event.",  # a link
+    ],
+)
+def test_prose_short_answers_code_maths_and_other_languages_are_not_gibberish(text):
+    assert not heuristics.looks_gibberish(text)
+
+
+def test_gibberish_is_judged_in_linear_time_on_a_long_word():
+    import time
+
+    started = time.perf_counter()
+    for text in ("w" * 200_000, "x" * 100_000 + " https://" + "y" * 100_000, "ab " * 100_000):
+        heuristics.looks_gibberish(text)
+    assert time.perf_counter() - started < 2  # a regex that backtracks over the word took minutes

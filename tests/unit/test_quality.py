@@ -102,3 +102,19 @@ def test_cli_score_then_scores_reports_quality_per_cluster_and_by_k(workspace, c
     assert report["threshold"] == 0.3
     assert all(0.0 <= cluster["quality_mean"] <= 1.0 for cluster in report["clusters"])
     assert [row["k"] for row in report["share_below_by_k"]] == [2, 4, 6]
+
+
+def test_only_absurdly_long_responses_are_length_outliers():
+    lengths = pd.Series([1.0, 3, 5, 8, 10, 12, 15, 20, 25, 30, 2000, np.nan])
+    flags = quality.length_outliers(lengths)
+    assert list(flags.iloc[:11]) == [0.0] * 10 + [1.0]  # a one-word answer is not flagged: short is not bad
+    assert np.isnan(flags.iloc[11])
+    assert quality.is_flag("length_outlier") and quality.is_flag("gibberish") and not quality.is_flag("reward")
+
+
+def test_picks_from_clusters_below_the_threshold_are_counted():
+    values = pd.Series([0.1, 0.2, 0.9, 0.8, 0.1, 0.9])
+    clusters = np.array([0, 0, 1, 1, 2, 2])  # means 0.15, 0.85, 0.5
+    assert quality.picks_below(values, clusters, [0, 1, 2, 4], threshold=0.3) == (2, 1)
+    assert quality.picks_below(values, clusters, [0, 2, 4, 5], threshold=0.6) == (3, 2)
+    assert quality.picks_below(values, clusters, [], threshold=0.6) == (0, 0)

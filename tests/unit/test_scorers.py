@@ -248,3 +248,38 @@ def test_the_in_memory_ifd_of_the_iterit_loop_leaves_empty_responses_unscored_to
     scorer_ifd = scorers.IFDScorer(model="tiny", max_length=200, precision="fp32").score(EXAMPLES)["ifd"]
     np.testing.assert_allclose(loop_ifd, scorer_ifd, rtol=1e-4)  # NaN in the same place: the empty row 2
     assert np.isnan(loop_ifd[2]) and np.isfinite(loop_ifd[:2]).all()
+
+
+def test_a_score_job_names_a_stage_from_the_start_and_heuristics_move_the_count_as_they_go(workspace, monkeypatch):
+    from core.progress import Progress
+    from core.score import scoring
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    class Recorder(Progress):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def update(self):
+            self.seen.append((self.stage, self.done, self.total))
+
+    monkeypatch.setattr(scorers, "PROGRESS_ROWS", 10)
+    store = Store(workspace)
+    dataset = ds.get_dataset(store)
+    recorder = Recorder()
+    scoring.score_dataset(store, dataset, scorers.HeuristicsScorer(), progress=recorder)
+    assert recorder.seen[0] == ("find unscored examples", 0, 1)  # never a bare "0/0" while rows are looked up
+    counts = [(done, total) for stage, done, total in recorder.seen if stage == "score heuristics"]
+    assert counts == [(0, 24), (10, 24), (20, 24), (24, 24), (24, 24)]  # within the one set-dependent call
+
+
+def test_heuristics_flag_gibberish_in_the_response_or_the_prompt():
+    frame = pd.DataFrame(
+        {
+            "instruction": ["Name a fruit.", "fryqglim xab xab znm dryrf yahty kix.", "Name a colour."],
+            "input": [""] * 3,
+            "output": ["An apple is a fruit.", "Red.", "wazjk troku greq kozz blorf quex snimfrex."],
+        }
+    )
+    np.testing.assert_array_equal(scorers.HeuristicsScorer().score(frame)["gibberish"], [0, 1, 1])
