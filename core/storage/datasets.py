@@ -232,10 +232,12 @@ def delete_embeddings(store: Store, embedder_key: str, hashes: list[str]) -> int
 
     with store.write() as con:
         con.register("doomed", pa.table({"text_hash": pa.array(list(set(hashes)), pa.string())}))
-        (removed,) = con.execute(
-            "DELETE FROM embedding_cache WHERE embedder_key = ? AND text_hash IN (SELECT text_hash FROM doomed)",
-            [embedder_key],
-        ).fetchone()
+        (removed,) = one_row(
+            con.execute(
+                "DELETE FROM embedding_cache WHERE embedder_key = ? AND text_hash IN (SELECT text_hash FROM doomed)",
+                [embedder_key],
+            )
+        )
         con.unregister("doomed")
     return int(removed)
 
