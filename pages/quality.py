@@ -33,7 +33,7 @@ k = int(dataset.active_k)
 
 def launch_panel() -> None:
     cols = st.columns([2, 1, 1])
-    scorer = cols[0].selectbox("Scorer", SCORERS.names(), key="scorer")
+    scorer = cols[0].selectbox("Scorer", SCORERS.names(), key="scorer", format_func=SCORERS.title)
     limit = cols[1].number_input(
         "At most (0 = all; a sample stratified by cluster)", 0, dataset.n_rows, 0, key="score_limit"
     )

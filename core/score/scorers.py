@@ -144,6 +144,7 @@ class PerplexityScorer(_LMScorer):
     """Perplexity of the response given the instruction (one forward pass per example)."""
 
     name: ClassVar[str] = "perplexity"
+    title: ClassVar[str] = "Perplexity (SmolLM2, one pass)"
     uses_model: ClassVar[bool] = True
     set_dependent: ClassVar[bool] = False
 
@@ -164,6 +165,7 @@ class IFDScorer(_LMScorer):
     ``loss_ratio`` (the Cherry paper's ratio of mean losses). Both agree on the IFD < 1 threshold."""
 
     name: ClassVar[str] = "ifd"
+    title: ClassVar[str] = "IFD (instruction-following difficulty)"
     uses_model: ClassVar[bool] = True
     set_dependent: ClassVar[bool] = False
     form: Literal["ppl_ratio", "loss_ratio"] = "ppl_ratio"
@@ -191,6 +193,7 @@ class TfidfDiversityScorer:
     """Row sum of each response's L2-normalised TF-IDF row (1..``ngram_max``-grams) over the scored set."""
 
     name: ClassVar[str] = "tfidf_diversity"
+    title: ClassVar[str] = "TF-IDF diversity"
     uses_model: ClassVar[bool] = False
     set_dependent: ClassVar[bool] = True
     nan_policy: ClassVar[NanPolicy] = "never"
@@ -238,6 +241,7 @@ class HeuristicsScorer:
     """
 
     name: ClassVar[str] = "heuristics"
+    title: ClassVar[str] = "Heuristics (flags, no model)"
     uses_model: ClassVar[bool] = False
     set_dependent: ClassVar[bool] = True
     nan_policy: ClassVar[NanPolicy] = "never"
@@ -295,6 +299,7 @@ class RewardScorer:
     several. None ships offline, so this scorer is off until a curator names a model."""
 
     name: ClassVar[str] = "reward"
+    title: ClassVar[str] = "Reward model"
     uses_model: ClassVar[bool] = True
     set_dependent: ClassVar[bool] = False
     nan_policy: ClassVar[NanPolicy] = "never"

@@ -75,7 +75,10 @@ def test_a_title_is_the_human_name_and_the_id_stands_in_for_a_missing_one():
     registry.register(Toy)
     assert registry.title("toy") == "toy"  # no title declared
     assert STRATEGIES.title("kmq") == "kMQ (k-means quality)"
-    for family in (STRATEGIES, LOOPS):  # every member names itself for the pickers, each differently
+    from core.score.scorers import SCORERS
+
+    assert SCORERS.title("ifd") == "IFD (instruction-following difficulty)"
+    for family in (STRATEGIES, LOOPS, SCORERS):  # every member names itself for the pickers, each differently
         titles = [family.get(name).__dict__.get("title") for name in family.names()]
         assert all(titles) and len(set(titles)) == len(titles), titles
 
