@@ -224,11 +224,15 @@ def bulk_example_veto(
             changed = int(one_row(con.execute("SELECT count(*) FROM bulk_changes WHERE old <> ?", [vetoed]))[0])
             if changed:
                 batch_id = decision_history.new_batch(con, dataset_id, actor, reason=reason)
-                con.execute(
-                    "INSERT INTO history (dataset_id, changed_at, action, target, old_value, new_value, batch_id, actor) "
-                    "SELECT ?, ?, 'example_veto', example_id, CAST(to_json(old) AS VARCHAR), ?, ?, ? FROM bulk_changes "
-                    "WHERE old <> ? ORDER BY example_id",
-                    [dataset_id, decision_history.now(), "true" if vetoed else "false", batch_id, actor, vetoed],
+                decision_history.record_selected(
+                    con,
+                    dataset_id,
+                    "example_veto",
+                    "SELECT example_id AS target, CAST(to_json(old) AS VARCHAR) AS old_value, ? AS new_value "
+                    "FROM bulk_changes WHERE old <> ? ORDER BY example_id",
+                    ["true" if vetoed else "false", vetoed],
+                    batch_id=batch_id,
+                    actor=actor,
                 )
                 con.execute(
                     "INSERT INTO example_vetoes SELECT ?, example_id, ? FROM bulk_changes WHERE old <> ? "

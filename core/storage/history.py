@@ -58,6 +58,25 @@ def new_batch(
     return batch_id
 
 
+def record_selected(
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    action: str,
+    rows_sql: str,
+    params: Sequence[Any],
+    *,
+    batch_id: int,
+    actor: str,
+) -> None:
+    """History rows of a set-based change, one per row of ``rows_sql`` (a SELECT of ``target``, ``old_value``
+    and ``new_value``, the values as JSON text, with its ``params``), all in ``batch_id``."""
+    con.execute(
+        "INSERT INTO history (dataset_id, changed_at, action, target, old_value, new_value, batch_id, actor) "
+        f"SELECT ?, ?, ?, target, old_value, new_value, ?, ? FROM ({rows_sql})",
+        [dataset_id, now(), action, batch_id, actor, *params],
+    )
+
+
 def record(
     con: duckdb.DuckDBPyConnection,
     dataset_id: int,

@@ -69,19 +69,15 @@ def set_tag(
             if changed:
                 batch_id = decision_history.new_batch(con, dataset_id, actor, reason=reason)
                 # the target is the JSON pair [reference, tag], built here for every tag row alike
-                con.execute(
-                    "INSERT INTO history (dataset_id, changed_at, action, target, old_value, new_value, batch_id, "
-                    "actor) SELECT ?, ?, 'tag', CAST(json_array(ref, ?) AS VARCHAR), ?, ?, ?, ? FROM tag_changes "
-                    "ORDER BY ref",
-                    [
-                        dataset_id,
-                        decision_history.now(),
-                        tag,
-                        json.dumps(not present),
-                        json.dumps(present),
-                        batch_id,
-                        actor,
-                    ],
+                decision_history.record_selected(
+                    con,
+                    dataset_id,
+                    "tag",
+                    "SELECT CAST(json_array(ref, ?) AS VARCHAR) AS target, ? AS old_value, ? AS new_value "
+                    "FROM tag_changes ORDER BY ref",
+                    [tag, json.dumps(not present), json.dumps(present)],
+                    batch_id=batch_id,
+                    actor=actor,
                 )
                 if present:
                     con.execute("INSERT INTO tags SELECT ?, ref, ? FROM tag_changes", [dataset_id, tag])
