@@ -392,3 +392,13 @@ def quality_of_rows(workspace: str, derived_version: int, dataset_id: int) -> np
     from core.score.quality import example_quality_from
 
     return example_quality_from(cached_signals(ds.get_dataset(store(), dataset_id))).to_numpy(np.float64)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def extra_copies(workspace: str, derived_version: int, dataset_id: int) -> np.ndarray:
+    return curation.extra_copies(store(), dataset_id)
+
+
+def cached_extra_copies(dataset: ds.DatasetInfo) -> np.ndarray:
+    """The rows repeating an earlier row exactly (every copy but the first), read once per data version."""
+    return extra_copies(str(store().workspace), versions().derived, dataset.dataset_id)

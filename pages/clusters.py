@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from collections import Counter
 
+import numpy as np
 import streamlit as st
 
 from app import keys, map_component, queries
@@ -520,6 +521,51 @@ with right:  # search results in their own panel, beside the open cluster
                 ),
             )
         examples_list(search=query, key="search")
+
+
+def filter_panel() -> None:
+    """Every example matching a filter on one signal (a defect flag, or a score range), vetoed, un-vetoed or
+    tagged at once (one batch each); and the exact-duplicate groups thinned to one row each."""
+    from core.score.quality import SIGNALS
+
+    raw = queries.cached_signals(dataset)
+    present = [c for c in raw.columns if raw[c].notna().any()]
+    if not present:
+        return
+    signal = st.selectbox("Signal", present, key="filter_signal", format_func=lambda c: c.replace("_", " "))
+    values = raw[signal]
+    if signal in SIGNALS and SIGNALS[signal].is_flag:
+        matching = values.fillna(0.0).to_numpy() > 0
+        what = f"flag: {signal.replace('_', ' ')}"
+    else:
+        finite = values.dropna()
+        low, high = float(finite.min()), float(finite.max())
+        if low == high:
+            st.caption(f"Every scored row has {signal} = {low:g}.")
+            return
+        chosen = st.slider(
+            "Range", low, high, (low, float(finite.quantile(0.1))), key=f"filter_range_{signal}", format="%.4g"
+        )
+        matching = values.between(*chosen).to_numpy()
+        what = f"{signal} in [{chosen[0]:.4g}, {chosen[1]:.4g}]"
+    rows = np.flatnonzero(matching)
+    st.caption(f"{len(rows):,} examples match ({plain(what, 120)}).")
+    if len(rows):
+        veto, keep = st.columns(2)
+        veto.button(f"Veto the {len(rows):,}", key="veto_filter", on_click=bulk_veto, args=(rows, True, what))
+        keep.button(f"Un-veto the {len(rows):,}", key="unveto_filter", on_click=bulk_veto, args=(rows, False, what))
+    copies = queries.cached_extra_copies(dataset)
+    if len(copies):
+        st.button(
+            f"Keep one of each exact-duplicate group: veto the {len(copies):,} extra copies",
+            key="veto_copies",
+            on_click=bulk_veto,
+            args=(copies, True, "extra exact copies"),
+        )
+
+
+with right, st.expander("Examples matching a filter (flag, score range, duplicates)"):
+    filter_panel()
 
 with st.expander("History"):
     listing = queries.cached_batches(dataset)

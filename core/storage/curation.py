@@ -271,6 +271,20 @@ def matching_rows(
     return np.asarray(rows, dtype=np.int64)
 
 
+def extra_copies(store: Store, dataset_id: int) -> np.ndarray:
+    """The rows that repeat an earlier row's content exactly (every copy but the first of each group, in row
+    order): what a "keep one of each" de-duplication vetoes."""
+    import numpy as np
+
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT row_idx FROM (SELECT row_idx, row_number() OVER (PARTITION BY content_hash ORDER BY row_idx) AS n "
+            "FROM examples WHERE dataset_id = ?) WHERE n > 1 ORDER BY row_idx",
+            [dataset_id],
+        ).fetchnumpy()["row_idx"]
+    return np.asarray(rows, dtype=np.int64)
+
+
 def example_ids_at(
     store: Store, dataset_id: int, *, rows: list[int] | None = None, example_ids: list[str] | None = None
 ) -> list[str]:

@@ -59,3 +59,39 @@ def test_search_hits_show_the_keyword_highlighted_in_context(page, prepared_work
     highlighted = [m.value for m in at.markdown if ":orange-background[**" in m.value]
     assert len(highlighted) == 6  # one line per hit
     assert all("python" in line.lower() for line in highlighted)
+
+
+def test_a_filter_vetoes_what_it_matches_and_duplicates_thin_to_one_each(page, tmp_path, monkeypatch):
+    from core.prepare import PrepareOptions, prepare
+    from tests.conftest import KEYWORD_EMBEDDER, keyword_rows, write_jsonl
+
+    rows = [row | {"output": row["output"] + " and more" * i} for i, row in enumerate(keyword_rows())]
+    rows += [rows[0], rows[0], rows[7]]  # two more copies of one row, one more of another
+    workspace = tmp_path / "dups"
+    prepare(
+        Store(workspace),
+        write_jsonl(tmp_path / "d.jsonl", rows),
+        PrepareOptions(name="tiny", embedder=KEYWORD_EMBEDDER, k_grid=(4,)),
+    )
+    monkeypatch.setenv("CURATE_WORKSPACE", str(workspace))
+    store = Store(workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    at = page("clusters").run()
+    at.selectbox(key="filter_signal").select("exact_duplicate").run()
+    assert any(c.value.startswith("5 examples match (flag") for c in at.caption)  # 3 + 2 rows share content
+    assert at.button(key="veto_copies").label.endswith("veto the 3 extra copies")
+    at.button(key="veto_copies").click().run()
+    vetoed = curation.decisions(store, dataset.dataset_id)["vetoed_examples"]
+    assert len(vetoed) == 3  # the first of each group is kept
+    first_rows = curation.example_ids_at(store, dataset.dataset_id, rows=[0, 7])
+    assert not set(first_rows) & set(vetoed)
+
+    scoring.score_dataset(store, dataset, HeuristicsScorer())
+    at.run()
+    at.selectbox(key="filter_signal").select("response_length").run()
+    shown = [c.value.replace("\\", "") for c in at.caption]  # the filter's words are escaped markdown
+    matching = next(text for text in shown if "examples match (response_length in" in text)
+    count = int(matching.split()[0].replace(",", ""))
+    assert 0 < count < len(rows)
+    at.button(key="unveto_filter").click().run()  # an un-veto of what the range holds, one batch
+    assert history.batches(store, dataset.dataset_id)[0].summary.endswith(")")
