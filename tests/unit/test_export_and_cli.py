@@ -63,7 +63,14 @@ def test_export_keeps_original_rows_minus_vetoes_with_a_manifest(tmp_path: Path,
     assert manifest["weights"] == {str(bread): 2.0}
     assert (manifest["counts"]["exported"], manifest["counts"]["total"]) == (17, 24)
     per_cluster = manifest["counts"]["per_cluster"]
-    assert per_cluster[str(python)] == {"label": "python", "size": 6, "exported": 0, "vetoed": True, "weight": 1.0}
+    assert per_cluster[str(python)] == {
+        "label": "python",
+        "computed_label": "python",  # the same: no curator's name
+        "size": 6,
+        "exported": 0,
+        "vetoed": True,
+        "weight": 1.0,
+    }
     assert per_cluster[str(bread)]["weight"] == 2.0
     assert sum(c["exported"] for c in per_cluster.values()) == 17
     assert manifest["app"] == {"name": "curation-studio", "version": core.__version__}
