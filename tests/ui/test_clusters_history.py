@@ -69,9 +69,10 @@ def test_map_selection_veto_and_the_history_expander(page, prepared_workspace):
     )
     first, second = history.batches(store, dataset_id)[::-1]
     assert first.summary == "vetoed 3 examples (map selection)"
-    captions = [caption.value for caption in at.expander[0].caption]
+    listing = next(box for box in at.expander if box.label == "History")
+    captions = [caption.value for caption in listing.caption]
     assert len(captions) == 2 and "map selection" in captions[1]
-    keys = [button.key for button in at.expander[0].button]
+    keys = [button.key for button in listing.button]
     assert keys == [f"undo_{second.batch_id}", f"undo_{first.batch_id}", f"revert_{first.batch_id}"]
 
     at.button(key=f"revert_{first.batch_id}").click().run()  # back to right after the selection's veto
