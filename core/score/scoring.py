@@ -198,7 +198,10 @@ def score_dataset(
     step = len(todo) if scorer.set_dependent else chunk
     for begin in range(0, len(todo), max(step, 1)):
         part = todo.iloc[begin : begin + step]
-        reported = _RowsDone(progress, len(part))  # the scorer's own reports move the bar within a chunk
+        # a set-dependent scorer scores every row in one call: its own reports move the bar meanwhile. A
+        # chunked scorer's count moves only after each chunk is committed, so the count a job reports (and a
+        # kill or a cancel leaves) is always what the store holds
+        reported = _RowsDone(progress, len(part) if scorer.set_dependent else 0)
         values = scorer.score(part, progress=reported)
         score_store.put_scores(store, key, list(part.content_hash), values)
         progress.advance(len(part) - reported.done)  # a cancel stops here, after this chunk was committed
