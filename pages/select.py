@@ -8,7 +8,7 @@ import streamlit as st
 from app import queries
 from app.job_panel import JobView, job_panel, launch
 from app.params_form import params_form
-from app.state import pick_dataset, store, workspace
+from app.state import actor, pick_dataset, store, workspace
 from app.text import plain
 from app.widgets import target_picker
 from core import jobs
@@ -20,6 +20,7 @@ from core.select.job import SelectJob
 from core.select.pool import resolve_budget
 from core.select.run import build_strategy, compare, per_cluster, run_selection, save_selection
 from core.select.strategies import STRATEGIES
+from core.storage import curation
 
 st.title("Select")
 dataset = pick_dataset()
@@ -101,13 +102,42 @@ def low_quality_note(rows: list[int]) -> None:
     if not quality.has_scores(raw):
         return
     threshold = quality.DEFAULT_THRESHOLD
-    picks, clusters = quality.picks_below(quality.example_quality_from(raw), queries.cached_assignment(dataset), rows)
+    scores, assigned = quality.example_quality_from(raw), queries.cached_assignment(dataset)
+    picks, clusters = quality.picks_below(scores, assigned, rows)
     st.caption(
         f"{picks} of the {len(rows)} picks come from {clusters} clusters whose mean quality is below {threshold} "
         "(default weights; the Quality page proposes the clusters to veto, with their reasons)."
     )
+    low = quality.clusters_below(scores, assigned, rows)
+    if low:
+        st.button(
+            f"Leave them out: veto these {len(low)} clusters (one batch, undone on the Clusters page), then "
+            "preview again",
+            key="veto_low_clusters",
+            on_click=veto_low_clusters,
+            args=(low,),
+        )
 
 
+def veto_low_clusters(clusters: list[int]) -> None:
+    """Veto the low-quality clusters a preview drew from (one history batch) and drop the preview, which no
+    longer matches the pool."""
+    changed = curation.bulk_cluster_decision(
+        store(),
+        dataset.dataset_id,
+        int(dataset.active_k),
+        clusters,
+        vetoed=True,
+        actor=actor(),
+        reason="below the quality threshold (Select)",
+    )
+    st.session_state.pop("selection_preview", None)
+    st.session_state["select_notice"] = f"Vetoed {changed} clusters below the quality threshold; preview again."
+
+
+notice = st.session_state.pop("select_notice", None)
+if notice:
+    st.success(notice)
 preview = st.session_state.get("selection_preview")
 if preview and preview[0] == request:
     result = preview[1]

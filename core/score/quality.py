@@ -196,6 +196,17 @@ def picks_below(
     return len(below), int(below.nunique())
 
 
+def clusters_below(
+    quality: pd.Series, cluster_ids: np.ndarray, rows: list[int], threshold: float = DEFAULT_THRESHOLD
+) -> list[int]:
+    """The clusters below ``threshold`` (mean ``quality``) that ``rows`` draw from, in id order: what "leave them
+    out" vetoes."""
+    means = cluster_quality(quality, cluster_ids)
+    low = set(int(c) for c in means.index[means < threshold])
+    picked = {int(c) for c in np.asarray(cluster_ids)[np.asarray(rows, dtype=int)]} if len(rows) else set()
+    return sorted(low & picked)
+
+
 def share_below_by_k(
     store: Store, dataset: DatasetInfo, quality: pd.Series, threshold: float = DEFAULT_THRESHOLD
 ) -> pd.DataFrame:

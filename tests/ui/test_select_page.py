@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from core.storage import curation, selections
 from core.storage import datasets as ds
-from core.storage import selections
 from core.storage.database import Store
 
 
@@ -117,6 +117,20 @@ def test_the_preview_says_how_many_picks_come_from_clusters_below_the_quality_th
     assert expected > 0  # kMQ gave the low cluster its quota
     note = next(caption.value for caption in at.caption if "picks come from" in caption.value)
     assert note.startswith(f"{expected} of the 12 picks come from 1 clusters whose mean quality is below 0.3")
+
+    at.button(key="veto_low_clusters").click().run()  # leave them out: the low cluster vetoed, the preview gone
+    assert not at.exception
+    (low,) = quality.clusters_below(
+        quality.example_quality(store, dataset), ds.assignments(store, dataset.dataset_id, 4), picked
+    )
+    assert curation.clusters(store, dataset.dataset_id, 4).set_index("cluster_id").vetoed[low]
+    assert "selection_preview" not in at.session_state and at.success[0].value.startswith("Vetoed 1 clusters")
+    at.button(key="preview").click().run()
+    assert quality.picks_below(
+        quality.example_quality(store, dataset),
+        ds.assignments(store, dataset.dataset_id, 4),
+        selections_preview_rows(at),
+    ) == (0, 0)  # a new preview draws nothing from it
 
 
 def selections_preview_rows(at) -> list[int]:
