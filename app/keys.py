@@ -9,6 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from app import map_component
+
 _KEYS = st.components.v2.component(
     "curate_keys",
     html='<div class="keys-hint"></div>',
@@ -21,8 +23,7 @@ def bind(bindings: Mapping[str, tuple[str, Callable[[], None]]], *, key: str) ->
     """Listen for ``bindings`` (a key, e.g. ``"j"``, to a short description and its action) on this page."""
 
     def on_key() -> None:
-        result = st.session_state.get(key)
-        pressed = (result.get("key") if isinstance(result, dict) else getattr(result, "key", None)) or {}
+        pressed = map_component.event(key, "key") or {}
         action = bindings.get(pressed.get("key", ""))
         if action is not None:
             action[1]()

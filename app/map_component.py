@@ -47,7 +47,8 @@ def show(
 
 
 def event(key: str, name: str) -> Any:
-    """The value of trigger ``name`` (``"click"`` or ``"select"``) sent by the map under ``key`` in this run."""
+    """The value of trigger ``name`` (``"click"`` or ``"select"``; the keyboard's ``"key"``) sent by the custom
+    component under ``key`` in this run."""
     result = st.session_state.get(key)
     if result is None:
         return None

@@ -50,8 +50,8 @@ def cluster_spec(points: pd.DataFrame, labels: dict[int, str], highlight: int | 
     if len(points) >= DENSITY_FROM:
         x, y = points.x.to_numpy(), points.y.to_numpy()
         image = png_uri(label_image(density.label_grid(x, y, np.where(vetoed, density.NO_LABEL, clusters))))
-    spec = _spec(points, colors, [*PALETTE, VETOED_COLOR], image)
     drawn = positions(points)
+    spec = _spec(points, drawn, colors, [*PALETTE, VETOED_COLOR], image)
     spec.update(
         highlight=None if highlight is None else int(highlight),
         vetoed_color=len(PALETTE),
@@ -79,8 +79,8 @@ def score_spec(points: pd.DataFrame, values: pd.Series, name: str) -> dict[str, 
         grid = density.value_grid(points.x.to_numpy(), points.y.to_numpy(), scores)
         image = png_uri(value_image(grid, low, high))
     palette = [_hex(rgb) for rgb in VIRIDIS] + [NO_VALUE_COLOR, VETOED_COLOR]
-    spec = _spec(points, colors, palette, image)
     drawn = positions(points)
+    spec = _spec(points, drawn, colors, palette, image)
     spec["points"]["value"] = _b64(scores[drawn].astype(np.float32))
     title = clip(one_line(name), 80)
     spec.update(
@@ -110,10 +110,12 @@ def positions(points: pd.DataFrame) -> np.ndarray:
     return density.sample_positions(len(points))
 
 
-def _spec(points: pd.DataFrame, colors: np.ndarray, palette: list[str], image: str | None) -> dict[str, Any]:
+def _spec(
+    points: pd.DataFrame, drawn: np.ndarray, colors: np.ndarray, palette: list[str], image: str | None
+) -> dict[str, Any]:
+    """What both colourings share: the extent, the ``drawn`` points packed, the palette and the image."""
     x, y = points.x.to_numpy(np.float64), points.y.to_numpy(np.float64)
     extent = density.Extent.of(x, y)
-    drawn = positions(points)
     qx = _quantise(x[drawn], extent.x0, extent.x1)
     qy = _quantise(y[drawn], extent.y0, extent.y1)
     rows = points.row_idx.to_numpy(np.int64)[drawn].astype(np.int32)

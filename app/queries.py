@@ -285,7 +285,7 @@ def cached_latest_undoable(dataset: ds.DatasetInfo) -> history.Batch | None:
 def cluster_scores(workspace: str, derived_version: int, dataset_id: int, k: int) -> pd.DataFrame:
     """Per cluster at ``k``: mean combined quality (NaN when no scorer has run) and the share of rows carrying
     any defect flag (duplicates and empty responses count before any scorer); linear in the rows."""
-    from core.score.quality import SIGNALS, example_quality_from, has_scores
+    from core.score.quality import SIGNALS, has_scores
 
     raw = cached_signals(ds.get_dataset(store(), dataset_id))
     clusters = assignment(workspace, derived_version, dataset_id, k)
@@ -295,7 +295,7 @@ def cluster_scores(workspace: str, derived_version: int, dataset_id: int, k: int
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.bincount(clusters, weights=flagged.astype(np.float64), minlength=len(sizes)) / sizes
         if has_scores(raw):
-            quality = example_quality_from(raw).to_numpy(np.float64)
+            quality = quality_of_rows(workspace, derived_version, dataset_id)
             means = np.bincount(clusters, weights=quality, minlength=len(sizes)) / sizes
         else:
             means = np.full(len(sizes), np.nan)
@@ -382,8 +382,13 @@ def compact_examples(dataset: ds.DatasetInfo, page: pd.DataFrame) -> pd.DataFram
         }
     )
     if has_scores(raw):
-        table["quality"] = quality_of_rows(str(store().workspace), versions().derived, dataset.dataset_id)[rows]
+        table["quality"] = cached_quality_of_rows(dataset)[rows]
     return table
+
+
+def cached_quality_of_rows(dataset: ds.DatasetInfo) -> np.ndarray:
+    """Every row's combined quality (default weights), in row order, computed once per data version."""
+    return quality_of_rows(str(store().workspace), versions().derived, dataset.dataset_id)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -501,9 +501,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
         return 0
     k = dataset.active_k
     if args.cluster is not None:
-        refs = [tags.cluster_ref(k, c) for c in parse_rows(args.cluster)]
+        chosen = parse_rows(args.cluster)
+        refs = [tags.cluster_ref(k, c) for c in chosen]
         known = set(curation.cluster_states(store, dataset.dataset_id, k).cluster_id)
-        unknown = [c for c in parse_rows(args.cluster) if c not in known]
+        unknown = [c for c in chosen if c not in known]
         if unknown:
             raise ValueError(f"no cluster {unknown[0]} at k={k}")
         what = f"clusters {args.cluster} (k={k})"

@@ -3,6 +3,7 @@ cluster, save, compare."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app import queries
@@ -102,7 +103,8 @@ def low_quality_note(rows: list[int]) -> None:
     if not quality.has_scores(raw):
         return
     threshold = quality.DEFAULT_THRESHOLD
-    scores, assigned = quality.example_quality_from(raw), queries.cached_assignment(dataset)
+    scores = pd.Series(queries.cached_quality_of_rows(dataset))  # once per data version, not per rerun
+    assigned = queries.cached_assignment(dataset)
     picks, clusters = quality.picks_below(scores, assigned, rows)
     st.caption(
         f"{picks} of the {len(rows)} picks come from {clusters} clusters whose mean quality is below {threshold} "
