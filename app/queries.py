@@ -266,19 +266,19 @@ def cached_example_total(dataset: ds.DatasetInfo, *, cluster_id: int | None = No
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def batches(workspace: str, decisions_version: int, dataset_id: int, limit: int) -> list[history.Batch]:
-    return history.batches(store(), dataset_id, None if limit <= 0 else limit)
+def batches(workspace: str, decisions_version: int, dataset_id: int) -> list[history.Batch]:
+    return history.batches(store(), dataset_id, None)
 
 
 def cached_batches(dataset: ds.DatasetInfo, limit: int = 30) -> list[history.Batch]:
     """The dataset's decision batches, newest first, with summaries; re-read after any decision write."""
     # one cached listing of every batch (what Undo needs too), sliced here
-    return batches(str(store().workspace), versions().decisions, dataset.dataset_id, 0)[:limit]
+    return batches(str(store().workspace), versions().decisions, dataset.dataset_id)[:limit]
 
 
 def cached_latest_undoable(dataset: ds.DatasetInfo) -> history.Batch | None:
     """What the Undo button undoes: the newest batch in effect that is not itself an undo."""
-    return history.latest_undoable(batches(str(store().workspace), versions().decisions, dataset.dataset_id, 0))
+    return history.latest_undoable(batches(str(store().workspace), versions().decisions, dataset.dataset_id))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
