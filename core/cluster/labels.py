@@ -112,19 +112,13 @@ def cluster_terms(
 
     sizes = np.bincount(labels, minlength=k) if sizes is None else sizes
     if counts is None or counts.shape[1] == 0:
-        return [{"cluster_id": c, "terms": [], "label": f"cluster {c}", "size": int(sizes[c])} for c in range(k)]
+        return [_item(c, [], int(sizes[c])) for c in range(k)]
     membership = sp.csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(k, len(labels)))
-    per_cluster = np.asarray((membership @ counts).todense(), dtype=np.float64)
-    words_per_cluster = per_cluster.sum(axis=1, keepdims=True)
-    tf = per_cluster / np.maximum(words_per_cluster, 1.0)
-    idf = np.log1p(words_per_cluster.mean() / np.maximum(per_cluster.sum(axis=0), 1.0))
-    scores = tf * idf
+    scores = _ctfidf(np.asarray((membership @ counts).todense(), dtype=np.float64))
     result = []
     for cluster in range(k):
         best = np.argsort(-scores[cluster], kind="stable")[:top]
-        terms = [str(vocabulary[i]) for i in best if scores[cluster, i] > 0]
-        label = " · ".join(_drop_contained(terms)[:3]) or f"cluster {cluster}"
-        result.append({"cluster_id": cluster, "terms": terms, "label": label, "size": int(sizes[cluster])})
+        result.append(_item(cluster, [str(vocabulary[i]) for i in best if scores[cluster, i] > 0], int(sizes[cluster])))
     return result
 
 
@@ -137,3 +131,69 @@ def _drop_contained(terms: list[str]) -> list[str]:
             continue
         kept.append(term)
     return kept
+
+
+BACKGROUND_TEXTS = 100  # texts read from each cluster an edit leaves alone: they only weigh the terms' rarity
+
+
+def labels_for_clusters(
+    texts: Callable[[np.ndarray], list[str]],
+    found: np.ndarray,
+    wanted: Sequence[int],
+    *,
+    seed: int = 0,
+    per_cluster: int = TEXTS_PER_CLUSTER,
+    background: int = BACKGROUND_TEXTS,
+) -> list[dict[str, Any]]:
+    """The labels of the ``wanted`` clusters of ``found`` (a cluster id per row; ids may have gaps), after an
+    edit moved rows: each wanted cluster read from at most ``per_cluster`` texts, every other cluster from
+    ``background`` texts, drawn in the sweep's seeded order. Each cluster's counts are scaled up to its size,
+    so a term's rarity across clusters is weighed as if every text were read; only the wanted clusters' labels
+    are made, so an edit costs the texts it touched, not the dataset's."""
+    import scipy.sparse as sp
+
+    found = np.asarray(found, dtype=np.int64)
+    n_clusters = int(found.max()) + 1 if len(found) else 0
+    sizes = np.bincount(found, minlength=n_clusters)
+    caps = np.full(n_clusters, background, dtype=np.int64)
+    caps[[int(c) for c in wanted]] = per_cluster
+    order = np.random.default_rng(seed).permutation(len(found))
+    rows = _first_per_cluster_capped(found, order, caps)
+    counts, vocabulary = term_counts(texts(rows))
+    read = np.bincount(found[rows], minlength=n_clusters)
+    if counts is None or counts.shape[1] == 0:
+        return [_item(int(c), [], int(sizes[c])) for c in wanted]
+    scale = sizes[found[rows]] / np.maximum(read[found[rows]], 1)
+    membership = sp.csr_matrix((scale, (found[rows], np.arange(len(rows)))), shape=(n_clusters, len(rows)))
+    per_cluster_counts = np.asarray((membership @ counts).todense(), dtype=np.float64)
+    scores = _ctfidf(per_cluster_counts[sizes > 0])
+    position = np.cumsum(sizes > 0) - 1  # a cluster's row among the non-empty ones
+    items = []
+    for cluster in wanted:
+        row = scores[position[int(cluster)]]
+        best = np.argsort(-row, kind="stable")[:5]
+        items.append(_item(int(cluster), [str(vocabulary[i]) for i in best if row[i] > 0], int(sizes[cluster])))
+    return items
+
+
+def _ctfidf(per_cluster: np.ndarray) -> np.ndarray:
+    """c-TF-IDF scores of (clusters x terms) counts (see the module docstring)."""
+    words_per_cluster = per_cluster.sum(axis=1, keepdims=True)
+    tf = per_cluster / np.maximum(words_per_cluster, 1.0)
+    idf = np.log1p(words_per_cluster.mean() / np.maximum(per_cluster.sum(axis=0), 1.0))
+    return tf * idf
+
+
+def _item(cluster: int, terms: list[str], size: int) -> dict[str, Any]:
+    label = " · ".join(_drop_contained(terms)[:3]) or f"cluster {cluster}"
+    return {"cluster_id": cluster, "terms": terms, "label": label, "size": size}
+
+
+def _first_per_cluster_capped(found: np.ndarray, order: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """The sorted rows among the first ``caps[c]`` of their cluster ``c`` in the random ``order``."""
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    by_cluster = np.lexsort((rank, found))
+    groups = found[by_cluster]
+    starts = np.searchsorted(groups, groups, side="left")
+    return np.sort(by_cluster[np.arange(len(by_cluster)) - starts < caps[groups]])

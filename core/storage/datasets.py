@@ -280,6 +280,36 @@ def load_embeddings(store: Store, dataset_id: int, embedder_key: str) -> np.ndar
     return matrix if filled.all() else matrix[filled]
 
 
+def embeddings_at_rows(store: Store, dataset_id: int, embedder_key: str, rows: np.ndarray) -> np.ndarray:
+    """The embeddings of the given distinct rows, in the order given (a cluster's rows for a split or a
+    relabel: read by a join, not the whole matrix)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = np.asarray(rows, dtype=np.int64)
+    with store.read() as con:
+        con.register("wanted_vectors", pa.table({"row_idx": wanted.astype(np.int32)}))
+        try:
+            table = con.execute(
+                "SELECT e.row_idx, c.vector FROM examples e JOIN wanted_vectors w USING (row_idx) "
+                "JOIN embedding_cache c ON c.text_hash = e.text_hash AND c.embedder_key = ? WHERE e.dataset_id = ?",
+                [embedder_key, dataset_id],
+            ).to_arrow_table()
+        finally:
+            con.unregister("wanted_vectors")
+    if table.num_rows != len(wanted):
+        raise LookupError(f"{len(wanted) - table.num_rows} of the {len(wanted)} rows asked for have no embedding")
+    if table.num_rows == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    vectors = pc.list_flatten(table.column(1)).to_numpy(zero_copy_only=False).astype(np.float32)
+    vectors = vectors.reshape(table.num_rows, -1)
+    found = table.column(0).to_numpy().astype(np.int64)
+    place = np.argsort(wanted, kind="stable")
+    out = np.empty_like(vectors)
+    out[place[np.searchsorted(wanted[place], found)]] = vectors
+    return out
+
+
 def save_sweep(
     store: Store,
     dataset_id: int,

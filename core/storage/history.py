@@ -23,14 +23,18 @@ from core.errors import UndoRefused, UnknownBatch
 from core.storage.database import one_row
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import duckdb
     import pandas as pd
 
     from core.storage.database import Store
 
-REVERSIBLE = ("cluster_veto", "cluster_weight", "example_veto", "tag", "cluster_name")
+    AfterApply = Callable[[duckdb.DuckDBPyConnection, dict[int, set[int]]], None]
+    """Called inside an undo's or a revert's write with the clusters (per k) whose rows it moved back, so the
+    caller (:mod:`core.cluster.edits`) relabels them in the same transaction."""
+
+REVERSIBLE = ("cluster_veto", "cluster_weight", "example_veto", "tag", "cluster_name", "cluster_assignment")
 """The actions undo can write back; the others (choosing k, dismissing a proposal) are kept as a record only."""
 
 DEFAULT_ACTOR = "app"
@@ -266,6 +270,8 @@ def _what(batch: Batch) -> str:
         what = "cluster" if str(pair[0]).startswith("k=") else "example"
         count = batch.n_true + batch.n_false
         return f"{verb} {_plural(count, what)} '{pair[1]}'" if count > 1 else f"{verb} {pair[0]} '{pair[1]}'"
+    if action == "cluster_assignment":
+        return f"moved {_plural(batch.n_rows, 'example')} between clusters"
     if action == "choose_k":
         return f"chose k={batch.last_new}"
     if action == "dismiss_veto_proposal":
@@ -348,7 +354,8 @@ WITH picked AS (
     GROUP BY action, target
 ), parsed AS (
     SELECT *, TRY_CAST(regexp_extract(target, '^k=(\\d+)/', 1) AS INTEGER) AS k,
-           TRY_CAST(regexp_extract(target, '/cluster=(\\d+)$', 1) AS INTEGER) AS cluster_id
+           TRY_CAST(regexp_extract(target, '/cluster=(\\d+)$', 1) AS INTEGER) AS cluster_id,
+           TRY_CAST(regexp_extract(target, '/row=(\\d+)$', 1) AS INTEGER) AS row_idx
     FROM picked
 )
 SELECT p.*, CASE p.action
@@ -356,6 +363,7 @@ SELECT p.*, CASE p.action
         WHEN 'cluster_veto' THEN CAST(to_json(coalesce(d.vetoed, FALSE)) AS VARCHAR)
         WHEN 'tag' THEN CAST(to_json(t.tag IS NOT NULL) AS VARCHAR)
         WHEN 'cluster_name' THEN CAST(to_json(n.name) AS VARCHAR)
+        WHEN 'cluster_assignment' THEN CAST(a.cluster_id AS VARCHAR)
         ELSE CAST(to_json(coalesce(d.weight, 1.0)) AS VARCHAR) END AS current
 FROM parsed p
 LEFT JOIN example_vetoes v ON p.action = 'example_veto' AND v.dataset_id = ? AND v.example_id = p.target
@@ -364,6 +372,7 @@ LEFT JOIN cluster_decisions d ON p.action IN ('cluster_veto', 'cluster_weight') 
 LEFT JOIN tags t ON p.action = 'tag' AND t.dataset_id = ? AND t.ref = json_extract_string(p.target, '$[0]')
     AND t.tag = json_extract_string(p.target, '$[1]')
 LEFT JOIN cluster_names n ON p.action = 'cluster_name' AND n.dataset_id = ? AND n.k = p.k AND n.cluster_id = p.cluster_id
+LEFT JOIN assignments a ON p.action = 'cluster_assignment' AND a.dataset_id = ? AND a.k = p.k AND a.row_idx = p.row_idx
 """
 
 
@@ -372,7 +381,7 @@ def _plan(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_ids: Sequence[i
     their rows), the value they left (after the last) and its value now."""
     con.execute(
         _PLAN,
-        [dataset_id, [int(b) for b in batch_ids], list(REVERSIBLE), dataset_id, dataset_id, dataset_id, dataset_id],
+        [dataset_id, [int(b) for b in batch_ids], list(REVERSIBLE), *[dataset_id] * 5],
     )
 
 
@@ -391,8 +400,14 @@ def _conflicts(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_id: int) -
     ]
 
 
+# A row's cluster is written back only where it is still what the undone batches left: a clustering fitted again
+# since (same k, other clusters) must not get ids of the one the edit was made on, even by a forced undo.
+_STALE_ASSIGNMENT = "action = 'cluster_assignment' AND current IS DISTINCT FROM expected"
+
+
 def _apply(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_id: int, actor: str) -> int:
     """Write the plan's restore values where they differ from the values now, with a history row each."""
+    con.execute(f"DELETE FROM undo_plan WHERE {_STALE_ASSIGNMENT}")
     differs = f"NOT ({_SAME.format(a='current', b='restore')})"
     con.execute(
         "INSERT INTO history (dataset_id, changed_at, action, target, old_value, new_value, batch_id, actor) "
@@ -432,6 +447,12 @@ def _apply(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_id: int, actor
         [dataset_id],
     )
     con.execute(
+        "UPDATE assignments SET cluster_id = CAST(p.restore AS INTEGER) FROM undo_plan p "
+        "WHERE p.action = 'cluster_assignment' AND p.current IS DISTINCT FROM p.restore "
+        "AND assignments.dataset_id = ? AND assignments.k = p.k AND assignments.row_idx = p.row_idx",
+        [dataset_id],
+    )
+    con.execute(
         "INSERT INTO tags SELECT ?, json_extract_string(target, '$[0]'), json_extract_string(target, '$[1]') "
         f"FROM undo_plan WHERE action = 'tag' AND restore = 'true' AND {differs} ON CONFLICT DO NOTHING",
         [dataset_id],
@@ -442,6 +463,20 @@ def _apply(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_id: int, actor
         [dataset_id],
     )
     return changed
+
+
+def _touched_clusters(con: duckdb.DuckDBPyConnection) -> dict[int, set[int]]:
+    """After :func:`_apply`: per k, the clusters whose rows it moved (the ones they left and the ones they joined)."""
+    touched: dict[int, set[int]] = {}
+    for k, current, restore in con.execute(
+        "SELECT k, current, restore FROM undo_plan WHERE action = 'cluster_assignment' AND current <> restore"
+    ).fetchall():
+        touched.setdefault(int(k), set()).update(int(c) for c in (current, restore) if c is not None)
+    return touched
+
+
+def _stale_assignments(con: duckdb.DuckDBPyConnection) -> int:
+    return int(one_row(con.execute(f"SELECT count(*) FROM undo_plan WHERE {_STALE_ASSIGNMENT}"))[0])
 
 
 @dataclass(frozen=True)
@@ -462,12 +497,19 @@ def _find(listing: Sequence[Batch], batch_id: int) -> Batch:
 
 
 def undo(
-    store: Store, dataset_id: int, batch_id: int | None = None, actor: str = DEFAULT_ACTOR, force: bool = False
+    store: Store,
+    dataset_id: int,
+    batch_id: int | None = None,
+    actor: str = DEFAULT_ACTOR,
+    force: bool = False,
+    after: AfterApply | None = None,
 ) -> Undone:
     """Undo a whole batch (default: :func:`latest_undoable`) by writing its old values back, as a new batch.
 
     Refused (:class:`UndoRefused`) when the batch is already undone, or when a later batch changed one of its
-    targets since (the message names the newest such batch); ``force`` writes the old values back anyway.
+    targets since (the message names the newest such batch); ``force`` writes the old values back anyway. A
+    cluster edit is also refused when its clustering was fitted again since; forced, its rows are left as
+    they are (the new clustering's ids are kept). ``after`` (see :data:`AfterApply`) runs before the commit.
     """
     with store.write(bump="decisions") as con:
         listing = _load(con, dataset_id)
@@ -498,16 +540,30 @@ def undo(
                     "first, or force the undo to write the old values back anyway",
                     tuple(b for b, _ in later),
                 )
+            stale = _stale_assignments(con)
+            if stale and not force:
+                raise UndoRefused(
+                    f"cannot undo batch #{chosen.batch_id} ({chosen.summary}): {_plural(stale, 'of its rows')} "
+                    "no longer sit where it put them (the clustering of this k was fitted again since), so its old "
+                    "cluster ids would name other clusters. Forced, the rest of the batch is undone and those rows "
+                    "stay where they are",
+                    (),
+                )
             new_id = new_batch(con, dataset_id, actor, "undo", None, [chosen.batch_id])
             changed = _apply(con, dataset_id, new_id, actor)
+            if after is not None:
+                after(con, _touched_clusters(con))
         finally:
             con.execute("DROP TABLE IF EXISTS undo_plan")
     return Undone(new_id, (chosen.batch_id,), changed, f"undid #{chosen.batch_id}: {chosen.summary}")
 
 
-def revert_to(store: Store, dataset_id: int, history_id: int, actor: str = DEFAULT_ACTOR) -> Undone:
+def revert_to(
+    store: Store, dataset_id: int, history_id: int, actor: str = DEFAULT_ACTOR, after: AfterApply | None = None
+) -> Undone:
     """Bring every decision back to what it was right after the batch holding ``history_id`` (a history row's
-    id or a batch's), undoing every later batch, newest first, as one batch. Choosing k is not reverted."""
+    id or a batch's), undoing every later batch, newest first, as one batch. Choosing k is not reverted, nor
+    a cluster edit of a clustering fitted again since. ``after`` as in :func:`undo`."""
     with store.write(bump="decisions") as con:
         listing = _load(con, dataset_id)
         point = next((b for b in listing if b.batch_id == history_id), None) or next(
@@ -522,6 +578,8 @@ def revert_to(store: Store, dataset_id: int, history_id: int, actor: str = DEFAU
             _plan(con, dataset_id, later)
             new_id = new_batch(con, dataset_id, actor, "revert", f"to #{point.batch_id}", sorted(later, reverse=True))
             changed = _apply(con, dataset_id, new_id, actor)
+            if after is not None:
+                after(con, _touched_clusters(con))
         finally:
             con.execute("DROP TABLE IF EXISTS undo_plan")
     summary = f"reverted to #{point.batch_id}: undid {_plural(len(later), 'batch', 'batches')}"

@@ -1,0 +1,202 @@
+"""The curator's cluster edits: merge clusters, split one into sub-clusters (k-means inside it, previewed first),
+and the undo and revert that put an edit's rows back; each edit is one batch of the history.
+
+An edit changes one clustering (one k): it moves rows between cluster ids (:mod:`core.storage.cluster_edits`)
+and relabels every cluster it touched in the same transaction: terms (c-TF-IDF, :func:`core.cluster.labels.
+labels_for_clusters`), size and the row nearest the centre. Ids are never renumbered (a merge leaves a gap, a
+split takes new ids above every id used), so a decision, name or tag keeps naming the same cluster; the merged
+cluster keeps the id, veto, weight, name and tags of the cluster it was merged into, and a split's largest part
+keeps the split cluster's. Undo and revert of any batch go through :func:`undo` and :func:`revert_to` here, so a
+cluster an undo refills or empties is relabelled too. Fitting the k again replaces its clusters and their edits
+(the history keeps them; their undo is refused, the rows no longer being where the edit put them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.cluster import clustering, labels
+from core.prepare import TextReader
+from core.storage import cluster_edits, history
+from core.storage import datasets as ds
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import duckdb
+
+    from core.storage.database import Store
+
+REPRESENTATIVE_SAMPLE = 5_000  # rows of a large edited cluster its representative is looked for among
+MAX_PARTS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Edit:
+    """What an edit did: its history batch, how many rows moved, and the clusters it left (relabelled)."""
+
+    batch_id: int | None
+    moved: int
+    clusters: tuple[dict[str, Any], ...]
+    summary: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitPreview:
+    """A split computed but not applied: the rows of the cluster, the part of each, and each part's label."""
+
+    k: int
+    cluster_id: int
+    seed: int
+    rows: np.ndarray
+    new_ids: np.ndarray  # the cluster id each row of ``rows`` would get
+    parts: tuple[dict[str, Any], ...]  # cluster_id, size, label, terms, representative_row; largest first
+
+
+def merge(
+    store: Store, dataset: ds.DatasetInfo, k: int, clusters: Sequence[int], *, into: int | None = None, actor: str
+) -> Edit:
+    """Merge ``clusters`` (two or more, at ``k``) into one: ``into`` (default: the largest of them) keeps its id
+    and its decisions; the others are emptied. One batch of the history."""
+    chosen = sorted({int(c) for c in clusters})
+    existing = set(cluster_edits.cluster_ids(store, dataset.dataset_id, k))
+    missing = [c for c in chosen if c not in existing]
+    if missing:
+        raise LookupError(f"no cluster {', '.join(map(str, missing))} at k={k} (existing: {_ids(existing)})")
+    if len(chosen) < 2:
+        raise ValueError("a merge takes two or more clusters")
+    if into is None:
+        sizes = ds.assignments(store, dataset.dataset_id, k)
+        counts = {c: int((sizes == c).sum()) for c in chosen}
+        into = max(chosen, key=lambda c: (counts[c], -c))
+    if into not in chosen:
+        raise ValueError(f"cluster {into} is not one of the clusters merged ({_ids(chosen)})")
+    rows = cluster_edits.rows_of(store, dataset.dataset_id, k, [c for c in chosen if c != into])
+    others = ", ".join(str(c) for c in chosen if c != into)
+    reason = f"merged cluster{'s' if len(chosen) > 2 else ''} {others} into {into} (k={k})"
+    return _move(store, dataset, k, rows, np.full(len(rows), into), reason, actor)
+
+
+def preview_split(
+    store: Store, dataset: ds.DatasetInfo, k: int, cluster_id: int, parts: int = 2, seed: int | None = None
+) -> SplitPreview:
+    """k-means with ``parts`` clusters inside one cluster, on its rows' embeddings, and each part's label,
+    size and representative row, without storing anything. The largest part would keep ``cluster_id``; the
+    others take new ids above every id used at ``k``."""
+    if not 2 <= parts <= MAX_PARTS:
+        raise ValueError(f"a split makes 2 to {MAX_PARTS} parts, not {parts}")
+    seed = dataset.seed if seed is None else int(seed)
+    rows = cluster_edits.rows_of(store, dataset.dataset_id, k, [cluster_id])
+    if len(rows) == 0:
+        raise LookupError(f"no cluster {cluster_id} at k={k}")
+    vectors = ds.embeddings_at_rows(store, dataset.dataset_id, dataset.embedder_key or "", rows)
+    distinct = len(np.unique(vectors, axis=0))
+    if distinct < parts:
+        raise ValueError(f"cluster {cluster_id} has {distinct} distinct texts: it cannot be split into {parts}")
+    fitted = clustering.KMeansClusterer(k=parts, seed=seed).fit(vectors).labels
+    order = np.argsort(-np.bincount(fitted, minlength=parts), kind="stable")  # largest part first
+    with store.read() as con:
+        first_new = cluster_edits.largest_id(con, dataset.dataset_id, k) + 1
+    ids = np.array([cluster_id, *range(first_new, first_new + parts - 1)])
+    rank = np.empty(parts, dtype=np.int64)
+    rank[order] = np.arange(parts)
+    new_ids = ids[rank[fitted]]
+    found = ds.assignments(store, dataset.dataset_id, k).astype(np.int64)
+    found[rows] = new_ids
+    items = _labels(store, dataset, found, [int(c) for c in ids])
+    return SplitPreview(k, int(cluster_id), seed, rows, new_ids, tuple(items))
+
+
+def split(store: Store, preview: SplitPreview, dataset: ds.DatasetInfo, *, actor: str) -> Edit:
+    """Apply a :func:`preview_split` as one batch of the history; refused (:class:`ValueError`) when the
+    cluster's rows changed since the preview, or its new ids were taken meanwhile."""
+    now = cluster_edits.rows_of(store, dataset.dataset_id, preview.k, [preview.cluster_id])
+    if not np.array_equal(now, preview.rows):
+        raise ValueError(f"cluster {preview.cluster_id} changed since the preview: preview the split again")
+    with store.read() as con:
+        taken = cluster_edits.largest_id(con, dataset.dataset_id, preview.k)
+    new = [int(p["cluster_id"]) for p in preview.parts if int(p["cluster_id"]) != preview.cluster_id]
+    if new and min(new) <= taken:
+        raise ValueError("another edit took the preview's new cluster ids meanwhile: preview the split again")
+    sizes = ", ".join(str(p["size"]) for p in preview.parts)
+    into = ", ".join(str(p["cluster_id"]) for p in preview.parts)
+    reason = f"split cluster {preview.cluster_id} into {into} ({sizes} rows; k={preview.k})"
+    return _move(store, dataset, preview.k, preview.rows, preview.new_ids, reason, actor)
+
+
+def undo(
+    store: Store, dataset: ds.DatasetInfo, batch_id: int | None = None, *, actor: str, force: bool = False
+) -> history.Undone:
+    """:func:`core.storage.history.undo`, relabelling the clusters whose rows it moved back."""
+    return history.undo(store, dataset.dataset_id, batch_id, actor, force, after=_relabeller(store, dataset))
+
+
+def revert_to(store: Store, dataset: ds.DatasetInfo, history_id: int, *, actor: str) -> history.Undone:
+    """:func:`core.storage.history.revert_to`, relabelling the clusters whose rows it moved back."""
+    return history.revert_to(store, dataset.dataset_id, history_id, actor, after=_relabeller(store, dataset))
+
+
+def _move(
+    store: Store,
+    dataset: ds.DatasetInfo,
+    k: int,
+    rows: np.ndarray,
+    new_ids: np.ndarray,
+    reason: str,
+    actor: str,
+) -> Edit:
+    """Move ``rows`` to ``new_ids`` at ``k`` and relabel what changed, in one write and one history batch."""
+    with store.write() as con:  # assignments are derived data, the history a decision: both versions move
+        batch_id = history.new_batch(con, dataset.dataset_id, actor, reason=reason)
+        touched = cluster_edits.move_rows(
+            con, dataset.dataset_id, k, rows, new_ids, batch_id=batch_id, actor=actor
+        )
+        items = _relabel(con, store, dataset, k, touched)
+    kept = tuple(item for item in items if item["size"] > 0)
+    return Edit(batch_id, len(rows), kept, reason)
+
+
+def _relabeller(store: Store, dataset: ds.DatasetInfo) -> history.AfterApply:
+    def relabel(con: duckdb.DuckDBPyConnection, touched: dict[int, set[int]]) -> None:
+        for k, clusters in touched.items():
+            _relabel(con, store, dataset, k, clusters)
+
+    return relabel
+
+
+def _relabel(
+    con: duckdb.DuckDBPyConnection, store: Store, dataset: ds.DatasetInfo, k: int, clusters: set[int]
+) -> list[dict[str, Any]]:
+    """Rewrite the label rows of ``clusters`` at ``k`` from the assignments as they are now (inside the write);
+    the emptied ones lose theirs."""
+    if not clusters:
+        return []
+    size_now = cluster_edits.sizes(con, dataset.dataset_id, k, sorted(clusters))
+    emptied = [c for c, n in size_now.items() if n == 0]
+    filled = [c for c, n in size_now.items() if n > 0]
+    found = ds.assignments(store, dataset.dataset_id, k).astype(np.int64)
+    items = _labels(store, dataset, found, filled) if filled else []
+    cluster_edits.replace_labels(con, dataset.dataset_id, k, items, emptied)
+    return items + [{"cluster_id": c, "size": 0} for c in emptied]
+
+
+def _labels(store: Store, dataset: ds.DatasetInfo, found: np.ndarray, wanted: list[int]) -> list[dict[str, Any]]:
+    """Labels, sizes and representative rows of the ``wanted`` clusters of ``found``."""
+    texts = TextReader(store, dataset.dataset_id, tuple(dataset.embed_fields))
+    items = labels.labels_for_clusters(texts, found, wanted, seed=dataset.seed)
+    order = np.random.default_rng(dataset.seed).permutation(len(found))
+    for item in items:
+        members = order[found[order] == item["cluster_id"]][:REPRESENTATIVE_SAMPLE]
+        members = np.sort(members)
+        vectors = ds.embeddings_at_rows(store, dataset.dataset_id, dataset.embedder_key or "", members)
+        chosen = clustering.representatives(vectors, np.zeros(len(members), dtype=np.int64))
+        item["representative_row"] = int(members[chosen[0]]) if 0 in chosen else None
+    return items
+
+
+def _ids(values: Sequence[int] | set[int]) -> str:
+    listed = sorted(values)
+    return ", ".join(map(str, listed[:20])) + (" …" if len(listed) > 20 else "")

@@ -1,0 +1,169 @@
+"""The storage side of cluster edits (merge, split): moving rows between clusters of one k, with a history row
+per moved row, and replacing the label rows of the clusters a move changed.
+
+A clustering of one k is its ``assignments`` (a cluster id per row) and its ``cluster_labels`` (label, terms,
+size, representative row per cluster). An edit moves rows and relabels the clusters it touched; a cluster left
+without rows loses its label row (its decisions, name and tags stay stored, so an undo that refills it finds
+them again). Ids are never renumbered: a merge leaves a gap, a split takes ids above the largest, so a decision,
+a name or a history row that names a cluster keeps meaning the same cluster.
+
+History rows of a move are ``cluster_assignment`` rows on ``k=K/row=R`` (old and new cluster id), so undo and
+revert (:mod:`core.storage.history`) write assignments back like any other decision.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.storage import history
+from core.storage.database import one_row
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import duckdb
+
+    from core.storage.database import Store
+
+ACTION = "cluster_assignment"
+
+
+def assignment_target(k: int, row: int) -> str:
+    """The history target of one row's cluster at ``k``."""
+    return f"k={int(k)}/row={int(row)}"
+
+
+def cluster_ids(store: Store, dataset_id: int, k: int) -> list[int]:
+    """The ids of the non-empty clusters at ``k``, ascending."""
+    with store.read() as con:
+        return [
+            int(c)
+            for (c,) in con.execute(
+                "SELECT DISTINCT cluster_id FROM assignments WHERE dataset_id = ? AND k = ? ORDER BY cluster_id",
+                [dataset_id, k],
+            ).fetchall()
+        ]
+
+
+def rows_of(store: Store, dataset_id: int, k: int, clusters: Sequence[int]) -> np.ndarray:
+    """The sorted rows of the given clusters at ``k``."""
+    with store.read() as con:
+        found = con.execute(
+            "SELECT row_idx FROM assignments WHERE dataset_id = ? AND k = ? AND list_contains(?, cluster_id) "
+            "ORDER BY row_idx",
+            [dataset_id, k, [int(c) for c in clusters]],
+        ).fetchnumpy()["row_idx"]
+    return np.asarray(found, dtype=np.int64)
+
+
+def move_rows(
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    k: int,
+    rows: np.ndarray,
+    new_clusters: np.ndarray,
+    *,
+    batch_id: int,
+    actor: str,
+) -> set[int]:
+    """Give each of ``rows`` its new cluster id at ``k`` (inside the caller's write), with a history row per row
+    whose cluster changes; returns every cluster id that lost or gained a row."""
+    import pyarrow as pa
+
+    moves = pa.table(
+        {"row_idx": np.asarray(rows, dtype=np.int32), "new_cluster": np.asarray(new_clusters, dtype=np.int32)}
+    )
+    con.register("edit_moves", moves)
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE edit_changes AS SELECT a.row_idx, a.cluster_id AS old, m.new_cluster AS new "
+            "FROM assignments a JOIN edit_moves m USING (row_idx) "
+            "WHERE a.dataset_id = ? AND a.k = ? AND a.cluster_id <> m.new_cluster",
+            [dataset_id, k],
+        )
+        touched = {
+            int(c)
+            for (c,) in con.execute(
+                "SELECT old FROM edit_changes UNION SELECT new FROM edit_changes",
+            ).fetchall()
+        }
+        history.record_selected(
+            con,
+            dataset_id,
+            ACTION,
+            "SELECT 'k=' || ? || '/row=' || row_idx AS target, CAST(old AS VARCHAR) AS old_value, "
+            "CAST(new AS VARCHAR) AS new_value FROM edit_changes ORDER BY row_idx",
+            [int(k)],
+            batch_id=batch_id,
+            actor=actor,
+        )
+        con.execute(
+            "UPDATE assignments SET cluster_id = c.new FROM edit_changes c "
+            "WHERE assignments.dataset_id = ? AND assignments.k = ? AND assignments.row_idx = c.row_idx",
+            [dataset_id, k],
+        )
+    finally:
+        con.execute("DROP TABLE IF EXISTS edit_changes")
+        con.unregister("edit_moves")
+    return touched
+
+
+def sizes(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, clusters: Sequence[int]) -> dict[int, int]:
+    """How many rows each of ``clusters`` holds at ``k`` now (0 for an emptied one)."""
+    found = dict(
+        con.execute(
+            "SELECT cluster_id, count(*) FROM assignments WHERE dataset_id = ? AND k = ? "
+            "AND list_contains(?, cluster_id) GROUP BY cluster_id",
+            [dataset_id, k, [int(c) for c in clusters]],
+        ).fetchall()
+    )
+    return {int(c): int(found.get(c, 0)) for c in clusters}
+
+
+def replace_labels(
+    con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, items: Sequence[dict[str, Any]], emptied: Sequence[int]
+) -> None:
+    """Write the label rows of relabelled clusters (``cluster_id``, ``label``, ``terms``, ``size``,
+    ``representative_row``) and drop those of the ``emptied`` ones, inside the caller's write."""
+    ids = [int(item["cluster_id"]) for item in items] + [int(c) for c in emptied]
+    con.execute(
+        "DELETE FROM cluster_labels WHERE dataset_id = ? AND k = ? AND list_contains(?, cluster_id)",
+        [dataset_id, k, ids],
+    )
+    for item in items:
+        con.execute(
+            "INSERT INTO cluster_labels (dataset_id, k, cluster_id, label, terms, size, representative_row) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                dataset_id,
+                k,
+                int(item["cluster_id"]),
+                item["label"],
+                json.dumps(item["terms"]),
+                int(item["size"]),
+                item.get("representative_row"),
+            ],
+        )
+
+
+def largest_id(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int) -> int:
+    """The largest cluster id ever used at ``k``, emptied clusters and history included, so a split's new ids
+    never reuse an id whose decisions, name or tags are still stored."""
+    return int(
+        one_row(
+            con.execute(
+                "SELECT max(c) FROM (SELECT max(cluster_id) AS c FROM assignments WHERE dataset_id = ? AND k = ? "
+                "UNION ALL SELECT max(cluster_id) FROM cluster_decisions WHERE dataset_id = ? AND k = ? "
+                "UNION ALL SELECT max(cluster_id) FROM cluster_names WHERE dataset_id = ? AND k = ? "
+                "UNION ALL SELECT max(TRY_CAST(regexp_extract(ref, '/cluster=(\\d+)$', 1) AS INTEGER)) FROM tags "
+                "WHERE dataset_id = ? AND starts_with(ref, ?) "
+                "UNION ALL SELECT max(TRY_CAST(new_value AS INTEGER)) FROM history WHERE dataset_id = ? "
+                "AND action = ? AND starts_with(target, ?))",
+                [dataset_id, k, dataset_id, k, dataset_id, k, dataset_id, f"k={int(k)}/", dataset_id, ACTION, f"k={int(k)}/"],
+            )
+        )[0]
+        or 0
+    )
