@@ -117,6 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
     named.add_argument("--name", help="the cluster's name (at most 80 characters)")
     named.add_argument("--clear", action="store_true", help="drop the name")
 
+    p = sub.add_parser(
+        "merge", help="merge clusters of the active k into one (one batch of the history; `undo` splits them again)"
+    )
+    _add_common(p)
+    p.add_argument("clusters", metavar="IDS", help="two or more clusters, e.g. 3,7 or 1-4")
+    p.add_argument("--into", type=int, default=None, help="the cluster that stays (default: the largest)")
+
+    p = sub.add_parser(
+        "split",
+        help="split a cluster of the active k into sub-clusters by k-means inside it; --preview shows the parts "
+        "without storing them",
+    )
+    _add_common(p)
+    p.add_argument("cluster", type=int, help="the cluster to split")
+    p.add_argument("--parts", type=int, default=2, help="how many sub-clusters (2 to 20; default 2)")
+    p.add_argument("--seed", type=int, default=None, help="k-means seed (default: the dataset's)")
+    p.add_argument("--preview", action="store_true", help="show the parts; store nothing")
+
     p = sub.add_parser("weight", help="set a cluster's weight (1 is neutral)")
     _add_common(p)
     p.add_argument("--cluster", type=int, required=True)
@@ -436,17 +454,17 @@ def _print_sweep_notes(store: Any, name: str) -> None:
 CLI_ACTOR = "cli"
 
 
-def parse_rows(text: str) -> list[int]:
-    """``1,2,5-9`` as [1, 2, 5, 6, 7, 8, 9]; a ValueError naming the bad part."""
+def parse_rows(text: str, option: str = "--rows") -> list[int]:
+    """``1,2,5-9`` as [1, 2, 5, 6, 7, 8, 9]; a ValueError naming ``option`` and the bad part."""
     rows: list[int] = []
     for part in (p.strip() for p in text.split(",")):
         low, dash, high = part.partition("-")
         try:
             first, last = int(low), int(high) if dash else int(low)
         except ValueError:
-            raise ValueError(f"--rows takes row numbers and ranges such as 1,2,5-9, not {part!r}") from None
+            raise ValueError(f"{option} takes numbers and ranges such as 1,2,5-9, not {part!r}") from None
         if first < 0 or last < first:
-            raise ValueError(f"--rows: {part!r} is not a range of row numbers (from 0, low-high)")
+            raise ValueError(f"{option}: {part!r} is not a range of numbers (from 0, low-high)")
         rows.extend(range(first, last + 1))
     return rows
 
@@ -501,7 +519,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         return 0
     k = dataset.active_k
     if args.cluster is not None:
-        chosen = parse_rows(args.cluster)
+        chosen = parse_rows(args.cluster, "--cluster")
         refs = [tags.cluster_ref(k, c) for c in chosen]
         known = set(curation.cluster_states(store, dataset.dataset_id, k).cluster_id)
         unknown = [c for c in chosen if c not in known]
@@ -553,6 +571,35 @@ def _bulk_veto(store: Any, dataset: Any, args: argparse.Namespace, vetoed: bool)
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from core import edits
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    chosen = parse_rows(args.clusters, "the cluster list")
+    done = edits.merge(store, dataset, int(dataset.active_k), chosen, into=args.into, actor=CLI_ACTOR)
+    for item in done.clusters:
+        print(f"cluster {item['cluster_id']}: {item['size']:,} examples, {item['label']}")
+    print(f"{done.summary}: {done.moved:,} examples moved (recorded as #{done.batch_id}; `undo` reverts it)")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from core import edits
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    preview = edits.preview_split(store, dataset, int(dataset.active_k), args.cluster, args.parts, args.seed)
+    for part in preview.parts:
+        print(f"cluster {part['cluster_id']}: {part['size']:,} examples, {part['label']}")
+    if args.preview:
+        print(f"preview only: nothing stored (run without --preview to split cluster {args.cluster})")
+        return 0
+    done = edits.split(store, preview, dataset, actor=CLI_ACTOR)
+    print(f"{done.summary}: {done.moved:,} examples (recorded as #{done.batch_id}; `undo` merges them back)")
+    return 0
+
+
 def cmd_weight(args: argparse.Namespace) -> int:
     from core.storage import curation
 
@@ -600,21 +647,19 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from core.storage import history
+    from core import edits
 
     store = _store(args)
-    dataset_id = _dataset(store, args).dataset_id
-    done = history.undo(store, dataset_id, args.batch, actor=CLI_ACTOR, force=args.force)
+    done = edits.undo(store, _dataset(store, args), args.batch, actor=CLI_ACTOR, force=args.force)
     print(f"{done.summary}: {done.changed:,} decisions written back (recorded as #{done.batch_id})")
     return 0
 
 
 def cmd_revert(args: argparse.Namespace) -> int:
-    from core.storage import history
+    from core import edits
 
     store = _store(args)
-    dataset_id = _dataset(store, args).dataset_id
-    done = history.revert_to(store, dataset_id, args.to, actor=CLI_ACTOR)
+    done = edits.revert_to(store, _dataset(store, args), args.to, actor=CLI_ACTOR)
     print(f"{done.summary}: {done.changed:,} decisions written back (recorded as #{done.batch_id})")
     return 0
 
@@ -1046,6 +1091,8 @@ COMMANDS = {
     "veto": cmd_veto,
     "tag": cmd_tag,
     "rename": cmd_rename,
+    "merge": cmd_merge,
+    "split": cmd_split,
     "weight": cmd_weight,
     "export": cmd_export,
     "history": cmd_history,

@@ -151,12 +151,12 @@ def _move(
     """Move ``rows`` to ``new_ids`` at ``k`` and relabel what changed, in one write and one history batch."""
     with store.write() as con:  # assignments are derived data, the history a decision: both versions move
         batch_id = history.new_batch(con, dataset.dataset_id, actor, reason=reason)
-        touched = cluster_edits.move_rows(
+        moved, touched = cluster_edits.move_rows(
             con, dataset.dataset_id, k, rows, new_ids, batch_id=batch_id, actor=actor
         )
         items = _relabel(con, store, dataset, k, touched)
     kept = tuple(item for item in items if item["size"] > 0)
-    return Edit(batch_id, len(rows), kept, reason)
+    return Edit(batch_id, moved, kept, reason)
 
 
 def _relabeller(store: Store, dataset: ds.DatasetInfo) -> history.AfterApply:

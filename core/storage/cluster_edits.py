@@ -68,9 +68,9 @@ def move_rows(
     *,
     batch_id: int,
     actor: str,
-) -> set[int]:
+) -> tuple[int, set[int]]:
     """Give each of ``rows`` its new cluster id at ``k`` (inside the caller's write), with a history row per row
-    whose cluster changes; returns every cluster id that lost or gained a row."""
+    whose cluster changes; returns how many rows moved and every cluster id that lost or gained a row."""
     import pyarrow as pa
 
     moves = pa.table(
@@ -84,6 +84,7 @@ def move_rows(
             "WHERE a.dataset_id = ? AND a.k = ? AND a.cluster_id <> m.new_cluster",
             [dataset_id, k],
         )
+        moved = int(one_row(con.execute("SELECT count(*) FROM edit_changes"))[0])
         touched = {
             int(c)
             for (c,) in con.execute(
@@ -108,7 +109,7 @@ def move_rows(
     finally:
         con.execute("DROP TABLE IF EXISTS edit_changes")
         con.unregister("edit_moves")
-    return touched
+    return moved, touched
 
 
 def sizes(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, clusters: Sequence[int]) -> dict[int, int]:
@@ -162,7 +163,19 @@ def largest_id(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int) -> int:
                 "WHERE dataset_id = ? AND starts_with(ref, ?) "
                 "UNION ALL SELECT max(TRY_CAST(new_value AS INTEGER)) FROM history WHERE dataset_id = ? "
                 "AND action = ? AND starts_with(target, ?))",
-                [dataset_id, k, dataset_id, k, dataset_id, k, dataset_id, f"k={int(k)}/", dataset_id, ACTION, f"k={int(k)}/"],
+                [
+                    dataset_id,
+                    k,
+                    dataset_id,
+                    k,
+                    dataset_id,
+                    k,
+                    dataset_id,
+                    f"k={int(k)}/",
+                    dataset_id,
+                    ACTION,
+                    f"k={int(k)}/",
+                ],
             )
         )[0]
         or 0

@@ -297,6 +297,8 @@ def embeddings_at_rows(store: Store, dataset_id: int, embedder_key: str, rows: n
             ).to_arrow_table()
         finally:
             con.unregister("wanted_vectors")
+    if table is None:  # a SELECT always has a result: for the type checker
+        raise RuntimeError("the embeddings query returned no result")
     if table.num_rows != len(wanted):
         raise LookupError(f"{len(wanted) - table.num_rows} of the {len(wanted)} rows asked for have no embedding")
     if table.num_rows == 0:

@@ -25,7 +25,10 @@ def _setup(workspace: Path) -> tuple[Store, ds.DatasetInfo]:
 
 def _table(store: Store, dataset: ds.DatasetInfo, k: int = K) -> dict[int, tuple[str, int]]:
     table = curation.clusters(store, dataset.dataset_id, k)
-    return {int(c): (str(label), int(size)) for c, label, size in zip(table.cluster_id, table.label, table["size"])}
+    return {
+        int(c): (str(label), int(size))
+        for c, label, size in zip(table.cluster_id, table.label, table["size"], strict=True)
+    }
 
 
 def _by_keyword(store: Store, dataset: ds.DatasetInfo, keyword: str, k: int = K) -> int:

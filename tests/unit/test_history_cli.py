@@ -73,8 +73,8 @@ def test_cli_bulk_veto_history_undo_and_revert(workspace: Path, capsys: pytest.C
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("veto", "--rows", "1,x"), "error: --rows takes row numbers and ranges such as 1,2,5-9, not 'x'"),
-        (("veto", "--rows", "5-2"), "error: --rows: '5-2' is not a range of row numbers"),
+        (("veto", "--rows", "1,x"), "error: --rows takes numbers and ranges such as 1,2,5-9, not 'x'"),
+        (("veto", "--rows", "5-2"), "error: --rows: '5-2' is not a range of numbers"),
         (("veto", "--rows", "3,99"), "error: no rows 99 in this dataset; nothing was vetoed"),
         (("veto", "--search", " "), "error: --search needs a word"),
         (("undo",), "error: nothing to undo"),
@@ -92,3 +92,37 @@ def test_cli_history_errors_are_one_line(
     assert err.startswith(message)
     assert err.count("\n") == 1
     assert _vetoed(workspace) == []
+
+
+def test_cli_merge_split_preview_and_undo(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = ("--workspace", str(workspace), "--dataset", "tiny")
+    store = Store(workspace)
+    dataset_id = ds.get_dataset(store, "tiny").dataset_id
+    before = ds.assignments(store, dataset_id, 4).tolist()
+
+    code, out, _ = _run(capsys, "merge", "0,1", "--into", "1", *ws)
+
+    assert code == 0 and out.splitlines()[0].startswith("cluster 1: 12 examples, ")
+    assert "merged cluster 0 into 1 (k=4): 6 examples moved (recorded as #" in out
+    assert set(ds.assignments(store, dataset_id, 4).tolist()) == {1, 2, 3}
+    assert "moved 6 examples between clusters (merged cluster 0 into 1 (k=4))" in _run(capsys, "history", *ws)[1]
+
+    code, out, _ = _run(capsys, "split", "1", "--preview", *ws)
+    assert code == 0 and out.splitlines()[1].startswith("cluster 4: 6 examples, ")
+    assert out.endswith("preview only: nothing stored (run without --preview to split cluster 1)\n")
+    assert set(ds.assignments(store, dataset_id, 4).tolist()) == {1, 2, 3}
+    code, out, _ = _run(capsys, "split", "1", *ws)
+    assert code == 0 and "split cluster 1 into 1, 4 (6, 6 rows; k=4): 6 examples" in out
+    assert set(ds.assignments(store, dataset_id, 4).tolist()) == {1, 2, 3, 4}
+
+    assert _run(capsys, "undo", *ws)[0] == 0  # the split
+    assert _run(capsys, "undo", *ws)[0] == 0  # the merge
+    assert ds.assignments(store, dataset_id, 4).tolist() == before
+
+    assert _run(capsys, "merge", "2", *ws)[2] == "error: a merge takes two or more clusters\n"
+    assert (
+        _run(capsys, "merge", "2,x", *ws)[2]
+        == "error: the cluster list takes numbers and ranges such as 1,2,5-9, not 'x'\n"
+    )
+    assert _run(capsys, "split", "2", "--parts", "30", *ws)[2] == "error: a split makes 2 to 20 parts, not 30\n"
+    assert _run(capsys, "split", "9", *ws)[2] == "error: no cluster 9 at k=4\n"
