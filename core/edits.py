@@ -53,7 +53,8 @@ class SplitPreview:
     seed: int
     rows: np.ndarray
     new_ids: np.ndarray  # the cluster id each row of ``rows`` would get
-    parts: tuple[dict[str, Any], ...]  # cluster_id, size, label, terms, representative_row; largest first
+    parts: tuple[dict[str, Any], ...]  # cluster_id, size, label, terms, representative_row, representative (its
+    # instruction); largest first
 
 
 def merge(
@@ -95,7 +96,8 @@ def preview_split(
     vectors = ds.embeddings_at_rows(store, dataset.dataset_id, dataset.embedder_key or "", rows)
     distinct = len(np.unique(vectors, axis=0))
     if distinct < parts:
-        raise ValueError(f"cluster {cluster_id} has {distinct} distinct texts: it cannot be split into {parts}")
+        texts = "distinct text" if distinct == 1 else "distinct texts"
+        raise ValueError(f"cluster {cluster_id} has {distinct} {texts}: it cannot be split into {parts}")
     fitted = clustering.KMeansClusterer(k=parts, seed=seed).fit(vectors).labels
     order = np.argsort(-np.bincount(fitted, minlength=parts), kind="stable")  # largest part first
     with store.read() as con:
@@ -107,6 +109,11 @@ def preview_split(
     found = ds.assignments(store, dataset.dataset_id, k).astype(np.int64)
     found[rows] = new_ids
     items = _labels(store, dataset, found, [int(c) for c in ids])
+    chosen = sorted({int(item["representative_row"]) for item in items if item["representative_row"] is not None})
+    instructions = ds.texts_at_rows(store, dataset.dataset_id, np.asarray(chosen, dtype=np.int64))
+    text_of = dict(zip(instructions.row_idx.astype(int), instructions.instruction, strict=True))
+    for item in items:  # what a curator reads to tell the parts apart
+        item["representative"] = text_of.get(item["representative_row"], "")
     return SplitPreview(k, int(cluster_id), seed, rows, new_ids, tuple(items))
 
 
@@ -123,7 +130,7 @@ def split(store: Store, preview: SplitPreview, dataset: ds.DatasetInfo, *, actor
         raise ValueError("another edit took the preview's new cluster ids meanwhile: preview the split again")
     sizes = ", ".join(str(p["size"]) for p in preview.parts)
     into = ", ".join(str(p["cluster_id"]) for p in preview.parts)
-    reason = f"split cluster {preview.cluster_id} into {into} ({sizes} rows; k={preview.k})"
+    reason = f"split cluster {preview.cluster_id} into {into} ({sizes} rows; k={preview.k}, seed {preview.seed})"
     return _move(store, dataset, preview.k, preview.rows, preview.new_ids, reason, actor)
 
 
@@ -161,8 +168,11 @@ def _move(
 
 def _relabeller(store: Store, dataset: ds.DatasetInfo) -> history.AfterApply:
     def relabel(con: duckdb.DuckDBPyConnection, touched: dict[int, set[int]]) -> None:
-        for k, clusters in touched.items():
-            _relabel(con, store, dataset, k, clusters)
+        if not touched:
+            return
+        with store.write(bump="all"):  # nested in the undo's write: widens it to derived data (the clusters)
+            for k, clusters in touched.items():
+                _relabel(con, store, dataset, k, clusters)
 
     return relabel
 

@@ -13,9 +13,10 @@ from app import keys, map_component, queries
 from app.state import actor, if_current, pick_dataset, store, synced_key
 from app.text import clip, plain
 from app.widgets import example_card
+from core import edits
 from core.cluster import density
 from core.errors import UndoRefused, UnknownBatch
-from core.storage import curation, history, tags
+from core.storage import curation, tags
 
 PAGE_SIZE = 20
 
@@ -26,8 +27,8 @@ if dataset is None:
 k = int(dataset.active_k)
 table = queries.cached_clusters(dataset)
 labels = dict(zip(table.cluster_id, table.label, strict=True))
-# a k past the number of distinct points keeps fewer clusters (empty ones are dropped): count what is there
-found = f"{k} clusters" if len(table) == k else f"{len(table)} clusters (k={k}; empty clusters dropped)"
+# a k past the number of distinct points keeps fewer clusters, and merges and splits change the count
+found = f"{k} clusters" if len(table) == k else f"{len(table)} clusters (fitted with k={k}; see History for edits)"
 st.caption(
     f"{plain(dataset.name, 120)}: {dataset.n_rows} examples in {found} "
     f"(best silhouette k={dataset.best_k}, knee k={dataset.knee_k}; change k on Diagnostics)."
@@ -130,7 +131,7 @@ def veto_search(keyword: str, vetoed: bool) -> None:
 def undo_batch(batch_id: int, force: bool = False) -> None:
     """Undo one batch (the one its button names, even if another session added a newer batch meanwhile)."""
     try:
-        done = history.undo(store(), dataset.dataset_id, batch_id, actor=actor(), force=force)
+        done = edits.undo(store(), dataset, batch_id, actor=actor(), force=force)
     except UndoRefused as exc:
         st.session_state["undo_refused"] = (batch_id, str(exc))
         return
@@ -142,7 +143,7 @@ def undo_batch(batch_id: int, force: bool = False) -> None:
 
 def revert_to(batch_id: int) -> None:
     try:
-        done = history.revert_to(store(), dataset.dataset_id, batch_id, actor=actor())
+        done = edits.revert_to(store(), dataset, batch_id, actor=actor())
     except UnknownBatch as exc:
         st.session_state["curation_notice"] = str(exc)
         return
@@ -154,6 +155,9 @@ def decisions_bar() -> None:
     notice = st.session_state.pop("curation_notice", None)
     if notice:
         st.success(plain(notice))  # it may quote a search: plain text
+    failed = st.session_state.pop("curation_error", None)
+    if failed:
+        st.error(plain(failed))
     refused = st.session_state.pop("undo_refused", None)
     if refused:
         st.error(plain(refused[1]))
@@ -279,6 +283,19 @@ def tag_rows_or_clusters(refs: list[str], field: str, reason: str, present: bool
     st.session_state["curation_notice"] = f"{'Tagged' if present else 'Untagged'} {changed:,} ({reason}): {tag!r}."
 
 
+def merge_clusters(cluster_ids: list[int], into: int) -> None:
+    """Merge the ticked clusters into ``into`` (one batch of the history) and open it."""
+    try:
+        done = edits.merge(store(), dataset, k, cluster_ids, into=into, actor=actor())
+    except (ValueError, LookupError) as exc:  # another session changed the clusters meanwhile
+        st.session_state["curation_error"] = str(exc)
+        return
+    st.session_state["curation_notice"] = (
+        f"{done.summary[:1].upper()}{done.summary[1:]}: {done.moved:,} examples moved."
+    )
+    open_cluster(into, focus=True)
+
+
 ticked = st.session_state.get("table_ticked") or []
 if len(ticked) > 1:
     veto_them, keep_them, weight_them, set_weight = st.columns([1.3, 1.3, 1.2, 1], vertical_alignment="bottom")
@@ -303,6 +320,16 @@ if len(ticked) > 1:
         on_click=bulk_clusters,
         args=(ticked,),
         kwargs={"weight": float(weight)},
+    )
+    sizes = dict(zip(table.cluster_id, table["size"], strict=True))
+    into = max(ticked, key=lambda c: (sizes.get(c, 0), -c))
+    st.button(
+        f"Merge the {len(ticked)} ticked clusters into cluster {into} (the largest)",
+        key="merge_ticked",
+        on_click=merge_clusters,
+        args=(ticked, into),
+        help="One cluster of their rows, with cluster "
+        f"{into}'s veto, weight, name and tags; relabelled. Undo splits them again.",
     )
     tag_field, tag_button = st.columns([3, 1], vertical_alignment="bottom")
     tag_field.text_input("Tag", key="ticked_tag", placeholder="a free tag, e.g. needs review")
@@ -392,6 +419,7 @@ def cluster_card(cluster_id: int) -> None:
             ),
         ),
     )
+    split_panel(cluster_id, int(row["size"]))
     view_as = st.segmented_control(
         "Examples as", ["table", "cards"], default="table", required=True, key="examples_view"
     )
@@ -399,6 +427,77 @@ def cluster_card(cluster_id: int) -> None:
         examples_list(cluster_id=cluster_id, key="cluster")
     else:
         examples_table(cluster_id)
+
+
+def preview_split(cluster_id: int) -> None:
+    parts = int(st.session_state.get(f"split_parts_{cluster_id}", 2))
+    try:
+        preview = edits.preview_split(store(), dataset, k, cluster_id, parts)
+    except (ValueError, LookupError) as exc:
+        st.session_state["curation_error"] = str(exc)
+        return
+    st.session_state["split_preview"] = (dataset.dataset_id, preview)
+
+
+def apply_split() -> None:
+    chosen = st.session_state.pop("split_preview", None)
+    if chosen is None or chosen[0] != dataset.dataset_id:
+        return
+    try:
+        done = edits.split(store(), chosen[1], dataset, actor=actor())
+    except ValueError as exc:
+        st.session_state["curation_error"] = str(exc)
+        return
+    st.session_state["curation_notice"] = (
+        f"{done.summary[:1].upper()}{done.summary[1:]}: {done.moved:,} examples moved."
+    )
+    open_cluster(chosen[1].cluster_id, focus=True)
+
+
+def split_panel(cluster_id: int, size: int) -> None:
+    """Split the open cluster: k-means inside it, previewed (sizes, labels, the row nearest each part's centre)
+    before anything is stored; applied as one batch that Undo merges back."""
+    chosen = st.session_state.get("split_preview")
+    preview = chosen[1] if chosen and chosen[0] == dataset.dataset_id else None
+    current = preview is not None and (preview.k, preview.cluster_id) == (k, cluster_id)
+    with st.expander("Split this cluster", expanded=current):
+        if size < 2:
+            st.caption("One example: nothing to split.")
+            return
+        parts_field, go = st.columns([1, 1], vertical_alignment="bottom")
+        parts_field.number_input(
+            "Parts", 2, min(edits.MAX_PARTS, size), 2, key=f"split_parts_{cluster_id}", help="k-means inside it"
+        )
+        go.button("Preview the split", key="preview_split", on_click=preview_split, args=(cluster_id,))
+        if not current or preview is None:
+            return
+        st.dataframe(
+            split_table(preview),
+            hide_index=True,
+            column_config={"cluster": st.column_config.NumberColumn("cluster", width="small")},
+            key="split_preview_table",
+        )
+        apply, discard = st.columns(2)
+        apply.button(
+            f"Split into {len(preview.parts)} clusters", key="apply_split", type="primary", on_click=apply_split
+        )
+        discard.button(
+            "Discard the preview", key="discard_split", on_click=lambda: st.session_state.pop("split_preview")
+        )
+
+
+def split_table(preview: edits.SplitPreview) -> object:
+    """The preview's parts as a table: the id each would get, its size, label and representative instruction."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "cluster": [int(p["cluster_id"]) for p in preview.parts],
+            "size": [int(p["size"]) for p in preview.parts],
+            "label": [str(p["label"]) for p in preview.parts],
+            "nearest the centre": [clip(p.get("representative", ""), 120) for p in preview.parts],
+        }
+    )
 
 
 TABLE_PAGE = 50  # rows of a cluster's compact table

@@ -31,7 +31,7 @@ import core
 from core import atomic
 from core.errors import UnusablePath
 from core.safe_paths import check_writable_folder
-from core.storage import curation, selections
+from core.storage import cluster_edits, curation, selections
 from core.storage import datasets as ds
 from core.storage.database import Store
 
@@ -323,6 +323,7 @@ def _manifest(
             "k_grid": dataset.k_grid,
             "best_silhouette_k": dataset.best_k,
             "knee_k": dataset.knee_k,
+            "edits": cluster_edits.edits_in_effect(store, dataset.dataset_id, k),
         },
         "vetoes": {"clusters": active["vetoed_clusters"], "examples": decisions["vetoed_examples"]},
         "weights": active["weights"],

@@ -180,3 +180,22 @@ def largest_id(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int) -> int:
         )[0]
         or 0
     )
+
+
+def edits_in_effect(store: Store, dataset_id: int, k: int) -> list[dict[str, Any]]:
+    """The merges and splits that shaped the clusters of ``k`` now, oldest first (for the export's manifest:
+    k-means with the recorded k and seed, then these edits, gives the clusters back)."""
+    with store.read() as con:
+        edited = {
+            int(b)
+            for (b,) in con.execute(
+                "SELECT DISTINCT batch_id FROM history WHERE dataset_id = ? AND action = ? AND starts_with(target, ?)",
+                [dataset_id, ACTION, f"k={int(k)}/"],
+            ).fetchall()
+        }
+    listing = [b for b in history.batches(store, dataset_id, None) if b.batch_id in edited and b.in_effect]
+    return [
+        {"batch": b.batch_id, "edit": b.reason or b.summary, "rows_moved": b.n_rows, "at": f"{b.changed_at}"}
+        for b in reversed(listing)
+        if b.kind == "change" or b.summary.startswith("redid")
+    ]

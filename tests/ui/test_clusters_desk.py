@@ -95,3 +95,52 @@ def test_a_filter_vetoes_what_it_matches_and_duplicates_thin_to_one_each(page, t
     assert 0 < count < len(rows)
     at.button(key="unveto_filter").click().run()  # an un-veto of what the range holds, one batch
     assert history.batches(store, dataset.dataset_id)[0].summary.endswith(")")
+
+
+def test_ticked_clusters_merge_into_the_largest_and_undo_splits_them_again(page, prepared_workspace):
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    k = dataset.active_k
+    before = ds.assignments(store, dataset.dataset_id, k).tolist()
+    at = page("clusters").run()
+    at.session_state["table_ticked"] = [1, 3]
+    at.run()
+    assert at.button(key="merge_ticked").label == "Merge the 2 ticked clusters into cluster 1 (the largest)"
+
+    at.button(key="merge_ticked").click().run()
+
+    assert not at.exception
+    frame = cluster_table(at).value.set_index("cluster_id")
+    assert 3 not in frame.index and frame.loc[1, "size"] == 12 and frame.loc[1, "open"] == "▶"
+    assert [s.value for s in at.success] == [r"Merged cluster 3 into 1 \(k\=4\)\: 6 examples moved\."]  # plain text
+    assert at.session_state["table_ticked"] == []  # the ticks went with the clusters they named
+    at.button(key="undo_last").click().run()
+    assert ds.assignments(store, dataset.dataset_id, k).tolist() == before
+    assert 3 in set(cluster_table(at).value.cluster_id)
+
+
+def test_a_split_is_previewed_then_applied_as_one_undoable_step(page, prepared_workspace):
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    ds.update_dataset(store, dataset.dataset_id, active_k=2)  # two topics in each cluster
+    at = page("clusters").run()
+    at.selectbox(key="cluster_pick").select(0).run()
+    at.number_input(key="split_parts_0").set_value(3).run()
+    at.button(key="preview_split").click().run()
+    assert [e.value for e in at.error] == ["cluster 0 has 2 distinct texts\\: it cannot be split into 3"]
+    at.number_input(key="split_parts_0").set_value(2).run()
+
+    at.button(key="preview_split").click().run()
+
+    assert not at.exception and not at.error
+    preview = next(f.value for f in at.dataframe if "nearest the centre" in f.value.columns)
+    assert list(preview.cluster) == [0, 2] and list(preview["size"]) == [6, 6]
+    assert all(text.startswith("Question") for text in preview["nearest the centre"])
+    assert ds.assignments(store, dataset.dataset_id, 2).max() == 1  # nothing stored yet
+
+    at.button(key="apply_split").click().run()
+
+    assert set(cluster_table(at).value.cluster_id) == {0, 1, 2}
+    assert history.batches(store, dataset.dataset_id)[0].summary.startswith("moved 6 examples between clusters")
+    at.button(key="undo_last").click().run()
+    assert set(cluster_table(at).value.cluster_id) == {0, 1}

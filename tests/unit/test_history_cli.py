@@ -112,9 +112,17 @@ def test_cli_merge_split_preview_and_undo(workspace: Path, capsys: pytest.Captur
     assert out.endswith("preview only: nothing stored (run without --preview to split cluster 1)\n")
     assert set(ds.assignments(store, dataset_id, 4).tolist()) == {1, 2, 3}
     code, out, _ = _run(capsys, "split", "1", *ws)
-    assert code == 0 and "split cluster 1 into 1, 4 (6, 6 rows; k=4): 6 examples" in out
+    assert code == 0 and "split cluster 1 into 1, 4 (6, 6 rows; k=4, seed 0): 6 examples" in out
     assert set(ds.assignments(store, dataset_id, 4).tolist()) == {1, 2, 3, 4}
 
+    out_file = workspace / "out.jsonl"
+    assert _run(capsys, "export", "--out", str(out_file), *ws)[0] == 0
+    manifest = json.loads(out_file.with_suffix(".manifest.json").read_text())
+    assert [e["edit"] for e in manifest["clustering"]["edits"]] == [
+        "merged cluster 0 into 1 (k=4)",
+        "split cluster 1 into 1, 4 (6, 6 rows; k=4, seed 0)",
+    ]
+    assert set(manifest["counts"]["per_cluster"]) == {"1", "2", "3", "4"}
     assert _run(capsys, "undo", *ws)[0] == 0  # the split
     assert _run(capsys, "undo", *ws)[0] == 0  # the merge
     assert ds.assignments(store, dataset_id, 4).tolist() == before
