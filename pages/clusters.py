@@ -565,8 +565,17 @@ def veto_example(example_id: str, vetoed: bool) -> None:
     curation.set_example_veto(store(), dataset.dataset_id, example_id, vetoed, actor())
 
 
+def on_pick() -> None:
+    """The picker's cluster. After a merge, a split or their undo the options' labels change under the widget,
+    and the value it reports can be the option's text ("3: label") rather than the id: both are read."""
+    value = st.session_state.get("cluster_pick")
+    text = str(value).partition(":")[0].strip()
+    if text.isdigit() and int(text) in labels:
+        open_cluster(int(text), focus=True)
+
+
 with left:
-    options = list(table.cluster_id)
+    options = [int(c) for c in table.cluster_id]
     if st.session_state.get("cluster_pick") not in options:
         st.session_state["cluster_pick"] = None
     picked = st.selectbox(
@@ -576,7 +585,7 @@ with left:
         index=None,
         placeholder="choose a cluster",
         format_func=lambda c: f"{c}: {clip(labels[c], 80)}",  # option labels are plain text; long ones cut
-        on_change=lambda: open_cluster(st.session_state["cluster_pick"], focus=True),
+        on_change=on_pick,
     )
     clicked_row = st.session_state.get("map_row")
     if clicked_row is not None:

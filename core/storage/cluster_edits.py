@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.storage import history
-from core.storage.database import one_row
+from core.storage.database import drop_temp, one_row
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -107,7 +107,7 @@ def move_rows(
             [dataset_id, k],
         )
     finally:
-        con.execute("DROP TABLE IF EXISTS edit_changes")
+        drop_temp(con, "edit_changes")
         con.unregister("edit_moves")
     return moved, touched
 

@@ -15,7 +15,7 @@ from core.errors import UnknownCluster
 from core.storage import history as decision_history
 from core.storage import search as keyword_search
 from core.storage import tags as tags_store
-from core.storage.database import one_row
+from core.storage.database import drop_temp, one_row
 from core.storage.history import DEFAULT_ACTOR
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ def bulk_example_veto(
                     [dataset_id, vetoed, vetoed],
                 )
         finally:
-            con.execute("DROP TABLE IF EXISTS bulk_changes")
+            drop_temp(con, "bulk_changes")
             con.unregister("bulk_chosen")
     return changed
 

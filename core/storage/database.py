@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -184,6 +184,15 @@ def _widen(current: Bump, extra: Bump) -> Bump:
     if current == extra or extra == "none":
         return current
     return extra if current == "none" else "all"
+
+
+def drop_temp(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Drop a write's scratch table on the way out. After a failed statement the transaction is aborted and
+    every statement fails, this one too, hiding the error that matters; the rollback then drops the table."""
+    import duckdb
+
+    with suppress(duckdb.TransactionException):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def one_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UndoRefused, UnknownBatch
-from core.storage.database import one_row
+from core.storage.database import drop_temp, one_row
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -355,7 +355,10 @@ WITH picked AS (
 ), parsed AS (
     SELECT *, TRY_CAST(regexp_extract(target, '^k=(\\d+)/', 1) AS INTEGER) AS k,
            TRY_CAST(regexp_extract(target, '/cluster=(\\d+)$', 1) AS INTEGER) AS cluster_id,
-           TRY_CAST(regexp_extract(target, '/row=(\\d+)$', 1) AS INTEGER) AS row_idx
+           TRY_CAST(regexp_extract(target, '/row=(\\d+)$', 1) AS INTEGER) AS row_idx,
+           -- a tag's target is JSON ([ref, tag]); the others are not, and a join condition is not short-circuited
+           CASE WHEN action = 'tag' AND json_valid(target) THEN json_extract_string(target, '$[0]') END AS tag_ref,
+           CASE WHEN action = 'tag' AND json_valid(target) THEN json_extract_string(target, '$[1]') END AS tag_name
     FROM picked
 )
 SELECT p.*, CASE p.action
@@ -369,8 +372,7 @@ FROM parsed p
 LEFT JOIN example_vetoes v ON p.action = 'example_veto' AND v.dataset_id = ? AND v.example_id = p.target
 LEFT JOIN cluster_decisions d ON p.action IN ('cluster_veto', 'cluster_weight') AND d.dataset_id = ? AND d.k = p.k
     AND d.cluster_id = p.cluster_id
-LEFT JOIN tags t ON p.action = 'tag' AND t.dataset_id = ? AND t.ref = json_extract_string(p.target, '$[0]')
-    AND t.tag = json_extract_string(p.target, '$[1]')
+LEFT JOIN tags t ON p.action = 'tag' AND t.dataset_id = ? AND t.ref = p.tag_ref AND t.tag = p.tag_name
 LEFT JOIN cluster_names n ON p.action = 'cluster_name' AND n.dataset_id = ? AND n.k = p.k AND n.cluster_id = p.cluster_id
 LEFT JOIN assignments a ON p.action = 'cluster_assignment' AND a.dataset_id = ? AND a.k = p.k AND a.row_idx = p.row_idx
 """
@@ -453,13 +455,13 @@ def _apply(con: duckdb.DuckDBPyConnection, dataset_id: int, batch_id: int, actor
         [dataset_id],
     )
     con.execute(
-        "INSERT INTO tags SELECT ?, json_extract_string(target, '$[0]'), json_extract_string(target, '$[1]') "
+        "INSERT INTO tags SELECT ?, tag_ref, tag_name "
         f"FROM undo_plan WHERE action = 'tag' AND restore = 'true' AND {differs} ON CONFLICT DO NOTHING",
         [dataset_id],
     )
     con.execute(
-        "DELETE FROM tags WHERE dataset_id = ? AND (ref, tag) IN (SELECT json_extract_string(target, '$[0]'), "
-        f"json_extract_string(target, '$[1]') FROM undo_plan WHERE action = 'tag' AND restore = 'false' AND {differs})",
+        "DELETE FROM tags WHERE dataset_id = ? AND (ref, tag) IN (SELECT tag_ref, tag_name "
+        f"FROM undo_plan WHERE action = 'tag' AND restore = 'false' AND {differs})",
         [dataset_id],
     )
     return changed
@@ -554,7 +556,7 @@ def undo(
             if after is not None:
                 after(con, _touched_clusters(con))
         finally:
-            con.execute("DROP TABLE IF EXISTS undo_plan")
+            drop_temp(con, "undo_plan")
     return Undone(new_id, (chosen.batch_id,), changed, f"undid #{chosen.batch_id}: {chosen.summary}")
 
 
@@ -581,6 +583,6 @@ def revert_to(
             if after is not None:
                 after(con, _touched_clusters(con))
         finally:
-            con.execute("DROP TABLE IF EXISTS undo_plan")
+            drop_temp(con, "undo_plan")
     summary = f"reverted to #{point.batch_id}: undid {_plural(len(later), 'batch', 'batches')}"
     return Undone(new_id, tuple(sorted(later, reverse=True)), changed, summary)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.prepare import PrepareOptions, prepare
-from core.storage import curation, tags
+from core.storage import curation, history, tags
 from core.storage import datasets as ds
 from core.storage.database import Store
 from tests.e2e.browser import NEEDS_CHROMIUM, choose_option, new_page, serve, wait_idle
@@ -35,10 +35,10 @@ def _vetoed(store: Store, dataset_id: int) -> int:
     return len(curation.decisions(store, dataset_id)["vetoed_examples"])
 
 
-def _until(condition, what: str, seconds: float = 90) -> None:
+def _until(condition, what: str, seconds: float = 90, history=None) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, f"{what}: {history() if history else ''}"
         time.sleep(0.2)
 
 
@@ -123,3 +123,90 @@ def test_lasso_bulk_veto_undo_search_veto_tag_and_export_by_tag(served_desk: tup
     rows = [json.loads(line) for line in exported.read_text().splitlines()]
     assert len(rows) == matches
     assert all(WORD in (row.get("instruction", "") + row.get("output", "")).lower() for row in rows)
+
+
+def _tick_table_row(page, row: int) -> None:
+    """Tick a row of the cluster table: its box sits in the grid's first column (the grid is drawn on a canvas,
+    so the click goes to the box's place: header 35 px, rows 35 px)."""
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 20, box["y"] + 35 + 35 * row + 17)
+
+
+def test_veto_from_the_table_merge_two_clusters_split_one_and_undo(served_desk: tuple[str, Path]):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, workspace = served_desk
+    store = Store(workspace)
+    dataset = ds.get_dataset(store, "sample")
+    k = dataset.active_k
+    before = ds.assignments(store, dataset.dataset_id, k).tolist()
+    order = curation.clusters(store, dataset.dataset_id, k).cluster_id.tolist()  # the table's row order
+
+    def vetoed_clusters() -> list[int]:
+        table = curation.clusters(store, dataset.dataset_id, k)
+        return sorted(int(c) for c in table.cluster_id[table.vetoed])
+
+    with sync_playwright() as playwright:
+        page = new_page(playwright, viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/clusters")
+        expect(page.locator(".curate-map")).to_have_attribute("data-drawn", re.compile(r"^[1-9]"))
+        wait_idle(page)
+
+        # two rows ticked in the table, vetoed with one click, and the veto undone
+        _tick_table_row(page, 0)
+        wait_idle(page)
+        _tick_table_row(page, 1)
+        veto = page.get_by_role("button", name="Veto the 2 ticked clusters", exact=True)
+        expect(veto).to_be_visible()
+        wait_idle(page)
+        veto.click()
+        _until(lambda: vetoed_clusters() == sorted(order[:2]), "the table's veto never reached the store")
+        expect(page.get_by_text(re.compile(r"^Undo: vetoed 2 clusters"))).to_be_visible()
+        wait_idle(page)
+        page.get_by_role("button", name="Undo", exact=True).click()
+        _until(
+            lambda: vetoed_clusters() == [],
+            "the undo never reached the store",
+            history=lambda: [b.summary for b in history.batches(store, dataset.dataset_id)][:4],
+        )
+
+        # the same two merged into the larger one
+        wait_idle(page)
+        merge = page.get_by_role("button", name=re.compile(r"^Merge the 2 ticked clusters into cluster \d+"))
+        into = int(re.search(r"into cluster (\d+)", merge.inner_text()).group(1))
+        merge.click()
+        _until(
+            lambda: (
+                set(ds.assignments(store, dataset.dataset_id, k).tolist()) == set(order) - (set(order[:2]) - {into})
+            ),
+            "the merge never reached the store",
+        )
+        expect(page.get_by_role("heading", name=re.compile(rf"^Cluster {into}:"))).to_be_visible()
+
+        # the merged cluster split in two again: previewed, then applied
+        wait_idle(page)
+        page.get_by_text("Split this cluster", exact=True).click()
+        page.get_by_role("button", name="Preview the split", exact=True).click()
+        apply = page.get_by_role("button", name="Split into 2 clusters", exact=True)
+        expect(apply).to_be_visible()
+        wait_idle(page)
+        apply.click()
+        _until(lambda: len(set(ds.assignments(store, dataset.dataset_id, k).tolist())) == len(order), "no split")
+        expect(page.get_by_text(re.compile(r"^Undo: moved [\d,]+ examples between clusters \(split"))).to_be_visible()
+
+        # two Undos: the split, then the merge
+        wait_idle(page)
+        page.get_by_role("button", name="Undo", exact=True).click()
+        clusters_now = lambda: len(set(ds.assignments(store, dataset.dataset_id, k).tolist()))  # noqa: E731
+        _until(lambda: clusters_now() == len(order) - 1, "the split's undo never reached the store")
+        expect(page.get_by_text(re.compile(r"^Undo: moved [\d,]+ examples between clusters \(merged"))).to_be_visible()
+        wait_idle(page)
+        page.get_by_role("button", name="Undo", exact=True).click()
+        _until(
+            lambda: ds.assignments(store, dataset.dataset_id, k).tolist() == before,
+            "the undos never restored it",
+            history=lambda: [b.summary for b in history.batches(store, dataset.dataset_id)],
+        )
+        page.context.browser.close()

@@ -36,6 +36,23 @@ def test_tags_are_a_batch_of_the_history_and_undo_takes_them_back(prepared_works
         tags.set_tag(store, dataset.dataset_id, refs, "   ")
 
 
+def test_a_veto_is_undone_while_tags_are_stored(prepared_workspace: Path) -> None:
+    """A tag's history target is JSON, a veto's is not: an undo plan holding only vetoes must not parse them
+    (it did: the join with the tags read every target as JSON and the undo failed once any tag existed)."""
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    k = dataset.active_k
+    tags.set_tag(store, dataset.dataset_id, [tags.cluster_ref(k, 0)], "keep")
+    curation.bulk_cluster_decision(store, dataset.dataset_id, k, [0, 1], vetoed=True)
+
+    history.undo(store, dataset.dataset_id, actor="t")
+
+    assert not curation.clusters(store, dataset.dataset_id, k).vetoed.any()
+    assert tags.all_tags(store, dataset.dataset_id) == {"keep": 1}
+    history.undo(store, dataset.dataset_id, actor="t")  # then the tag
+    assert tags.all_tags(store, dataset.dataset_id) == {}
+
+
 def test_the_export_can_keep_only_what_carries_a_tag(prepared_workspace: Path) -> None:
     store = Store(prepared_workspace)
     dataset = ds.get_dataset(store, "tiny")
