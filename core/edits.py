@@ -100,8 +100,7 @@ def preview_split(
         raise ValueError(f"cluster {cluster_id} has {distinct} {texts}: it cannot be split into {parts}")
     fitted = clustering.KMeansClusterer(k=parts, seed=seed).fit(vectors).labels
     order = np.argsort(-np.bincount(fitted, minlength=parts), kind="stable")  # largest part first
-    with store.read() as con:
-        first_new = cluster_edits.largest_id(con, dataset.dataset_id, k) + 1
+    first_new = cluster_edits.next_free_id(store, dataset.dataset_id, k)
     ids = np.array([cluster_id, *range(first_new, first_new + parts - 1)])
     rank = np.empty(parts, dtype=np.int64)
     rank[order] = np.arange(parts)
@@ -123,10 +122,9 @@ def split(store: Store, preview: SplitPreview, dataset: ds.DatasetInfo, *, actor
     now = cluster_edits.rows_of(store, dataset.dataset_id, preview.k, [preview.cluster_id])
     if not np.array_equal(now, preview.rows):
         raise ValueError(f"cluster {preview.cluster_id} changed since the preview: preview the split again")
-    with store.read() as con:
-        taken = cluster_edits.largest_id(con, dataset.dataset_id, preview.k)
+    free = cluster_edits.next_free_id(store, dataset.dataset_id, preview.k)
     new = [int(p["cluster_id"]) for p in preview.parts if int(p["cluster_id"]) != preview.cluster_id]
-    if new and min(new) <= taken:
+    if new and min(new) < free:
         raise ValueError("another edit took the preview's new cluster ids meanwhile: preview the split again")
     sizes = ", ".join(str(p["size"]) for p in preview.parts)
     into = ", ".join(str(p["cluster_id"]) for p in preview.parts)
@@ -156,12 +154,16 @@ def _move(
     actor: str,
 ) -> Edit:
     """Move ``rows`` to ``new_ids`` at ``k`` and relabel what changed, in one write and one history batch."""
-    with store.write() as con:  # assignments are derived data, the history a decision: both versions move
-        batch_id = history.new_batch(con, dataset.dataset_id, actor, reason=reason)
-        moved, touched = cluster_edits.move_rows(
-            con, dataset.dataset_id, k, rows, new_ids, batch_id=batch_id, actor=actor
-        )
-        items = _relabel(con, store, dataset, k, touched)
+    batch_id, moved, items = cluster_edits.apply_moves(
+        store,
+        dataset.dataset_id,
+        k,
+        rows,
+        new_ids,
+        reason=reason,
+        actor=actor,
+        relabel=lambda con, touched: _relabel(con, store, dataset, k, touched),
+    )
     kept = tuple(item for item in items if item["size"] > 0)
     return Edit(batch_id, moved, kept, reason)
 

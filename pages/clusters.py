@@ -43,6 +43,7 @@ def open_cluster(cluster_id: int | None, focus: bool = False, from_table: bool =
         st.session_state["open_cluster"] = int(cluster_id)
         st.session_state["cluster_pick"] = int(cluster_id)
         st.session_state["page"] = 1
+        st.session_state["table_page"], st.session_state["example_focus"] = 1, 0
         if focus:
             st.session_state["map_focus"] = st.session_state.get("map_focus", 0) + 1
         if not from_table:
@@ -204,11 +205,50 @@ def undo_latest() -> None:
         undo_batch(latest.batch_id)
 
 
+def focused_page() -> tuple[list[int], list[bool], int, int] | None:
+    """The open cluster's table page as last drawn (rows, their vetoes, page, pages), or None."""
+    drawn = st.session_state.get("table_rows")
+    if not drawn or drawn[0] != (dataset.dataset_id, k, st.session_state.get("open_cluster")):
+        return None
+    return drawn[1], drawn[2], drawn[3], drawn[4]
+
+
+def step_example(delta: int) -> None:
+    """Move the marked example of the open cluster's table down (or up) a row, across pages."""
+    drawn = focused_page()
+    if drawn is None:
+        return
+    rows, _, page, pages = drawn
+    focus = min(st.session_state.get("example_focus", 0), len(rows) - 1) + delta
+    if focus >= len(rows) and page < pages:
+        st.session_state["table_page"], focus = page + 1, 0
+    elif focus < 0 and page > 1:
+        st.session_state["table_page"], focus = page - 1, TABLE_PAGE - 1
+    st.session_state["example_focus"] = max(0, min(focus, TABLE_PAGE - 1))
+
+
+def toggle_expanded() -> None:
+    st.session_state["example_expanded"] = not st.session_state.get("example_expanded", False)
+
+
+def toggle_focused_veto() -> None:
+    drawn = focused_page()
+    if drawn is None or not drawn[0]:
+        return
+    rows, vetoed, _, _ = drawn
+    at = min(st.session_state.get("example_focus", 0), len(rows) - 1)
+    bulk_veto([rows[at]], not vetoed[at], f"row {rows[at]} (key v)")
+
+
 keys.bind(
     {
         "j": ("next cluster", lambda: step_cluster(1)),
         "k": ("previous cluster", lambda: step_cluster(-1)),
         "x": ("veto or un-veto the open cluster", toggle_open_veto),
+        "n": ("next example", lambda: step_example(1)),
+        "p": ("previous example", lambda: step_example(-1)),
+        "e": ("show the marked example in full (or hide it)", toggle_expanded),
+        "v": ("veto or un-veto the marked example", toggle_focused_veto),
         "u": ("undo", undo_latest),
     },
     key="cluster_keys",
@@ -513,9 +553,21 @@ def examples_table(cluster_id: int) -> None:
     offset = (int(page) - 1) * TABLE_PAGE
     frame = queries.cached_example_page(dataset, cluster_id=cluster_id, offset=offset, limit=TABLE_PAGE)
     compact = queries.compact_examples(dataset, frame)
+    rows = [int(r) for r in compact.row_idx]
+    # for the keys n, p, e and v: the page as drawn, and the row they act on marked in a column of its own
+    st.session_state["table_rows"] = (
+        (dataset.dataset_id, k, cluster_id),
+        rows,
+        [v == "vetoed" for v in compact.vetoed],
+        int(page),
+        pages,
+    )
+    focus = min(st.session_state.get("example_focus", 0), max(len(rows) - 1, 0))
+    compact.insert(0, "at", ["▶" if i == focus else "" for i in range(len(rows))])
     picked = st.dataframe(
         compact,
         column_config={
+            "at": st.column_config.TextColumn("", width=24, help="the row the keys n, p, e and v act on"),
             "row_idx": st.column_config.NumberColumn("row", width="small"),
             "vetoed": st.column_config.TextColumn("status", width="small"),
             "copies": st.column_config.NumberColumn("copies", width="small"),
@@ -528,8 +580,11 @@ def examples_table(cluster_id: int) -> None:
         height=min(38 + 35 * len(compact), 460),
     )
     ticked = [int(compact.row_idx.iloc[i]) for i in picked.selection.get("rows", [])]
+    duplicates_panel(cluster_id)
     if not ticked:
-        st.caption("Tick rows to veto them together; one ticked row is shown in full here.")
+        st.caption("Tick rows to veto them together; one ticked row is shown in full here (or press e).")
+        if st.session_state.get("example_expanded") and rows:
+            examples_list(row_idx=rows[focus], key="marked")
         return
     veto_them, keep_them = st.columns(2)
     reason = f"cluster {cluster_id} table"
@@ -541,6 +596,19 @@ def examples_table(cluster_id: int) -> None:
     )
     if len(ticked) == 1:
         examples_list(row_idx=ticked[0], key="ticked")
+
+
+def duplicates_panel(cluster_id: int) -> None:
+    """The exact copies inside the open cluster beyond the first of each group, vetoed in one click."""
+    copies = queries.cached_extra_copies(dataset)
+    inside = copies[queries.cached_assignment(dataset)[copies] == cluster_id] if len(copies) else copies
+    if len(inside):
+        st.button(
+            f"Keep one of each exact-duplicate group in this cluster: veto the {len(inside):,} extra copies",
+            key="veto_cluster_copies",
+            on_click=bulk_veto,
+            args=(inside, True, f"extra exact copies in cluster {cluster_id}"),
+        )
 
 
 def examples_list(

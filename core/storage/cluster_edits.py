@@ -22,7 +22,7 @@ from core.storage import history
 from core.storage.database import drop_temp, one_row
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import duckdb
 
@@ -148,6 +148,32 @@ def replace_labels(
                 item.get("representative_row"),
             ],
         )
+
+
+def apply_moves(
+    store: Store,
+    dataset_id: int,
+    k: int,
+    rows: np.ndarray,
+    new_clusters: np.ndarray,
+    *,
+    reason: str,
+    actor: str,
+    relabel: Callable[[duckdb.DuckDBPyConnection, set[int]], list[dict[str, Any]]],
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """One edit in one write: a history batch (``reason``), the rows moved (:func:`move_rows`), and ``relabel``
+    called with the touched clusters before the commit. Returns the batch, the rows moved and what ``relabel``
+    gave back."""
+    with store.write() as con:  # assignments are derived data, the history a decision: both versions move
+        batch_id = history.new_batch(con, dataset_id, actor, reason=reason)
+        moved, touched = move_rows(con, dataset_id, k, rows, new_clusters, batch_id=batch_id, actor=actor)
+        return batch_id, moved, relabel(con, touched)
+
+
+def next_free_id(store: Store, dataset_id: int, k: int) -> int:
+    """The first cluster id above every id used at ``k`` (see :func:`largest_id`)."""
+    with store.read() as con:
+        return largest_id(con, dataset_id, k) + 1
 
 
 def largest_id(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int) -> int:

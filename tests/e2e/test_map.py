@@ -6,6 +6,7 @@ cluster and see the map change in place (the same canvas, its zoom kept)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,6 +124,27 @@ def test_hover_click_lasso_and_veto_on_the_density_map(served_map: tuple[str, Pa
         wait_idle(page)
         page.keyboard.press("u")
         expect(page.get_by_role("switch", name=VETO)).not_to_be_checked()
+
+        # n, n marks the open cluster's third example, e shows it in full, v vetoes it, u undoes that
+        third = curation.example_page(store, dataset.dataset_id, dataset.active_k, cluster_id=following, limit=3)
+        third = third.iloc[2]
+        for key in ("n", "n", "e"):
+            wait_idle(page)
+            page.keyboard.press(key)
+        expect(page.get_by_text(third.instruction[:40]).first).to_be_visible()
+        wait_idle(page)
+        page.keyboard.press("v")
+        vetoed_examples = lambda: curation.decisions(store, dataset.dataset_id)["vetoed_examples"]  # noqa: E731
+        deadline = time.monotonic() + 60
+        while vetoed_examples() != [third.example_id]:
+            assert time.monotonic() < deadline, f"v vetoed {vetoed_examples()}, not {third.example_id}"
+            time.sleep(0.2)
+        wait_idle(page)
+        page.keyboard.press("u")
+        deadline = time.monotonic() + 60
+        while vetoed_examples():
+            assert time.monotonic() < deadline, "u did not undo the example's veto"
+            time.sleep(0.2)
         browser.close()
     vetoed = curation.clusters(store, dataset.dataset_id, dataset.active_k).vetoed
     assert vetoed.sum() == 1

@@ -77,6 +77,16 @@ def test_a_filter_vetoes_what_it_matches_and_duplicates_thin_to_one_each(page, t
     store = Store(workspace)
     dataset = ds.get_dataset(store, "tiny")
     at = page("clusters").run()
+    # inside one cluster: the copies of row 0 (both in its cluster), one click
+    cluster = int(ds.assignments(store, dataset.dataset_id, 4)[0])
+    at.selectbox(key="cluster_pick").select(cluster).run()
+    inside = at.button(key="veto_cluster_copies")
+    assert inside.label == "Keep one of each exact-duplicate group in this cluster: veto the 2 extra copies"
+    inside.click().run()
+    assert len(curation.decisions(store, dataset.dataset_id)["vetoed_examples"]) == 2
+    at.button(key="undo_last").click().run()
+    assert curation.decisions(store, dataset.dataset_id)["vetoed_examples"] == []
+
     at.selectbox(key="filter_signal").select("exact_duplicate").run()
     assert any(c.value.startswith("5 examples match (flag") for c in at.caption)  # 3 + 2 rows share content
     assert at.button(key="veto_copies").label.endswith("veto the 3 extra copies")
