@@ -131,7 +131,7 @@ def test_hover_click_lasso_and_veto_on_the_density_map(served_map: tuple[str, Pa
         for key in ("n", "n", "e"):
             wait_idle(page)
             page.keyboard.press(key)
-        expect(page.get_by_text(third.instruction[:40]).first).to_be_visible()
+        expect(page.get_by_text(re.compile(rf"· id {re.escape(str(third.example_id))} ·"))).to_be_visible()
         wait_idle(page)
         page.keyboard.press("v")
         vetoed_examples = lambda: curation.decisions(store, dataset.dataset_id)["vetoed_examples"]  # noqa: E731
