@@ -255,9 +255,20 @@ keys.bind(
 )
 
 st.subheader("All clusters")
+table_mode = st.segmented_control(
+    "The table",
+    ["open and tick", "edit vetoes and weights"],
+    default="open and tick",
+    required=True,
+    key="table_mode",
+    help="Streamlit's tables either select rows or edit cells: choose which",
+)
+editing = table_mode == "edit vetoes and weights"
 st.caption(
-    "Click a row to open its cluster; tick several (the boxes on the left) to veto, un-veto or weigh them "
-    "together, as one step that one Undo reverts."
+    "Tick or untick a cluster's veto and type its weight in the table; each change is a step that Undo reverts."
+    if editing
+    else "Click a row to open its cluster; tick several (the boxes on the left) to veto, un-veto, weigh, merge "
+    "or tag them together, as one step that one Undo reverts."
 )
 open_now = st.session_state.get("open_cluster")
 view = queries.cached_cluster_table(dataset)
@@ -266,41 +277,81 @@ view = view.assign(tags=[", ".join(tags_by_ref.get(tags.cluster_ref(k, c), [])) 
 columns = ["cluster_id", "label", "size", "vetoed", "weight", "tags", "quality", "flagged", "main_flag"]
 columns += ["duplicate_rows"]
 columns += ["vetoed_examples", "representative"]
-shown = view[[c for c in columns if c in view]].assign(vetoed=view.vetoed.map({True: "vetoed", False: ""}))
+shown = view[[c for c in columns if c in view]]
+if not editing:
+    shown = shown.assign(vetoed=view.vetoed.map({True: "vetoed", False: ""}))
 if shown.get("quality") is not None and shown["quality"].isna().all():
     shown = shown.drop(columns="quality")  # no scorer has run: nothing to show
 # the open cluster is marked in a column of its own (a pandas Styler marking its row cost 0.1-0.3 s a rerun)
 shown.insert(0, "open", ["▶" if c == open_now else "" for c in shown.cluster_id])
-st.dataframe(
-    shown,
-    column_config={
-        "open": st.column_config.TextColumn("", width=24, help="the cluster open below"),
-        "cluster_id": st.column_config.NumberColumn("cluster", width="small"),
-        "label": st.column_config.TextColumn("label", width="medium"),
-        "size": st.column_config.NumberColumn("size", width="small"),
-        "vetoed": st.column_config.TextColumn("status", width="small"),
-        "weight": st.column_config.NumberColumn("weight", width="small", format="%.1f"),
-        "tags": st.column_config.TextColumn("tags", width="small"),
-        "quality": st.column_config.ProgressColumn(
-            "quality", help="mean combined quality (Quality page)", min_value=0.0, max_value=1.0, format="%.2f"
-        ),
-        "flagged": st.column_config.ProgressColumn(
-            "flagged", help="share of rows with a defect flag", min_value=0.0, max_value=1.0, format="percent"
-        ),
-        "main_flag": st.column_config.TextColumn("main defect", help="the flag on most of its rows (30 % or more)"),
-        "duplicate_rows": st.column_config.NumberColumn("duplicates", width="small"),
-        "vetoed_examples": st.column_config.NumberColumn("vetoed examples", width="small"),
-        "representative": st.column_config.TextColumn(
-            "nearest the centre", help="the start of the instruction nearest the cluster's centre", width="large"
-        ),
-    },
-    hide_index=True,
-    key=f"cluster_table~{st.session_state.get('table_generation', 0)}",
-    on_select=on_table_select,
-    selection_mode="multi-row",
-    height=min(38 + 35 * len(shown), 460),
-    width="stretch",
-)
+TABLE_COLUMNS = {
+    "open": st.column_config.TextColumn("", width=24, help="the cluster open below"),
+    "cluster_id": st.column_config.NumberColumn("cluster", width="small"),
+    "label": st.column_config.TextColumn("label", width="medium"),
+    "size": st.column_config.NumberColumn("size", width="small"),
+    "vetoed": st.column_config.CheckboxColumn("vetoed", width="small")
+    if editing
+    else st.column_config.TextColumn("status", width="small"),
+    "weight": st.column_config.NumberColumn(
+        "weight", width="small", format="%.1f", min_value=0.0, max_value=curation.MAX_WEIGHT, step=0.1
+    ),
+    "tags": st.column_config.TextColumn("tags", width="small"),
+    "quality": st.column_config.ProgressColumn(
+        "quality", help="mean combined quality (Quality page)", min_value=0.0, max_value=1.0, format="%.2f"
+    ),
+    "flagged": st.column_config.ProgressColumn(
+        "flagged", help="share of rows with a defect flag", min_value=0.0, max_value=1.0, format="percent"
+    ),
+    "main_flag": st.column_config.TextColumn("main defect", help="the flag on most of its rows (30 % or more)"),
+    "duplicate_rows": st.column_config.NumberColumn("duplicates", width="small"),
+    "vetoed_examples": st.column_config.NumberColumn("vetoed examples", width="small"),
+    "representative": st.column_config.TextColumn(
+        "nearest the centre", help="the start of the instruction nearest the cluster's centre", width="large"
+    ),
+}
+
+
+def on_table_edit(editor_key: str, cluster_ids: list[int]) -> None:
+    """Cells edited in the table: each veto or weight typed becomes a decision (one batch per change), and
+    the editor starts afresh from the store (a new key), so an edit is never applied twice."""
+    edited = st.session_state[editor_key].get("edited_rows", {})
+    for position, change in edited.items():
+        cluster_id = cluster_ids[int(position)]
+        decision = {name: change[name] for name in ("vetoed", "weight") if name in change}
+        if "weight" in decision:
+            decision["weight"] = float(decision["weight"] if decision["weight"] is not None else 1.0)
+        if decision:
+            curation.bulk_cluster_decision(
+                store(), dataset.dataset_id, k, [cluster_id], actor=actor(), reason="edited in the table", **decision
+            )
+    st.session_state["editor_generation"] = st.session_state.get("editor_generation", 0) + 1
+
+
+if editing:
+    editor_key = f"cluster_editor~{st.session_state.get('editor_generation', 0)}"
+    st.data_editor(
+        shown,
+        column_config=TABLE_COLUMNS,
+        disabled=[c for c in shown.columns if c not in ("vetoed", "weight")],
+        hide_index=True,
+        num_rows="fixed",
+        key=editor_key,
+        on_change=on_table_edit,
+        args=(editor_key, [int(c) for c in shown.cluster_id]),
+        height=min(38 + 35 * len(shown), 460),
+        width="stretch",
+    )
+else:
+    st.dataframe(
+        shown,
+        column_config=TABLE_COLUMNS,
+        hide_index=True,
+        key=f"cluster_table~{st.session_state.get('table_generation', 0)}",
+        on_select=on_table_select,
+        selection_mode="multi-row",
+        height=min(38 + 35 * len(shown), 460),
+        width="stretch",
+    )
 
 
 def bulk_clusters(cluster_ids: list[int], **decision: object) -> None:
@@ -336,7 +387,7 @@ def merge_clusters(cluster_ids: list[int], into: int) -> None:
     open_cluster(into, focus=True)
 
 
-ticked = st.session_state.get("table_ticked") or []
+ticked = [] if editing else st.session_state.get("table_ticked") or []
 if len(ticked) > 1:
     veto_them, keep_them, weight_them, set_weight = st.columns([1.3, 1.3, 1.2, 1], vertical_alignment="bottom")
     veto_them.button(

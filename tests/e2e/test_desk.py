@@ -172,6 +172,29 @@ def test_veto_from_the_table_merge_two_clusters_split_one_and_undo(served_desk: 
             history=lambda: [b.summary for b in history.batches(store, dataset.dataset_id)][:4],
         )
 
+        # the table in edit mode: a cluster's veto ticked in its cell, then undone
+        wait_idle(page)
+        page.get_by_text("edit vetoes and weights", exact=True).click()
+        wait_idle(page)
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        # columns: the open marker (24 px), cluster, label, size (small: 75 px, medium: 200 px), then vetoed
+        cell = (box["x"] + 24 + 75 + 200 + 75 + 37, box["y"] + 35 + 35 * 2 + 17)
+        page.mouse.click(*cell)  # the click selects the cell, the space bar ticks its box
+        page.keyboard.press(" ")
+        _until(lambda: vetoed_clusters() == [order[2]], "the veto ticked in the table never reached the store")
+        expect(page.get_by_text(re.compile(r"^Undo: vetoed cluster"))).to_be_visible()
+        wait_idle(page)
+        page.get_by_role("button", name="Undo", exact=True).click()
+        _until(lambda: vetoed_clusters() == [], "the undo never reached the store")
+        wait_idle(page)
+        page.get_by_text("open and tick", exact=True).click()
+        wait_idle(page)
+        _tick_table_row(page, 0)
+        wait_idle(page)
+        _tick_table_row(page, 1)
+
         # the same two merged into the larger one
         wait_idle(page)
         merge = page.get_by_role("button", name=re.compile(r"^Merge the 2 ticked clusters into cluster \d+"))
