@@ -34,6 +34,12 @@ with the project's ``CHROMIUM_ARGS`` (a 1400x1000 viewport):
    component's own transform (``curateMap.toViewport``); until the caption "N points selected" is visible and
    the script is idle. Reports N against the count computed here, and how long the drag's mouse moves took.
 7. Export: on the Export page, click "Download JSONL"; until the browser's download has finished; its size.
+8. The desk's newer clicks (issue 17), on a fresh Clusters page: the table's first two rows ticked (untimed),
+   then *Veto the 2 ticked clusters* (until the store says both vetoed), *Undo* (until neither is), *Merge
+   the 2 ticked clusters* (until the "Merged cluster" notice), *Preview the split* of the merged cluster
+   (its expander opened untimed; until *Split into 2 clusters* is visible), *Split into 2 clusters* (until
+   the "Split cluster" notice), and two *Undo* (until each one's "Undid #N" notice): the cycle ends where it
+   began and runs up to 3 times; each click a row of its own, target 1 s.
 
 "Idle" is read from Streamlit's ``data-test-script-state`` attribute on ``[data-testid=stApp]``: a
 MutationObserver installed in every page records each change with a timestamp, and a step ends at the last
@@ -468,6 +474,91 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                 time.sleep(settle)  # then let the page's own work (a polling fragment's runs) pass
                 bench.note(out, seconds, received)
             return out
+
+        def tick(row: int) -> None:
+            """Tick a row of the cluster table (a canvas: its box is clicked where it is drawn; rows are 31-35 px
+            high, so row r's middle lies near 33 (r + 1) + 16 px below the grid's top either way)."""
+            grid = bench.page.locator('[data-testid="stDataFrame"]').first
+            grid.scroll_into_view_if_needed()
+            box_ = grid.bounding_box()
+            bench.page.mouse.click(box_["x"] + 20, box_["y"] + 33 * (row + 1) + 16)
+            bench.idle_since(time.time() * 1000 - 60_000, time.monotonic() + timeout, need_run=False)
+
+        def vetoed_now() -> set[int]:
+            states = curation.cluster_states(store, dataset_id, k)
+            return {int(c) for c in states.cluster_id[states.vetoed]}
+
+        def until_store(condition: Callable[[], bool], what: str) -> Callable[[], None]:
+            def ready() -> None:
+                deadline = time.monotonic() + timeout
+                while not condition():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(what)
+                    time.sleep(0.05)
+
+            return ready
+
+        def click(name: str | re.Pattern[str]) -> Callable[[], None]:
+            return lambda: bench.page.get_by_role("button", name=name, exact=isinstance(name, str)).click()
+
+        def notice(pattern: str) -> Callable[[], None]:
+            return lambda: expect(bench.page.get_by_text(re.compile(pattern)).first).to_be_visible()
+
+        desk: dict[str, dict[str, Any]] = {
+            name: {"samples": [], "bytes": []}
+            for name in ("veto ticked", "undo", "merge ticked", "split preview", "split", "undo split", "undo merge")
+        }
+
+        def desk_steps() -> dict[str, Any]:
+            """Two clusters ticked in the table, vetoed with one click and undone; merged, the merged cluster's
+            split previewed and applied, then both undone: each click timed until its effect shows (the store
+            for a veto, the page's notice for the rest) and the script is idle. The cycle ends where it began,
+            so it repeats."""
+            fresh_clusters_page()
+            ordered = curation.cluster_states(store, dataset_id, k).cluster_id.tolist()  # the table's order
+            first_two = set(ordered[:2])
+
+            def open_split() -> None:
+                bench.page.get_by_role("button", name="Preview the split", exact=True).click()
+
+            def previewed() -> None:
+                expect(bench.page.get_by_role("button", name="Split into 2 clusters")).to_be_visible()
+
+            for _ in range(min(samples, 3)):
+                tick(0)
+                tick(1)
+                steps_ = [
+                    (
+                        "veto ticked",
+                        click("Veto the 2 ticked clusters"),
+                        until_store(lambda: vetoed_now() == first_two, "veto"),
+                    ),
+                    ("undo", click("Undo"), until_store(lambda: not vetoed_now(), "undo")),
+                    ("merge ticked", click(re.compile(r"^Merge the 2 ticked clusters")), notice(r"^Merged cluster")),
+                    ("split preview", open_split, previewed),
+                    ("split", click("Split into 2 clusters"), notice(r"^Split cluster")),
+                    (
+                        "undo split",
+                        click("Undo"),
+                        notice(r"^Undid #\d+: moved [\d,]+ examples between clusters \(split"),
+                    ),
+                    (
+                        "undo merge",
+                        click("Undo"),
+                        notice(r"^Undid #\d+: moved [\d,]+ examples between clusters \(merged"),
+                    ),
+                ]
+                for name, act, ready in steps_:
+                    if name == "split preview":  # the expander opens in the browser alone: not timed
+                        bench.page.get_by_text("Split this cluster", exact=True).click()
+                    seconds, received = bench.timed(act, ready)
+                    bench.note(desk[name], seconds, received)
+                fresh_clusters_page()  # the ticks went with the merge: start the next cycle afresh
+            return {"samples": [], "cycles": min(samples, 3)}
+
+        record("8 desk clicks", None, desk_steps, bench)
+        for name, out in desk.items():
+            record(f"8 {name}", 1.0, lambda out=out: out, bench)
 
         record("5 page switches", 1.0, switches, bench)
 
