@@ -19,6 +19,7 @@ every text, so up to that size labels are exactly those of all texts.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,6 +58,7 @@ def term_counts(texts: Sequence[str]) -> tuple[Any, np.ndarray]:
     return counts[:, keep], vocabulary[keep]
 
 
+@functools.lru_cache(maxsize=200_000)  # a word recurs in many bigrams and, in the app, in every relabel
 def _is_junk(token: str) -> bool:
     """True for a token that reads as code or data, not as a word: a variable (``x1``, ``x_1``, ``a__``: under
     two letters once digits and ``_`` are taken away), a long token with a digit (a hash, base64), or a very

@@ -290,10 +290,10 @@ def embeddings_at_rows(store: Store, dataset_id: int, embedder_key: str, rows: n
     with store.read() as con:
         con.register("wanted_vectors", pa.table({"row_idx": wanted.astype(np.int32)}))
         try:
-            table = con.execute(
+            table = con.sql(
                 "SELECT e.row_idx, c.vector FROM examples e JOIN wanted_vectors w USING (row_idx) "
                 "JOIN embedding_cache c ON c.text_hash = e.text_hash AND c.embedder_key = ? WHERE e.dataset_id = ?",
-                [embedder_key, dataset_id],
+                params=[embedder_key, dataset_id],
             ).to_arrow_table()
         finally:
             con.unregister("wanted_vectors")
