@@ -79,13 +79,13 @@ def summary(workspace: str, derived_version: int, dataset_id: int) -> dict[str, 
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def search_indexed(workspace: str, derived_version: int, dataset_id: int) -> bool:
+def search_indexed(workspace: str, content_version: int, dataset_id: int) -> bool:
     return search.has_index(store(), dataset_id)
 
 
 def cached_search_indexed(dataset: ds.DatasetInfo) -> bool:
     """Whether keyword searches of the dataset use the word index (else they scan every text)."""
-    return search_indexed(str(store().workspace), versions().derived, dataset.dataset_id)
+    return search_indexed(str(store().workspace), versions().content, dataset.dataset_id)
 
 
 def cached_clusters(dataset: ds.DatasetInfo) -> pd.DataFrame:
@@ -162,14 +162,14 @@ def cached_selections(dataset: ds.DatasetInfo) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def signals(workspace: str, derived_version: int, dataset_id: int) -> pd.DataFrame:
+def signals(workspace: str, content_version: int, dataset_id: int) -> pd.DataFrame:
     from core.score.quality import raw_signals
 
     return raw_signals(store(), ds.get_dataset(store(), dataset_id))
 
 
 def cached_signals(dataset: ds.DatasetInfo) -> pd.DataFrame:
-    return signals(str(store().workspace), versions().derived, dataset.dataset_id)
+    return signals(str(store().workspace), versions().content, dataset.dataset_id)
 
 
 def cached_map_spec(
@@ -295,7 +295,7 @@ def cluster_scores(workspace: str, derived_version: int, dataset_id: int, k: int
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.bincount(clusters, weights=flagged.astype(np.float64), minlength=len(sizes)) / sizes
         if has_scores(raw):
-            quality = quality_of_rows(workspace, derived_version, dataset_id)
+            quality = quality_of_rows(workspace, versions().content, dataset_id)
             means = np.bincount(clusters, weights=quality, minlength=len(sizes)) / sizes
         else:
             means = np.full(len(sizes), np.nan)
@@ -388,11 +388,11 @@ def compact_examples(dataset: ds.DatasetInfo, page: pd.DataFrame) -> pd.DataFram
 
 def cached_quality_of_rows(dataset: ds.DatasetInfo) -> np.ndarray:
     """Every row's combined quality (default weights), in row order, computed once per data version."""
-    return quality_of_rows(str(store().workspace), versions().derived, dataset.dataset_id)
+    return quality_of_rows(str(store().workspace), versions().content, dataset.dataset_id)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def quality_of_rows(workspace: str, derived_version: int, dataset_id: int) -> np.ndarray:
+def quality_of_rows(workspace: str, content_version: int, dataset_id: int) -> np.ndarray:
     """Every row's combined quality (default weights), computed once per data version (0.1-0.3 s at 1M)."""
     from core.score.quality import example_quality_from
 
@@ -400,10 +400,10 @@ def quality_of_rows(workspace: str, derived_version: int, dataset_id: int) -> np
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def extra_copies(workspace: str, derived_version: int, dataset_id: int) -> np.ndarray:
+def extra_copies(workspace: str, content_version: int, dataset_id: int) -> np.ndarray:
     return curation.extra_copies(store(), dataset_id)
 
 
 def cached_extra_copies(dataset: ds.DatasetInfo) -> np.ndarray:
     """The rows repeating an earlier row exactly (every copy but the first), read once per data version."""
-    return extra_copies(str(store().workspace), versions().derived, dataset.dataset_id)
+    return extra_copies(str(store().workspace), versions().content, dataset.dataset_id)

@@ -176,7 +176,7 @@ def _relabeller(store: Store, dataset: ds.DatasetInfo) -> history.AfterApply:
     def relabel(con: duckdb.DuckDBPyConnection, touched: dict[int, set[int]]) -> None:
         if not touched:
             return
-        with store.write(bump="all"):  # nested in the undo's write: widens it to derived data (the clusters)
+        with store.write(bump="clusters"):  # nested in the undo's write: widens it to the clusters
             for k, clusters in touched.items():
                 _relabel(con, store, dataset, k, clusters)
 

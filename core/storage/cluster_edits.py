@@ -164,7 +164,7 @@ def apply_moves(
     """One edit in one write: a history batch (``reason``), the rows moved (:func:`move_rows`), and ``relabel``
     called with the touched clusters before the commit. Returns the batch, the rows moved and what ``relabel``
     gave back."""
-    with store.write() as con:  # assignments are derived data, the history a decision: both versions move
+    with store.write(bump="clusters") as con:  # the clusters and the history move; scores and texts do not
         batch_id = history.new_batch(con, dataset_id, actor, reason=reason)
         moved, touched = move_rows(con, dataset_id, k, rows, new_clusters, batch_id=batch_id, actor=actor)
         return batch_id, moved, relabel(con, touched)

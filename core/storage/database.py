@@ -33,19 +33,31 @@ if TYPE_CHECKING:
 
 DB_FILENAME = "curate.duckdb"
 
-Bump = Literal["all", "decisions", "none"]
+Bump = Literal["all", "clusters", "decisions", "none"]
 """What a write changed: ``"decisions"`` only the curator's decisions (cluster and example vetoes, cluster
-weights, their history), ``"all"`` anything (the safe default), ``"none"`` nothing a page shows."""
+weights, their history), ``"clusters"`` a cluster edit (which rows form which cluster, their labels, and the
+history of the edit: derived data and decisions, but not the dataset's texts, scores or index), ``"all"``
+anything (the safe default), ``"none"`` nothing a page shows."""
 
-_VERSION_KEYS = ("data_version", "decisions_version", "derived_version")
+_VERSION_KEYS = ("data_version", "decisions_version", "derived_version", "content_version")
+# the counters each kind of write moves (besides data_version, which every write moves)
+_MOVES: dict[str, frozenset[str]] = {
+    "all": frozenset({"decisions_version", "derived_version", "content_version"}),
+    "clusters": frozenset({"decisions_version", "derived_version"}),
+    "decisions": frozenset({"decisions_version"}),
+    "none": frozenset(),
+}
 
 
 class DataVersions(NamedTuple):
-    """The store's write counters: every write, decision writes, and writes of anything else (derived data)."""
+    """The store's write counters: every write, decision writes, writes of anything else (derived data), and
+    of the part of that which a cluster edit leaves alone (``content``: the examples, their scores, their
+    index); a cache of scores is keyed on ``content`` so that a merge or a split does not recompute it."""
 
     total: int
     decisions: int
     derived: int
+    content: int
 
 
 class Store:
@@ -121,8 +133,8 @@ class Store:
             versions = None
         if versions is None or versions.total != total:
             # no split mirrored for this total (a workspace written before the split, or by an older app): the
-            # total stands in for both, which changes on every write, so nothing is ever served stale
-            return DataVersions(total, total, total)
+            # total stands in for each, which changes on every write, so nothing is ever served stale
+            return DataVersions(total, total, total, total)
         return versions
 
     @contextmanager
@@ -160,11 +172,7 @@ class Store:
 
     @staticmethod
     def _bump_version(con: duckdb.DuckDBPyConnection, kind: Bump) -> DataVersions:
-        keys = ["data_version"]
-        if kind in ("all", "decisions"):
-            keys.append("decisions_version")
-        if kind in ("all",):
-            keys.append("derived_version")
+        keys = ["data_version", *sorted(_MOVES[kind])]
         con.execute(
             "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE list_contains(?, key)", [keys]
         )
@@ -180,10 +188,9 @@ class Store:
 
 
 def _widen(current: Bump, extra: Bump) -> Bump:
-    """The bump covering both: "none" adds nothing, two different kinds make "all"."""
-    if current == extra or extra == "none":
-        return current
-    return extra if current == "none" else "all"
+    """The narrowest bump moving every counter either moves ("decisions" within "clusters" within "all")."""
+    both = _MOVES[current] | _MOVES[extra]
+    return next(kind for kind in ("none", "decisions", "clusters", "all") if _MOVES[kind] >= both)
 
 
 def drop_temp(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -83,7 +83,7 @@ def test_an_unspecified_write_bumps_every_version(workspace: Path) -> None:
     with store.write() as con:
         con.execute("SELECT 1")
 
-    assert store.versions() == (before.total + 1, before.decisions + 1, before.derived + 1)
+    assert store.versions() == (before.total + 1, before.decisions + 1, before.derived + 1, before.content + 1)
 
 
 def test_a_decision_nested_in_a_derived_write_bumps_both(workspace: Path) -> None:
@@ -94,13 +94,30 @@ def test_a_decision_nested_in_a_derived_write_bumps_both(workspace: Path) -> Non
 
     with store.write(bump="none"):
         curation.set_cluster_veto(store, dataset_id, K, bread, True)
-    assert store.versions() == (before.total + 1, before.decisions + 1, before.derived)
+    assert store.versions() == (before.total + 1, before.decisions + 1, before.derived, before.content)
 
     with store.write(bump="decisions") as con:
         con.execute("UPDATE datasets SET name = name WHERE dataset_id = ?", [dataset_id])
         with store.write():
             pass
-    assert store.versions() == (before.total + 2, before.decisions + 2, before.derived + 1)
+    assert store.versions() == (before.total + 2, before.decisions + 2, before.derived + 1, before.content + 1)
+
+
+def test_a_cluster_edit_moves_the_clusters_and_decisions_but_not_the_content(workspace: Path) -> None:
+    """A merge and its undo: the clusters and the history change, the texts and scores do not, so the caches
+    of scores (keyed on ``content``) survive an edit."""
+    from core import edits
+
+    store = Store(workspace)
+    dataset = ds.get_dataset(store, "tiny")
+    before = store.versions()
+
+    edits.merge(store, dataset, K, [0, 1], actor="t")
+    edits.undo(store, dataset, actor="t")
+
+    after = store.versions()
+    assert (after.total, after.decisions, after.derived) == (before.total + 2, before.decisions + 2, before.derived + 2)
+    assert after.content == before.content
 
 
 def test_a_failed_decision_changes_no_version(workspace: Path) -> None:
@@ -119,7 +136,7 @@ def test_a_workspace_without_the_split_mirror_never_serves_stale_versions(worksp
     (workspace / "data_versions").unlink(missing_ok=True)
     total = store.data_version()
 
-    assert store.versions() == (total, total, total)
+    assert store.versions() == (total, total, total, total)
 
 
 def test_overview_and_overlay_together_equal_the_cluster_table(workspace: Path) -> None:
