@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 REPRESENTATIVE_SAMPLE = 5_000  # rows of a large edited cluster its representative is looked for among
 # An edit relabels the clusters it touched from this many of their texts, and weighs terms' rarity by this many
 # texts of every other cluster: at 52k rows and k=118, 1,000 and 100 took 1.4-2.9 s a merge (term counting
-# of 12k texts), 500 and 20 about 0.3 s (docs/benchmarks.md); c-TF-IDF's top terms settle within a few hundred.
-EDIT_TEXTS, EDIT_BACKGROUND = 500, 20
+# of 12k texts), 500 and 20 0.37 s, 300 and 10 0.29 s with the same labels (docs/benchmarks.md); c-TF-IDF's
+# top terms settle within a few hundred texts.
+EDIT_TEXTS, EDIT_BACKGROUND = 300, 10
 MAX_PARTS = 20
 
 
@@ -93,7 +94,13 @@ def preview_split(
     others take new ids above every id used at ``k``."""
     if not 2 <= parts <= MAX_PARTS:
         raise ValueError(f"a split makes 2 to {MAX_PARTS} parts, not {parts}")
-    seed = dataset.seed if seed is None else int(seed)
+    with store.read():  # one connection for its several reads (each opening costs about 10 ms)
+        return _preview_split(store, dataset, k, cluster_id, parts, dataset.seed if seed is None else int(seed))
+
+
+def _preview_split(
+    store: Store, dataset: ds.DatasetInfo, k: int, cluster_id: int, parts: int, seed: int
+) -> SplitPreview:
     rows = cluster_edits.rows_of(store, dataset.dataset_id, k, [cluster_id])
     if len(rows) == 0:
         raise LookupError(f"no cluster {cluster_id} at k={k}")
@@ -111,7 +118,7 @@ def preview_split(
     new_ids = ids[rank[fitted]]
     found = ds.assignments(store, dataset.dataset_id, k).astype(np.int64)
     found[rows] = new_ids
-    items = _labels(store, dataset, found, [int(c) for c in ids])
+    items = _labels(store, dataset, found, [int(c) for c in ids], known=(rows, vectors))
     chosen = sorted({int(item["representative_row"]) for item in items if item["representative_row"] is not None})
     instructions = ds.texts_at_rows(store, dataset.dataset_id, np.asarray(chosen, dtype=np.int64))
     text_of = dict(zip(instructions.row_idx.astype(int), instructions.instruction, strict=True))
@@ -133,7 +140,7 @@ def split(store: Store, preview: SplitPreview, dataset: ds.DatasetInfo, *, actor
     sizes = ", ".join(str(p["size"]) for p in preview.parts)
     into = ", ".join(str(p["cluster_id"]) for p in preview.parts)
     reason = f"split cluster {preview.cluster_id} into {into} ({sizes} rows; k={preview.k}, seed {preview.seed})"
-    return _move(store, dataset, preview.k, preview.rows, preview.new_ids, reason, actor)
+    return _move(store, dataset, preview.k, preview.rows, preview.new_ids, reason, actor, labelled=preview.parts)
 
 
 def undo(
@@ -156,17 +163,19 @@ def _move(
     new_ids: np.ndarray,
     reason: str,
     actor: str,
+    labelled: Sequence[dict[str, Any]] | None = None,
 ) -> Edit:
-    """Move ``rows`` to ``new_ids`` at ``k`` and relabel what changed, in one write and one history batch."""
+    """Move ``rows`` to ``new_ids`` at ``k`` and relabel what changed, in one write and one history batch;
+    ``labelled``: the touched clusters' labels already made for exactly this move (a split's preview)."""
+
+    def relabel(con: duckdb.DuckDBPyConnection, touched: set[int]) -> list[dict[str, Any]]:
+        if labelled is not None and touched <= {int(item["cluster_id"]) for item in labelled}:
+            cluster_edits.replace_labels(con, dataset.dataset_id, k, labelled, [])
+            return list(labelled)
+        return _relabel(con, store, dataset, k, touched)
+
     batch_id, moved, items = cluster_edits.apply_moves(
-        store,
-        dataset.dataset_id,
-        k,
-        rows,
-        new_ids,
-        reason=reason,
-        actor=actor,
-        relabel=lambda con, touched: _relabel(con, store, dataset, k, touched),
+        store, dataset.dataset_id, k, rows, new_ids, reason=reason, actor=actor, relabel=relabel
     )
     kept = tuple(item for item in items if item["size"] > 0)
     return Edit(batch_id, moved, kept, reason)
@@ -199,8 +208,15 @@ def _relabel(
     return items + [{"cluster_id": c, "size": 0} for c in emptied]
 
 
-def _labels(store: Store, dataset: ds.DatasetInfo, found: np.ndarray, wanted: list[int]) -> list[dict[str, Any]]:
-    """Labels, sizes and representative rows of the ``wanted`` clusters of ``found``."""
+def _labels(
+    store: Store,
+    dataset: ds.DatasetInfo,
+    found: np.ndarray,
+    wanted: list[int],
+    known: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[dict[str, Any]]:
+    """Labels, sizes and representative rows of the ``wanted`` clusters of ``found``; ``known``: sorted rows and
+    their vectors already read (a split's), used instead of reading them again."""
     texts = TextReader(store, dataset.dataset_id, tuple(dataset.embed_fields))
     items = labels.labels_for_clusters(
         texts, found, wanted, seed=dataset.seed, per_cluster=EDIT_TEXTS, background=EDIT_BACKGROUND
@@ -210,7 +226,10 @@ def _labels(store: Store, dataset: ds.DatasetInfo, found: np.ndarray, wanted: li
     if not samples:
         return items
     members = np.concatenate(samples)  # one read for every cluster: each read scans the vector cache
-    vectors = ds.embeddings_at_rows(store, dataset.dataset_id, dataset.embedder_key or "", members)
+    if known is not None and np.isin(members, known[0]).all():
+        vectors = known[1][np.searchsorted(known[0], members)]
+    else:
+        vectors = ds.embeddings_at_rows(store, dataset.dataset_id, dataset.embedder_key or "", members)
     part = np.repeat(np.arange(len(samples)), [len(rows) for rows in samples])
     chosen = clustering.representatives(vectors, part)
     for index, item in enumerate(items):
