@@ -19,6 +19,7 @@ import streamlit as st
 
 from app import map_spec
 from app.state import store
+from core import edits
 from core.cluster import density
 from core.export import ExportPreview, preview
 from core.models.passes import empty_responses
@@ -407,3 +408,23 @@ def extra_copies(workspace: str, content_version: int, dataset_id: int) -> np.nd
 def cached_extra_copies(dataset: ds.DatasetInfo) -> np.ndarray:
     """The rows repeating an earlier row exactly (every copy but the first), read once per data version."""
     return extra_copies(str(store().workspace), versions().content, dataset.dataset_id)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def merge_preview(
+    workspace: str,
+    derived_version: int,
+    _dataset: ds.DatasetInfo,
+    dataset_id: int,
+    k: int,
+    clusters: tuple[int, ...],
+    into: int,
+) -> edits.MergePreview:
+    return edits.preview_merge(store(), _dataset, k, clusters, into)
+
+
+def cached_merge_preview(dataset: ds.DatasetInfo, clusters: list[int], into: int) -> edits.MergePreview:
+    """The merge of the ticked clusters as it would be (its label shown before the click, and applied by it
+    without relabelling), computed once per clustering and choice of clusters."""
+    workspace, k = str(store().workspace), int(dataset.active_k)
+    return merge_preview(workspace, versions().derived, dataset, dataset.dataset_id, k, tuple(sorted(clusters)), into)

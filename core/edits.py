@@ -62,11 +62,55 @@ class SplitPreview:
     # instruction); largest first
 
 
+@dataclasses.dataclass(frozen=True)
+class MergePreview:
+    """A merge computed but not applied: the rows that would move, and the merged cluster's label item."""
+
+    k: int
+    into: int
+    others: tuple[int, ...]
+    rows: np.ndarray
+    merged: dict[str, Any]  # cluster_id, size, label, terms, representative_row
+
+
+def preview_merge(
+    store: Store, dataset: ds.DatasetInfo, k: int, clusters: Sequence[int], into: int | None = None
+) -> MergePreview:
+    """What :func:`merge` would do, without storing anything: the merged cluster's label, size and
+    representative row (the page shows them on its Merge button; applying the preview costs no relabel)."""
+    with store.read():  # one connection for its several reads
+        into, others, rows = _merge_plan(store, dataset, k, clusters, into)
+        found = ds.assignments(store, dataset.dataset_id, k).astype(np.int64)
+        found[rows] = into
+        (merged,) = _labels(store, dataset, found, [into])
+    return MergePreview(k, into, others, rows, merged)
+
+
 def merge(
-    store: Store, dataset: ds.DatasetInfo, k: int, clusters: Sequence[int], *, into: int | None = None, actor: str
+    store: Store,
+    dataset: ds.DatasetInfo,
+    k: int,
+    clusters: Sequence[int],
+    *,
+    into: int | None = None,
+    actor: str,
+    preview: MergePreview | None = None,
 ) -> Edit:
     """Merge ``clusters`` (two or more, at ``k``) into one: ``into`` (default: the largest of them) keeps its id
-    and its decisions; the others are emptied. One batch of the history."""
+    and its decisions; the others are emptied. One batch of the history. A ``preview`` of the same merge whose
+    rows are still the ones to move gives the merged cluster's label without computing it again."""
+    into, others, rows = _merge_plan(store, dataset, k, clusters, into)
+    names = ", ".join(str(c) for c in others)
+    reason = f"merged cluster{'s' if len(others) > 1 else ''} {names} into {into} (k={k})"
+    same = preview is not None and (preview.k, preview.into, preview.others) == (k, into, others)
+    labelled = [preview.merged] if same and preview is not None and np.array_equal(preview.rows, rows) else None
+    return _move(store, dataset, k, rows, np.full(len(rows), into), reason, actor, labelled=labelled)
+
+
+def _merge_plan(
+    store: Store, dataset: ds.DatasetInfo, k: int, clusters: Sequence[int], into: int | None
+) -> tuple[int, tuple[int, ...], np.ndarray]:
+    """The cluster kept, the ones emptied and the rows that move; the merge's errors."""
     chosen = sorted({int(c) for c in clusters})
     existing = set(cluster_edits.cluster_ids(store, dataset.dataset_id, k))
     missing = [c for c in chosen if c not in existing]
@@ -80,10 +124,8 @@ def merge(
         into = max(chosen, key=lambda c: (counts[c], -c))
     if into not in chosen:
         raise ValueError(f"cluster {into} is not one of the clusters merged ({_ids(chosen)})")
-    rows = cluster_edits.rows_of(store, dataset.dataset_id, k, [c for c in chosen if c != into])
-    others = ", ".join(str(c) for c in chosen if c != into)
-    reason = f"merged cluster{'s' if len(chosen) > 2 else ''} {others} into {into} (k={k})"
-    return _move(store, dataset, k, rows, np.full(len(rows), into), reason, actor)
+    others = tuple(c for c in chosen if c != into)
+    return into, others, cluster_edits.rows_of(store, dataset.dataset_id, k, list(others))
 
 
 def preview_split(
@@ -166,12 +208,14 @@ def _move(
     labelled: Sequence[dict[str, Any]] | None = None,
 ) -> Edit:
     """Move ``rows`` to ``new_ids`` at ``k`` and relabel what changed, in one write and one history batch;
-    ``labelled``: the touched clusters' labels already made for exactly this move (a split's preview)."""
+    ``labelled``: the labels already made for exactly this move (a split's or a merge's preview)."""
 
     def relabel(con: duckdb.DuckDBPyConnection, touched: set[int]) -> list[dict[str, Any]]:
-        if labelled is not None and touched <= {int(item["cluster_id"]) for item in labelled}:
-            cluster_edits.replace_labels(con, dataset.dataset_id, k, labelled, [])
-            return list(labelled)
+        if labelled is not None:  # the clusters it labelled, and the others it touched all emptied (a merge's)
+            rest = sorted(touched - {int(item["cluster_id"]) for item in labelled})
+            if not any(cluster_edits.sizes(con, dataset.dataset_id, k, rest).values()):
+                cluster_edits.replace_labels(con, dataset.dataset_id, k, labelled, rest)
+                return list(labelled) + [{"cluster_id": c, "size": 0} for c in rest]
         return _relabel(con, store, dataset, k, touched)
 
     batch_id, moved, items = cluster_edits.apply_moves(

@@ -374,10 +374,10 @@ def tag_rows_or_clusters(refs: list[str], field: str, reason: str, present: bool
     st.session_state["curation_notice"] = f"{'Tagged' if present else 'Untagged'} {changed:,} ({reason}): {tag!r}."
 
 
-def merge_clusters(cluster_ids: list[int], into: int) -> None:
+def merge_clusters(cluster_ids: list[int], into: int, preview: edits.MergePreview | None) -> None:
     """Merge the ticked clusters into ``into`` (one batch of the history) and open it."""
     try:
-        done = edits.merge(store(), dataset, k, cluster_ids, into=into, actor=actor())
+        done = edits.merge(store(), dataset, k, cluster_ids, into=into, actor=actor(), preview=preview)
     except (ValueError, LookupError) as exc:  # another session changed the clusters meanwhile
         st.session_state["curation_error"] = str(exc)
         return
@@ -414,11 +414,17 @@ if len(ticked) > 1:
     )
     sizes = dict(zip(table.cluster_id, table["size"], strict=True))
     into = max(ticked, key=lambda c: (sizes.get(c, 0), -c))
-    st.button(
+    merging = queries.cached_merge_preview(dataset, ticked, into) if set(ticked) <= set(sizes) else None
+    merge_button, merged_as = st.columns([1.2, 2], vertical_alignment="center")
+    if merging is not None:
+        merged_as.caption(
+            plain(f"Merged: {merging.merged['size']:,} examples, labelled {merging.merged['label']!r}", 160)
+        )
+    merge_button.button(
         f"Merge the {len(ticked)} ticked clusters into cluster {into} (the largest)",
         key="merge_ticked",
         on_click=merge_clusters,
-        args=(ticked, into),
+        args=(ticked, into, merging),
         help="One cluster of their rows, with cluster "
         f"{into}'s veto, weight, name and tags; relabelled. Undo splits them again.",
     )

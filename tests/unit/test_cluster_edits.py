@@ -137,3 +137,23 @@ def test_revert_to_before_a_merge_and_a_split_restores_the_clusters(workspace: P
     edits.revert_to(store, dataset, point, actor="cli")
 
     assert _table(store, dataset) == before
+
+
+def test_a_merge_preview_shows_the_merged_label_and_applies_without_relabelling(workspace: Path) -> None:
+    store, dataset = _setup(workspace)
+    bread, python = _by_keyword(store, dataset, "bread"), _by_keyword(store, dataset, "python")
+    version = store.versions().total
+
+    preview = edits.preview_merge(store, dataset, K, [bread, python], into=bread)
+
+    assert store.versions().total == version  # nothing stored
+    assert preview.merged["size"] == 12 and {"bread", "python"} <= set(preview.merged["label"].split(" · "))
+    done = edits.merge(store, dataset, K, [bread, python], into=bread, actor="app", preview=preview)
+    assert done.clusters == (preview.merged,)
+    assert _table(store, dataset)[bread] == (preview.merged["label"], 12)
+    assert python not in _table(store, dataset)
+    # a stale preview (another merge since) is not applied: the merge relabels itself
+    edits.undo(store, dataset, actor="app")
+    capital = _by_keyword(store, dataset, "capital")
+    done = edits.merge(store, dataset, K, [bread, capital], into=bread, actor="app", preview=preview)
+    assert done.clusters[0]["size"] == 12 and "capital" in done.clusters[0]["label"]
