@@ -34,7 +34,8 @@ with the project's ``CHROMIUM_ARGS`` (a 1400x1000 viewport):
    component's own transform (``curateMap.toViewport``); until the caption "N points selected" is visible and
    the script is idle. Reports N against the count computed here, and how long the drag's mouse moves took.
 7. Export: on the Export page, click "Download JSONL"; until the browser's download has finished; its size.
-8. The desk's newer clicks (issue 17), on a fresh Clusters page: the table's first two rows ticked (untimed),
+8. The desk's newer clicks (issue 17), on a fresh Clusters page: the table's first row ticked (untimed), the
+   second ticked (until the bulk buttons and the merge's preview, "Merged: N examples, labelled ...", show),
    then *Veto the 2 ticked clusters* (until the store says both vetoed), *Undo* (until neither is), *Merge
    the 2 ticked clusters* (until the "Merged cluster" notice), *Preview the split* of the merged cluster
    (its expander opened untimed; until *Split into 2 clusters* is visible), *Split into 2 clusters* (until
@@ -507,7 +508,16 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
 
         desk: dict[str, dict[str, Any]] = {
             name: {"samples": [], "bytes": []}
-            for name in ("veto ticked", "undo", "merge ticked", "split preview", "split", "undo split", "undo merge")
+            for name in (
+                "tick a 2nd cluster",
+                "veto ticked",
+                "undo",
+                "merge ticked",
+                "split preview",
+                "split",
+                "undo split",
+                "undo merge",
+            )
         }
 
         def desk_steps() -> dict[str, Any]:
@@ -525,9 +535,19 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
             def previewed() -> None:
                 expect(bench.page.get_by_role("button", name="Split into 2 clusters")).to_be_visible()
 
+            def tick_second() -> None:
+                grid = bench.page.locator('[data-testid="stDataFrame"]').first
+                box_ = grid.bounding_box()
+                bench.page.mouse.click(box_["x"] + 20, box_["y"] + 33 * 2 + 16)
+
+            def merge_offered() -> None:  # the bulk buttons and the merge's preview (its label) are drawn
+                expect(bench.page.get_by_text(re.compile(r"^Merged: [\d,]+ examples, labelled"))).to_be_visible()
+
             for _ in range(min(samples, 3)):
                 tick(0)
-                tick(1)
+                bench.page.locator('[data-testid="stDataFrame"]').first.scroll_into_view_if_needed()
+                seconds, received = bench.timed(tick_second, merge_offered)
+                bench.note(desk["tick a 2nd cluster"], seconds, received)
                 steps_ = [
                     (
                         "veto ticked",
