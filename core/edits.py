@@ -215,6 +215,7 @@ def _move(
             rest = sorted(touched - {int(item["cluster_id"]) for item in labelled})
             if not any(cluster_edits.sizes(con, dataset.dataset_id, k, rest).values()):
                 cluster_edits.replace_labels(con, dataset.dataset_id, k, labelled, rest)
+                cluster_edits.remember_labels(con, dataset.dataset_id, k, [int(i["cluster_id"]) for i in labelled])
                 return list(labelled) + [{"cluster_id": c, "size": 0} for c in rest]
         return _relabel(con, store, dataset, k, touched)
 
@@ -246,9 +247,14 @@ def _relabel(
     size_now = cluster_edits.sizes(con, dataset.dataset_id, k, sorted(clusters))
     emptied = [c for c, n in size_now.items() if n == 0]
     filled = [c for c, n in size_now.items() if n > 0]
-    found = ds.assignments(store, dataset.dataset_id, k).astype(np.int64)
-    items = _labels(store, dataset, found, filled) if filled else []
+    # a cluster back to a membership it had (an undo, a redo) gets the labels it had then, texts unread
+    items = cluster_edits.recalled_labels(con, dataset.dataset_id, k, filled) if filled else []
+    missing = sorted(set(filled) - {int(item["cluster_id"]) for item in items})
+    if missing:
+        found = ds.assignments(store, dataset.dataset_id, k).astype(np.int64)
+        items += _labels(store, dataset, found, missing)
     cluster_edits.replace_labels(con, dataset.dataset_id, k, items, emptied)
+    cluster_edits.remember_labels(con, dataset.dataset_id, k, filled)
     return items + [{"cluster_id": c, "size": 0} for c in emptied]
 
 

@@ -91,6 +91,7 @@ def move_rows(
                 "SELECT old FROM edit_changes UNION SELECT new FROM edit_changes",
             ).fetchall()
         }
+        remember_labels(con, dataset_id, k, sorted(touched))  # as they are before the move, for its undo
         history.record_selected(
             con,
             dataset_id,
@@ -224,4 +225,36 @@ def edits_in_effect(store: Store, dataset_id: int, k: int) -> list[dict[str, Any
         {"batch": b.batch_id, "edit": b.reason or b.summary, "rows_moved": b.n_rows, "at": f"{b.changed_at}"}
         for b in reversed(listing)
         if b.kind == "change" or b.summary.startswith("redid")
+    ]
+
+
+_MEMBERSHIP = (
+    "SELECT cluster_id, count(*) AS members, bit_xor(hash(row_idx)) AS fingerprint FROM assignments "
+    "WHERE dataset_id = ? AND k = ? AND list_contains(?, cluster_id) GROUP BY cluster_id"
+)
+
+
+def remember_labels(con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, clusters: Sequence[int]) -> None:
+    """Keep the label rows of ``clusters`` at ``k`` under their membership now (inside the caller's write)."""
+    con.execute(
+        "INSERT INTO cluster_label_memory SELECT l.dataset_id, l.k, l.cluster_id, m.members, m.fingerprint, "
+        f"l.label, l.terms, l.size, l.representative_row FROM cluster_labels l JOIN ({_MEMBERSHIP}) m "
+        "ON m.cluster_id = l.cluster_id WHERE l.dataset_id = ? AND l.k = ? ON CONFLICT DO NOTHING",
+        [dataset_id, k, [int(c) for c in clusters], dataset_id, k],
+    )
+
+
+def recalled_labels(
+    con: duckdb.DuckDBPyConnection, dataset_id: int, k: int, clusters: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The remembered label rows of those of ``clusters`` whose membership now is one they had before."""
+    rows = con.execute(
+        "SELECT r.cluster_id, r.label, r.terms, r.size, r.representative_row FROM cluster_label_memory r "
+        f"JOIN ({_MEMBERSHIP}) m ON m.cluster_id = r.cluster_id AND m.members = r.members "
+        "AND m.fingerprint = r.fingerprint WHERE r.dataset_id = ? AND r.k = ?",
+        [dataset_id, k, [int(c) for c in clusters], dataset_id, k],
+    ).fetchall()
+    return [
+        {"cluster_id": int(c), "label": label, "terms": json.loads(terms), "size": int(size), "representative_row": rep}
+        for c, label, terms, size, rep in rows
     ]

@@ -161,6 +161,7 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
             "k_sweep",
             "assignments",
             "cluster_labels",
+            "cluster_label_memory",
             "map_coords",
             "cluster_decisions",
             "cluster_names",
@@ -325,7 +326,7 @@ def save_sweep(
     with store.write() as con:
         for point in points:
             k = int(point["k"])
-            for table in ("k_sweep", "assignments", "cluster_labels"):
+            for table in ("k_sweep", "assignments", "cluster_labels", "cluster_label_memory"):
                 con.execute(f"DELETE FROM {table} WHERE dataset_id = ? AND k = ?", [dataset_id, k])
             con.execute(
                 "INSERT INTO k_sweep (dataset_id, k, inertia, silhouette, silhouette_sample, min_size, median_size, "

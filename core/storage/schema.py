@@ -6,7 +6,7 @@ change is not recomputed.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -220,6 +220,21 @@ SCHEMA_STATEMENTS = (
         rank SMALLINT,
         dst INTEGER,
         weight REAL
+    )""",
+    # added in schema 7, with cluster edits (merge, split: cluster ids may now have gaps): the label rows a
+    # cluster had for one membership (its row count and an XOR of its rows' hashes), so an edit undone gives
+    # the clusters their labels back without reading their texts again (core/storage/cluster_edits.py)
+    """CREATE TABLE IF NOT EXISTS cluster_label_memory (
+        dataset_id INTEGER,
+        k INTEGER,
+        cluster_id INTEGER,
+        members BIGINT,
+        fingerprint UBIGINT,
+        label VARCHAR,
+        terms VARCHAR,
+        size INTEGER,
+        representative_row INTEGER,
+        PRIMARY KEY (dataset_id, k, cluster_id, members, fingerprint)
     )""",
     # the keyword search's word index (core/storage/search.py): distinct words, and which rows hold each
     """CREATE TABLE IF NOT EXISTS search_vocab (

@@ -157,3 +157,23 @@ def test_a_merge_preview_shows_the_merged_label_and_applies_without_relabelling(
     capital = _by_keyword(store, dataset, "capital")
     done = edits.merge(store, dataset, K, [bread, capital], into=bread, actor="app", preview=preview)
     assert done.clusters[0]["size"] == 12 and "capital" in done.clusters[0]["label"]
+
+
+def test_an_undone_edit_gets_its_clusters_labels_back_without_reading_texts(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, dataset = _setup(workspace)
+    before = _table(store, dataset)
+    bread, python = _by_keyword(store, dataset, "bread"), _by_keyword(store, dataset, "python")
+    edits.merge(store, dataset, K, [bread, python], into=bread, actor="t")
+    merged = _table(store, dataset)
+
+    def no_texts(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the labels of a membership seen before were computed again")
+
+    monkeypatch.setattr(edits, "_labels", no_texts)
+    edits.undo(store, dataset, actor="t")  # back to the sweep's clusters: their labels as the sweep made them
+    assert _table(store, dataset) == before
+    undo_batch = history.batches(store, dataset.dataset_id)[0].batch_id
+    edits.undo(store, dataset, undo_batch, actor="t")  # the undo undone: the merge again, its label as it was
+    assert _table(store, dataset) == merged
