@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 REPRESENTATIVE_SAMPLE = 5_000  # rows of a large edited cluster its representative is looked for among
 # An edit relabels the clusters it touched from this many of their texts, and weighs terms' rarity by this many
 # texts of every other cluster: at 52k rows and k=118, 1,000 and 100 took 1.4-2.9 s a merge (term counting
-# of 12k texts), 500 and 20 0.37 s, 300 and 10 0.29 s with the same labels (docs/benchmarks.md); c-TF-IDF's
-# top terms settle within a few hundred texts.
-EDIT_TEXTS, EDIT_BACKGROUND = 300, 10
+# of 12k texts), 500 and 20 0.37 s, 300 and 10 0.29 s with the same labels, 300 and 5 0.05 s less again with
+# the same terms (docs/benchmarks.md); c-TF-IDF's top terms settle within a few hundred texts.
+EDIT_TEXTS, EDIT_BACKGROUND = 300, 5
 MAX_PARTS = 20
 
 
