@@ -210,17 +210,15 @@ def _move(
     """Move ``rows`` to ``new_ids`` at ``k`` and relabel what changed, in one write and one history batch;
     ``labelled``: the labels already made for exactly this move (a split's or a merge's preview)."""
 
-    def relabel(con: duckdb.DuckDBPyConnection, touched: set[int]) -> list[dict[str, Any]]:
-        if labelled is not None:  # the clusters it labelled, and the others it touched all emptied (a merge's)
-            rest = sorted(touched - {int(item["cluster_id"]) for item in labelled})
-            if not any(cluster_edits.sizes(con, dataset.dataset_id, k, rest).values()):
-                cluster_edits.replace_labels(con, dataset.dataset_id, k, labelled, rest)
-                cluster_edits.remember_labels(con, dataset.dataset_id, k, [int(i["cluster_id"]) for i in labelled])
-                return list(labelled) + [{"cluster_id": c, "size": 0} for c in rest]
-        return _relabel(con, store, dataset, k, touched)
-
     batch_id, moved, items = cluster_edits.apply_moves(
-        store, dataset.dataset_id, k, rows, new_ids, reason=reason, actor=actor, relabel=relabel
+        store,
+        dataset.dataset_id,
+        k,
+        rows,
+        new_ids,
+        reason=reason,
+        actor=actor,
+        relabel=lambda con, touched: _relabel(con, store, dataset, k, touched, ready=labelled or ()),
     )
     kept = tuple(item for item in items if item["size"] > 0)
     return Edit(batch_id, moved, kept, reason)
@@ -238,17 +236,24 @@ def _relabeller(store: Store, dataset: ds.DatasetInfo) -> history.AfterApply:
 
 
 def _relabel(
-    con: duckdb.DuckDBPyConnection, store: Store, dataset: ds.DatasetInfo, k: int, clusters: set[int]
+    con: duckdb.DuckDBPyConnection,
+    store: Store,
+    dataset: ds.DatasetInfo,
+    k: int,
+    clusters: set[int],
+    ready: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Rewrite the label rows of ``clusters`` at ``k`` from the assignments as they are now (inside the write);
-    the emptied ones lose theirs."""
+    the emptied ones lose theirs. ``ready``: labels made for exactly this state (a preview's), used as they are."""
     if not clusters:
         return []
     size_now = cluster_edits.sizes(con, dataset.dataset_id, k, sorted(clusters))
     emptied = [c for c, n in size_now.items() if n == 0]
     filled = [c for c, n in size_now.items() if n > 0]
+    items = [item for item in ready if int(item["cluster_id"]) in filled]
     # a cluster back to a membership it had (an undo, a redo) gets the labels it had then, texts unread
-    items = cluster_edits.recalled_labels(con, dataset.dataset_id, k, filled) if filled else []
+    unknown = sorted(set(filled) - {int(item["cluster_id"]) for item in items})
+    items += cluster_edits.recalled_labels(con, dataset.dataset_id, k, unknown) if unknown else []
     missing = sorted(set(filled) - {int(item["cluster_id"]) for item in items})
     if missing:
         found = ds.assignments(store, dataset.dataset_id, k).astype(np.int64)

@@ -35,6 +35,11 @@ st.caption(
 )
 
 
+def as_sentence(summary: str) -> str:
+    """A history summary ("undid #12: ...") as the start of a notice ("Undid #12: ...")."""
+    return summary[:1].upper() + summary[1:]
+
+
 def open_cluster(cluster_id: int | None, focus: bool = False, from_table: bool = False) -> None:
     """Open a cluster's card; ``focus``: also zoom the map to it (when it was opened from the table or the
     picker: a click or a lasso on the map is where the curator already looks). Opened from anywhere but the
@@ -139,7 +144,7 @@ def undo_batch(batch_id: int, force: bool = False) -> None:
     except UnknownBatch as exc:
         st.session_state["curation_notice"] = str(exc)
         return
-    st.session_state["curation_notice"] = f"{done.summary[:1].upper()}{done.summary[1:]} ({done.changed:,} changed)."
+    st.session_state["curation_notice"] = f"{as_sentence(done.summary)} ({done.changed:,} changed)."
 
 
 def revert_to(batch_id: int) -> None:
@@ -148,7 +153,7 @@ def revert_to(batch_id: int) -> None:
     except UnknownBatch as exc:
         st.session_state["curation_notice"] = str(exc)
         return
-    st.session_state["curation_notice"] = f"{done.summary[:1].upper()}{done.summary[1:]} ({done.changed:,} changed)."
+    st.session_state["curation_notice"] = f"{as_sentence(done.summary)} ({done.changed:,} changed)."
 
 
 def decisions_bar() -> None:
@@ -381,9 +386,7 @@ def merge_clusters(cluster_ids: list[int], into: int, preview: edits.MergePrevie
     except (ValueError, LookupError) as exc:  # another session changed the clusters meanwhile
         st.session_state["curation_error"] = str(exc)
         return
-    st.session_state["curation_notice"] = (
-        f"{done.summary[:1].upper()}{done.summary[1:]}: {done.moved:,} examples moved."
-    )
+    st.session_state["curation_notice"] = f"{as_sentence(done.summary)}: {done.moved:,} examples moved."
     open_cluster(into, focus=True)
 
 
@@ -545,9 +548,7 @@ def apply_split() -> None:
     except ValueError as exc:
         st.session_state["curation_error"] = str(exc)
         return
-    st.session_state["curation_notice"] = (
-        f"{done.summary[:1].upper()}{done.summary[1:]}: {done.moved:,} examples moved."
-    )
+    st.session_state["curation_notice"] = f"{as_sentence(done.summary)}: {done.moved:,} examples moved."
     open_cluster(chosen[1].cluster_id, focus=True)
 
 

@@ -97,12 +97,8 @@ def labels_by_k(
 
 def _first_per_cluster(found: np.ndarray, order: np.ndarray, per_cluster: int) -> np.ndarray:
     """The sorted rows that come among the first ``per_cluster`` of their cluster in the random ``order``."""
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    by_cluster = np.lexsort((rank, found))  # rows grouped by cluster, each group in random order
-    groups = found[by_cluster]
-    starts = np.searchsorted(groups, groups, side="left")
-    return np.sort(by_cluster[np.arange(len(by_cluster)) - starts < per_cluster])
+    n_clusters = int(found.max()) + 1 if len(found) else 0
+    return _first_per_cluster_capped(found, order, np.full(n_clusters, per_cluster, dtype=np.int64))
 
 
 def cluster_terms(
