@@ -49,7 +49,9 @@ stayed ``notRunning`` for ``--settle`` seconds (the settle wait itself is not co
 with the first run after the click instead, since the pages with a job panel rerun a polling fragment every
 second. Each sample also records when the first run began, how many runs there were, when the visible
 condition held, and the browser's main thread busy time (long tasks, over 50 ms each) in the step. A step's time is the
-later of that moment and the moment its visible condition held (polled every 50 ms). A step that times out is
+later of that moment and the moment its visible condition held, checked every 20 ms from this process (not with
+Playwright's ``expect``, whose retries come 100, 250, 500 and then 1,000 ms apart and so added up to half a
+second to a step). ``--steps 2,8`` runs only the steps named. A step that times out is
 FAILED with what was seen and a screenshot in ``bench/results/browser_scale-shots``; the run goes on with a
 fresh page.
 
@@ -107,6 +109,24 @@ MAP = ".curate-map"  # the map component's root (app/map_component.js); its data
 
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+POLL_S = 0.02  # how often a step's visible condition is checked
+
+
+def poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Return once ``condition()`` holds, checked every ``POLL_S``. Playwright's ``expect`` retries after 100,
+    250, 500 then every 1,000 ms, which added up to half a second to a step that ended between two checks."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout} s")
+        time.sleep(POLL_S)
+
+
+def visible(locator: Any, timeout: float) -> None:
+    """Return once ``locator`` (one element, or its first) is visible."""
+    poll(lambda: locator.first.is_visible(), timeout, f"{locator} visible")
 
 
 class Bench:
@@ -200,6 +220,9 @@ class Bench:
             "first_run_start_s": next(
                 (round(t / 1000 - start, 3) for t, s in states if t >= start * 1000 and s == "running"), None
             ),
+            "first_run_end_s": next(
+                (round(t / 1000 - start, 3) for t, s in states if t >= start * 1000 and s == "notRunning"), None
+            ),
         }
         return end - start, self.received
 
@@ -219,17 +242,19 @@ def goto(bench: Bench, path: str) -> None:
 
 def map_drawn(bench: Bench) -> None:
     """The map's density image and its drawn sample are on the canvas."""
-    from playwright.sync_api import expect
-
     root = bench.page.locator(MAP)
-    expect(root).to_have_attribute("data-image", "drawn", timeout=bench.timeout * 1000)
-    expect(root).to_have_attribute("data-drawn", re.compile(r"^[1-9]"), timeout=bench.timeout * 1000)
+
+    def drawn() -> bool:
+        if not root.count():
+            return False
+        image, points = root.get_attribute("data-image"), root.get_attribute("data-drawn") or ""
+        return image == "drawn" and bool(re.match(r"^[1-9]", points))
+
+    poll(drawn, bench.timeout, "the map drawn")
 
 
 def heading(bench: Bench, name: str) -> None:
-    from playwright.sync_api import expect
-
-    expect(bench.page.get_by_role("heading", name=name, exact=True, level=1)).to_be_visible()
+    visible(bench.page.get_by_role("heading", name=name, exact=True, level=1), bench.timeout)
 
 
 def choose_cluster(bench: Bench, cluster_id: int) -> None:
@@ -276,8 +301,10 @@ def search_words(store: Store, dataset: Any, n: int = 5) -> list[str]:
     return words[:n]
 
 
-def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[str, Any]:
-    from playwright.sync_api import expect, sync_playwright
+def run(
+    workspace: Path, samples: int, settle: float, timeout: float, only: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
 
     store = Store(workspace)
     dataset = ds.get_dataset(store, "scale")
@@ -298,6 +325,8 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
         bench.idle_since(time.time() * 1000 - 60_000, time.monotonic() + timeout, need_run=False)
 
     def record(name: str, target: float | None, fn: Callable[[], dict[str, Any]], bench: Bench) -> None:
+        if only and re.match(r"\d+", name).group() not in only:  # type: ignore[union-attr]
+            return
         print(f"-- {name} (load {load()})", flush=True)
         try:
             result = fn()
@@ -351,9 +380,9 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
             for cid in opened:
                 seconds, received = bench.timed(
                     lambda cid=cid: choose_cluster(bench, cid),
-                    lambda cid=cid: expect(
-                        bench.page.get_by_role("heading", name=re.compile(rf"^Cluster {cid}:"))
-                    ).to_be_visible(),
+                    lambda cid=cid: visible(
+                        bench.page.get_by_role("heading", name=re.compile(rf"^Cluster {cid}:")), timeout
+                    ),
                 )
                 bench.note(out, seconds, received)
             return out
@@ -366,7 +395,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
             switch = bench.page.get_by_role("switch", name=VETO)
 
             def ready() -> None:  # the switch shows it, then the store has it (polled from this process)
-                (expect(switch).to_be_checked if vetoed else expect(switch).not_to_be_checked)()
+                poll(lambda: switch.is_checked() == vetoed, timeout, f"the switch shows vetoed={vetoed}")
                 deadline = time.monotonic() + timeout
                 # cluster_states reads the decision tables only: curation.clusters also counts every cluster's
                 # duplicates over the million rows (0.3-0.8 s a poll), and polling that every 50 ms took a core
@@ -390,7 +419,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
             out: dict[str, Any] = {"samples": [], "bytes": [], "bytes_target": MB, "clusters": opened}
             for cid in opened:
                 choose_cluster(bench, cid)
-                expect(bench.page.get_by_role("heading", name=re.compile(rf"^Cluster {cid}:"))).to_be_visible()
+                visible(bench.page.get_by_role("heading", name=re.compile(rf"^Cluster {cid}:")), timeout)
                 bench.idle_since(time.time() * 1000 - 60_000, time.monotonic() + timeout, need_run=False)
                 seconds, received = veto_once(cid, True)
                 bench.note(out, seconds, received)
@@ -416,7 +445,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
 
                 label = re.compile(rf"^Page \(of \d+; {totals[word]} examples\)")
                 seconds, received = bench.timed(
-                    act, lambda label=label: expect(bench.page.get_by_text(label).first).to_be_visible()
+                    act, lambda label=label: visible(bench.page.get_by_text(label), timeout)
                 )
                 bench.note(out, seconds, received)
             return out
@@ -444,7 +473,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                 marks["released"] = time.time()
 
             caption = bench.page.get_by_text(re.compile(r"[\d,]+ points selected; opened the cluster"))
-            seconds, received = bench.timed(drag, lambda: expect(caption).to_be_visible())
+            seconds, received = bench.timed(drag, lambda: visible(caption, timeout))
             selected = int(re.match(r"([\d,]+)", caption.inner_text()).group(1).replace(",", ""))
             return {
                 "samples": [round(seconds, 3)],
@@ -504,7 +533,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
             return lambda: bench.page.get_by_role("button", name=name, exact=isinstance(name, str)).click()
 
         def notice(pattern: str) -> Callable[[], None]:
-            return lambda: expect(bench.page.get_by_text(re.compile(pattern)).first).to_be_visible()
+            return lambda: visible(bench.page.get_by_text(re.compile(pattern)), timeout)
 
         desk: dict[str, dict[str, Any]] = {
             name: {"samples": [], "bytes": []}
@@ -533,7 +562,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                 bench.page.get_by_role("button", name="Preview the split", exact=True).click()
 
             def previewed() -> None:
-                expect(bench.page.get_by_role("button", name="Split into 2 clusters")).to_be_visible()
+                visible(bench.page.get_by_role("button", name="Split into 2 clusters"), timeout)
 
             def tick_second() -> None:
                 grid = bench.page.locator('[data-testid="stDataFrame"]').first
@@ -541,7 +570,7 @@ def run(workspace: Path, samples: int, settle: float, timeout: float) -> dict[st
                 bench.page.mouse.click(box_["x"] + 20, box_["y"] + 33 * 2 + 16)
 
             def merge_offered() -> None:  # the bulk buttons and the merge's preview (its label) are drawn
-                expect(bench.page.get_by_text(re.compile(r"^Merged: [\d,]+ examples, labelled"))).to_be_visible()
+                visible(bench.page.get_by_text(re.compile(r"^Merged: [\d,]+ examples, labelled")), timeout)
 
             for _ in range(min(samples, 3)):
                 tick(0)
@@ -619,6 +648,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--settle", type=float, default=1.0, help="seconds the script must stay idle")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds a step may take")
+    parser.add_argument("--steps", default="", help="run only these steps, by number (e.g. 2,8); default: all")
     parser.add_argument("--in-place", action="store_true", help="do not copy the workspace (it gets vetoes)")
     args = parser.parse_args()
     start_load = load()
@@ -630,7 +660,8 @@ def main() -> None:
         subprocess.run(["cp", "-r", "--reflink=auto", str(workspace), str(copy_dir / "ws")], check=True)
         workspace = copy_dir / "ws"
     try:
-        result = run(workspace, args.samples, args.settle, args.timeout)
+        only = frozenset(step.strip() for step in args.steps.split(",") if step.strip())
+        result = run(workspace, args.samples, args.settle, args.timeout, only)
     finally:
         if copy_dir is not None:
             shutil.rmtree(copy_dir, ignore_errors=True)

@@ -163,14 +163,18 @@ def labels_for_clusters(
         return [_item(int(c), [], int(sizes[c])) for c in wanted]
     scale = sizes[found[rows]] / np.maximum(read[found[rows]], 1)
     membership = sp.csr_matrix((scale, (found[rows], np.arange(len(rows)))), shape=(n_clusters, len(rows)))
-    per_cluster_counts = np.asarray((membership @ counts).todense(), dtype=np.float64)
-    scores = _ctfidf(per_cluster_counts[sizes > 0])
-    position = np.cumsum(sizes > 0) - 1  # a cluster's row among the non-empty ones
+    per_cluster_counts = (membership @ counts).tocsr()  # sparse: only the wanted rows are made dense
+    words = np.asarray(per_cluster_counts.sum(axis=1)).ravel()
+    # c-TF-IDF as _ctfidf computes it, the mean words per cluster taken over the non-empty clusters
+    idf = np.log1p(words[sizes > 0].mean() / np.maximum(np.asarray(per_cluster_counts.sum(axis=0)).ravel(), 1.0))
+    chosen = [int(c) for c in wanted]
+    tf = np.asarray(per_cluster_counts[chosen].todense(), dtype=np.float64) / np.maximum(words[chosen], 1.0)[:, None]
+    scores = tf * idf
     items = []
-    for cluster in wanted:
-        row = scores[position[int(cluster)]]
+    for index, cluster in enumerate(chosen):
+        row = scores[index]
         best = np.argsort(-row, kind="stable")[:5]
-        items.append(_item(int(cluster), [str(vocabulary[i]) for i in best if row[i] > 0], int(sizes[cluster])))
+        items.append(_item(cluster, [str(vocabulary[i]) for i in best if row[i] > 0], int(sizes[cluster])))
     return items
 
 

@@ -134,6 +134,24 @@ def test_cluster_terms_are_the_distinctive_words() -> None:
     assert (result[2]["terms"], result[2]["label"]) == ([], "cluster 2")
 
 
+def test_an_edits_labels_read_from_every_text_are_the_sweeps_labels() -> None:
+    from core.cluster.labels import labels_for_clusters
+
+    found = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2])
+    counts, vocabulary = term_counts(TOY_TEXTS)
+    swept = cluster_terms(counts, vocabulary, found, 3)
+
+    def texts(rows: np.ndarray) -> list[str]:
+        return [TOY_TEXTS[i] for i in rows]
+
+    edited = labels_for_clusters(texts, found, [0, 1, 2], per_cluster=100, background=100)
+    assert [(e["label"], e["terms"], e["size"]) for e in edited] == [(s["label"], s["terms"], s["size"]) for s in swept]
+    # ids with a gap (a merge emptied cluster 1): the empty cluster weighs no term's rarity
+    gapped = np.where(found == 1, 3, found)
+    (moved,) = labels_for_clusters(texts, gapped, [3], per_cluster=100, background=100)
+    assert (moved["label"], moved["size"]) == (swept[1]["label"], 4)
+
+
 # Two rows per cluster; each cluster holds one kind of junk beside, at most, one real word.
 JUNK_TEXTS = [
     "### Instruction: fix this code ### Input: x = 1 ### Response: x == 1",
