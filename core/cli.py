@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k-grid", default=None, help="k values to sweep, comma-separated (default: from the dataset size)")
     p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     p.add_argument("--replace", action="store_true", help="replace a dataset of the same name holding another file")
+    _add_engine(p, "the embedding")
 
     p = sub.add_parser("datasets", help="list the workspace's datasets")
     _add_common(p, dataset=False)
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="score a seeded sample of at most N unscored examples, stratified by cluster (at least one each)",
     )
     p.add_argument("--yes", action="store_true", help="run even when the estimate is over an hour")
+    _add_engine(p, "a model scorer")
 
     p = sub.add_parser("scores", help="per-cluster mean and spread of every stored score, and combined quality")
     _add_common(p)
@@ -316,6 +318,40 @@ def _dataset(store: Any, args: argparse.Namespace) -> Any:
     return ds.get_dataset(store, args.dataset)
 
 
+def _add_engine(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help=f"where {what} runs: local (this process, the default) or ray (a Ray cluster)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="the Ray cluster: local (start one on this machine for the job; the default), auto, or HOST:PORT "
+        "(default: CURATE_RAY_ADDRESS)",
+    )
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    """The engine the flags ask for; None for this process."""
+    from core.engines import engine_from_options
+
+    engine = engine_from_options(args.engine, args.ray_address)
+    return None if engine.name == "local" else engine
+
+
+def _print_engine(run: dict[str, Any] | None) -> None:
+    """Where a Ray run's time went (shards computed now and merged from a killed run, actors, phases)."""
+    if not run or run["engine"] == "local":
+        return
+    phases = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in run["seconds"].items())
+    print(
+        f"ray: {run['computed_shards']} shards computed, {run['recovered_shards']} merged from an earlier run, "
+        f"{run['actors']} actors; {phases}"
+    )
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from core.prepare import PrepareOptions, prepare
     from core.prepare_job import PrepareJob
@@ -339,7 +375,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     store = _store(args, create=True)
     progress = TqdmProgress()
     try:
-        report = prepare(store, args.path, options, progress)
+        report = prepare(store, args.path, options, progress, engine=_engine(args))
     except BaseException:
         progress.close(discard=True)
         raise
@@ -353,6 +389,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         )
         for note in report.sample_notes:  # a large dataset's sweep and map run on samples: say how
             print(f"note: {note}", file=sys.stderr)
+    _print_engine(report.engine)
     _print_sweep_notes(store, report.name)
     if report.n_skipped:
         print(f"skipped {report.n_skipped} bad rows:")
@@ -696,13 +733,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     if todo.empty:
         print(f"every example of {dataset.name!r} already has {args.scorer} scores: nothing to compute")
         return 0
-    _confirm_score_cost(args, len(todo))
-    if scorer.uses_model:
+    engine = _engine(args) if scorer.uses_model else None
+    if engine is None:  # this machine's measured cost and rate say nothing of a cluster's
+        _confirm_score_cost(args, len(todo))
+    if scorer.uses_model and engine is None:
         rate, seconds = estimate_seconds(scorer, todo)
         print(f"estimate: {len(todo)} examples at {rate:.2f}/s on this device = {seconds / 60:.1f} min")
     progress = TqdmProgress()
     try:
-        report = score_dataset(store, dataset, scorer, limit=args.limit, progress=progress)
+        report = score_dataset(store, dataset, scorer, limit=args.limit, progress=progress, engine=engine)
     except BaseException:
         progress.close(discard=True)
         raise
@@ -711,6 +750,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"scored {report.scored} examples with {report.scorer} ({report.cached} already scored) "
         f"in {report.seconds:.1f} s"
     )
+    _print_engine(report.engine)
     return 0
 
 

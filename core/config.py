@@ -47,6 +47,27 @@ def embed_model() -> str:
     return os.environ.get("CURATE_EMBED_MODEL") or DEFAULT_EMBED_MODEL
 
 
+def ray_address() -> str:
+    """The Ray cluster the ``ray`` engine uses (``CURATE_RAY_ADDRESS``): ``local`` (the default) starts a Ray
+    instance on this machine for the job; ``auto`` joins the cluster this machine is part of; ``HOST:PORT`` or
+    ``ray://HOST:PORT`` a remote one."""
+    return os.environ.get("CURATE_RAY_ADDRESS", "").strip() or "local"
+
+
+def shard_root() -> str | None:
+    """Where the ``ray`` engine writes its Parquet shards (``CURATE_SHARD_ROOT``): a folder or URI every node
+    of the cluster can read and write (NFS, ``s3://...``); unset, a folder in the workspace (enough for a
+    cluster on this machine)."""
+    return os.environ.get("CURATE_SHARD_ROOT", "").strip() or None
+
+
+def shard_rows() -> int:
+    """Rows per Parquet shard of the ``ray`` engine (``CURATE_SHARD_ROWS``); 0, the default, keeps each stage's
+    own part size (1,024 texts to embed, 128 examples to score)."""
+    value = os.environ.get("CURATE_SHARD_ROWS", "").strip()
+    return _positive_int("CURATE_SHARD_ROWS", 1, "rows") if value else 0
+
+
 def lock_timeout_seconds() -> float:
     """How long a process waits for the workspace lock before reporting it busy (``CURATE_LOCK_TIMEOUT``)."""
     return float(os.environ.get("CURATE_LOCK_TIMEOUT", "120"))

@@ -82,3 +82,8 @@ class UndoRefused(RuntimeError):
 
 class UnknownBatch(LookupError):
     """No batch (or history row) with that id in the dataset's history, or nothing left to undo."""
+
+
+class EngineError(RuntimeError):
+    """A compute engine cannot run a stage: a Ray cluster that cannot be reached or lacks a package; the message
+    names the address and what to do, on one line."""

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from core import config, ingest
 from core.cluster import clustering, labels
 from core.cluster.reduce import DEFAULT_REDUCER, MAP_SAMPLE, MAP_SAMPLE_ABOVE, REDUCERS
 from core.embed.embedders import build_embedder
+from core.embed.stage import EmbedStage, for_device, table_vectors
+from core.engines import SHARD_FOLDER, Engine, EngineReport, LocalEngine
 from core.errors import DatasetExists, DatasetNotFound
 from core.progress import Progress
 from core.registry import spec_of
@@ -74,6 +77,7 @@ class PrepareReport:
     active_k: int | None = None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     sample_notes: list[str] = dataclasses.field(default_factory=list)  # which stages ran on a sample, and how
+    engine: dict[str, Any] | None = None  # the embedding's engine run (core.engines.EngineReport as a dict)
 
 
 # bench/prepare.py on the reference 2-core CPU (docs/benchmarks.md): 51,772 rows in 9.4 min with the packaged
@@ -88,8 +92,10 @@ def prepare(
     progress: Progress | None = None,
     *,
     batch_rows: int = ingest.BATCH_ROWS,
+    engine: Engine | None = None,
 ) -> PrepareReport:
-    """Ingest ``path`` into ``store`` and compute embeddings, the k sweep, labels and the map.
+    """Ingest ``path`` into ``store`` and compute embeddings (on ``engine``, default this process), the k sweep,
+    labels and the map.
 
     The file is read ``batch_rows`` rows at a time into a staging file, so memory does not grow with it.
     """
@@ -104,8 +110,8 @@ def prepare(
         with timer("ingest"):
             found = _read_into(staged, path, options, batch_rows, progress)
         grid = _k_grid(path, options.k_grid, found.n_rows)  # checked before anything is stored
-        embedder = build_embedder(options.embedder)
-        info = _existing(store, name, found, options)
+        embedder = _embedder_for(options, engine)
+        info = _existing(store, name, found, options, embedder)
         if info is not None and info.status == "ready":
             return _report(info, reused=True, seconds=timer.seconds)
         if info is None:
@@ -123,7 +129,7 @@ def prepare(
         else:
             dataset_id = info.dataset_id
     with timer("embed"):
-        embedded, cached = embed_missing(store, embedder, dataset_id, options.embed_fields, progress)
+        embedded, cached, run = embed_missing(store, embedder, dataset_id, options.embed_fields, progress, engine)
     with timer("load"):
         embeddings = ds.load_embeddings(store, dataset_id, embedder.cache_key())
     with timer("k_sweep"):
@@ -153,6 +159,7 @@ def prepare(
     ds.update_dataset(store, dataset_id, status="ready")
     report = _report(ds.get_dataset(store, dataset_id), reused=False, seconds=timer.seconds)
     report.embedded, report.embeddings_cached = embedded, cached
+    report.engine = dataclasses.asdict(run)
     report.sample_notes = _sample_notes(store, report, options)
     return report
 
@@ -207,7 +214,16 @@ def _advance_to(progress: Progress, done: int) -> None:
     progress.advance(max(0, min(done, progress.total) - progress.done))
 
 
-def _existing(store: Store, name: str, result: ingest.IngestSummary, options: PrepareOptions) -> ds.DatasetInfo | None:
+def _embedder_for(options: PrepareOptions, engine: Engine | None) -> Any:
+    """The prepare's embedder; on another engine than this process, its precision resolved for the engine's
+    device, so the cache key names what the workers compute."""
+    embedder = build_embedder(options.embedder)
+    return embedder if engine is None or engine.name == "local" else for_device(embedder, engine.device())
+
+
+def _existing(
+    store: Store, name: str, result: ingest.IngestSummary, options: PrepareOptions, embedder: Any
+) -> ds.DatasetInfo | None:
     try:
         info = ds.get_dataset(store, name)
     except DatasetNotFound:
@@ -217,7 +233,7 @@ def _existing(store: Store, name: str, result: ingest.IngestSummary, options: Pr
     same = (
         info.file_sha256 == result.file_sha256
         and info.embed_fields == list(options.embed_fields)
-        and info.embedder_key == build_embedder(options.embedder).cache_key()
+        and info.embedder_key == embedder.cache_key()
     )
     if same:
         return info
@@ -272,14 +288,20 @@ def _embed_texts(frame: Any, fields: tuple[str, ...]) -> list[str]:
 
 
 def embed_missing(
-    store: Store, embedder: Any, dataset_id: int, fields: tuple[str, ...], progress: Progress
-) -> tuple[int, int]:
-    """Embed the dataset's texts whose hash has no cached vector, in chunks committed one by one.
+    store: Store,
+    embedder: Any,
+    dataset_id: int,
+    fields: tuple[str, ...],
+    progress: Progress,
+    engine: Engine | None = None,
+) -> tuple[int, int, EngineReport]:
+    """Embed the dataset's texts whose hash has no cached vector, on ``engine`` (default: this process), the
+    vectors committed as parts finish.
 
-    Returns (texts embedded now, texts found in the cache). Texts are read from the store ``READ_CHUNK`` rows
-    at a time, so a prepare never holds every text as a Python string; inside a read, chunks are taken in
-    text-length order so each chunk's batches hold texts of similar length (the embedder sorts by exact token
-    count inside a chunk).
+    Returns (texts embedded now, texts found in the cache, the engine's report). Texts are read from the store ``READ_CHUNK`` rows
+    at a time, so a prepare never holds every text as a Python string; inside a read, parts are taken in
+    text-length order so each part's batches hold texts of similar length (the embedder sorts by exact token
+    count inside a part).
     """
     key = embedder.cache_key()
     hashes = ds.text_hashes(store, dataset_id)
@@ -289,19 +311,31 @@ def embed_missing(
     missing = unique - cached
     n_missing = len(missing)
     progress.start("embed", n_missing)
-    for start in range(0, n_rows, READ_CHUNK):
-        frame = ds.texts_in_rows(store, dataset_id, start, start + READ_CHUNK)
-        pending: dict[str, str] = {}
-        for text_hash, text in zip(frame.text_hash, _embed_texts(frame, fields), strict=True):
-            if text_hash in missing:
-                pending.setdefault(text_hash, text)
-        missing -= pending.keys()
-        order = sorted(pending, key=lambda h: len(pending[h]))
-        with _VectorWriter(store, key) as writer:
-            for first in range(0, len(order), EMBED_CHUNK):
-                chunk = order[first : first + EMBED_CHUNK]
-                writer.add(chunk, embedder.embed([pending[h] for h in chunk], progress=progress.advance))
-    return n_missing, len(cached)
+
+    def windows() -> Iterator[pa.Table]:
+        for start in range(0, n_rows, READ_CHUNK):
+            frame = ds.texts_in_rows(store, dataset_id, start, start + READ_CHUNK)
+            pending: dict[str, str] = {}
+            for text_hash, text in zip(frame.text_hash, _embed_texts(frame, fields), strict=True):
+                if text_hash in missing:
+                    pending.setdefault(text_hash, text)
+            missing.difference_update(pending)
+            order = sorted(pending, key=lambda h: len(pending[h]))
+            yield pa.table(
+                {"key": pa.array(order, pa.string()), "text": pa.array([pending[h] for h in order], pa.string())}
+            )
+
+    with _VectorWriter(store, key) as writer:
+        run = (engine or LocalEngine()).run(
+            EmbedStage(embedder),
+            windows(),
+            lambda table: writer.add(table.column("key").to_pylist(), table_vectors(table)),
+            folder=store.workspace / SHARD_FOLDER,
+            shard_rows=EMBED_CHUNK,
+            total=n_missing,
+            progress=progress,
+        )
+    return n_missing, len(cached), run
 
 
 class _VectorWriter:

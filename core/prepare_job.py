@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core import ingest, jobs
+from core.engines import engine_from_spec
 from core.prepare import PrepareOptions, dataset_name
 from core.progress import Progress
 
@@ -25,6 +26,7 @@ class PrepareJob:
     kind: ClassVar[str] = "prepare"
     path: str
     options: PrepareOptions = dataclasses.field(default_factory=PrepareOptions)
+    engine: dict[str, Any] | None = None  # where the embedding runs (core.engines); None: the worker itself
 
     def validate(self, workspace: Path) -> None:
         from core.embed.embedders import build_embedder
@@ -50,9 +52,11 @@ class PrepareJob:
             raise jobs.InvalidJob("k_grid", f"give positive k values, not {list(options.k_grid)}")
         with jobs.blame("embedder"):
             build_embedder(options.embedder)  # builds the dataclass only: no model is loaded here
+        with jobs.blame("engine"):
+            engine_from_spec(self.engine)  # the engine's parameters only: no cluster is reached here
 
     def to_params(self) -> dict[str, Any]:
-        return {"path": self.path, "options": dataclasses.asdict(self.options)}
+        return {"path": self.path, "options": dataclasses.asdict(self.options), "engine": self.engine}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> PrepareJob:
@@ -60,7 +64,7 @@ class PrepareJob:
         for name in ("embed_fields", "k_grid"):
             if options.get(name) is not None:
                 options[name] = tuple(options[name])  # JSON has lists; the options hold tuples
-        return cls(path=str(params["path"]), options=PrepareOptions(**options))
+        return cls(path=str(params["path"]), options=PrepareOptions(**options), engine=params.get("engine"))
 
 
 def execute(workspace: Path, spec: PrepareJob, progress: Progress, job_dir: Path) -> dict[str, Any]:
@@ -68,5 +72,5 @@ def execute(workspace: Path, spec: PrepareJob, progress: Progress, job_dir: Path
     from core.prepare import prepare
     from core.storage.database import Store
 
-    report = prepare(Store(workspace), spec.path, spec.options, progress)
+    report = prepare(Store(workspace), spec.path, spec.options, progress, engine=engine_from_spec(spec.engine))
     return dataclasses.asdict(report)

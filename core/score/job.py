@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core import atomic, jobs
+from core.engines import engine_from_spec
 from core.progress import Progress
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -29,6 +30,7 @@ class ScoreJob:
     scorer: str
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     limit: int | None = None
+    engine: dict[str, Any] | None = None  # where a model scorer runs (core.engines); None: the worker itself
 
     def validate(self, workspace: Path) -> None:
         from core.score.scorers import SCORERS
@@ -45,6 +47,8 @@ class ScoreJob:
             raise jobs.InvalidJob("precision", f"choose {', '.join(PRECISIONS)}, not {scorer.precision!r}")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise jobs.InvalidJob("limit", f"give a positive number of examples (or none for all), not {self.limit!r}")
+        with jobs.blame("engine"):
+            engine_from_spec(self.engine)  # the engine's parameters only: no cluster is reached here
 
     def to_params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -56,6 +60,7 @@ class ScoreJob:
             scorer=str(params["scorer"]),
             params=dict(params.get("params") or {}),
             limit=params.get("limit"),
+            engine=params.get("engine"),
         )
 
 
@@ -73,12 +78,13 @@ def execute(workspace: Path, spec: ScoreJob, progress: Progress, job_dir: Path) 
         # the sample is drawn once, at the first start, and kept: a resumed job finishes that sample, where
         # drawing again from what is still unscored would score ``limit`` more examples, and other ones
         only = score_sample(job_dir, lambda: list(pending(store, dataset, scorer, spec.limit).content_hash))
-    if scorer.uses_model:  # measured on a few examples on this device before the long run starts
+    engine = engine_from_spec(spec.engine)
+    if scorer.uses_model and engine is None:  # measured on a few examples on this device before the long run
         progress.start("estimate", 1)
         todo = pending(store, dataset, scorer, spec.limit, only=only)
         rate, seconds = estimate_seconds(scorer, todo)
         progress.message(f"estimate: {len(todo)} examples at {rate:.2f}/s = {seconds / 60:.1f} min")
-    report = score_dataset(store, dataset, scorer, limit=spec.limit, only=only, progress=progress)
+    report = score_dataset(store, dataset, scorer, limit=spec.limit, only=only, progress=progress, engine=engine)
     return dataclasses.asdict(report)
 
 

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.engines import SHARD_FOLDER, Engine, EngineReport, LocalEngine
 from core.errors import ModelLoadError
 from core.progress import Progress
 from core.registry import spec_of
 from core.score.scorers import SCORERS, Scorer
+from core.score.stage import INPUT_COLUMNS, ScoreStage, for_device, table_values
 from core.storage import scores as score_store
 from core.storage.database import Store
 from core.storage.datasets import DatasetInfo, assignments, example_texts
@@ -38,6 +40,7 @@ class ScoreReport:
     scored: int
     cached: int
     seconds: float
+    engine: dict[str, Any] | None = None  # a model scorer's engine run (core.engines.EngineReport as a dict)
 
 
 def build_scorer(name: str, **params: Any) -> Scorer:
@@ -175,15 +178,19 @@ def score_dataset(
     only: Collection[str] | None = None,
     chunk: int = 128,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> ScoreReport:
     """Score the dataset's unscored examples (see :func:`pending` for ``limit`` and ``only``), committing
-    every ``chunk`` examples.
+    every ``chunk`` examples. A model scorer runs on ``engine`` (default: this process; on a Ray cluster each
+    chunk is a shard); a model-free one always runs here.
 
     128 examples are about 45 s of LM scoring on a 2-core CPU: little to redo after a cancel, and enough
     sequences per chunk for the length-sorted batches to pack with little padding.
     """
     progress = progress or Progress()
     started = time.perf_counter()
+    if engine is not None and engine.name != "local" and scorer.uses_model:
+        scorer = for_device(scorer, engine.device())  # the key names the precision the workers compute in
     # a stage from the start: until the first one a job's bar read "0/0" while the unscored rows were found
     progress.start("find unscored examples", 1)
     key = score_key_for(store, dataset, scorer)
@@ -193,6 +200,10 @@ def score_dataset(
     if not todo.empty:
         load_model(scorer)
     progress.start(f"score {scorer.name}", len(todo))
+    if scorer.uses_model and not scorer.set_dependent:
+        run = _score_on_engine(store, scorer, key, todo, chunk, progress, engine or LocalEngine())
+        seconds = time.perf_counter() - started
+        return ScoreReport(scorer.name, key, len(todo), cached, seconds, dataclasses.asdict(run))
     if getattr(scorer, "needs_embeddings", False):
         todo = _with_embeddings(store, dataset, todo)
     step = len(todo) if scorer.set_dependent else chunk
@@ -206,6 +217,34 @@ def score_dataset(
         score_store.put_scores(store, key, list(part.content_hash), values)
         progress.advance(len(part) - reported.done)  # a cancel stops here, after this chunk was committed
     return ScoreReport(scorer.name, key, len(todo), cached, time.perf_counter() - started)
+
+
+def _score_on_engine(
+    store: Store, scorer: Scorer, key: str, todo: pd.DataFrame, chunk: int, progress: Progress, engine: Engine
+) -> EngineReport:
+    """A model scorer's parts computed on ``engine``, each committed as it finishes."""
+    import pyarrow as pa
+
+    inputs = pa.table(
+        {
+            "key": pa.array(todo.content_hash.astype(str), pa.string()),
+            **{column: pa.array(todo[column].astype(str), pa.string()) for column in INPUT_COLUMNS},
+        }
+    )
+
+    def merge(table: pa.Table) -> None:
+        hashes, values = table_values(table)
+        score_store.put_scores(store, key, hashes, values)
+
+    return engine.run(
+        ScoreStage(scorer, key),
+        [inputs],
+        merge,
+        folder=store.workspace / SHARD_FOLDER,
+        shard_rows=chunk,
+        total=len(todo),
+        progress=progress,
+    )
 
 
 class _RowsDone:
