@@ -68,3 +68,27 @@ def _number_input(param: Param, key: str, help_text: str | None) -> int | float:
     return st.number_input(
         param.name, value=value, step=0.05, format="%g", min_value=low, max_value=high, key=key, help=help_text
     )
+
+
+def engine_choice(key_prefix: str) -> dict[str, Any] | None:
+    """Where a job's model stage runs: a pick among the registered engines, and the chosen one's own
+    parameters in the generic form; the job's ``engine`` spec (None: the job's own process)."""
+    from core.engines import ENGINES
+    from core.registry import changed_values
+
+    names = ENGINES.names()
+    name = st.selectbox(
+        "Run the model on",
+        names,
+        index=names.index("local"),
+        format_func=ENGINES.title,
+        key=f"{key_prefix}_engine",
+        help="local: the job's own process, on this machine's GPU or CPU. Ray: a Ray Data pipeline on a cluster "
+        "(address `local` starts one on this machine; `auto` or HOST:PORT joins one), its progress counted in "
+        "finished shards.",
+    )
+    if name == "local":
+        return None
+    with st.expander("Ray settings"):
+        values = params_form(ENGINES, name, key_prefix, columns=3)
+    return {"name": name, **changed_values(ENGINES.params(name), values)}

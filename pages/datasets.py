@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import queries
 from app.job_panel import JobView, job_panel, launch
-from app.params_form import params_form
+from app.params_form import engine_choice, params_form
 from app.state import pick_dataset, store, workspace
 from app.text import plain
 from core import ingest, jobs
@@ -109,6 +109,7 @@ def launch_form() -> None:
     with st.expander("Embedder settings"):
         embedder_params = params_form(EMBEDDERS, embedder, "embedder")
     skip_bad = st.checkbox("Skip bad rows (store the good rows and report the bad ones)", key="skip_bad")
+    engine = engine_choice("prepare")
     if st.button("Prepare", type="primary", key="prepare", disabled=not fields):
         options = PrepareOptions(
             name=name.strip() or path.stem,
@@ -117,7 +118,7 @@ def launch_form() -> None:
             embedder=embedder_spec(embedder, embedder_params),
             embed_fields=tuple(fields),
         )
-        launch(PrepareJob(path=str(path), options=options), "prepare_job")
+        launch(PrepareJob(path=str(path), options=options, engine=engine), "prepare_job")
 
 
 def dataset_name(status: jobs.JobStatus) -> str:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from app import figures, queries
 from app.job_panel import JobView, job_panel, launch
-from app.params_form import params_form
+from app.params_form import engine_choice, params_form
 from app.state import pick_dataset, store
 from app.text import plain
 from app.widgets import plain_text
@@ -48,9 +48,11 @@ def launch_panel() -> None:
             "The reward scorer needs a sequence-classification reward model. "
             "Scores are cached by scorer, model, parameters and example text."
         )
+    engine = engine_choice("score") if SCORERS.get(scorer).uses_model else None
     if cols[2].button("Score", key="start_score", type="primary", disabled=not confirmed):
         params = changed_values(SCORERS.params(scorer), values)
-        launch(ScoreJob(dataset=dataset.name, scorer=scorer, params=params, limit=int(limit) or None), "score_job")
+        spec = ScoreJob(dataset=dataset.name, scorer=scorer, params=params, limit=int(limit) or None, engine=engine)
+        launch(spec, "score_job")
 
 
 def cost_notice(scorer: str, n_rows: int, precision: str) -> bool:

@@ -110,4 +110,7 @@ def engine_from_spec(spec: dict[str, Any] | None) -> Engine | None:
     if not spec or spec.get("name", DEFAULT_ENGINE) == DEFAULT_ENGINE:
         return None
     params = dict(spec)
-    return build_engine(params.pop("name"), **params)
+    name = params.pop("name")
+    if name == "ray":  # an address left at its default follows CURATE_RAY_ADDRESS, as on the CLI
+        params.setdefault("address", config.ray_address())
+    return build_engine(name, **params)

@@ -106,7 +106,7 @@ class RayEngine:
         return ShardFolder(f"{root.rstrip('/')}/{leaf}" if root else str(folder / leaf))
 
     def _recover(self, shards: ShardFolder, merge: Merge, report: EngineReport, progress: Progress) -> set[str]:
-        """Merge the output shards a killed run left; the keys of those and of the input shards still known,
+        """Merge the output shards a killed run left; the keys of those and of the input shards still waiting,
         so that none of their rows is written into a new shard (the caller listed them as still to do)."""
         known: set[str] = set()
         for shard in shards.names("in"):
