@@ -155,9 +155,12 @@ class RayEngine:
         progress: Progress,
         clock: _Clock,
     ) -> None:
+        import logging
+
         import ray.data
 
-        ray.data.DataContext.get_current().enable_progress_bars = False
+        ray.data.DataContext.get_current().enable_progress_bars = False  # the CLI and the pages show their own
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a line per pipeline start and end
         gpus = self._gpus()
         size = self._pool_size(ray, gpus, len(todo))
         report.actors = size
