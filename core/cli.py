@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", action="append", default=[], metavar="FILE", help="also a target set's features")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="e.g. d=2048, warmup_epochs=2")
 
+    _add_engine(p, "the gradient features (the warmup and the graph stay here)")
     p = sub.add_parser("run", help="fine-tune on a selection in the background, evaluating before and after")
     _add_common(p)
     source = p.add_mutually_exclusive_group(required=True)
@@ -871,7 +872,7 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     targets = describe_paths(args.target)  # what each target holds, before the model loads
     require_responses(targets)  # one without responses has no task gradient: refused
     _print_targets(targets)
-    report = _compute_gradients(store, dataset, args.target, _pairs(args.param, "--param"))
+    report = _compute_gradients(store, dataset, args.target, _pairs(args.param, "--param"), _engine(args))
     speed = f", {report['examples_per_second']} examples/s" if report["examples_per_second"] else " (cached)"
     print(f"gradient features of {report['rows']} examples, d={report['d']}{speed}; graph stored")
     for name, key in report["targets"].items():
@@ -888,7 +889,9 @@ def _print_targets(reports: list[Any]) -> None:
             print(f"warning: {note}", file=sys.stderr)
 
 
-def _compute_gradients(store: Any, dataset: Any, targets: list[str], params: dict[str, str]) -> dict[str, Any]:
+def _compute_gradients(
+    store: Any, dataset: Any, targets: list[str], params: dict[str, str], engine: Any = None
+) -> dict[str, Any]:
     """Compute in this process what a ``gradients`` job computes, checked by the same spec first."""
     import dataclasses
 
@@ -902,7 +905,8 @@ def _compute_gradients(store: Any, dataset: Any, targets: list[str], params: dic
     spec.validate(store.workspace)  # an unknown parameter or a bad target file, before any model loads
     progress = TqdmProgress()
     try:
-        report = compute_gradients(store, dataset, spec.gradient_config(store, dataset.dataset_id), targets, progress)
+        config = spec.gradient_config(store, dataset.dataset_id)
+        report = compute_gradients(store, dataset, config, targets, progress, engine=engine)
     except BaseException:
         progress.close(discard=True)
         raise

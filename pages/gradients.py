@@ -11,6 +11,7 @@ import streamlit as st
 
 from app import figures, map_component, map_spec, queries
 from app.job_panel import JobView, job_panel, launch
+from app.params_form import engine_choice
 from app.state import pick_dataset, store, workspace
 from app.text import hover, plain
 from app.widgets import target_files, target_summary
@@ -59,9 +60,11 @@ def launch_panel() -> None:
         "then the top-M neighbour graph. "
         "Everything is cached: a target added later costs only its own rows."
     )
+    engine = engine_choice("gradients")  # the features; the warmup and the graph run in the job itself
     if st.button("Compute features and graph", key="start_gradients", type="primary"):
         config = {"d": int(d), "warmup_fraction": float(fraction), "neighbours": int(neighbours)}
-        launch(GradientsJob(dataset=dataset.name, config=config, targets=tuple(chosen)), "gradient_job")
+        spec = GradientsJob(dataset=dataset.name, config=config, targets=tuple(chosen), engine=engine)
+        launch(spec, "gradient_job")
 
 
 def gradients_outcome(status: jobs.JobStatus) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from core import jobs
+from core.engines import engine_from_spec
 from core.progress import Progress
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class GradientsJob:
     dataset: str
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     targets: tuple[str, ...] = ()
+    engine: dict[str, Any] | None = None  # where the features run (core.engines); None: the worker itself
 
     def validate(self, workspace: Path) -> None:
         from core.gradients import target_report
@@ -53,6 +55,8 @@ class GradientsJob:
             )
         with jobs.blame("config"):  # a value of the wrong type fails the checks with a TypeError
             check_config(dataclasses.replace(GradientConfig(), **self.config))
+        with jobs.blame("engine"):
+            engine_from_spec(self.engine)  # the engine's parameters only: no cluster is reached here
         for path in self.targets:
             with jobs.blame("targets"):  # a bad row is reported with its file and line
                 target_report.require_responses([target_report.describe(load_eval_set(path))])
@@ -64,7 +68,12 @@ class GradientsJob:
         return dataclasses.replace(current_config(store, dataset_id), **self.config)
 
     def to_params(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "config": dict(self.config), "targets": list(self.targets)}
+        return {
+            "dataset": self.dataset,
+            "config": dict(self.config),
+            "targets": list(self.targets),
+            "engine": self.engine,
+        }
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> GradientsJob:
@@ -72,6 +81,7 @@ class GradientsJob:
             dataset=str(params["dataset"]),
             config=dict(params.get("config") or {}),
             targets=tuple(params.get("targets") or ()),
+            engine=params.get("engine"),
         )
 
 
@@ -100,4 +110,5 @@ def execute(workspace: Path, spec: GradientsJob, progress: Progress, job_dir: Pa
 
     store = Store(workspace)
     dataset = get_dataset(store, spec.dataset)
-    return compute_gradients(store, dataset, spec.gradient_config(store, dataset.dataset_id), spec.targets, progress)
+    config = spec.gradient_config(store, dataset.dataset_id)
+    return compute_gradients(store, dataset, config, spec.targets, progress, engine=engine_from_spec(spec.engine))

@@ -40,10 +40,12 @@ from core.storage.database import Store
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from core.engines import Engine
     from core.models.lm import CausalLM
 
 CPU_DIMENSION = 1024
 CUDA_DIMENSION = 8192  # the LESS / G2IS value; a sparse projection makes it affordable on a GPU machine
+GRADIENT_SHARD = 64  # examples per shard on the ray engine: about 30 s of a CPU actor, a fraction of a GPU's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,6 +222,7 @@ def _features(
     config: GradientConfig,
     moments: tuple[Any, Any] | None,
     progress: Progress | None,
+    engine: Engine | None = None,
 ) -> np.ndarray:
     from core.gradients.features import gradient_features
 
@@ -227,6 +230,11 @@ def _features(
         return gstore.load_features(store, info.feature_key)
     if progress:
         progress.start(f"{info.role} gradient features: {len(frame)} examples", len(frame))
+    if engine is not None:
+        features = _engine_features(store, info, warm, frame, config, moments, progress or Progress(), engine)
+        gstore.save_set(store, info, features)
+        shutil.rmtree(gstore.folder(store) / f"{info.feature_key}.parts", ignore_errors=True)
+        return features.astype(np.float32)
     features = gradient_features(
         warm.model,
         tokenizer,
@@ -247,14 +255,93 @@ def _features(
     return features.astype(np.float32)
 
 
+def _engine_features(
+    store: Store,
+    info: gstore.GradientSet,
+    warm: Warmup,
+    frame: pd.DataFrame,
+    config: GradientConfig,
+    moments: tuple[Any, Any] | None,
+    progress: Progress,
+    engine: Engine,
+) -> np.ndarray:
+    """The features of ``frame`` computed on ``engine``; each finished part is kept in the features' parts
+    folder as it is merged (so a killed job loses no finished part), then all are put together in row order."""
+    import uuid
+
+    import pyarrow as pa
+
+    from core.engines import SHARD_FOLDER
+    from core.gradients.stage import INPUT_COLUMNS, GradientStage, adapter_files, moments_bytes
+
+    parts = gstore.folder(store) / f"{info.feature_key}.parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    features = np.zeros((len(frame), info.d), dtype=np.float16)
+    done = np.zeros(len(frame), dtype=bool)
+    for path in sorted(parts.glob("engine-*.npz")):  # what a killed job merged already
+        with np.load(path) as part:
+            features[part["rows"]], done[part["rows"]] = part["features"], True
+    progress.advance(int(done.sum()))
+    todo = np.flatnonzero(~done)
+    inputs = pa.table(
+        {
+            "key": pa.array([str(i) for i in todo], pa.string()),
+            **{
+                column: pa.array(frame[column].iloc[todo].astype(str).tolist(), pa.string()) for column in INPUT_COLUMNS
+            },
+        }
+    )
+
+    def merge(table: pa.Table) -> None:
+        from core.embed.stage import table_vectors
+
+        rows = np.asarray([int(key) for key in table.column("key").to_pylist()], dtype=np.int64)
+        values = table_vectors(table).astype(np.float16)
+        np.savez(parts / f"engine-{uuid.uuid4().hex[:12]}.npz", rows=rows, features=values)
+        features[rows] = values
+
+    stage = GradientStage(
+        feature_key=info.feature_key,
+        model=config.model,
+        adapter=adapter_files(gstore.folder(store) / f"warmup_{warm.key}" / "adapter"),
+        moments=moments_bytes(moments),
+        d=info.d,
+        projection=config.projection,
+        seed=config.seed,
+        max_length=config.max_length,
+        batch_size=config.batch_size,
+        precision=config.resolved_precision(),
+    )
+    folder = store.workspace / SHARD_FOLDER
+    engine.run(stage, [inputs], merge, folder=folder, shard_rows=GRADIENT_SHARD, total=len(todo), progress=progress)
+    return features
+
+
+def for_engine(config: GradientConfig, engine: Engine | None) -> GradientConfig:
+    """``config`` with its dimension and precision fixed for the device the engine's workers compute on (a
+    GPU cluster's features are 8,192-wide and bf16, whatever this machine would pick)."""
+    if engine is None or engine.name == "local":
+        return config
+    from core.gradients.features import resolve_bf16
+
+    device = engine.device()
+    d = config.d or (CUDA_DIMENSION if device == "cuda" else CPU_DIMENSION)
+    precision = "bf16" if resolve_bf16(config.precision, device) else "fp32"
+    return dataclasses.replace(config, d=d, precision=precision)  # type: ignore[arg-type]
+
+
 def compute_gradients(
     store: Store,
     dataset: ds.DatasetInfo,
     config: GradientConfig = GradientConfig(),
     targets: Sequence[str | Path] = (),
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
-    """Warmup, pool features, graph and the given targets' features: whatever is not cached yet."""
+    """Warmup, pool features, graph and the given targets' features: whatever is not cached yet. The features
+    run on ``engine`` (default: this process); the warmup and the graph always run here."""
+    engine = None if engine is None or engine.name == "local" else engine
+    config = for_engine(config, engine)
     from core.gradients.graph import top_neighbours
     from core.models.lm import load_causal_lm
     from core.train.evaluate import load_eval_set
@@ -274,7 +361,7 @@ def compute_gradients(
     pool_info = _feature_info(dataset, config, warm, "pool", len(frame))
     feature_started = time.perf_counter()
     cached = gstore.get_set(store, pool_info.feature_key) is not None
-    features = _features(store, pool_info, warm, lm.tokenizer, frame, config, warm.moments, progress)
+    features = _features(store, pool_info, warm, lm.tokenizer, frame, config, warm.moments, progress, engine)
     feature_seconds = time.perf_counter() - feature_started
     if not gstore.has_edges(store, pool_info.feature_key):
         if progress:
@@ -300,7 +387,7 @@ def compute_gradients(
             # stored for every row by an older version are not mistaken for them
             target_rows=answered if len(answered) < len(eval_set.rows) else None,
         )
-        _features(store, info, warm, lm.tokenizer, rows, config, None, progress)
+        _features(store, info, warm, lm.tokenizer, rows, config, None, progress, engine)
         target_keys[eval_set.name] = info.feature_key
     return {
         "pool": pool_info.feature_key,

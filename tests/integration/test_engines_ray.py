@@ -245,3 +245,29 @@ def test_a_cluster_without_a_package_the_stage_needs_is_refused_at_launch(cluste
     _check_packages(cluster, "local", ("core", "sentence_transformers"))  # what the sample needs: there
     with pytest.raises(EngineError, match=r"^the Ray cluster at local lacks no_such_package_here: install"):
         _check_packages(cluster, "local", ("core", "no_such_package_here"))
+
+
+def test_gradient_features_on_ray_are_the_local_engines(
+    cluster, template_workspace, tiny_model_dir, target_file, tmp_path: Path
+) -> None:
+    from core.gradients.pipeline import GradientConfig, compute_gradients
+    from core.storage import gradients as gstore
+
+    config = GradientConfig(
+        model=str(tiny_model_dir), d=64, neighbours=8, warmup_fraction=0.25, max_length=96, precision="fp32"
+    )
+    found = {}
+    for name, engine in (("local", None), ("ray", RayEngine(shard_rows=5))):
+        workspace = tmp_path / name
+        shutil.copytree(template_workspace, workspace)
+        store = Store(workspace)
+        report = compute_gradients(store, ds.get_dataset(store, "tiny"), config, [target_file], engine=engine)
+        keys = [report["pool"], *report["targets"].values()]
+        found[name] = keys, [gstore.load_features(store, key).astype(np.float64) for key in keys]
+        assert not list((workspace / "engine").glob("gradients-*/in/*.parquet"))  # every shard merged
+    assert found["local"][0] == found["ray"][0]  # the same settings: the same feature keys
+    for local, remote in zip(found["local"][1], found["ray"][1], strict=True):
+        assert local.shape == remote.shape and local.shape[1] == 64
+        norms = np.linalg.norm(local, axis=1) * np.linalg.norm(remote, axis=1)
+        cosine = (local * remote).sum(axis=1) / np.maximum(norms, 1e-12)
+        assert float(cosine.min()) >= 0.99999
