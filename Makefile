@@ -130,3 +130,10 @@ bench-gradients: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+.PHONY: gpu-check
+# Every CUDA path on small data, checked against the CPU (docs/gpu-check.md); exits non-zero on a failure or a
+# disagreement. No setup prerequisite: a lent GPU machine has torch, transformers, sentence-transformers, peft
+# and pandas but no network. Uses the venv's python when there is one, else $(PYTHON); ARGS passes options.
+gpu-check:
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) bench/gpu_check.py $(ARGS)
