@@ -13,7 +13,7 @@ import streamlit as st
 
 from app import queries
 from app.job_panel import launch
-from app.params_form import params_form
+from app.params_form import engine_choice, params_form
 from app.state import pick_dataset, store, workspace
 from app.text import clip, hover, plain
 from app.widgets import target_files, target_picker
@@ -75,6 +75,8 @@ def launch_form() -> None:
             spec["rounds"] = int(st.number_input(LOOPS.get(choice).rounds_label, 1, value=2, key="run_rounds"))
             st.caption(LOOPS.summary(choice))
             spec["loop_params"] = params_form(LOOPS, choice, "run_loop")
+            if choice == "iterative_kmq":  # its rounds' generation and re-scoring may run on a cluster
+                spec["engine"] = engine_choice("run")
         else:
             spec["strategy"] = choice
             spec["strategy_params"] = params_form(STRATEGIES, choice, "run_param", custom={"target": run_target})

@@ -38,7 +38,10 @@ from core.train.trainer import TrainConfig, train
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from core.engines import Engine
     from core.models.lm import CausalLM
+
+ROUND_SHARD = 16  # prompts per shard when a round's generation runs on an engine: one actor's batch or two
 
 
 @dataclasses.dataclass
@@ -159,6 +162,7 @@ def run_iterative_kmq(
     *,
     scorer: KMQScorer | None = None,
     hooks: LoopHooks | None = None,
+    engine: Engine | None = None,
 ) -> IterativeResult:
     """Iterative kMQ (docs/algorithms.md 2.6): ``settings.budget`` examples of ``pool`` over ``settings.rounds`` rounds.
 
@@ -178,6 +182,8 @@ def run_iterative_kmq(
         the model (its adapter applies on top of the previous rounds' merged adapters).
     out_dir : per round ``round_<t>/`` with selection.json, weights.json, scores.json, the trainer's
         folder ``train/`` (adapter in ``train/final``) and done.json.
+    engine : where each round's generation and re-scoring run (:mod:`core.engines`; LoRA runs only); None
+        or local: in this process. Training always runs here.
     """
     out_dir = Path(out_dir)
     hooks = hooks or LoopHooks()
@@ -200,7 +206,11 @@ def run_iterative_kmq(
         start = _round_start(base_model, model, records, config) if continue_training else base_model
         selected = _selected(records)
         callbacks = {"on_step": on_step, "should_stop": should_stop}
-        record, model = _run_round(t, plan, weights, selected, start, tokenizer, config, round_dir, **callbacks)
+        earlier = [r.adapter_dir for r in records] if continue_training else []
+        work = _RoundWork(engine, earlier, out_dir) if engine is not None and engine.name != "local" else None
+        record, model = _run_round(
+            t, plan, weights, selected, start, tokenizer, config, round_dir, work=work, **callbacks
+        )
         records.append(record)
         weights = record.weights_after
         if on_round:
@@ -243,9 +253,11 @@ def _run_round(
     tokenizer: PreTrainedTokenizerBase,
     config: TrainConfig,
     round_dir: Path,
+    work: _RoundWork | None = None,
     **train_callbacks: Any,
 ) -> tuple[RoundRecord, Any]:
-    """Pick, fine-tune on the cumulative selection, generate, score, update; write the round's files."""
+    """Pick, fine-tune on the cumulative selection, generate, score (here, or on ``work``'s engine),
+    update; write the round's files."""
     import torch
 
     pool = plan.pool
@@ -273,10 +285,13 @@ def _run_round(
     trained = train(start, tokenizer, plan.examples.iloc[cumulative], config, round_dir / "train", **train_callbacks)
     scored = cumulative if plan.generate_for == "all" else new
     frame = plan.examples.iloc[scored].reset_index(drop=True)
-    generations = generate_responses(
-        trained.model, tokenizer, frame, plan.max_new_tokens, plan.generation_batch_size, config.max_length
-    )
-    scores = np.asarray(plan.scorer(trained.model, tokenizer, frame, generations), dtype=float)
+    if work is not None:
+        generations, scores = work.run(t, plan, config, frame, scored, round_dir / "train" / "final")
+    else:
+        generations = generate_responses(
+            trained.model, tokenizer, frame, plan.max_new_tokens, plan.generation_batch_size, config.max_length
+        )
+        scores = np.asarray(plan.scorer(trained.model, tokenizer, frame, generations), dtype=float)
     per_cluster = loops.cluster_scores(scores, pool.cluster_ids[scored], plan.clusters)
     after = loops.update_weights(weights, per_cluster, rule=plan.rule, temperature=plan.temperature)
     record = RoundRecord(
@@ -360,7 +375,65 @@ def _selected(records: list[RoundRecord]) -> np.ndarray:
     return selected.astype(int)
 
 
-def _load_trained(start: Any, folder: Path, config: TrainConfig) -> Any:
+@dataclasses.dataclass(frozen=True)
+class _RoundWork:
+    """A round's generation and re-scoring on an engine: the round's adapters (``earlier`` ones first, with
+    ``continue_training``) go to the workers inside the stage; results come back in the frame's order."""
+
+    engine: Engine
+    earlier: list[Path]
+    out_dir: Path
+
+    def run(
+        self, t: int, plan: _KMQPlan, config: TrainConfig, frame: pd.DataFrame, scored: np.ndarray, adapter: Path
+    ) -> tuple[list[str], np.ndarray]:
+        import hashlib
+
+        import pyarrow as pa
+
+        from core.engines import SHARD_FOLDER
+        from core.gradients.stage import adapter_files
+        from core.progress import Progress
+        from core.runs.round_stage import INPUT_COLUMNS, KMQRoundStage
+
+        if config.method != "lora":
+            raise ValueError("a round's generation runs on the ray engine for LoRA runs only: use the local engine")
+        chain = tuple(adapter_files(folder) for folder in [*self.earlier, adapter])
+        digest = hashlib.sha256(b"".join(c for files in chain for c in files.values())).hexdigest()[:16]
+        stage = KMQRoundStage(
+            round_key=f"{self.out_dir.resolve()}:round {t}:{digest}",
+            config=config,
+            adapters=chain,
+            scorer=plan.scorer,
+            max_new_tokens=plan.max_new_tokens,
+            batch_size=plan.generation_batch_size,
+        )
+        generations = [""] * len(frame)
+        scores = np.full(len(frame), np.nan)
+
+        def merge(table: pa.Table) -> None:
+            for key, text, value in zip(
+                table.column("key").to_pylist(),
+                table.column("generation").to_pylist(),
+                table.column("score").to_pylist(),
+                strict=True,
+            ):
+                generations[int(key)], scores[int(key)] = text, value
+
+        inputs = pa.table(
+            {
+                "key": pa.array([str(i) for i in range(len(frame))], pa.string()),
+                **{c: pa.array(frame[c].astype(str).tolist(), pa.string()) for c in INPUT_COLUMNS},
+            }
+        )
+        folder = self.out_dir / SHARD_FOLDER
+        self.engine.run(
+            stage, [inputs], merge, folder=folder, shard_rows=ROUND_SHARD, total=len(frame), progress=Progress()
+        )
+        return generations, scores
+
+
+def load_trained(start: Any, folder: Path, config: TrainConfig) -> Any:
     """The model a round saved: its LoRA adapter on ``start``, or its full weights."""
     if config.method == "lora":
         from peft import PeftModel
@@ -373,7 +446,7 @@ def _load_trained(start: Any, folder: Path, config: TrainConfig) -> Any:
     return model.eval()
 
 
-def _merged(model: CausalLM) -> Any:
+def merged(model: CausalLM) -> Any:
     """A plain model with the adapter folded in, so the next round's adapter trains on top of it."""
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
@@ -383,15 +456,15 @@ def _trained_model(base: Any, records: list[RoundRecord], config: TrainConfig, c
     start = base
     if continue_training:
         for record in records[:-1]:
-            start = _merged(_load_trained(start, record.adapter_dir, config))
-    return _load_trained(start, records[-1].adapter_dir, config)
+            start = merged(load_trained(start, record.adapter_dir, config))
+    return load_trained(start, records[-1].adapter_dir, config)
 
 
 def _round_start(base: Any, previous: Any, records: list[RoundRecord], config: TrainConfig) -> Any:
     """continue_training: where the next round starts (the previous model, merged; rebuilt from disk after a resume)."""
     if not records:
         return base
-    return _merged(previous if previous is not None else _trained_model(base, records, config, True))
+    return merged(previous if previous is not None else _trained_model(base, records, config, True))
 
 
 def _save_round(round_dir: Path, record: RoundRecord, pool: Pool, clusters: np.ndarray, generations: list[str]) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core import atomic, jobs
+from core.engines import engine_from_spec
 from core.progress import Progress
 from core.train.trainer import TrainConfig, TrainStatus, step_plan, train
 
@@ -61,6 +62,7 @@ class RunSpec:
     loop: str = "none"
     rounds: int = 2
     loop_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    engine: dict[str, Any] | None = None  # where iterative kMQ's generation and re-scoring run (core.engines)
 
     kind: ClassVar[str] = RUN_KIND
 
@@ -87,6 +89,15 @@ class RunSpec:
         loops = ("none", *LOOPS.names())
         if self.loop not in loops:
             raise jobs.InvalidJob("loop", f"choose one of {', '.join(loops)}, not {self.loop!r}")
+        with jobs.blame("engine"):
+            engine = engine_from_spec(self.engine)  # the parameters only: no cluster is reached here
+        if engine is not None and self.loop != "iterative_kmq":
+            raise jobs.InvalidJob(
+                "engine",
+                "the ray engine runs iterative kMQ's generation and re-scoring; this run has none to run there",
+            )
+        if engine is not None and self.train_config().method != "lora":
+            raise jobs.InvalidJob("engine", "a round's model goes to the workers as LoRA adapters: use method lora")
         if self.loop != "none":
             if self.budget is None or self.rounds < 1:
                 raise jobs.InvalidJob("budget", f"{self.loop} needs a budget and at least one round")
@@ -268,8 +279,9 @@ def _run_loop(
     settings = config_for_run(spec.loop, budget=budget, rounds=spec.rounds, seed=spec.seed, params=params)
     hooks = LoopHooks(on_step=on_step, should_stop=progress.stop_requested, decisions=decisions)
     if spec.loop == "iterative_kmq":
+        engine = engine_from_spec(spec.engine)
         outcome = iterative_kmq.run_iterative_kmq(
-            lm.model, lm.tokenizer, pool, examples, settings, config, folder / "loop", hooks=hooks
+            lm.model, lm.tokenizer, pool, examples, settings, config, folder / "loop", hooks=hooks, engine=engine
         )
         positions, model = outcome.positions, outcome.model
         extra["rounds"] = [

@@ -271,3 +271,41 @@ def test_gradient_features_on_ray_are_the_local_engines(
         norms = np.linalg.norm(local, axis=1) * np.linalg.norm(remote, axis=1)
         cosine = (local * remote).sum(axis=1) / np.maximum(norms, 1e-12)
         assert float(cosine.min()) >= 0.99999
+
+
+def test_a_kmq_rounds_generations_and_scores_on_ray_are_the_local_ones(cluster, tiny_model_dir, tmp_path: Path) -> None:
+    from core.models.lm import load_causal_lm
+    from core.runs.iterative_kmq import IterativeKMQConfig, run_iterative_kmq
+    from core.train.trainer import TrainConfig
+    from tests.unit.test_iterative import DATA, KEPT, _pool
+
+    config = TrainConfig(
+        model=str(tiny_model_dir),
+        target_modules="all-linear",
+        learning_rate=2e-2,
+        batch_size=2,
+        grad_accum=1,
+        epochs=1,
+        max_length=128,
+    )
+    # continued training: round 2's model is round 1's adapter merged into the base, then round 2's adapter
+    settings = IterativeKMQConfig(6, 2, continue_training=True, max_new_tokens=4)
+    lm = load_causal_lm(str(tiny_model_dir))
+    rounds = {}
+    for name, engine in (("local", None), ("ray", RayEngine(shard_rows=3))):
+        out = tmp_path / name
+        result = run_iterative_kmq(
+            lm.model, lm.tokenizer, _pool(), DATA.iloc[KEPT], settings, config, out, engine=engine
+        )
+        rounds[name] = (
+            [json.loads((out / f"round_{t}" / "scores.json").read_text()) for t in (1, 2)],
+            result.positions.tolist(),
+        )
+        assert not list((out / "engine").glob("*/in/*.parquet")) if name == "ray" else True
+    (local, local_picks), (remote, remote_picks) = rounds["local"], rounds["ray"]
+    assert local_picks == remote_picks
+    for first, second in zip(local, remote, strict=True):
+        assert [row["generation"] for row in first] == [row["generation"] for row in second]
+        a = np.array([row["score"] for row in first], dtype=float)
+        b = np.array([row["score"] for row in second], dtype=float)
+        assert np.allclose(a, b, rtol=1e-5, atol=1e-6)
