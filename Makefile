@@ -80,7 +80,7 @@ format: setup-dev
 #   test-integration  tests/integration: worker processes, kill -9, subprocesses, the packaged models
 #   test-ui           tests/ui: every page under Streamlit's AppTest
 #   test-e2e          tests/e2e: the app served by `streamlit run`, driven by Playwright in Chromium
-.PHONY: test-fast test-integration test-ui test-e2e typecheck
+.PHONY: test-fast test-integration test-ray test-ui test-e2e typecheck
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 # Lint, then every tier; a failing tier does not hide the later ones, and any failure fails the target.
@@ -95,9 +95,9 @@ test-fast: setup-dev
 test-integration: setup-dev
 	$(PYTEST) tests/integration
 
-# The Ray engine's tests alone (a local Ray cluster each; also part of test-integration).
+# The Ray engine's tests alone (each starts a local Ray cluster; they also run in test-integration and test-ui).
 test-ray: setup-dev
-	$(PYTEST) -m ray tests/integration
+	$(PYTEST) -m ray tests/integration tests/ui
 
 test-ui: setup-dev
 	$(PYTEST) tests/ui
