@@ -75,8 +75,7 @@ def launch_form() -> None:
             spec["rounds"] = int(st.number_input(LOOPS.get(choice).rounds_label, 1, value=2, key="run_rounds"))
             st.caption(LOOPS.summary(choice))
             spec["loop_params"] = params_form(LOOPS, choice, "run_loop")
-            if choice == "iterative_kmq":  # its rounds' generation and re-scoring may run on a cluster
-                spec["engine"] = engine_choice("run")
+            spec["engine"] = engine_choice("run")  # the rounds' generation and re-scoring may run on a cluster
         else:
             spec["strategy"] = choice
             spec["strategy_params"] = params_form(STRATEGIES, choice, "run_param", custom={"target": run_target})

@@ -42,6 +42,7 @@ from core.train.trainer import (
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from core.engines import Engine
     from core.models.lm import CausalLM
 
 
@@ -126,6 +127,7 @@ def run_iterit(
     *,
     ifd: IFDFunction | None = None,
     hooks: LoopHooks | None = None,
+    engine: Engine | None = None,
 ) -> IterITResult:
     """IterIT (docs/algorithms.md 3.5): ``settings.epochs`` epochs, each on its own greedy selection of ``per_epoch``.
 
@@ -138,6 +140,8 @@ def run_iterit(
         is not used), so a short epoch makes it end before its last step.
     ifd : the IFD function (default :func:`ifd_scores` at ``config.max_length``). Epoch 0 scores every
         example with ``base_model``; later epochs score the window with the model being trained.
+    engine : where the default IFD function's re-scoring runs (:mod:`core.engines`; LoRA runs only): each
+        epoch's adapter goes to the workers. None or local: in this process.
     hooks : ``on_round`` is called with each epoch's record. ``decisions`` is called before every epoch
         for the curator's decisions in force (only ``eligible``, over the rows of ``examples``, and
         ``summary`` are used): an ineligible example is neither scored nor picked, and the window takes
@@ -152,8 +156,13 @@ def run_iterit(
     on_epoch, on_step, should_stop, decisions = hooks.on_round, hooks.on_step, hooks.should_stop, hooks.decisions
     if epochs < 1 or not 1 <= per_epoch <= len(examples):
         raise ValueError(f"need epochs >= 1 and 1 <= per_epoch <= {len(examples)}, not {epochs} and {per_epoch}")
+    on_engine = ifd is None and engine is not None and engine.name != "local"
     ifd = ifd or functools.partial(ifd_scores, max_length=config.max_length)
-    params = {"n": len(examples), **dataclasses.asdict(settings), "ifd": describe(ifd)}
+    params = {"n": len(examples), **dataclasses.asdict(settings), "ifd": describe(ifd)}  # the same on any engine
+    if on_engine:
+        from core.runs.round_stage import EngineIFD
+
+        ifd = EngineIFD(engine, config, out_dir)
     check_params(out_dir, {**params, "config": dataclasses.asdict(config)})
     session = start_session(base_model, tokenizer, config, epochs * epoch_steps(per_epoch, config))
     records, state = _resume_iterit(out_dir, session)

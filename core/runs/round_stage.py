@@ -71,3 +71,100 @@ class KMQRoundStage:
             return pa.table({"key": table.column("key"), "generation": generations, "score": scores})
 
         return batch
+
+
+@dataclasses.dataclass(frozen=True)
+class IFDStage:
+    """IterIT's re-scoring as a stage: IFD (:func:`core.models.passes.ifd_scores`) of each example under the
+    base model, or under the base with the training session's LoRA adapter as it stood when the epoch began.
+    Inputs ``key`` (the position) and the texts; outputs ``key`` and ``ifd``."""
+
+    name: ClassVar[str] = "iterit_ifd"
+    requires: ClassVar[tuple[str, ...]] = ("torch", "transformers", "peft", "pyarrow", "pandas")
+    stage_key: str
+    config: Any  # the run's TrainConfig
+    adapter: dict[str, bytes] | None  # None: the base model (epoch 0)
+
+    def key(self) -> str:
+        return self.stage_key
+
+    def open(self) -> BatchFn:
+        from core.models.lm import load_causal_lm
+        from core.models.passes import ifd_scores
+        from core.runs.iterative_kmq import load_trained
+
+        lm = load_causal_lm(self.config.model)
+        model: Any = lm.model
+        if self.adapter is not None:
+            with tempfile.TemporaryDirectory(prefix="epoch-") as folder:
+                for name, content in self.adapter.items():
+                    (Path(folder) / name).write_bytes(content)
+                model = load_trained(model, Path(folder), self.config)
+
+        def batch(table: pa.Table, rows_done: RowsDone | None = None) -> pa.Table:
+            import pyarrow as pa
+
+            frame = table.select(list(INPUT_COLUMNS)).to_pandas()
+            values = np.asarray(ifd_scores(model, lm.tokenizer, frame, self.config.max_length), dtype=np.float64)
+            return pa.table({"key": table.column("key"), "ifd": values})
+
+        return batch
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineIFD:
+    """An IterIT IFD function (model, tokenizer, examples) -> IFD that runs on ``engine``: the model's LoRA
+    adapter (none for the base model of epoch 0) is saved and sent with the stage."""
+
+    engine: Any  # an Engine
+    config: Any  # the run's TrainConfig
+    out_dir: Path
+
+    def __call__(self, model: Any, tokenizer: Any, examples: Any) -> np.ndarray:
+        import hashlib
+
+        import pyarrow as pa
+
+        from core.engines import SHARD_FOLDER
+        from core.gradients.stage import adapter_files
+        from core.progress import Progress
+        from core.train.trainer import save_model
+
+        if self.config.method != "lora":
+            raise ValueError("IterIT's re-scoring runs on the ray engine for LoRA runs only: use the local engine")
+        adapter = None
+        if hasattr(model, "peft_config"):  # the session's model; the base model of epoch 0 has none
+            with tempfile.TemporaryDirectory(prefix="epoch-") as folder:
+                save_model(model, Path(folder), self.config)
+                adapter = adapter_files(Path(folder))
+        frame = examples.reset_index(drop=True)
+        texts = "\x00".join(
+            f"{i}\x01{x}\x01{o}" for i, x, o in zip(frame.instruction, frame.input, frame.output, strict=True)
+        )
+        digest = hashlib.sha256(b"".join((adapter or {}).values()) + texts.encode()).hexdigest()[:16]
+        found = np.full(len(frame), np.nan)
+
+        def merge(table: pa.Table) -> None:
+            keys = np.asarray([int(key) for key in table.column("key").to_pylist()], dtype=np.int64)
+            found[keys] = table.column("ifd").to_numpy(zero_copy_only=False)
+
+        inputs = pa.table(
+            {
+                "key": pa.array([str(i) for i in range(len(frame))], pa.string()),
+                **{c: pa.array(frame[c].astype(str).tolist(), pa.string()) for c in INPUT_COLUMNS},
+            }
+        )
+        stage = IFDStage(f"{self.out_dir.resolve()}:{digest}", self.config, adapter)
+        self.engine.run(
+            stage,
+            [inputs],
+            merge,
+            folder=self.out_dir / SHARD_FOLDER,
+            shard_rows=IFD_SHARD,
+            total=len(frame),
+            progress=Progress(),
+        )
+        return found
+
+
+IFD_SHARD = 64  # examples per shard of an IterIT re-scoring on an engine

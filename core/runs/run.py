@@ -62,7 +62,7 @@ class RunSpec:
     loop: str = "none"
     rounds: int = 2
     loop_params: dict[str, Any] = dataclasses.field(default_factory=dict)
-    engine: dict[str, Any] | None = None  # where iterative kMQ's generation and re-scoring run (core.engines)
+    engine: dict[str, Any] | None = None  # where a loop's generation and re-scoring run (core.engines)
 
     kind: ClassVar[str] = RUN_KIND
 
@@ -91,10 +91,9 @@ class RunSpec:
             raise jobs.InvalidJob("loop", f"choose one of {', '.join(loops)}, not {self.loop!r}")
         with jobs.blame("engine"):
             engine = engine_from_spec(self.engine)  # the parameters only: no cluster is reached here
-        if engine is not None and self.loop != "iterative_kmq":
+        if engine is not None and self.loop == "none":
             raise jobs.InvalidJob(
-                "engine",
-                "the ray engine runs iterative kMQ's generation and re-scoring; this run has none to run there",
+                "engine", "the ray engine runs a loop's generation and re-scoring; this run has no loop to run there"
             )
         if engine is not None and self.train_config().method != "lora":
             raise jobs.InvalidJob("engine", "a round's model goes to the workers as LoRA adapters: use method lora")
@@ -302,7 +301,14 @@ def _run_loop(
     else:
         iterit_hooks = dataclasses.replace(hooks, decisions=lambda: _without_zero_weights(decisions(), pool))
         outcome = iterit.run_iterit(
-            lm.model, lm.tokenizer, examples, settings, config, folder / "loop", hooks=iterit_hooks
+            lm.model,
+            lm.tokenizer,
+            examples,
+            settings,
+            config,
+            folder / "loop",
+            hooks=iterit_hooks,
+            engine=engine_from_spec(spec.engine),
         )
         positions, model = outcome.epochs[-1].picks, outcome.model
         extra["epochs"] = [

@@ -309,3 +309,30 @@ def test_a_kmq_rounds_generations_and_scores_on_ray_are_the_local_ones(cluster, 
         a = np.array([row["score"] for row in first], dtype=float)
         b = np.array([row["score"] for row in second], dtype=float)
         assert np.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_iterits_rescoring_on_ray_is_the_local_one(cluster, tiny_model_dir, tmp_path: Path) -> None:
+    from core.models.lm import load_causal_lm
+    from core.runs.iterit import IterITConfig, run_iterit
+    from core.train.trainer import TrainConfig
+    from tests.unit.test_iterative import ITERIT_DATA
+
+    config = TrainConfig(
+        model=str(tiny_model_dir),
+        target_modules="all-linear",
+        learning_rate=2e-2,
+        batch_size=2,
+        grad_accum=1,
+        epochs=1,
+        max_length=128,
+    )
+    settings = IterITConfig(epochs=3, per_epoch=2, update_ratio=2)
+    lm = load_causal_lm(str(tiny_model_dir))
+    epochs = {}
+    for name, engine in (("local", None), ("ray", RayEngine(shard_rows=3))):
+        result = run_iterit(lm.model, lm.tokenizer, ITERIT_DATA, settings, config, tmp_path / name, engine=engine)
+        epochs[name] = result.epochs
+    for local, remote in zip(epochs["local"], epochs["ray"], strict=True):
+        assert local.picks.tolist() == remote.picks.tolist() and local.rescored.tolist() == remote.rescored.tolist()
+        # epoch 0 under the base model, later ones under the session's adapter as it stood
+        assert np.allclose(local.ifd_after, remote.ifd_after, rtol=1e-5, atol=1e-7)
