@@ -32,7 +32,7 @@ from core.engines._base import (
     engine_from_options,
     engine_from_spec,
 )
-from core.engines._local import LocalEngine
+from core.engines._local import LocalEngine, RowsProgress
 from core.engines._ray import RayEngine
 from core.errors import EngineError
 
@@ -46,6 +46,7 @@ __all__ = [
     "LocalEngine",
     "RayEngine",
     "RowsDone",
+    "RowsProgress",
     "Stage",
     "build_engine",
     "engine_from_options",

@@ -50,7 +50,7 @@ class LocalEngine:
                     batch = stage.open()
                     report.model_load_seconds.append(round(time.perf_counter() - started, 3))
                 began = time.perf_counter()
-                moved = _RowsDone(progress, part.num_rows)
+                moved = RowsProgress(progress, part.num_rows)
                 outputs = batch(part, moved)
                 done = time.perf_counter()
                 merge(outputs)
@@ -68,14 +68,14 @@ class LocalEngine:
         return report
 
 
-class _RowsDone:
+class RowsProgress:
     """A batch function's own progress within one part: moves the bar by the rows it reports, never past the
-    part, without checking for a cancel (that comes once the part is merged)."""
+    part, without checking for a cancel (that comes once the part is merged, and its rows are in the store)."""
 
     def __init__(self, progress: Progress, rows: int) -> None:
         self.progress, self.rows, self.done = progress, rows, 0
 
-    def __call__(self, n: int) -> None:
+    def __call__(self, n: float) -> None:
         step = max(0, min(int(n), self.rows - self.done))
         self.done += step
         self.progress.done += step

@@ -232,24 +232,22 @@ def _features(
         progress.start(f"{info.role} gradient features: {len(frame)} examples", len(frame))
     if engine is not None:
         features = _engine_features(store, info, warm, frame, config, moments, progress or Progress(), engine)
-        gstore.save_set(store, info, features)
-        shutil.rmtree(gstore.folder(store) / f"{info.feature_key}.parts", ignore_errors=True)
-        return features.astype(np.float32)
-    features = gradient_features(
-        warm.model,
-        tokenizer,
-        frame,
-        moments=moments,
-        d=info.d,
-        projection=config.projection,
-        seed=config.seed,
-        max_length=config.max_length,
-        batch_size=config.batch_size,
-        precision=config.resolved_precision(),
-        progress=(lambda count: _tick(progress, count)) if progress else None,
-        should_stop=progress.stop_requested if progress else None,
-        out_dir=gstore.folder(store) / f"{info.feature_key}.parts",
-    )
+    else:
+        features = gradient_features(
+            warm.model,
+            tokenizer,
+            frame,
+            moments=moments,
+            d=info.d,
+            projection=config.projection,
+            seed=config.seed,
+            max_length=config.max_length,
+            batch_size=config.batch_size,
+            precision=config.resolved_precision(),
+            progress=(lambda count: _tick(progress, count)) if progress else None,
+            should_stop=progress.stop_requested if progress else None,
+            out_dir=gstore.folder(store) / f"{info.feature_key}.parts",
+        )
     gstore.save_set(store, info, features)
     shutil.rmtree(gstore.folder(store) / f"{info.feature_key}.parts", ignore_errors=True)
     return features.astype(np.float32)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.engines import SHARD_FOLDER, Engine, EngineReport, LocalEngine
+from core.engines import SHARD_FOLDER, Engine, EngineReport, LocalEngine, RowsProgress
 from core.errors import ModelLoadError
 from core.progress import Progress
 from core.registry import spec_of
@@ -212,7 +212,7 @@ def score_dataset(
         # a set-dependent scorer scores every row in one call: its own reports move the bar meanwhile. A
         # chunked scorer's count moves only after each chunk is committed, so the count a job reports (and a
         # kill or a cancel leaves) is always what the store holds
-        reported = _RowsDone(progress, len(part) if scorer.set_dependent else 0)
+        reported = RowsProgress(progress, len(part) if scorer.set_dependent else 0)
         values = scorer.score(part, progress=reported)
         score_store.put_scores(store, key, list(part.content_hash), values)
         progress.advance(len(part) - reported.done)  # a cancel stops here, after this chunk was committed
@@ -245,20 +245,6 @@ def _score_on_engine(
         total=len(todo),
         progress=progress,
     )
-
-
-class _RowsDone:
-    """A scorer's progress callback for one chunk: moves the job's count by the rows it reports, never past the
-    chunk (a set-dependent scorer scores every row in one call, and the bar stood at 0 until it returned)."""
-
-    def __init__(self, progress: Progress, rows: int):
-        self.progress, self.rows, self.done = progress, rows, 0
-
-    def __call__(self, n: float) -> None:
-        step = max(0, min(int(n), self.rows - self.done))
-        self.done += step
-        self.progress.done += step
-        self.progress.update()
 
 
 def _with_embeddings(store: Store, dataset: DatasetInfo, frame: pd.DataFrame) -> pd.DataFrame:

@@ -276,18 +276,9 @@ def test_gradient_features_on_ray_are_the_local_engines(
 def test_a_kmq_rounds_generations_and_scores_on_ray_are_the_local_ones(cluster, tiny_model_dir, tmp_path: Path) -> None:
     from core.models.lm import load_causal_lm
     from core.runs.iterative_kmq import IterativeKMQConfig, run_iterative_kmq
-    from core.train.trainer import TrainConfig
     from tests.unit.test_iterative import DATA, KEPT, _pool
 
-    config = TrainConfig(
-        model=str(tiny_model_dir),
-        target_modules="all-linear",
-        learning_rate=2e-2,
-        batch_size=2,
-        grad_accum=1,
-        epochs=1,
-        max_length=128,
-    )
+    config = _tiny_training(tiny_model_dir)
     # continued training: round 2's model is round 1's adapter merged into the base, then round 2's adapter
     settings = IterativeKMQConfig(6, 2, continue_training=True, max_new_tokens=4)
     lm = load_causal_lm(str(tiny_model_dir))
@@ -314,18 +305,9 @@ def test_a_kmq_rounds_generations_and_scores_on_ray_are_the_local_ones(cluster, 
 def test_iterits_rescoring_on_ray_is_the_local_one(cluster, tiny_model_dir, tmp_path: Path) -> None:
     from core.models.lm import load_causal_lm
     from core.runs.iterit import IterITConfig, run_iterit
-    from core.train.trainer import TrainConfig
     from tests.unit.test_iterative import ITERIT_DATA
 
-    config = TrainConfig(
-        model=str(tiny_model_dir),
-        target_modules="all-linear",
-        learning_rate=2e-2,
-        batch_size=2,
-        grad_accum=1,
-        epochs=1,
-        max_length=128,
-    )
+    config = _tiny_training(tiny_model_dir)
     settings = IterITConfig(epochs=3, per_epoch=2, update_ratio=2)
     lm = load_causal_lm(str(tiny_model_dir))
     epochs = {}
@@ -336,3 +318,13 @@ def test_iterits_rescoring_on_ray_is_the_local_one(cluster, tiny_model_dir, tmp_
         assert local.picks.tolist() == remote.picks.tolist() and local.rescored.tolist() == remote.rescored.tolist()
         # epoch 0 under the base model, later ones under the session's adapter as it stood
         assert np.allclose(local.ifd_after, remote.ifd_after, rtol=1e-5, atol=1e-7)
+
+
+def _tiny_training(model_dir: Path) -> object:
+    """The unit tier's loop training settings (tests/unit/test_iterative.py), on the tiny model saved as a folder
+    the actors can load by its path."""
+    import dataclasses
+
+    from tests.unit.test_iterative import CONFIG
+
+    return dataclasses.replace(CONFIG, model=str(model_dir))
