@@ -175,7 +175,9 @@ def test_cli_prepare_says_when_the_sweep_and_the_map_ran_on_samples(tmp_path: Pa
     real_prepare = pipeline.prepare
     low = {"sweep_sample_above": 10, "sweep_sample": 12, "map_sample_above": 10, "map_sample": 12}
     # the thresholds of a million-row file, scaled down to 24 rows: the CLI has no flags for them
-    monkeypatch.setattr(pipeline, "prepare", lambda s, p, o, g: real_prepare(s, p, dataclasses.replace(o, **low), g))
+    monkeypatch.setattr(
+        pipeline, "prepare", lambda s, p, o, g, **kw: real_prepare(s, p, dataclasses.replace(o, **low), g, **kw)
+    )
     source = write_jsonl(tmp_path / "tiny.jsonl", keyword_rows())
 
     code = main(
