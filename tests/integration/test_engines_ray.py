@@ -21,7 +21,7 @@ import pytest
 
 from core.engines import RayEngine
 from core.prepare import PrepareOptions, prepare
-from core.score.scorers import IFDScorer, PerplexityScorer
+from core.score.scorers import IFDScorer
 from core.score.scoring import score_dataset
 from core.storage import datasets as ds
 from core.storage import scores as score_store
@@ -59,32 +59,32 @@ def _vectors(store: Store) -> np.ndarray:
 
 
 def test_embeddings_and_float32_lm_scores_are_the_local_engines(cluster, tmp_path: Path) -> None:
-    source = _rows(Path("some.jsonl"), 300, tmp_path)
+    source = _rows(Path("some.jsonl"), 200, tmp_path)
     options = PrepareOptions(name="s", embedder=MINILM_FP32, k_grid=(3,))
     local, remote = Store(tmp_path / "local"), Store(tmp_path / "ray")
     prepare(local, source, options)
-    report = prepare(remote, source, options, engine=RayEngine(shard_rows=64))
+    report = prepare(remote, source, options, engine=RayEngine(shard_rows=50))
 
     assert report.engine is not None and report.engine["engine"] == "ray"
     assert report.engine["computed_shards"] == report.engine["shards"] >= 4
     a, b = _vectors(local), _vectors(remote)
-    assert a.shape == b.shape == (300, 384)
+    assert a.shape == b.shape == (200, 384)
     assert float((a * b).sum(axis=1).min()) >= 0.99999
 
-    for scorer in (PerplexityScorer(precision="fp32", max_length=128), IFDScorer(precision="fp32", max_length=128)):
-        runs = {}
-        for name, store, engine in (("local", local, None), ("ray", remote, RayEngine(shard_rows=6))):
-            dataset = ds.get_dataset(store, "s")
-            only = sorted(set(ds.example_texts(store, dataset.dataset_id).content_hash))[:18]
-            done = score_dataset(store, dataset, scorer, only=only, engine=engine)
-            assert done.scored == 18
-            runs[name] = score_store.dataset_scores(store, dataset.dataset_id, [done.score_key])
-        first = runs["local"].to_numpy(dtype=float)
-        second = runs["ray"].to_numpy(dtype=float)
-        scored = ~np.isnan(first)
-        assert scored.sum() >= 18 and np.array_equal(scored, ~np.isnan(second))
-        relative = np.abs(first[scored] - second[scored]) / np.maximum(np.abs(first[scored]), 1e-12)
-        assert float(relative.max()) <= 1e-5, scorer.name
+    # IFD's values hold both passes: the conditional perplexity (the perplexity scorer's) and the response alone's
+    scorer, runs = IFDScorer(precision="fp32", max_length=128), {}
+    for name, store, engine in (("local", local, None), ("ray", remote, RayEngine(shard_rows=6))):
+        dataset = ds.get_dataset(store, "s")
+        only = sorted(set(ds.example_texts(store, dataset.dataset_id).content_hash))[:18]
+        done = score_dataset(store, dataset, scorer, only=only, engine=engine)
+        assert done.scored == 18
+        runs[name] = score_store.dataset_scores(store, dataset.dataset_id, [done.score_key])
+    assert {"ifd", "perplexity", "perplexity_alone"} <= set(runs["local"].columns)
+    first, second = runs["local"].to_numpy(dtype=float), runs["ray"].to_numpy(dtype=float)
+    scored = ~np.isnan(first)
+    assert scored.sum() >= 18 and np.array_equal(scored, ~np.isnan(second))
+    relative = np.abs(first[scored] - second[scored]) / np.maximum(np.abs(first[scored]), 1e-12)
+    assert float(relative.max()) <= 1e-5
 
 
 def test_a_killed_actor_is_replaced_and_every_row_is_embedded_once(cluster, tmp_path: Path) -> None:
@@ -168,9 +168,10 @@ def head_node():
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+            head.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # its orderly stop takes half a minute: nothing here needs one
             os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
 
 
