@@ -24,7 +24,7 @@ import numpy as np
 
 from core import config
 from core.engines._base import ENGINES, EngineReport, Merge, Stage
-from core.engines._shards import ShardFolder
+from core.engines._shards import ShardFolder, shard_name
 from core.errors import EngineError
 from core.progress import Progress
 
@@ -87,9 +87,10 @@ class RayEngine:
         clock = _Clock()
         with clock("merge"):
             known = self._recover(shards, merge, report, progress)
-        rows = self.shard_rows or config.shard_rows() or _balanced(shard_rows, total, self._pool_size(ray, 10**9))
+        actors = self._pool_size(ray, shards=total)  # before the shards exist: as many as the cluster holds
+        rows = self.shard_rows or config.shard_rows() or _balanced(shard_rows, total, actors)
         with clock("shard_write"):
-            todo = self._write_shards(shards, inputs, rows, known, report)
+            todo = self._write_shards(shards, inputs, rows, known)
         report.shards = report.recovered_shards + len(todo)
         if todo:
             with clock("pipeline"):
@@ -128,20 +129,21 @@ class RayEngine:
         inputs: Iterable[pa.Table],
         shard_rows: int,
         known: set[str],
-        report: EngineReport,
     ) -> list[str]:
         """Write the rows not in a shard already (merged or waiting) as new shards; every shard left to compute."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         todo = [name for name in shards.names("in") if not shards.exists("out", name)]
+        number = shards.next_number()  # listed once: on an object store each listing is a request
         for table in inputs:
             if known:
                 table = table.filter(pc.invert(pc.is_in(table.column("key"), value_set=pa.array(sorted(known)))))
             for first in range(0, table.num_rows, max(shard_rows, 1)):
-                name = shards.next_name()
+                name = shard_name(number)
                 shards.write("in", name, table.slice(first, shard_rows))
                 todo.append(name)
+                number += 1
         return todo
 
     def _pipeline(

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 SHARD_DIGITS = 6
 
 
+def shard_name(number: int) -> str:
+    """A shard's file name (without ``.parquet``): its number, zero-padded so names sort as numbers."""
+    return str(number).zfill(SHARD_DIGITS)
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardFolder:
     """The shards of one stage configuration under ``uri`` (a local path or a pyarrow file-system URI)."""
@@ -58,10 +63,10 @@ class ShardFolder:
         names = [info.base_name[: -len(".parquet")] for info in infos if info.base_name.endswith(".parquet")]
         return sorted(name for name in names if not name.startswith("."))
 
-    def next_name(self) -> str:
-        """A name after every input shard there (shards keep their order across reruns)."""
+    def next_number(self) -> int:
+        """The number after every input shard there (shards keep their order across reruns)."""
         taken = [int(name) for name in self.names("in") if name.isdigit()]
-        return str(max(taken, default=-1) + 1).zfill(SHARD_DIGITS)
+        return max(taken, default=-1) + 1
 
     def write(self, part: str, shard: str, table: pa.Table) -> None:
         """Write one shard whole: under a temporary name first, then moved into place."""
