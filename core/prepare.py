@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from core import config, ingest
 from core.cluster import clustering, labels
@@ -303,6 +302,8 @@ def embed_missing(
     text-length order so each part's batches hold texts of similar length (the embedder sorts by exact token
     count inside a part).
     """
+    import pyarrow as pa  # here, not at the top: importing the module for its options loads no pyarrow
+
     key = embedder.cache_key()
     hashes = ds.text_hashes(store, dataset_id)
     n_rows, unique = len(hashes), set(hashes)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from core.engines._base import (
     ENGINES,
+    EXAMPLE_COLUMNS,
     SHARD_FOLDER,
     BatchFn,
     Engine,
@@ -31,6 +32,9 @@ from core.engines._base import (
     build_engine,
     engine_from_options,
     engine_from_spec,
+    example_frame,
+    example_table,
+    run_in_order,
 )
 from core.engines._local import LocalEngine, RowsProgress
 from core.engines._ray import RayEngine
@@ -38,6 +42,7 @@ from core.errors import EngineError
 
 __all__ = [
     "ENGINES",
+    "EXAMPLE_COLUMNS",
     "SHARD_FOLDER",
     "BatchFn",
     "Engine",
@@ -51,4 +56,7 @@ __all__ = [
     "build_engine",
     "engine_from_options",
     "engine_from_spec",
+    "example_frame",
+    "example_table",
+    "run_in_order",
 ]

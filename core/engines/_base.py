@@ -12,6 +12,7 @@ from core.progress import Progress
 from core.registry import Registry
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
 
 RowsDone = Callable[[int], None]
@@ -114,3 +115,35 @@ def engine_from_spec(spec: dict[str, Any] | None) -> Engine | None:
     if name == "ray":  # an address left at its default follows CURATE_RAY_ADDRESS, as on the CLI
         params.setdefault("address", config.ray_address())
     return build_engine(name, **params)
+
+
+EXAMPLE_COLUMNS = ("instruction", "input", "output")  # what a stage reading examples gets beside its key
+
+
+def example_table(keys: Iterable[object], frame: pd.DataFrame) -> pa.Table:
+    """A stage's inputs: ``key`` (each key as text) and the example columns of ``frame``, row for row."""
+    import pyarrow as pa
+
+    columns = {column: pa.array(frame[column].astype(str).tolist(), pa.string()) for column in EXAMPLE_COLUMNS}
+    return pa.table({"key": pa.array([str(key) for key in keys], pa.string()), **columns})
+
+
+def example_frame(table: pa.Table) -> pd.DataFrame:
+    """The example columns of a stage's input table, as the scorers and passes take them."""
+    return table.select(list(EXAMPLE_COLUMNS)).to_pandas()
+
+
+def run_in_order(engine: Engine, stage: Stage, frame: pd.DataFrame, *, folder: Path, shard_rows: int) -> pa.Table:
+    """The stage's outputs for every row of ``frame`` (not empty), in its order: for work whose results the
+    caller keeps in memory (a loop's round), where nothing is committed part by part."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    frame = frame.reset_index(drop=True)
+    parts: list[pa.Table] = []
+    inputs = example_table(range(len(frame)), frame)
+    engine.run(
+        stage, [inputs], parts.append, folder=folder, shard_rows=shard_rows, total=len(frame), progress=Progress()
+    )
+    outputs = pa.concat_tables(parts)
+    return outputs.take(pc.sort_indices(pc.cast(outputs.column("key"), pa.int64())))

@@ -269,8 +269,8 @@ def _engine_features(
 
     import pyarrow as pa
 
-    from core.engines import SHARD_FOLDER
-    from core.gradients.stage import INPUT_COLUMNS, GradientStage, adapter_files, moments_bytes
+    from core.engines import SHARD_FOLDER, example_table
+    from core.gradients.stage import GradientStage, adapter_files, moments_bytes
 
     parts = gstore.folder(store) / f"{info.feature_key}.parts"
     parts.mkdir(parents=True, exist_ok=True)
@@ -281,14 +281,7 @@ def _engine_features(
             features[part["rows"]], done[part["rows"]] = part["features"], True
     progress.advance(int(done.sum()))
     todo = np.flatnonzero(~done)
-    inputs = pa.table(
-        {
-            "key": pa.array([str(i) for i in todo], pa.string()),
-            **{
-                column: pa.array(frame[column].iloc[todo].astype(str).tolist(), pa.string()) for column in INPUT_COLUMNS
-            },
-        }
-    )
+    inputs = example_table(todo, frame.iloc[todo])
 
     def merge(table: pa.Table) -> None:
         from core.embed.stage import table_vectors

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
     from core.engines import BatchFn, RowsDone
 
-INPUT_COLUMNS = ("instruction", "input", "output")
-
 
 @dataclasses.dataclass(frozen=True)
 class GradientStage:
@@ -52,6 +50,7 @@ class GradientStage:
         import torch
         from peft import PeftModel
 
+        from core.engines import example_frame
         from core.gradients.features import gradient_features
         from core.models.lm import load_causal_lm
 
@@ -74,7 +73,7 @@ class GradientStage:
             features = gradient_features(
                 model,
                 lm.tokenizer,
-                table.select(list(INPUT_COLUMNS)).to_pandas(),
+                example_frame(table),
                 moments=moments,
                 d=self.d,
                 projection=self.projection,  # type: ignore[arg-type]  # checked by GradientConfig

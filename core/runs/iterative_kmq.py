@@ -286,7 +286,7 @@ def _run_round(
     scored = cumulative if plan.generate_for == "all" else new
     frame = plan.examples.iloc[scored].reset_index(drop=True)
     if work is not None:
-        generations, scores = work.run(t, plan, config, frame, scored, round_dir / "train" / "final")
+        generations, scores = work.run(t, plan, config, frame, round_dir / "train" / "final")
     else:
         generations = generate_responses(
             trained.model, tokenizer, frame, plan.max_new_tokens, plan.generation_batch_size, config.max_length
@@ -385,19 +385,18 @@ class _RoundWork:
     out_dir: Path
 
     def run(
-        self, t: int, plan: _KMQPlan, config: TrainConfig, frame: pd.DataFrame, scored: np.ndarray, adapter: Path
+        self, t: int, plan: _KMQPlan, config: TrainConfig, frame: pd.DataFrame, adapter: Path
     ) -> tuple[list[str], np.ndarray]:
         import hashlib
 
-        import pyarrow as pa
-
-        from core.engines import SHARD_FOLDER
+        from core.engines import SHARD_FOLDER, run_in_order
         from core.gradients.stage import adapter_files
-        from core.progress import Progress
-        from core.runs.round_stage import INPUT_COLUMNS, KMQRoundStage
+        from core.runs.round_stage import KMQRoundStage
 
         if config.method != "lora":
             raise ValueError("a round's generation runs on the ray engine for LoRA runs only: use the local engine")
+        if frame.empty:  # nothing new this round: no model to ship
+            return [], np.zeros(0)
         chain = tuple(adapter_files(folder) for folder in [*self.earlier, adapter])
         digest = hashlib.sha256(b"".join(c for files in chain for c in files.values())).hexdigest()[:16]
         stage = KMQRoundStage(
@@ -408,29 +407,9 @@ class _RoundWork:
             max_new_tokens=plan.max_new_tokens,
             batch_size=plan.generation_batch_size,
         )
-        generations = [""] * len(frame)
-        scores = np.full(len(frame), np.nan)
-
-        def merge(table: pa.Table) -> None:
-            for key, text, value in zip(
-                table.column("key").to_pylist(),
-                table.column("generation").to_pylist(),
-                table.column("score").to_pylist(),
-                strict=True,
-            ):
-                generations[int(key)], scores[int(key)] = text, value
-
-        inputs = pa.table(
-            {
-                "key": pa.array([str(i) for i in range(len(frame))], pa.string()),
-                **{c: pa.array(frame[c].astype(str).tolist(), pa.string()) for c in INPUT_COLUMNS},
-            }
-        )
-        folder = self.out_dir / SHARD_FOLDER
-        self.engine.run(
-            stage, [inputs], merge, folder=folder, shard_rows=ROUND_SHARD, total=len(frame), progress=Progress()
-        )
-        return generations, scores
+        done = run_in_order(self.engine, stage, frame, folder=self.out_dir / SHARD_FOLDER, shard_rows=ROUND_SHARD)
+        scores = np.asarray(done.column("score").to_numpy(zero_copy_only=False), dtype=float)
+        return done.column("generation").to_pylist(), scores
 
 
 def load_trained(start: Any, folder: Path, config: TrainConfig) -> Any:

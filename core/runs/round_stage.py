@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
     from core.engines import BatchFn, RowsDone
 
-INPUT_COLUMNS = ("instruction", "input", "output")
-
 
 @dataclasses.dataclass(frozen=True)
 class KMQRoundStage:
@@ -43,6 +41,7 @@ class KMQRoundStage:
         return self.round_key
 
     def open(self) -> BatchFn:
+        from core.engines import example_frame
         from core.models.generation import generate_responses
         from core.models.lm import load_causal_lm
         from core.runs.iterative_kmq import load_trained, merged
@@ -63,7 +62,7 @@ class KMQRoundStage:
         def batch(table: pa.Table, rows_done: RowsDone | None = None) -> pa.Table:
             import pyarrow as pa
 
-            frame = table.select(list(INPUT_COLUMNS)).to_pandas()
+            frame = example_frame(table)
             generations = generate_responses(
                 model, lm.tokenizer, frame, self.max_new_tokens, self.batch_size, self.config.max_length
             )
@@ -89,6 +88,7 @@ class IFDStage:
         return self.stage_key
 
     def open(self) -> BatchFn:
+        from core.engines import example_frame
         from core.models.lm import load_causal_lm
         from core.models.passes import ifd_scores
         from core.runs.iterative_kmq import load_trained
@@ -104,7 +104,7 @@ class IFDStage:
         def batch(table: pa.Table, rows_done: RowsDone | None = None) -> pa.Table:
             import pyarrow as pa
 
-            frame = table.select(list(INPUT_COLUMNS)).to_pandas()
+            frame = example_frame(table)
             values = np.asarray(ifd_scores(model, lm.tokenizer, frame, self.config.max_length), dtype=np.float64)
             return pa.table({"key": table.column("key"), "ifd": values})
 
@@ -123,11 +123,8 @@ class EngineIFD:
     def __call__(self, model: Any, tokenizer: Any, examples: Any) -> np.ndarray:
         import hashlib
 
-        import pyarrow as pa
-
-        from core.engines import SHARD_FOLDER
+        from core.engines import SHARD_FOLDER, run_in_order
         from core.gradients.stage import adapter_files
-        from core.progress import Progress
         from core.train.trainer import save_model
 
         if self.config.method != "lora":
@@ -142,29 +139,9 @@ class EngineIFD:
             f"{i}\x01{x}\x01{o}" for i, x, o in zip(frame.instruction, frame.input, frame.output, strict=True)
         )
         digest = hashlib.sha256(b"".join((adapter or {}).values()) + texts.encode()).hexdigest()[:16]
-        found = np.full(len(frame), np.nan)
-
-        def merge(table: pa.Table) -> None:
-            keys = np.asarray([int(key) for key in table.column("key").to_pylist()], dtype=np.int64)
-            found[keys] = table.column("ifd").to_numpy(zero_copy_only=False)
-
-        inputs = pa.table(
-            {
-                "key": pa.array([str(i) for i in range(len(frame))], pa.string()),
-                **{c: pa.array(frame[c].astype(str).tolist(), pa.string()) for c in INPUT_COLUMNS},
-            }
-        )
         stage = IFDStage(f"{self.out_dir.resolve()}:{digest}", self.config, adapter)
-        self.engine.run(
-            stage,
-            [inputs],
-            merge,
-            folder=self.out_dir / SHARD_FOLDER,
-            shard_rows=IFD_SHARD,
-            total=len(frame),
-            progress=Progress(),
-        )
-        return found
+        done = run_in_order(self.engine, stage, frame, folder=self.out_dir / SHARD_FOLDER, shard_rows=IFD_SHARD)
+        return np.asarray(done.column("ifd").to_numpy(zero_copy_only=False), dtype=float)
 
 
 IFD_SHARD = 64  # examples per shard of an IterIT re-scoring on an engine

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.engines import SHARD_FOLDER, Engine, EngineReport, LocalEngine, RowsProgress
+from core.engines import SHARD_FOLDER, Engine, EngineReport, LocalEngine, RowsProgress, example_table
 from core.errors import ModelLoadError
 from core.progress import Progress
 from core.registry import spec_of
 from core.score.scorers import SCORERS, Scorer
-from core.score.stage import INPUT_COLUMNS, ScoreStage, for_device, table_values
+from core.score.stage import ScoreStage, for_device, table_values
 from core.storage import scores as score_store
 from core.storage.database import Store
 from core.storage.datasets import DatasetInfo, assignments, example_texts
@@ -225,12 +225,7 @@ def _score_on_engine(
     """A model scorer's parts computed on ``engine``, each committed as it finishes."""
     import pyarrow as pa
 
-    inputs = pa.table(
-        {
-            "key": pa.array(todo.content_hash.astype(str), pa.string()),
-            **{column: pa.array(todo[column].astype(str), pa.string()) for column in INPUT_COLUMNS},
-        }
-    )
+    inputs = example_table(todo.content_hash, todo)
 
     def merge(table: pa.Table) -> None:
         hashes, values = table_values(table)

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from core.engines import example_frame
 from core.score.scorers import Scorer
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from core.engines import BatchFn, RowsDone
-
-INPUT_COLUMNS = ("instruction", "input", "output")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +40,7 @@ class ScoreStage:
             # the scorer's own progress is not passed on: a scoring part counts once it is committed
             import pyarrow as pa
 
-            values = scorer.score(table.select(list(INPUT_COLUMNS)).to_pandas())
+            values = scorer.score(example_frame(table))
             columns = {name: np.asarray(array, dtype=np.float64) for name, array in values.items()}
             return pa.table({"key": table.column("key"), **columns})
 
