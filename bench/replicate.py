@@ -5,6 +5,7 @@ dir (a mix of every source), prepared with the default options and scored with t
 are launched one after the other through the same code a user's runs take (``core.runs.run``):
 
 - ``random``: ``--budget`` examples drawn uniformly, fine-tuned ``--epochs`` epochs;
+- ``balanced_random``: uniform within the k-means clusters at the dataset's k, quotas proportional to size;
 - ``kmq``: static kMQ (proportional allocation, sampling by the combined quality), same training;
 - ``iterative_kmq``: ``--rounds`` rounds of budget / rounds, each fine-tuned from the base on the cumulative
   selection (``--epochs`` epochs per round), perplexity-difference cluster reweighting;
@@ -16,7 +17,12 @@ Each is evaluated on the first ``--eval-limit`` rows of every ``--eval`` file (r
 where rows carry ``answer``); the base model is evaluated once per set and cached. The table gives each
 run's metric and its change against the base. Defaults fit in about half an hour on the 2-core CPU:
 
-    .venv/bin/python bench/replicate.py
+    .venv/bin/python -m bench.replicate
+
+``--seeds 0 1 2`` runs all of it once per seed (each in its own workspace; the seed draws the pool sample, the
+selection and the training order) and ends with each arm's mean and standard deviation of the loss change, and
+its paired difference against random with a 95 % Student-t interval (bench/seeds.py). Sized for three seeds in about an hour
+(an estimate from the one-seed timings): ``--pool 400 --budget 40 --eval-limit 20 --seeds 0 1 2``.
 
 Results are printed and written as JSON to ``bench/results/replicate-<timestamp>.json``.
 """
@@ -37,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from bench.prepare import DATA_DIR, log, machine_info, pool_lines, seeded_subset, write_json  # noqa: E402
 
-ARMS = ("random", "kmq", "iterative_kmq", "iterit")
+ARMS = ("random", "balanced_random", "kmq", "iterative_kmq", "iterit")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -48,7 +54,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=2, help="iterative kMQ rounds")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the seed of a single run (see --seeds)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run the whole experiment once per seed (pool sample, selection, training order) and report "
+        "mean, std and the paired difference against random with a 95 %% interval (default: --seed alone)",
+    )
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--model", default=None, help="default: the packaged SmolLM2-135M-Instruct")
     parser.add_argument(
@@ -92,10 +106,8 @@ def spec_for(arm: str, args: argparse.Namespace, evals: list[str]) -> Any:
         "max_new_tokens": args.max_new_tokens,
         "name": arm,
     }
-    if arm == "random":
-        return RunSpec(strategy="random", **common)
-    if arm == "kmq":
-        return RunSpec(strategy="kmq", **common)
+    if arm in ("random", "balanced_random", "kmq"):  # balanced_random: uniform within the clusters
+        return RunSpec(strategy=arm, **common)
     if arm == "iterative_kmq":
         return RunSpec(loop="iterative_kmq", rounds=args.rounds, loop_params={"max_new_tokens": 32}, **common)
     return RunSpec(loop="iterit", rounds=args.epochs, **{**common, "config": {**config, "epochs": 1}})
@@ -117,51 +129,76 @@ def run_arm(workspace: Path, spec: Any) -> dict[str, Any]:
     return {"arm": spec.name, "run_id": run_id, "state": status.state, "error": status.error, "seconds": seconds}
 
 
+def run_seed(args: argparse.Namespace, evals: list[str], scratch: Path) -> dict[str, Any]:
+    """The whole experiment at ``args.seed`` in its own workspace: the pool, then every arm."""
+    from core.runs.run import compare_runs
+
+    workspace = (args.workspace or scratch) / f"seed-{args.seed}"
+    workspace.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    log(f"seed {args.seed}: preparing a {args.pool}-row pool in {workspace}")
+    prepare_pool(workspace, args)
+    prepare_seconds = time.perf_counter() - started
+    arms = []
+    for arm in args.arms:
+        log(f"seed {args.seed}: {arm}: running")
+        arms.append(run_arm(workspace, spec_for(arm, args, evals)))
+        log(f"{arm}: {arms[-1]['state']} in {arms[-1]['seconds'] / 60:.1f} min")
+    table = compare_runs(workspace, [a["run_id"] for a in arms if a["state"] == "done"])
+    return {
+        "seed": args.seed,
+        "prepare_seconds": prepare_seconds,
+        "arms": arms,
+        "table": [{**row, "seed": args.seed, "arm": row["label"]} for row in table.to_dict(orient="records")],
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.seeds import as_records, format_table, summarise
+
     args = parse_args(argv)
     evals = [
         str(p)
         for p in (args.eval or [args.data_dir / "eval" / "gsm8k_test.jsonl", args.data_dir / "eval" / "mmlu_dev.jsonl"])
     ]
+    started = time.perf_counter()
+    seeds = args.seeds or [args.seed]
     with tempfile.TemporaryDirectory(prefix="bench-replicate-") as scratch:
-        workspace = args.workspace or Path(scratch)
-        started = time.perf_counter()
-        log(f"preparing a {args.pool}-row pool in {workspace}")
-        prepare_pool(workspace, args)
-        prepare_seconds = time.perf_counter() - started
-        arms = []
-        for arm in args.arms:
-            log(f"{arm}: running")
-            arms.append(run_arm(workspace, spec_for(arm, args, evals)))
-            log(f"{arm}: {arms[-1]['state']} in {arms[-1]['seconds'] / 60:.1f} min")
-        from core.runs.run import compare_runs
-
-        table = compare_runs(workspace, [a["run_id"] for a in arms if a["state"] == "done"])
+        runs = [run_seed(argparse.Namespace(**{**vars(args), "seed": s}), evals, Path(scratch)) for s in seeds]
+    rows = [row for run in runs for row in run["table"]]
+    summary = summarise(rows, "loss_change", ["eval_set"])
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "args": {k: str(v) for k, v in vars(args).items()},
-        "prepare_seconds": prepare_seconds,
-        "arms": arms,
-        "table": table.to_dict(orient="records"),
+        "seeds": runs,
+        "summary": as_records(summary),
+        "total_seconds": time.perf_counter() - started,
         "machine": machine_info(),
     }
-    print_results(results, table)
+    for run in runs:
+        print_results(results["args"], run)
+    print(f"\n== loss change over seeds {seeds} (negative: the run lowered the loss) ==")
+    print(format_table(summary, "loss change"))
+    print(f"total {results['total_seconds'] / 60:.1f} min")
     print(f"\nresults written to {write_json(results, 'replicate').relative_to(ROOT)}")
     return 0
 
 
-def print_results(results: dict[str, Any], table: Any) -> None:
-    args = results["args"]
+def print_results(args: dict[str, Any], results: dict[str, Any]) -> None:
     print(
-        f"\n== {args['pool']}-row pool, budget {args['budget']}, seed {args['seed']}, {args['epochs']} epochs, "
+        f"\n== {args['pool']}-row pool, budget {args['budget']}, seed {results['seed']}, {args['epochs']} epochs, "
         f"eval: first {args['eval_limit']} rows per set =="
     )
     for arm in results["arms"]:
-        print(f"{arm['arm']:<14} {arm['state']:<10} {arm['seconds'] / 60:5.1f} min {arm['error'] or ''}")
-    if not table.empty:
-        columns = ["label", "eval_set", "base_loss", "run_loss", "loss_change", "base_accuracy", "run_accuracy"]
+        print(f"{arm['arm']:<16} {arm['state']:<10} {arm['seconds'] / 60:5.1f} min {arm['error'] or ''}")
+    columns = ["label", "eval_set", "base_loss", "run_loss", "loss_change", "base_accuracy", "run_accuracy"]
+    if results["table"]:
+        import pandas as pd
+
+        table = pd.DataFrame(results["table"])[columns]
         print()
-        print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(json.dumps({"prepare_seconds": round(results["prepare_seconds"], 1)}))
 
 

@@ -12,17 +12,23 @@ more than a random pick of the same size does?
 3. LoRA-gradient features of the pool and of the target set are computed once with
    ``core.gradients.pipeline.compute_gradients`` (default ``GradientConfig``, ``max_length`` =
    ``--max-length``); its report (examples/s, seconds) is printed.
-4. Arms ``random``, ``embedding_knn``, ``less`` and ``g2is`` (its defaults: the walk may pick fewer than the
-   budget, and the number actually trained on is reported) at every ``--fractions`` of the pool (as a
-   count: round(fraction x pool), at least 1), each launched as a run through ``core.runs.run``
-   (the code a user's runs take): ``--epochs`` epochs of LoRA, seed ``--seed``, evaluated on the held-out
-   rows (response loss; exact match of the final answer with greedy decoding) against the base model.
+4. Arms ``random``, ``balanced_random`` (uniform within the k-means clusters), ``embedding_knn``, ``rds_plus``
+   (base-model hidden states, round-robin over the target rows; its pool features are computed once per seed
+   like the gradients), ``less`` and ``g2is`` (its defaults: the walk may pick fewer than the budget, and the
+   number actually trained on is reported) at every ``--fractions`` of the pool (as a count: round(fraction x
+   pool), at least 1), each launched as a run through ``core.runs.run`` (the code a user's runs take):
+   ``--epochs`` epochs of LoRA, evaluated on the held-out rows (response loss; exact match of the final answer
+   with greedy decoding) against the base model.
+5. With ``--seeds 0 1 2`` all of that runs once per seed, each in its own workspace: the seed draws the pool
+   sample, the selection and the training order (the target and held-out rows stay the same). The summary
+   gives each arm's mean and standard deviation of the held-out loss change, and its paired difference against
+   random with a 95 % Student-t interval (bench/seeds.py).
 
-Measured on the 2-core CPU under load (a test suite alongside): ``--pool 400`` took 47 minutes, 16 of them
-for the gradient features (0.5 examples/s); the 600-row default takes longer, so pass ``--pool 400`` when
-time is short:
+Measured on the 2-core CPU under load (a test suite alongside): ``--pool 400`` with four arms took 47 minutes,
+16 of them for the gradient features (0.5 examples/s); the 600-row default takes longer. Sized for three seeds in
+about an hour on a quiet box (an estimate from those timings):
 
-    .venv/bin/python bench/targeted.py [--pool 400]
+    .venv/bin/python -m bench.targeted --pool 200 --fractions 0.05 --seeds 0 1 2
 
 Results are printed and written as JSON to ``bench/results/targeted-<timestamp>.json``.
 """
@@ -44,8 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 from bench.prepare import DATA_DIR, log, machine_info, write_json  # noqa: E402
 from bench.replicate import prepare_pool, run_arm  # noqa: E402
 
-ARMS = ("random", "embedding_knn", "less", "g2is")
-TARGETED = frozenset({"embedding_knn", "less", "g2is"})
+ARMS = ("random", "balanced_random", "embedding_knn", "rds_plus", "less", "g2is")
+TARGETED = frozenset({"embedding_knn", "rds_plus", "less", "g2is"})
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -59,7 +65,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval", action="append", default=[], help="extra evaluation JSONL (repeatable)")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.05])
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the seed of a single run (see --seeds)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run the whole experiment once per seed (pool sample, selection, training order) and report "
+        "mean, std and the paired difference against random with a 95 %% interval (default: --seed alone)",
+    )
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--model", default=None, help="default: the packaged SmolLM2-135M-Instruct")
     parser.add_argument("--max-new-tokens", type=int, default=96)
@@ -154,48 +168,92 @@ def _correct(summary: dict[str, Any]) -> int | None:
     return round(summary["accuracy"] * summary["n_answered"])
 
 
+def run_seed(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    """The whole experiment at ``args.seed`` in its own workspace: pool, features, every arm at every size."""
+    started = time.perf_counter()
+    workspace = (args.workspace or scratch) / f"seed-{args.seed}"
+    workspace.mkdir(parents=True, exist_ok=True)
+    target, heldout = split_target(args.target_file, args.target_rows, args.eval_limit, scratch / "task")
+    evals = [str(heldout), *map(str, args.eval)]
+    log(f"seed {args.seed}: preparing a {args.pool}-row pool in {workspace}")
+    prepare_pool(workspace, args)
+    prepare_seconds = time.perf_counter() - started
+    log(f"gradient features of the pool and of {target.name}")
+    gradients = gradient_features(workspace, target, args)
+    log(f"gradients: {gradients}")
+    hidden = hidden_state_features(workspace, args) if "rds_plus" in args.arms else None
+    arms = []
+    for fraction in args.fractions:
+        budget = budget_of(fraction, args.pool)
+        for arm in args.arms:
+            log(f"seed {args.seed}: {arm} at {fraction:g} ({budget} examples): running")
+            done = run_arm(workspace, spec_for(arm, budget, target, evals, args))
+            arms.append({**done, "arm": arm, "fraction": fraction, "budget": budget})
+            log(f"{arm} at {fraction:g}: {done['state']} in {done['seconds'] / 60:.1f} min")
+    table = [{**row, "seed": args.seed} for arm in arms if arm["state"] == "done" for row in arm_rows(workspace, arm)]
+    return {
+        "seed": args.seed,
+        "prepare_seconds": prepare_seconds,
+        "gradients": gradients,
+        "hidden_states": hidden,
+        "arms": arms,
+        "table": table,
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.seeds import as_records, summarise
+
     args = parse_args(argv)
     started = time.perf_counter()
+    seeds = args.seeds or [args.seed]
     with tempfile.TemporaryDirectory(prefix="bench-targeted-") as scratch:
-        workspace = args.workspace or Path(scratch)
-        target, heldout = split_target(args.target_file, args.target_rows, args.eval_limit, Path(scratch) / "task")
-        evals = [str(heldout), *map(str, args.eval)]
-        log(f"preparing a {args.pool}-row pool in {workspace}")
-        prepare_pool(workspace, args)
-        prepare_seconds = time.perf_counter() - started
-        log(f"gradient features of the pool and of {target.name}")
-        gradients = gradient_features(workspace, target, args)
-        log(f"gradients: {gradients}")
-        arms = []
-        for fraction in args.fractions:
-            budget = budget_of(fraction, args.pool)
-            for arm in args.arms:
-                log(f"{arm} at {fraction:g} ({budget} examples): running")
-                done = run_arm(workspace, spec_for(arm, budget, target, evals, args))
-                arms.append({**done, "arm": arm, "fraction": fraction, "budget": budget})
-                log(f"{arm} at {fraction:g}: {done['state']} in {done['seconds'] / 60:.1f} min")
-        table = [row for arm in arms if arm["state"] == "done" for row in arm_rows(workspace, arm)]
+        runs = [run_seed(argparse.Namespace(**{**vars(args), "seed": seed}), Path(scratch)) for seed in seeds]
+    rows = [row for run in runs for row in run["table"]]
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "args": {k: str(v) for k, v in vars(args).items()},
-        "prepare_seconds": prepare_seconds,
-        "gradients": gradients,
-        "arms": arms,
-        "table": table,
+        "seeds": runs,
+        "summary": as_records(summarise(rows, "loss_change", ["eval_set", "fraction"])),
         "total_seconds": time.perf_counter() - started,
         "machine": machine_info(),
     }
-    print_results(results)
+    for run in runs:
+        print_results(results["args"], run)
+    print_summary(rows, results["total_seconds"])
     print(f"\nresults written to {write_json(results, 'targeted').relative_to(ROOT)}")
     return 0
 
 
-def print_results(results: dict[str, Any]) -> None:
-    args, grad = results["args"], results["gradients"]
+def hidden_state_features(workspace: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The pool's RDS+ hidden states (base model, default settings); the target's are computed at selection."""
+    from core.hidden.pipeline import HiddenConfig, compute_hidden_states
+    from core.storage import datasets as ds
+    from core.storage.database import Store
+
+    config = HiddenConfig(max_length=args.max_length)
+    if args.model:
+        config = dataclasses.replace(config, model=args.model)
+    store = Store(workspace)
+    return dict(compute_hidden_states(store, ds.get_dataset(store, "pool"), config))
+
+
+def print_summary(rows: list[dict[str, Any]], seconds: float) -> None:
+    """Mean, spread and paired difference against random over the seeds, per evaluation set and size."""
+    from bench.seeds import format_table, summarise
+
+    seeds = sorted({row["seed"] for row in rows})
+    print(f"\n== held-out loss change over seeds {seeds} (negative: the run lowered the loss) ==")
+    print(format_table(summarise(rows, "loss_change", ["eval_set", "fraction"]), "loss change"))
+    print(f"total {seconds / 60:.1f} min")
+
+
+def print_results(args: dict[str, Any], results: dict[str, Any]) -> None:
+    grad = results["gradients"]
     print(
         f"\n== {args['pool']}-row pool, target: first {args['target_rows']} rows of {Path(args['target_file']).name}, "
-        f"held out: the next {args['eval_limit']}, seed {args['seed']}, {args['epochs']} epochs =="
+        f"held out: the next {args['eval_limit']}, seed {results['seed']}, {args['epochs']} epochs =="
     )
     print(
         f"gradient features: {grad['rows']} pool rows, d {grad['d']}, {grad['examples_per_second']} examples/s, "
@@ -216,7 +274,7 @@ def print_results(results: dict[str, Any]) -> None:
     for row in results["table"]:
         print(_table_line(row))
     print(
-        f"\nprepare {results['prepare_seconds']:.0f} s; total {results['total_seconds'] / 60:.1f} min; "
+        f"\nprepare {results['prepare_seconds']:.0f} s; this seed {results['seconds'] / 60:.1f} min; "
         "base loss and exact match are the untuned model's on the same rows"
     )
 
