@@ -163,6 +163,19 @@ def cached_selections(dataset: ds.DatasetInfo) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+def selection_comparison(workspace: str, version: int, dataset_id: int, first: int, second: int) -> dict[str, Any]:
+    from core.select.compare import compare
+
+    return compare(store(), ds.get_dataset(store(), dataset_id), first, second)
+
+
+def cached_comparison(dataset: ds.DatasetInfo, first: int, second: int) -> dict[str, Any]:
+    """Two saved selections side by side (core/select/compare.py), once per data version: it reads every row's
+    scores and ``source`` and a sample of each selection's embeddings, which a rerun should not pay again."""
+    return selection_comparison(str(store().workspace), versions().total, dataset.dataset_id, first, second)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
 def signals(workspace: str, content_version: int, dataset_id: int) -> pd.DataFrame:
     from core.score.quality import raw_signals
 

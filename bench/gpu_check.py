@@ -836,7 +836,10 @@ def run_ifd(ctx: Context, variant: Variant) -> Result:
         from core.score.scorers import IFDScorer
 
         with on_device(ctx.device):
-            scores = IFDScorer(model=str(ctx.tiny_lm_dir()), max_length=TINY_MAX_LENGTH, precision="auto").score(frame)
+            scorer = IFDScorer(
+                model=str(ctx.tiny_lm_dir()), max_length=TINY_MAX_LENGTH, precision="auto", template="chat"
+            )
+            scores = scorer.score(frame)
         nll = np.concatenate([np.log(scores["perplexity"]), np.log(scores["perplexity_alone"])])
         ifd, how = scores["ifd"], "IFDScorer(precision=auto)"
     else:

@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         default=None,
-        help="target JSONL file(s), comma-separated, for less, g2is and embedding_knn; their gradient features "
-        "are computed first when missing",
+        help="target JSONL file(s), comma-separated, for less, g2is, embedding_knn and rds_plus; their gradient "
+        "features are computed first when missing (rds_plus: the target's hidden states)",
     )
 
     p = sub.add_parser(
@@ -180,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="e.g. d=2048, warmup_epochs=2")
 
     _add_engine(p, "the gradient features (the warmup and the graph stay here)")
+
+    p = sub.add_parser(
+        "hidden-states",
+        help="the base model's pooled hidden states of every example, for rds_plus (cached, resumable)",
+    )
+    _add_common(p)
+    p.add_argument("--model", default=None, help="model name or folder (default: the packaged SmolLM2-135M)")
+    p.add_argument("--max-length", type=int, default=None, help="tokens per example, prompt and response (2048)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None, help="default auto")
+    p.add_argument("--limit", type=int, default=None, help="compute at most N more rows now; a rerun continues")
+    p.add_argument("--target", action="append", default=[], metavar="FILE", help="also a target set's features")
+    _add_engine(p, "the hidden-state pass")
     p = sub.add_parser("run", help="fine-tune on a selection in the background, evaluating before and after")
     _add_common(p)
     source = p.add_mutually_exclusive_group(required=True)
@@ -227,7 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("selections", help="list saved selections, or compare two")
     _add_common(p)
-    p.add_argument("--compare", type=int, nargs=2, metavar=("A", "B"), help="overlap and per-cluster counts")
+    p.add_argument(
+        "--compare",
+        type=int,
+        nargs=2,
+        metavar=("A", "B"),
+        help="overlap, diversity, quality, cost, per-cluster and per-source shares",
+    )
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("score", help="score examples with a registered scorer (cached, resumable)")
@@ -811,6 +829,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     from core.gradients.pipeline import target_paths
     from core.gradients.target_report import check_strategy_target
     from core.select.run import build_strategy, run_selection, save_selection
+    from core.storage import selections
 
     store = _store(args)
     dataset = _dataset(store, args)
@@ -820,6 +839,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     strategy = build_strategy(args.strategy, params)
     _confirm_select_cost(args, dataset.n_rows, int(getattr(strategy, "candidates", 0)))
     _print_targets(check_strategy_target(getattr(strategy, "target", ""), strategy.needs))
+    _print_needs(store, dataset, strategy, args.budget)
     try:
         result = run_selection(store, dataset, strategy, args.budget, seed=args.seed, k=args.k)
     except MissingGradients:
@@ -833,6 +853,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         f"selection {selection_id}: {len(result.example_ids)} of {result.pool_size} kept examples "
         f"with {args.strategy} (seed {args.seed}, k={result.k}) in {result.seconds:.1f} s"
     )
+    print(f"cost: {selections.cost_phrase(selections.get(store, selection_id)['cost'])}")
     if result.report.get("shortfall"):
         print(
             f"note: {result.report['shortfall']} short of the budget of {result.report['budget']}: "
@@ -841,6 +862,18 @@ def cmd_select(args: argparse.Namespace) -> int:
     for note in result.report.get("notes", []):  # e.g. the clusters left without a quota: only empty responses
         print(f"note: {note}")
     return 0
+
+
+def _print_needs(store: Any, dataset: Any, strategy: Any, budget: float) -> None:
+    """What the strategy needs and its estimated time here (core/select/needs.py), when something is missing."""
+    from core.select import needs
+
+    found = needs.requirements(store, dataset, strategy)
+    if needs.missing(found):
+        own = needs.strategy_estimate(strategy.name, dataset.n_rows, budget, int(getattr(strategy, "candidates", 0)))
+        print(f"{strategy.name} needs:")
+        for line in needs.summary_lines(found, own):
+            print(f"  {line}")
 
 
 def _confirm_select_cost(args: argparse.Namespace, rows: int, candidates: int) -> None:
@@ -879,6 +912,51 @@ def cmd_gradients(args: argparse.Namespace) -> int:
         print(f"target {name}: features {key}")
     print(f"done in {report['seconds']} s")
     return 0
+
+
+def cmd_hidden_states(args: argparse.Namespace) -> int:
+    from core.hidden.job import HiddenStatesJob
+    from core.hidden.pipeline import compute_hidden_states
+    from core.progress import TqdmProgress
+
+    store = _store(args)
+    dataset = _dataset(store, args)
+    settings = {"model": args.model, "max_length": args.max_length, "precision": args.precision}
+    config = {name: value for name, value in settings.items() if value is not None}
+    spec = HiddenStatesJob(dataset.name, config, tuple(args.target), args.limit)
+    spec.validate(store.workspace)  # a bad setting or target file, before any model loads
+    engine = _engine(args)
+    progress = TqdmProgress()
+    try:
+        report = compute_hidden_states(
+            store, dataset, spec.hidden_config(), spec.targets, limit=spec.limit, progress=progress, engine=engine
+        )
+    except BaseException:
+        progress.close(discard=True)
+        raise
+    progress.close()
+    _print_hidden_states(report)
+    return 0
+
+
+def _print_hidden_states(report: dict[str, Any]) -> None:
+    """What a hidden-states run computed and what it found done already."""
+    if report["cached"]:
+        print(f"hidden states of {report['rows']} examples: already computed (d={report['d']}, {report['precision']})")
+    else:
+        speed = f" at {report['examples_per_second']} examples/s" if report["examples_per_second"] else ""
+        print(
+            f"hidden states: computed {report['computed']} examples{speed}, reused {report['reused']} "
+            f"from an earlier run, of {report['rows']} ({report['precision']})"
+        )
+        if report["left"]:
+            print(f"{report['left']} examples left: run the command again to continue")
+        else:
+            print(f"stored for rds_plus: d={report['d']}")
+    for name, key in report["targets"].items():
+        print(f"target {name}: features {key}")
+    _print_engine(report["engine"])
+    print(f"done in {report['seconds']} s")
 
 
 def _print_targets(reports: list[Any]) -> None:
@@ -1047,23 +1125,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_selections(args: argparse.Namespace) -> int:
-    from core.select.run import compare
+    from core.select.compare import compare
     from core.storage import selections
 
     store = _store(args)
     dataset = _dataset(store, args)
     if args.compare:
-        report = compare(store, dataset, *args.compare)
-        table = report.pop("per_cluster")
-        if args.json:
-            print(json.dumps({**report, "per_cluster": table.to_dict(orient="records")}, indent=2, default=str))
-            return 0
-        print(
-            f"#{args.compare[0]} {report['first']['size']} rows, #{args.compare[1]} {report['second']['size']} rows; "
-            f"shared {report['shared']}, only first {report['only_first']}, only second {report['only_second']}, "
-            f"Jaccard {report['jaccard']:.3f}"
-        )
-        print(table.to_string(index=False))
+        _print_comparison(compare(store, dataset, *args.compare), args.json)
         return 0
     frame = selections.listing(store, dataset.dataset_id)
     if args.json:
@@ -1073,6 +1141,32 @@ def cmd_selections(args: argparse.Namespace) -> int:
     else:
         print(frame.drop(columns=["pool_hash"]).to_string(index=False))
     return 0
+
+
+def _print_comparison(report: dict[str, Any], as_json: bool) -> None:
+    """Two selections side by side (core/select/compare.py): overlap, the measures table, per-cluster and
+    per-source shares."""
+    import dataclasses
+
+    tables = {name: report.pop(name) for name in ("metrics", "per_cluster", "sources")}
+    profiles = report.pop("profiles")
+    if as_json:
+        records = {name: None if t is None else t.to_dict(orient="records") for name, t in tables.items()}
+        out = {**report, "profiles": [dataclasses.asdict(p) for p in profiles], **records}
+        print(json.dumps(out, indent=2, default=str))
+        return
+    first, second = report["first"], report["second"]
+    print(
+        f"#{first['id']} {first['size']} rows, #{second['id']} {second['size']} rows; "
+        f"shared {report['shared']}, only first {report['only_first']}, only second {report['only_second']}, "
+        f"Jaccard {report['jaccard']:.3f}\n"
+    )
+    print(tables["metrics"].to_string(index=False))
+    print(f"\nper cluster at k={report['k']} (counts and shares of each selection):")
+    print(tables["per_cluster"].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    if tables["sources"] is not None:
+        print("\nshares by source:")
+        print(tables["sources"].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
 
 
 def _registries() -> dict[str, Any]:
@@ -1147,6 +1241,7 @@ COMMANDS = {
     "scores": cmd_scores,
     "select": cmd_select,
     "gradients": cmd_gradients,
+    "hidden-states": cmd_hidden_states,
     "selections": cmd_selections,
     "run": cmd_run,
     "runs": cmd_runs,

@@ -47,6 +47,10 @@ class MissingGradients(MissingScores):
     """Gradient features (or a target's) are not computed yet; the message says how to compute them."""
 
 
+class MissingHiddenStates(MissingScores):
+    """The base model's pooled hidden states (RDS+) are not computed yet; the message says how to compute them."""
+
+
 class ModelLoadError(RuntimeError):
     """A scorer's model could not be loaded; the message names the model and the reason on one line."""
 

@@ -25,7 +25,7 @@ from core.errors import DatasetExists, DatasetNotFound
 from core.progress import Progress
 from core.registry import spec_of
 from core.safe_paths import check_dataset_name
-from core.storage import curation, search
+from core.storage import curation, search, stage_runs
 from core.storage import datasets as ds
 from core.storage.database import Store
 from core.storage.staging import ExampleStaging
@@ -326,6 +326,7 @@ def embed_missing(
                 {"key": pa.array(order, pa.string()), "text": pa.array([pending[h] for h in order], pa.string())}
             )
 
+    started = time.perf_counter()
     with _VectorWriter(store, key) as writer:
         run = (engine or LocalEngine()).run(
             EmbedStage(embedder),
@@ -336,6 +337,17 @@ def embed_missing(
             total=n_missing,
             progress=progress,
         )
+    # the workspace's measured embedding rate (core/storage/stage_runs.py): only the texts embedded now count
+    stage_runs.record(
+        store,
+        dataset_id,
+        stage="embeddings",
+        key=key,
+        rows=n_missing,
+        seconds=time.perf_counter() - started,
+        device=stage_runs.device_of(engine),
+        engine=stage_runs.engine_name(engine),
+    )
     return n_missing, len(cached), run
 
 

@@ -1,6 +1,6 @@
 """Gradient graph page: compute LoRA-gradient features and their graph in the background, then see which
 clusters help a target task, the map colored by alignment with it, one example's gradient neighbourhood
-and the walk path of a G2IS selection."""
+and the walk path of a G2IS selection; and, for RDS+, the base model's pooled hidden states of every example."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from core import jobs
 from core.errors import MissingGradients
 from core.gradients import pipeline, views
 from core.gradients.job import GradientsJob
+from core.hidden import pipeline as hidden
+from core.hidden.job import HiddenStatesJob
 from core.safe_paths import upload_path
 from core.storage import selections as store_selections
 
@@ -71,9 +73,36 @@ def gradients_outcome(status: jobs.JobStatus) -> None:
     st.caption(f"Gradients: {status.state}.")
 
 
+def hidden_states_panel() -> None:
+    """RDS+'s features: the base model's pooled hidden states of every example, computed by a background job."""
+    st.subheader("Hidden states for RDS+")
+    done = hidden.latest_pool(store(), dataset.dataset_id)
+    if done is not None:
+        st.caption(
+            f"Computed: {done.n_rows} examples, d={done.d}, model {plain(done.model_id)}, {done.precision}, "
+            f"up to {done.max_length} tokens each. RDS+ (rds_plus on the Select page) compares them with a target's."
+        )
+    else:
+        st.caption(
+            "RDS+ (rds_plus on the Select page) needs them: one forward pass of the base model per example (no "
+            "warmup, no backward pass). Resumable; a target's own are computed when a selection first uses it."
+        )
+    engine = engine_choice("hidden")
+    if st.button("Compute hidden states", key="start_hidden_states"):
+        launch(HiddenStatesJob(dataset=dataset.name, engine=engine), "hidden_job")
+
+
+def hidden_outcome(status: jobs.JobStatus) -> None:
+    st.caption(f"Hidden states: {status.state}.")
+
+
 with st.container(border=True):
     launch_panel()
     job_panel(JobView("gradients", "gradient_job", lambda _: "Computing gradients", gradients_outcome, 2))
+
+with st.container(border=True):
+    hidden_states_panel()
+    job_panel(JobView("hidden_states", "hidden_job", lambda _: "Computing hidden states", hidden_outcome, 2))
 
 try:
     pool = pipeline.pool_set(store(), dataset.dataset_id)

@@ -170,7 +170,8 @@ def steps() -> list[Step]:
             "gradients",
             ":material/hub:",
             False,
-            "for the targeted strategies (LESS, G2IS): gradient features toward a target task",
+            "for the targeted strategies (LESS, G2IS; RDS+ from the base model's hidden states): features "
+            "compared with a target task",
             f"about {duration(n_rows / GRADIENT_EXAMPLES_PER_SECOND)} for {n_rows:,} rows on a 2-core CPU",
             optional=True,
         ),

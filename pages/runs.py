@@ -13,6 +13,7 @@ import streamlit as st
 
 from app import queries
 from app.job_panel import launch
+from app.needs_table import needs_table
 from app.params_form import engine_choice, params_form
 from app.state import pick_dataset, store, workspace
 from app.text import clip, hover, plain
@@ -79,6 +80,7 @@ def launch_form() -> None:
         else:
             spec["strategy"] = choice
             spec["strategy_params"] = params_form(STRATEGIES, choice, "run_param", custom={"target": run_target})
+            needs_table(dataset, choice, spec["strategy_params"], budget)
     spec["seed"] = int(cols[2].number_input("Seed", 0, value=0, key="run_seed"))
     defaults = TrainConfig()
     cols = st.columns(5)

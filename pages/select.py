@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import queries
 from app.job_panel import JobView, job_panel, launch
+from app.needs_table import needs_table
 from app.params_form import params_form
 from app.state import actor, pick_dataset, store, workspace
 from app.text import plain
@@ -19,9 +20,9 @@ from core.select import cost
 from core.select import job as select_job
 from core.select.job import SelectJob
 from core.select.pool import resolve_budget
-from core.select.run import build_strategy, compare, per_cluster, run_selection, save_selection
+from core.select.run import build_strategy, per_cluster, run_selection, save_selection
 from core.select.strategies import STRATEGIES
-from core.storage import curation
+from core.storage import curation, selections
 
 st.title("Select")
 dataset = pick_dataset()
@@ -58,6 +59,7 @@ def cost_notice(name: str, budget: float, candidates: int) -> None:
 
 name, params, budget, seed = settings()
 cost_notice(name, budget, int(str(params.get("candidates") or 0)))
+needs_table(dataset, name, params, budget)  # what is missing, and its time here
 request = (dataset.dataset_id, k, name, tuple(sorted(params.items())), budget, seed)
 in_page = dataset.n_rows <= select_job.PREVIEW_IN_PAGE_ROWS
 if not in_page:
@@ -159,7 +161,8 @@ if preview and preview[0] == request:
     if st.button("Save selection", key="save_selection"):
         selection_id = save_selection(store(), dataset, result, label)
         st.session_state.pop("selection_preview", None)
-        st.success(f"Saved selection #{selection_id}. Export it from the Export page.")
+        spent = selections.cost_phrase(selections.get(store(), selection_id)["cost"])
+        st.success(f"Saved selection #{selection_id} (compute: {spent}). Export it from the Export page.")
 elif preview:
     st.caption("The settings changed since the preview: preview again to save.")
 
@@ -175,10 +178,19 @@ if len(saved) >= 2:
     first = left.selectbox("Compare", ids, index=1, key="compare_a")
     second = right.selectbox("with", ids, index=0, key="compare_b")
     if first != second:
-        report = compare(store(), dataset, int(first), int(second))
+        report = queries.cached_comparison(dataset, int(first), int(second))
         cols = st.columns(4)
         cols[0].metric("Shared", report["shared"])
         cols[1].metric(f"Only in #{first}", report["only_first"])
         cols[2].metric(f"Only in #{second}", report["only_second"])
         cols[3].metric("Jaccard", f"{report['jaccard']:.2f}")
+        st.dataframe(report["metrics"], hide_index=True, key="compare_metrics")
+        st.caption(
+            "Diversity: the Vendi score of the embeddings, the effective number of distinct examples (grows "
+            "with size: compare selections of similar size). Cost: what computing each took, when recorded."
+        )
+        st.caption(f"Per cluster at k={report['k']}: each selection's count and share of its picks.")
         st.dataframe(report["per_cluster"], hide_index=True, key="compare_table")
+        if report["sources"] is not None:
+            st.caption("Shares by the dataset's `source` column.")
+            st.dataframe(report["sources"], hide_index=True, key="compare_sources")

@@ -167,3 +167,28 @@ def computed(template_workspace, tiny_model_dir, target_file, tmp_path_factory) 
     store = Store(workspace)
     report = pipeline.compute_gradients(store, ds.get_dataset(store), config, [target_file])
     return workspace, report, config
+
+
+SOURCES = ("web", "web", "web", "books", "books", None)  # cycled over the rows; None: the row has no source
+
+
+def sourced_rows() -> list[dict[str, str]]:
+    """The keyword rows with a ``source`` column that cuts across the topics: 12 web, 8 books, 4 without one."""
+    rows = keyword_rows()
+    for number, row in enumerate(rows):
+        source = SOURCES[number % len(SOURCES)]
+        if source is not None:
+            row["source"] = source
+    return rows
+
+
+@pytest.fixture
+def sourced_workspace(tmp_path: Path) -> Path:
+    """A workspace holding dataset "sourced" (the keyword rows with a ``source`` column), prepared at k=4."""
+    from core.prepare import PrepareOptions, prepare
+    from core.storage.database import Store
+
+    workspace = tmp_path / "sourced"
+    rows = write_jsonl(tmp_path / "sourced.jsonl", sourced_rows())
+    prepare(Store(workspace), rows, PrepareOptions(name="sourced", embedder=KEYWORD_EMBEDDER, k_grid=(4,), seed=0))
+    return workspace

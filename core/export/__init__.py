@@ -2,8 +2,8 @@
 
 The manifest records the input file's hash, the embedder, k, the seed, every veto and weight in force,
 the counts per cluster, the time and the app version, plus the exported file's own hash. For a
-selection it also records the strategy, its parameters, the seed, the budget, the pool hash and the
-score keys, and the rows are written in pick order.
+selection it also records the strategy, its parameters, the seed, the budget, the pool hash, the
+score keys and the compute the selection consumed (``cost``), and the rows are written in pick order.
 
 Each line is a row's JSON object as ingest stored it (``json.dumps(row, ensure_ascii=False)``): the input's
 fields, order, values and types, but its bytes only when the input was written that way (no ``\\u`` escapes,
@@ -344,6 +344,7 @@ def _selection(store: Store, dataset: ds.DatasetInfo, selection_id: int) -> dict
         raise ValueError(f"selection {selection_id} belongs to another dataset than {dataset.name!r}")
     keys = ("name", "strategy", "params", "seed", "budget", "size", "pool_hash", "pool_size", "decisions", "score_keys")
     manifest = {"id": selection_id, **{key: record[key] for key in keys}, "created_at": str(record["created_at"])}
+    manifest["cost"] = record.get("cost")  # the compute it consumed (None: saved before costs were recorded)
     return {"k": record["k"], "manifest": manifest}
 
 

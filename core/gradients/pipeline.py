@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import shutil
@@ -35,6 +36,7 @@ from core.models.lm import DEFAULT_LM, model_id
 from core.progress import Progress
 from core.storage import datasets as ds
 from core.storage import gradients as gstore
+from core.storage import stage_runs
 from core.storage.database import Store
 
 if TYPE_CHECKING:
@@ -110,6 +112,7 @@ class Warmup:
     moments: tuple[Any, Any]
     adapter_hash: str
     key: str
+    trained: int = 0  # examples trained on now (0: loaded from the workspace)
 
 
 def _hash(payload: Any) -> str:
@@ -162,7 +165,7 @@ def warmup(
     torch.save({"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}, folder / "moments.pt")
     (folder / "done.json").write_text(json.dumps({"rows": len(examples), "steps": total}))
     session.model.eval()
-    return Warmup(session.model, (exp_avg, exp_avg_sq), _file_hash(_adapter_file(folder)), key)
+    return Warmup(session.model, (exp_avg, exp_avg_sq), _file_hash(_adapter_file(folder)), key, len(examples))
 
 
 def _adapter_file(folder: Path) -> Path:
@@ -347,20 +350,28 @@ def compute_gradients(
     if progress:
         progress.start("load model", 1)
     lm = load_causal_lm(config.model)
+    warmup_started = time.perf_counter()
     warm = warmup(store, dataset, lm, config, progress)
+    warmup_seconds = time.perf_counter() - warmup_started
     frame = dataset_frame(store, dataset.dataset_id)
     pool_info = _feature_info(dataset, config, warm, "pool", len(frame))
+    record = functools.partial(_record, store, dataset.dataset_id, pool_info.feature_key)
+    record("warmup", warm.trained, warmup_seconds, stage_runs.device_of(None), None)  # trained here, or 0 rows
     feature_started = time.perf_counter()
     cached = gstore.get_set(store, pool_info.feature_key) is not None
     features = _features(store, pool_info, warm, lm.tokenizer, frame, config, warm.moments, progress, engine)
     feature_seconds = time.perf_counter() - feature_started
+    device = stage_runs.device_of(engine)  # after the features: torch is loaded, so a GPU is seen
+    record("gradients", 0 if cached else len(frame), feature_seconds, device, engine)
     if not gstore.has_edges(store, pool_info.feature_key):
         if progress:
             progress.start(f"gradient graph: top {config.neighbours} neighbours", len(features))
+        graph_started = time.perf_counter()
         indices, similarities = top_neighbours(
             features, config.neighbours, progress=(lambda count: _tick(progress, count)) if progress else None
         )
         gstore.save_edges(store, pool_info.feature_key, indices, similarities)
+        record("graph", len(features), time.perf_counter() - graph_started, "cpu", None)  # numpy and faiss, here
     target_keys = {}
     for eval_set in sets:
         answered = target_report.answered_rows(eval_set)
@@ -378,7 +389,10 @@ def compute_gradients(
             # stored for every row by an older version are not mistaken for them
             target_rows=answered if len(answered) < len(eval_set.rows) else None,
         )
+        target_started, target_cached = time.perf_counter(), gstore.get_set(store, info.feature_key) is not None
         _features(store, info, warm, lm.tokenizer, rows, config, None, progress, engine)
+        spent, computed = time.perf_counter() - target_started, 0 if target_cached else len(rows)
+        _record(store, dataset.dataset_id, info.feature_key, "target_gradients", computed, spent, device, engine)
         target_keys[eval_set.name] = info.feature_key
     return {
         "pool": pool_info.feature_key,
@@ -390,6 +404,17 @@ def compute_gradients(
         "target_reports": [report.to_dict() for report in reports],
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _record(
+    store: Store, dataset_id: int, key: str, stage: str, rows: int, seconds: float, device: str, engine: Engine | None
+) -> None:
+    """A stage's run into the workspace's measured rates (core/storage/stage_runs.py); a cached one (0 rows) is not.
+    The warmup is recorded under the pool features' key: it is what they cost beyond their own passes."""
+    engine_name = stage_runs.engine_name(engine)
+    stage_runs.record(
+        store, dataset_id, stage=stage, key=key, rows=rows, seconds=seconds, device=device, engine=engine_name
+    )
 
 
 # ---------------------------------------------------------------- reading for selection and pages

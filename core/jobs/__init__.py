@@ -164,6 +164,7 @@ KINDS: dict[str, JobKind] = {
     "prepare": JobKind("core.prepare_job:PrepareJob", "core.prepare_job:execute"),
     "score": JobKind("core.score.job:ScoreJob", "core.score.job:execute"),
     "gradients": JobKind("core.gradients.job:GradientsJob", "core.gradients.job:execute"),
+    "hidden_states": JobKind("core.hidden.job:HiddenStatesJob", "core.hidden.job:execute"),
     "train": JobKind("core.runs.run:RunSpec", "core.runs.run:execute_run"),
     "sweep": JobKind("core.sweep_job:SweepJob", "core.sweep_job:execute"),
     "select": JobKind("core.select.job:SelectJob", "core.select.job:execute"),

@@ -21,7 +21,7 @@ import contextlib
 import copy
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -35,9 +35,43 @@ IGNORE = -100
 """The label of a token the training loss skips (the ``ignore_index`` of PyTorch's cross-entropy)."""
 
 
+Template = Literal["chat", "alpaca"]
+"""How an example becomes text: the model's chat template (ours), or the Alpaca prompt Cherry's code uses."""
+
+Truncation = Literal["keep_response", "skip", "cut_response"]
+"""What a too-long example loses (docs/algorithms.md 1.1): ``keep_response`` (ours) cuts the prompt's start and
+keeps at least half the response; ``skip`` scores no such row (NaN); ``cut_response`` keeps the prompt and cuts
+the response's end, as the IterIT and Cherry code do."""
+
+TEMPLATES: tuple[str, ...] = ("chat", "alpaca")
+TRUNCATIONS: tuple[str, ...] = ("keep_response", "skip", "cut_response")
+
+ALPACA_PROMPT_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:"
+)
+ALPACA_PROMPT_NO_INPUT = (
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Response:"
+)
+ALPACA_ALONE_HEADER = "### Response:"
+"""What Cherry's code puts before the response scored alone: the prompt's last line, no instruction."""
+
+CHERRY_ALONE_MARGIN = 2
+"""Cherry's code gives the response-alone text a window of ``max_length - prompt tokens - 2`` tokens (its
+comment: an estimate, for Llama, of what ``### Response:`` adds), so on a cut row the alone span is a few
+tokens shorter than the conditioned one. Kept to port its numbers exactly."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RenderedPair:
-    """Token ids of one example, rendered twice, with the span of response tokens scored in both."""
+    """Token ids of one example, rendered twice, with the span of response tokens scored in each.
+
+    ``n_response`` tokens from ``conditional_start`` and ``n_alone`` from ``unconditional_start``: the same
+    tokens under the chat template, and under ``alpaca`` the response as Cherry tokenises it in each text.
+    Both are 0 for a row the truncation rule leaves unscored."""
 
     conditional: list[int]
     conditional_start: int
@@ -45,6 +79,7 @@ class RenderedPair:
     unconditional_start: int
     n_response: int
     truncated: bool
+    n_alone: int
 
 
 def is_empty_response(text: str) -> bool:
@@ -74,9 +109,30 @@ def chat_ids(
 
 
 def render_pair(
-    tokenizer: PreTrainedTokenizerBase, instruction: str, input_text: str, output: str, max_length: int
+    tokenizer: PreTrainedTokenizerBase,
+    instruction: str,
+    input_text: str,
+    output: str,
+    max_length: int,
+    *,
+    template: Template = "chat",
+    truncation: Truncation = "keep_response",
 ) -> RenderedPair:
     """Render (instruction, input) -> output for the conditional and the response-alone passes."""
+    if template not in TEMPLATES:
+        raise ValueError(f"template must be chat or alpaca, not {template!r}")
+    if template == "alpaca":
+        prompt, response, header, alone = _alpaca_parts(tokenizer, instruction, input_text, output)
+    else:
+        prompt, response, header, alone = _chat_parts(tokenizer, instruction, input_text, output)
+    return _truncate(prompt, response, header, alone, max_length, truncation, cherry=template == "alpaca")
+
+
+def _chat_parts(
+    tokenizer: PreTrainedTokenizerBase, instruction: str, input_text: str, output: str
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """(prompt, response, alone header, response): the user turn, then the assistant turn; alone, the
+    assistant turn as a lone message, so still after the template's header (IterIT)."""
     user = {"role": "user", "content": user_turn(instruction, input_text)}
     assistant = {"role": "assistant", "content": output}
     prompt = chat_ids(tokenizer, [user], generation_prompt=True)
@@ -84,12 +140,58 @@ def render_pair(
     response = full[len(prompt) :] if full[: len(prompt)] == prompt else _tokens(tokenizer, output)
     alone = chat_ids(tokenizer, [assistant])
     header = alone[: len(alone) - len(response)] if alone[len(alone) - len(response) :] == response else alone
-    keep = max(1, min(len(response), max_length // 2))
+    return prompt, response, header, response
+
+
+def alpaca_prompt(instruction: str, input_text: str) -> str:
+    """Cherry's Alpaca prompt, ending in ``### Response:``; the input section only for a non-empty input."""
+    if input_text == "":  # Cherry's own test: a whitespace-only input still gets its section
+        return ALPACA_PROMPT_NO_INPUT.format_map({"instruction": instruction})
+    return ALPACA_PROMPT_INPUT.format_map({"instruction": instruction, "input": input_text})
+
+
+def _alpaca_parts(
+    tokenizer: PreTrainedTokenizerBase, instruction: str, input_text: str, output: str
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Cherry's tokens: prompt + response tokenised as one text, the response starting where the prompt's
+    own tokens end; alone, ``### Response:`` + response as plain text. ``encode`` adds what the tokenizer
+    adds by default (a BOS for Llama, nothing for SmolLM2), as Cherry's calls do."""
+    prompt_text = alpaca_prompt(instruction, input_text)
+    full = list(tokenizer.encode(prompt_text + output))
+    start = len(tokenizer.encode(prompt_text))
+    alone = list(tokenizer.encode(ALPACA_ALONE_HEADER + output))
+    header = len(tokenizer.encode(ALPACA_ALONE_HEADER))
+    return full[:start], full[start:], alone[:header], alone[header:]
+
+
+def _truncate(
+    prompt: list[int],
+    response: list[int],
+    header: list[int],
+    alone: list[int],
+    max_length: int,
+    truncation: Truncation,
+    cherry: bool,
+) -> RenderedPair:
+    """Fit the conditioned rendering into ``max_length`` tokens by ``truncation`` (see :data:`Truncation`)."""
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"truncation must be keep_response, skip or cut_response, not {truncation!r}")
     truncated = len(prompt) + len(response) > max_length
-    if truncated and len(prompt) > max_length - keep:
-        prompt = prompt[-(max_length - keep) :]  # keep the end of a long prompt, next to the response
-    n = max(1, min(len(response), max_length - len(prompt))) if response else 0
-    return RenderedPair(prompt + response[:n], len(prompt), header + response[:n], len(header), n, truncated)
+    if truncation == "skip" and truncated:  # not scored: a guess at the cut-off part would not be the row's
+        return RenderedPair(prompt, len(prompt), header, len(header), 0, True, 0)
+    if truncation == "cut_response":
+        n = max(0, min(len(response), max_length - len(prompt)))
+        window = max_length - len(prompt) - CHERRY_ALONE_MARGIN - len(header) if cherry else n
+        n_alone = max(0, min(len(alone), window))
+    else:
+        keep = max(1, min(len(response), max_length // 2))
+        if truncated and len(prompt) > max_length - keep:
+            prompt = prompt[-(max_length - keep) :]  # keep the end of a long prompt, next to the response
+        n = max(1, min(len(response), max_length - len(prompt))) if response else 0
+        n_alone = min(n, len(alone))
+    return RenderedPair(
+        prompt + response[:n], len(prompt), header + alone[:n_alone], len(header), n, truncated, n_alone
+    )
 
 
 def _tokens(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
@@ -205,9 +307,12 @@ def response_nll(
     model = unwrapped(model)
     result = np.full(len(sequences), np.nan, dtype=np.float64)
     device = next(model.parameters()).device
-    prefix = shared_prefix(sequences) if share_prefix and _has_base(model) else []
-    with_prefix = [i for i, (ids, start, _) in enumerate(sequences) if _starts_with(ids, prefix, start)]
-    rest = sorted(set(range(len(sequences))) - set(with_prefix)) if prefix else list(range(len(sequences)))
+    spans = [i for i, (_, _, n) in enumerate(sequences) if n > 0]  # no span (a skipped row): NaN, no pass
+    if progress and len(spans) < len(sequences):
+        progress(len(sequences) - len(spans))
+    prefix = shared_prefix([sequences[i] for i in spans]) if share_prefix and _has_base(model) else []
+    with_prefix = [i for i in spans if _starts_with(sequences[i][0], prefix, sequences[i][1])]
+    rest = sorted(set(spans) - set(with_prefix)) if prefix else spans
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
     with torch.inference_mode(), autocast:
         cache = _prefix_cache(model, prefix, device) if prefix and with_prefix else None
@@ -322,7 +427,7 @@ def ifd_sequences(pairs: Sequence[RenderedPair]) -> list[Sequence3]:
     """Every pair's response given its prompt, then every response alone: both passes in one pool, since
     batches of similar length pack better and share one prefix cache."""
     sequences = [(p.conditional, p.conditional_start, p.n_response) for p in pairs]
-    return sequences + [(p.unconditional, p.unconditional_start, p.n_response) for p in pairs]
+    return sequences + [(p.unconditional, p.unconditional_start, p.n_alone) for p in pairs]
 
 
 def ifd_from_nll(nll: np.ndarray, form: str = "ppl_ratio") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

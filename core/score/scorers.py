@@ -2,8 +2,12 @@
 
 - ``perplexity``: PPL(response | instruction) from a causal LM.
 - ``ifd``: IFD = PPL(response | instruction) / PPL(response alone) over the same response tokens
-  (docs/algorithms.md 1.3; ``form="loss_ratio"`` gives Cherry's ratio of mean losses instead). IFD >= 1 means
-  the instruction does not help predict the response.
+  (docs/algorithms.md 1.3; ``form="loss_ratio"`` gives Cherry's ratio of mean losses instead), by default
+  under Cherry's Alpaca prompt (``template``). IFD >= 1 means the instruction does not help predict the response.
+
+The LM scorers take ``template`` (``chat``: the model's chat template; ``alpaca``: Cherry's prompt text) and
+``truncation`` (``keep_response``, ``skip``, ``cut_response``: what a too-long example loses, docs/algorithms.md
+1.1); both are part of the score key. A row ``skip`` leaves out is NaN, with its ``truncated`` flag set.
 - ``tfidf_diversity``: IterIT's response diversity, the row sum of the L2-normalised 1-3-gram TF-IDF row
   of each response, fitted on the responses of the scored set (docs/algorithms.md 3.3).
 - ``heuristics``: response length, empty and cut-off responses, wrong stated arithmetic, gibberish (text in
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from core.models.passes import empty_responses
+from core.models.passes import TEMPLATES, TRUNCATIONS, Template, Truncation, empty_responses
 from core.registry import Registry
 from core.score.arithmetic import arithmetic_errors
 from core.score.heuristics import looks_cut_off, looks_gibberish, near_duplicates
@@ -83,6 +87,8 @@ class _LMScorer:
     max_length: int = 512
     token_budget: int = 4096
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    template: Template = "chat"
+    truncation: Truncation = "keep_response"
 
     def score_key(self) -> str:
         from core.models.lm import model_id
@@ -103,6 +109,8 @@ class _LMScorer:
         from core.models.lm import load_causal_lm
         from core.models.passes import render_pair
 
+        if self.template not in TEMPLATES or self.truncation not in TRUNCATIONS:  # before the model is loaded
+            raise ValueError(f"unknown template {self.template!r} or truncation {self.truncation!r}")
         scored = ~empty_responses(examples.output)
         if progress and not scored.all():
             progress(int((~scored).sum()))
@@ -111,7 +119,7 @@ class _LMScorer:
         lm = load_causal_lm(self.model)
         rows = examples[scored]
         pairs = [
-            render_pair(lm.tokenizer, i, x, o, self.max_length)
+            render_pair(lm.tokenizer, i, x, o, self.max_length, template=self.template, truncation=self.truncation)
             for i, x, o in zip(rows.instruction, rows.input, rows.output, strict=True)
         ]
         return lm, pairs, scored
@@ -162,12 +170,19 @@ class PerplexityScorer(_LMScorer):
 @dataclasses.dataclass(frozen=True)
 class IFDScorer(_LMScorer):
     """Instruction-following difficulty; ``form`` is ``ppl_ratio`` (IterIT, Superfiltering; default) or
-    ``loss_ratio`` (the Cherry paper's ratio of mean losses). Both agree on the IFD < 1 threshold."""
+    ``loss_ratio`` (the Cherry paper's ratio of mean losses). Both agree on the IFD < 1 threshold.
+
+    ``template`` defaults to ``alpaca`` (Cherry's prompt; the response alone after ``### Response:``): under
+    the chat template the lone response is scored after a template header the chat model never sees without
+    a user turn, which inflates its loss, so IFD >= 1 practically never happens there (0 of 120 real rows,
+    against 13 of 120 under ``alpaca``; docs/algorithms.md 1.3). ``template=alpaca form=loss_ratio
+    truncation=cut_response`` is Cherry's code exactly."""
 
     name: ClassVar[str] = "ifd"
     title: ClassVar[str] = "IFD (instruction-following difficulty)"
     uses_model: ClassVar[bool] = True
     set_dependent: ClassVar[bool] = False
+    template: Template = "alpaca"
     form: Literal["ppl_ratio", "loss_ratio"] = "ppl_ratio"
 
     def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
@@ -182,7 +197,7 @@ class IFDScorer(_LMScorer):
             "ifd": _spread(ifd, scored),
             "perplexity": _spread(np.exp(conditional), scored),
             "perplexity_alone": _spread(np.exp(alone), scored),
-            "instruction_does_not_help": _spread((ifd >= 1).astype(float), scored),
+            "instruction_does_not_help": _spread(np.where(np.isfinite(ifd), ifd >= 1, np.nan), scored),
             "truncated": _spread([p.truncated for p in pairs], scored, fill=0.0),
         }
 

@@ -27,6 +27,7 @@ from core.registry import spec_of
 from core.score.scorers import SCORERS, Scorer
 from core.score.stage import ScoreStage, for_device, table_values
 from core.storage import scores as score_store
+from core.storage import stage_runs
 from core.storage.database import Store
 from core.storage.datasets import DatasetInfo, assignments, example_texts
 
@@ -197,11 +198,13 @@ def score_dataset(
     score_store.register_run(store, key, scorer.name, spec_of(scorer))
     todo = pending(store, dataset, scorer, limit, only=only)
     cached = len(_examples(store, dataset.dataset_id)) - len(pending(store, dataset, scorer, None))
+    computing = time.perf_counter()  # the model's load counts: a first run pays it too
     if not todo.empty:
         load_model(scorer)
     progress.start(f"score {scorer.name}", len(todo))
     if scorer.uses_model and not scorer.set_dependent:
         run = _score_on_engine(store, scorer, key, todo, chunk, progress, engine or LocalEngine())
+        _record(store, dataset, scorer, key, len(todo), time.perf_counter() - computing, engine)
         seconds = time.perf_counter() - started
         return ScoreReport(scorer.name, key, len(todo), cached, seconds, dataclasses.asdict(run))
     if getattr(scorer, "needs_embeddings", False):
@@ -216,7 +219,25 @@ def score_dataset(
         values = scorer.score(part, progress=reported)
         score_store.put_scores(store, key, list(part.content_hash), values)
         progress.advance(len(part) - reported.done)  # a cancel stops here, after this chunk was committed
+    _record(store, dataset, scorer, key, len(todo), time.perf_counter() - computing, None)  # model-free: here
     return ScoreReport(scorer.name, key, len(todo), cached, time.perf_counter() - started)
+
+
+def _record(
+    store: Store, dataset: DatasetInfo, scorer: Scorer, key: str, rows: int, seconds: float, engine: Engine | None
+) -> None:
+    """The run's rows and seconds into the workspace's measured rates (nothing when every row was cached)."""
+    stage_runs.record(
+        store,
+        dataset.dataset_id,
+        stage="scores",
+        scorer=scorer.name,
+        key=key,
+        rows=rows,
+        seconds=seconds,
+        device=stage_runs.device_of(engine) if scorer.uses_model else "cpu",
+        engine=stage_runs.engine_name(engine if scorer.uses_model else None),
+    )
 
 
 def _score_on_engine(

@@ -38,6 +38,8 @@ SAMPLE = "a smaller budget, or veto clusters first (the pool shrinks)"
 COSTS: dict[str, StrategyCost] = {
     "random": StrategyCost("n", 0.5, 0.0, SAMPLE),
     "km_random": StrategyCost("n", 0.5, 0.0, SAMPLE),
+    # km_random's work by clusters (its figures); by a column it also reads that field of every row: not measured
+    "balanced_random": StrategyCost("n", 0.5, 0.0, SAMPLE),
     "kmq": StrategyCost("n", 2.0, 0.0, SAMPLE),
     "ifd_topk": StrategyCost("n log n", 1.1, 0.0, SAMPLE),
     "longest": StrategyCost("n log n", 0.7, 0.6, SAMPLE),
@@ -57,6 +59,8 @@ COSTS: dict[str, StrategyCost] = {
     "g2is": StrategyCost("n^2", None, None, "embedding_knn or less"),
     "g2is_no_graph": StrategyCost("n", None, None, SAMPLE),
     "g2is_embeddings": StrategyCost("n^2", None, None, "embedding_knn"),
+    # one sort of the pool per target row (round_robin) or one over the best cosines (max)
+    "rds_plus": StrategyCost("n log n", None, None, SAMPLE),
 }
 
 

@@ -4,8 +4,11 @@ holds the plain data these fill).
 Only what a strategy declares in ``needs`` is loaded: embeddings (``embeddings``), the combined quality
 and raw scores (``scores``), the response texts (``outputs``), LoRA-gradient features (``gradients``),
 their neighbour graph (``graph``), the target set's gradient features (``target``) and its sentence
-embeddings (``target_embeddings``). The target set is a strategy's ``target`` parameter. Which responses
-are empty is always loaded (one column of text).
+embeddings (``target_embeddings``), and a column of the dataset's rows to group them by (``strata``, the
+column a strategy's ``by`` parameter names). The base model's pooled hidden states (RDS+) of the pool
+(``hidden_states``) and of the target set (``target_hidden_states``) come from :mod:`core.hidden.pipeline`.
+The target set is a strategy's ``target`` parameter. Which responses are empty is always loaded (one column
+of text).
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ def load_pool(
     *,
     kept_only: bool = True,
     target: str | None = None,
+    strata: str | None = None,
 ) -> Pool:
     """The kept examples of ``dataset`` at clustering ``k`` with what ``needs`` asks for.
 
     ``kept_only=False`` gives every example, vetoed or not: the selection loops take the curator's
-    decisions round by round (:func:`current_decisions`) instead of freezing them at launch.
+    decisions round by round (:func:`current_decisions`) instead of freezing them at launch. ``strata`` names
+    the column loaded under the ``strata`` need (``cluster``: none, the strategy groups by cluster).
     """
     kept = (curation.kept_rows if kept_only else curation.all_rows)(store, dataset.dataset_id, k)
     rows = kept.row_idx.to_numpy(dtype=int)
@@ -52,8 +57,28 @@ def load_pool(
         extra["scores"] = scored.iloc[rows].reset_index(drop=True)
     if "outputs" in needs:
         extra["outputs"] = [texts[i] for i in rows]
+    if "strata" in needs and strata and strata != "cluster":
+        extra["strata"] = column_strata(store, dataset, strata)[rows]
     extra.update(_gradient_fields(store, dataset, rows, needs, target))
+    extra.update(_hidden_fields(store, dataset, rows, needs, target))
     return Pool(rows, list(kept.example_id), kept.cluster_id.to_numpy(dtype=int), weights, **extra)
+
+
+MISSING_STRATUM = "(none)"
+"""The stratum of the rows that lack the column (or hold null in it)."""
+
+
+def column_strata(store: Store, dataset: ds.DatasetInfo, column: str) -> np.ndarray:
+    """Every row's value of ``column`` as text, in row order (:data:`MISSING_STRATUM` where a row lacks it); a
+    ValueError naming the column and those the dataset has when no row has it."""
+    values = ds.field_values(store, dataset.dataset_id, column)
+    if all(value is None for value in values):
+        names = ", ".join(ds.field_names(store, dataset.dataset_id))
+        raise ValueError(
+            f"no row of dataset {dataset.name!r} has a value in column {column!r} to group by; "
+            f"its columns: {names} (or by=cluster)"
+        )
+    return np.array([MISSING_STRATUM if value is None else value for value in values], dtype=object)
 
 
 def current_decisions(store: Store, dataset: ds.DatasetInfo, k: int, pool: Pool) -> Decisions:
@@ -104,6 +129,27 @@ def _gradient_fields(
     if "target_embeddings" in needs:
         extra["target_embeddings"], groups = _target_embeddings(dataset, pipeline.target_paths(target or ""))
         extra.setdefault("target_groups", groups)
+    return extra
+
+
+def _hidden_fields(
+    store: Store, dataset: ds.DatasetInfo, rows: np.ndarray, needs: frozenset[str], target: str | None
+) -> dict[str, Any]:
+    """The base model's pooled hidden states of the pool's ``rows`` (``hidden_states``) and of the target rows
+    (``target_hidden_states``, computed now and cached when first seen), under the dataset's newest set."""
+    if not needs & {"hidden_states", "target_hidden_states"}:
+        return {}
+    from core.gradients.pipeline import target_paths
+    from core.hidden import pipeline as hidden
+
+    info = hidden.pool_set(store, dataset)  # MissingHiddenStates naming the command when none is computed
+    extra: dict[str, Any] = {}
+    if "hidden_states" in needs:
+        extra["hidden_states"] = hidden.pool_features(store, info)[rows]
+    if "target_hidden_states" in needs:
+        extra["target_hidden_states"], extra["target_groups"] = hidden.target_features(
+            store, info, target_paths(target or "")
+        )
     return extra
 
 

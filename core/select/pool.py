@@ -23,7 +23,16 @@ from core.models.passes import empty_responses
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
-ArrayField = Literal["embeddings", "gradients", "neighbours", "target_gradients", "target_embeddings"]
+ArrayField = Literal[
+    "embeddings",
+    "gradients",
+    "neighbours",
+    "target_gradients",
+    "target_embeddings",
+    "strata",
+    "hidden_states",
+    "target_hidden_states",
+]
 # the ``needs`` entry that makes :func:`core.select.loading.load_pool` fill each optional array field
 _NEED_OF: dict[str, str] = {
     "embeddings": "embeddings",
@@ -31,6 +40,9 @@ _NEED_OF: dict[str, str] = {
     "neighbours": "graph",
     "target_gradients": "target",
     "target_embeddings": "target_embeddings",
+    "strata": "strata",
+    "hidden_states": "hidden_states",
+    "target_hidden_states": "target_hidden_states",
 }
 
 
@@ -51,6 +63,9 @@ class Pool:
     target_groups: np.ndarray | None = None
     target_embeddings: np.ndarray | None = None
     empty: np.ndarray | None = None
+    strata: np.ndarray | None = None  # each row's group under a dataset column (``strata`` need)
+    hidden_states: np.ndarray | None = None  # the base model's pooled hidden states, unit rows (RDS+)
+    target_hidden_states: np.ndarray | None = None  # the same for the target rows (their files: target_groups)
 
     def __len__(self) -> int:
         return len(self.row_idx)
@@ -72,6 +87,9 @@ class Pool:
             target_groups=self.target_groups,
             target_embeddings=self.target_embeddings,
             empty=None if self.empty is None else self.empty[positions],
+            strata=None if self.strata is None else self.strata[positions],
+            hidden_states=None if self.hidden_states is None else self.hidden_states[positions],
+            target_hidden_states=self.target_hidden_states,
         )
 
     def array(self, field: ArrayField) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Run a selection strategy on a dataset under the curator's decisions, save it, compare two selections.
+"""Run a selection strategy on a dataset under the curator's decisions and save it (:mod:`core.select.compare`
+puts saved selections side by side).
 
 Cluster weights: strategies that allocate per cluster (kMQ, kM-Random) put them into their quotas.
 For every other strategy, when some kept cluster has a weight other than 1, the budget is split over
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from core.registry import spec_of
+from core.select import needs
 from core.select.allocation import allocate
 from core.select.loading import load_pool
 from core.select.pool import Pool, resolve_budget
@@ -82,7 +84,8 @@ def run_selection(
         raise ValueError(f"dataset {dataset.name!r} has no clustering yet; prepare it first")
     started = time.perf_counter()
     targets = _target_reports(strategy)  # before the pool loads: a target without responses is refused at once
-    pool = load_pool(store, dataset, k, strategy.needs, target=getattr(strategy, "target", None))
+    target, strata = getattr(strategy, "target", None), getattr(strategy, "by", None)
+    pool = load_pool(store, dataset, k, strategy.needs, target=target, strata=strata)
     count = resolve_budget(budget, dataset.n_rows, len(pool)) if len(pool) else 0
     rng = np.random.default_rng(seed)
     positions, report = pick(strategy, pool, count, rng) if count else (np.array([], dtype=int), {})
@@ -197,6 +200,8 @@ def save_selection(store: Store, dataset: ds.DatasetInfo, result: SelectionResul
         "score_keys": result.score_keys,
         "seconds": result.seconds,
         "report": result.report,
+        # what it consumed: the recorded seconds of the stages that produced its inputs, and its own
+        "cost": needs.selection_cost(store, dataset, result),
     }
     return store_selections.save(store, dataset.dataset_id, record, result.row_idx, result.example_ids)
 
@@ -207,24 +212,3 @@ def per_cluster(store: Store, dataset: ds.DatasetInfo, row_idx: list[int], k: in
     cluster_of = ds.assignments(store, dataset.dataset_id, k)
     counts = pd.Series([cluster_of[r] for r in row_idx], dtype=int).value_counts()
     return table.assign(selected=[int(counts.get(c, 0)) for c in table.cluster_id])
-
-
-def compare(store: Store, dataset: ds.DatasetInfo, first: int, second: int) -> dict[str, Any]:
-    """Overlap of two saved selections and their per-cluster counts side by side (at the first one's k)."""
-    a, b = store_selections.get(store, first), store_selections.get(store, second)
-    ids_a = set(store_selections.items(store, first).example_id)
-    ids_b = set(store_selections.items(store, second).example_id)
-    shared = len(ids_a & ids_b)
-    k = int(a["k"])
-    table = per_cluster(store, dataset, list(store_selections.items(store, first).row_idx), k)
-    other = per_cluster(store, dataset, list(store_selections.items(store, second).row_idx), k).selected
-    table = table.rename(columns={"selected": f"#{first}"}).assign(**{f"#{second}": other.to_numpy()})
-    return {
-        "first": {"id": first, "name": a["name"], "size": len(ids_a)},
-        "second": {"id": second, "name": b["name"], "size": len(ids_b)},
-        "shared": shared,
-        "only_first": len(ids_a - ids_b),
-        "only_second": len(ids_b - ids_a),
-        "jaccard": shared / max(len(ids_a | ids_b), 1),
-        "per_cluster": table,
-    }

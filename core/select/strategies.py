@@ -157,12 +157,60 @@ class KMRandomStrategy:
 
 @STRATEGIES.register
 @dataclasses.dataclass(frozen=True)
+class BalancedRandomStrategy:
+    """Balanced random: each stratum (a cluster, or a value of a column such as ``source``) gets its share of the
+    budget by size, drawn uniformly without replacement.
+
+    Quotas are proportional to stratum size, rounded by largest remainder (core/select/allocation.py), so
+    every stratum's share is within one example of proportional. Rows without a value in the column form
+    one stratum, "(none)"; a column no row has is refused with the columns the dataset has.
+    Cluster weights: ``uses_cluster_weights`` is False, so the strata quotas go by size alone. When the
+    curator has weighted a kept cluster, the run first splits the budget over the clusters by size x weight
+    and stratifies inside each (core/select/run.py, as for every strategy that does not read the weights):
+    with ``by=cluster`` that is exactly kM-Random's weighted quotas, the curator's weights honoured; with a
+    column, its shares then hold inside each cluster rather than over the whole selection.
+    """
+
+    name: ClassVar[str] = "balanced_random"
+    title: ClassVar[str] = "Balanced random (uniform within strata)"
+    needs: ClassVar[frozenset[str]] = frozenset({"strata"})
+    uses_cluster_weights: ClassVar[bool] = False
+    by: str = param(
+        "cluster",
+        help="what the strata are: cluster (the k-means clusters at the selection's k) or a column of the "
+        "dataset's rows, e.g. source",
+    )
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        groups = pool.cluster_ids if self.by == "cluster" else pool.array("strata")
+        _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+        quotas = allocate(sizes, budget)
+        picks = [
+            rng.choice(np.flatnonzero(inverse == stratum), size=int(quota), replace=False)
+            for stratum, quota in enumerate(quotas)
+            if quota > 0
+        ]
+        return np.concatenate(picks) if picks else np.array([], dtype=int)
+
+
+SOFTMAX_SPAN = 35.0
+"""kMQ's ``within=softmax`` logits are this times quality / temperature: the span of the kMQ code's integer scores
+(1 to 36, int quality x int complexity), so that temperature 1 reproduces its draw (docs/algorithms.md 2.3)."""
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
 class KMQStrategy:
     """kMQ (docs/algorithms.md 2.2): k-means clusters, quotas by ``allocation``, quality sampling within.
 
     within: ``weighted`` draws with p proportional to quality, repeated draws of the same example
-    redrawn (the paper's multinomial with duplicates removed; default), ``softmax`` uses
-    p = softmax(quality / temperature) as the code does, ``uniform`` is kM-Random.
+    redrawn (the paper's multinomial with duplicates removed; default), ``softmax`` draws without
+    replacement with p = softmax(35 x quality / temperature), ``uniform`` is kM-Random.
+    temperature (``softmax`` only): on the kMQ code's score scale. The code's scores are integers from 1 to
+    36 (int quality x int complexity, each 1-6) and it draws with p = exp(s) / sum exp(s); a quality q in
+    [0, 1] is put on that 35-point span, s = 1 + 35 q, so temperature 1 (default) is the code's sharpness (a
+    5-point gap, q 1/7 apart, weighs 148 times) and higher temperatures flatten the draw. A raw score
+    named in ``quality`` is taken as is: one already on the code's 1-36 scale needs temperature 35.
     allocation: ``proportional`` to size (paper), ``equal`` shares with redistribution, or
     ``equal_floor``, the code's floor(b/k) capped at the cluster size, which may return fewer than b.
     quality: ``combined`` (the curator's combined quality) or the name of a raw score, e.g. ``reward``.
@@ -177,7 +225,12 @@ class KMQStrategy:
     allocation: Allocation = "proportional"
     within: Literal["weighted", "softmax", "uniform"] = "weighted"
     quality: str = "combined"
-    temperature: float = 1.0
+    temperature: float = param(
+        1.0,
+        help="within=softmax: p = softmax(35 x quality / temperature), quality in [0, 1] put on the kMQ code's "
+        "1-36 score span; 1 is the code's sharpness (nearly top-k in a cluster), higher is flatter",
+        low=0.001,
+    )
     include_empty: bool = include_empty_param()
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
@@ -193,8 +246,8 @@ class KMQStrategy:
     def _draw(self, q: np.ndarray, quota: int, rng: np.random.Generator) -> np.ndarray:
         if self.within == "uniform":
             return rng.choice(len(q), size=quota, replace=False)
-        if self.within == "softmax":
-            logits = (q - q.max()) / max(self.temperature, 1e-9)  # max-subtracted: no overflow
+        if self.within == "softmax":  # max-subtracted, unlike the code's: no overflow, the same p
+            logits = SOFTMAX_SPAN * (q - q.max()) / max(self.temperature, 1e-9)
             p = np.exp(logits)
         else:
             p = np.clip(q - min(q.min(), 0.0), 0, None)

@@ -1,11 +1,13 @@
-"""Targeted selection strategies: LESS, G2IS and their ablations and baseline (docs/algorithms.md 4, 5).
+"""Targeted selection strategies: LESS, G2IS and their ablations and baseline, and RDS+ (docs/algorithms.md 4,
+4.10, 5).
 
 They pick the examples whose training would help a **target set** (a JSONL of the task the curator cares
 about, e.g. a few dozen GSM8K problems), given as the ``target`` parameter: a path, or several paths
 separated by commas, each a sub-task (LESS takes the max over sub-tasks; G2IS pools them). The gradient
 ones read the pool's LoRA-gradient features and the target's (:mod:`core.gradients.pipeline`); the
-algorithms themselves are in :mod:`core.select.walk`. Registered like every other strategy, so the
-Select page, the Runs page and the CLI offer them with no code of their own.
+algorithms themselves are in :mod:`core.select.walk`. RDS+ reads the base model's pooled hidden states
+(:mod:`core.hidden.pipeline`); its selection is in :mod:`core.select.rds`. Registered like every other
+strategy, so the Select page, the Runs page and the CLI offer them with no code of their own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from core.select import walk
+from core.select import rds, walk
 from core.select.pool import Pool
 from core.select.strategies import STRATEGIES
 
@@ -174,3 +176,26 @@ class EmbeddingKNNStrategy:
 
     def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
         return walk.embedding_knn_select(pool.array("embeddings"), pool.array("target_embeddings"), budget)
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True)
+class RDSPlusStrategy:
+    """RDS+ (Ivison et al. 2025, docs/algorithms.md 4.10): cosine between the base model's position-weighted
+    mean-pooled final hidden states of each example and of each target row; ``round_robin`` lets the target rows
+    take turns, each picking its most similar example not picked yet, ``max`` takes the examples with the highest
+    best cosine to any target row."""
+
+    name: ClassVar[str] = "rds_plus"
+    title: ClassVar[str] = "RDS+ (base-model hidden states toward a target)"
+    needs: ClassVar[frozenset[str]] = frozenset({"hidden_states", "target_hidden_states"})
+    uses_cluster_weights: ClassVar[bool] = False
+    target: str = ""
+    aggregation: Literal["round_robin", "max"] = "round_robin"
+
+    def select(self, pool: Pool, budget: int, *, rng: np.random.Generator) -> np.ndarray:
+        scores = rds.similarities(pool.array("hidden_states"), pool.array("target_hidden_states"))
+        if self.aggregation == "max":
+            return rds.top_by_max(scores, budget)
+        # several target files: the files take turns, each by its rows' best cosine (the authors' multi-task form)
+        return rds.round_robin(rds.by_group_max(scores, pool.target_groups), budget)

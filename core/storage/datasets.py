@@ -156,6 +156,7 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
         )
         for table in (
             "gradient_sets",
+            "hidden_sets",
             "selections",
             "examples",
             "k_sweep",
@@ -428,6 +429,28 @@ def outputs(store: Store, dataset_id: int) -> list[str]:
     with store.read() as con:
         rows = con.execute("SELECT output FROM examples WHERE dataset_id = ? ORDER BY row_idx", [dataset_id]).fetchall()
     return [text for (text,) in rows]
+
+
+def field_values(store: Store, dataset_id: int, field: str) -> list[str | None]:
+    """One field of every example's original row (``source``, ``topic``...), as text, in row order; None where a
+    row lacks it or holds null. A number or an object comes back as its JSON text."""
+    pointer = "/" + field.replace("~", "~0").replace("/", "~1")  # a JSON pointer: any key, dots and all
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT json_extract_string(original, ?) FROM examples WHERE dataset_id = ? ORDER BY row_idx",
+            [pointer, dataset_id],
+        ).fetchall()
+    return [value for (value,) in rows]
+
+
+def field_names(store: Store, dataset_id: int) -> list[str]:
+    """Every field name found in the dataset's original rows, sorted (the columns a row may be grouped by)."""
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT DISTINCT unnest(json_keys(original)) AS name FROM examples WHERE dataset_id = ? ORDER BY name",
+            [dataset_id],
+        ).fetchall()
+    return [name for (name,) in rows]
 
 
 def examples_at(store: Store, dataset_id: int, rows: list[int]) -> pd.DataFrame:

@@ -6,7 +6,7 @@ change is not recomputed.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -247,5 +247,39 @@ SCHEMA_STATEMENTS = (
         dataset_id INTEGER,
         word_id INTEGER,
         row_idx INTEGER
+    )""",
+    # added in schema 8: each completed model stage run (embeddings, scores, gradient features, graph, hidden
+    # states): the rows it computed and how long it took on which device, the workspace's own measured rates
+    # (core/storage/stage_runs.py); a cached row costs nothing and is not counted
+    """CREATE TABLE IF NOT EXISTS stage_runs (
+        dataset_id INTEGER,
+        stage VARCHAR,
+        scorer VARCHAR,
+        key VARCHAR,
+        rows BIGINT,
+        seconds DOUBLE,
+        device VARCHAR,
+        engine VARCHAR,
+        created_at TIMESTAMP
+    )""",
+    # added in schema 8: the compute a saved selection consumed (seconds per stage, the device; JSON)
+    "ALTER TABLE selections ADD COLUMN IF NOT EXISTS cost VARCHAR",
+    # added in schema 8: the base model's pooled hidden states (RDS+) of a dataset's rows or of a target set,
+    # one row per float16 matrix in <workspace>/hidden/<feature_key>.npy (core/storage/hidden.py)
+    """CREATE TABLE IF NOT EXISTS hidden_sets (
+        feature_key VARCHAR PRIMARY KEY,
+        dataset_id INTEGER,
+        role VARCHAR,
+        target_name VARCHAR,
+        target_path VARCHAR,
+        target_sha256 VARCHAR,
+        model_id VARCHAR,
+        precision VARCHAR,
+        max_length INTEGER,
+        pooling VARCHAR,
+        d INTEGER,
+        n_rows INTEGER,
+        config VARCHAR,
+        created_at TIMESTAMP
     )""",
 )

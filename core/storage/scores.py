@@ -71,6 +71,25 @@ def latest_keys(store: Store, dataset_id: int) -> dict[str, str]:
     return {scorer: key for scorer, key in rows}
 
 
+def coverage(store: Store, dataset_id: int, score_key: str | None) -> tuple[int, int]:
+    """(distinct example contents of the dataset scored under ``score_key``, distinct contents in all): what a
+    scorer has left to do (a scorer scores each content once; ``None``: nothing scored yet)."""
+    with store.read() as con:
+        (total,) = one_row(
+            con.execute("SELECT count(DISTINCT content_hash) FROM examples WHERE dataset_id = ?", [dataset_id])
+        )
+        if score_key is None:
+            return 0, int(total)
+        (scored,) = one_row(
+            con.execute(
+                "SELECT count(DISTINCT e.content_hash) FROM examples e WHERE e.dataset_id = ? AND EXISTS "
+                "(SELECT 1 FROM scores s WHERE s.score_key = ? AND s.content_hash = e.content_hash)",
+                [dataset_id, score_key],
+            )
+        )
+    return int(scored), int(total)
+
+
 def dataset_scores(store: Store, dataset_id: int, score_keys: list[str]) -> pd.DataFrame:
     """One row per example (row order) and one column per score name under the given keys (NaN = unscored)."""
     with store.read() as con:

@@ -1,16 +1,21 @@
 """Gradient graph page: the compute form launches a job; with features computed (tiny model) it shows the
-cluster x target heatmap, the map colored by alignment, a neighbourhood and a G2IS walk path."""
+cluster x target heatmap, the map colored by alignment, a neighbourhood and a G2IS walk path; the hidden-states
+panel (RDS+) launches its own job and then describes the features."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from core import jobs
 from core.gradients import pipeline
+from core.hidden import pipeline as hidden
 from core.select.run import build_strategy, run_selection, save_selection
 from core.storage import datasets as ds
+from core.storage import hidden as hstore
 from core.storage.database import Store
 
 
@@ -96,3 +101,22 @@ def test_a_gradients_job_on_a_bad_target_file_shows_its_error_at_the_button_and_
     assert any(error.startswith("targets: bad_target.jsonl, line 1") for error in errors), errors
     assert "gradient_job" not in at.session_state
     assert jobs.list_jobs(prepared_workspace) == []
+
+
+def test_the_hidden_states_panel_launches_a_job_and_then_describes_the_features(page, monkeypatch, prepared_workspace):
+    launched = []
+    monkeypatch.setattr(jobs, "launch", lambda workspace, spec: launched.append(spec) or "job-2")
+    at = page("gradients").run()
+    assert not at.exception
+    assert any("RDS+ (rds_plus on the Select page) needs them" in caption.value for caption in at.caption)
+    at.button(key="start_hidden_states").click().run()
+    (spec,) = launched
+    assert spec.kind == "hidden_states" and spec.dataset == "tiny" and spec.engine is None
+
+    store = Store(prepared_workspace)
+    dataset = ds.get_dataset(store)
+    info = hidden.pool_info(dataset, hidden.HiddenConfig(model="test"), "fp32", dataset.n_rows)
+    hstore.save_set(store, dataclasses.replace(info, d=8), np.eye(dataset.n_rows, 8, dtype=np.float32))
+    at = page("gradients").run()
+    assert not at.exception
+    assert any(f"Computed: {dataset.n_rows} examples, d=8, model test" in caption.value for caption in at.caption)

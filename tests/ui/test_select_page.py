@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from core.score.scoring import build_scorer, score_dataset
 from core.storage import curation, selections
 from core.storage import datasets as ds
 from core.storage.database import Store
@@ -14,6 +15,8 @@ def test_select_page_previews_saves_compares_and_the_export_page_exports_it(page
     assert not at.exception
     assert at.selectbox(key="strategy").value == "kmq"
     assert at.selectbox(key="param_kmq_allocation").options == ["proportional", "equal", "equal_floor"]
+    temperature = at.number_input(key="param_kmq_temperature")
+    assert temperature.value == 1.0 and "1-36 score span" in temperature.help  # the kMQ code's scale
     at.number_input(key="budget").set_value(5.0).run()
     at.button(key="preview").click().run()
     assert "run the 'heuristics' scorer first" in at.error[0].value  # kMQ needs a quality score
@@ -33,10 +36,17 @@ def test_select_page_previews_saves_compares_and_the_export_page_exports_it(page
     store = Store(prepared_workspace)
     dataset = ds.get_dataset(store, "tiny")
     assert list(selections.listing(store, dataset.dataset_id).selection_id) == [2, 1]
+    score_dataset(store, dataset, build_scorer("heuristics"))  # so the comparison has a quality to show
     at.run()
     assert at.dataframe[0].value.shape[0] == 2  # the saved selections (the preview is gone after saving)
     shared, only_first, only_second = (int(m.value) for m in at.metric[-4:-1])
     assert shared + only_first == 5 and shared + only_second == 5
+    measures, per_cluster = (frame.value for frame in at.dataframe[1:3])  # after the saved selections
+    measures = measures.set_index("metric")
+    assert list(measures.columns) == ["#1 random 5 (seed 0)", "#2 random 5 (seed 7)"]
+    assert all(1.0 <= float(v) <= 5.0 for v in measures.loc["diversity (Vendi score)"])  # four topics and a rest
+    assert all(0.0 <= float(v) <= 1.0 for v in measures.loc["mean quality (combined)"])
+    assert per_cluster["#1"].sum() == 5 and abs(per_cluster["share #2"].sum() - 1.0) < 1e-9
 
     export = page("export").run()
     export.selectbox(key="export_what").select(1).run()

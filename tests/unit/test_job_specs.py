@@ -12,6 +12,7 @@ import pytest
 
 from core import jobs
 from core.gradients.job import GradientsJob
+from core.hidden.job import HiddenStatesJob
 from core.prepare import PrepareOptions
 from core.prepare_job import PrepareJob
 from core.runs.run import RunSpec
@@ -44,6 +45,7 @@ def _specs(source: Path, target: Path) -> list[jobs.JobSpec]:
         PrepareJob(str(source), PrepareOptions(name="more", embedder=HASHING, embed_fields=("instruction",))),
         ScoreJob(dataset="tiny", scorer="perplexity", params={"model": "m", "max_length": 96}, limit=8),
         GradientsJob(dataset="tiny", config={"d": 64, "neighbours": 6}, targets=(str(target),)),
+        HiddenStatesJob(dataset="tiny", config={"max_length": 256}, targets=(str(target),), limit=10),
         RunSpec(dataset="tiny", strategy="random", budget=4, eval_paths=[str(target)]),
         SweepJob(dataset="tiny", ks=(3, 5), choose=5),
         SelectJob(dataset="tiny", strategy="random", budget=5.0, seed=3, k=4),
@@ -51,7 +53,7 @@ def _specs(source: Path, target: Path) -> list[jobs.JobSpec]:
 
 
 def test_every_kind_names_its_spec_class_and_worker_function() -> None:
-    assert set(jobs.KINDS) == {"prepare", "score", "gradients", "train", "sweep", "select"}
+    assert set(jobs.KINDS) == {"prepare", "score", "gradients", "hidden_states", "train", "sweep", "select"}
     for kind, where in jobs.KINDS.items():
         assert jobs.spec_class(kind).kind == kind
         assert callable(jobs.resolve(where.run))
@@ -186,6 +188,28 @@ def test_a_bad_gradients_config_is_refused_naming_the_field(
 
 def test_a_gradients_job_with_a_bad_target_file_is_refused_with_its_line(workspace: Path, bad_target: Path) -> None:
     _refused(GradientsJob(dataset="tiny", targets=(str(bad_target),)), workspace, "targets", "bad_target.jsonl, line 1")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "match"),
+    [
+        ({"dataset": "nope"}, "dataset", "No dataset named 'nope'"),
+        ({"config": {"pooling": "last"}}, "config", "unknown hidden-state setting"),
+        ({"config": {"max_length": 2}}, "max_length", "at least 8"),
+        ({"config": {"precision": "fp16"}}, "precision", "not 'fp16'"),
+        ({"limit": 0}, "limit", "at least 1"),
+        ({"engine": {"name": "spark"}}, "engine", "no engine 'spark'"),
+    ],
+)
+def test_a_bad_hidden_states_job_is_refused_naming_the_field(
+    workspace: Path, changes: dict[str, Any], field: str, match: str
+) -> None:
+    _refused(dataclasses.replace(HiddenStatesJob(dataset="tiny"), **changes), workspace, field, match)
+
+
+def test_a_hidden_states_job_with_a_bad_target_file_is_refused_with_its_line(workspace: Path, bad_target: Path) -> None:
+    bad = HiddenStatesJob(dataset="tiny", targets=(str(bad_target),))
+    _refused(bad, workspace, "targets", "bad_target.jsonl, line 1")
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def test_truncation_is_recorded_and_keeps_the_same_span_in_both_passes(tiny_lm):
 
 
 def test_ifd_equals_exp_of_the_mean_nll_difference_computed_by_hand(tiny_lm, use_tiny):
-    result = scorers.IFDScorer(model="tiny", max_length=200, precision="fp32").score(EXAMPLES)
+    result = scorers.IFDScorer(model="tiny", max_length=200, precision="fp32", template="chat").score(EXAMPLES)
     answered = [0, 1]  # row 2's response is empty: no IFD at all (test_empty_responses_get_no_lm_score)
     for row in answered:
         instruction, input_text, output = EXAMPLES.iloc[row]
@@ -129,7 +129,7 @@ def test_bf16_autocast_stays_close_to_float32_and_is_keyed_apart(tiny_lm, use_ti
 
 def test_loss_ratio_form_and_perplexity_scorer(use_tiny):
     ratio = scorers.IFDScorer(model="tiny", form="loss_ratio", precision="fp32").score(EXAMPLES)
-    ppl = scorers.PerplexityScorer(model="tiny", precision="fp32").score(EXAMPLES)
+    ppl = scorers.PerplexityScorer(model="tiny", precision="fp32", template="alpaca").score(EXAMPLES)
     np.testing.assert_allclose(ppl["perplexity"], ratio["perplexity"], rtol=1e-6)
     assert np.all(np.isfinite(ratio["ifd"][:2])) and np.isnan(ratio["ifd"][2])  # row 2's response is empty
     with pytest.raises(ValueError, match="ppl_ratio or loss_ratio"):
@@ -245,7 +245,8 @@ def test_reward_scorer_scores_each_pair_with_the_model_given_by_path(tiny_reward
 
 def test_the_in_memory_ifd_of_the_iterit_loop_leaves_empty_responses_unscored_too(tiny_lm, use_tiny):
     loop_ifd = lm_scores.ifd_scores(tiny_lm.model, tiny_lm.tokenizer, EXAMPLES, max_length=200)
-    scorer_ifd = scorers.IFDScorer(model="tiny", max_length=200, precision="fp32").score(EXAMPLES)["ifd"]
+    scorer = scorers.IFDScorer(model="tiny", max_length=200, precision="fp32", template="chat")  # the loop's rendering
+    scorer_ifd = scorer.score(EXAMPLES)["ifd"]
     np.testing.assert_allclose(loop_ifd, scorer_ifd, rtol=1e-4)  # NaN in the same place: the empty row 2
     assert np.isnan(loop_ifd[2]) and np.isfinite(loop_ifd[:2]).all()
 

@@ -11,7 +11,8 @@ import pytest
 
 from core.select import greedy
 from core.select.allocation import allocate, equal_floor, largest_remainder
-from core.select.run import build_strategy, compare, run_selection, save_selection
+from core.select.compare import compare
+from core.select.run import build_strategy, run_selection, save_selection
 from core.select.strategies import STRATEGIES, parameters
 from core.storage import curation, selections
 from core.storage import datasets as ds
@@ -35,6 +36,7 @@ def scored(workspace):
     score_store.register_run(store, "ifd:test", "ifd", {"name": "ifd"})
     score_store.put_scores(store, "ifd:test", hashes, {"ifd": ifd})
     _store_gradients(store, dataset, workspace / "target.jsonl")
+    _store_hidden_states(store, dataset, workspace / "target.jsonl")
     return store, dataset
 
 
@@ -59,6 +61,24 @@ def _store_gradients(store, dataset, target_path) -> None:
     target = gstore.GradientSet("target_test", role="target", target_name="target", target_path=str(target_path),
                                 target_sha256=load_eval_set(target_path).sha256, n_rows=3, **base)  # fmt: skip
     gstore.save_set(store, target, unit(3))
+
+
+def _store_hidden_states(store, dataset, target_path) -> None:
+    """Seeded unit "hidden states" for every row and for the target file, stored under the keys the hidden-state
+    pipeline gives them, so rds_plus runs in the contract test without a model."""
+    import dataclasses
+
+    from core.hidden import pipeline
+    from core.storage import hidden as hstore
+    from core.train.evaluate import load_eval_set
+
+    rng = np.random.default_rng(1)
+    unit = lambda n: (lambda x: x / np.linalg.norm(x, axis=1, keepdims=True))(rng.normal(size=(n, 16)))  # noqa: E731
+    config = pipeline.HiddenConfig(model="test")
+    pool = pipeline.pool_info(dataset, config, "fp32", dataset.n_rows)
+    hstore.save_set(store, dataclasses.replace(pool, d=16), unit(dataset.n_rows))
+    target = pipeline.target_info(dataset.dataset_id, config, "fp32", load_eval_set(target_path))
+    hstore.save_set(store, dataclasses.replace(target, d=16), unit(target.n_rows))
 
 
 def _strategy(name: str, store):
@@ -250,3 +270,75 @@ def test_cli_select_selections_and_export_a_selection(scored, tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 6
     manifest = json.loads(out.with_name("sel.manifest.json").read_text())
     assert manifest["selection"]["params"]["within"] == "uniform"
+
+
+# --- balanced random ------------------------------------------------------------------------------
+
+
+def _within_one_of_proportional(groups: np.ndarray, picks: np.ndarray, budget: int) -> None:
+    """Every stratum's count is within one example of its proportional share of the budget."""
+    values, sizes = np.unique(groups, return_counts=True)
+    counts = np.array([np.sum(groups[picks] == value) for value in values])
+    assert counts.sum() == min(budget, len(groups))
+    assert np.all(np.abs(counts - sizes / len(groups) * budget) < 1), (values, sizes, counts)
+
+
+def test_balanced_random_gives_every_stratum_its_proportional_share_of_a_hand_built_pool():
+    from core.select.pool import Pool
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        n = int(rng.integers(5, 80))
+        strata = rng.choice(
+            np.array(["alpaca", "dolly", "oasst", "flan"], dtype=object), size=n, p=[0.5, 0.3, 0.15, 0.05]
+        )
+        clusters = rng.integers(0, 5, size=n)
+        pool = Pool(np.arange(n), [str(i) for i in range(n)], clusters, {}, strata=strata)
+        budget = int(rng.integers(1, n + 1))
+        for by, groups in (("source", strata), ("cluster", clusters)):
+            picks = build_strategy("balanced_random", {"by": by}).select(pool, budget, rng=rng)
+            assert len(set(picks)) == len(picks)
+            _within_one_of_proportional(groups, picks, budget)
+
+
+def test_balanced_random_by_cluster_keeps_the_cluster_shares_of_the_kept_pool(scored):
+    store, dataset = scored
+    k = dataset.active_k
+    kept = curation.kept_rows(store, dataset.dataset_id, k)
+    for budget in (3, 7, 10, 17):
+        result = run_selection(store, dataset, build_strategy("balanced_random"), budget, seed=budget)
+        picks = np.flatnonzero(np.isin(kept.row_idx.to_numpy(), result.row_idx))
+        _within_one_of_proportional(kept.cluster_id.to_numpy(), picks, budget)
+
+
+def test_balanced_random_by_source_keeps_the_source_shares_and_the_contract(sourced_workspace):
+    from core.select.loading import column_strata
+
+    store = Store(sourced_workspace)
+    dataset = ds.get_dataset(store, "sourced")
+    k = dataset.active_k
+    strategy = build_strategy("balanced_random", {"by": "source"})
+    sources = column_strata(store, dataset, "source")
+    assert sorted(set(sources)) == ["(none)", "books", "web"]
+    for budget in (5, 10, 13):
+        result = run_selection(store, dataset, strategy, budget, seed=0)
+        _within_one_of_proportional(sources, np.array(result.row_idx), budget)
+
+    curation.set_cluster_veto(store, dataset.dataset_id, k, 0, True)
+    vetoed = curation.examples(store, dataset.dataset_id, k, cluster_id=1, limit=1)[0].example_id.iloc[0]
+    curation.set_example_veto(store, dataset.dataset_id, vetoed, True)
+    excluded = set(curation.examples(store, dataset.dataset_id, k, cluster_id=0, limit=100)[0].example_id) | {vetoed}
+    first = run_selection(store, dataset, strategy, 8, seed=3)
+    assert len(first.example_ids) == len(set(first.example_ids)) == 8 and not excluded & set(first.example_ids)
+    assert run_selection(store, dataset, strategy, 8, seed=3).example_ids == first.example_ids
+    assert run_selection(store, dataset, strategy, 8, seed=4).example_ids != first.example_ids
+    kept = curation.kept_rows(store, dataset.dataset_id, k).row_idx.to_numpy()
+    _within_one_of_proportional(sources[kept], np.flatnonzero(np.isin(kept, first.row_idx)), 8)
+
+
+def test_balanced_random_by_an_unknown_column_names_it_and_the_columns_there_are(sourced_workspace):
+    store = Store(sourced_workspace)
+    dataset = ds.get_dataset(store, "sourced")
+    with pytest.raises(ValueError, match="column 'origin'") as caught:
+        run_selection(store, dataset, build_strategy("balanced_random", {"by": "origin"}), 5)
+    assert "its columns: input, instruction, output, source" in str(caught.value)

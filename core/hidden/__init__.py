@@ -1,0 +1,1 @@
+"""The base model's pooled hidden states (RDS+ features): their cached, resumable computation and its job."""
