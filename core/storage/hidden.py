@@ -13,16 +13,15 @@ rows no part holds.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core import atomic
+from core.storage import feature_files
 from core.storage.database import Store
 
 
@@ -58,45 +57,24 @@ def feature_path(store: Store, feature_key: str) -> Path:
 
 def save_set(store: Store, info: HiddenSet, features: np.ndarray) -> None:
     """Write the features (atomically), then their row: a row always points at a complete file."""
-    with atomic.replacing(feature_path(store, info.feature_key)) as scratch:
-        np.save(scratch, np.ascontiguousarray(features, dtype=np.float16))
-    fields = dataclasses.asdict(info)
-    fields["config"] = json.dumps(info.config, sort_keys=True)
-    columns = [*fields, "created_at"]
-    with store.write() as con:
-        con.execute("DELETE FROM hidden_sets WHERE feature_key = ?", [info.feature_key])
-        con.execute(
-            f"INSERT INTO hidden_sets ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            [*fields.values(), datetime.now(UTC).replace(tzinfo=None)],
-        )
+    feature_files.save_set(store, "hidden_sets", feature_path(store, info.feature_key), info, features)
 
 
 def get_set(store: Store, feature_key: str) -> HiddenSet | None:
     """The set's metadata; None when it has no row or its file is gone."""
-    with store.read() as con:
-        cursor = con.execute("SELECT * EXCLUDE (created_at) FROM hidden_sets WHERE feature_key = ?", [feature_key])
-        row = cursor.fetchone()
-        columns = [d[0] for d in cursor.description]
-    if row is None or not feature_path(store, feature_key).exists():
-        return None
-    fields = dict(zip(columns, row, strict=True))
-    fields["config"] = json.loads(fields["config"])
-    return HiddenSet(**fields)
+    fields = feature_files.get_fields(store, "hidden_sets", feature_key, feature_path(store, feature_key))
+    return None if fields is None else HiddenSet(**fields)
 
 
 def list_sets(store: Store, dataset_id: int) -> list[HiddenSet]:
     """The dataset's feature sets (pool and target), newest first."""
-    with store.read() as con:
-        keys = con.execute(
-            "SELECT feature_key FROM hidden_sets WHERE dataset_id = ? ORDER BY created_at DESC", [dataset_id]
-        ).fetchall()
-    sets = [get_set(store, key) for (key,) in keys]
+    sets = [get_set(store, key) for key in feature_files.dataset_keys(store, "hidden_sets", dataset_id)]
     return [s for s in sets if s is not None]
 
 
 def load_features(store: Store, feature_key: str) -> np.ndarray:
     """The feature matrix as float32 (the computations; the file stays float16)."""
-    return np.load(feature_path(store, feature_key)).astype(np.float32)
+    return feature_files.load_matrix(feature_path(store, feature_key))
 
 
 # ---------------------------------------------------------------- parts of an unfinished set
