@@ -57,7 +57,7 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 # The modules mypy checks, added one by one as they are made to pass ([tool.mypy] in pyproject.toml).
-TYPED := core/registry.py core/edits.py core/engines core/embed/stage.py core/score/stage.py core/gradients/stage.py core/hidden core/storage core/select core/jobs core/models core/train
+TYPED := core/api.py core/registry.py core/edits.py core/engines core/embed/stage.py core/score/stage.py core/gradients/stage.py core/hidden core/ingest/hf.py core/storage core/select core/jobs core/models core/train core/export
 
 # ruff (style, and TID251: no streamlit/plotly in core), import-linter (the contracts in pyproject.toml:
 # core is UI-free, storage is the bottom, the packages are layered with no cycles) and mypy (the modules above).

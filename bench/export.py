@@ -101,7 +101,7 @@ def build_workspace(data_dir: Path, folder: Path, n_rows: int) -> Path:
     for cluster in VETOED_CLUSTERS:
         curation.set_cluster_veto(store, dataset_id, K, cluster, True)
     kept_ids = curation.kept_row_chunks(store, dataset_id, K, 20)
-    for example_id, _, _ in next(iter(kept_ids)):
+    for example_id, *_ in next(iter(kept_ids)):
         curation.set_example_veto(store, dataset_id, example_id, True)
     kept_ids.close()
     done.write_text(json.dumps({"rows": n_rows, "seconds": time.perf_counter() - started}))

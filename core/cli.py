@@ -51,10 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Instruction-data curation studio (CLI).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="ingest a dataset file, embed, cluster over a k sweep, map")
+    p = sub.add_parser(
+        "prepare", help="ingest a dataset file or Hugging Face dataset, embed, cluster over a k sweep, map"
+    )
     _add_common(p, dataset=False)
-    p.add_argument("path", help=".jsonl, .json, .csv or .parquet file")
-    p.add_argument("--name", help="dataset name (default: the file name without suffix)")
+    p.add_argument(
+        "path",
+        help=".jsonl, .json, .csv or .parquet file; hf:ORG/NAME (a Hugging Face hub dataset); or a folder written "
+        "by save_to_disk or holding Parquet shards (data/train-00000-of-00002.parquet)",
+    )
+    p.add_argument("--name", help="dataset name (default: the file name without suffix; hf:ORG/NAME: NAME)")
+    p.add_argument("--config", default=None, help="a Hugging Face dataset's config (subset)")
+    p.add_argument("--split", default=None, help="a Hugging Face dataset's split (default: its only split, else train)")
+    p.add_argument(
+        "--streaming",
+        action="store_true",
+        help="stream a Hugging Face dataset's rows instead of downloading it whole into the datasets cache first",
+    )
     p.add_argument(
         "--map",
         action="append",
@@ -142,13 +155,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--value", type=float, required=True)
 
     p = sub.add_parser(
-        "export", help="write every non-vetoed example (or a saved selection) as JSONL, with a manifest beside it"
+        "export",
+        help="write every non-vetoed example (or a saved selection) as JSONL, chat JSONL, Parquet or a datasets "
+        "folder, with a manifest beside it",
     )
     _add_common(p)
-    p.add_argument("--out", required=True, help="output .jsonl path")
+    p.add_argument("--out", required=True, help="output path: a file (.jsonl, .parquet), or a new folder for hf")
     p.add_argument("--selection", type=int, default=None, help="export this saved selection (see `selections`)")
     p.add_argument("--tag", default=None, help="only the kept examples carrying this tag (themselves or their cluster)")
-    p.add_argument("--force", action="store_true", help="overwrite the output file and its manifest if they exist")
+    p.add_argument(
+        "--format",
+        default="jsonl",
+        help="jsonl (default: the input's own shape), messages (chat role/content), sharegpt (from/value), "
+        "parquet, hf (a datasets folder for load_from_disk)",
+    )
+    p.add_argument(
+        "--llamafactory", action="store_true", help="also add the export's entry to dataset_info.json in its folder"
+    )
+    p.add_argument("--axolotl", action="store_true", help="also write NAME.axolotl.yaml: the config's datasets: block")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite the export, its manifest and its Axolotl block if they exist"
+    )
 
     p = sub.add_parser("select", help="run a selection strategy on the kept examples and save the selection")
     _add_common(p)
@@ -253,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scorer",
         required=True,
-        help="heuristics, tfidf_diversity, perplexity, ifd or reward (all, with their parameters: `python -m core params scorers`)",
+        help="heuristics, tfidf_diversity, minhash, perplexity, ifd, reward or judge (all, with their parameters: `python -m core params scorers`)",
     )
     p.add_argument("--model", default=None, help="causal LM path or hub id (default: packaged SmolLM2-135M-Instruct)")
     p.add_argument("--max-length", type=int, default=None, help="truncate rendered examples to this many tokens")
@@ -270,11 +297,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="score a seeded sample of at most N unscored examples, stratified by cluster (at least one each)",
     )
     p.add_argument("--yes", action="store_true", help="run even when the estimate is over an hour")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a scorer parameter (repeatable), e.g. keep=longest; the judge: base_url=URL model=NAME (its API key "
+        "comes from the variable api_key_env names, OPENAI_API_KEY by default)",
+    )
     _add_engine(p, "a model scorer")
 
     p = sub.add_parser("scores", help="per-cluster mean and spread of every stored score, and combined quality")
     _add_common(p)
     p.add_argument("--threshold", type=float, default=0.3, help="clusters below this mean combined quality")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("duplicates", help="the near-duplicate groups the minhash scorer found, biggest first")
+    _add_common(p)
+    p.add_argument("--group", type=int, default=None, help="one group's rows (a group is named by the row it keeps)")
+    p.add_argument("--limit", type=int, default=20, help="at most N groups (default 20)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser(
@@ -388,6 +429,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         k_grid=_int_list(args.k_grid),
         seed=args.seed,
         replace=args.replace,
+        hf_config=args.config,
+        hf_split=args.split,
+        hf_streaming=args.streaming,
     )
     workspace = _workspace(args, create=True)
     PrepareJob(str(args.path), options).validate(workspace)  # checked as a prepare job is, before the store exists
@@ -668,18 +712,24 @@ def cmd_weight(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from core.errors import UnusablePath
-    from core.export import check_target, existing_outputs, stream_export
+    from core.export import TrainerFiles, check_target, existing_outputs, stream_export
 
     store = _store(args)
     target = Path(args.out)
-    check_target(target)  # before the export is built: a bad path fails at once
-    existing = existing_outputs(target)
+    check_target(target, args.format, args.llamafactory)  # before the export is built: a bad path fails at once
+    existing = existing_outputs(target, args.axolotl)
     if existing and not args.force:
         names = " and ".join(str(path) for path in existing)
         verb = "exist" if len(existing) > 1 else "exists"
         raise UnusablePath(f"{names} already {verb}; pass --force to overwrite")
-    written = stream_export(store, _dataset(store, args), target, selection_id=args.selection, tag=args.tag)
-    print(f"wrote {written.n_rows} rows to {written.jsonl_path} (manifest: {written.manifest_path})")
+    trainer_files = TrainerFiles(llamafactory=args.llamafactory, axolotl=args.axolotl)
+    dataset = _dataset(store, args)
+    written = stream_export(
+        store, dataset, target, selection_id=args.selection, tag=args.tag, fmt=args.format, trainer_files=trainer_files
+    )
+    print(f"wrote {written.n_rows} rows to {written.path} (manifest: {written.manifest_path})")
+    for path in written.trainer_files:
+        print(f"wrote {path}")
     return 0
 
 
@@ -743,7 +793,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from core.score.scorers import SCORERS
 
     if not SCORERS.get(args.scorer).uses_model:
-        params = {}
+        params = {"model": args.model} if args.scorer == "judge" else {}  # the judge's model is on its server
+    params.update(SCORERS.parse(args.scorer, _pairs(args.param, "--param")))
     # checked as a score job is, then run in this process with a progress bar
     spec = ScoreJob(dataset.name, args.scorer, {k: v for k, v in params.items() if v is not None}, args.limit)
     spec.validate(store.workspace)
@@ -755,6 +806,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     engine = _engine(args) if scorer.uses_model else None
     if engine is None:  # this machine's measured cost and rate say nothing of a cluster's
         _confirm_score_cost(args, len(todo))
+    if args.scorer == "judge":  # requests, tokens, and the rate an earlier run of this judge measured
+        from core.score import judge
+
+        print(judge.estimate_for(store, dataset.dataset_id, scorer, len(todo)))  # type: ignore[arg-type]
     if scorer.uses_model and engine is None:
         rate, seconds = estimate_seconds(scorer, todo)
         print(f"estimate: {len(todo)} examples at {rate:.2f}/s on this device = {seconds / 60:.1f} min")
@@ -770,7 +825,24 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"in {report.seconds:.1f} s"
     )
     _print_engine(report.engine)
+    if report.tally is not None:
+        print(", ".join(f"{value:,.0f} {name.replace('_', ' ')}" for name, value in report.tally.items()))
+    if report.scorer == "minhash":
+        _print_duplicate_summary(store, dataset)
     return 0
+
+
+def _print_duplicate_summary(store: Any, dataset: Any) -> None:
+    """One line on the MinHash groups of the dataset, when the minhash scorer has run on it."""
+    from core.score.minhash import duplicate_summary
+    from core.score.quality import raw_signals
+
+    found = duplicate_summary(raw_signals(store, dataset))
+    if found is not None:
+        print(
+            f"near duplicates (minhash): {found[1]} rows flagged in {found[0]} groups of two or more rows "
+            f"(`python -m core duplicates --dataset {dataset.name}`)"
+        )
 
 
 def _confirm_score_cost(args: argparse.Namespace, n_rows: int) -> None:
@@ -821,6 +893,23 @@ def cmd_scores(args: argparse.Namespace) -> int:
         print(table.sort_values("quality_mean").to_string(index=False))
         print(f"\nclusters with mean combined quality below {args.threshold}, by k:")
         print(by_k.to_string(index=False))
+        _print_duplicate_summary(store, dataset)
+    return 0
+
+
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    from core.score.duplicates import duplicate_groups
+
+    store = _store(args)
+    table = duplicate_groups(store, _dataset(store, args), args.group, args.limit)
+    if args.json:
+        print(json.dumps(table.to_dict("records"), indent=2, default=str))
+    elif args.group is None:
+        print(table.to_string(index=False) if len(table) else "every row is a group of its own: no near duplicates")
+    else:
+        for row in table.itertuples():
+            mark = "kept" if row.kept else f"similarity {row.similarity:.3f}"
+            print(f"--- row {row.row_idx} ({mark})\n{row.instruction}\n>>> {row.output}")
     return 0
 
 
@@ -1239,6 +1328,7 @@ COMMANDS = {
     "index": cmd_index,
     "score": cmd_score,
     "scores": cmd_scores,
+    "duplicates": cmd_duplicates,
     "select": cmd_select,
     "gradients": cmd_gradients,
     "hidden-states": cmd_hidden_states,

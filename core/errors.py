@@ -12,14 +12,25 @@ from pathlib import Path
 
 
 class IngestError(ValueError):
-    """A file that cannot be loaded; the message names the file, the line or row, and the field."""
+    """A file that cannot be loaded; the message names the file, the line or row, and the field.
 
-    def __init__(self, path: Path, message: str, location: str | None = None, field_name: str | None = None):
+    ``source`` names a source that is not a file (a Hugging Face dataset and its split) in place of the file name.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        message: str,
+        location: str | None = None,
+        field_name: str | None = None,
+        *,
+        source: str | None = None,
+    ):
         self.path = Path(path)
         self.location = location
         self.field_name = field_name
         self.detail = message
-        where = [self.path.name]
+        where = [source or self.path.name]
         if location:
             where.append(location)
         if field_name:

@@ -22,6 +22,7 @@ from core.embed.embedders import build_embedder
 from core.embed.stage import EmbedStage, for_device, table_vectors
 from core.engines import SHARD_FOLDER, Engine, EngineReport, LocalEngine
 from core.errors import DatasetExists, DatasetNotFound
+from core.ingest.hf import HFSource, default_name, is_hf_source
 from core.progress import Progress
 from core.registry import spec_of
 from core.safe_paths import check_dataset_name
@@ -57,6 +58,11 @@ class PrepareOptions:
     map_sample_above: int = MAP_SAMPLE_ABOVE
     map_sample: int = MAP_SAMPLE
     label_texts_per_cluster: int = labels.TEXTS_PER_CLUSTER
+    # A Hugging Face source (hf:ORG/NAME, or a folder: core/ingest/hf.py): its config, its split (None: the only
+    # one, else train) and whether to stream it rather than download it whole into the datasets cache first.
+    hf_config: str | None = None
+    hf_split: str | None = None
+    hf_streaming: bool = False
 
 
 @dataclasses.dataclass
@@ -96,10 +102,12 @@ def prepare(
     """Ingest ``path`` into ``store`` and compute embeddings (on ``engine``, default this process), the k sweep,
     labels and the map.
 
-    The file is read ``batch_rows`` rows at a time into a staging file, so memory does not grow with it.
+    ``path`` is a file, or a Hugging Face source (``hf:ORG/NAME``, a ``save_to_disk`` folder, a folder of Parquet
+    shards) read with the options' ``hf_config``, ``hf_split`` and ``hf_streaming``. The rows are read
+    ``batch_rows`` at a time into a staging file, so memory does not grow with them.
     """
     progress = progress or Progress()
-    path = Path(path)
+    source = source_of(path, options)
     name = dataset_name(path, options)
     for field in options.embed_fields:
         if field not in ingest.MAPPABLE_FIELDS:
@@ -107,8 +115,9 @@ def prepare(
     timer = _Timer()
     with ExampleStaging(store.workspace) as staged:  # the file's rows, until they are known to be good
         with timer("ingest"):
-            found = _read_into(staged, path, options, batch_rows, progress)
-        grid = _k_grid(path, options.k_grid, found.n_rows)  # checked before anything is stored
+            found = _read_into(staged, source, options, batch_rows, progress)
+        label = source.spec if isinstance(source, HFSource) else source.name
+        grid = _k_grid(label, options.k_grid, found.n_rows)  # checked before anything is stored
         embedder = _embedder_for(options, engine)
         info = _existing(store, name, found, options, embedder)
         if info is not None and info.status == "ready":
@@ -177,40 +186,53 @@ def _sample_notes(store: Store, report: PrepareReport, options: PrepareOptions) 
     return notes
 
 
-def dataset_name(path: Path, options: PrepareOptions) -> str:
-    """The name a prepare gives its dataset: the one asked for, else the file's stem; ValueError when that
-    cannot name a dataset (see :func:`core.safe_paths.check_dataset_name`)."""
+def source_of(path: str | Path, options: PrepareOptions) -> Path | HFSource:
+    """What a prepare reads: the file at ``path``, or the Hugging Face source it names (``hf:...`` or a folder)."""
+    if is_hf_source(path):
+        return HFSource(str(path), options.hf_config, options.hf_split, options.hf_streaming)
+    return Path(path)
+
+
+def dataset_name(path: str | Path, options: PrepareOptions) -> str:
+    """The name a prepare gives its dataset: the one asked for, else the file's stem (a Hugging Face dataset's
+    name, :func:`core.ingest.hf.default_name`); ValueError when that cannot name a dataset (see
+    :func:`core.safe_paths.check_dataset_name`)."""
     if options.name is not None:
         return check_dataset_name(options.name)
+    source = source_of(path, options)
+    stem = default_name(source) if isinstance(source, HFSource) else source.stem
     try:
-        return check_dataset_name(path.stem)
+        return check_dataset_name(stem)
     except ValueError as exc:
-        raise ValueError(f"{exc} (the name comes from the file's name: give the dataset a name)") from None
+        raise ValueError(f"{exc} (the name comes from the source's name: give the dataset a name)") from None
 
 
 def _read_into(
-    staged: ExampleStaging, path: Path, options: PrepareOptions, batch_rows: int, progress: Progress
+    staged: ExampleStaging, source: Path | HFSource, options: PrepareOptions, batch_rows: int, progress: Progress
 ) -> ingest.IngestSummary:
-    """Read the file batch by batch into ``staged``, each row with the hash of its embedded text; raises the
-    file's IngestError, or Cancelled between batches (the staged rows are then dropped with the staging file).
+    """Read the source batch by batch into ``staged``, each row with the hash of its embedded text; raises the
+    source's IngestError, or Cancelled between batches (the staged rows are then dropped with the staging file).
 
-    Progress counts the file's bytes read (its size is known before the first row, its row count only after
-    the last), so a million rows show a percentage rather than one step at the end."""
+    Progress counts a file's bytes read (its size is known before the first row, its row count only after
+    the last), so a million rows show a percentage rather than one step at the end; a Hugging Face dataset's
+    rows (a streamed one's count may be unknown: then the count grows with no total)."""
     stream = ingest.DatasetStream(
-        path, mapping=options.mapping, skip_bad_rows=options.skip_bad_rows, batch_rows=batch_rows
+        source, mapping=options.mapping, skip_bad_rows=options.skip_bad_rows, batch_rows=batch_rows
     )
-    progress.start("ingest", stream.size_bytes)
+    progress.start(stream.progress_stage, stream.total)
     for batch in stream.batches():
         staged.add(batch, [_text_hash(example, options.embed_fields) for example in batch])
-        _advance_to(progress, stream.bytes_read)  # also checks for a cancel: it need not wait for the file's end
+        _advance_to(progress, stream.done)  # also checks for a cancel: it need not wait for the source's end
     found = stream.summary()
-    _advance_to(progress, stream.size_bytes)
+    _advance_to(progress, stream.total)
     return found
 
 
 def _advance_to(progress: Progress, done: int) -> None:
-    """Advance to ``done`` units of the stage's total (no further: a file that grew while read overshoots)."""
-    progress.advance(max(0, min(done, progress.total) - progress.done))
+    """Advance to ``done`` units of the stage's total (no further: a file that grew while read overshoots); with
+    no total known (a streamed dataset), to ``done``."""
+    target = min(done, progress.total) if progress.total else done
+    progress.advance(max(0, target - progress.done))
 
 
 def _embedder_for(options: PrepareOptions, engine: Engine | None) -> Any:
@@ -384,12 +406,13 @@ class _VectorWriter:
         self.flush()
 
 
-def _k_grid(path: Path, k_grid: Sequence[int] | None, n_rows: int) -> list[int]:
-    """The k values to sweep for ``n_rows`` rows; a grid with none in 1..n_rows is refused up front."""
+def _k_grid(source: str, k_grid: Sequence[int] | None, n_rows: int) -> list[int]:
+    """The k values to sweep for ``n_rows`` rows; a grid with none in 1..n_rows is refused up front. ``source``
+    names the file (or the Hugging Face dataset) in the error."""
     grid = list(k_grid or clustering.default_k_grid(n_rows))
     if not any(1 <= k <= n_rows for k in grid):
         raise ValueError(
-            f"{path.name}: the k grid {grid} has no k between 1 and the file's {n_rows} rows; "
+            f"{source}: the k grid {grid} has no k between 1 and the file's {n_rows} rows; "
             "give smaller k values (nothing was stored)"
         )
     return grid

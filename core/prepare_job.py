@@ -1,8 +1,8 @@
 """The ``prepare`` job: prepare a dataset file (:func:`core.prepare.prepare`) in a background worker.
 
 :class:`PrepareJob` is what the Datasets page and ``core.jobs.launch`` take; its :meth:`~PrepareJob.validate`
-refuses, before any worker starts, what the prepare would only find out later: a missing file, an
-unknown embedder or one of its parameters, a field that cannot be embedded, a bad k grid or mapping, a
+refuses, before any worker starts, what the prepare would only find out later: a missing file (or a folder
+that holds no dataset, an empty ``hf:``), an unknown embedder or one of its parameters, a field that cannot be embedded, a bad k grid or mapping, a
 dataset name that cannot be one.
 What only reading the file reveals (a malformed row) still fails in the worker, with its file and line.
 """
@@ -15,13 +15,15 @@ from typing import Any, ClassVar
 
 from core import ingest, jobs
 from core.engines import engine_from_spec
-from core.prepare import PrepareOptions, dataset_name
+from core.ingest import hf
+from core.prepare import PrepareOptions, dataset_name, source_of
 from core.progress import Progress
 
 
 @dataclasses.dataclass(frozen=True)
 class PrepareJob:
-    """Prepare the file at ``path`` with ``options``; stored as ``{"path": ..., "options": {...}}``."""
+    """Prepare the file at ``path`` (or the Hugging Face source it names: ``hf:ORG/NAME``, a folder) with
+    ``options``; stored as ``{"path": ..., "options": {...}}``."""
 
     kind: ClassVar[str] = "prepare"
     path: str
@@ -31,15 +33,17 @@ class PrepareJob:
     def validate(self, workspace: Path) -> None:
         from core.embed.embedders import build_embedder
 
-        if Path(self.path).is_dir():
-            raise jobs.InvalidJob(
-                "path", f"{self.path} is a folder, not a file; give a .jsonl, .json, .csv or .parquet file"
-            )
-        if not Path(self.path).is_file():
-            raise jobs.InvalidJob("path", f"no file at {self.path}")
         options = self.options
+        source = source_of(self.path, options)
+        if isinstance(source, hf.HFSource):
+            with jobs.blame("path"):
+                hf.check_source(source)
+        elif not source.is_file():
+            raise jobs.InvalidJob("path", f"no file at {self.path}")
+        else:
+            _refuse_hf_options(options, source)
         with jobs.blame("name"):
-            dataset_name(Path(self.path), options)
+            dataset_name(self.path, options)
         if not options.embed_fields:
             raise jobs.InvalidJob("embed_fields", "choose at least one field to embed")
         for field in options.embed_fields:
@@ -65,6 +69,15 @@ class PrepareJob:
             if options.get(name) is not None:
                 options[name] = tuple(options[name])  # JSON has lists; the options hold tuples
         return cls(path=str(params["path"]), options=PrepareOptions(**options), engine=params.get("engine"))
+
+
+def _refuse_hf_options(options: PrepareOptions, path: Path) -> None:
+    """A config, split or streaming is for a Hugging Face dataset: given with a file, it is a mistake."""
+    for field, value in (("hf_config", options.hf_config), ("hf_split", options.hf_split)):
+        if value:
+            raise jobs.InvalidJob(field, f"{path.name} is a file: a config or split is for a Hugging Face dataset")
+    if options.hf_streaming:
+        raise jobs.InvalidJob("hf_streaming", f"{path.name} is a file: streaming is for a Hugging Face dataset")
 
 
 def execute(workspace: Path, spec: PrepareJob, progress: Progress, job_dir: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 
-UNITS = {"embed": "text", "k sweep": "k", "ingest": "B"}
+UNITS = {"embed": "text", "k sweep": "k", "ingest": "B", "ingest rows": "row"}
 BYTE_STAGES = {stage for stage, unit in UNITS.items() if unit == "B"}  # shown scaled: 12.3MB/1.02GB
 
 
@@ -53,6 +53,11 @@ class Progress:
 
     def message(self, text: str) -> None:
         """A free-text note for the log (default: ignored)."""
+
+    def note(self, text: str) -> None:
+        """Running figures of the current stage (a rate, counts) that replace the previous ones: the CLI shows
+        them beside its bar, a job as its message (default: :meth:`message`)."""
+        self.message(text)
 
     def stop_requested(self) -> bool:
         """Whether the user asked to stop (for loops that save their state before raising)."""
@@ -127,6 +132,10 @@ class TqdmProgress(Progress):
         from tqdm import tqdm
 
         tqdm.write(text)
+
+    def note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)  # drawn at the bar's next refresh
 
     def close(self, discard: bool = False) -> None:
         """Close the current bar; ``discard`` erases it (after an error, so the error line stands alone)."""

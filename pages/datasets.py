@@ -1,4 +1,5 @@
-"""Datasets page: load a file (upload or path), map its columns if needed, prepare it in the background."""
+"""Datasets page: load a file (upload or path) or a Hugging Face dataset (hub id or folder), map its columns if
+needed, prepare it in the background."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from app.state import pick_dataset, store, workspace
 from app.text import plain
 from core import ingest, jobs
 from core.embed.embedders import DEFAULT_EMBEDDER, EMBEDDERS, embedder_spec
+from core.ingest import hf
 from core.prepare import PrepareOptions
 from core.prepare_job import PrepareJob
 from core.safe_paths import upload_path
 from core.storage import datasets as ds
 
 ROOT = Path(__file__).resolve().parents[1]
+HF_SOURCE = "Hugging Face dataset or folder"
 
 st.title("Datasets")
 
@@ -34,7 +37,7 @@ def dataset_table() -> None:
             "shape": d.shape,
             "k": d.active_k,
             "status": d.status,
-            "source": Path(d.source_path).name,
+            "source": d.source_path if d.source else Path(d.source_path).name,  # hf:ORG/NAME or a folder in full
         }
         for d in ds.list_datasets(store())
     ]
@@ -42,8 +45,7 @@ def dataset_table() -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="datasets_table")
 
 
-def chosen_file() -> Path | None:
-    source = st.radio("Source", ["A file on this machine", "Upload a file"], horizontal=True, key="source")
+def chosen_file(source: str) -> Path | None:
     if source == "Upload a file":
         limit = st.get_option("server.maxUploadSize")  # set in .streamlit/config.toml; the browser enforces it
         upload = st.file_uploader(
@@ -68,12 +70,41 @@ def chosen_file() -> Path | None:
     return Path(text).expanduser() if text else None
 
 
-def mapping_form(path: Path) -> dict[str, str | None] | None:
-    columns = ingest.columns_of(path)
+def chosen_hf() -> hf.HFSource | None:
+    """A Hugging Face source: a hub id or a folder (save_to_disk, or Parquet shards), with its config and split."""
+    left, mid, right = st.columns([3, 1, 1])
+    spec = left.text_input(
+        HF_SOURCE,
+        key="hf_source",
+        placeholder="hf:ORG/NAME or /path/to/folder",
+        help="hf:ORG/NAME reads a hub dataset through the datasets library (its cache in HF_HOME; offline with "
+        "HF_HUB_OFFLINE=1). A folder written by save_to_disk, or holding Parquet shards such as "
+        "data/train-00000-of-00002.parquet, is read from this machine.",
+    ).strip()
+    config = mid.text_input("Config", key="hf_config", help="the dataset's config (subset), if it has several")
+    split = right.text_input("Split", key="hf_split", placeholder="train", help="default: the only split, else train")
+    streaming = st.checkbox(
+        "Stream the rows (a big hub dataset is read as it downloads, not copied into the cache first)",
+        key="hf_streaming",
+    )
+    if not spec:
+        return None
+    if not spec.startswith(hf.PREFIX) and not Path(spec).expanduser().is_dir():
+        spec = hf.PREFIX + spec  # ORG/NAME typed without its prefix
+    return hf.HFSource(spec, config.strip() or None, split.strip() or None, streaming)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def hf_columns(spec: str, config: str | None, split: str | None) -> list[str]:
+    """A Hugging Face source's columns (its first rows, streamed), cached: a hub id costs a request."""
+    return hf.columns_of(hf.HFSource(spec, config, split))
+
+
+def mapping_form(columns: list[str]) -> dict[str, str | None] | None:
     recognised = {"messages", "conversations"} & set(columns) or {"instruction", "output"} <= set(columns)
     if not columns or recognised:
         return None
-    st.warning("This file's columns are not Alpaca, chat or ShareGPT. Say which column holds what.")
+    st.warning("This dataset's columns are not Alpaca, chat or ShareGPT. Say which column holds what.")
     cols = st.columns(3)
     mapping: dict[str, str | None] = {}
     for col, field, optional in zip(cols, ingest.MAPPABLE_FIELDS, (False, True, False), strict=True):
@@ -81,6 +112,16 @@ def mapping_form(path: Path) -> dict[str, str | None] | None:
         choice = col.selectbox(field, options, key=f"map_{field}")
         mapping[field] = None if choice == "(none)" else choice
     return mapping
+
+
+def name_input(column: Any, default: str) -> str:
+    """The dataset's name: the source's default (a file's stem; a Hugging Face dataset's name, config and split),
+    following the source as it changes until the curator types a name of their own."""
+    shown = st.session_state.get("dataset_name")
+    if shown is None or shown == st.session_state.get("dataset_name_default"):
+        st.session_state["dataset_name"] = default
+    st.session_state["dataset_name_default"] = default
+    return str(column.text_input("Dataset name", key="dataset_name"))
 
 
 def embedder_choice(column: Any) -> str:
@@ -96,12 +137,19 @@ def embedder_choice(column: Any) -> str:
 
 
 def launch_form() -> None:
-    path = chosen_file()
-    if path is None:
+    kind = st.radio("Source", ["A file on this machine", "Upload a file", HF_SOURCE], horizontal=True, key="source")
+    hf_source = chosen_hf() if kind == HF_SOURCE else None
+    path = None if kind == HF_SOURCE else chosen_file(kind)
+    if hf_source is not None:
+        source, default = hf_source.spec, hf.default_name(hf_source)
+        mapping = mapping_form(hf_columns(hf_source.spec, hf_source.config, hf_source.split))
+    elif path is not None:
+        source, default = str(path), path.stem
+        mapping = mapping_form(ingest.columns_of(path)) if path.is_file() else None
+    else:
         return
-    mapping = mapping_form(path) if path.is_file() else None
     left, mid, right = st.columns(3)
-    name = left.text_input("Dataset name", value=path.stem, key="dataset_name")
+    name = name_input(left, default)
     embedder = embedder_choice(mid)
     fields = right.multiselect(
         "Embedded text", list(ingest.MAPPABLE_FIELDS), default=["instruction", "input"], key="embed_fields"
@@ -112,13 +160,16 @@ def launch_form() -> None:
     engine = engine_choice("prepare")
     if st.button("Prepare", type="primary", key="prepare", disabled=not fields):
         options = PrepareOptions(
-            name=name.strip() or path.stem,
+            name=name.strip() or default,
             mapping=mapping,
             skip_bad_rows=skip_bad,
             embedder=embedder_spec(embedder, embedder_params),
             embed_fields=tuple(fields),
+            hf_config=hf_source.config if hf_source else None,
+            hf_split=hf_source.split if hf_source else None,
+            hf_streaming=hf_source.streaming if hf_source else False,
         )
-        launch(PrepareJob(path=str(path), options=options, engine=engine), "prepare_job")
+        launch(PrepareJob(path=source, options=options, engine=engine), "prepare_job")
 
 
 def dataset_name(status: jobs.JobStatus) -> str:

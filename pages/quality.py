@@ -1,5 +1,5 @@
 """Quality page: score in the background, weigh the signals, see score distributions and the worst clusters,
-and confirm or dismiss the proposed vetoes of clusters below the threshold."""
+confirm or dismiss the proposed vetoes of clusters below the threshold, and browse near-duplicate groups."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app import figures, queries
+from app import figures, judge_form, queries
+from app.duplicates import duplicates_panel
 from app.job_panel import JobView, job_panel, launch
 from app.params_form import engine_choice, params_form
 from app.state import pick_dataset, store
@@ -38,7 +39,7 @@ def launch_panel() -> None:
         "At most (0 = all; a sample stratified by cluster)", 0, dataset.n_rows, 0, key="score_limit"
     )
     st.caption(SCORERS.summary(scorer))
-    values = params_form(SCORERS, scorer, "score")
+    values = params_form(SCORERS, scorer, "score", custom=judge_form.CUSTOM)  # the judge's prompt: a text area
     confirmed = True
     if SCORERS.get(scorer).uses_model:
         confirmed = cost_notice(scorer, int(limit) or dataset.n_rows, str(values.get("precision") or "auto"))
@@ -48,6 +49,8 @@ def launch_panel() -> None:
             "The reward scorer needs a sequence-classification reward model. "
             "Scores are cached by scorer, model, parameters and example text."
         )
+    if scorer == "judge":  # where the data goes, the estimate, Test connection; no Score until settings work
+        confirmed = judge_form.judge_panel(dataset, values, int(limit) or dataset.n_rows)
     engine = engine_choice("score") if SCORERS.get(scorer).uses_model else None
     if cols[2].button("Score", key="start_score", type="primary", disabled=not confirmed):
         params = changed_values(SCORERS.params(scorer), values)
@@ -75,7 +78,8 @@ def scoring(status: jobs.JobStatus) -> str:
 
 
 def score_outcome(status: jobs.JobStatus) -> None:
-    st.caption(f"{scoring(status)}: {status.state} ({status.result.get('scored', 0)} scored).")
+    tally = judge_form.tally_line(status.result.get("tally"))  # the judge's rated, unparsed and failed rows
+    st.caption(f"{scoring(status)}: {status.state} ({status.result.get('scored', 0)} scored{tally}).")
 
 
 def weights_form(available: list[str]) -> dict[str, float]:
@@ -142,6 +146,8 @@ available = [name for name in quality.SIGNALS if name in raw and raw[name].notna
 if not quality.has_scores(raw):
     st.info("No scores yet: run a scorer above (heuristics and tfidf_diversity take seconds).")
     st.stop()
+if judged := judge_form.stored_counts(raw):
+    st.caption(judged)
 st.subheader("Combined quality")
 weights = weights_form(available)
 threshold = st.slider("Threshold", 0.0, 1.0, quality.DEFAULT_THRESHOLD, 0.05, key="threshold")
@@ -188,3 +194,4 @@ st.dataframe(
     key="quality_table",
 )
 proposals_panel(raw, normalised, weights, threshold, clusters)
+duplicates_panel(store(), dataset.dataset_id, raw)

@@ -1,7 +1,14 @@
-"""Export the curated pool, or a saved selection, as JSONL (original fields kept) with a manifest.
+"""Export the curated pool, or a saved selection, in a trainer-ready format with a manifest.
+
+The formats (``core.export.formats``): ``jsonl`` (the default: the rows in the input's own shape), chat
+``messages`` and ``sharegpt`` JSONL, one ``parquet`` file, or an ``hf`` ``datasets`` folder; beside any of them,
+on request, LLaMA-Factory's ``dataset_info.json`` entry and an Axolotl ``datasets:`` block
+(``core.export.trainers``).
 
 The manifest records the input file's hash, the embedder, k, the seed, every veto and weight in force,
-the counts per cluster, the time and the app version, plus the exported file's own hash. For a
+the counts per cluster, the time and the app version, the format (its name, how a row is written, and for
+any format but ``jsonl`` the hash of the same rows in the input's own shape: ``rows_sha256``, equal to what a
+``jsonl`` export of them would record), plus the exported file's own hash. For a
 selection it also records the strategy, its parameters, the seed, the budget, the pool hash, the
 score keys and the compute the selection consumed (``cost``), and the rows are written in pick order.
 
@@ -9,10 +16,11 @@ Each line is a row's JSON object as ingest stored it (``json.dumps(row, ensure_a
 fields, order, values and types, but its bytes only when the input was written that way (no ``\\u`` escapes,
 ``", "`` and ``": "`` separators); docs/user-guide.md says so under Export.
 
-:func:`stream_export` writes a file of any size with flat memory: the stored JSON texts are read a chunk of
-rows at a time, hashed and appended as they come, the example ids spooled to a scratch file, and both files
-appear at their paths only when complete (``core.atomic``). :func:`build_export` holds everything in memory;
-it serves small exports and tests, and is the reference the streamed bytes are checked against.
+:func:`stream_export` writes an export of any size with flat memory: the stored JSON texts are read a chunk of
+rows at a time, handed to the format's writer as they come, the example ids spooled to a scratch file, and the
+export and its manifest appear at their paths only when complete (``core.atomic``). :func:`build_export` holds
+a JSONL export in memory; it serves small exports and tests, and is the reference the streamed bytes are
+checked against.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ from typing import Any
 import core
 from core import atomic
 from core.errors import UnusablePath
+from core.export import trainers
+from core.export.formats import ExportFormat, FormatWriter, get_format
+from core.export.rows import SourceShape, has_system_field
 from core.safe_paths import check_writable_folder
 from core.storage import cluster_edits, curation, selections
 from core.storage import datasets as ds
@@ -49,8 +60,16 @@ class ExportBundle:
 
 
 def manifest_path_for(out_path: Path) -> Path:
-    """``data.jsonl`` -> ``data.manifest.json`` beside it."""
-    return out_path.with_name(out_path.stem + ".manifest.json")
+    """``data.jsonl`` -> ``data.manifest.json`` beside it; another name keeps its suffix (``data.parquet`` ->
+    ``data.parquet.manifest.json``, a folder ``data-hf`` -> ``data-hf.manifest.json``), so exports of one name
+    in two formats keep their own manifests."""
+    return out_path.with_name(trainers.entry_name(out_path) + ".manifest.json")
+
+
+def export_name(stem: str, fmt: str) -> str:
+    """The file (or folder) name the page offers for an export of ``stem`` in ``fmt``: ``stem.jsonl`` for the
+    default format, ``stem-<format><suffix>`` for the others, so two formats' files never share a name."""
+    return f"{stem}{'' if fmt == 'jsonl' else '-' + fmt}{get_format(fmt).suffix}"
 
 
 DEFAULT_CHUNK_ROWS = 20_000  # about 10-20 MB of stored JSON text per chunk at typical row sizes
@@ -60,10 +79,17 @@ DEFAULT_CHUNK_ROWS = 20_000  # about 10-20 MB of stored JSON text per chunk at t
 class WrittenExport:
     """Where a streamed export was written, and what it holds."""
 
-    jsonl_path: Path
+    path: Path  # the file (or, for a folder format, the folder)
     manifest_path: Path
     n_rows: int
     sha256: str
+    format: str = "jsonl"
+    trainer_files: tuple[Path, ...] = ()  # dataset_info.json, the Axolotl block: those asked for
+
+    @property
+    def jsonl_path(self) -> Path:
+        """The written file (its name from when JSONL was the only format)."""
+        return self.path
 
 
 @dataclass(frozen=True)
@@ -101,8 +127,17 @@ def build_export(
         dict(kept.cluster_id.value_counts()),
         {"sha256": hashlib.sha256(jsonl).hexdigest(), "rows": len(kept)},
         tag,
+        _format_section(get_format("jsonl"), {"system_field": any(map(has_system_field, kept.original))}),
     )
     return ExportBundle(jsonl, {**manifest, "example_ids": list(kept.example_id)})
+
+
+@dataclass(frozen=True)
+class TrainerFiles:
+    """Which trainers' files to write beside an export (``core.export.trainers``)."""
+
+    llamafactory: bool = False  # merge the export's entry into dataset_info.json in its folder
+    axolotl: bool = False  # write <name>.axolotl.yaml, the config's datasets: block
 
 
 def stream_export(
@@ -113,33 +148,48 @@ def stream_export(
     selection_id: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     tag: str | None = None,
+    fmt: str = "jsonl",
+    trainer_files: TrainerFiles = TrainerFiles(),
 ) -> WrittenExport:
-    """Write what :func:`build_export` holds, byte for byte, to ``out_path`` and its manifest beside it,
-    ``chunk_rows`` rows at a time; overwrites both (callers that must not check :func:`existing_outputs`).
+    """Write the export in format ``fmt`` to ``out_path`` and its manifest beside it, ``chunk_rows`` rows at a
+    time (for ``jsonl``, what :func:`build_export` holds, byte for byte), then the trainers' files asked for;
+    overwrites the export and its manifest (callers that must not check :func:`existing_outputs`); a folder
+    export replaces only a folder an earlier ``hf`` export wrote.
 
     The rows, the decisions and the counts come from one read of the workspace, so the manifest describes
-    exactly the rows written; other writers wait until the last row is read.
+    exactly the rows written; other writers wait until the last row is read (not while a Parquet or ``datasets``
+    file is built from them).
     """
     _check_filter(selection_id, tag)
-    out_path = Path(out_path)
-    check_target(out_path)
+    out_path, export_format = Path(out_path), get_format(fmt)
+    check_target(out_path, fmt, trainer_files.llamafactory)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     manifest_path = manifest_path_for(out_path)
-    with atomic.replacing(manifest_path) as manifest_scratch, atomic.replacing(out_path) as jsonl_scratch:
-        ids_path = jsonl_scratch.with_name("example_ids.part")  # removed with the scratch folder
+    with atomic.replacing(manifest_path) as manifest_scratch, atomic.replacing(out_path) as out_scratch:
+        ids_path = out_scratch.with_name("example_ids.part")  # removed with the scratch folder
+        spool = out_scratch.with_name("spool")
+        spool.mkdir()
+        writer = export_format.open(out_scratch, SourceShape(dataset.shape, dataset.mapping or {}), spool)
         with curation.bounded_scan(store):  # one connection for every read below: the rows agree with the manifest
             selection = _selection(store, dataset, selection_id) if selection_id is not None else None
             k = _export_k(dataset, k, selection)
+            turns = export_format.needs_turns
             chunks = (
-                selections.item_chunks(store, selection_id, k, chunk_rows)
+                selections.item_chunks(store, selection_id, k, chunk_rows, messages=turns)
                 if selection_id is not None
-                else curation.kept_row_chunks(store, dataset.dataset_id, k, chunk_rows, tag)
+                else curation.kept_row_chunks(store, dataset.dataset_id, k, chunk_rows, tag, messages=turns)
             )
-            n_rows, sha256, per_cluster = _write_rows(chunks, jsonl_scratch, ids_path)
-            output = {"sha256": sha256, "rows": n_rows, "file": out_path.name}
+            n_rows, rows_sha256, per_cluster = _write_rows(chunks, writer, ids_path)
+            output = {"rows": n_rows, "file": out_path.name}
             manifest = _manifest(store, dataset, k, selection, per_cluster, output, tag)
+        written = writer.finish()
+        details = written.details if fmt == "jsonl" else {**written.details, "rows_sha256": rows_sha256}
+        manifest["output"] = {"sha256": written.sha256, **output}
+        manifest["format"] = _format_section(export_format, details)
         _write_manifest(manifest_scratch, manifest, ids_path, n_rows)
-    return WrittenExport(out_path, manifest_path, n_rows, sha256)
+        _make_room(out_path, export_format, out_scratch.with_name("replaced"))
+    files = _write_trainer_files(out_path, manifest, trainer_files)
+    return WrittenExport(out_path, manifest_path, n_rows, written.sha256, fmt, files)
 
 
 def preview(
@@ -160,24 +210,48 @@ def preview(
 
 
 def download_export(
-    store: Store, dataset: ds.DatasetInfo, selection_id: int | None, stem: str, tag: str | None = None
+    store: Store,
+    dataset: ds.DatasetInfo,
+    selection_id: int | None,
+    stem: str,
+    tag: str | None = None,
+    fmt: str = "jsonl",
+    trainer_files: TrainerFiles = TrainerFiles(),
 ) -> WrittenExport:
-    """The export behind the page's download buttons, written (streamed) once per data version.
+    """The export behind the page's download buttons, written (streamed) once per data version and format.
 
-    It lives in ``exports/downloads/v<data version>/<stem>.jsonl``; the JSONL and the manifest buttons share it,
-    and a click after a change writes a fresh one and removes the older versions' folders.
+    It lives in ``exports/downloads/v<data version>/`` + :func:`export_name` (another format than ``jsonl``: in
+    ``v<data version>/<format>/``, so each folder's dataset_info.json holds that export's entry alone); the
+    export, manifest and trainer-file buttons share it, and a click after a change writes a fresh one and
+    removes the older versions' folders. The trainers' files of an export already written are written from
+    its manifest.
     """
     downloads = store.workspace / "exports" / "downloads"
-    folder = downloads / f"v{store.data_version()}"
-    out_path = folder / f"{stem}.jsonl"
+    version = downloads / f"v{store.data_version()}"
+    folder = version if fmt == "jsonl" else version / fmt
+    out_path = folder / export_name(stem, fmt)
     manifest_path = manifest_path_for(out_path)
     if out_path.exists() and manifest_path.exists():
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        return WrittenExport(out_path, manifest_path, manifest["output"]["rows"], manifest["output"]["sha256"])
+        files = _write_trainer_files(out_path, manifest, trainer_files)
+        output = manifest["output"]
+        return WrittenExport(out_path, manifest_path, output["rows"], output["sha256"], fmt, files)
     for old in downloads.glob("v*"):
-        if old != folder and old.is_dir():
+        if old != version and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)  # a reader still holding a file keeps it until closed
-    return stream_export(store, dataset, out_path, selection_id=selection_id, tag=tag)
+    return stream_export(
+        store, dataset, out_path, selection_id=selection_id, tag=tag, fmt=fmt, trainer_files=trainer_files
+    )
+
+
+def download_archive(written: WrittenExport) -> Path:
+    """A folder export as one zip file beside it (``<folder>.zip``, the folder at its root), made once."""
+    archive = written.path.with_name(written.path.name + ".zip")
+    if not archive.exists():
+        with atomic.replacing(archive) as scratch:
+            made = shutil.make_archive(str(scratch.with_suffix("")), "zip", written.path.parent, written.path.name)
+            Path(made).replace(scratch)
+    return archive
 
 
 @dataclass(frozen=True)
@@ -208,9 +282,10 @@ def past_exports(workspace: Path, dataset_name: str) -> list[PastExport]:
             continue
         selection = head.get("selection")
         what = f"selection #{selection.get('id')}" if isinstance(selection, dict) else str(selection)
-        jsonl = manifest_path.with_name(manifest_path.name.removesuffix(".manifest.json") + ".jsonl")
-        rows = int((head.get("output") or {}).get("rows", 0))
-        found.append(PastExport(jsonl, what, rows, str(head.get("created_at", ""))))
+        output = head.get("output") or {}
+        name = output.get("file") if isinstance(output.get("file"), str) else None  # the written file or folder
+        path = manifest_path.with_name(name or manifest_path.name.removesuffix(".manifest.json") + ".jsonl")
+        found.append(PastExport(path, what, int(output.get("rows", 0)), str(head.get("created_at", ""))))
     return sorted(found, key=lambda e: e.created_at, reverse=True)
 
 
@@ -236,20 +311,49 @@ def _export_k(dataset: ds.DatasetInfo, k: int | None, selection: dict[str, Any] 
 
 
 def _write_rows(
-    chunks: Iterable[list[tuple[str, int, str]]], jsonl_path: Path, ids_path: Path
+    chunks: Iterable[list[curation.ExportRow]], writer: FormatWriter, ids_path: Path
 ) -> tuple[int, str, Counter[int]]:
-    """Append each chunk's JSON texts to ``jsonl_path`` and its ids (as the manifest writes them, each after
-    ``,``) to ``ids_path``; returns the rows written, their SHA-256 and the rows per cluster."""
+    """Hand each chunk's rows to ``writer`` and append its ids (as the manifest writes them, each after ``,``)
+    to ``ids_path``; returns the rows written, the SHA-256 of their JSONL in the input's own shape and the rows
+    per cluster."""
     digest, per_cluster, n_rows = hashlib.sha256(), Counter[int](), 0
-    with jsonl_path.open("wb") as jsonl, ids_path.open("w", encoding="utf-8") as ids:
+    with ids_path.open("w", encoding="utf-8") as ids:
         for chunk in chunks:
-            data = "".join(original + "\n" for _, _, original in chunk).encode("utf-8")
+            data = "".join(original + "\n" for _, _, original, _ in chunk).encode("utf-8")
             digest.update(data)
-            jsonl.write(data)
-            ids.write("".join(",\n    " + json.dumps(example_id, ensure_ascii=False) for example_id, _, _ in chunk))
-            per_cluster.update(int(cluster_id) for _, cluster_id, _ in chunk)
+            writer.add([(original, turns) for _, _, original, turns in chunk], data)
+            ids.write("".join(",\n    " + json.dumps(example_id, ensure_ascii=False) for example_id, *_ in chunk))
+            per_cluster.update(int(cluster_id) for _, cluster_id, _, _ in chunk)
             n_rows += len(chunk)
     return n_rows, digest.hexdigest(), per_cluster
+
+
+def _format_section(export_format: ExportFormat, details: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``format``: what was written and how, enough to write it again from the same rows."""
+    return {"name": export_format.name, "rule": export_format.rule, **details}
+
+
+def _make_room(out_path: Path, export_format: ExportFormat, trash: Path) -> None:
+    """Move an earlier folder export to ``trash`` (inside the scratch folder, removed with it), out of the new
+    one's way: a folder cannot replace a folder in one step. Anything else at the path is refused, not moved."""
+    if not (export_format.folder and out_path.exists()):
+        return
+    if not _is_dataset_folder(out_path):
+        raise UnusablePath(f"{out_path} exists and is not a datasets folder an export wrote; give a new folder")
+    out_path.rename(trash)
+
+
+def _is_dataset_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+
+
+def _write_trainer_files(out_path: Path, manifest: dict[str, Any], which: TrainerFiles) -> tuple[Path, ...]:
+    files = []
+    if which.llamafactory:
+        files.append(trainers.write_llamafactory(out_path, manifest))
+    if which.axolotl:
+        files.append(trainers.write_axolotl(out_path, manifest))
+    return tuple(files)
 
 
 def _write_manifest(path: Path, manifest: dict[str, Any], ids_path: Path, n_rows: int) -> None:
@@ -294,8 +398,10 @@ def _manifest(
     exported: Mapping[int, int],
     output: dict[str, Any],
     tag: str | None = None,
+    export_format: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything in the manifest but the example ids (which the caller appends last)."""
+    """Everything in the manifest but the example ids (which the caller appends last); the format section
+    and the output last but one (a streamed export knows them only once the rows are written)."""
     per_cluster = _per_cluster(store, dataset, k, exported)
     decisions = curation.decisions(store, dataset.dataset_id)
     active = decisions["clusters_by_k"].get(str(k), {"vetoed_clusters": [], "weights": {}})
@@ -314,6 +420,8 @@ def _manifest(
             "mapping": dataset.mapping,
             "rows": dataset.n_rows,
             "rows_skipped_at_ingest": dataset.n_skipped,
+            # a dataset read through Hugging Face datasets: hf:ORG/NAME or its folder, config, split, fingerprint
+            **({"source": dataset.source} if dataset.source else {}),
         },
         "embedder": {**dataset.embedder, "cache_key": dataset.embedder_key, "fields": dataset.embed_fields},
         "clustering": {
@@ -328,6 +436,7 @@ def _manifest(
         "vetoes": {"clusters": active["vetoed_clusters"], "examples": decisions["vetoed_examples"]},
         "weights": active["weights"],
         "counts": {"exported": int(output["rows"]), "total": dataset.n_rows, "per_cluster": per_cluster},
+        "format": export_format,
         "output": output,
     }
 
@@ -348,21 +457,37 @@ def _selection(store: Store, dataset: ds.DatasetInfo, selection_id: int) -> dict
     return {"k": record["k"], "manifest": manifest}
 
 
-def check_target(out_path: Path) -> None:
-    """Refuse an export path that is a folder, or whose folder cannot be created or written in.
+def check_target(out_path: Path, fmt: str = "jsonl", llamafactory: bool = False) -> None:
+    """Refuse an export path that is a folder (for a folder format: a file, or a folder no export wrote), or
+    whose folder cannot be created or written in, or (with ``llamafactory``) whose dataset_info.json cannot be
+    merged into.
 
-    Run before anything is written: the JSONL and the manifest are written one after the other, so a manifest
-    path that fails after the JSONL was written would leave a file without its manifest.
+    Run before anything is written: the export and the manifest are written one after the other, so a manifest
+    path that fails after the export was written would leave an export without its manifest.
     """
-    for path in (out_path, manifest_path_for(out_path)):
-        if path.is_dir():
-            raise UnusablePath(f"{path} is a folder, not a file; give the path of a .jsonl file to write")
+    export_format = get_format(fmt)
+    manifest = manifest_path_for(out_path)
+    if manifest.is_dir():
+        raise UnusablePath(f"{manifest} is a folder, not a file; give another path for the export")
+    if export_format.folder:
+        if out_path.exists() and not _is_dataset_folder(out_path):
+            what = "a folder no export wrote" if out_path.is_dir() else "a file"
+            raise UnusablePath(f"{out_path} exists and is {what}; give the path of a new folder for the {fmt} export")
+    elif out_path.is_dir():
+        suffix = export_format.suffix
+        raise UnusablePath(f"{out_path} is a folder, not a file; give the path of a {suffix} file to write")
     check_writable_folder(out_path.parent, "the export's folder")
+    if llamafactory:
+        trainers.check_llamafactory(out_path)
 
 
-def existing_outputs(out_path: Path) -> list[Path]:
-    """The files an export to ``out_path`` would overwrite: the JSONL, its manifest, both or none."""
-    return [path for path in (out_path, manifest_path_for(out_path)) if path.exists()]
+def existing_outputs(out_path: Path, axolotl: bool = False) -> list[Path]:
+    """What an export to ``out_path`` would overwrite: the export, its manifest and (with ``axolotl``) its Axolotl
+    block, those that exist (dataset_info.json is merged into, never overwritten)."""
+    paths = [out_path, manifest_path_for(out_path)]
+    if axolotl:
+        paths.append(trainers.axolotl_path_for(out_path))
+    return [path for path in paths if path.exists()]
 
 
 def write_export(bundle: ExportBundle, out_path: str | Path) -> tuple[Path, Path]:
@@ -371,7 +496,7 @@ def write_export(bundle: ExportBundle, out_path: str | Path) -> tuple[Path, Path
     check_target(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out_path, bundle.jsonl)
-    manifest = dict(bundle.manifest, output={**bundle.manifest["output"], "file": out_path.name})
+    manifest = dict(bundle.manifest, output={**bundle.manifest["output"], "file": out_path.name})  # jsonl only
     manifest_path = manifest_path_for(out_path)
     atomic.write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return out_path, manifest_path

@@ -6,7 +6,8 @@ allowed), UTF-16 or UTF-32. Shapes: Alpaca (``instruction``/``input``/``output``
 line (or row) and the field. This module never touches storage: :class:`DatasetStream` hands out a file's
 rows in batches, read in bounded chunks (a ``.json`` array excepted), which the store stages and inserts
 only once the whole file is known to be good, so a failing file stores nothing; :func:`read_dataset`
-collects them in memory for small files.
+collects them in memory for small files. A Hugging Face dataset (a hub id, a ``save_to_disk`` folder, a folder of
+Parquet shards: :mod:`core.ingest.hf`) is read by the same stream, its rows normalised and checked alike.
 
 Besides malformed rows, two kinds of row are refused: a row whose texts exceed ``CURATE_MAX_ROW_BYTES``
 (see :func:`core.config.max_row_bytes`), and a row whose own ``id`` field repeats an earlier row's.
@@ -15,12 +16,13 @@ Besides malformed rows, two kinds of row are refused: a row whose texts exceed `
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import chain, islice
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any
 
 from core import config
 from core.errors import IngestError
+from core.ingest.hf import HFRows, HFSource
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 SHAPES = ("alpaca", "messages", "sharegpt", "mapped")
@@ -125,7 +128,11 @@ class _Record:
 
 @dataclass(frozen=True)
 class IngestSummary:
-    """What a :class:`DatasetStream` found besides the rows it handed out: how the file was read and the bad rows."""
+    """What a :class:`DatasetStream` found besides the rows it handed out: how the file was read and the bad rows.
+
+    For a Hugging Face source, ``file_sha256`` is the SHA-256 of its rows read (:meth:`core.ingest.hf.HFRows.hexdigest`)
+    and ``source`` says where they came from (:meth:`core.ingest.hf.HFRows.origin`); for a file ``source`` is None.
+    """
 
     path: Path
     file_sha256: str
@@ -133,14 +140,31 @@ class IngestSummary:
     mapping: dict[str, str | None]
     n_rows: int
     bad_rows: list[BadRow]
+    source: dict[str, Any] | None = None
 
     @property
     def n_skipped(self) -> int:
         return len(self.bad_rows)
 
+    @property
+    def source_path(self) -> str:
+        """What the dataset records as its source: the file's path, or the Hugging Face source as given."""
+        return str(self.source["source"]) if self.source else str(self.path)
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """What errors name: the file, or (``label``) a Hugging Face dataset and its split."""
+
+    path: Path
+    label: str | None = None
+
+    def error(self, message: str, location: str | None = None, field_name: str | None = None) -> IngestError:
+        return IngestError(self.path, message, location, field_name, source=self.label)
+
 
 def read_dataset(
-    path: str | Path,
+    path: str | Path | HFSource,
     *,
     mapping: Mapping[str, str | None] | None = None,
     skip_bad_rows: bool = False,
@@ -152,7 +176,7 @@ def read_dataset(
 
     Parameters
     ----------
-    path : the file; its suffix picks the reader.
+    path : the file; its suffix picks the reader. Or a Hugging Face source (:class:`~core.ingest.hf.HFSource`).
     mapping : optional ``{"instruction": col, "input": col or None, "output": col}`` for files whose
         columns have other names. Without it the shape is detected from the fields.
     skip_bad_rows : when False (default) the first bad row raises :class:`IngestError`; when True the
@@ -179,18 +203,30 @@ class DatasetStream:
     ``.parquet`` a batch of rows at a time; a ``.json`` array is parsed whole (the standard library has no
     streaming JSON parser), so a large dataset is better given as JSON Lines. The file's SHA-256 is
     computed from the same reads.
+
+    ``source`` may instead be an :class:`~core.ingest.hf.HFSource`: the dataset is opened at once (an unknown
+    dataset, config or split fails here), its rows read an Arrow batch at a time, numbered from 0 as ``datasets``
+    numbers them, and progress counts rows (:attr:`progress_stage`, :attr:`total`, :attr:`done`).
     """
 
     def __init__(
         self,
-        path: str | Path,
+        source: str | Path | HFSource,
         *,
         mapping: Mapping[str, str | None] | None = None,
         skip_bad_rows: bool = False,
         batch_rows: int = BATCH_ROWS,
     ):
-        self.path = Path(path)
-        self._suffix = _check_file(self.path)
+        self._rows: HFRows | None = None
+        if isinstance(source, HFSource):
+            self._rows = HFRows(source, max(1, batch_rows))
+            self.path = self._rows.path
+            self._suffix = ""
+            self._origin = _Origin(self.path, self._rows.label)
+        else:
+            self.path = Path(source)
+            self._suffix = _check_file(self.path)
+            self._origin = _Origin(self.path)
         self._mapping = mapping
         self._skip_bad_rows = skip_bad_rows
         self._batch_rows = max(1, batch_rows)
@@ -199,7 +235,8 @@ class DatasetStream:
         self._n_good = 0
         self._found: tuple[str, dict[str, str | None]] = ("", {})
         self._sha256: str | None = None
-        self.size_bytes = self.path.stat().st_size  # for progress: bytes_read reaches it at the end
+        # for progress: bytes_read reaches it at the end (0 for a Hugging Face source, counted in rows)
+        self.size_bytes = self.path.stat().st_size if self._rows is None else 0
         self._handle: _HashingFile | None = None
 
     @property
@@ -208,15 +245,29 @@ class DatasetStream:
         array and a Parquet file (read whole, or by pyarrow itself) jump to the size when they are hashed."""
         return self._handle.bytes_read if self._handle is not None else 0
 
+    @property
+    def progress_stage(self) -> str:
+        """The progress stage a read reports: ``ingest`` counts a file's bytes, ``ingest rows`` a dataset's rows."""
+        return "ingest" if self._rows is None else "ingest rows"
+
+    @property
+    def total(self) -> int:
+        """What :attr:`done` reaches at the end: the file's bytes, or the dataset's rows (0 when the library
+        does not know them, as for some streamed datasets)."""
+        return self.size_bytes if self._rows is None else self._rows.total
+
+    @property
+    def done(self) -> int:
+        """The bytes, or the rows, read so far."""
+        return self.bytes_read if self._rows is None else self._rows.done
+
     def batches(self) -> Iterator[list[Example]]:
         """The good rows in batches; a file-level problem (unknown shape, not Parquet) raises IngestError."""
         max_bytes = config.max_row_bytes()  # read once per file, not once per row
         first_seen: dict[int, int] = {}  # digest of a user id -> number of the row that first carried it
-        with _HashingFile(self.path) as handle:
-            self._handle = handle
-            records = _read_records(self.path, self._suffix, handle, self._read_bad)
+        with self._reading() as (records, hexdigest):
             head = list(islice(records, _SHAPE_SAMPLE))
-            self._found = _detect_shape(self.path, head, self._mapping)
+            self._found = _detect_shape(self._origin, head, self._mapping)
             batch: list[Example] = []
             for record in chain(head, records):
                 example = self._normalise(record, max_bytes, first_seen)
@@ -228,7 +279,17 @@ class DatasetStream:
                     batch = []
             if batch and self._keeping():
                 yield batch
-            self._sha256 = handle.hexdigest()
+            self._sha256 = hexdigest()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[tuple[Iterator[_Record], Callable[[], str]]]:
+        """The source's records and the function that gives its SHA-256 once they are read."""
+        if self._rows is not None:
+            yield (_Record(*found) for found in self._rows.records()), self._rows.hexdigest
+            return
+        with _HashingFile(self.path) as handle:
+            self._handle = handle
+            yield _read_records(self.path, self._suffix, handle, self._read_bad), handle.hexdigest
 
     def summary(self) -> IngestSummary:
         """How the file was read; raises the file's IngestError if a row was bad (and not skipped) or none good."""
@@ -236,11 +297,12 @@ class DatasetStream:
             raise RuntimeError("DatasetStream.summary() needs every batch read first")
         bad = self._read_bad + self._row_bad
         if bad and not self._skip_bad_rows:
-            raise _first_error(self.path, bad, any_good=self._n_good > 0)
+            raise _first_error(self._origin, bad, any_good=self._n_good > 0)
         if not self._n_good:
-            raise _nothing_usable(self.path, bad)
+            raise _nothing_usable(self._origin, bad)
         shape, resolved = self._found
-        return IngestSummary(self.path, self._sha256, shape, resolved, self._n_good, bad)
+        source = self._rows.origin() if self._rows is not None else None
+        return IngestSummary(self.path, self._sha256, shape, resolved, self._n_good, bad, source)
 
     def _keeping(self) -> bool:
         """Whether good rows are still handed out: not after a bad row, unless bad rows are skipped."""
@@ -299,7 +361,7 @@ class _HashingFile:
         return self._sha.hexdigest()
 
 
-def _first_error(path: Path, bad: list[BadRow], any_good: bool) -> IngestError:
+def _first_error(origin: _Origin, bad: list[BadRow], any_good: bool) -> IngestError:
     """The first bad row's error, with how many more there are and what to do; skipping bad rows is advised
     only when some row is good, as with none it would load nothing."""
     first = bad[0]
@@ -310,17 +372,17 @@ def _first_error(path: Path, bad: list[BadRow], any_good: bool) -> IngestError:
         message += f" (and {len(bad) - 1} more bad rows; nothing was stored. Turn on 'skip bad rows' to load the rest)"
     else:
         message += f" (and {len(bad) - 1} more bad rows; no row is usable, so nothing was stored)"
-        message += _encoding_hint(path, bad)
-    return IngestError(path, message, first.location, first.field_name)
+        message += _encoding_hint(origin.path, bad)
+    return origin.error(message, first.location, first.field_name)
 
 
-def _nothing_usable(path: Path, bad: list[BadRow]) -> IngestError:
+def _nothing_usable(origin: _Origin, bad: list[BadRow]) -> IngestError:
     """The error for a file without one good row (with 'skip bad rows' on): it names the first bad row, since
     the count alone does not say what is wrong."""
     if not bad:
-        return IngestError(path, "no rows found")
+        return origin.error("no rows found")
     message = f"no usable rows found ({len(bad)} bad rows); the first is {bad[0].describe()}"
-    return IngestError(path, message + _encoding_hint(path, bad))
+    return origin.error(message + _encoding_hint(origin.path, bad))
 
 
 def _encoding_hint(path: Path, bad: list[BadRow]) -> str:
@@ -603,14 +665,14 @@ def _type_name(value: Any) -> str:
 
 
 def _detect_shape(
-    path: Path, records: list[_Record], mapping: Mapping[str, str | None] | None
+    origin: _Origin, records: list[_Record], mapping: Mapping[str, str | None] | None
 ) -> tuple[str, dict[str, str | None]]:
     columns: list[str] = []
     for record in records[:_SHAPE_SAMPLE]:
         if isinstance(record.value, dict):
             columns += [key for key in record.value if key not in columns]
     if mapping:
-        return "mapped", _check_mapping(path, mapping, columns)
+        return "mapped", _check_mapping(origin, mapping, columns)
     if not columns:
         return "alpaca", {}
     if "messages" in columns:
@@ -619,26 +681,24 @@ def _detect_shape(
         return "sharegpt", {}
     if "instruction" in columns:  # rows without 'output' then fail as "missing required field"
         return "alpaca", {"instruction": "instruction", "input": "input", "output": "output"}
-    raise IngestError(
-        path,
+    raise origin.error(
         f"unknown shape: fields found are {', '.join(columns)}. Expected Alpaca (instruction, input, output), "
         "chat (messages) or ShareGPT (conversations); give a column mapping, "
         "e.g. --map instruction=prompt --map output=completion",
     )
 
 
-def _check_mapping(path: Path, mapping: Mapping[str, str | None], columns: list[str]) -> dict[str, str | None]:
+def _check_mapping(origin: _Origin, mapping: Mapping[str, str | None], columns: list[str]) -> dict[str, str | None]:
     unknown = set(mapping) - set(MAPPABLE_FIELDS)
     if unknown:
-        raise IngestError(path, f"column mapping has unknown target(s) {sorted(unknown)}; use {MAPPABLE_FIELDS}")
+        raise origin.error(f"column mapping has unknown target(s) {sorted(unknown)}; use {MAPPABLE_FIELDS}")
     resolved = {name: mapping.get(name) or None for name in MAPPABLE_FIELDS}
     for target in ("instruction", "output"):
         if not resolved[target]:
-            raise IngestError(path, f"column mapping must name a column for '{target}'")
+            raise origin.error(f"column mapping must name a column for '{target}'")
     for target, column in resolved.items():
         if column and column not in columns:
-            raise IngestError(
-                path,
+            raise origin.error(
                 f"column mapping names column '{column}' for {target}, which the file does not have "
                 f"(columns: {', '.join(columns) or 'none'})",
             )
@@ -661,7 +721,7 @@ def _check_unique_id(row: dict[str, Any], record: _Record, first_seen: dict[int,
     key = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest())
     first = first_seen.setdefault(key, record.row_number)
     if first != record.row_number:
-        unit = record.location.rsplit(" ", 1)[0]  # "line" or "row": one word per file, as the record's own
+        unit = record.location.split(" ", 1)[0]  # "line" or "row": one word per file, as the record's own
         raise RowError("id", f"duplicate id {_preview(value)} (first seen on {unit} {first})")
 
 

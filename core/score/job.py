@@ -1,9 +1,10 @@
 """The ``score`` job: score a dataset with one scorer (:func:`core.score.scoring.score_dataset`) in a worker.
 
 :class:`ScoreJob` is what the Quality page and ``core.jobs.launch`` take; :meth:`~ScoreJob.validate`
-refuses an unknown dataset, scorer or scorer parameter, a reward scorer without a model, or a bad limit
-before a worker starts. Whether a named model loads is left to the worker: a hub id cannot be told from
-a missing path without loading it, and the worker reports a failed load in one line.
+refuses an unknown dataset, scorer or scorer parameter, a reward scorer without a model, a judge whose
+server URL, model name, prompt or key variable cannot work, or a bad limit before a worker starts. Whether a
+named model loads is left to the worker: a hub id cannot be told from a missing path without loading it, and
+the worker reports a failed load in one line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 from core import atomic, jobs
 from core.engines import engine_from_spec
 from core.progress import Progress
+from core.score.judge import JudgeSettingError, JudgeSettings, check_settings
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -43,6 +45,11 @@ class ScoreJob:
             scorer = build_scorer(self.scorer, **self.params)
         if self.scorer == "reward" and not getattr(scorer, "model", ""):
             raise jobs.InvalidJob("model", "the reward scorer needs a reward model path or hub id; none ships offline")
+        if isinstance(scorer, JudgeSettings):  # the URL, the model's name, the prompt, the key's variable
+            try:
+                check_settings(scorer)
+            except JudgeSettingError as exc:
+                raise jobs.InvalidJob(exc.field, exc.detail) from None
         if getattr(scorer, "precision", "auto") not in PRECISIONS:
             raise jobs.InvalidJob("precision", f"choose {', '.join(PRECISIONS)}, not {scorer.precision!r}")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):

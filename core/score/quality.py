@@ -1,6 +1,6 @@
 """Combined quality in [0, 1], computed at query time from the stored raw scores and curator settings.
 
-Continuous signals (perplexity, IFD, reward, diversity; length only when a curator weighs it, its default
+Continuous signals (perplexity, IFD, reward, the LLM judge's rating, diversity; length only when a curator weighs it, its default
 weight is 0) are mapped to [0, 1] with 1 = good by
 their percentile rank in the dataset, which is robust to their very different scales, and combined as a
 weighted mean. Defect flags (empty or cut-off response, wrong arithmetic, gibberish, perplexity or length
@@ -55,6 +55,10 @@ class Signal:
 
 SIGNALS: dict[str, Signal] = {
     "reward": Signal("higher", 1.0),
+    # On when present, as the reward model: a judge runs only when a curator points it at a server, and a run
+    # is paid for, so its ratings count once they exist. Rows it left unparsed or failed (NaN) are averaged
+    # over their other signals. A curator who distrusts a small judge sets its weight to 0.
+    "judge": Signal("higher", 1.0),
     "perplexity": Signal("lower", 1.0),
     "ifd": Signal("ifd", 1.0),
     "tfidf_diversity": Signal("higher", 0.5),
@@ -68,6 +72,9 @@ SIGNALS: dict[str, Signal] = {
     "perplexity_outlier": Signal("flag", 0.8),
     "exact_duplicate": Signal("flag", 0.5),
     "near_duplicate": Signal("flag", 0.2),
+    # all but the kept row of a MinHash group (core/score/minhash.py): a copy with a few words changed adds
+    # little, but it is not wrong, so it weighs as much as an exact copy rather than as a defect
+    "minhash_duplicate": Signal("flag", 0.5),
     "length_outlier": Signal("flag", 0.2),
 }
 DEFAULT_WEIGHTS = {name: signal.default for name, signal in SIGNALS.items()}

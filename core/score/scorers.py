@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from core.models.passes import TEMPLATES, TRUNCATIONS, Template, Truncation, empty_responses
-from core.registry import Registry
+from core.registry import Registry, param
+from core.score import judge, minhash
 from core.score.arithmetic import arithmetic_errors
 from core.score.heuristics import looks_cut_off, looks_gibberish, near_duplicates
 
@@ -42,15 +43,22 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 ProgressFn = Callable[[int], None]
-NanPolicy = Literal["never", "empty_response"]
+NanPolicy = Literal["never", "empty_response", "flagged"]
 
 
 class Scorer(Protocol):
     """Scores a frame of examples (columns instruction, input, output) into named raw values per row.
 
     ``nan_policy`` declares where a value may be NaN: ``never``, or ``empty_response`` (only for an empty or
-    whitespace-only response, and there the scorer's own score, the one named like it, is always NaN).
+    whitespace-only response, and there the scorer's own score, the one named like it, is always NaN), or
+    ``flagged`` (the scorer's own score is NaN exactly where one of its ``nan_flags`` is 1: the judge's
+    unparsed or failed rows; its other values may be NaN where the source reported nothing).
     ``key_ignores`` names the parameters that cannot change a score, so they are left out of the score key.
+
+    Optional hooks :mod:`core.score.scoring` reads when a scorer has them (the judge does): ``retry_flag`` (rows
+    with that flag raised are scored again by the next run), ``chunk_rows`` (rows per committed chunk),
+    ``tally(values)`` and ``run_note(totals, done, total, seconds)`` (counts summed over a run, reported as it
+    goes and in its report), ``run_device`` (the device its recorded runs name).
     """
 
     name: ClassVar[str]
@@ -232,6 +240,61 @@ class TfidfDiversityScorer:
         return {"tfidf_diversity": sums}
 
 
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class MinHashScorer:
+    """Near-duplicate groups by MinHash and LSH over word shingles: all but one row of each group are flagged
+    (docs/algorithms.md 1.12).
+
+    field : what is shingled: the instruction with its input, the response, or both
+    shingle : words per shingle (3 found 97 % of copies with one to three words edited, 5 only 84 %)
+    num_perm : MinHash permutations (more: a closer Jaccard estimate, a bigger signature)
+    threshold : estimated Jaccard similarity at or above which two rows are near duplicates
+    keep : which row of a group is kept: first (dataset order), longest (response), quality (highest combined
+        quality with default weights, without this flag; with no scores yet, the first non-empty row)
+
+    Gives ``minhash_group`` (the row number of the row the group keeps), ``minhash_similarity`` (estimated
+    Jaccard to it) and the flag ``minhash_duplicate``. Rows shorter than one shingle are groups of their own.
+    """
+
+    name: ClassVar[str] = "minhash"
+    title: ClassVar[str] = "MinHash near duplicates (no model)"
+    uses_model: ClassVar[bool] = False
+    set_dependent: ClassVar[bool] = True
+    order_dependent: ClassVar[bool] = True  # keep=first and the group ids follow row order: part of the key
+    nan_policy: ClassVar[NanPolicy] = "never"
+    key_ignores: ClassVar[frozenset[str]] = frozenset()
+    ignores_signals: ClassVar[frozenset[str]] = frozenset({"minhash_duplicate"})  # left out of keep=quality
+    field: minhash.Field = "both"
+    shingle: int = param(3, low=1, high=64)
+    num_perm: int = param(128, low=16, high=1024)
+    threshold: float = param(0.7, low=0.05, high=1.0)
+    keep: minhash.Keep = "first"
+
+    @property
+    def needs_quality(self) -> bool:
+        """Whether scoring must pass each row's combined quality (column ``quality``) to :meth:`score`."""
+        return self.keep == "quality"
+
+    def score_key(self) -> str:
+        return f"{_key(self)}:seed={minhash.SEED}"
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        texts = minhash.row_texts(examples.instruction, examples.input, examples.output, self.field)
+        sig, too_short = minhash.signatures(texts, self.shingle, self.num_perm, progress)
+        lengths = examples.output.fillna("").str.len().to_numpy()
+        quality = examples["quality"].to_numpy(dtype=float) if "quality" in examples else None
+        if self.keep == "quality" and quality is None:  # no quality given: every row ties, the first is kept
+            quality = np.full(len(examples), np.nan)
+        groups = minhash.group_rows(sig, too_short, self.threshold, minhash.keep_order(self.keep, lengths, quality))
+        ids = examples["row_idx"].to_numpy() if "row_idx" in examples else np.arange(len(examples))
+        return {
+            "minhash_group": np.asarray(ids, dtype=float)[groups.group],
+            "minhash_similarity": groups.similarity,
+            "minhash_duplicate": groups.duplicate.astype(float),
+        }
+
+
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 PROGRESS_ROWS = 256  # the heuristics scorer reports progress every this many rows
 
@@ -304,6 +367,61 @@ class HeuristicsScorer:
         if self.arithmetic_check:
             values["arithmetic_error"] = float(arithmetic_errors(text) > 0)
         return values
+
+
+@SCORERS.register
+@dataclasses.dataclass(frozen=True)
+class JudgeScorer(judge.JudgeSettings):
+    """An LLM judge on any OpenAI-compatible server rates each response 1-5 for accuracy and helpfulness
+    (AlpaGasus-style; docs/algorithms.md 1.11). The server sees every example it rates.
+
+    base_url : the API's base URL; requests go to {base_url}/chat/completions (vLLM, TGI, llama.cpp, Ollama,
+        transformers serve, a hosted API)
+    model : the model's name on that server (required; part of the score key, the URL is not)
+    prompt : the rating prompt; {instruction}, {input}, {output}, {scale_min} and {scale_max} are filled in
+    pattern : regular expression whose first matching group is the score; no match or a number off the scale
+        is recorded as unparsed, never guessed
+    scale_min : the lowest score the prompt asks for
+    scale_max : the highest score the prompt asks for
+    temperature : sampling temperature (0: the most likely answer)
+    max_tokens : the longest answer the server may write
+    concurrency : requests in flight at once
+    timeout : seconds to wait for one answer
+    max_retries : retries of a connection error, timeout, 429 or 5xx, with backoff (Retry-After respected)
+    api_key_env : the environment variable holding the API key (sent as a Bearer token; never stored); its
+        name ends in _API_KEY; unset or empty sends no key (local servers)
+
+    Gives ``judge`` (the score; a higher one is better), the flags ``judge_unparsed`` and ``judge_failed`` and
+    the tokens the server reported. Failed rows are sent again by the next run; rated and unparsed rows are
+    cached by model, prompt, pattern, scale, temperature and max_tokens.
+    """
+
+    name: ClassVar[str] = "judge"
+    title: ClassVar[str] = "LLM judge (OpenAI-compatible server)"
+    uses_model: ClassVar[bool] = False  # no model loads here: the server has it
+    set_dependent: ClassVar[bool] = False
+    nan_policy: ClassVar[NanPolicy] = "flagged"
+    nan_flags: ClassVar[tuple[str, ...]] = ("judge_unparsed", "judge_failed")
+    key_ignores: ClassVar[frozenset[str]] = judge.KEY_IGNORES
+    retry_flag: ClassVar[str] = "judge_failed"  # rows flagged so are not cached: the next run sends them again
+    run_device: ClassVar[str] = "server"  # what its recorded runs name as their device
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows rated and committed at once: a cancel or a stopped server loses at most this many answers."""
+        return max(16, 4 * self.concurrency)
+
+    def score_key(self) -> str:
+        return judge.score_key(self)
+
+    def score(self, examples: pd.DataFrame, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        return judge.score_frame(self, examples, progress)
+
+    def tally(self, values: dict[str, np.ndarray]) -> dict[str, float]:
+        return judge.tally(values)
+
+    def run_note(self, totals: dict[str, float], done: int, total: int, seconds: float) -> str:
+        return judge.run_note(totals, done, total, seconds)
 
 
 @SCORERS.register

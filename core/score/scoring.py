@@ -29,7 +29,7 @@ from core.score.stage import ScoreStage, for_device, table_values
 from core.storage import scores as score_store
 from core.storage import stage_runs
 from core.storage.database import Store
-from core.storage.datasets import DatasetInfo, assignments, example_texts
+from core.storage.datasets import DatasetInfo, assignments, example_hashes, example_texts
 
 
 @dataclasses.dataclass
@@ -42,6 +42,7 @@ class ScoreReport:
     cached: int
     seconds: float
     engine: dict[str, Any] | None = None  # a model scorer's engine run (core.engines.EngineReport as a dict)
+    tally: dict[str, float] | None = None  # a scorer's own counts of this run (the judge: rated, unparsed, failed)
 
 
 def build_scorer(name: str, **params: Any) -> Scorer:
@@ -49,19 +50,39 @@ def build_scorer(name: str, **params: Any) -> Scorer:
     return SCORERS.build(name, **{k: v for k, v in params.items() if v is not None})
 
 
-def _examples(store: Store, dataset_id: int) -> pd.DataFrame:
-    """The dataset's unique examples (first row of each content), with what a scorer reads."""
-    frame = example_texts(store, dataset_id)[["row_idx", "content_hash", "instruction", "input", "output"]]
+def _examples(store: Store, dataset_id: int, texts: bool = True) -> pd.DataFrame:
+    """The dataset's unique examples (first row of each content), with what a scorer reads (``texts=False``:
+    row_idx and content_hash only, what keys and counts need; a million rows' texts are about 1 GB)."""
+    if texts:
+        frame = example_texts(store, dataset_id)[["row_idx", "content_hash", "instruction", "input", "output"]]
+    else:
+        frame = example_hashes(store, dataset_id)
     return frame.drop_duplicates("content_hash").reset_index(drop=True)
 
 
 def score_key_for(store: Store, dataset: DatasetInfo, scorer: Scorer) -> str:
-    """The scorer's key; for set-dependent scorers (TF-IDF) also the hash of the dataset's set of texts."""
+    """The scorer's key; for set-dependent scorers (TF-IDF) also the hash of the dataset's set of texts (in row
+    order for an ``order_dependent`` one: MinHash keeps the first row of a group), and for one that
+    ``needs_quality`` the hash of the qualities it is given."""
     key = scorer.score_key()
     if scorer.set_dependent:
-        hashes = sorted(_examples(store, dataset.dataset_id).content_hash)
+        hashes = list(_examples(store, dataset.dataset_id, texts=False).content_hash)
+        if not getattr(scorer, "order_dependent", False):
+            hashes.sort()
         key += ":set=" + hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
+    if getattr(scorer, "needs_quality", False):
+        values = np.round(_quality_for(store, dataset, scorer).to_numpy(dtype=float), 6)
+        key += ":quality=" + hashlib.sha256(values.tobytes()).hexdigest()[:16]
     return key
+
+
+def _quality_for(store: Store, dataset: DatasetInfo, scorer: Scorer) -> pd.Series:
+    """Every row's combined quality with the default weights, without the signals the scorer ignores (its own)."""
+    from core.score import quality
+
+    ignored = getattr(scorer, "ignores_signals", frozenset())
+    weights = {name: weight for name, weight in quality.DEFAULT_WEIGHTS.items() if name not in ignored}
+    return quality.example_quality(store, dataset, weights)
 
 
 def pending(
@@ -76,7 +97,7 @@ def pending(
     clusters (:func:`stratified_sample`) when given, or those of the content hashes ``only`` (then ``limit`` is
     ignored)."""
     examples = _examples(store, dataset.dataset_id)
-    done = score_store.scored_hashes(store, score_key_for(store, dataset, scorer))
+    done = _done_hashes(store, score_key_for(store, dataset, scorer), scorer)
     todo = examples[~examples.content_hash.isin(done)]
     if only is not None:
         return todo[todo.content_hash.isin(set(only))]
@@ -84,6 +105,14 @@ def pending(
         clusters = _clusters_of(store, dataset, todo)
         todo = todo.iloc[np.sort(stratified_sample(clusters, limit, seed))]
     return todo
+
+
+def _done_hashes(store: Store, key: str, scorer: Scorer) -> set[str]:
+    """The content hashes with scores under ``key``, less those the scorer's ``retry_flag`` marks (the judge's
+    failed requests): those are sent again rather than cached."""
+    done = score_store.scored_hashes(store, key)
+    flag = getattr(scorer, "retry_flag", None)
+    return done - score_store.flagged_hashes(store, key, flag) if flag else done
 
 
 def _clusters_of(store: Store, dataset: DatasetInfo, frame: pd.DataFrame) -> np.ndarray:
@@ -197,7 +226,8 @@ def score_dataset(
     key = score_key_for(store, dataset, scorer)
     score_store.register_run(store, key, scorer.name, spec_of(scorer))
     todo = pending(store, dataset, scorer, limit, only=only)
-    cached = len(_examples(store, dataset.dataset_id)) - len(pending(store, dataset, scorer, None))
+    hashes = _examples(store, dataset.dataset_id, texts=False).content_hash  # no texts: pending read them once
+    cached = int(hashes.isin(_done_hashes(store, key, scorer)).sum())
     computing = time.perf_counter()  # the model's load counts: a first run pays it too
     if not todo.empty:
         load_model(scorer)
@@ -209,7 +239,10 @@ def score_dataset(
         return ScoreReport(scorer.name, key, len(todo), cached, seconds, dataclasses.asdict(run))
     if getattr(scorer, "needs_embeddings", False):
         todo = _with_embeddings(store, dataset, todo)
-    step = len(todo) if scorer.set_dependent else chunk
+    if getattr(scorer, "needs_quality", False):  # MinHash's keep=quality
+        todo = todo.assign(quality=_quality_for(store, dataset, scorer).to_numpy()[todo.row_idx.to_numpy()])
+    step = len(todo) if scorer.set_dependent else min(chunk, getattr(scorer, "chunk_rows", chunk))
+    totals: dict[str, float] | None = {} if hasattr(scorer, "tally") else None
     for begin in range(0, len(todo), max(step, 1)):
         part = todo.iloc[begin : begin + step]
         # a set-dependent scorer scores every row in one call: its own reports move the bar meanwhile. A
@@ -218,9 +251,18 @@ def score_dataset(
         reported = RowsProgress(progress, len(part) if scorer.set_dependent else 0)
         values = scorer.score(part, progress=reported)
         score_store.put_scores(store, key, list(part.content_hash), values)
+        if totals is not None:  # the judge's running counts and rate: the CLI's postfix, a job's message
+            totals = _add(totals, scorer.tally(values))  # type: ignore[attr-defined]
+            elapsed = time.perf_counter() - computing
+            progress.note(scorer.run_note(totals, begin + len(part), len(todo), elapsed))  # type: ignore[attr-defined]
         progress.advance(len(part) - reported.done)  # a cancel stops here, after this chunk was committed
     _record(store, dataset, scorer, key, len(todo), time.perf_counter() - computing, None)  # model-free: here
-    return ScoreReport(scorer.name, key, len(todo), cached, time.perf_counter() - started)
+    return ScoreReport(scorer.name, key, len(todo), cached, time.perf_counter() - started, tally=totals)
+
+
+def _add(totals: dict[str, float], more: dict[str, float]) -> dict[str, float]:
+    names = [*totals, *(name for name in more if name not in totals)]
+    return {name: totals.get(name, 0.0) + more.get(name, 0.0) for name in names}
 
 
 def _record(
@@ -235,7 +277,7 @@ def _record(
         key=key,
         rows=rows,
         seconds=seconds,
-        device=stage_runs.device_of(engine) if scorer.uses_model else "cpu",
+        device=stage_runs.device_of(engine) if scorer.uses_model else getattr(scorer, "run_device", "cpu"),
         engine=stage_runs.engine_name(engine if scorer.uses_model else None),
     )
 

@@ -606,8 +606,16 @@ def bounded_scan(store: Store) -> Iterator[None]:
             con.execute("RESET memory_limit")
 
 
-ExportRow = tuple[str, int, str]
-"""One exported example: its example_id, its cluster at the export's k and its original row's JSON text."""
+ExportRow = tuple[str, int, str, str | None]
+"""One exported example: its example_id, its cluster at the export's k, its original row's JSON text and, when
+asked for, its chat turns as ingest normalised them (JSON text; None for an Alpaca row or when not asked)."""
+
+
+def export_columns(messages: bool) -> str:
+    """The columns of an :data:`ExportRow`; the chat turns are read only when a format needs them (a chat
+    dataset's turns are about as long as its original rows)."""
+    return "e.example_id, a.cluster_id, e.original, " + ("e.messages " if messages else "NULL ")
+
 
 _KEPT_JOINS = (
     "FROM examples e "
@@ -626,10 +634,11 @@ def _tag_filter(dataset_id: int, tag: str | None) -> tuple[str, list[Any]]:
 
 
 def kept_row_chunks(
-    store: Store, dataset_id: int, k: int, chunk_rows: int, tag: str | None = None
+    store: Store, dataset_id: int, k: int, chunk_rows: int, tag: str | None = None, messages: bool = False
 ) -> Iterator[list[ExportRow]]:
     """What :func:`kept_rows` returns, in row order, a range of ``chunk_rows`` row numbers at a time; with
-    ``tag``, only the rows carrying it (tagged themselves or through their cluster at ``k``).
+    ``tag``, only the rows carrying it (tagged themselves or through their cluster at ``k``); with ``messages``,
+    each row's normalised chat turns too.
 
     Every chunk is read through one connection, held until the last chunk is taken (or the iterator closed),
     so the rows agree with the decisions read alongside them: a veto made meanwhile waits its turn. A chunk
@@ -644,7 +653,8 @@ def kept_row_chunks(
         for start in range(0, top + 1, chunk_rows):
             condition, params = _tag_filter(dataset_id, tag)
             rows = con.execute(
-                "SELECT e.example_id, a.cluster_id, e.original "
+                "SELECT "
+                + export_columns(messages)
                 + _KEPT_JOINS
                 + condition
                 + "AND e.row_idx >= ? AND e.row_idx < ? AND a.row_idx >= ? AND a.row_idx < ? ORDER BY e.row_idx",

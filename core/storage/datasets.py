@@ -47,11 +47,13 @@ class DatasetInfo:
     best_k: int | None
     knee_k: int | None
     status: str
+    # where a dataset read through Hugging Face datasets came from (core.ingest.hf.HFRows.origin); None for a file
+    source: dict[str, Any] | None = None
 
 
 _DATASET_COLUMNS = (
     "dataset_id, name, source_path, file_sha256, shape, mapping, n_rows, n_skipped, skipped, created_at, "
-    "embedder, embedder_key, embed_fields, seed, k_grid, active_k, best_k, knee_k, status"
+    "embedder, embedder_key, embed_fields, seed, k_grid, active_k, best_k, knee_k, status, source"
 )
 _JSON_FIELDS = {"mapping", "skipped", "embedder", "embed_fields", "k_grid"}
 
@@ -59,7 +61,7 @@ _JSON_FIELDS = {"mapping", "skipped", "embedder", "embed_fields", "k_grid"}
 def _to_info(row: tuple[Any, ...]) -> DatasetInfo:
     names = [name.strip() for name in _DATASET_COLUMNS.split(",")]
     values = {
-        name: (json.loads(v) if name in _JSON_FIELDS and v is not None else v)
+        name: (json.loads(v) if name in _JSON_FIELDS | {"source"} and v is not None else v)
         for name, v in zip(names, row, strict=True)
     }
     for name in _JSON_FIELDS:
@@ -110,12 +112,12 @@ def insert_dataset(
         dataset_id = one_row(con.execute("SELECT nextval('dataset_ids')"))[0]
         con.execute(
             "INSERT INTO datasets (dataset_id, name, source_path, file_sha256, shape, mapping, n_rows, n_skipped, "
-            "skipped, created_at, embedder, embedder_key, embed_fields, seed, k_grid, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', 'ingested')",
+            "skipped, created_at, embedder, embedder_key, embed_fields, seed, k_grid, status, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', 'ingested', ?)",
             [
                 dataset_id,
                 name,
-                str(found.path),
+                found.source_path,
                 found.file_sha256,
                 found.shape,
                 json.dumps(found.mapping),
@@ -127,6 +129,7 @@ def insert_dataset(
                 embedder_key,
                 json.dumps(embed_fields),
                 seed,
+                json.dumps(found.source) if found.source else None,
             ],
         )
         # The occurrence numbers are computed on two narrow columns and paired with the rows by position: a
@@ -421,6 +424,14 @@ def example_texts(store: Store, dataset_id: int) -> pd.DataFrame:
             "SELECT row_idx, example_id, content_hash, instruction, input, output, text_hash FROM examples "
             "WHERE dataset_id = ? ORDER BY row_idx",
             [dataset_id],
+        ).df()
+
+
+def example_hashes(store: Store, dataset_id: int) -> pd.DataFrame:
+    """Every example's row_idx and content_hash, in row order: what score keys and counts read, without texts."""
+    with store.read() as con:
+        return con.execute(
+            "SELECT row_idx, content_hash FROM examples WHERE dataset_id = ? ORDER BY row_idx", [dataset_id]
         ).df()
 
 

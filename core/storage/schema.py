@@ -6,7 +6,7 @@ change is not recomputed.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 SCHEMA_STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -282,4 +282,7 @@ SCHEMA_STATEMENTS = (
         config VARCHAR,
         created_at TIMESTAMP
     )""",
+    # added in schema 9: where a dataset read through Hugging Face datasets came from (JSON: the source as given,
+    # loader, config, split, streaming, fingerprint, hub revision, the rows' SHA-256); NULL for a file
+    "ALTER TABLE datasets ADD COLUMN IF NOT EXISTS source VARCHAR",
 )

@@ -36,6 +36,16 @@ def scored_hashes(store: Store, score_key: str) -> set[str]:
     return {row[0] for row in rows}
 
 
+def flagged_hashes(store: Store, score_key: str, name: str) -> set[str]:
+    """Content hashes whose score ``name`` under ``score_key`` is 1 (a raised flag, e.g. the judge's failed rows)."""
+    with store.read() as con:
+        rows = con.execute(
+            "SELECT DISTINCT content_hash FROM scores WHERE score_key = ? AND name = ? AND value = 1",
+            [score_key, name],
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
 def put_scores(store: Store, score_key: str, hashes: list[str], values: dict[str, np.ndarray]) -> None:
     """Store one chunk of scores in one transaction."""
     import pyarrow as pa

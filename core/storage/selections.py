@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.storage.curation import ExportRow, export_columns
 from core.storage.database import Store, one_row
 
 # named, not positional: a column added by a later schema (cost, schema 8) goes after those of earlier ones
@@ -130,14 +131,17 @@ def item_texts(store: Store, selection_id: int) -> pd.DataFrame:
         ).df()
 
 
-def item_chunks(store: Store, selection_id: int, k: int, chunk_rows: int) -> Iterator[list[tuple[str, int, str]]]:
+def item_chunks(
+    store: Store, selection_id: int, k: int, chunk_rows: int, messages: bool = False
+) -> Iterator[list[ExportRow]]:
     """The selection's examples in pick order, ``chunk_rows`` picks at a time: example_id, cluster at ``k``,
-    original row's JSON text. One connection serves every chunk (see ``curation.kept_row_chunks``)."""
+    original row's JSON text and (with ``messages``) its chat turns: ``curation.ExportRow``. One connection
+    serves every chunk (see ``curation.kept_row_chunks``)."""
     with store.read() as con:
         (count,) = one_row(con.execute("SELECT count(*) FROM selection_items WHERE selection_id = ?", [selection_id]))
         for start in range(0, int(count), chunk_rows):
             yield con.execute(
-                "SELECT e.example_id, a.cluster_id, e.original FROM selection_items i "
+                "SELECT " + export_columns(messages) + "FROM selection_items i "
                 "JOIN selections s ON s.selection_id = i.selection_id "
                 "JOIN examples e ON e.dataset_id = s.dataset_id AND e.row_idx = i.row_idx "
                 "JOIN assignments a ON a.dataset_id = e.dataset_id AND a.row_idx = e.row_idx AND a.k = ? "

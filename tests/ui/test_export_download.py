@@ -56,3 +56,39 @@ def test_the_download_is_the_file_written_into_the_exports_folder(
     at.run()
     assert len(clicks["tiny-curated.jsonl"]().splitlines()) == 24  # a click after a change exports afresh
     assert [p.parent.name for p in downloads.glob("v*/tiny-curated.jsonl")] == [f"v{store.data_version()}"]
+
+
+def test_the_page_exports_the_picked_format_with_the_llamafactory_entry(
+    page, prepared_workspace: Path, clicks: dict[str, Callable[[], Any]]
+) -> None:
+    at = page("export").run()
+    at.selectbox(key="export_format").select("messages").run()
+    at.checkbox(key="export_llamafactory").check().run()
+
+    assert not at.exception
+    lines = clicks["tiny-curated-messages.jsonl"]().decode("utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == 24 and [turn["role"] for turn in rows[0]["messages"]] == ["user", "assistant"]
+    entry = json.loads(clicks["dataset_info.json"]())["tiny-curated-messages"]
+    assert (entry["file_name"], entry["formatting"]) == ("tiny-curated-messages.jsonl", "sharegpt")
+    assert json.loads(clicks["tiny-curated-messages.manifest.json"]())["format"]["name"] == "messages"
+
+    at.text_input(key="export_path_None_messages").input("out/chat.jsonl").run()
+    at.button(key="write_export").click().run()
+    out = prepared_workspace / "exports" / "out"
+    assert "Also wrote" in at.success[0].value
+    assert len((out / "chat.jsonl").read_text().splitlines()) == 24
+    assert json.loads((out / "dataset_info.json").read_text())["chat"]["file_name"] == "chat.jsonl"
+
+
+def test_a_datasets_folder_downloads_as_a_zip_of_the_folder(
+    page, prepared_workspace: Path, clicks: dict[str, Callable[[], Any]]
+) -> None:
+    import io
+    import zipfile
+
+    at = page("export").run()
+    at.selectbox(key="export_format").select("hf").run()
+
+    archive = zipfile.ZipFile(io.BytesIO(clicks["tiny-curated-hf.zip"]()))
+    assert {"tiny-curated-hf/state.json", "tiny-curated-hf/data-00000-of-00001.arrow"} <= set(archive.namelist())

@@ -145,13 +145,19 @@ def test_prepare_into_a_workspace_below_a_file_names_the_file(
     assert notes.read_text(encoding="utf-8") == "keep me\n"
 
 
-def test_prepare_on_a_folder_says_it_is_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prepare_on_a_folder_without_a_dataset_says_what_to_give(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "data"
     folder.mkdir()
 
     error = _fails(capsys, "prepare", str(folder), "--workspace", str(tmp_path / "ws"))
 
-    assert error == f"error: path: {folder} is a folder, not a file; give a .jsonl, .json, .csv or .parquet file"
+    # a folder is read as a Hugging Face dataset (save_to_disk, or Parquet shards): this one holds neither
+    assert error == (
+        f"error: path: {folder} holds no dataset: give a .jsonl, .json, .csv or .parquet file, a folder written "
+        "by save_to_disk, or a folder of data files such as data/train-00000-of-00001.parquet"
+    )
     assert not (tmp_path / "ws").exists()
 
 

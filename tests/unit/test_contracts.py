@@ -1,11 +1,12 @@
 """The contracts every registered scorer and embedder keeps, in the style of the strategy contract test.
 
 Scorers: one value per row for every score, NaN only where the scorer's ``nan_policy`` allows it (and, for
-``empty_response``, always on an empty response), the same values again for the same rows (and, when not
+``empty_response``, always on an empty response; for ``flagged``, exactly where a flag says why), the same values again for the same rows (and, when not
 ``set_dependent``, whatever the other rows), and a stable score key: equal parameters give equal keys, a changed parameter another key unless the scorer
 declares it cannot change a score (``key_ignores``). Embedders: (N, d) float32 unit rows, deterministic,
 a row independent of its batch, and the same key stability for ``cache_key``. Every member runs: the LM
-scorers on a tiny random Llama, the reward scorer on a tiny random BERT, and only embedders that need no
+scorers on a tiny random Llama, the reward scorer on a tiny random BERT, the judge on an in-process fake
+server (tests/judge_server.py), and only embedders that need no
 model (the keyword test embedder and hashing; the sentence model has tests/unit/test_embedders_real.py).
 """
 
@@ -21,6 +22,7 @@ import pytest
 from core.embed.embedders import EMBEDDERS
 from core.registry import Param
 from core.score.scorers import SCORERS
+from tests.unit.test_judge import fake_judge  # noqa: F401  (a fixture)
 from tests.unit.test_scorers import tiny_lm, tiny_reward_model, use_tiny  # noqa: F401  (fixtures)
 
 ROWS = pd.DataFrame(
@@ -58,6 +60,8 @@ def make_scorer(request, use_tiny):  # noqa: F811  (the imported fixture)
         fields = {field.name for field in dataclasses.fields(cls)}
         if name == "reward":
             params = {"model": request.getfixturevalue("tiny_reward_model"), **params}
+        elif name == "judge":  # an in-process server that rates by a hash of the prompt
+            params = {"base_url": request.getfixturevalue("fake_judge").url, "model": "judge-test", **params}
         elif cls.uses_model:
             params = {"model": "tiny", "precision": "fp32", **params}
         assert set(params) <= fields
@@ -88,6 +92,12 @@ def test_every_scorer_gives_one_value_per_row_with_its_declared_nan_policy(make_
         missing = np.isnan(column)
         if scorer.nan_policy == "never":
             assert not missing.any(), score
+        elif scorer.nan_policy == "flagged":  # the own score is NaN exactly where a flag says why
+            raised = np.any([np.asarray(values[flag]) == 1 for flag in scorer.nan_flags], axis=0)
+            if score == name:
+                np.testing.assert_array_equal(missing, raised, err_msg=score)
+            if score in scorer.nan_flags:
+                assert not missing.any(), score
         else:  # empty_response: only an empty response has no value, and its scorer's own score never has one
             assert scorer.nan_policy == "empty_response"
             assert not (missing & ~empty).any(), score

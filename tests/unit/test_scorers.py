@@ -149,7 +149,15 @@ def test_tfidf_diversity_is_the_row_sum_of_l2_normalised_tfidf():
 def test_score_keys_name_the_model_and_parameters():
     assert scorers.IFDScorer().score_key() == scorers.IFDScorer(model="HuggingFaceTB/SmolLM2-135M-Instruct").score_key()
     assert scorers.IFDScorer().score_key() != scorers.IFDScorer(max_length=256).score_key()
-    assert scorers.SCORERS.names() == ["heuristics", "ifd", "perplexity", "reward", "tfidf_diversity"]
+    assert scorers.SCORERS.names() == [
+        "heuristics",
+        "ifd",
+        "judge",
+        "minhash",
+        "perplexity",
+        "reward",
+        "tfidf_diversity",
+    ]
 
 
 def test_scoring_a_dataset_is_cached_resumable_and_summarised_per_cluster(workspace, use_tiny, monkeypatch):
