@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -144,7 +145,8 @@ def read_texts(path: Path, limit: int | None = None) -> list[str]:
     """Instruction and response of each row, as the scorer's ``field=both`` joins them."""
     from core.score.minhash import row_texts
 
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n")[:limit] if line]
+    with path.open(encoding="utf-8") as handle:  # only the rows asked for: the peak RSS is the implementation's
+        rows = [json.loads(line) for line in itertools.islice(handle, limit) if line.strip()]
     return row_texts([r["instruction"] for r in rows], [r["input"] for r in rows], [r["output"] for r in rows], "both")
 
 
