@@ -42,7 +42,7 @@ and batching gains only ~10-15 %; bf16 passes gain more from it (1.5-1.7x per to
 nothing measurable beyond 8), and padding is held to ~5 % by batching only similar lengths. The gain over
 naive comes from bf16 passes on bf16 weights, a chunked
 attention in place of PyTorch's slow bf16 CPU flash kernel, and the LM head on response positions only,
-fused with the loss (``core.gradients.fast_passes``).
+fused with the loss (``core.models.fast``).
 
 Run from the project root: ``.venv/bin/python bench/gradients.py [--examples 128] [--d 1024]``. Results are
 printed and written as JSON to ``bench/results/gradients-<timestamp>.json``.

@@ -78,8 +78,8 @@ def full_gradients(model: Any, tokenizer: Any, frame: pd.DataFrame, moments: Any
     """(n, P) float32 unprojected, L2-normalised features: the Adam direction with ``moments``, else the gradient."""
     import torch
 
-    from core.gradients.fast_passes import bf16_weights, cpu_chunked_attention
     from core.gradients.features import adam_direction, lora_parameters, per_example_gradients, resolve_bf16
+    from core.models.fast import bf16_weights, cpu_chunked_attention
     from core.models.passes import collate, pad_token_id, render_examples
 
     rendered = render_examples(tokenizer, frame, 512)

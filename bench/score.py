@@ -1,22 +1,29 @@
-"""Benchmark of LM scoring (perplexity + IFD) on real pool examples against a naive one-example loop.
+"""Benchmark of LM scoring (perplexity + IFD): the fast pass against the autocast pass and a naive loop.
 
 What it measures, in one process, on a seeded sample of ``--n`` rows (default 500) of the top-level
 ``*.jsonl`` files of the data dir (``--data-dir`` or ``CURATE_BENCH_DATA``; ``eval/`` is left out):
 
 1. **Model load.** ``core.models.lm.load_causal_lm()`` (the packaged SmolLM2-135M-Instruct, dequantised from
-   GGUF), timed on its own and excluded from both rates.
+   GGUF), timed on its own and excluded from every rate.
 2. **Peak matmul rate.** A large torch matmul (2048x2048 @ 2048x2048, 3 warm-up and 10 timed reps, median) in
    float32 and in bfloat16 gives this machine's working peak in GFLOP/s per dtype. It runs before and after the
-   scoring runs.
-3. **Ours.** ``IFDScorer(max_length=...).score(frame)`` with its default ``precision="auto"`` (bf16 autocast on
-   a CPU with native bf16, else float32): the conditional pass (which gives perplexity) and the response-alone
-   pass in one pool of length-sorted batches up to a token budget, the shared system-turn prefix run once and
-   its key/value cache reused, and the LM head only on response positions. Then the same with
-   ``precision="fp32"`` (skip with ``--no-fp32``), to separate what bf16 gives from what the batching gives.
-4. **Naive.** The same examples (or a seeded subset with ``--naive-n``), the same rendering
-   (``core.models.passes.render_pair``): per example, one batch-1 forward on the full conditional sequence
-   with full logits (``model(input_ids=...).logits``), log_softmax, mean NLL over the response span; the same for
-   the response-alone sequence. No bucketing, no batching. Its IFD and perplexity are compared with ours.
+   scoring runs; the higher median is the reference a rate is a share of.
+3. **Four methods on the same rows, interleaved.** The sample is cut into ``--rounds`` parts; each part is
+   scored by every method in turn, the order rotating from part to part, so a neighbour's burst on the shared
+   box lands on all of them rather than on one:
+
+   * ``fast``: ``IFDScorer(precision="bf16").score(part)``: the fast pass (``core.models.fast.fast_pass``: bf16
+     weights, the chunked CPU attention, the LM head fused with the loss), the conditional pass (which gives
+     perplexity) and the response-alone pass in one pool of length-sorted batches, the shared system-turn
+     prefix run once and its key/value cache reused;
+   * ``autocast``: the pass before it, ``IFDScorer(precision="fp32")`` inside ``torch.autocast(bfloat16)``:
+     float32 weights, bf16 products, SDPA attention (the same batching, prefix and head);
+   * ``fp32``: ``IFDScorer(precision="fp32")``, the float32 reference of the agreement figures (skip with
+     ``--no-fp32``: the naive loop, float32 too, is the reference then);
+   * ``naive``: per example (or a seeded subset, ``--naive-n``), the same rendering
+     (``core.models.passes.render_pair`` with the scorer's template), one batch-1 float32 forward on the whole
+     sequence with full logits, log_softmax and the mean NLL of the response span; the same for the
+     response-alone sequence. No bucketing, no batching.
 
 FLOPs are counted as 2 x (matmul parameters of the body x tokens + LM-head parameters x head positions) per pass:
 the body (every ``nn.Linear`` under ``model.model``; the embedding lookup is free) runs on every token, the tied
@@ -25,8 +32,9 @@ score and value products are not counted (small at these lengths). For ours, pad
 the achieved rate uses the FLOPs of the tokens it computes (the shared prefix once). Each rate is shown as a
 share of the measured matmul peak in the dtype its products ran in.
 
-Peak memory: a thread samples ``VmRSS`` every 0.2 s per phase, and ``ru_maxrss`` is read at each phase end
-(the helpers of ``bench/prepare.py``).
+Targets (issue 21): the fast pass at >= 3x the naive loop's rows/s, and its IFD's Spearman correlation with
+float32 >= 0.999; each is printed with PASS or FAIL. Peak memory: a thread samples ``VmRSS`` every 0.2 s per
+phase, and ``ru_maxrss`` is read at each phase end (the helpers of ``bench/prepare.py``).
 
 Run from the project root: ``.venv/bin/python -m bench.score`` (see docs/benchmarks.md for the options).
 Results are printed and written as JSON to ``bench/results/score-<timestamp>.json``.
@@ -62,11 +70,19 @@ from bench.prepare import (  # noqa: E402
     write_json,
 )
 
-TARGET_RATIO = 2.0
+TARGET_RATIO = 3.0  # the fast pass's rows/s over the naive loop's
+TARGET_SPEARMAN = 0.999  # the fast pass's IFD against float32
 PROJECT_N = 50_000
 MATMUL_SIZE = 2048
 PEAK_DTYPES = ("float32", "bfloat16")
-DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
+METHODS = ("fast", "autocast", "fp32", "naive")
+PRODUCT_DTYPE = {"fast": "bfloat16", "autocast": "bfloat16", "fp32": "float32", "naive": "float32"}
+LABELS = {
+    "fast": "fast pass: bf16 weights, chunked attn",
+    "autocast": "autocast: fp32 weights, bf16 SDPA",
+    "fp32": "float32: fp32 weights, SDPA",
+    "naive": "naive: batch-1, full logits, fp32",
+}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -74,9 +90,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--n", type=int, default=500, help="examples scored (seeded sample of the pool)")
     parser.add_argument("--naive-n", type=int, help="run the naive loop on a seeded subset of N of those examples")
+    parser.add_argument("--rounds", type=int, default=5, help="parts the methods take turns on (interleaving)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--no-fp32", action="store_true", help="skip the run of ours with precision=fp32")
+    parser.add_argument("--no-fp32", action="store_true", help="skip the float32 run of ours")
     return parser.parse_args(argv)
 
 
@@ -135,76 +152,77 @@ def peak_matmul(dtype_name: str, size: int = MATMUL_SIZE, warmup: int = 3, reps:
 # ---------------------------------------------------------------- ours
 
 
-def run_ours(frame: pd.DataFrame, max_length: int, lm: Any, body: int, head: int, precision: str) -> dict[str, Any]:
-    """``IFDScorer.score`` on the frame, timed, with the token counts of its batches."""
+def score_part(part: pd.DataFrame, max_length: int, method: str) -> dict[str, np.ndarray]:
+    """``IFDScorer.score`` of one part by ``method`` (fast, autocast or fp32)."""
+    import contextlib
+
+    import torch
+
+    from core.models.lm import load_causal_lm
     from core.score.scorers import IFDScorer
 
-    scorer = IFDScorer(max_length=max_length, precision=precision)
-    label = f"ours ({precision})"
-    cpu_started, started = time.process_time(), time.perf_counter()
-    done = [0.0, len(frame) / 10]
-
-    def progress(units: float) -> None:
-        done[0] += units
-        if done[0] >= done[1]:
-            done[1] += len(frame) / 10
-            log(f"{label}: {done[0]:.0f}/{len(frame)} ({time.perf_counter() - started:.0f} s)")
-
-    scores = scorer.score(frame, progress)
-    seconds = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started
-    tokens = token_accounting(frame, max_length, lm, scorer.token_budget)
-    flops = 2 * (body * tokens["computed_tokens"] + head * tokens["head_positions"])
-    return {
-        "precision": "bf16" if scorer._bf16() else "fp32",
-        "examples": len(frame),
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "examples_per_second": len(frame) / seconds,
-        **tokens,
-        "flops_real": flops,
-        "gflops_achieved": flops / seconds / 1e9,
-        "scores": scores,
-    }
+    scorer = IFDScorer(max_length=max_length, precision="bf16" if method == "fast" else "fp32")
+    device = load_causal_lm().device.split(":")[0]
+    autocast = torch.autocast(device, dtype=torch.bfloat16) if method == "autocast" else contextlib.nullcontext()
+    with autocast:
+        return scorer.score(part)
 
 
 def token_accounting(frame: pd.DataFrame, max_length: int, lm: Any, token_budget: int) -> dict[str, Any]:
-    """Tokens ours computes: the pooled sequences, the shared prefix once, and the padding of its batches.
+    """Tokens ours computes on ``frame``: the pooled sequences, the shared prefix once, and the padding of its batches.
 
     It repeats the rendering, the prefix search and the batching of ``response_nll``, untimed.
     """
-    from core.models.passes import _batches, _starts_with, render_pair, shared_prefix
+    from core.models.passes import _batches, _starts_with, ifd_sequences, shared_prefix
 
-    pairs = [
-        render_pair(lm.tokenizer, i, x, o, max_length)
-        for i, x, o in zip(frame.instruction, frame.input, frame.output, strict=True)
-    ]
-    pool = [(p.conditional, p.conditional_start, p.n_response) for p in pairs]
-    pool += [(p.unconditional, p.unconditional_start, p.n_response) for p in pairs]
+    pairs = rendered_pairs(frame, max_length, lm)
+    pool = [sequence for sequence in ifd_sequences(pairs) if sequence[2] > 0]
     prefix = shared_prefix(pool)
     sharing = np.array([_starts_with(ids, prefix, start) for ids, start, _ in pool])
     lengths = np.array([len(ids) for ids, _, _ in pool]) - len(prefix) * sharing
     padded = n_batches = 0
     for group in (np.flatnonzero(sharing), np.flatnonzero(~sharing)):
-        for batch in _batches(lengths[group], token_budget, 16):
+        for batch in _batches(lengths[group], token_budget, 16) if len(group) else []:
             n_batches += 1
             padded += int(lengths[group][batch].max()) * len(batch)
-    computed = int(lengths.sum()) + (len(prefix) if sharing.any() else 0)
-    cond_lengths = np.array([len(p.conditional) for p in pairs])
     return {
         "batches": n_batches,
         "real_tokens": int(sum(len(ids) for ids, _, _ in pool)),
         "prefix_tokens": len(prefix),
         "prefix_sharers": int(sharing.sum()),
-        "computed_tokens": computed,
+        "computed_tokens": int(lengths.sum()) + (len(prefix) if sharing.any() else 0),
         "padded_tokens": padded,
         "padding_tokens": padded - int(lengths.sum()),
-        "padding_share": (padded - int(lengths.sum())) / padded,
-        "head_positions": 2 * sum(p.n_response for p in pairs),
-        "tokens_conditional": {"mean": float(cond_lengths.mean()), "p95": float(np.percentile(cond_lengths, 95))},
-        "response_tokens_mean": float(np.mean([p.n_response for p in pairs])),
+        "head_positions": sum(n for _, _, n in pool),
+        "conditional_lengths": [len(p.conditional) for p in pairs],
+        "response_tokens": [p.n_response for p in pairs],
         "truncated": int(sum(p.truncated for p in pairs)),
     }
+
+
+def rendered_pairs(frame: pd.DataFrame, max_length: int, lm: Any) -> list[Any]:
+    """The scorer's rendering (its default template and truncation) of every row."""
+    from core.models.passes import render_pair
+    from core.score.scorers import IFDScorer
+
+    scorer = IFDScorer(max_length=max_length)
+    return [
+        render_pair(lm.tokenizer, i, x, o, max_length, template=scorer.template, truncation=scorer.truncation)
+        for i, x, o in zip(frame.instruction, frame.input, frame.output, strict=True)
+    ]
+
+
+def merged_accounting(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The token counts of every part added up (each part is scored, batched and prefixed on its own)."""
+    lists = ("conditional_lengths", "response_tokens")
+    total: dict[str, Any] = {key: sum(part[key] for part in parts) for key in parts[0] if key not in lists}
+    total["prefix_tokens"] = max(part["prefix_tokens"] for part in parts)
+    lengths = np.concatenate([part["conditional_lengths"] for part in parts])
+    responses = np.concatenate([part["response_tokens"] for part in parts])
+    total["padding_share"] = total["padding_tokens"] / max(total["padded_tokens"], 1)
+    total["tokens_conditional"] = {"mean": float(lengths.mean()), "p95": float(np.percentile(lengths, 95))}
+    total["response_tokens_mean"] = float(np.mean(responses))
+    return total
 
 
 # ---------------------------------------------------------------- naive
@@ -216,45 +234,103 @@ def naive_nll(model: Any, ids: list[int], start: int, n: int) -> float:
 
     if n == 0:
         return float("nan")
-    logits = model(input_ids=torch.tensor([ids])).logits[0]
+    logits = model(input_ids=torch.tensor([ids], device=model.device)).logits[0]
     log_probs = torch.log_softmax(logits.float(), dim=-1)
-    targets = torch.tensor(ids[start : start + n])
+    targets = torch.tensor(ids[start : start + n], device=model.device)
     return float(-log_probs[start - 1 : start - 1 + n].gather(1, targets[:, None]).mean())
 
 
-def run_naive(frame: pd.DataFrame, max_length: int, lm: Any, body: int, head: int) -> dict[str, Any]:
-    """The one-example-per-forward loop, rendering included in the timing as it is in ours."""
+def naive_part(part: pd.DataFrame, max_length: int, lm: Any) -> dict[str, Any]:
+    """The one-example-per-forward loop on one part, rendering included in the timing as it is in ours."""
     import torch
 
-    from core.models.passes import render_pair
-
-    conditional, alone = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
+    conditional, alone = np.full(len(part), np.nan), np.full(len(part), np.nan)
     tokens = 0
-    step = max(1, len(frame) // 10)
-    cpu_started, started = time.process_time(), time.perf_counter()
     with torch.inference_mode():
-        for k, (i, x, o) in enumerate(zip(frame.instruction, frame.input, frame.output, strict=True)):
-            pair = render_pair(lm.tokenizer, i, x, o, max_length)
+        for k, pair in enumerate(rendered_pairs(part, max_length, lm)):
             conditional[k] = naive_nll(lm.model, pair.conditional, pair.conditional_start, pair.n_response)
-            alone[k] = naive_nll(lm.model, pair.unconditional, pair.unconditional_start, pair.n_response)
+            alone[k] = naive_nll(lm.model, pair.unconditional, pair.unconditional_start, pair.n_alone)
             tokens += len(pair.conditional) + len(pair.unconditional)
-            if (k + 1) % step == 0:
-                log(f"naive: {k + 1}/{len(frame)} ({time.perf_counter() - started:.0f} s)")
-    seconds = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started
-    flops = 2 * (body + head) * tokens  # the head runs on every position
-    return {
-        "examples": len(frame),
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "examples_per_second": len(frame) / seconds,
-        "real_tokens": tokens,
-        "head_positions": tokens,
-        "flops": flops,
-        "gflops_achieved": flops / seconds / 1e9,
-        "ifd": np.exp(conditional - alone),
-        "perplexity": np.exp(conditional),
+    return {"ifd": np.exp(conditional - alone), "perplexity": np.exp(conditional), "tokens": tokens}
+
+
+# ---------------------------------------------------------------- the interleaved runs
+
+
+def run_interleaved(frame: pd.DataFrame, naive_rows: np.ndarray, args: argparse.Namespace, lm: Any) -> dict[str, Any]:
+    """Every method on every part of ``frame``, the order rotating per part; the naive loop on ``naive_rows`` only."""
+    methods = [m for m in METHODS if not (args.no_fp32 and m == "fp32")]
+    runs: dict[str, dict[str, Any]] = {
+        m: {"seconds": 0.0, "cpu_seconds": 0.0, "ifd": np.full(len(frame), np.nan), "examples": 0} for m in methods
     }
+    for m in methods:
+        runs[m]["perplexity"] = np.full(len(frame), np.nan)
+    runs["naive"]["tokens"] = 0
+    parts = [part for part in np.array_split(np.arange(len(frame)), max(1, args.rounds)) if len(part)]
+    for number, rows in enumerate(parts):
+        for method in methods[number % len(methods) :] + methods[: number % len(methods)]:
+            chosen = rows[np.isin(rows, naive_rows)] if method == "naive" else rows
+            if not len(chosen):
+                continue
+            part = frame.iloc[chosen].reset_index(drop=True)
+            cpu_started, started = time.process_time(), time.perf_counter()
+            if method == "naive":
+                values = naive_part(part, args.max_length, lm)
+                runs[method]["tokens"] += values["tokens"]
+            else:
+                values = score_part(part, args.max_length, method)
+            runs[method]["seconds"] += time.perf_counter() - started
+            runs[method]["cpu_seconds"] += time.process_time() - cpu_started
+            runs[method]["examples"] += len(chosen)
+            runs[method]["ifd"][chosen] = values["ifd"]
+            runs[method]["perplexity"][chosen] = values["perplexity"]
+            log(f"part {number + 1}/{len(parts)} {method}: {len(chosen)} rows, {runs[method]['seconds']:.0f} s so far")
+    return runs
+
+
+def rates(
+    runs: dict[str, Any], accounting: dict[str, Any], body: int, head: int, peaks: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Rows/s, GFLOP/s and the share of the peak (in the dtype of its products) of every method."""
+    result = {}
+    for method, run in runs.items():
+        if method == "naive":
+            flops = 2 * (body + head) * run["tokens"]  # the head runs on every position
+            tokens = run["tokens"]
+        else:
+            flops = 2 * (body * accounting["computed_tokens"] + head * accounting["head_positions"])
+            tokens = accounting["computed_tokens"]
+        gflops = flops / run["seconds"] / 1e9
+        result[method] = {
+            "examples": run["examples"],
+            "seconds": run["seconds"],
+            "cpu_seconds": run["cpu_seconds"],
+            "examples_per_second": run["examples"] / run["seconds"],
+            "tokens": tokens,
+            "flops": flops,
+            "gflops_achieved": gflops,
+            "peak_share": gflops / peaks[PRODUCT_DTYPE[method]],
+            "nan_ifd": int(np.isnan(run["ifd"]).sum()),
+        }
+    return result
+
+
+def agreement(runs: dict[str, Any], naive_rows: np.ndarray) -> dict[str, float]:
+    """IFD Spearman correlations and largest relative differences against the float32 references."""
+    result: dict[str, float] = {}
+    reference = runs["fp32"]["ifd"] if "fp32" in runs else None
+    for method in ("fast", "autocast"):
+        ifd = runs[method]["ifd"]
+        if reference is not None:
+            result[f"{method}_ifd_spearman_vs_fp32"] = spearman(ifd, reference)
+            result[f"{method}_ifd_max_rel_diff_vs_fp32"] = rel_diff(ifd, reference)
+        result[f"{method}_ifd_spearman_vs_naive"] = spearman(ifd[naive_rows], runs["naive"]["ifd"][naive_rows])
+    if reference is not None:
+        result["fp32_ifd_max_rel_diff_vs_naive"] = rel_diff(reference[naive_rows], runs["naive"]["ifd"][naive_rows])
+        result["fp32_perplexity_max_rel_diff_vs_naive"] = rel_diff(
+            runs["fp32"]["perplexity"][naive_rows], runs["naive"]["perplexity"][naive_rows]
+        )
+    return result
 
 
 def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -274,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     monitor.enter("load")
     from core.models.lm import load_causal_lm
+    from core.score.scorers import IFDScorer
 
     started = time.perf_counter()
     lm = load_causal_lm()
@@ -287,47 +364,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     peaks = [peak_matmul(dtype) for dtype in PEAK_DTYPES]
     log("peak matmul " + ", ".join(f"{p['dtype']} {p['gflops_median']:.0f} GFLOP/s" for p in peaks))
 
-    runs = {}
-    for precision in ("auto",) if args.no_fp32 else ("auto", "fp32"):
-        name = "ours" if precision == "auto" else "ours_fp32"
-        monitor.enter(name)
-        log(f"{name}: IFDScorer(precision={precision!r}) on {len(frame)} examples")
-        runs[name] = run_ours(frame, args.max_length, lm, body, head, precision)
-        log(f"{name}: {runs[name]['seconds']:.1f} s, {runs[name]['examples_per_second']:.2f} examples/s")
-
-    naive_index = np.arange(len(frame))
+    naive_rows = np.arange(len(frame))
     if args.naive_n is not None and args.naive_n < len(frame):
-        naive_index = np.sort(np.random.default_rng(args.seed + 1).choice(len(frame), args.naive_n, replace=False))
-    monitor.enter("naive")
-    log(f"naive: batch-1 loop with full logits on {len(naive_index)} examples")
-    naive = run_naive(frame.iloc[naive_index].reset_index(drop=True), args.max_length, lm, body, head)
+        naive_rows = np.sort(np.random.default_rng(args.seed + 1).choice(len(frame), args.naive_n, replace=False))
+    token_budget = IFDScorer().token_budget
+    parts = [part for part in np.array_split(np.arange(len(frame)), max(1, args.rounds)) if len(part)]
+    accounting = merged_accounting(
+        [token_accounting(frame.iloc[rows].reset_index(drop=True), args.max_length, lm, token_budget) for rows in parts]
+    )
+    monitor.enter("scoring")
+    log(f"{len(frame)} examples in {args.rounds} parts; naive on {len(naive_rows)}")
+    runs = run_interleaved(frame, naive_rows, args, lm)
 
     monitor.enter("peak")
     peaks += [peak_matmul(dtype) for dtype in PEAK_DTYPES]
     monitor.stop()
 
-    ours = runs["ours"]
-    for run in runs.values():
-        scores = run.pop("scores")
-        run["ifd_max_rel_diff_vs_naive"] = rel_diff(scores["ifd"][naive_index], naive["ifd"])
-        run["perplexity_max_rel_diff_vs_naive"] = rel_diff(scores["perplexity"][naive_index], naive["perplexity"])
-        run["ifd_spearman_vs_naive"] = spearman(scores["ifd"][naive_index], naive["ifd"])
-        run["nan_ifd"] = int(np.isnan(scores["ifd"]).sum())
-        run["ratio_vs_naive"] = run["examples_per_second"] / naive["examples_per_second"]
-    ratio = ours["ratio_vs_naive"]
+    peak = {d: max(p["gflops_median"] for p in peaks if p["dtype"] == d) for d in PEAK_DTYPES}
+    measured = rates(runs, accounting, body, head, peak)
+    ratio = measured["fast"]["examples_per_second"] / measured["naive"]["examples_per_second"]
+    agree = agreement(runs, naive_rows)
+    fidelity = agree.get("fast_ifd_spearman_vs_fp32", agree["fast_ifd_spearman_vs_naive"])
     results.update(
         {
             "examples": len(frame),
             "sources": frame.source.value_counts().to_dict(),
             "peak_matmul": peaks,
-            "peak_gflops": {d: max(p["gflops_median"] for p in peaks if p["dtype"] == d) for d in PEAK_DTYPES},
-            "runs": runs,
-            "naive": {k: v for k, v in naive.items() if k not in ("ifd", "perplexity")},
-            "naive_subset": len(naive_index) < len(frame),
+            "peak_gflops": peak,
+            "tokens": accounting,
+            "runs": measured,
+            "agreement": agree,
+            "naive_subset": len(naive_rows) < len(frame),
+            "ratios_vs_naive": {
+                m: r["examples_per_second"] / measured["naive"]["examples_per_second"] for m, r in measured.items()
+            },
+            "fast_vs_autocast": measured["fast"]["examples_per_second"] / measured["autocast"]["examples_per_second"],
             "ratio": ratio,
             "pass_ratio": ratio >= TARGET_RATIO,
-            "projected_hours_50k": PROJECT_N / ours["examples_per_second"] / 3600,
-            "projected_hours_50k_naive": PROJECT_N / naive["examples_per_second"] / 3600,
+            "spearman": fidelity,
+            "pass_spearman": fidelity >= TARGET_SPEARMAN,
+            "projected_hours_50k": {m: PROJECT_N / r["examples_per_second"] / 3600 for m, r in measured.items()},
             "phases": {k: v for k, v in monitor.phases.items() if k not in ("setup", "done")},
             "process_peak_rss_bytes": max_rss_bytes(),
             "machine": machine_info(),
@@ -346,19 +422,18 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def print_results(r: dict[str, Any]) -> None:
-    m, runs, naive, peak = r["machine"], r["runs"], r["naive"], r["peak_gflops"]
-    ours = runs["ours"]
+    m, runs, tokens, agree = r["machine"], r["runs"], r["tokens"], r["agreement"]
     print(f"\nmachine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads)")
     print(f"model {r['model']['id']} ({r['model']['dtype']}), loaded in {r['load_seconds']:.1f} s (not in the rates)")
     print(f"matmul params: body {r['model']['body_params'] / 1e6:.1f} M, head {r['model']['head_params'] / 1e6:.1f} M")
-    tok = ours["tokens_conditional"]
+    tok = tokens["tokens_conditional"]
     print(
         f"\n== LM scoring: {r['examples']} pool examples, max_length {r['args']['max_length']}, "
-        f"seed {r['args']['seed']} =="
+        f"seed {r['args']['seed']}, {r['args']['rounds']} interleaved parts =="
     )
     print(
         f"conditional tokens mean {tok['mean']:.0f}, p95 {tok['p95']:.0f}; response tokens mean "
-        f"{ours['response_tokens_mean']:.0f}; truncated {ours['truncated']}; NaN IFD {ours['nan_ifd']}"
+        f"{tokens['response_tokens_mean']:.0f}; truncated {tokens['truncated']}; NaN IFD {runs['fast']['nan_ifd']}"
     )
     for dtype in PEAK_DTYPES:
         measured = ", ".join(
@@ -368,35 +443,28 @@ def print_results(r: dict[str, Any]) -> None:
         )
         print(f"peak matmul {MATMUL_SIZE}^2 {dtype}, GFLOP/s before / after: {measured}")
     if r["naive_subset"]:
-        print(f"NOTE: the naive loop ran on a seeded subset of {naive['examples']} of the {r['examples']} examples")
-    print(
-        f"\n{'method':<36} {'examples':>8} {'wall s':>7} {'CPU s':>7} {'ex/s':>6} {'tokens':>8} "
-        f"{'GFLOP':>7} {'GFLOP/s':>8} {'% peak':>6}"
-    )
-    rows = [
-        (f"ours: IFDScorer, {run['precision']} products", run, run["flops_real"], peak[DTYPE_NAMES[run["precision"]]])
-        for run in runs.values()
-    ]
-    rows.append(("naive: batch-1, full logits, fp32", naive, naive["flops"], peak["float32"]))
-    for label, run, flops, dtype_peak in rows:
         print(
-            f"{label:<36} {run['examples']:>8} {run['seconds']:7.1f} {run['cpu_seconds']:7.1f} "
-            f"{run['examples_per_second']:6.2f} {run.get('computed_tokens', run['real_tokens']):>8} "
-            f"{flops / 1e9:7.0f} {run['gflops_achieved']:8.1f} {100 * run['gflops_achieved'] / dtype_peak:5.0f}%"
+            f"NOTE: the naive loop ran on a seeded subset of {runs['naive']['examples']} of the {r['examples']} examples"
         )
     print(
-        f"ours: {ours['real_tokens']} tokens in {ours['batches']} batches; the {ours['prefix_tokens']}-token system "
-        f"prefix of {ours['prefix_sharers']} sequences computed once ({ours['computed_tokens']} computed); padding "
-        f"{ours['padding_tokens']} ({100 * ours['padding_share']:.1f} % of {ours['padded_tokens']}; not in its GFLOP); "
-        f"head on {ours['head_positions']} response positions"
+        f"\n{'method':<38} {'examples':>8} {'wall s':>7} {'CPU s':>7} {'ex/s':>6} {'x naive':>7} {'tokens':>8} "
+        f"{'GFLOP/s':>8} {'% peak':>6}"
     )
-    print(f"naive: head on all {naive['head_positions']} positions (counted in its GFLOP)")
-    for name, run in runs.items():
+    for method, run in runs.items():
         print(
-            f"{name} vs naive: IFD max relative difference {run['ifd_max_rel_diff_vs_naive']:.2e}, "
-            f"Spearman {run['ifd_spearman_vs_naive']:.5f}; perplexity max relative difference "
-            f"{run['perplexity_max_rel_diff_vs_naive']:.2e}"
+            f"{LABELS[method]:<38} {run['examples']:>8} {run['seconds']:7.1f} {run['cpu_seconds']:7.1f} "
+            f"{run['examples_per_second']:6.2f} {r['ratios_vs_naive'][method]:7.2f} {run['tokens']:>8} "
+            f"{run['gflops_achieved']:8.1f} {100 * run['peak_share']:5.0f}%"
         )
+    print(
+        f"ours: {tokens['real_tokens']} tokens in {tokens['batches']} batches; the {tokens['prefix_tokens']}-token "
+        f"system prefix of {tokens['prefix_sharers']} sequences computed once per part ({tokens['computed_tokens']} "
+        f"computed); padding {tokens['padding_tokens']} ({100 * tokens['padding_share']:.1f} % of "
+        f"{tokens['padded_tokens']}; not in the GFLOP); head on {tokens['head_positions']} response positions"
+    )
+    print("% peak: of the bfloat16 peak for fast and autocast, of the float32 peak for float32 and naive")
+    for name, value in agree.items():
+        print(f"{name}: {value:.5f}" if "spearman" in name else f"{name}: {value:.2e}")
     print(
         f"\n{'phase':<9} {'wall s':>7} {'CPU s':>7} {'CPU/wall':>8} {'load mean/max':>13} {'peak RSS':>9} "
         f"{'ru_maxrss':>9}"
@@ -409,15 +477,15 @@ def print_results(r: dict[str, Any]) -> None:
             f"{gb(stats['max_rss_at_end_bytes']):>9}"
         )
     print(f"process peak RSS (ru_maxrss) {gb(r['process_peak_rss_bytes'])}")
-    for name, run in runs.items():
-        print(f"ratio {name} / naive {run['ratio_vs_naive']:.2f}x")
+    print(f"fast pass / autocast pass {r['fast_vs_autocast']:.2f}x")
+    print(f"fast pass / naive {r['ratio']:.2f}x; target >= {TARGET_RATIO:.0f}x: {verdict(r['pass_ratio'])}")
+    reference = "float32" if "fast_ifd_spearman_vs_fp32" in agree else "naive (float32)"
     print(
-        f"ratio ours (default precision) / naive {r['ratio']:.2f}x; target >= {TARGET_RATIO:.0f}x: {verdict(r['pass_ratio'])}"
+        f"fast pass IFD Spearman vs {reference} {r['spearman']:.5f}; target >= {TARGET_SPEARMAN}: "
+        f"{verdict(r['pass_spearman'])}"
     )
-    print(
-        f"projected time for {PROJECT_N:,} examples: ours {r['projected_hours_50k']:.1f} h, "
-        f"naive {r['projected_hours_50k_naive']:.1f} h (at the rates above, 2 CPUs)"
-    )
+    hours = ", ".join(f"{method} {value:.1f} h" for method, value in r["projected_hours_50k"].items())
+    print(f"projected time for {PROJECT_N:,} examples: {hours} (at the rates above)")
 
 
 if __name__ == "__main__":

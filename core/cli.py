@@ -248,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a training parameter, e.g. epochs=2 learning_rate=1e-4 lora_r=16 max_length=256 method=full model=PATH",
+        help="a training parameter, e.g. epochs=2 learning_rate=1e-4 lora_r=16 max_length=256 method=full model=PATH "
+        "precision=bf16",
     )
     p.add_argument("--name", default=None)
     p.add_argument("--wait", action="store_true", help="follow the run's progress until it ends")

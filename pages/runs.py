@@ -25,7 +25,15 @@ from core.runs.loops import LOOPS
 from core.select.strategies import STRATEGIES
 from core.storage import datasets as ds
 from core.storage.database import Store
+from core.train.mixed import PRECISIONS
 from core.train.trainer import TrainConfig
+
+# what a curator weighs when choosing bf16 (docs/user-guide.md, Runs: the measured trade-off)
+PRECISION_HELP = (
+    "fp32: float32 throughout (the default). bf16: LoRA only, on a CPU with native bf16 (AVX512-BF16/AMX) or a "
+    "bf16 GPU: the frozen base runs in bf16, the adapter and optimizer stay float32; faster steps, a loss within "
+    "about 1 % of fp32's. Refused elsewhere, and with method full."
+)
 
 st.title("Runs")
 dataset = pick_dataset()
@@ -83,7 +91,7 @@ def launch_form() -> None:
             needs_table(dataset, choice, spec["strategy_params"], budget)
     spec["seed"] = int(cols[2].number_input("Seed", 0, value=0, key="run_seed"))
     defaults = TrainConfig()
-    cols = st.columns(5)
+    cols = st.columns(6)
     config = {
         "model": st.text_input("Model (path or hub id; default: packaged SmolLM2)", defaults.model, key="run_model"),
         "epochs": int(cols[0].number_input("Epochs", 1, value=2, key="run_epochs")),
@@ -91,6 +99,7 @@ def launch_form() -> None:
         "lora_r": int(cols[2].number_input("LoRA rank", 1, value=defaults.lora_r, key="run_r")),
         "max_length": int(cols[3].number_input("Max length", 32, value=256, key="run_max_length")),
         "method": cols[4].selectbox("Method", ["lora", "full"], key="run_method"),
+        "precision": cols[5].selectbox("Precision", PRECISIONS, key="run_precision", help=PRECISION_HELP),
         "seed": spec["seed"],
     }
     available = target_files(workspace())

@@ -22,7 +22,7 @@ Passes run in eval mode (no dropout draw), so features are deterministic. The de
 (placed by :func:`core.models.device.pick_device` when loaded). Precision: ``auto`` is bf16 on CUDA and on
 CPUs with native bf16, as for the scorers; ``fp32`` keeps float32. A bf16 pass runs on bf16 copies of the
 weights, as LESS does (it loads its model in bf16), with the CPU attention and the LM head + loss of
-:mod:`core.gradients.fast_passes`: 1.9x faster than a float32 pass here, feature cosine to float32
+:mod:`core.models.fast`: 1.9x faster than a float32 pass here, feature cosine to float32
 0.995 at worst and 0.999 on average on real data. The per-example products of the hooks run in the pass's
 dtype and are added up in float32.
 
@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 
 from core.atomic import replacing, write_bytes
-from core.gradients.fast_passes import bf16_weights, cpu_chunked_attention, fused_head_allowed, weighted_head_nll
 from core.gradients.projection import Projector, build_projector
+from core.models.fast import fast_pass, fused_head_allowed, weighted_head_nll
 from core.progress import Cancelled
 
 if TYPE_CHECKING:
@@ -217,11 +217,9 @@ def gradient_features(
 
 @contextmanager
 def _pass_precision(model: CausalLM, bf16: bool) -> Iterator[None]:
-    """bf16 passes run on bf16 weights (:mod:`core.gradients.fast_passes`) and, on a CPU, the chunked attention."""
-    if not bf16:
-        yield
-        return
-    with bf16_weights(model), cpu_chunked_attention(model):
+    """bf16 passes run in the fast pass (:func:`core.models.fast.fast_pass`): bf16 weights and, on a CPU, the
+    chunked attention."""
+    with fast_pass(model, bf16):
         yield
 
 
@@ -244,7 +242,7 @@ def _response_loss(model: CausalLM, batch: dict[str, torch.Tensor], bf16: bool) 
 
     As in :func:`core.train.trainer._summed_loss`, only positions that predict a response token go
     through the LM head; a plain frozen head goes with the loss in one chunked step
-    (:func:`core.gradients.fast_passes.weighted_head_nll`).
+    (:func:`core.models.fast.weighted_head_nll`).
     """
     import torch
 

@@ -70,13 +70,18 @@ def _hash(payload: dict[str, Any]) -> str:
 
 
 def _key_payload(config: HiddenConfig, precision: str) -> dict[str, Any]:
-    return {
+    payload = {
         "model": model_id(config.model),
         "precision": precision,
         "max_length": config.max_length,
         "pooling": POOLING,
         "v": VERSION,
     }
+    if precision == "bf16":  # the fast pass's features, not those of the earlier bf16 autocast (float32 keys stay)
+        from core.models.fast import FAST_PASS
+
+        payload["pass"] = FAST_PASS
+    return payload
 
 
 def _info(dataset_id: int, config: HiddenConfig, precision: str, n_rows: int, **fields: Any) -> hstore.HiddenSet:

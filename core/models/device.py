@@ -29,8 +29,21 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def resolved_precision(precision: str, device: str) -> str:
+    """``bf16`` or ``fp32``: what ``precision`` (auto, bf16 or fp32) means on ``device``. Every cache key of a
+    model pass holds this, never ``auto``, so one key never stands for two precisions."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if use_bf16(device) else "fp32"
+    return precision
+
+
 def use_bf16(device: str) -> bool:
-    """Whether neural inference on ``device`` should autocast to bf16 (``CURATE_PRECISION`` can force it)."""
+    """Whether neural inference on ``device`` should run in bf16 (``CURATE_PRECISION`` can force it)."""
     precision = config.precision_override()
     if precision != "auto":
         return precision == "bf16"

@@ -96,10 +96,13 @@ def pooled_hidden_states(
 ) -> np.ndarray:
     """(rows, d) float32 unit vectors, one per row of ``frame`` (instruction, input, output), in its order.
 
-    ``bf16`` autocasts the pass to bfloat16 (the pooling stays float32); ``token_budget`` and ``max_batch``
-    bound a pass (default: the device's, above); ``progress`` is told how many rows each batch finished.
+    ``bf16`` runs the forward passes in :func:`core.models.fast.fast_pass` (bf16 weights and, on a CPU, the
+    chunked attention; the pooling stays float32); ``token_budget`` and ``max_batch`` bound a pass (default:
+    the device's, above); ``progress`` is told how many rows each batch finished.
     """
     import torch
+
+    from core.models.fast import fast_pass
 
     sequences = rendered_ids(tokenizer, frame, max_length)
     device = next(model.parameters()).device
@@ -108,8 +111,7 @@ def pooled_hidden_states(
     max_batch = max_batch or (CUDA_MAX_BATCH if cuda else MAX_BATCH)
     pad = pad_token_id(tokenizer)
     result: np.ndarray | None = None
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), fast_pass(model, bf16):
         for batch in length_batches([len(s) for s in sequences], token_budget, max_batch):
             ids, mask = _padded([sequences[i] for i in batch], pad)
             ids, mask = ids.to(device), mask.to(device)

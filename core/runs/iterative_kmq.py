@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from core.models.device import resolved_precision
 from core.models.generation import generate_responses
 from core.progress import Cancelled
 from core.registry import param
@@ -101,6 +102,7 @@ class _KMQPlan:
     scorer: KMQScorer
     max_new_tokens: int
     generation_batch_size: int
+    generation_precision: str  # resolved: fp32 or bf16
     rng_seed: int
 
 
@@ -124,6 +126,8 @@ class IterativeKMQConfig:
     generate_for : all scores everything selected so far (the default), new only the round's picks.
     max_new_tokens : greedy generation length per selected prompt.
     generation_batch_size : prompts per generation batch (speed only: not recorded for resume).
+    generation_precision : the weights greedy generation runs on: auto (bf16 where the hardware multiplies
+        bf16 natively), bf16 or fp32 (docs/algorithms.md 1.13); recorded for resume as what auto resolved to.
     rng_seed : seeds each round's draw (one stream per round).
     """
 
@@ -143,6 +147,7 @@ class IterativeKMQConfig:
     generate_for: Literal["all", "new"] = "all"
     max_new_tokens: int = param(64, low=1)
     generation_batch_size: int = param(8, low=1)
+    generation_precision: Literal["auto", "fp32", "bf16"] = "auto"
     rng_seed: int = 0
 
     @classmethod
@@ -188,8 +193,10 @@ def run_iterative_kmq(
     out_dir = Path(out_dir)
     hooks = hooks or LoopHooks()
     scorer = scorer or PerplexityDifferenceScorer(max_length=config.max_length)
-    plan = _kmq_plan(pool, examples, settings, scorer, hooks.decisions or (lambda: Decisions.fixed(pool)))
-    check_params(out_dir, _recorded(settings, scorer, pool, config))
+    precision = resolved_precision(settings.generation_precision, str(next(base_model.parameters()).device))
+    decisions = hooks.decisions or (lambda: Decisions.fixed(pool))
+    plan = _kmq_plan(pool, examples, settings, scorer, decisions, precision)
+    check_params(out_dir, _recorded(settings, scorer, pool, config, precision))
     rounds, continue_training = settings.rounds, settings.continue_training
     on_round, on_step, should_stop = hooks.on_round, hooks.on_step, hooks.should_stop
     weights = loops.initial_weights(plan.curator)
@@ -221,8 +228,13 @@ def run_iterative_kmq(
     return IterativeResult(records, plan.clusters, selected, [pool.example_ids[i] for i in selected], weights, model)
 
 
-def _recorded(settings: IterativeKMQConfig, scorer: KMQScorer, pool: Pool, config: TrainConfig) -> dict[str, Any]:
-    """What a resume must find unchanged in ``run.json`` (the generation batch size only changes speed)."""
+def _recorded(
+    settings: IterativeKMQConfig, scorer: KMQScorer, pool: Pool, config: TrainConfig, precision: str
+) -> dict[str, Any]:
+    """What a resume must find unchanged in ``run.json`` (the generation batch size only changes speed).
+
+    The generation precision is recorded only when it is bf16: every run written before the option existed
+    generated in float32, and recording fp32 as absent lets them resume."""
     options = {
         "within": settings.within,
         "allocation": settings.allocation,
@@ -241,7 +253,7 @@ def _recorded(settings: IterativeKMQConfig, scorer: KMQScorer, pool: Pool, confi
         "quality": describe(settings.quality),
         "continue_training": settings.continue_training,
         "config": dataclasses.asdict(config),
-    }
+    } | ({"generation_precision": precision} if precision != "fp32" else {})
 
 
 def _run_round(
@@ -289,8 +301,9 @@ def _run_round(
         generations, scores = work.run(t, plan, config, frame, round_dir / "train" / "final")
     else:
         generations = generate_responses(
-            trained.model, tokenizer, frame, plan.max_new_tokens, plan.generation_batch_size, config.max_length
-        )
+            trained.model, tokenizer, frame, plan.max_new_tokens, plan.generation_batch_size, config.max_length,
+            precision=plan.generation_precision, should_stop=train_callbacks.get("should_stop"),
+        )  # fmt: skip
         scores = np.asarray(plan.scorer(trained.model, tokenizer, frame, generations), dtype=float)
     per_cluster = loops.cluster_scores(scores, pool.cluster_ids[scored], plan.clusters)
     after = loops.update_weights(weights, per_cluster, rule=plan.rule, temperature=plan.temperature)
@@ -319,6 +332,7 @@ def _kmq_plan(
     settings: IterativeKMQConfig,
     scorer: KMQScorer,
     decisions: Callable[[], Decisions],
+    precision: str,
 ) -> _KMQPlan:
     """Validate the inputs once, at the boundary, and derive what every round needs."""
     budget, rounds, quality = settings.budget, settings.rounds, settings.quality
@@ -346,7 +360,7 @@ def _kmq_plan(
         within=settings.within, allocation=settings.allocation, rule=settings.rule,
         temperature=settings.temperature, generate_for=settings.generate_for, scorer=scorer,
         max_new_tokens=settings.max_new_tokens, generation_batch_size=settings.generation_batch_size,
-        rng_seed=settings.rng_seed,
+        generation_precision=precision, rng_seed=settings.rng_seed,
     )  # fmt: skip
 
 
@@ -400,12 +414,13 @@ class _RoundWork:
         chain = tuple(adapter_files(folder) for folder in [*self.earlier, adapter])
         digest = hashlib.sha256(b"".join(c for files in chain for c in files.values())).hexdigest()[:16]
         stage = KMQRoundStage(
-            round_key=f"{self.out_dir.resolve()}:round {t}:{digest}",
+            round_key=f"{self.out_dir.resolve()}:round {t}:{digest}:{plan.generation_precision}",
             config=config,
             adapters=chain,
             scorer=plan.scorer,
             max_new_tokens=plan.max_new_tokens,
             batch_size=plan.generation_batch_size,
+            precision=plan.generation_precision,
         )
         done = run_in_order(self.engine, stage, frame, folder=self.out_dir / SHARD_FOLDER, shard_rows=ROUND_SHARD)
         scores = np.asarray(done.column("score").to_numpy(zero_copy_only=False), dtype=float)

@@ -100,12 +100,21 @@ def describe(value: Any) -> Any:
     return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__qualname__)}"
 
 
+# Training settings added after runs could have started, with the value those runs used: a run folder recorded
+# without one resumes under the default instead of being refused as a run with other parameters.
+ADDED_TRAIN_DEFAULTS: dict[str, Any] = {"precision": "fp32"}
+
+
 def check_params(out_dir: Path, params: dict[str, Any]) -> None:
     """Record the run's parameters; refuse to resume a folder that holds a run with other ones."""
     path = out_dir / "run.json"
     params = json.loads(json.dumps(params))  # tuples become lists, as they come back from the file
     if path.exists():
         stored = json.loads(path.read_text())
+        if isinstance(
+            stored.get("config"), dict
+        ):  # a run recorded before a training setting existed ran at its default
+            stored["config"] = {**ADDED_TRAIN_DEFAULTS, **stored["config"]}
         changed = sorted(key for key in params.keys() | stored.keys() if params.get(key) != stored.get(key))
         if changed:
             raise ValueError(f"{out_dir} holds a run with other parameters ({', '.join(changed)}); use another folder")

@@ -35,17 +35,26 @@ IFDFunction = Callable[[Any, Any, pd.DataFrame], np.ndarray]
 @dataclasses.dataclass(frozen=True)
 class PerplexityDifferenceScorer:
     """S = log PPL(generation) - log PPL(gold) under the current model (``loops.ppl_difference_scores``;
-    ``convention="eq7"`` flips the sign as Eq. 7 is printed)."""
+    ``convention="eq7"`` flips the sign as Eq. 7 is printed). The perplexities are the scorers' response NLL
+    (:func:`core.models.passes.response_nll`) at ``precision``: ``fp32``, or ``bf16`` / ``auto`` for the fast
+    pass (:func:`core.models.fast.fast_pass`)."""
 
     max_length: int = 512
     convention: Literal["gold_better", "eq7"] = "gold_better"
+    precision: Literal["auto", "bf16", "fp32"] = "fp32"
 
     def __call__(
         self, model: CausalLM, tokenizer: PreTrainedTokenizerBase, examples: pd.DataFrame, generations: list[str]
     ) -> np.ndarray:
-        gold = response_nlls(model, tokenizer, examples, list(examples.output), self.max_length)
-        generated = response_nlls(model, tokenizer, examples, generations, self.max_length)
+        gold = response_nlls(model, tokenizer, examples, list(examples.output), self.max_length, self.precision)
+        generated = response_nlls(model, tokenizer, examples, generations, self.max_length, self.precision)
         return loops.ppl_difference_scores(gold, generated, convention=self.convention)
+
+    def __repr__(self) -> str:
+        """The dataclass's, naming the precision only when it is not fp32: a run records its scorer's repr, and
+        runs recorded before the precision existed must still resume."""
+        extra = f", precision={self.precision!r}" if self.precision != "fp32" else ""
+        return f"PerplexityDifferenceScorer(max_length={self.max_length!r}, convention={self.convention!r}{extra})"
 
 
 @dataclasses.dataclass(frozen=True)

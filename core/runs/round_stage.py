@@ -36,6 +36,7 @@ class KMQRoundStage:
     scorer: Any  # a KMQScorer
     max_new_tokens: int
     batch_size: int
+    precision: str = "fp32"  # of the generation, resolved by the run (the driver) so every actor uses one
 
     def key(self) -> str:
         return self.round_key
@@ -64,8 +65,9 @@ class KMQRoundStage:
 
             frame = example_frame(table)
             generations = generate_responses(
-                model, lm.tokenizer, frame, self.max_new_tokens, self.batch_size, self.config.max_length
-            )
+                model, lm.tokenizer, frame, self.max_new_tokens, self.batch_size, self.config.max_length,
+                precision=self.precision,
+            )  # fmt: skip
             scores = np.asarray(self.scorer(model, lm.tokenizer, frame, generations), dtype=np.float64)
             return pa.table({"key": table.column("key"), "generation": generations, "score": scores})
 

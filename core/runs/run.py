@@ -71,21 +71,26 @@ class RunSpec:
         unknown = set(self.config) - known
         if unknown:
             raise jobs.InvalidJob("config", f"unknown training parameter(s) {sorted(unknown)}; known: {sorted(known)}")
-        return TrainConfig(**self.config)
+        with jobs.blame("config"):  # TrainConfig refuses a bad value (an unknown precision) naming its parameter
+            return TrainConfig(**self.config)
 
     def validate(self, workspace: Path) -> None:
         """Fail before launching on what would fail later: the dataset, the selection or strategy, the eval files."""
         from core.gradients.target_report import check_strategy_target
+        from core.models.device import pick_device
         from core.runs.loops import LOOPS
         from core.select.run import build_strategy
         from core.select.strategies import STRATEGIES
         from core.storage import selections
         from core.storage.database import Store
         from core.train.evaluate import load_eval_set
+        from core.train.mixed import require_native_bf16
 
         store = Store(workspace)
         jobs.ready_dataset(workspace, self.dataset)
-        self.train_config()
+        if self.train_config().precision == "bf16":  # refused before launching on hardware that would emulate it
+            with jobs.blame("config"):
+                require_native_bf16(pick_device().split(":")[0])
         loops = ("none", *LOOPS.names())
         if self.loop not in loops:
             raise jobs.InvalidJob("loop", f"choose one of {', '.join(loops)}, not {self.loop!r}")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 import numpy as np
 import pandas as pd
 
+from core.models.fast import FAST_PASS
 from core.models.passes import TEMPLATES, TRUNCATIONS, Template, Truncation, empty_responses
 from core.registry import Registry, param
 from core.score import judge, minhash
@@ -83,11 +84,13 @@ def _key(instance: Any) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class _LMScorer:
-    """Shared by the LM scorers. ``precision``: ``auto`` autocasts matrix products to bf16 on CUDA and on
-    CPUs with native bf16 (2x faster there; IFD rank correlation with fp32 0.9997 on real data, see
-    docs/benchmarks.md), ``fp32`` keeps float32, ``bf16`` forces autocast. The resolved precision is part of
-    the score key, so bf16 and fp32 scores are cached apart. Empty responses are not rendered or run: their
-    values are NaN (``empty_response``), and the key says so, so no value cached before that rule is reused."""
+    """Shared by the LM scorers. ``precision``: ``auto`` is bf16 on CUDA and on CPUs with native bf16, ``fp32``
+    keeps float32, ``bf16`` forces it. A bf16 pass is the fast pass (:func:`core.models.fast.fast_pass`: bf16
+    weights, the chunked CPU attention; docs/benchmarks.md has its speed and its IFD rank correlation with
+    fp32). The resolved precision is part of the score key, so bf16 and fp32 scores are cached apart, and a
+    bf16 key names the fast pass, so values of the earlier autocast pass are not reused. Empty responses are
+    not rendered or run: their values are NaN (``empty_response``), and the key says so, so no value cached
+    before that rule is reused."""
 
     nan_policy: ClassVar[NanPolicy] = "empty_response"
     key_ignores: ClassVar[frozenset[str]] = frozenset({"token_budget"})  # how passes are batched, not what they give
@@ -103,7 +106,7 @@ class _LMScorer:
 
         resolved = "bf16" if self._bf16() else "fp32"
         key = _key(dataclasses.replace(self, model=model_id(self.model), token_budget=0, precision=resolved))
-        return key + ":empty=nan"
+        return key + ":empty=nan" + (f":pass={FAST_PASS}" if resolved == "bf16" else "")
 
     def _bf16(self) -> bool:
         from core.models.device import pick_device, use_bf16

@@ -215,6 +215,7 @@ def evaluate(
     limit: int | None = None,
     generate: bool = True,
     progress: Callable[[int], None] | None = None,
+    precision: str = "fp32",
 ) -> EvalResult:
     """Response loss on every row and, with ``generate``, greedy-answer accuracy on rows with a gold answer.
 
@@ -224,6 +225,8 @@ def evaluate(
     max_length : prompt + response tokens kept for the loss (longer rows are cut as the scorers cut them),
         and prompt tokens kept for generation (the end of the prompt, next to the answer, is kept).
     limit : evaluate only the first ``limit`` rows (a deterministic subset).
+    precision : of the greedy answers (:func:`core.models.generation.greedy_decode`) and of the loss passes
+        (bf16: the fast pass of :func:`core.models.fast.fast_pass`): fp32, bf16 or auto.
     progress : called after each batch of ``batch_size`` rows with the number of rows it held.
     """
     if batch_size < 1:
@@ -238,7 +241,9 @@ def evaluate(
     kind = answer_kind(row.answer for row in eval_set.rows)  # the whole set's, so a limit cannot change it
     started = time.perf_counter()
     with eval_mode(model), torch.inference_mode():
-        nlls, predictions = _run(model, tokenizer, rows, max_length, max_new_tokens, batch_size, generate, progress)
+        nlls, predictions = _run(
+            model, tokenizer, rows, max_length, max_new_tokens, batch_size, generate, progress, precision
+        )
     return _result(eval_set, rows, nlls, predictions, kind, time.perf_counter() - started)
 
 
@@ -251,12 +256,14 @@ def _run(
     batch_size: int,
     generate: bool,
     progress: Callable[[int], None] | None,
+    precision: str = "fp32",
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Per-row NLLs and generated texts (by row index), one batch of rows at a time so progress is honest."""
     from core.models.generation import generate as generate_answers
     from core.models.passes import pad_token_id, render_pair, response_nll
 
     loss_model = _loss_model(model)
+    loss_bf16 = _bf16(model, precision)
     pad_id = pad_token_id(tokenizer)
     nlls = np.full(len(rows), np.nan)
     predictions: dict[int, str] = {}
@@ -264,14 +271,26 @@ def _run(
         batch = rows[begin : begin + batch_size]
         pairs = [render_pair(tokenizer, row.instruction, row.input, row.output, max_length) for row in batch]
         sequences = [(pair.conditional, pair.conditional_start, pair.n_response) for pair in pairs]
-        nlls[begin : begin + len(batch)] = response_nll(loss_model, sequences, pad_id=pad_id, max_batch=batch_size)
+        nlls[begin : begin + len(batch)] = response_nll(
+            loss_model, sequences, pad_id=pad_id, max_batch=batch_size, bf16=loss_bf16
+        )
         answered = [begin + offset for offset, row in enumerate(batch) if row.answer is not None]
         if generate and answered:
-            texts = generate_answers(model, tokenizer, [rows[i] for i in answered], max_length, max_new_tokens)
+            texts = generate_answers(
+                model, tokenizer, [rows[i] for i in answered], max_length, max_new_tokens, precision=precision
+            )
             predictions.update(zip(answered, texts, strict=True))
         if progress:
             progress(len(batch))
     return nlls, predictions
+
+
+def _bf16(model: CausalLM, precision: str) -> bool:
+    """Whether the loss passes run in bf16: the fast pass (:func:`core.models.fast.fast_pass`). Its head and
+    loss apply to an adapted model too: LoRA adapts the body's layers, and the head runs as the module it is."""
+    from core.models.device import resolved_precision
+
+    return resolved_precision(precision, str(next(model.parameters()).device)) == "bf16"
 
 
 def _loss_model(model: CausalLM) -> CausalLM:

@@ -31,9 +31,11 @@ import numpy as np
 import pandas as pd
 
 from core.atomic import replacing
+from core.models.fast import fused_head_allowed, weighted_head_nll
 from core.models.lm import DEFAULT_LM
 from core.models.passes import IGNORE, TrainExample, collate, pad_token_id, render_examples, unwrapped
 from core.progress import Cancelled
+from core.train.mixed import check_precision, require_native_bf16, training_passes
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -46,6 +48,8 @@ class TrainConfig:
     """Hyperparameters of one fine-tune (recorded with the run).
 
     target_modules: the linear layers LoRA adapts; ``all-linear`` lets peft pick every linear layer.
+    precision: ``fp32``, or ``bf16`` for LoRA on hardware with native bf16: bf16 passes over the frozen base,
+    float32 adapter, optimizer and checkpoints (:mod:`core.train.mixed`).
     """
 
     model: str = DEFAULT_LM
@@ -63,6 +67,10 @@ class TrainConfig:
     max_length: int = 512
     seed: int = 0
     checkpoint_every: int = 20
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision, self.method)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,13 +130,15 @@ def prepare_model(base: Any, config: TrainConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def _summed_loss(model: CausalLM, batch: dict[str, Any]) -> Any:
+def _summed_loss(model: CausalLM, batch: dict[str, Any], *, bf16: bool = False) -> Any:
     """Sum of the response-token NLLs of a micro-batch (labels shifted as the model does).
 
     Only the hidden states of positions that predict a response token go through the LM head: the
     full (batch x length x 49k vocabulary) logits would cost a fifth of the step's FLOPs and most of its
-    memory for prompt positions whose loss is masked anyway. On CUDA the forward pass autocasts to
-    bf16 (the issue's GPU precision); the CPU stays float32.
+    memory for prompt positions whose loss is masked anyway. On CUDA a float32 model's forward pass
+    autocasts to bf16 (the issue's GPU precision); the CPU stays float32. ``bf16``: the passes run on bf16
+    weights already (:func:`core.train.mixed.training_passes`), so nothing autocasts (the LoRA products stay
+    float32), and a frozen head goes with the loss in one chunked step (:func:`weighted_head_nll`).
     """
     import torch
 
@@ -138,13 +148,17 @@ def _summed_loss(model: CausalLM, batch: dict[str, Any]) -> Any:
     body, head = causal.base_model, causal.get_output_embeddings()
     targets = batch["labels"][:, 1:]
     scored = targets != IGNORE
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and not bf16):
         if body is causal or head is None:  # no separate head to apply by hand: full logits
             logits = causal(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
             logits = logits[scored]
         else:
             hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-            logits = head(hidden[:, :-1][scored])
+            hidden = hidden[:, :-1][scored]
+            if bf16 and fused_head_allowed(head):
+                ones = torch.ones(len(hidden), dtype=torch.float32, device=device)
+                return weighted_head_nll(hidden, head.weight, targets[scored], ones)
+            logits = head(hidden)
     return torch.nn.functional.cross_entropy(logits.float(), targets[scored], reduction="sum")
 
 
@@ -198,6 +212,8 @@ def start_session(
 def _new_session(
     base_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, total_steps: int
 ) -> TrainingSession:
+    if config.precision == "bf16":  # before the copy: refused on hardware that would emulate bf16
+        require_native_bf16(next(base_model.parameters()).device.type)
     model = prepare_model(base_model, config)
     optimizer, scheduler = _optimizer(model, config, total_steps)
     return TrainingSession(model, tokenizer, config, optimizer, scheduler, total_steps)
@@ -278,29 +294,45 @@ def run_steps(
 
     ``should_stop`` is asked before every step; a true answer raises :class:`Cancelled`. With
     ``checkpoint_dir`` the session is checkpointed there then, and every ``config.checkpoint_every`` steps.
-    The model trains in train mode (dropout) and is left in eval mode.
+    The model trains in train mode (dropout) at ``config.precision`` and is left in eval mode with its float32
+    weights, however the loop ends (a bf16 run's checkpoints hold only the float32 trainable weights).
     """
     pad_id = pad_token_id(session.tokenizer)
-    every = session.config.checkpoint_every
-    started, tokens = time.perf_counter(), 0
     session.model.train()
     try:
-        for taken, step in enumerate(steps, start=1):
-            if should_stop and should_stop():
-                _cancel(session, checkpoint_dir)
-            batches = [[data[i] for i in micro_batch] for micro_batch in step]
-            loss = _take_step(session, batches, pad_id)
-            tokens += sum(len(example.ids) for batch in batches for example in batch)
-            if on_step:
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                remaining = (session.total_steps - session.step) * elapsed / taken
-                on_step(TrainStatus(session.step, session.total_steps, loss, tokens / elapsed, remaining))
-            # after reporting the step: a crash in between leaves the caller's log ahead of the checkpoint (a
-            # resume reports those steps again), never behind it (a step the resume skips would be missing)
-            if checkpoint_dir and session.step % every == 0 and session.step < session.total_steps:
-                save_session(session, checkpoint_dir)
+        with training_passes(session.model, session.config.precision):
+            tokens = _steps(session, data, steps, pad_id, on_step, should_stop, checkpoint_dir)
     finally:
         session.model.eval()
+    return tokens
+
+
+def _steps(
+    session: TrainingSession,
+    data: list[TrainExample],
+    steps: list[list[np.ndarray]],
+    pad_id: int,
+    on_step: Callable[[TrainStatus], None] | None,
+    should_stop: Callable[[], bool] | None,
+    checkpoint_dir: Path | None,
+) -> int:
+    """The body of :func:`run_steps`, inside its precision."""
+    every = session.config.checkpoint_every
+    started, tokens = time.perf_counter(), 0
+    for taken, step in enumerate(steps, start=1):
+        if should_stop and should_stop():
+            _cancel(session, checkpoint_dir)
+        batches = [[data[i] for i in micro_batch] for micro_batch in step]
+        loss = _take_step(session, batches, pad_id)
+        tokens += sum(len(example.ids) for batch in batches for example in batch)
+        if on_step:
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            remaining = (session.total_steps - session.step) * elapsed / taken
+            on_step(TrainStatus(session.step, session.total_steps, loss, tokens / elapsed, remaining))
+        # after reporting the step: a crash in between leaves the caller's log ahead of the checkpoint (a
+        # resume reports those steps again), never behind it (a step the resume skips would be missing)
+        if checkpoint_dir and session.step % every == 0 and session.step < session.total_steps:
+            save_session(session, checkpoint_dir)
     return tokens
 
 
@@ -321,11 +353,11 @@ def _take_step(session: TrainingSession, batches: list[list[TrainExample]], pad_
     """
     import torch
 
-    model = session.model
+    model, bf16 = session.model, session.config.precision == "bf16"
     step_tokens = sum(sum(label != IGNORE for label in example.labels[1:]) for batch in batches for example in batch)
     total = 0.0
     for batch in batches:
-        loss = _summed_loss(model, collate(batch, pad_id)) / max(step_tokens, 1)
+        loss = _summed_loss(model, collate(batch, pad_id), bf16=bf16) / max(step_tokens, 1)
         loss.backward()
         total += float(loss.detach())
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)

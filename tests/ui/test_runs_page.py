@@ -107,3 +107,18 @@ def test_the_form_shows_every_loop_parameter_and_passes_them_with_the_rounds(pag
     assert (spec.loop, spec.rounds) == ("iterit", 4)
     assert spec.loop_params["decay"] == pytest.approx(0.3)
     assert (spec.loop_params["static"], spec.loop_params["score"], spec.loop_params["ngram_max"]) == (True, "ifd", 3)
+
+
+def test_the_form_offers_bf16_training_and_launches_it(page, prepared_workspace, monkeypatch):
+    launched = []
+    monkeypatch.setattr(runs, "launch_run", lambda workspace, spec: launched.append(spec) or "fake-bf16")
+    at = page("runs").run()
+    assert at.selectbox(key="run_precision").value == "fp32"  # float32 stays the default
+    assert at.selectbox(key="run_precision").options == ["fp32", "bf16"]
+    at.selectbox(key="run_strategy").select("kmq").run()
+    at.number_input(key="run_budget").set_value(6.0).run()
+    at.selectbox(key="run_precision").select("bf16").run()
+    at.button(key="launch_run").click().run()
+    assert not at.exception
+    (spec,) = launched
+    assert spec.config["precision"] == "bf16" and spec.train_config().precision == "bf16"

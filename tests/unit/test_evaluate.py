@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from core.errors import IngestError
+from core.models import generation
 from core.models import passes as lm_scores
 from core.train import evaluate as ev
 from tests.tiny_lm import byte_tokenizer, tiny_causal_lm
@@ -163,19 +164,17 @@ def test_loss_is_the_mean_of_response_nll_computed_directly(model, tokenizer, ev
 
 
 def _fake_generate(tokenizer, replies: dict[str, str], seen: list):
-    """A stand-in for model.generate that answers each prompt with a canned reply chosen by its question."""
-    import torch
+    """A stand-in for the greedy loop's batch step (``greedy_batch``) that answers each prompt with a canned
+    reply chosen by its question, ending with the stop token."""
 
-    def generate(input_ids, attention_mask, **kwargs):
-        seen.append((input_ids.clone(), attention_mask.clone(), kwargs))
+    def generate(model, input_ids, attention_mask, max_new_tokens, stop, pad_id, should_stop=None):
+        seen.append((input_ids.clone(), attention_mask.clone(), {"stop": list(stop), "pad_id": pad_id}))
         new = []
         for row in input_ids:
             prompt = tokenizer.decode(row)
             reply = next(text for question, text in replies.items() if question in prompt)
             new.append(tokenizer(reply + "<|im_end|>", add_special_tokens=False)["input_ids"])
-        width = max(map(len, new))
-        padded = [ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids in new]
-        return torch.cat([input_ids, torch.tensor(padded)], dim=1)
+        return new
 
     return generate
 
@@ -188,7 +187,7 @@ def test_accuracy_counts_exactly_the_rows_whose_answer_matches(model, tokenizer,
         "colour": "Blue.",  # no gold answer: must never be generated
     }
     seen: list = []
-    monkeypatch.setattr(model, "generate", _fake_generate(tokenizer, replies, seen))
+    monkeypatch.setattr(generation, "greedy_batch", _fake_generate(tokenizer, replies, seen))
     result = ev.evaluate(model, tokenizer, eval_set, max_length=200, batch_size=8)
     by_id = {example["id"]: example for example in result.examples}
     assert [by_id[i]["correct"] for i in ("gsm-0", "gsm-1", "gsm-3")] == [True, False, True]
@@ -201,7 +200,8 @@ def test_accuracy_counts_exactly_the_rows_whose_answer_matches(model, tokenizer,
     # one batch of the three answered prompts, padded on the left and ending with the generation prompt
     (input_ids, attention_mask, kwargs), *_ = seen
     assert len(seen) == 1 and input_ids.shape[0] == 3
-    assert kwargs["do_sample"] is False and kwargs["pad_token_id"] == tokenizer.pad_token_id
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in kwargs["stop"]  # answers end at the turn's end
+    assert kwargs["pad_id"] == tokenizer.pad_token_id
     assert bool((attention_mask[:, -1] == 1).all()) and not bool(attention_mask[:, 0].all())
     for row in input_ids:
         assert tokenizer.decode(row).endswith("<|im_start|>assistant\n")

@@ -1,4 +1,4 @@
-"""The bf16 feature passes: bf16 weights that come back as they were, the chunked CPU attention, the fused head."""
+"""The fast pass: bf16 weights that come back as they were, the chunked CPU attention, the fused head and loss."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import pandas as pd
 import pytest
 import torch
 
-from core.gradients import fast_passes
-from core.gradients.fast_passes import (
+from core.gradients.features import gradient_features
+from core.models import fast as fast_passes
+from core.models.fast import (
     ATTENTION_NAME,
     bf16_weights,
     chunked_causal_attention,
     cpu_chunked_attention,
+    fast_pass,
     fused_head_allowed,
+    head_nll,
     weighted_head_nll,
 )
-from core.gradients.features import gradient_features
 from core.models.passes import collate, render_examples
 from core.progress import Cancelled
 from core.train.trainer import TrainConfig, prepare_model
@@ -156,3 +158,109 @@ def test_bf16_features_leave_the_model_as_it_was_even_when_cancelled(model, toke
     for name, param in model.named_parameters():
         assert param.dtype == torch.float32 and torch.equal(param, state[name]), name
     assert (features.astype("float32") ** 2).sum(axis=1).min() > 0.99  # unit rows: every example had a gradient
+
+
+def _reference_attention(query, key, value, mask, scaling):
+    """SDPA with the key heads repeated; without a mask, causal with the queries as the last positions."""
+    shared = query.shape[1] // key.shape[1]
+    if mask is None:
+        length, keys = query.shape[2], key.shape[2]
+        mask = torch.ones(length, keys, dtype=torch.bool).tril(diagonal=keys - length)
+    return torch.nn.functional.scaled_dot_product_attention(
+        query,
+        key.repeat_interleave(shared, dim=1),
+        value.repeat_interleave(shared, dim=1),
+        attn_mask=mask,
+        scale=scaling,
+    ).transpose(1, 2)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_chunked_attention_after_cached_prefix_keys_equals_sdpa(padded):
+    """Queries that follow 7 cached keys (a shared prefix run once) see the prefix and their own past only."""
+    generator = torch.Generator().manual_seed(4)
+    query = torch.randn(3, 6, 16, 8, generator=generator)
+    key, value = (torch.randn(3, 2, 7 + 16, 8, generator=generator) for _ in range(2))
+    mask = None
+    if padded:  # the batch's rows end after 16, 11 and 4 of their own tokens
+        causal = torch.ones(16, 23, dtype=torch.bool).tril(diagonal=7)
+        real = torch.arange(23)[None, :] < torch.tensor([23, 18, 11])[:, None]
+        mask = (causal[None] & real[:, None, :])[:, None]
+    ours = chunked_causal_attention(query, key, value, mask, scaling=0.4, chunk=5)
+    expected = _reference_attention(query, key, value, mask, 0.4)
+    rows = [16, 11, 4] if padded else [16] * 3
+    for row, n in enumerate(rows):  # a pad query's output is nobody's input
+        torch.testing.assert_close(ours[row, :n], expected[row, :n], rtol=1e-5, atol=1e-5)
+
+
+def _state(model):
+    return {name: (param, param.data_ptr(), param.detach().clone()) for name, param in model.named_parameters()}
+
+
+def _assert_handed_back(model, before) -> None:
+    assert model.config._attn_implementation == "sdpa"
+    for name, param in model.named_parameters():
+        original, pointer, values = before[name]
+        assert param is original and param.data_ptr() == pointer and param.dtype == torch.float32, name
+        assert torch.equal(param, values), name
+
+
+@pytest.mark.parametrize("stop", [RuntimeError("boom"), Cancelled("stop"), KeyboardInterrupt()])
+@pytest.mark.parametrize("peft", [False, True])
+def test_the_fast_pass_hands_the_model_back_bit_for_bit_after_an_error_or_a_cancel(tokenizer, model, stop, peft):
+    network = model if peft else tiny_causal_lm(tokenizer)
+    before = _state(network)
+    batch = collate(render_examples(tokenizer, FRAME, 128), tokenizer.pad_token_id)
+    with pytest.raises(type(stop)), fast_pass(network, "bf16") as bf16:
+        assert bf16 and {param.dtype for param in network.parameters()} == {torch.bfloat16}
+        assert network.config._attn_implementation == ATTENTION_NAME
+        with torch.inference_mode():
+            network(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        raise stop
+    _assert_handed_back(network, before)
+
+
+def test_an_fp32_pass_leaves_the_model_as_it_is(tokenizer):
+    network = tiny_causal_lm(tokenizer)
+    before = _state(network)
+    with fast_pass(network, "fp32") as bf16:
+        assert not bf16 and network.config._attn_implementation == "sdpa"
+        assert {param.dtype for param in network.parameters()} == {torch.float32}
+    _assert_handed_back(network, before)
+    with pytest.raises(ValueError, match="precision"), fast_pass(network, "fp16"):
+        pass
+
+
+def test_nested_fast_passes_hand_back_only_at_the_outer_end(tokenizer):
+    network = tiny_causal_lm(tokenizer)
+    before = _state(network)
+    with fast_pass(network, True):
+        with fast_pass(network, True):
+            pass
+        assert {param.dtype for param in network.parameters()} == {torch.bfloat16}
+        assert network.config._attn_implementation == ATTENTION_NAME
+    _assert_handed_back(network, before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_head_nll_gives_each_positions_cross_entropy(monkeypatch, dtype):
+    monkeypatch.setattr(fast_passes, "HEAD_CHUNK", 4)  # several chunks, a ragged last one
+    generator = torch.Generator().manual_seed(5)
+    hidden = torch.randn(10, 6, generator=generator)
+    weight = torch.randn(13, 6, generator=generator) * 3
+    targets = torch.randint(0, 13, (10,), generator=generator)
+    head = torch.nn.Linear(6, 13, bias=False)
+    head.weight.data = weight
+    expected = torch.nn.functional.cross_entropy(hidden @ weight.T, targets, reduction="none")
+    got = head_nll(hidden.to(dtype), head.to(dtype), targets)
+    assert got.dtype == torch.float32 and got.shape == (10,)
+    tolerance = 1e-5 if dtype == torch.float32 else 0.02  # bf16 logits: rounded to 8 bits
+    torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_head_nll_of_a_target_far_below_the_others_is_its_exact_logit_gap():
+    logits = torch.tensor([[0.0, 120.0, 5.0], [3.0, 0.0, 0.0]])
+    got = head_nll(logits, lambda x: x, torch.tensor([0, 0]))
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 0]), reduction="none")
+    torch.testing.assert_close(got, expected)  # 120 nats: a softmax would have rounded p to 0
+    assert got[0] > 119

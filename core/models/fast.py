@@ -1,7 +1,9 @@
-"""What makes the gradient-feature passes fast: bf16 weights, a chunked CPU attention, a fused LM head + loss.
+"""The fast model pass every stage shares: bf16 weights, a chunked CPU attention, the LM head fused with the loss.
 
-Two context managers, entered by :func:`core.gradients.features.gradient_features` for ``precision="bf16"``
-(and ``auto`` where bf16 is native):
+:func:`fast_pass` is the one entry point: for a bf16 pass it puts the model on bf16 weights and, on a CPU,
+on the chunked attention, and hands it back as it was however the block ends. The scorers (perplexity, IFD),
+the evaluation's loss, the iterative loops' scoring, the RDS+ hidden states and the gradient features run
+their bf16 passes in it; a float32 pass runs as the model is (SDPA, float32 weights). Its two parts:
 
 * :func:`bf16_weights` swaps every floating parameter's data for a bf16 copy for the duration, then puts the
   float32 tensors back (the originals are kept, so nothing is rounded for good). The passes then run in bf16
@@ -15,21 +17,26 @@ Two context managers, entered by :func:`core.gradients.features.gradient_feature
   model shared by their query group instead of repeated. PyTorch's CPU flash kernel is slow in bf16: forward
   plus backward of SmolLM2's 30 layers took 2.0 s at 4x512 tokens, 0.92 s at 8x203 and 0.51 s at 8x103;
   the chunked products take 0.74, 0.37 and about 0.14 s (``bench/gradients.py`` measures the end-to-end gain).
-  Anything it does not cover (a KV cache, sliding windows, soft-capping, attention sinks, a float mask,
-  dropout in training, a model whose config has sub-configs) goes to transformers' own SDPA function.
+  Queries may follow cached keys (a shared prefix computed once: they are the last of the keys). Anything it
+  does not cover (sliding windows, soft-capping, attention sinks, a float mask, dropout in training, a model
+  whose config has sub-configs) goes to transformers' own SDPA function.
 
-On CUDA only the bf16 weights apply: its attention kernels are fast in bf16.
+On CUDA only the bf16 weights apply: its attention kernels are fast in bf16 (and the default LM is loaded in
+bf16 there, so the swap has nothing to do).
 
-And, at any precision, :func:`weighted_head_nll`: the LM head and the response loss in one chunked step
-(see there), used when the head is a plain frozen ``nn.Linear``.
+And, at any precision, the LM head with the loss in chunks of :data:`HEAD_CHUNK` positions:
+:func:`weighted_head_nll` (differentiable, for the gradient features and training; a plain frozen
+``nn.Linear`` head) and :func:`head_nll` (forward only, each position's NLL, for scoring).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,10 +44,48 @@ if TYPE_CHECKING:
 
     from core.models.lm import CausalLM
 
+FAST_PASS = "bf16-weights"
+"""What cache keys of bf16 results say (score keys, hidden-state keys): values of the fast pass, not of the
+earlier bf16 autocast over float32 weights, which differ from them in the last digits."""
 ATTENTION_NAME = "curate_chunked_causal"
 QUERY_CHUNK = 128  # 64, 96 and 192 measured the same; 256 and the whole sequence at once were slower
 # keyword arguments of an attention call that change its arithmetic: with any of them set, SDPA does the call
 _UNSUPPORTED = ("softcap", "sliding_window", "s_aux", "sinks", "position_bias", "cache", "output_attentions")
+
+# One lock per model: the bf16 swap changes the parameters every thread sees, so two passes over one shared model
+# (load_causal_lm shares it within a process) take turns instead of one handing float32 weights back mid-pass.
+_PASS_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def fast_pass(model: CausalLM, precision: str | bool) -> Iterator[bool]:
+    """Run ``model``'s passes inside the block at ``precision``; yields whether they run in bf16.
+
+    ``precision`` is ``bf16``, ``fp32``, ``auto`` (resolved for the model's device by
+    :func:`core.models.device.resolved_precision`) or a bool (True: bf16). bf16: the model runs on bf16 copies
+    of its weights (:func:`bf16_weights`) and, on a CPU with SDPA attention, on :func:`chunked_causal_attention`;
+    everything is handed back on exit, after an error or a cancel too. fp32: the model is left as it is.
+    The caller owns the no-grad or inference mode: the gradient features run backward passes in here.
+    """
+    from core.models.device import resolved_precision
+    from core.models.passes import unwrapped
+
+    device = next(model.parameters()).device
+    bf16 = precision if isinstance(precision, bool) else resolved_precision(precision, str(device)) == "bf16"
+    if not bf16:
+        yield False
+        return
+    with ExitStack() as stack:
+        stack.enter_context(_pass_lock(model))
+        stack.enter_context(bf16_weights(model))
+        stack.enter_context(cpu_chunked_attention(unwrapped(model)))  # peft's wrapper holds no attention choice
+        yield True
+
+
+def _pass_lock(model: CausalLM) -> threading.RLock:
+    with _LOCKS_GUARD:
+        return _PASS_LOCKS.setdefault(model, threading.RLock())
 
 
 @contextmanager
@@ -131,13 +176,17 @@ def _covered(
     import torch
 
     batch, heads, length, _ = query.shape
+    keys = key.shape[2]
     return (
         causal
         and (dropout == 0.0 or not module.training)
         and all(kwargs.get(name) is None for name in _UNSUPPORTED)
-        and key.shape[2] == length
+        and keys >= length  # equal, or cached keys of a prefix before the queries'
         and heads % key.shape[1] == 0
-        and (mask is None or (mask.dtype == torch.bool and mask.shape == (batch, 1, length, length)))
+        and (
+            mask is None
+            or (mask.dtype == torch.bool and mask.shape[0] in (1, batch) and mask.shape[1:] == (1, length, keys))
+        )
     )
 
 
@@ -151,17 +200,18 @@ def chunked_causal_attention(
 ) -> torch.Tensor:
     """Causal softmax attention, (b, T, H, d) like transformers' attention functions return it.
 
-    ``query`` is (b, H, T, d); ``key`` and ``value`` are (b, G, T, d) with G dividing H (query heads
-    h*H/G ... (h+1)*H/G - 1 share key head h); ``mask`` is None (causal) or a (b, 1, T, T) boolean mask, True
-    where a query may attend, as transformers' SDPA mask builder makes it. Everything runs in the query's
-    dtype: the scores come out of a bf16 product already rounded to bf16, and the CPU softmax of bf16 sums in
-    float32, so float32 copies of the scores cost 4 % of a pass and changed no feature's cosine to the float32
-    features (0.9963 at worst either way). Query chunk [lo, hi) sees keys [0, hi) only.
+    ``query`` is (b, H, T, d); ``key`` and ``value`` are (b, G, P + T, d) with G dividing H (query heads
+    h*H/G ... (h+1)*H/G - 1 share key head h) and P >= 0 cached keys before the queries' own (a shared prefix
+    computed once); ``mask`` is None (causal) or a (b or 1, 1, T, P + T) boolean mask, True where a query may
+    attend, as transformers' SDPA mask builder makes it. Everything runs in the query's dtype: the scores come
+    out of a bf16 product already rounded to bf16, and the CPU softmax of bf16 sums in float32, so float32
+    copies of the scores cost 4 % of a pass and changed no feature's cosine to the float32 features (0.9963 at
+    worst either way). Query chunk [lo, hi) sees keys [0, P + hi) only.
     """
     import torch
 
     batch, heads, length, dim = query.shape
-    groups = key.shape[1]
+    groups, offset = key.shape[1], key.shape[2] - length
     shared = heads // groups
     scale = scaling if scaling is not None else 1 / math.sqrt(dim)
     queries = (query * scale).view(batch, groups, shared, length, dim)
@@ -171,15 +221,16 @@ def chunked_causal_attention(
     outputs = []
     for lo in range(0, length, chunk):
         hi = min(length, lo + chunk)
+        end = offset + hi  # the chunk's last query sits at key position end - 1
         rows = queries[:, :, :, lo:hi].reshape(batch, groups, shared * (hi - lo), dim)
-        scores = (rows @ keys_t[..., :hi]).view(batch, groups, shared, hi - lo, hi)
-        if mask is None:  # only the chunk's own keys [lo, hi) hold future positions: mask that block in place
+        scores = (rows @ keys_t[..., :end]).view(batch, groups, shared, hi - lo, end)
+        if mask is None:  # only the chunk's own keys hold future positions: mask that block in place
             future = torch.ones(hi - lo, hi - lo, dtype=torch.bool, device=query.device).triu(diagonal=1)
-            scores[..., lo:hi].masked_fill_(future, lowest)  # the product's backward does not need its output
+            scores[..., offset + lo : end].masked_fill_(future, lowest)  # the backward does not need its output
         else:
-            scores = scores.masked_fill(~mask[:, :, None, lo:hi, :hi], lowest)  # (b, 1, 1, rows, keys): every head
+            scores = scores.masked_fill(~mask[:, :, None, lo:hi, :end], lowest)  # (b, 1, 1, rows, keys): every head
         weights = scores.softmax(dim=-1)
-        mixed = weights.view(batch, groups, shared * (hi - lo), hi) @ value[:, :, :hi]
+        mixed = weights.view(batch, groups, shared * (hi - lo), end) @ value[:, :, :end]
         outputs.append(mixed.view(batch, groups, shared, hi - lo, dim))
     return torch.cat(outputs, dim=3).view(batch, heads, length, dim).transpose(1, 2).contiguous()
 
@@ -224,17 +275,53 @@ def _chunk_nll(
     bf16 it would lose most of its digits when p_t is near 1. The row weights scale the (c, h) product, not
     the (c, V) probabilities.
     """
+    probs = (hidden @ weight.t()).softmax(dim=1)
+    nll = _target_nll(probs, targets)
+    return (nll * row_weights).sum(), (probs @ weight) * row_weights[:, None].to(weight.dtype)
+
+
+def _target_nll(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(c,) float32 -log p_t of each row's target; ``probs`` (c, V) becomes softmax - onehot in place.
+
+    Near p_t = 1 the NLL comes from the other probabilities' float32 sum (no cancellation); an underflowing
+    p_t counts as float32's smallest normal number (87.3 nats).
+    """
     import torch
 
-    probs = (hidden @ weight.t()).softmax(dim=1)
     rows = torch.arange(len(targets), device=targets.device)
     picked = probs[rows, targets].float()
     probs[rows, targets] = 0
     rest = probs.sum(dim=1, dtype=torch.float32)
     probs[rows, targets] = (-rest).to(probs.dtype)  # the row is now softmax - onehot
-    # -log p_t; near p_t = 1 from the rest (no cancellation); an underflowing p_t counts as float32's tiny
-    nll = torch.where(picked > 0.5, -torch.log1p(-rest), -picked.clamp_min(torch.finfo(torch.float32).tiny).log())
-    return (nll * row_weights).sum(), (probs @ weight) * row_weights[:, None].to(weight.dtype)
+    return torch.where(picked > 0.5, -torch.log1p(-rest), -picked.clamp_min(torch.finfo(torch.float32).tiny).log())
+
+
+FAR_NLL = 69.0  # -log(1e-30): a target this unlikely gets its NLL from the logits (a softmax would round p_t)
+
+
+def head_nll(hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    """(n,) float32 NLL of each ``targets[i]`` under softmax(head(hidden[i])): forward only, for scoring.
+
+    ``hidden`` is (n, h) and ``head`` maps it to (n, V) logits (a model's LM head, or the identity when
+    ``hidden`` holds logits already). :data:`HEAD_CHUNK` positions at a time: one product for the positions
+    of every row of a batch, no float32 copy of the logits (the softmax of bf16 logits sums in float32
+    inside its kernel), and the probability of the target in the logits' own dtype, which bounds the rounding
+    of a bf16 NLL by about 2^-9 nats whatever its size (a bf16 log-sum-exp minus the target's logit would lose most of
+    its digits). A target less likely than 1e-30 takes the float32 log-sum-exp of its own row.
+    """
+    import torch
+
+    result = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)
+    for lo in range(0, len(targets), HEAD_CHUNK):
+        part = slice(lo, lo + HEAD_CHUNK)
+        logits = head(hidden[part])
+        nll = _target_nll(logits.softmax(dim=1), targets[part])
+        far = (nll > FAR_NLL).nonzero()[:, 0]
+        if len(far):
+            exact = logits[far].float()
+            nll[far] = exact.logsumexp(dim=1) - exact[torch.arange(len(far)), targets[part][far]]
+        result[part] = nll
+    return result
 
 
 @functools.cache
