@@ -116,19 +116,8 @@ class Workspace:
 
         from core.storage import datasets as ds
 
-        rows = [
-            {
-                "id": d.dataset_id,
-                "name": d.name,
-                "rows": d.n_rows,
-                "skipped": d.n_skipped,
-                "status": d.status,
-                "k": d.active_k,
-                "source": d.source_path,
-            }
-            for d in ds.list_datasets(self.store())
-        ]
-        return pd.DataFrame(rows, columns=["id", "name", "rows", "skipped", "status", "k", "source"])
+        columns = ["id", "name", "rows", "skipped", "status", "k", "source"]
+        return pd.DataFrame(ds.dataset_rows(self.store()), columns=columns)
 
     def dataset(self, name: str | None = None) -> Dataset:
         """A dataset by name (default: the newest)."""
@@ -140,23 +129,9 @@ class Workspace:
         """Every fine-tuning run: id, state, stage, step, loss, name, selection."""
         import pandas as pd
 
-        from core.runs.run import list_runs, run_label
+        from core.runs.run import run_rows
 
-        rows = [
-            {
-                "run_id": s.job_id,
-                "state": s.state,
-                "stage": s.stage,
-                "step": s.done,
-                "steps": s.total,
-                "loss": s.loss,
-                "name": run_label(s.params),
-                "selection": s.result.get("selection_id", s.params.get("selection_id")),
-                "error": s.error,
-            }
-            for s in list_runs(self.store().workspace)
-        ]
-        return pd.DataFrame(rows)
+        return pd.DataFrame(run_rows(self.store().workspace))
 
     def run(self, run_id: str) -> Run:
         """A run started earlier (from here, the CLI or the Runs page)."""

@@ -467,18 +467,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from core.storage import datasets as ds
 
-    rows = [
-        {
-            "id": d.dataset_id,
-            "name": d.name,
-            "rows": d.n_rows,
-            "skipped": d.n_skipped,
-            "status": d.status,
-            "k": d.active_k,
-            "source": d.source_path,
-        }
-        for d in ds.list_datasets(_store(args))
-    ]
+    rows = ds.dataset_rows(_store(args))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -1163,7 +1152,7 @@ def _follow(workspace: Path, run_id: str) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from core import jobs
-    from core.runs.run import list_runs, resume_run, run_label
+    from core.runs.run import resume_run, run_rows
 
     workspace = _store(args).workspace
     if args.resume:
@@ -1174,22 +1163,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         jobs.request_cancel(workspace, args.cancel)
         print(f"asked run {args.cancel} to stop; it saves a checkpoint first")
         return 0
-    runs = list_runs(workspace)
-    rows = [
-        {
-            "run_id": s.job_id,
-            "state": s.state,
-            "stage": s.stage,
-            "step": s.done,
-            "steps": s.total,
-            "loss": s.loss,
-            "name": run_label(s.params),
-            "selection": s.result.get("selection_id", s.params.get("selection_id")),
-            "created_at": s.created_at,
-            "error": s.error,
-        }
-        for s in runs
-    ]
+    rows = run_rows(workspace)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     elif not rows:

@@ -148,6 +148,25 @@ def list_runs(workspace: Path) -> list[jobs.JobStatus]:
     return jobs.list_jobs(workspace, RUN_KIND)
 
 
+def run_rows(workspace: Path) -> list[dict[str, Any]]:
+    """Every run as a row of a listing (the CLI's ``runs``, the Python API's ``Workspace.runs``), newest first."""
+    return [
+        {
+            "run_id": s.job_id,
+            "state": s.state,
+            "stage": s.stage,
+            "step": s.done,
+            "steps": s.total,
+            "loss": s.loss,
+            "name": run_label(s.params),
+            "selection": s.result.get("selection_id", s.params.get("selection_id")),
+            "created_at": s.created_at,
+            "error": s.error,
+        }
+        for s in list_runs(workspace)
+    ]
+
+
 # Measured on the 2-core CPU with SmolLM2-135M and LoRA (bench/train.py); refined by this workspace's last run.
 DEFAULT_TOKENS_PER_SECOND = 120.0
 

@@ -77,6 +77,22 @@ def list_datasets(store: Store) -> list[DatasetInfo]:
     return [_to_info(row) for row in rows]
 
 
+def dataset_rows(store: Store) -> list[dict[str, Any]]:
+    """Every dataset as a row of a listing (the CLI's ``datasets``, the Python API's ``Workspace.datasets``)."""
+    return [
+        {
+            "id": d.dataset_id,
+            "name": d.name,
+            "rows": d.n_rows,
+            "skipped": d.n_skipped,
+            "status": d.status,
+            "k": d.active_k,
+            "source": d.source_path,
+        }
+        for d in list_datasets(store)
+    ]
+
+
 def get_dataset(store: Store, ref: str | int | None = None) -> DatasetInfo:
     """A dataset by name or id; ``None`` means the most recently created one."""
     datasets = list_datasets(store)
