@@ -89,11 +89,12 @@ def _pass_lock(model: CausalLM) -> threading.RLock:
 
 
 @contextmanager
-def bf16_weights(model: CausalLM) -> Iterator[None]:
+def bf16_weights(model: CausalLM, frozen_only: bool = False) -> Iterator[None]:
     """Run ``model`` on bf16 copies of its floating parameters inside the block; the float32 ones come back after.
 
     Parameters keep their identity (hooks and optimizers that hold them still see the same objects); only
-    ``.data`` is swapped. A parameter already in bf16 (or not floating) is left as it is.
+    ``.data`` is swapped. A parameter already in bf16 (or not floating) is left as it is. ``frozen_only``
+    leaves the trainable parameters alone: mixed-precision training keeps them as the float32 master weights.
     """
     import torch
 
@@ -101,6 +102,8 @@ def bf16_weights(model: CausalLM) -> Iterator[None]:
     try:
         with torch.no_grad():
             for param in model.parameters():  # tied weights (embeddings and LM head) are listed once
+                if frozen_only and param.requires_grad:
+                    continue
                 if param.is_floating_point() and param.dtype != torch.bfloat16:
                     saved.append((param, param.data))
                     param.data = param.data.to(torch.bfloat16)

@@ -21,12 +21,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
-from core.models.fast import cpu_chunked_attention
+from core.models.fast import bf16_weights, cpu_chunked_attention
 from core.models.passes import unwrapped
 
 if TYPE_CHECKING:
-    import torch
-
     from core.models.lm import CausalLM
 
 PRECISIONS = ("fp32", "bf16")
@@ -77,21 +75,7 @@ def training_passes(model: CausalLM, precision: str) -> Iterator[None]:
 
 @contextmanager
 def bf16_frozen_weights(model: CausalLM) -> Iterator[None]:
-    """bf16 copies of ``model``'s frozen floating parameters inside the block; the float32 tensors come back after.
-
-    Only ``.data`` is swapped, so the parameters keep their identity, and the originals are kept, so the base
-    weights come back bit for bit. Trainable parameters are never touched: they are the float32 master weights.
-    """
-    import torch
-
-    saved: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
-    try:
-        with torch.no_grad():
-            for param in model.parameters():  # tied weights (embeddings and LM head) are listed once
-                if not param.requires_grad and param.is_floating_point() and param.dtype != torch.bfloat16:
-                    saved.append((param, param.data))
-                    param.data = param.data.to(torch.bfloat16)
+    """bf16 copies of ``model``'s frozen floating parameters inside the block; the float32 tensors come back after
+    bit for bit. Trainable parameters are never touched: they are the float32 master weights."""
+    with bf16_weights(model, frozen_only=True):
         yield
-    finally:
-        for param, data in saved:
-            param.data = data
