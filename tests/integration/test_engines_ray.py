@@ -215,8 +215,11 @@ def test_a_rerun_after_the_driver_was_killed_computes_only_the_missing_shards(he
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     line = re.search(r"ray: (\d+) shards computed, (\d+) merged from an earlier run", again.stdout)
     assert line, again.stdout
-    # the shards a kill left half done were computed; those finished were merged, not computed again
-    assert (int(line.group(1)), int(line.group(2))) == (len(waiting - finished), len(finished))
+    computed, merged = int(line.group(1)), int(line.group(2))
+    # every shard the kill left finished is merged, not computed again (an actor may finish one more before
+    # Ray stops it); the rest of the 15 is computed: the waiting shards, and the rows of any shard the killed
+    # driver had merged into its write buffer but not yet committed (the buffer is what a kill may lose)
+    assert merged >= len(finished) and computed + merged == 15, (computed, merged, len(waiting), len(finished))
     vectors = _vectors(Store(workspace))
     assert len(vectors) == 600 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
 
