@@ -14,10 +14,10 @@ What it measures, in one process, on a seeded sample of ``--n`` rows (default 50
 
    * ``fast``: ``IFDScorer(precision="bf16").score(part)``: the fast pass (``core.models.fast.fast_pass``: bf16
      weights, the chunked CPU attention, the LM head fused with the loss), the conditional pass (which gives
-     perplexity) and the response-alone pass in one pool of length-sorted batches, the shared system-turn
-     prefix run once and its key/value cache reused;
+     perplexity) and the response-alone pass in one pool, packed back to back into rows of up to 4,096
+     tokens (no padding), the shared system-turn prefix run once and its key/value cache reused;
    * ``autocast``: the pass before it, ``IFDScorer(precision="fp32")`` inside ``torch.autocast(bfloat16)``:
-     float32 weights, bf16 products, SDPA attention (the same batching, prefix and head);
+     float32 weights, bf16 products, SDPA attention (length-sorted padded batches; the same prefix and head);
    * ``fp32``: ``IFDScorer(precision="fp32")``, the float32 reference of the agreement figures (skip with
      ``--no-fp32``: the naive loop, float32 too, is the reference then);
    * ``naive``: per example (or a seeded subset, ``--naive-n``), the same rendering
@@ -173,20 +173,22 @@ def token_accounting(frame: pd.DataFrame, max_length: int, lm: Any, token_budget
 
     It repeats the rendering, the prefix search and the batching of ``response_nll``, untimed.
     """
-    from core.models.passes import _batches, _starts_with, ifd_sequences, shared_prefix
+    from core.models.passes import _batches, _packs, _starts_with, ifd_sequences, shared_prefix
 
     pairs = rendered_pairs(frame, max_length, lm)
     pool = [sequence for sequence in ifd_sequences(pairs) if sequence[2] > 0]
     prefix = shared_prefix(pool)
     sharing = np.array([_starts_with(ids, prefix, start) for ids, start, _ in pool])
     lengths = np.array([len(ids) for ids, _, _ in pool]) - len(prefix) * sharing
-    padded = n_batches = 0
+    padded = n_batches = n_rows = 0
     for group in (np.flatnonzero(sharing), np.flatnonzero(~sharing)):
         for batch in _batches(lengths[group], token_budget, 16) if len(group) else []:
             n_batches += 1
             padded += int(lengths[group][batch].max()) * len(batch)
+        n_rows += len(_packs(lengths[group], token_budget)) if len(group) else 0
     return {
         "batches": n_batches,
+        "packed_rows": n_rows,
         "real_tokens": int(sum(len(ids) for ids, _, _ in pool)),
         "prefix_tokens": len(prefix),
         "prefix_sharers": int(sharing.sum()),
@@ -457,10 +459,14 @@ def print_results(r: dict[str, Any]) -> None:
             f"{run['gflops_achieved']:8.1f} {100 * run['peak_share']:5.0f}%"
         )
     print(
-        f"ours: {tokens['real_tokens']} tokens in {tokens['batches']} batches; the {tokens['prefix_tokens']}-token "
-        f"system prefix of {tokens['prefix_sharers']} sequences computed once per part ({tokens['computed_tokens']} "
-        f"computed); padding {tokens['padding_tokens']} ({100 * tokens['padding_share']:.1f} % of "
-        f"{tokens['padded_tokens']}; not in the GFLOP); head on {tokens['head_positions']} response positions"
+        f"ours: {tokens['real_tokens']} tokens; the {tokens['prefix_tokens']}-token system prefix of "
+        f"{tokens['prefix_sharers']} sequences computed once per part ({tokens['computed_tokens']} computed); "
+        f"head on {tokens['head_positions']} response positions"
+    )
+    print(
+        f"fast: {tokens['packed_rows']} packed rows, no padding; autocast and float32: {tokens['batches']} "
+        f"length-sorted batches, padding {tokens['padding_tokens']} ({100 * tokens['padding_share']:.1f} % of "
+        f"{tokens['padded_tokens']}; not in the GFLOP)"
     )
     print("% peak: of the bfloat16 peak for fast and autocast, of the float32 peak for float32 and naive")
     for name, value in agree.items():

@@ -21,6 +21,10 @@ their bf16 passes in it; a float32 pass runs as the model is (SDPA, float32 weig
   does not cover (sliding windows, soft-capping, attention sinks, a float mask, dropout in training, a model
   whose config has sub-configs) goes to transformers' own SDPA function.
 
+With the chunked attention, scoring packs its sequences back to back into rows with no padding
+(:func:`packed_sequences`, :func:`packed_causal_attention`): each sequence attends to the shared cached
+prefix and to itself. The row's padding was a fifth of the tokens of length-sorted batches.
+
 On CUDA only the bf16 weights apply: its attention kernels are fast in bf16 (and the default LM is loaded in
 bf16 there, so the swap has nothing to do).
 
@@ -31,6 +35,8 @@ And, at any precision, the LM head with the loss in chunks of :data:`HEAD_CHUNK`
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import functools
 import math
 import threading
@@ -159,6 +165,12 @@ def _attention_forward(
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    packing = _PACKING.get()
+    if packing is not None:  # several sequences in one row: only the packed product keeps them apart
+        if not (_covered(module, query, key, None, dropout, causal, kwargs) and packing.fits(query)):
+            raise PackingMissed("a packed pass reached an attention call the chunked attention does not cover")
+        packing.calls += 1
+        return packed_causal_attention(query, key, value, packing.bounds, scaling), None
     if _covered(module, query, key, attention_mask, dropout, causal, kwargs):
         return chunked_causal_attention(query, key, value, attention_mask, scaling), None
     return sdpa_attention_forward(
@@ -236,6 +248,109 @@ def chunked_causal_attention(
         mixed = weights.view(batch, groups, shared * (hi - lo), end) @ value[:, :, :end]
         outputs.append(mixed.view(batch, groups, shared, hi - lo, dim))
     return torch.cat(outputs, dim=3).view(batch, heads, length, dim).transpose(1, 2).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Packed sequences: several sequences in one row, no padding
+# ---------------------------------------------------------------------------------------------------
+
+
+class PackingMissed(RuntimeError):
+    """A packed pass did not go through :func:`packed_causal_attention` in every layer (a model whose attention
+    does not call transformers' attention functions, or a call they do not cover): its results would mix the
+    sequences of a row, so the caller runs that row padded instead."""
+
+
+@dataclasses.dataclass
+class _Packing:
+    bounds: torch.Tensor  # (n + 1,) the sequences' first positions in the row, then the row's length
+    calls: int = 0
+
+    def fits(self, query: torch.Tensor) -> bool:
+        return query.shape[0] == 1 and query.shape[2] == int(self.bounds[-1])
+
+
+_PACKING: contextvars.ContextVar[_Packing | None] = contextvars.ContextVar("curate_packing", default=None)
+
+
+@contextmanager
+def packed_sequences(bounds: torch.Tensor, layers: int | None) -> Iterator[None]:
+    """Inside the block, attention calls of the fast pass treat their one row as the sequences that start at
+    ``bounds[:-1]`` (each attends to the cached prefix keys and to its own earlier tokens only).
+
+    The row's position ids must restart with each sequence (the caller gives them). Raises
+    :class:`PackingMissed` when the block's pass made no packed attention call, or fewer than ``layers``.
+    Needs :func:`fast_pass` in bf16 on a CPU (the chunked attention); it is the caller's to check
+    (:func:`packs`).
+    """
+    import torch
+
+    packing = _Packing(bounds.to("cpu", dtype=torch.long))
+    token = _PACKING.set(packing)
+    try:
+        yield
+    finally:
+        _PACKING.reset(token)
+    if packing.calls == 0 or (layers is not None and packing.calls % layers):
+        raise PackingMissed(f"{packing.calls} packed attention calls for {layers} layers")
+
+
+def packs(model: CausalLM) -> bool:
+    """Whether ``model`` runs on the chunked attention now (inside :func:`fast_pass` in bf16 on a CPU), which
+    is what :func:`packed_sequences` needs."""
+    config = getattr(model, "config", None)
+    return getattr(config, "_attn_implementation", None) == ATTENTION_NAME
+
+
+def packed_causal_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    bounds: torch.Tensor,
+    scaling: float | None = None,
+    chunk: int = QUERY_CHUNK,
+) -> torch.Tensor:
+    """:func:`chunked_causal_attention` over one row that holds several sequences back to back.
+
+    ``query`` is (1, H, T, d); ``key`` and ``value`` (1, G, P + T, d), the P cached keys a prefix every
+    sequence shares; ``bounds`` (n + 1,) the sequences' starts in the row, then T. A query attends to the
+    prefix and to its own sequence's keys up to itself. Chunk [lo, hi) is multiplied with the prefix and with
+    the row's keys from the start of the sequence holding ``lo`` to ``hi``: no product with a key of another
+    sequence but the chunk's own neighbours, which are masked. Returns (1, T, H, d).
+    """
+    import torch
+
+    _, heads, length, dim = query.shape
+    groups, offset = key.shape[1], key.shape[2] - length
+    shared = heads // groups
+    scale = scaling if scaling is not None else 1 / math.sqrt(dim)
+    queries = (query * scale).view(1, groups, shared, length, dim)
+    keys_t = key.transpose(-1, -2)
+    value = value.to(query.dtype)
+    lowest = torch.finfo(query.dtype).min
+    sizes = bounds.diff()
+    sequence = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # which sequence each position is in
+    starts = bounds[:-1][sequence].tolist()
+    positions = torch.arange(length)
+    outputs = []
+    for lo in range(0, length, chunk):
+        hi = min(length, lo + chunk)
+        first = starts[lo]
+        rows = queries[:, :, :, lo:hi].reshape(1, groups, shared * (hi - lo), dim)
+        own = (rows @ keys_t[..., offset + first : offset + hi]).view(1, groups, shared, hi - lo, hi - first)
+        hidden = (sequence[None, first:hi] != sequence[lo:hi, None]) | (
+            positions[None, first:hi] > positions[lo:hi, None]
+        )
+        own.masked_fill_(hidden.to(query.device), lowest)
+        if offset:
+            ahead = (rows @ keys_t[..., :offset]).view(1, groups, shared, hi - lo, offset)
+            scores = torch.cat([ahead, own], dim=-1)
+            values = torch.cat([value[:, :, :offset], value[:, :, offset + first : offset + hi]], dim=2)
+        else:
+            scores, values = own, value[:, :, first:hi]
+        weights = scores.softmax(dim=-1).view(1, groups, shared * (hi - lo), -1)
+        outputs.append((weights @ values).view(1, groups, shared, hi - lo, dim))
+    return torch.cat(outputs, dim=3).view(1, heads, length, dim).transpose(1, 2).contiguous()
 
 
 # ---------------------------------------------------------------------------------------------------

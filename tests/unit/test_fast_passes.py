@@ -16,6 +16,7 @@ from core.models.fast import (
     fast_pass,
     fused_head_allowed,
     head_nll,
+    packed_causal_attention,
     weighted_head_nll,
 )
 from core.models.passes import collate, render_examples
@@ -191,6 +192,22 @@ def test_chunked_attention_after_cached_prefix_keys_equals_sdpa(padded):
     rows = [16, 11, 4] if padded else [16] * 3
     for row, n in enumerate(rows):  # a pad query's output is nobody's input
         torch.testing.assert_close(ours[row, :n], expected[row, :n], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("prefix", [0, 7])
+def test_packed_attention_gives_each_sequence_its_own_attention(prefix):
+    """Three sequences back to back in one row (after ``prefix`` cached keys every one shares): each output is
+    the one its sequence gets alone, although query chunks of 5 straddle the sequences' ends."""
+    generator = torch.Generator().manual_seed(5)
+    sizes = [9, 3, 12]
+    query = torch.randn(1, 6, sum(sizes), 8, generator=generator)
+    key, value = (torch.randn(1, 2, prefix + sum(sizes), 8, generator=generator) for _ in range(2))
+    bounds = torch.tensor([0, 9, 12, 24])
+    ours = packed_causal_attention(query, key, value, bounds, scaling=0.4, chunk=5)
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        own = [*range(prefix), *range(prefix + lo, prefix + hi)]
+        alone = chunked_causal_attention(query[:, :, lo:hi], key[:, :, own], value[:, :, own], None, scaling=0.4)
+        torch.testing.assert_close(ours[:, lo:hi], alone, rtol=1e-5, atol=1e-5)
 
 
 def _state(model):

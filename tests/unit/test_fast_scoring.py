@@ -16,7 +16,7 @@ import torch
 
 from core.hidden import pipeline as hidden_pipeline
 from core.models import device as device_module
-from core.models import passes
+from core.models import fast, passes
 from core.models.hidden import pooled_hidden_states
 from core.progress import Cancelled
 from core.runs.round_scorers import PerplexityDifferenceScorer
@@ -87,6 +87,40 @@ def test_response_nll_in_bf16_and_fp32_matches_one_float32_pass_per_sequence(mod
     np.testing.assert_allclose(fp32, reference, rtol=1e-5)
     np.testing.assert_allclose(bf16, reference, atol=BF16_NLL)
     assert not np.array_equal(bf16, fp32)  # it did run in bf16
+
+
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_the_fast_pass_packs_sequences_into_rows_with_the_nll_of_padded_batches(
+    model, tokenizer, monkeypatch, share_prefix
+):
+    """In bf16 on a CPU the sequences go back to back into rows of up to token_budget tokens (no padding); the
+    NLLs are those of length-sorted padded batches, up to bf16's rounding."""
+    sequences = _sequences(tokenizer)
+    options = {"pad_id": tokenizer.pad_token_id, "token_budget": 300, "share_prefix": share_prefix, "bf16": True}
+    rows: list[int] = []
+    real_packed = fast.packed_causal_attention
+
+    def counted(query, key, value, bounds, scaling=None):
+        rows.append(len(bounds) - 1)
+        return real_packed(query, key, value, bounds, scaling)
+
+    monkeypatch.setattr(fast, "packed_causal_attention", counted)
+    packed = passes.response_nll(model, sequences, **options)
+    layers = model.config.num_hidden_layers
+    assert rows and max(rows) >= 2 and sum(rows) == len(sequences) * layers  # every sequence, several a row
+    monkeypatch.setattr(fast, "packs", lambda network: False)
+    padded = passes.response_nll(model, sequences, **options)
+    np.testing.assert_allclose(packed, padded, atol=BF16_NLL / 2)
+
+
+def test_a_pass_that_misses_the_packed_attention_is_run_padded(model, tokenizer, monkeypatch):
+    """A model whose attention never sees the packing (here: SDPA, the pass in float32) would mix the
+    sequences of a row; the row is run in padded batches instead, with the float32 NLLs."""
+    sequences = _sequences(tokenizer)
+    options = {"pad_id": tokenizer.pad_token_id, "token_budget": 300}
+    expected = passes.response_nll(model, sequences, **options)
+    monkeypatch.setattr(fast, "packs", lambda network: True)
+    np.testing.assert_allclose(passes.response_nll(model, sequences, **options), expected, rtol=1e-6)
 
 
 def test_ifd_of_the_fast_pass_ranks_as_float32_does(model, tokenizer):
