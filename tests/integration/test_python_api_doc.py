@@ -1,5 +1,9 @@
 """docs/python-api.md is executed: every ```python block of the walkthrough runs, in order, in one namespace,
-on the sample data with the packaged models, in a fresh workspace; then what it printed and built is checked."""
+on the sample data with the packaged models; then what it printed and built is checked.
+
+The workspace starts as a copy of the session's prepared sample (tests/integration/conftest.py: the same
+``Workspace.prepare`` call as the walkthrough's first block, with the same defaults), so that block reuses it,
+as the page says a second prepare of the same file does; the rest runs as written."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.conftest import copy_workspace
 
 DOC = ROOT / "docs" / "python-api.md"
 
@@ -25,8 +30,11 @@ def test_the_walkthrough_finds_its_blocks() -> None:
     assert blocks[0].strip() == "from core import Workspace"
 
 
-def test_the_walkthrough_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_the_walkthrough_runs_end_to_end(
+    prepared_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")  # the doc's paths, from a scratch "repository root"
+    copy_workspace(prepared_sample, tmp_path / "my-workspace")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "walkthrough"}
     for number, block in enumerate(python_blocks(DOC.read_text(encoding="utf-8")), 1):

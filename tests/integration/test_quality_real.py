@@ -1,7 +1,7 @@
 """Acceptance on the sample data with the real packaged models: the planted bad groups rank worst.
 
 The whole of ``sample_data/sample.jsonl`` is prepared as a user would (packaged MiniLM, default k
-sweep) and scored with the heuristics and TF-IDF diversity. The packaged SmolLM2 (IFD and perplexity)
+sweep; the session's prepared copy, tests/integration/conftest.py) and scored with the heuristics and TF-IDF diversity. The packaged SmolLM2 (IFD and perplexity)
 scores a stratified subset only, a dozen examples of every topic and planted group (and three
 duplicated questions with all their copies), to keep the test near two minutes on a 2-core CPU;
 cluster means are taken over that subset. With the default weights and penalties, the clusters
@@ -24,6 +24,7 @@ from core.score import quality, scoring
 from core.storage import datasets as ds
 from core.storage import scores as score_store
 from core.storage.database import Store
+from tests.integration.conftest import copy_workspace
 
 pytestmark = pytest.mark.real_model
 
@@ -81,8 +82,10 @@ def score_subset(folder: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory):
-    return score_subset(tmp_path_factory.mktemp("real"))
+def scored(prepared_sample, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("real")
+    copy_workspace(prepared_sample, folder / "ws")  # score_subset's prepare of the same file reuses it
+    return score_subset(folder)
 
 
 def test_planted_wrong_truncated_and_gibberish_clusters_are_the_worst_and_proposed_for_veto(scored):
