@@ -7,18 +7,18 @@ dataset next to the Score button, and the CLI can refuse an hours-long run that 
 
 from __future__ import annotations
 
-# Examples per second on the reference 2-core CPU, docs/benchmarks.md "bench/score.py: LM scoring".
-# float32: 1.79 ex/s for IFDScorer, figures of 2026-11-22 (500 pool examples, SmolLM2-135M, max_length 512).
-# bf16: the fast pass (issue 21) measured beside the autocast pass it replaced on 96 of those examples on a quiet
-# box (3.38 against 2.89 ex/s), scaled to the 500-example sample where autocast ran 2.92 ex/s: 2.92 x 3.38 / 2.89.
-# IFD runs two passes (the conditional one, 177 tokens a mean example, and the response alone, about 49 more);
-# perplexity runs only the conditional one, so its rate is IFD's scaled by the token counts: x 226 / 177.
-IFD_BF16 = 2.92 * 3.38 / 2.89
+# Examples per second on the reference 2-core CPU, docs/benchmarks.md "bench/score.py: LM scoring": IFDScorer on
+# 500 pool examples (SmolLM2-135M, max_length 512), the bf16 fast pass (issue 21: bf16 weights, the chunked
+# attention, packed rows) and float32 measured side by side on a quiet box on 2026-12-04: 4.31 and 2.16 ex/s.
+# IFD runs two passes (the conditional one, 176 tokens a mean example, and the response alone: 243 tokens an
+# example in all); perplexity runs only the conditional one, so its rate is IFD's scaled by the token counts.
+IFD_BF16 = 4.31
+IFD_FP32 = 2.16
 MEASURED_RATES: dict[tuple[str, str], float] = {
     ("ifd", "bf16"): IFD_BF16,
-    ("ifd", "fp32"): 1.79,
-    ("perplexity", "bf16"): IFD_BF16 * 226 / 177,
-    ("perplexity", "fp32"): 1.79 * 226 / 177,
+    ("ifd", "fp32"): IFD_FP32,
+    ("perplexity", "bf16"): IFD_BF16 * 243 / 176,
+    ("perplexity", "fp32"): IFD_FP32 * 243 / 176,
 }
 # A long run asks for confirmation (the CLI's --yes) above this many seconds.
 CONFIRM_SECONDS = 3600.0
