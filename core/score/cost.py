@@ -39,7 +39,7 @@ def projected_seconds(scorer: str, n_rows: int, precision: str = "auto") -> floa
 def duration(seconds: float) -> str:
     """``seconds`` in the largest unit that keeps a readable number: 45 s, 12 min, 3.4 h, 4.0 days."""
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"{max(seconds, 1):.0f} s"  # a fraction of a second reads "about 1 s", not "about 0 s"
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     if seconds < 2 * 86400:

@@ -53,3 +53,7 @@ def test_the_cli_states_the_cost_and_asks_for_yes_above_the_threshold(workspace,
     assert "with ifd takes about" in out
     assert "add --yes" in err and "--limit 4 for a stratified sample" in err
     assert loaded == []  # refused before any model loads
+
+
+def test_durations_read_in_the_largest_readable_unit_and_never_as_zero() -> None:
+    assert [cost.duration(s) for s in (0.4, 45, 720, 12_240, 345_600)] == ["1 s", "45 s", "12 min", "3.4 h", "4.0 days"]
