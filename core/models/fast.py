@@ -25,6 +25,10 @@ With the chunked attention, scoring packs its sequences back to back into rows w
 (:func:`packed_sequences`, :func:`packed_causal_attention`): each sequence attends to the shared cached
 prefix and to itself. The row's padding was a fifth of the tokens of length-sorted batches.
 
+And on a CPU with oneDNN's bf16 kernels, :func:`cpu_fast_layers`: the linear layers' no-grad calls run on
+weights prepacked once for oneDNN, and a SiLU-gated MLP as three such products with the SiLU and the gate
+fused into them.
+
 On CUDA only the bf16 weights apply: its attention kernels are fast in bf16 (and the default LM is loaded in
 bf16 there, so the swap has nothing to do).
 
@@ -70,7 +74,8 @@ def fast_pass(model: CausalLM, precision: str | bool) -> Iterator[bool]:
 
     ``precision`` is ``bf16``, ``fp32``, ``auto`` (resolved for the model's device by
     :func:`core.models.device.resolved_precision`) or a bool (True: bf16). bf16: the model runs on bf16 copies
-    of its weights (:func:`bf16_weights`) and, on a CPU with SDPA attention, on :func:`chunked_causal_attention`;
+    of its weights (:func:`bf16_weights`) and, on a CPU, on :func:`chunked_causal_attention` (for SDPA models)
+    and :func:`cpu_fast_layers`;
     everything is handed back on exit, after an error or a cancel too. fp32: the model is left as it is.
     The caller owns the no-grad or inference mode: the gradient features run backward passes in here.
     """
@@ -86,6 +91,7 @@ def fast_pass(model: CausalLM, precision: str | bool) -> Iterator[bool]:
         stack.enter_context(_pass_lock(model))
         stack.enter_context(bf16_weights(model))
         stack.enter_context(cpu_chunked_attention(unwrapped(model)))  # peft's wrapper holds no attention choice
+        stack.enter_context(cpu_fast_layers(model))
         yield True
 
 
@@ -248,6 +254,121 @@ def chunked_causal_attention(
         mixed = weights.view(batch, groups, shared * (hi - lo), end) @ value[:, :, :end]
         outputs.append(mixed.view(batch, groups, shared, hi - lo, dim))
     return torch.cat(outputs, dim=3).view(batch, heads, length, dim).transpose(1, 2).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------------
+# oneDNN's prepacked bf16 products for the linear layers
+# ---------------------------------------------------------------------------------------------------
+
+GATED_MLPS = frozenset({"LlamaMLP", "MistralMLP", "Qwen2MLP", "Qwen3MLP", "Olmo2MLP", "GraniteMLP"})
+"""MLP classes whose forward is ``down_proj(silu(gate_proj(x)) * up_proj(x))``: :func:`cpu_fast_layers` runs
+them as three products with the SiLU and the gate in the products' epilogues. Another class keeps its forward
+(its linear layers still run packed)."""
+
+
+@contextmanager
+def cpu_fast_layers(model: Any) -> Iterator[None]:
+    """Inside the block, the no-grad calls of ``model``'s plain bf16 ``nn.Linear`` layers on a CPU run on
+    oneDNN's prepacked weights, and a SiLU-gated MLP (:data:`GATED_MLPS`) runs fused.
+
+    oneDNN reorders a weight once into the blocked layout its bf16 kernel reads (``_reorder_linear_weight``);
+    ``torch.nn.functional.linear`` reorders on every call. Measured on this project's CPU, the packed products
+    give the same bits as ``F.linear``, 5-12 % faster on 4,096-token rows and about twice as fast on the few
+    rows of a generation step. The fused MLP also drops the passes of the SiLU and the product over the
+    (tokens x intermediate) activations, and rounds to bf16 once where the unfused one rounds three times:
+    scores moved by 0.37 % on average, towards float32 (0.31 % from it instead of 0.38 %). Together: 7 % off
+    perplexity + IFD (``bench/score.py``).
+
+    A call with gradients on (the gradient features, training), or on float32 or non-CPU inputs, runs the
+    layer's own forward, and so does a fused MLP one of whose products has a hook. The packed weights are made
+    at a layer's first call in the block and dropped at its end (a second bf16 copy of the linear weights
+    while the block lasts). Modules that already carry a forward of their own (an accelerate hook) and
+    adapter layers (peft's, whose base layer is packed) are left alone; nothing is left behind after the block.
+    """
+    if not _onednn_bf16() or next(model.parameters()).device.type != "cpu":
+        yield
+        return
+    packed: dict[Any, Any] = {}  # layer -> its packed weight
+    patched = []
+    try:
+        for module in model.modules():
+            if "forward" in vars(module):  # someone else's forward (an accelerate hook, an outer block's)
+                continue
+            if _plain_linear(module):
+                module.forward = functools.partial(_packed_linear, module, packed)
+            elif type(module).__name__ in GATED_MLPS and _gated(module):
+                module.forward = functools.partial(_packed_gated_mlp, module, packed)
+            else:
+                continue
+            patched.append(module)
+        yield
+    finally:
+        for module in patched:
+            vars(module).pop("forward", None)
+        packed.clear()
+
+
+def _onednn_bf16() -> bool:
+    import torch
+
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _plain_linear(module: Any) -> bool:
+    import torch
+
+    return type(module) is torch.nn.Linear
+
+
+def _gated(module: Any) -> bool:
+    import torch
+    from transformers.activations import SiLUActivation
+
+    parts = [getattr(module, name, None) for name in ("gate_proj", "up_proj", "down_proj")]
+    silu = type(getattr(module, "act_fn", None)) in (SiLUActivation, torch.nn.SiLU)
+    return silu and all(_plain_linear(part) and "forward" not in vars(part) for part in parts)
+
+
+def _packs_now(x: Any, *layers: Any) -> bool:
+    """Whether this call may run packed: no gradient to record, and bf16 inputs and weights on a CPU."""
+    import torch
+
+    return (
+        not torch.is_grad_enabled()
+        and x.dtype == torch.bfloat16
+        and x.device.type == "cpu"
+        and all(layer.weight.dtype == torch.bfloat16 for layer in layers)
+    )
+
+
+def _packed_weight(layer: Any, packed: dict[Any, Any]) -> Any:
+    import torch
+
+    if layer not in packed:
+        packed[layer] = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), None)
+    return packed[layer]
+
+
+def _packed_linear(layer: Any, packed: dict[Any, Any], x: Any) -> Any:
+    import torch
+
+    if not _packs_now(x, layer):
+        return type(layer).forward(layer, x)
+    return torch.ops.mkldnn._linear_pointwise(x, _packed_weight(layer, packed), layer.bias, "none", [], "")
+
+
+def _packed_gated_mlp(mlp: Any, packed: dict[Any, Any], x: Any) -> Any:
+    """``down(silu(gate(x)) * up(x))`` as three packed products, the SiLU and the gate in their epilogues."""
+    import torch
+
+    gate, up, down = mlp.gate_proj, mlp.up_proj, mlp.down_proj
+    hooked = any(layer._forward_hooks or layer._forward_pre_hooks for layer in (gate, up, down))
+    if hooked or not _packs_now(x, gate, up, down):  # a hook on a product must see that product's call
+        return type(mlp).forward(mlp, x)
+    linear = torch.ops.mkldnn._linear_pointwise
+    activated = linear(x, _packed_weight(gate, packed), gate.bias, "swish", [], "")
+    gated = linear.binary(x, activated, _packed_weight(up, packed), up.bias, "mul")
+    return linear(gated, _packed_weight(down, packed), down.bias, "none", [], "")
 
 
 # ---------------------------------------------------------------------------------------------------

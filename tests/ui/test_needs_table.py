@@ -20,12 +20,12 @@ def test_the_select_page_shows_the_estimate_before_launch(page, prepared_workspa
     at = page("select").run()
     at.selectbox(key="strategy").select("ifd_topk").run()  # IFD has not been scored here
     assert not at.exception
-    assert "What this needs: missing scores:ifd: about 6 s (reference CPU)" in _shown(at)
+    assert "What this needs: missing scores:ifd: about 5 s (reference CPU)" in _shown(at)
     table = _table(at)
     ifd = table.loc["the 'ifd' score: ifd scores"]
     assert (ifd.state, ifd["estimated time"], ifd["estimate from"]) == (
         "missing",
-        "about 6 s (reference CPU)",
+        "about 5 s (reference CPU)",
         "reference CPU",
     )
     assert table.loc["sentence embeddings (keyword-test)"].state == "present"
@@ -57,4 +57,4 @@ def test_the_runs_page_shows_the_estimate_before_launch(page):
     at = page("runs").run()
     at.selectbox(key="run_strategy").select("ifd_topk").run()
     assert not at.exception
-    assert "What this needs: missing scores:ifd: about 6 s (reference CPU)" in _shown(at)
+    assert "What this needs: missing scores:ifd: about 5 s (reference CPU)" in _shown(at)

@@ -1,4 +1,5 @@
-"""The fast pass: bf16 weights that come back as they were, the chunked CPU attention, the fused head and loss."""
+"""The fast pass: bf16 weights that come back as they were, the chunked CPU attention, oneDNN's packed linear
+layers, the fused head and loss."""
 
 from __future__ import annotations
 
@@ -216,6 +217,7 @@ def _state(model):
 
 def _assert_handed_back(model, before) -> None:
     assert model.config._attn_implementation == "sdpa"
+    assert not [name for name, module in model.named_modules() if "forward" in vars(module)]  # no packed layer left
     for name, param in model.named_parameters():
         original, pointer, values = before[name]
         assert param is original and param.data_ptr() == pointer and param.dtype == torch.float32, name
@@ -281,3 +283,78 @@ def test_head_nll_of_a_target_far_below_the_others_is_its_exact_logit_gap():
     expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 0]), reduction="none")
     torch.testing.assert_close(got, expected)  # 120 nats: a softmax would have rounded p to 0
     assert got[0] > 119
+
+
+onednn_bf16 = pytest.mark.skipif(not fast_passes._onednn_bf16(), reason="this CPU has no oneDNN bf16 kernels")
+
+
+@onednn_bf16
+def test_packed_linear_layers_give_the_bits_of_a_plain_product_and_step_aside_for_gradients(tokenizer):
+    network = tiny_causal_lm(tokenizer)
+    before = _state(network)
+    layer = network.model.layers[0].self_attn.q_proj
+    x = torch.randn(2, 5, 32).bfloat16()
+    with fast_pass(network, True):
+        assert "forward" in vars(layer)
+        with torch.inference_mode():
+            assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight))
+        x.requires_grad_(True)
+        layer(x).sum().backward()  # with gradients on, the layer's own forward runs: autograd sees the product
+        assert x.grad is not None and layer.weight.grad is not None
+    layer.weight.grad = None
+    _assert_handed_back(network, before)
+
+
+@onednn_bf16
+def test_the_gated_mlp_runs_fused_to_the_unfused_values(tokenizer, monkeypatch):
+    network = tiny_causal_lm(tokenizer)
+    mlp = network.model.layers[1].mlp
+    calls = []
+    fused = fast_passes._packed_gated_mlp
+    monkeypatch.setattr(fast_passes, "_packed_gated_mlp", lambda *args: calls.append(1) or fused(*args))
+    x = torch.randn(3, 7, 32, generator=torch.Generator().manual_seed(0)).bfloat16()
+    with fast_pass(network, True), torch.inference_mode():
+        ours = mlp(x)
+        reference = type(mlp).forward(mlp, x)  # the class's own forward: silu and the product apart, in bf16
+    assert calls == [1]
+    assert (ours.float() - reference.float()).norm() < 0.02 * reference.float().norm()
+
+
+@onednn_bf16
+def test_a_layer_with_a_forward_of_its_own_keeps_it(tokenizer):
+    network = tiny_causal_lm(tokenizer)
+    layer = network.model.layers[0].mlp.down_proj
+    hooked = layer.forward  # the bound method, as accelerate's hooks install their own
+    layer.forward = hooked
+    with fast_pass(network, True):
+        assert layer.forward is hooked
+        assert "forward" in vars(network.model.layers[0].mlp.up_proj)
+        assert "forward" not in vars(network.model.layers[0].mlp)  # fused, its down product would skip the hook
+        assert "forward" in vars(network.model.layers[1].mlp)
+    assert layer.forward is hooked
+
+
+@onednn_bf16
+def test_a_hook_on_a_product_of_the_mlp_still_sees_its_call(tokenizer):
+    network = tiny_causal_lm(tokenizer)
+    mlp = network.model.layers[0].mlp
+    seen = []
+    with fast_pass(network, True), torch.inference_mode():
+        handle = mlp.up_proj.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+        mlp(torch.randn(1, 4, 32).bfloat16())
+        handle.remove()
+    assert seen == [torch.Size([1, 4, 64])]
+
+
+def test_every_mlp_class_fused_has_the_gated_silu_forward_it_is_fused_to():
+    import importlib
+    import inspect
+
+    from transformers.models.llama.modeling_llama import LlamaMLP
+
+    expected = inspect.getsource(LlamaMLP.forward)  # down_proj(act_fn(gate_proj(x)) * up_proj(x))
+    assert "self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))" in expected
+    for name in fast_passes.GATED_MLPS:
+        family = name.removesuffix("MLP").lower()
+        module = importlib.import_module(f"transformers.models.{family}.modeling_{family}")
+        assert inspect.getsource(getattr(module, name).forward) == expected, name

@@ -66,7 +66,7 @@ def test_a_strategy_needing_ifd_lists_it_missing_with_an_estimate_then_measured_
     ifd = found["scores:ifd"]
     assert found["embeddings"].present and not ifd.present
     assert ifd.rows == 24 and ifd.source == needs.REFERENCE
-    assert ifd.seconds == pytest.approx(24 / 4.31)  # core/score/cost.py's IFD rate on the reference CPU
+    assert ifd.seconds == pytest.approx(24 / 4.89)  # core/score/cost.py's IFD rate on the reference CPU
     assert "(reference CPU)" in ifd.estimate()
 
     # an IFD run recorded in this workspace (another dataset's: a rate belongs to the machine) is used instead
@@ -143,7 +143,7 @@ def test_cli_select_prints_what_is_missing_before_it_runs(store, capsys):
     args = ["select", "--strategy", "ifd_topk", "--budget", "5", "--workspace", str(store.workspace)]
     assert main(args) == 1  # the scores are missing: the run refuses, after saying what they would take
     out = capsys.readouterr().out
-    assert "ifd_topk needs:" in out and "scores:ifd: missing, 24 rows, about 6 s (reference CPU)" in out
+    assert "ifd_topk needs:" in out and "scores:ifd: missing, 24 rows, about 5 s (reference CPU)" in out
     assert main(["select", "--strategy", "random", "--budget", "5", "--workspace", str(store.workspace)]) == 0
     out = capsys.readouterr().out
     assert "needs:" not in out and "cost: " in out and "on cpu (embeddings" in out
