@@ -277,7 +277,7 @@ def cpu_fast_layers(model: Any) -> Iterator[None]:
     rows of a generation step. The fused MLP also drops the passes of the SiLU and the product over the
     (tokens x intermediate) activations, and rounds to bf16 once where the unfused one rounds three times:
     scores moved by 0.37 % on average, towards float32 (0.31 % from it instead of 0.38 %). Together: 7 % off
-    perplexity + IFD (``bench/score.py``).
+    perplexity + IFD on 80 rows, interleaved in one process (docs/benchmarks.md).
 
     A call with gradients on (the gradient features, training), or on float32 or non-CPU inputs, runs the
     layer's own forward, and so does a fused MLP one of whose products has a hook. The packed weights are made
