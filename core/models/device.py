@@ -29,6 +29,14 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@functools.cache
+def cpu_has_onednn_bf16() -> bool:
+    """True when torch's oneDNN backend has bf16 kernels on this CPU (its prepacked products need them)."""
+    import torch
+
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 PRECISIONS = ("auto", "bf16", "fp32")
 
 

@@ -285,7 +285,9 @@ def cpu_fast_layers(model: Any) -> Iterator[None]:
     while the block lasts). Modules that already carry a forward of their own (an accelerate hook) and
     adapter layers (peft's, whose base layer is packed) are left alone; nothing is left behind after the block.
     """
-    if not _onednn_bf16() or next(model.parameters()).device.type != "cpu":
+    from core.models.device import cpu_has_onednn_bf16
+
+    if not cpu_has_onednn_bf16() or next(model.parameters()).device.type != "cpu":
         yield
         return
     packed: dict[Any, Any] = {}  # layer -> its packed weight
@@ -306,12 +308,6 @@ def cpu_fast_layers(model: Any) -> Iterator[None]:
         for module in patched:
             vars(module).pop("forward", None)
         packed.clear()
-
-
-def _onednn_bf16() -> bool:
-    import torch
-
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _plain_linear(module: Any) -> bool:

@@ -143,11 +143,10 @@ def _tick_cell(page, cell: tuple[float, float], done, what: str, attempts: int =
         page.wait_for_timeout(300)
         page.keyboard.press(" ")
         wait_idle(page)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if done():
-                return
-            time.sleep(0.2)
+        try:
+            return _until(done, what, seconds=15)
+        except AssertionError:
+            continue  # the click was lost: click and tick again
     raise AssertionError(f"{what} never reached the store after {attempts} clicks")
 
 

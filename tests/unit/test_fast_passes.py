@@ -9,6 +9,7 @@ import torch
 
 from core.gradients.features import gradient_features
 from core.models import fast as fast_passes
+from core.models.device import cpu_has_onednn_bf16
 from core.models.fast import (
     ATTENTION_NAME,
     bf16_weights,
@@ -285,7 +286,7 @@ def test_head_nll_of_a_target_far_below_the_others_is_its_exact_logit_gap():
     assert got[0] > 119
 
 
-onednn_bf16 = pytest.mark.skipif(not fast_passes._onednn_bf16(), reason="this CPU has no oneDNN bf16 kernels")
+onednn_bf16 = pytest.mark.skipif(not cpu_has_onednn_bf16(), reason="this CPU has no oneDNN bf16 kernels")
 
 
 @onednn_bf16
