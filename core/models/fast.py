@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
+import itertools
 import math
 import threading
 import weakref
@@ -176,7 +177,8 @@ def _attention_forward(
         if not (_covered(module, query, key, None, dropout, causal, kwargs) and packing.fits(query)):
             raise PackingMissed("a packed pass reached an attention call the chunked attention does not cover")
         packing.calls += 1
-        return packed_causal_attention(query, key, value, packing.bounds, scaling), None
+        plan = packing.plan(QUERY_CHUNK, query.dtype, query.device)
+        return packed_causal_attention(query, key, value, plan, scaling), None
     if _covered(module, query, key, attention_mask, dropout, causal, kwargs):
         return chunked_causal_attention(query, key, value, attention_mask, scaling), None
     return sdpa_attention_forward(
@@ -382,9 +384,17 @@ class PackingMissed(RuntimeError):
 class _Packing:
     bounds: torch.Tensor  # (n + 1,) the sequences' first positions in the row, then the row's length
     calls: int = 0
+    plans: dict[tuple[Any, ...], list[_Chunk]] = dataclasses.field(default_factory=dict)
 
     def fits(self, query: torch.Tensor) -> bool:
         return query.shape[0] == 1 and query.shape[2] == int(self.bounds[-1])
+
+    def plan(self, chunk: int, dtype: torch.dtype, device: torch.device) -> list[_Chunk]:
+        """The row's chunks, made by the first layer's call and reused by the others (same row, same masks)."""
+        key = (chunk, dtype, device)
+        if key not in self.plans:
+            self.plans[key] = packed_plan(self.bounds, chunk, dtype, device)
+        return self.plans[key]
 
 
 _PACKING: contextvars.ContextVar[_Packing | None] = contextvars.ContextVar("curate_packing", default=None)
@@ -419,21 +429,65 @@ def packs(model: CausalLM) -> bool:
     return getattr(config, "_attn_implementation", None) == ATTENTION_NAME
 
 
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    lo: int  # the chunk's queries are the row's positions [lo, hi)
+    hi: int
+    first: int  # the start of the sequence holding lo: the chunk's own keys are [first, hi)
+    hidden: torch.Tensor  # (hi - lo, hi - first): 0 where a query sees the key, the dtype's lowest where not
+
+
+def packed_plan(bounds: torch.Tensor, chunk: int, dtype: torch.dtype, device: torch.device) -> list[_Chunk]:
+    """The query chunks of a packed row (``bounds`` as :func:`packed_causal_attention` takes them), each with
+    the additive mask of its own keys: a key of another sequence, or a later one, is hidden.
+
+    Chunks follow the sequences: whole sequences of up to ``chunk`` positions share a chunk, and a longer one
+    is cut into chunks of its own. Cutting the row every ``chunk`` positions instead made a chunk that starts
+    late in a sequence multiply with all of that sequence's earlier keys and the next one's: 37 % more
+    scores on rows of instruction data (a sequence of 116 tokens on average), for 24 % fewer chunks.
+    """
+    import torch
+
+    edges = [int(b) for b in bounds.tolist()]
+    spans: list[tuple[int, int, int]] = []  # (lo, hi, first)
+    for start, end in itertools.pairwise(edges):
+        if end - start > chunk:
+            spans.extend((lo, min(end, lo + chunk), start) for lo in range(start, end, chunk))
+        elif spans and spans[-1][2] == spans[-1][0] and end - spans[-1][0] <= chunk and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end, spans[-1][0])  # joins the whole sequences before it
+        else:
+            spans.append((start, end, start))
+    sizes = torch.tensor(edges).diff()
+    sequence = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # which sequence each position is in
+    positions = torch.arange(edges[-1])
+    lowest = torch.finfo(dtype).min
+    chunks = []
+    for lo, hi, first in spans:
+        hidden = (sequence[None, first:hi] != sequence[lo:hi, None]) | (
+            positions[None, first:hi] > positions[lo:hi, None]
+        )
+        bias = torch.zeros(hidden.shape, dtype=dtype).masked_fill_(hidden, lowest)
+        chunks.append(_Chunk(lo, hi, first, bias.to(device)))
+    return chunks
+
+
 def packed_causal_attention(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
-    bounds: torch.Tensor,
+    bounds: torch.Tensor | list[_Chunk],
     scaling: float | None = None,
     chunk: int = QUERY_CHUNK,
 ) -> torch.Tensor:
     """:func:`chunked_causal_attention` over one row that holds several sequences back to back.
 
     ``query`` is (1, H, T, d); ``key`` and ``value`` (1, G, P + T, d), the P cached keys a prefix every
-    sequence shares; ``bounds`` (n + 1,) the sequences' starts in the row, then T. A query attends to the
-    prefix and to its own sequence's keys up to itself. Chunk [lo, hi) is multiplied with the prefix and with
-    the row's keys from the start of the sequence holding ``lo`` to ``hi``: no product with a key of another
-    sequence but the chunk's own neighbours, which are masked. Returns (1, T, H, d).
+    sequence shares; ``bounds`` (n + 1,) the sequences' starts in the row, then T, or the row's
+    :func:`packed_plan` already made for this dtype. A query attends to the prefix and to its own
+    sequence's keys up to itself. Chunk [lo, hi) is multiplied with the prefix and with the row's keys from
+    the start of the sequence holding ``lo`` to ``hi``: no product with a key of another sequence but the
+    chunk's own neighbours, which the plan's mask hides. Adding that mask costs a third of filling the scores
+    through a boolean one (a broadcast mask is the slow case of ``masked_fill_``). Returns (1, T, H, d).
     """
     import torch
 
@@ -441,24 +495,16 @@ def packed_causal_attention(
     groups, offset = key.shape[1], key.shape[2] - length
     shared = heads // groups
     scale = scaling if scaling is not None else 1 / math.sqrt(dim)
+    plan = bounds if isinstance(bounds, list) else packed_plan(bounds, chunk, query.dtype, query.device)
     queries = (query * scale).view(1, groups, shared, length, dim)
     keys_t = key.transpose(-1, -2)
     value = value.to(query.dtype)
-    lowest = torch.finfo(query.dtype).min
-    sizes = bounds.diff()
-    sequence = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # which sequence each position is in
-    starts = bounds[:-1][sequence].tolist()
-    positions = torch.arange(length)
     outputs = []
-    for lo in range(0, length, chunk):
-        hi = min(length, lo + chunk)
-        first = starts[lo]
+    for part in plan:
+        lo, hi, first = part.lo, part.hi, part.first
         rows = queries[:, :, :, lo:hi].reshape(1, groups, shared * (hi - lo), dim)
         own = (rows @ keys_t[..., offset + first : offset + hi]).view(1, groups, shared, hi - lo, hi - first)
-        hidden = (sequence[None, first:hi] != sequence[lo:hi, None]) | (
-            positions[None, first:hi] > positions[lo:hi, None]
-        )
-        own.masked_fill_(hidden.to(query.device), lowest)
+        own += part.hidden
         if offset:
             ahead = (rows @ keys_t[..., :offset]).view(1, groups, shared, hi - lo, offset)
             scores = torch.cat([ahead, own], dim=-1)
@@ -506,8 +552,8 @@ def _chunk_nll(
 
     The (c, V) work stays in the pass's dtype: the softmax of bf16 logits sums in float32 inside its kernel,
     and float32 copies of the logits were most of the head's time (they go to memory: 50 MB a chunk). The
-    target's entry p_t - 1 is -(sum of the other probabilities), summed in float32: computed as p_t - 1 in
-    bf16 it would lose most of its digits when p_t is near 1. The row weights scale the (c, h) product, not
+    target's entry p_t - 1 is -(sum of the other probabilities), added up in float32: computed as p_t - 1
+    in bf16 it would lose most of its digits when p_t is near 1. The row weights scale the (c, h) product, not
     the (c, V) probabilities.
     """
     probs = (hidden @ weight.t()).softmax(dim=1)
@@ -518,16 +564,20 @@ def _chunk_nll(
 def _target_nll(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(c,) float32 -log p_t of each row's target; ``probs`` (c, V) becomes softmax - onehot in place.
 
-    Near p_t = 1 the NLL comes from the other probabilities' float32 sum (no cancellation); an underflowing
-    p_t counts as float32's smallest normal number (87.3 nats).
+    Near p_t = 1 the NLL comes from the sum of the other probabilities (a float32 accumulator, rounded once
+    to the probabilities' dtype: no cancellation); an underflowing p_t counts as float32's smallest normal
+    number (87.3 nats).
     """
     import torch
 
     rows = torch.arange(len(targets), device=targets.device)
     picked = probs[rows, targets].float()
     probs[rows, targets] = 0
-    rest = probs.sum(dim=1, dtype=torch.float32)
-    probs[rows, targets] = (-rest).to(probs.dtype)  # the row is now softmax - onehot
+    # The CPU sum of bf16 adds in float32 and rounds once at the end (2^-9 of the sum); asking it for a
+    # float32 result instead copies the whole (c, V) block to float32 first: 50x slower, 4 % of a pass.
+    rest = probs.sum(dim=1)
+    probs[rows, targets] = -rest  # the row is now softmax - onehot
+    rest = rest.float()
     return torch.where(picked > 0.5, -torch.log1p(-rest), -picked.clamp_min(torch.finfo(torch.float32).tiny).log())
 
 

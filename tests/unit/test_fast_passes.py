@@ -3,6 +3,7 @@ layers, the fused head and loss."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -19,6 +20,7 @@ from core.models.fast import (
     fused_head_allowed,
     head_nll,
     packed_causal_attention,
+    packed_plan,
     weighted_head_nll,
 )
 from core.models.passes import collate, render_examples
@@ -196,20 +198,34 @@ def test_chunked_attention_after_cached_prefix_keys_equals_sdpa(padded):
         torch.testing.assert_close(ours[row, :n], expected[row, :n], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("sizes", [[9, 3, 12], [2, 2, 9, 1, 3, 12, 4]])
 @pytest.mark.parametrize("prefix", [0, 7])
-def test_packed_attention_gives_each_sequence_its_own_attention(prefix):
-    """Three sequences back to back in one row (after ``prefix`` cached keys every one shares): each output is
-    the one its sequence gets alone, although query chunks of 5 straddle the sequences' ends."""
+def test_packed_attention_gives_each_sequence_its_own_attention(prefix, sizes):
+    """Sequences back to back in one row (after ``prefix`` cached keys every one shares): each output is the
+    one its sequence gets alone, with query chunks of 5 that cut the long sequences and hold several short
+    ones (2 + 2, then 1 + 3)."""
     generator = torch.Generator().manual_seed(5)
-    sizes = [9, 3, 12]
     query = torch.randn(1, 6, sum(sizes), 8, generator=generator)
     key, value = (torch.randn(1, 2, prefix + sum(sizes), 8, generator=generator) for _ in range(2))
-    bounds = torch.tensor([0, 9, 12, 24])
+    bounds = torch.tensor([0, *np.cumsum(sizes)])
     ours = packed_causal_attention(query, key, value, bounds, scaling=0.4, chunk=5)
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         own = [*range(prefix), *range(prefix + lo, prefix + hi)]
         alone = chunked_causal_attention(query[:, :, lo:hi], key[:, :, own], value[:, :, own], None, scaling=0.4)
         torch.testing.assert_close(ours[:, lo:hi], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_a_packed_plan_puts_short_sequences_together_and_cuts_long_ones_at_their_start():
+    plan = packed_plan(torch.tensor([0, 2, 4, 13, 14, 17, 29]), 5, torch.float32, torch.device("cpu"))
+    assert [(c.lo, c.hi, c.first) for c in plan] == [
+        (0, 4, 0),
+        (4, 9, 4),
+        (9, 13, 4),
+        (13, 17, 13),
+        (17, 22, 17),
+        (22, 27, 17),
+        (27, 29, 17),
+    ]
 
 
 def _state(model):
@@ -287,6 +303,21 @@ def test_head_nll_of_a_target_far_below_the_others_is_its_exact_logit_gap():
 
 
 onednn_bf16 = pytest.mark.skipif(not cpu_has_onednn_bf16(), reason="this CPU has no oneDNN bf16 kernels")
+
+
+def test_head_nll_of_a_nearly_certain_bf16_target_keeps_its_digits():
+    # 49,152 other tokens 16 to 20 nats below the target: p_t = 1 - 6e-3..1e-4, which bf16 rounds by up to
+    # 2e-3 (to 1 for the last): 1 - p_t taken from a bf16 p_t would be off by 30 % to 100 %
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 49_152, generator=generator) * 0.1 - torch.tensor([[16.0], [18.0], [20.0]])
+    logits[:, 7] = 0.0
+    logits = logits.to(torch.bfloat16)
+    targets = torch.tensor([7, 7, 7])
+    # float64: float32's log-sum-exp minus the target's logit itself loses 7 % of an NLL of 1e-4
+    expected = torch.nn.functional.cross_entropy(logits.double(), targets, reduction="none").float()
+    got = head_nll(logits, lambda x: x, targets)
+    assert bool((expected < 6e-3).all())
+    torch.testing.assert_close(got, expected, rtol=0.004, atol=0)  # 0.4 %, not the 100 % of a rounded-off p_t
 
 
 @onednn_bf16

@@ -100,9 +100,9 @@ def test_the_fast_pass_packs_sequences_into_rows_with_the_nll_of_padded_batches(
     rows: list[int] = []
     real_packed = fast.packed_causal_attention
 
-    def counted(query, key, value, bounds, scaling=None):
-        rows.append(len(bounds) - 1)
-        return real_packed(query, key, value, bounds, scaling)
+    def counted(query, key, value, plan, scaling=None):
+        rows.append(len(fast._PACKING.get().bounds) - 1)  # the sequences of the row
+        return real_packed(query, key, value, plan, scaling)
 
     monkeypatch.setattr(fast, "packed_causal_attention", counted)
     packed = passes.response_nll(model, sequences, **options)

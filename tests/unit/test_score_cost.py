@@ -19,7 +19,7 @@ def test_the_estimate_grows_with_the_rows_and_a_million_ifd_rows_take_days():
     assert cost.projected_seconds("ifd", 1_000, "fp32") > small  # float32 is slower
     assert cost.projected_seconds("perplexity", 1_000) < small  # one pass instead of two
     line = cost.cost_line("ifd", 1_000_000)
-    assert "1,000,000 examples with ifd takes about 2.4 days" in line and "stratified sample" in line
+    assert "1,000,000 examples with ifd takes about 2.3 days" in line and "stratified sample" in line
     assert "stratified" not in cost.cost_line("ifd", 100)  # a short run is just stated
     assert cost.cost_line("heuristics", 1_000_000) is None  # not an LM: seconds, nothing to warn about
 
@@ -51,7 +51,7 @@ def test_the_cli_states_the_cost_and_asks_for_yes_above_the_threshold(workspace,
     assert main(["score", "--workspace", str(workspace), "--scorer", "ifd", "--model", "m"]) == 1
     out, err = capsys.readouterr()
     assert "with ifd takes about" in out
-    assert "add --yes" in err and "--limit 4 for a stratified sample" in err
+    assert "add --yes" in err and "--limit 5 for a stratified sample" in err
     assert loaded == []  # refused before any model loads
 
 
