@@ -23,7 +23,8 @@ their bf16 passes in it; a float32 pass runs as the model is (SDPA, float32 weig
 
 With the chunked attention, scoring packs its sequences back to back into rows with no padding
 (:func:`packed_sequences`, :func:`packed_causal_attention`): each sequence attends to the shared cached
-prefix and to itself. The row's padding was a fifth of the tokens of length-sorted batches.
+prefix and to itself. The row's padding was a fifth of the tokens of length-sorted batches. The row's query
+chunks follow its sequences and carry additive masks, both made once for all layers (:func:`packed_plan`).
 
 And on a CPU with oneDNN's bf16 kernels, :func:`cpu_fast_layers`: the linear layers' no-grad calls run on
 weights prepacked once for oneDNN, and a SiLU-gated MLP as three such products with the SiLU and the gate
