@@ -302,9 +302,6 @@ def test_head_nll_of_a_target_far_below_the_others_is_its_exact_logit_gap():
     assert got[0] > 119
 
 
-onednn_bf16 = pytest.mark.skipif(not cpu_has_onednn_bf16(), reason="this CPU has no oneDNN bf16 kernels")
-
-
 def test_head_nll_of_a_nearly_certain_bf16_target_keeps_its_digits():
     # 49,152 other tokens 16 to 20 nats below the target: p_t = 1 - 6e-3..1e-4, which bf16 rounds by up to
     # 2e-3 (to 1 for the last): 1 - p_t taken from a bf16 p_t would be off by 30 % to 100 %
@@ -318,6 +315,9 @@ def test_head_nll_of_a_nearly_certain_bf16_target_keeps_its_digits():
     got = head_nll(logits, lambda x: x, targets)
     assert bool((expected < 6e-3).all())
     torch.testing.assert_close(got, expected, rtol=0.004, atol=0)  # 0.4 %, not the 100 % of a rounded-off p_t
+
+
+onednn_bf16 = pytest.mark.skipif(not cpu_has_onednn_bf16(), reason="this CPU has no oneDNN bf16 kernels")
 
 
 @onednn_bf16
