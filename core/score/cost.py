@@ -10,7 +10,8 @@ from __future__ import annotations
 # Examples per second on the reference 2-core CPU, docs/benchmarks.md "bench/score.py: LM scoring": IFDScorer on
 # 500 pool examples (SmolLM2-135M, max_length 512), the bf16 fast pass (issue 21: bf16 weights, the chunked
 # attention, packed rows, oneDNN's packed linear layers, chunks that follow the sequences) and float32 measured
-# side by side on a quiet box on 2026-12-05: 5.04 and 2.21 ex/s (the median of three runs for each).
+# side by side on a quiet box on 2026-12-05: 5.04 and 2.21 ex/s (the median of three runs for each; a fourth
+# measured 5.11 and 2.26).
 # IFD runs two passes (the conditional one, 176 tokens a mean example, and the response alone: 243 tokens an
 # example in all); perplexity runs only the conditional one, so its rate is IFD's scaled by the token counts.
 IFD_BF16 = 5.04
