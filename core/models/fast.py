@@ -439,8 +439,9 @@ class _Chunk:
 
 
 def packed_plan(bounds: torch.Tensor, chunk: int, dtype: torch.dtype, device: torch.device) -> list[_Chunk]:
-    """The query chunks of a packed row (``bounds`` as :func:`packed_causal_attention` takes them), each with
-    the additive mask of its own keys: a key of another sequence, or a later one, is hidden.
+    """The query chunks of a packed row, each with the additive mask of its own keys: a key of another
+    sequence, or a later one, is hidden. ``bounds`` (n + 1,) holds the sequences' starts in the row, then
+    the row's length.
 
     Chunks follow the sequences: whole sequences of up to ``chunk`` positions share a chunk, and a longer one
     is cut into chunks of its own. Cutting the row every ``chunk`` positions instead made a chunk that starts
@@ -454,8 +455,8 @@ def packed_plan(bounds: torch.Tensor, chunk: int, dtype: torch.dtype, device: to
     for start, end in itertools.pairwise(edges):
         if end - start > chunk:
             spans.extend((lo, min(end, lo + chunk), start) for lo in range(start, end, chunk))
-        elif spans and spans[-1][2] == spans[-1][0] and end - spans[-1][0] <= chunk and spans[-1][1] == start:
-            spans[-1] = (spans[-1][0], end, spans[-1][0])  # joins the whole sequences before it
+        elif spans and end - spans[-1][2] <= chunk:  # joins the chunk before (never a long sequence's piece,
+            spans[-1] = (spans[-1][0], end, spans[-1][2])  # whose first is that sequence's start)
         else:
             spans.append((start, end, start))
     sizes = torch.tensor(edges).diff()
@@ -476,18 +477,16 @@ def packed_causal_attention(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
-    bounds: torch.Tensor | list[_Chunk],
+    plan: list[_Chunk],
     scaling: float | None = None,
-    chunk: int = QUERY_CHUNK,
 ) -> torch.Tensor:
     """:func:`chunked_causal_attention` over one row that holds several sequences back to back.
 
     ``query`` is (1, H, T, d); ``key`` and ``value`` (1, G, P + T, d), the P cached keys a prefix every
-    sequence shares; ``bounds`` (n + 1,) the sequences' starts in the row, then T, or the row's
-    :func:`packed_plan` already made for this dtype. A query attends to the prefix and to its own
-    sequence's keys up to itself. Chunk [lo, hi) is multiplied with the prefix and with the row's keys from
-    the start of the sequence holding ``lo`` to ``hi``: no product with a key of another sequence but the
-    chunk's own neighbours, which the plan's mask hides. Adding that mask costs a third of filling the scores
+    sequence shares; ``plan`` the row's :func:`packed_plan` in the query's dtype (made once for all layers).
+    A query attends to the prefix and to its own sequence's keys up to itself. Chunk [lo, hi) is multiplied
+    with the prefix and with the row's keys from the start of the sequence holding ``lo`` to ``hi``: no
+    product with a key of another sequence but the chunk's own neighbours, which the plan's mask hides. Adding that mask costs a third of filling the scores
     through a boolean one (a broadcast mask is the slow case of ``masked_fill_``). Returns (1, T, H, d).
     """
     import torch
@@ -496,7 +495,6 @@ def packed_causal_attention(
     groups, offset = key.shape[1], key.shape[2] - length
     shared = heads // groups
     scale = scaling if scaling is not None else 1 / math.sqrt(dim)
-    plan = bounds if isinstance(bounds, list) else packed_plan(bounds, chunk, query.dtype, query.device)
     queries = (query * scale).view(1, groups, shared, length, dim)
     keys_t = key.transpose(-1, -2)
     value = value.to(query.dtype)

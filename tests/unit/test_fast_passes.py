@@ -208,7 +208,8 @@ def test_packed_attention_gives_each_sequence_its_own_attention(prefix, sizes):
     query = torch.randn(1, 6, sum(sizes), 8, generator=generator)
     key, value = (torch.randn(1, 2, prefix + sum(sizes), 8, generator=generator) for _ in range(2))
     bounds = torch.tensor([0, *np.cumsum(sizes)])
-    ours = packed_causal_attention(query, key, value, bounds, scaling=0.4, chunk=5)
+    plan = packed_plan(bounds, 5, query.dtype, query.device)
+    ours = packed_causal_attention(query, key, value, plan, scaling=0.4)
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         own = [*range(prefix), *range(prefix + lo, prefix + hi)]
         alone = chunked_causal_attention(query[:, :, lo:hi], key[:, :, own], value[:, :, own], None, scaling=0.4)
