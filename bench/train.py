@@ -61,11 +61,8 @@ RUNS = ("ours", "ours_bf16", "trainer")
 
 
 def run_ours(lm: Any, frame: Any, config: Any) -> dict[str, Any]:
-    import torch
-
     from core.train.trainer import train
 
-    torch.manual_seed(config.seed)  # train() draws the adapter from the global RNG: both precisions start alike
     with tempfile.TemporaryDirectory(prefix="bench-train-") as folder:
         result = train(lm.model, lm.tokenizer, frame, config, Path(folder))
     # result.seconds is the training loop (and the final adapter save); the model copy, the adapter set-up and

@@ -270,8 +270,6 @@ def _run_round(
 ) -> tuple[RoundRecord, Any]:
     """Pick, fine-tune on the cumulative selection, generate, score (here, or on ``work``'s engine),
     update; write the round's files."""
-    import torch
-
     pool = plan.pool
     now = plan.decisions()  # the curator's decisions in force at the start of this round
     curator = _curator_weights(plan.clusters, now.weights)
@@ -291,10 +289,16 @@ def _run_round(
     )
     cumulative = np.concatenate([selected, new])
     round_files.keep_training_set(round_dir, [pool.example_ids[i] for i in cumulative], round_dir / "train")
-    # train() draws the new adapter's initial weights from the global torch RNG before seeding it, so seed
-    # here: otherwise round t's adapter would depend on what ran before it, and a resumed run would differ
-    torch.manual_seed(config.seed + t)
-    trained = train(start, tokenizer, plan.examples.iloc[cumulative], config, round_dir / "train", **train_callbacks)
+    # each round draws its own adapter (seed + t), the same one in a whole run and in a resumed one
+    trained = train(
+        start,
+        tokenizer,
+        plan.examples.iloc[cumulative],
+        config,
+        round_dir / "train",
+        adapter_seed=config.seed + t,
+        **train_callbacks,
+    )
     scored = cumulative if plan.generate_for == "all" else new
     frame = plan.examples.iloc[scored].reset_index(drop=True)
     if work is not None:

@@ -228,12 +228,14 @@ def train(
     *,
     on_step: Callable[[TrainStatus], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    adapter_seed: int | None = None,
 ) -> TrainResult:
     """Fine-tune a copy of ``base_model`` on ``examples`` (instruction, input, output) into ``out_dir``.
 
     Resumes from ``out_dir/checkpoint`` when one exists. Raises :class:`Cancelled` after saving a
-    checkpoint when ``should_stop`` returns true between steps. The new adapter is drawn from the global
-    torch RNG as it stands (the caller seeds it); training itself is seeded by ``config.seed``.
+    checkpoint when ``should_stop`` returns true between steps. The new adapter is drawn from
+    ``adapter_seed`` (``config.seed`` when None) and training itself is seeded by ``config.seed``, so the
+    same call gives the same weights whatever the process ran before it.
     """
     import torch
 
@@ -243,6 +245,7 @@ def train(
         raise ValueError("nothing to train on: the selection is empty")
     data = render_examples(tokenizer, examples, config.max_length)
     plan = step_plan(len(data), config)
+    torch.manual_seed(config.seed if adapter_seed is None else adapter_seed)  # LoRA's A matrices draw from it
     session = _new_session(base_model, tokenizer, config, len(plan))
     restore_session(session, out_dir)
     start = session.step

@@ -90,6 +90,19 @@ def test_a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one(tiny
             assert torch.allclose(a, b, atol=1e-6), name
 
 
+def test_the_same_config_trains_the_same_adapter_whatever_the_process_drew_before(tiny, tmp_path):
+    import torch
+
+    model, tokenizer = tiny
+    first = train(model, tokenizer, ROWS, CONFIG, tmp_path / "first")
+    torch.rand(1000)  # other work in the same process moves the global RNG
+    second = train(model, tokenizer, ROWS, CONFIG, tmp_path / "second")
+    other = train(model, tokenizer, ROWS, CONFIG, tmp_path / "other", adapter_seed=CONFIG.seed + 1)
+    assert second.losses == first.losses
+    assert other.losses[:2] == first.losses[:2]  # B starts at zero and the first step's rate is 0 (warm-up)
+    assert other.losses[2:] != first.losses[2:]  # then the adapter's other A matrices show
+
+
 def test_full_fine_tune_trains_every_weight(tiny, tmp_path):
     model, tokenizer = tiny
     config = TrainConfig(**{**CONFIG.__dict__, "method": "full", "learning_rate": 1e-3, "epochs": 1})
