@@ -99,8 +99,7 @@ def test_the_same_config_trains_the_same_adapter_whatever_the_process_drew_befor
     second = train(model, tokenizer, ROWS, CONFIG, tmp_path / "second")
     other = train(model, tokenizer, ROWS, CONFIG, tmp_path / "other", adapter_seed=CONFIG.seed + 1)
     assert second.losses == first.losses
-    assert other.losses[:2] == first.losses[:2]  # B starts at zero and the first step's rate is 0 (warm-up)
-    assert other.losses[2:] != first.losses[2:]  # then the adapter's other A matrices show
+    assert other.losses != first.losses  # the seed is what draws the adapter
 
 
 def test_full_fine_tune_trains_every_weight(tiny, tmp_path):
