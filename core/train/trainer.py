@@ -198,20 +198,20 @@ def epoch_steps(n_examples: int, config: TrainConfig) -> int:
 
 
 def start_session(
-    base_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, total_steps: int
+    base_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    config: TrainConfig,
+    total_steps: int,
+    adapter_seed: int | None = None,
 ) -> TrainingSession:
-    """A trainable copy of ``base_model`` with a schedule over ``total_steps``, its adapter drawn from ``config.seed``."""
+    """A trainable copy of ``base_model`` with a schedule over ``total_steps``, its adapter drawn from
+    ``adapter_seed`` (``config.seed`` when None), whatever the process drew before."""
     import torch
 
     if total_steps < 1:
         raise ValueError(f"total_steps must be at least 1, not {total_steps}")
-    torch.manual_seed(config.seed)  # before prepare_model: LoRA's A matrices are drawn from the torch RNG
-    return _new_session(base_model, tokenizer, config, total_steps)
-
-
-def _new_session(
-    base_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, total_steps: int
-) -> TrainingSession:
+    # before prepare_model: LoRA's A matrices are drawn from the torch RNG
+    torch.manual_seed(config.seed if adapter_seed is None else adapter_seed)
     if config.precision == "bf16":  # before the copy: refused on hardware that would emulate bf16
         require_native_bf16(next(base_model.parameters()).device.type)
     model = prepare_model(base_model, config)
@@ -245,8 +245,7 @@ def train(
         raise ValueError("nothing to train on: the selection is empty")
     data = render_examples(tokenizer, examples, config.max_length)
     plan = step_plan(len(data), config)
-    torch.manual_seed(config.seed if adapter_seed is None else adapter_seed)  # LoRA's A matrices draw from it
-    session = _new_session(base_model, tokenizer, config, len(plan))
+    session = start_session(base_model, tokenizer, config, len(plan), adapter_seed)
     restore_session(session, out_dir)
     start = session.step
     if start == 0:  # a resumed run restores the RNG state of its checkpoint instead
